@@ -1,0 +1,61 @@
+//! Block headers: the value validators agree on (DESIGN.md "Agreement").
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounded::BoundedVec;
+use crate::hash::{Hash32, HashAlgorithm, HashContext};
+use crate::ids::{BlockNumber, BlockTime, ChainId};
+
+/// Most co-chains one chain links to (DESIGN.md "Chain link").
+pub const MAX_CHAIN_LINKS: usize = 2;
+
+/// The latest known block of a linked co-chain, anchored in a header.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct LinkRef {
+    /// The linked chain.
+    pub chain: ChainId,
+    /// Its block number.
+    pub block: BlockNumber,
+    /// Its block hash.
+    pub hash: Hash32,
+}
+
+/// A block header: block number, parent hash, job file root and count,
+/// ledger root, validator set hash, co-chain link hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// Convergence counter: 0 for the first genesis, +1 per convergence.
+    pub epoch: u32,
+    /// Block number within the epoch.
+    pub number: BlockNumber,
+    /// Block start time.
+    pub time: BlockTime,
+    /// Hash of the previous block (or of the genesis).
+    pub parent: Hash32,
+    /// rs_merkle root over the block's sorted job entries.
+    pub job_root: Hash32,
+    /// Number of jobs in the block's job file.
+    pub job_count: u64,
+    /// Ledger state root after applying the block.
+    pub ledger_root: Hash32,
+    /// Hash of the validator set that signs this block.
+    pub validator_set_hash: Hash32,
+    /// Latest known blocks of up to two linked co-chains.
+    pub links: BoundedVec<LinkRef, MAX_CHAIN_LINKS>,
+}
+
+impl BlockHeader {
+    /// The block hash under `algo` (the chain's hash algorithm).
+    pub fn hash_with(&self, algo: HashAlgorithm) -> Hash32 {
+        algo.hash(HashContext::BlockHeader, &crate::wire::encode_bare(self))
+    }
+
+    /// The block hash under blake3.
+    pub fn hash(&self) -> Hash32 {
+        self.hash_with(HashAlgorithm::Blake3)
+    }
+}

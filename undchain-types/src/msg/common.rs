@@ -1,0 +1,105 @@
+//! Pieces several messages share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounded::{BoundedString, BoundedVec};
+use crate::crypto::PublicKey;
+use crate::hash::Hash32;
+use crate::roles::ValidatorClass;
+
+/// Longest address text (host:port, or a medium-specific route).
+pub const MAX_ADDRESS: usize = 255;
+/// Most media per validator or partner.
+pub const MAX_MEDIA: usize = 8;
+/// Most sibling hashes in a Merkle proof (trees up to 2^64 leaves).
+pub const MAX_PROOF_DEPTH: usize = 64;
+/// Most active validators in one domain.
+pub const MAX_ACTIVE: usize = 10;
+
+/// A communication medium (DESIGN.md "Validator list and connections").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub enum MediumKind {
+    /// QUIC over UDP (the reference transport).
+    Quic,
+    /// TCP.
+    Tcp,
+    /// Plain UDP.
+    Udp,
+}
+
+impl MediumKind {
+    /// The name used in the validator list.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MediumKind::Quic => "quic",
+            MediumKind::Tcp => "tcp",
+            MediumKind::Udp => "udp",
+        }
+    }
+
+    /// Parses the name used in the validator list.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "quic" => Some(MediumKind::Quic),
+            "tcp" => Some(MediumKind::Tcp),
+            "udp" => Some(MediumKind::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Where to reach someone: a medium and its routing information.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct Endpoint {
+    /// The medium.
+    pub medium: MediumKind,
+    /// Routing information, e.g. `203.0.113.7:7100`.
+    pub address: BoundedString<MAX_ADDRESS>,
+}
+
+/// An active validator as told to clients in a request ack.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct ValidatorInfo {
+    /// Its identity.
+    pub id: PublicKey,
+    /// Its class.
+    pub class: ValidatorClass,
+    /// How to reach it.
+    pub media: BoundedVec<Endpoint, MAX_MEDIA>,
+}
+
+/// A Merkle inclusion proof (rs_merkle layout: leaf index, leaf count, and
+/// the sibling hashes bottom-up).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct MerkleProof {
+    /// Index of the leaf in the sorted entries.
+    pub leaf_index: u64,
+    /// Number of leaves in the tree.
+    pub leaf_count: u64,
+    /// Sibling hashes, bottom-up.
+    pub siblings: BoundedVec<Hash32, MAX_PROOF_DEPTH>,
+}
+
+/// Load and health of a validator (DESIGN.md "Network status is used").
+/// Piggybacks on job-file deltas; also sent alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct NetworkStatus {
+    /// Load in per-mille of the validator's own capacity.
+    pub load_permille: u16,
+    /// Open connections.
+    pub connections: u32,
+    /// How far behind the latest decided block it is, in blocks.
+    pub lag_blocks: u32,
+    /// Partners that reported at-capacity during the last block.
+    pub at_capacity_partners: u32,
+    /// Requests waiting for partners.
+    pub pending_jobs: u32,
+    /// Median observed round-trip latency to the other active validators,
+    /// in microseconds.
+    pub median_peer_rtt_us: u32,
+}
