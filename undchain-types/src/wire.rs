@@ -229,6 +229,27 @@ pub fn take_bare<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<(T, &[
     Ok((value, rest))
 }
 
+/// The fuzz entry point (shared by `fuzz/fuzz_targets/envelope.rs` and the
+/// seed-corpus test): decodes `data` as a signed envelope, as an envelope, as
+/// a message, and as every message body type. Never panics on any input; it
+/// panics only if a decoded value fails to re-encode to the bytes it came
+/// from, which would be a bug (canonical encoding is what signatures cover).
+pub fn fuzz_decode_all(data: &[u8]) {
+    if let Ok(env) = crate::envelope::SignedEnvelope::from_bytes(data, DEFAULT_MAX_FRAME) {
+        assert_eq!(env.to_bytes(), data, "signed envelope re-encodes");
+        let _ = env.verify();
+    }
+    if let Ok(env) = decode::<crate::envelope::Envelope>(data, DEFAULT_MAX_FRAME) {
+        assert_eq!(encode(&env), data, "envelope re-encodes");
+    }
+    if let Ok(m) = decode::<crate::msg::Message>(data, DEFAULT_MAX_FRAME) {
+        assert_eq!(encode(&m), data, "message re-encodes");
+    }
+    if data.len() <= DEFAULT_MAX_FRAME {
+        crate::msg::decode_each_body(data);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
