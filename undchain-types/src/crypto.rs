@@ -48,12 +48,15 @@ impl PublicKey {
     /// Builds a key from its 32-byte encoding, refusing non-canonical
     /// encodings, points off the curve and weak (small-order) keys.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+        if !is_canonical_y(bytes) {
+            return Err(CryptoError::NonCanonicalKey);
+        }
         let point = CompressedEdwardsY(*bytes)
             .decompress()
             .ok_or(CryptoError::NotOnCurve)?;
-        if point.compress().as_bytes() != bytes {
-            return Err(CryptoError::NonCanonicalKey);
-        }
+        // With y < p the only other non-canonical encodings are x = 0 with
+        // the sign bit set; x = 0 means y = +-1, both small order, refused
+        // just below.
         if point.is_small_order() {
             return Err(CryptoError::WeakKey);
         }
@@ -154,6 +157,14 @@ impl<'de> Deserialize<'de> for PublicKey {
             de::Error::custom("invalid public key")
         })
     }
+}
+
+/// Whether the 255-bit y coordinate of an encoded point is below
+/// p = 2^255 - 19 (a canonical field element), without any curve arithmetic.
+fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    // y >= p only if y is one of 2^255-19 ..= 2^255-1: the top byte (without
+    // the sign bit) is 0x7f, bytes 1..=30 are 0xff and byte 0 is >= 0xed.
+    !(bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
 }
 
 /// An ed25519 signing key. Built from a 32-byte seed: pure crates never draw
