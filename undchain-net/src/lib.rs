@@ -1,5 +1,73 @@
-//! `undchain-net`: see the crate description; filled by its issue.
+//! `undchain-net`: how a client, partner or validator reaches a validator,
+//! and what happens when it cannot (docs/PROTOCOL.md "Transport, framing,
+//! retries and scream cast"; DESIGN.md "Validator list and connections";
+//! design notes, client story step 1).
 //!
-//! Pure crate: no sockets, clocks, files or threads. Time and randomness are
-//! inputs.
+//! Pure policy, no sockets, clocks, files, threads or RNG: time (`now_us`,
+//! a monotonic microsecond count) and seeds are inputs.
+//!
+//! - [`frame`]: length-prefixed envelopes on a stream, limit checked before
+//!   allocating, partial reads, typed errors.
+//! - [`peer_book`]: the validators with their media and observed latency and
+//!   reliability (integer moving averages); lowest-latency selection; the
+//!   scream cast order.
+//! - [`retry`], [`scream`], [`outreach`]: 4 attempts x 6 s with seeded
+//!   backoff jitter, then a scream cast of a signed public hello.
+//! - [`correlate`], [`queue`], [`rate`], [`cooldown`]: request correlation,
+//!   bounded outbound queues, per-peer rate limits, at-capacity cooldowns and
+//!   heartbeat expiry.
+//! - [`transport`]: the trait the node's QUIC transport and the simulator
+//!   implement; [`memory`]: the in-memory implementation.
+//!
+//! ```
+//! use undchain_net::{Outreach, OutreachAction, PeerBook, RetryPolicy};
+//! use undchain_types::{BlockTime, ChainId, Envelope, Role, SigningKey, ValidatorBook, msg::Hello};
+//!
+//! let v = SigningKey::from_seed([1; 32]).public();
+//! let list = ValidatorBook::parse(&format!(
+//!     "[[validator]]\nalias = \"a\"\nid = \"{}\"\n[[validator.media]]\n\
+//!      type = \"quic\"\naddress = \"127.0.0.1:7101\"\nlatency_ms = 12\nreliability = 0.99\n",
+//!     v.to_hex()
+//! ))
+//! .unwrap();
+//! let mut book = PeerBook::from_bootstrap(&list);
+//! let me = SigningKey::from_seed([9; 32]);
+//! let hello = Envelope::new(me.public(), ChainId(1), 1, BlockTime(0), Hello { role: Role::Client, nonce: 5 })
+//!     .sign(&me);
+//! let mut out = Outreach::new(v, &book, RetryPolicy::default(), 42, hello).unwrap();
+//! let first = out.start(0);
+//! assert!(matches!(first[0], OutreachAction::Send { .. }));
+//! // The validator answered within 3 ms: delivered, latency recorded.
+//! let id = match &first[0] { OutreachAction::Send { id, .. } => *id, _ => unreachable!() };
+//! let done = out.handle_success(id, 3_000, &mut book);
+//! assert!(matches!(done[0], OutreachAction::Reached { .. }));
+//! assert_eq!(book.get(&v).unwrap().best_latency_us(), 3_000);
+//! ```
+//!
+//! Dependencies: `undchain-types` (envelopes, keys, the validator list) and
+//! `thiserror` (typed errors); nothing else.
 #![forbid(unsafe_code)]
+
+pub mod cooldown;
+pub mod correlate;
+pub mod frame;
+pub mod memory;
+pub mod outreach;
+pub mod peer_book;
+pub mod queue;
+pub mod rate;
+pub mod retry;
+pub mod scream;
+pub mod transport;
+
+pub use cooldown::{CapacityCooldown, Liveness, TooSoon};
+pub use correlate::{CorrelateError, Correlation, CorrelationKey, Correlator, correlation};
+pub use frame::{FrameDecoder, FrameError, decode_envelope, encode_frame, frame_envelope};
+pub use memory::{MemoryNetwork, MemoryTransport};
+pub use outreach::{AttemptId, Outreach, OutreachAction, OutreachError, Payload};
+pub use peer_book::{PeerBook, PeerBookConfig, PeerEntry, ScreamTarget};
+pub use queue::{OutboundQueues, QueueError, QueueLimits};
+pub use rate::{RateLimit, RateLimited, RateLimiter};
+pub use retry::{Retry, RetryAction, RetryPolicy, RetryState};
+pub use scream::{ScreamAction, ScreamCast, ScreamError};
+pub use transport::{Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent};

@@ -1,0 +1,130 @@
+//! Per-peer rate limits: a token bucket per peer, integer arithmetic, time as
+//! an input (docs/PROTOCOL.md "Transport, framing, retries and scream cast").
+//!
+//! Each peer's bucket holds at most `burst` tokens and refills at
+//! `per_second` tokens per second; a message costs one token (or more, for
+//! heavy requests). Tokens are kept in millionths so refill is exact in
+//! integer microseconds. The number of tracked peers is bounded: past
+//! `max_peers` the least recently seen peer is forgotten (it comes back with
+//! a full bucket, which at worst grants it one extra burst).
+
+use std::collections::BTreeMap;
+
+use undchain_types::PublicKey;
+
+const SCALE: u64 = 1_000_000;
+
+/// Rate limit settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens a peer may spend at once (default 256).
+    pub burst: u64,
+    /// Tokens refilled per second (default 128).
+    pub per_second: u64,
+    /// Peers tracked at once (default 65,536).
+    pub max_peers: usize,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            burst: 256,
+            per_second: 128,
+            max_peers: 65_536,
+        }
+    }
+}
+
+/// A message refused by the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{peer} is over its rate limit: retry in {retry_after_us}us")]
+pub struct RateLimited {
+    /// The peer.
+    pub peer: PublicKey,
+    /// When enough tokens will be there, us from now (`u64::MAX` if the
+    /// cost exceeds the burst and never will be).
+    pub retry_after_us: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    micro_tokens: u64,
+    last_us: u64,
+}
+
+/// Token buckets per peer.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    cfg: RateLimit,
+    buckets: BTreeMap<PublicKey, Bucket>,
+    by_last: BTreeMap<(u64, PublicKey), ()>,
+}
+
+impl RateLimiter {
+    /// A limiter with `cfg`.
+    pub fn new(cfg: RateLimit) -> Self {
+        RateLimiter {
+            cfg,
+            buckets: BTreeMap::new(),
+            by_last: BTreeMap::new(),
+        }
+    }
+
+    /// Peers tracked.
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Spends `cost` tokens of `peer` at `now_us`, or refuses.
+    pub fn check(&mut self, peer: &PublicKey, now_us: u64, cost: u64) -> Result<(), RateLimited> {
+        let cap = self.cfg.burst.saturating_mul(SCALE);
+        let mut b = match self.buckets.get(peer) {
+            Some(b) => {
+                self.by_last.remove(&(b.last_us, *peer));
+                *b
+            }
+            None => Bucket {
+                micro_tokens: cap,
+                last_us: now_us,
+            },
+        };
+        // Refill: per_second tokens per 1e6 us = per_second micro-tokens/us.
+        let elapsed = now_us.saturating_sub(b.last_us);
+        b.micro_tokens = b
+            .micro_tokens
+            .saturating_add(elapsed.saturating_mul(self.cfg.per_second))
+            .min(cap);
+        b.last_us = b.last_us.max(now_us);
+        let need = cost.saturating_mul(SCALE);
+        let result = if b.micro_tokens >= need {
+            b.micro_tokens -= need;
+            Ok(())
+        } else if need > cap || self.cfg.per_second == 0 {
+            Err(RateLimited {
+                peer: *peer,
+                retry_after_us: u64::MAX,
+            })
+        } else {
+            Err(RateLimited {
+                peer: *peer,
+                retry_after_us: (need - b.micro_tokens).div_ceil(self.cfg.per_second),
+            })
+        };
+        self.buckets.insert(*peer, b);
+        self.by_last.insert((b.last_us, *peer), ());
+        while self.buckets.len() > self.cfg.max_peers.max(1) {
+            let Some(((_, victim), ())) = self.by_last.pop_first() else {
+                break;
+            };
+            self.buckets.remove(&victim);
+        }
+        result
+    }
+
+    /// Forgets `peer`.
+    pub fn forget(&mut self, peer: &PublicKey) {
+        if let Some(b) = self.buckets.remove(peer) {
+            self.by_last.remove(&(b.last_us, *peer));
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The transport trait that the node's QUIC transport and the in-memory
+//! network both implement, with the events and errors they share
+//! (docs/PROTOCOL.md "Transport, framing, retries and scream cast";
+//! DESIGN.md "Validator list and connections").
+//!
+//! A transport is non-blocking: [`Transport::connect`] and
+//! [`Transport::send`] only start work; outcomes come back as
+//! [`TransportEvent`]s from [`Transport::poll_event`]. The node's runtime
+//! and the simulator both run the same loop: feed events to the state
+//! machines, carry out what they ask.
+//!
+//! Identity rules, the same in every implementation:
+//! - Every connection is authenticated under a key: with QUIC, the peer's
+//!   ed25519 identity is its TLS 1.3 raw public key (RFC 7250).
+//! - The connecting side names the key it expects; a peer that presents
+//!   another key is refused during the handshake
+//!   ([`TransportError::WrongKey`]): that is how an impostor at a listed
+//!   validator's address is caught.
+//! - A peer is a [`PeerClass::Validator`] only under a key the validator set
+//!   (or, before the chain exists, the bootstrap list) names; anyone else is
+//!   a client or partner, whose key is its identity. A connecting side that
+//!   claims to be a validator ([`Claim::Validator`]) under an unlisted key is
+//!   refused ([`TransportError::NotAListedValidator`] on the accepting side).
+//!   TLS 1.3 quirk: the client's handshake completes before the server has
+//!   judged the client, so the refused client sees its connect succeed and
+//!   learns of the refusal on its first read
+//!   ([`TransportError::RefusedByPeer`] says so).
+
+use std::collections::BTreeSet;
+
+use undchain_types::msg::MediumKind;
+use undchain_types::{ChainId, EnvelopeError, PublicKey, SignedEnvelope};
+
+use crate::frame::{FrameError, decode_envelope};
+use crate::rate::{RateLimit, RateLimiter};
+
+/// What the accepting side takes a peer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeerClass {
+    /// Named by the validator set (or, before the chain, the bootstrap list).
+    Validator,
+    /// Anyone else: a client or partner; its key is its identity.
+    ClientOrPartner,
+}
+
+/// What the connecting side asks to be taken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Claim {
+    /// A validator: refused unless the accepting side lists the key.
+    Validator,
+    /// A client or partner: accepted under any valid key.
+    ClientOrPartner,
+}
+
+/// The TLS 1.3 quirk, spelled out in every refusal a client sees.
+pub const REFUSED_ON_FIRST_READ: &str = "TLS 1.3: the client's handshake completes before the \
+     server judges the client, so a refused client learns it on its first read, not at connect";
+
+/// Why a transport operation or connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer at `address` presented another key than the one expected:
+    /// an impostor (or a stale validator list). Refused in the handshake.
+    #[error(
+        "refused {address}: it presented key {presented}, but {expected} was expected there \
+         (impostor or stale validator list); refused during the TLS handshake"
+    )]
+    WrongKey {
+        /// Where.
+        address: String,
+        /// The key the list names.
+        expected: PublicKey,
+        /// The key presented.
+        presented: PublicKey,
+    },
+    /// A peer claimed to be a validator under a key no list names (seen by
+    /// the accepting side).
+    #[error(
+        "refused {key}: it claims to be a validator, but neither the validator set nor the \
+         bootstrap list names that key"
+    )]
+    NotAListedValidator {
+        /// The key it presented.
+        key: PublicKey,
+    },
+    /// The accepting side refused this connection (seen by the connecting
+    /// side, on its first read).
+    #[error("{peer} refused the connection: {reason} ({REFUSED_ON_FIRST_READ})")]
+    RefusedByPeer {
+        /// The peer.
+        peer: PublicKey,
+        /// Its reason, as it sent it.
+        reason: String,
+    },
+    /// The peer presented something that is not a usable ed25519 raw key.
+    #[error("{address} presented no usable ed25519 raw public key: {reason}")]
+    BadPeerKey {
+        /// Where.
+        address: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Nobody answered at `address`.
+    #[error("{address} is unreachable: {reason}")]
+    Unreachable {
+        /// Where.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The handshake failed for another reason.
+    #[error("handshake with {address} failed: {reason}")]
+    Handshake {
+        /// Where.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// This transport does not speak the medium.
+    #[error("medium {medium:?} is not supported by this transport")]
+    UnsupportedMedium {
+        /// The medium.
+        medium: MediumKind,
+    },
+    /// The address does not parse.
+    #[error("address {address:?} is not usable: {reason}")]
+    BadAddress {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// No connection (or connection under way) to the peer.
+    #[error("not connected to {peer}")]
+    NotConnected {
+        /// The peer.
+        peer: PublicKey,
+    },
+    /// The peer's outbound queue is full.
+    #[error("outbound queue to {peer} is full ({cap} envelopes)")]
+    QueueFull {
+        /// The peer.
+        peer: PublicKey,
+        /// The cap.
+        cap: usize,
+    },
+    /// A frame was refused (see [`FrameError::stream_survives`]).
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    /// An envelope was refused: bad signature or wrong chain.
+    #[error("envelope refused: {0}")]
+    Envelope(EnvelopeError),
+    /// The peer is over its rate limit; the envelope was dropped.
+    #[error("{peer} is over its rate limit; envelope dropped")]
+    RateLimited {
+        /// The peer.
+        peer: PublicKey,
+    },
+    /// The connection closed.
+    #[error("connection to {peer} closed: {reason}")]
+    Closed {
+        /// The peer.
+        peer: PublicKey,
+        /// Why.
+        reason: String,
+    },
+    /// The transport was shut down.
+    #[error("transport shut down")]
+    Shutdown,
+    /// A local I/O failure (binding a socket, ...).
+    #[error("local I/O: {0}")]
+    Io(String),
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A connection is up, under the peer's authenticated key.
+    Connected {
+        /// The peer's authenticated key.
+        peer: PublicKey,
+        /// What this side takes the peer for.
+        class: PeerClass,
+        /// Whether the peer connected to us.
+        inbound: bool,
+        /// The peer's address.
+        address: String,
+    },
+    /// An envelope arrived (decoded; verified when the config says so).
+    Received {
+        /// The authenticated key of the connection it came on.
+        peer: PublicKey,
+        /// What this side takes the peer for.
+        class: PeerClass,
+        /// The envelope.
+        envelope: SignedEnvelope,
+    },
+    /// An incoming frame was dropped; the connection survives.
+    Dropped {
+        /// The peer.
+        peer: PublicKey,
+        /// Why.
+        error: TransportError,
+    },
+    /// An outbound connection attempt failed.
+    ConnectFailed {
+        /// The key that was expected.
+        peer: PublicKey,
+        /// Where.
+        address: String,
+        /// Why.
+        error: TransportError,
+    },
+    /// This side refused an inbound peer.
+    Refused {
+        /// The peer's key.
+        peer: PublicKey,
+        /// Why.
+        error: TransportError,
+    },
+    /// A connection closed.
+    Closed {
+        /// The peer.
+        peer: PublicKey,
+        /// Why.
+        error: TransportError,
+    },
+}
+
+/// Settings every transport shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// Largest frame, bytes (the chain's `max_frame_bytes`, default 1 MiB).
+    pub max_frame: usize,
+    /// Verify each received envelope's signature before reporting it
+    /// (default true; the runtime may verify later instead).
+    pub verify_signatures: bool,
+    /// Refuse envelopes for another chain (default: accept any).
+    pub chain: Option<ChainId>,
+    /// Inbound rate limit per peer.
+    pub rate: RateLimit,
+    /// Envelopes queued per peer before [`TransportError::QueueFull`].
+    pub queue_per_peer: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_frame: undchain_types::wire::DEFAULT_MAX_FRAME,
+            verify_signatures: true,
+            chain: None,
+            rate: RateLimit::default(),
+            queue_per_peer: 1024,
+        }
+    }
+}
+
+/// The class of `key` given the keys accepted as validators.
+pub fn classify(key: &PublicKey, validators: &BTreeSet<PublicKey>) -> PeerClass {
+    if validators.contains(key) {
+        PeerClass::Validator
+    } else {
+        PeerClass::ClientOrPartner
+    }
+}
+
+/// The accepting side's judgement of a new peer: its class, or the refusal.
+pub fn admit_peer(
+    key: &PublicKey,
+    claim: Claim,
+    validators: &BTreeSet<PublicKey>,
+) -> Result<PeerClass, TransportError> {
+    let class = classify(key, validators);
+    if claim == Claim::Validator && class != PeerClass::Validator {
+        return Err(TransportError::NotAListedValidator { key: *key });
+    }
+    Ok(class)
+}
+
+/// What becomes of one received frame: decode, rate-limit, verify. Every
+/// transport calls this, so every transport drops the same frames for the
+/// same reasons.
+pub fn admit_frame(
+    cfg: &TransportConfig,
+    limiter: &mut RateLimiter,
+    peer: PublicKey,
+    class: PeerClass,
+    frame: &[u8],
+    now_us: u64,
+) -> TransportEvent {
+    let dropped = |error| TransportEvent::Dropped { peer, error };
+    if limiter.check(&peer, now_us, 1).is_err() {
+        return dropped(TransportError::RateLimited { peer });
+    }
+    let envelope = match decode_envelope(frame, cfg.max_frame) {
+        Ok(e) => e,
+        Err(e) => return dropped(TransportError::Frame(e)),
+    };
+    if let Some(chain) = cfg.chain {
+        let got = envelope.envelope().chain_id;
+        if got != chain {
+            return dropped(TransportError::Envelope(EnvelopeError::WrongChain {
+                got,
+                expected: chain,
+            }));
+        }
+    }
+    if cfg.verify_signatures
+        && let Err(e) = envelope.verify()
+    {
+        return dropped(TransportError::Envelope(e));
+    }
+    TransportEvent::Received {
+        peer,
+        class,
+        envelope,
+    }
+}
+
+/// A transport: the QUIC one in `undchain-node`, [`crate::memory`] here.
+pub trait Transport {
+    /// This side's identity (its TLS raw public key).
+    fn local_key(&self) -> PublicKey;
+
+    /// Sets the keys accepted as validators (the validator set, or the
+    /// bootstrap list before the chain exists).
+    fn set_validator_keys(&mut self, keys: BTreeSet<PublicKey>);
+
+    /// Starts connecting to `peer` at `endpoint`, expecting its key, as
+    /// `claim`. The outcome arrives as [`TransportEvent::Connected`] or
+    /// [`TransportEvent::ConnectFailed`]. Envelopes sent meanwhile are
+    /// queued. An error here means the attempt could not even start.
+    fn connect(
+        &mut self,
+        peer: PublicKey,
+        endpoint: &undchain_types::msg::Endpoint,
+        claim: Claim,
+    ) -> Result<(), TransportError>;
+
+    /// Queues `envelope` for `peer` on the connection to it.
+    fn send(&mut self, peer: &PublicKey, envelope: &SignedEnvelope) -> Result<(), TransportError>;
+
+    /// Closes the connection to `peer`, if any.
+    fn disconnect(&mut self, peer: &PublicKey);
+
+    /// The next event, if one is ready.
+    fn poll_event(&mut self) -> Option<TransportEvent>;
+}

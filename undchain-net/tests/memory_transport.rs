@@ -1,0 +1,228 @@
+//! The in-memory transport honours the same contract as QUIC: authenticated
+//! keys, impostors refused, unlisted validator claims refused (learned on
+//! the first read), bad frames dropped or the connection closed cleanly.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use undchain_net::frame::{FrameError, encode_frame};
+use undchain_net::transport::REFUSED_ON_FIRST_READ;
+use undchain_net::{
+    Claim, MemoryNetwork, MemoryTransport, PeerClass, Transport, TransportConfig, TransportError,
+    TransportEvent,
+};
+use undchain_types::{BlockTime, ChainId, Envelope, msg::TimeProbe};
+
+fn node(net: &MemoryNetwork, addr: &str, k: u8, validators: &[u8]) -> MemoryTransport {
+    let mut t = net.join(addr, pk(k), TransportConfig::default()).unwrap();
+    t.set_validator_keys(validators.iter().map(|i| pk(*i)).collect::<BTreeSet<_>>());
+    t
+}
+
+#[test]
+fn memory_exchange_signed_envelopes_both_ways() {
+    let net = MemoryNetwork::new();
+    let mut v = node(&net, "v:1", 1, &[1]);
+    let mut c = node(&net, "c:1", 7, &[1]);
+    c.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    assert!(matches!(
+        c.drain_events()[..],
+        [TransportEvent::Connected {
+            class: PeerClass::Validator,
+            inbound: false,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Connected {
+            class: PeerClass::ClientOrPartner,
+            inbound: true,
+            ..
+        }]
+    ));
+    c.send(&pk(1), &hello(7)).unwrap();
+    let ev = v.drain_events();
+    assert_eq!(
+        ev,
+        vec![TransportEvent::Received {
+            peer: pk(7),
+            class: PeerClass::ClientOrPartner,
+            envelope: hello(7)
+        }]
+    );
+    v.send(&pk(7), &hello(1)).unwrap();
+    assert!(
+        matches!(&c.drain_events()[..], [TransportEvent::Received { peer, .. }] if *peer == pk(1))
+    );
+}
+
+#[test]
+fn memory_impostor_at_a_listed_address_is_refused() {
+    let net = MemoryNetwork::new();
+    // Key 66 squats the address the list gives for validator 1.
+    let _impostor = node(&net, "v:1", 66, &[]);
+    let mut c = node(&net, "c:1", 7, &[1]);
+    c.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    let ev = c.drain_events();
+    let [TransportEvent::ConnectFailed { error, .. }] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        error,
+        &TransportError::WrongKey {
+            address: "v:1".into(),
+            expected: pk(1),
+            presented: pk(66)
+        }
+    );
+    assert!(error.to_string().contains("impostor"));
+    assert!(c.send(&pk(1), &hello(7)).is_err());
+}
+
+#[test]
+fn memory_unlisted_validator_claim_is_refused_on_first_read() {
+    let net = MemoryNetwork::new();
+    let mut v = node(&net, "v:1", 1, &[1]);
+    let mut x = node(&net, "x:1", 66, &[1]);
+    x.connect(pk(1), &quic("v:1"), Claim::Validator).unwrap();
+    let ev = x.drain_events();
+    // The quirk: connected first, refused on the first read.
+    assert!(matches!(ev[0], TransportEvent::Connected { .. }));
+    let TransportEvent::Closed { error, .. } = &ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert!(matches!(error, TransportError::RefusedByPeer { .. }));
+    assert!(error.to_string().contains(REFUSED_ON_FIRST_READ));
+    assert!(error.to_string().contains("not a listed validator"));
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Refused {
+            error: TransportError::NotAListedValidator { .. },
+            ..
+        }]
+    ));
+    // The same key as a client is welcome.
+    x.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    assert!(x.is_connected(&pk(1)));
+}
+
+#[test]
+fn memory_frame_errors_drop_or_close_as_documented() {
+    let net = MemoryNetwork::new();
+    let mut v = node(&net, "v:1", 1, &[1]);
+    let mut c = node(&net, "c:1", 7, &[1]);
+    c.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    v.drain_events();
+    c.drain_events();
+    // A corrupt envelope in a good frame: dropped, connection survives.
+    net.inject_raw("c:1", "v:1", &encode_frame(&[1, 2, 3], 1 << 20).unwrap())
+        .unwrap();
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Dropped {
+            error: TransportError::Frame(FrameError::Envelope(_)),
+            ..
+        }]
+    ));
+    // A bad signature: dropped too.
+    let k = key(7);
+    let mut forged = Envelope::new(
+        k.public(),
+        ChainId(1),
+        5,
+        BlockTime(0),
+        TimeProbe { nonce: 1, t1: 0 },
+    )
+    .sign(&k)
+    .to_bytes();
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    net.inject_raw("c:1", "v:1", &encode_frame(&forged, 1 << 20).unwrap())
+        .unwrap();
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Dropped {
+            error: TransportError::Envelope(_),
+            ..
+        }]
+    ));
+    c.send(&pk(1), &hello(7)).unwrap();
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Received { .. }]
+    ));
+    // A header over the limit: framing lost, both sides see a clean close.
+    net.inject_raw("c:1", "v:1", &[0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    assert!(matches!(
+        v.drain_events()[..],
+        [TransportEvent::Closed {
+            error: TransportError::Frame(FrameError::TooLarge { .. }),
+            ..
+        }]
+    ));
+    assert!(matches!(
+        c.drain_events()[..],
+        [TransportEvent::Closed { .. }]
+    ));
+    assert!(!c.is_connected(&pk(1)));
+}
+
+#[test]
+fn memory_dead_validator_is_unreachable_and_rate_limits_apply() {
+    let net = MemoryNetwork::new();
+    let _v = node(&net, "v:1", 1, &[1]);
+    let mut c = node(&net, "c:1", 7, &[1]);
+    net.set_down("v:1", true);
+    c.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    assert!(matches!(
+        c.drain_events()[..],
+        [TransportEvent::ConnectFailed {
+            error: TransportError::Unreachable { .. },
+            ..
+        }]
+    ));
+    // Rate limit: burst 2, no refill while the clock stands still.
+    let cfg = TransportConfig {
+        rate: undchain_net::RateLimit {
+            burst: 2,
+            per_second: 1,
+            max_peers: 8,
+        },
+        ..TransportConfig::default()
+    };
+    let mut w = net.join("w:1", pk(2), cfg).unwrap();
+    c.connect(pk(2), &quic("w:1"), Claim::ClientOrPartner)
+        .unwrap();
+    for _ in 0..3 {
+        c.send(&pk(2), &hello(7)).unwrap();
+    }
+    let ev = w.drain_events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, TransportEvent::Received { .. }))
+            .count(),
+        2
+    );
+    assert!(matches!(
+        ev.last(),
+        Some(TransportEvent::Dropped {
+            error: TransportError::RateLimited { .. },
+            ..
+        })
+    ));
+    net.set_now(1_000_000);
+    c.send(&pk(2), &hello(7)).unwrap();
+    assert!(matches!(
+        w.drain_events()[..],
+        [TransportEvent::Received { .. }]
+    ));
+}
