@@ -34,10 +34,26 @@ pub struct TimeReply {
     pub t2: i64,
     /// Replier's send time (its local clock, us).
     pub t3: i64,
-    /// Replier's clock reading: its current correction to the agreed block
-    /// time (agreed = local + reading), in us; `None` while it has none
-    /// (bootstrap).
-    pub reading: Option<i64>,
+    /// Replier's clock reading: its current correction to its local clock
+    /// (its clock = local + reading), in us. With the four timestamps the
+    /// prober estimates the replier's clock relative to its own local clock
+    /// as `offset + reading`.
+    pub reading: i64,
+    /// Whether that clock is the running network's agreed block time or a
+    /// bootstrap round's tentative value. A joining validator only inherits
+    /// [`TimePhase::Synced`] readings.
+    pub phase: TimePhase,
+}
+
+/// Where a replier's clock stands (validator story 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub enum TimePhase {
+    /// The network is being brought online: the reading is a bootstrap
+    /// round's tentative clock (it starts at the replier's local clock).
+    Bootstrap,
+    /// The reading is the running network's agreed block time.
+    Synced,
 }
 
 /// Validator story 2 ("clocks get shifted"): a proposal to step the agreed

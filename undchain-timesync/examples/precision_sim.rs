@@ -1,0 +1,80 @@
+//! Precision simulation: `n` validators, `f` two-faced liars, running
+//! rounds with each agreement method (docs/BENCHMARKS.md
+//! "undchain-timesync: precision simulation").
+//!
+//! ```text
+//! cargo run --release -p undchain-timesync --example precision_sim -- \
+//!     --n 10 --f 3 --seed S [--delay-min-us A] [--delay-max-us B] \
+//!     [--drift-ppm RHO] [--resync-ms R] [--rounds K]
+//! ```
+//!
+//! Prints one line per method:
+//! `method=<ftm|trimmed_mean|median|mean> max_honest_skew_us=<X> bound_us=<B> within_honest_range=<true|false>`.
+//! Details (rounds completed, failed rounds, final skew) go to stderr with
+//! `--verbose`.
+
+use std::process::ExitCode;
+
+use undchain_timesync::Method;
+use undchain_timesync::sim::{SimConfig, run};
+
+fn parse_args() -> Result<(SimConfig, bool), String> {
+    let mut cfg = SimConfig::default();
+    let mut verbose = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--verbose" {
+            verbose = true;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |e: std::num::ParseIntError| format!("{flag} {value}: {e}");
+        match flag.as_str() {
+            "--n" => cfg.n = value.parse().map_err(bad)?,
+            "--f" => cfg.f = value.parse().map_err(bad)?,
+            "--seed" => cfg.seed = value.parse().map_err(bad)?,
+            "--delay-min-us" => cfg.delay_min_us = value.parse().map_err(bad)?,
+            "--delay-max-us" => cfg.delay_max_us = value.parse().map_err(bad)?,
+            "--drift-ppm" => cfg.drift_ppm = value.parse().map_err(bad)?,
+            "--resync-ms" => cfg.resync_ms = value.parse().map_err(bad)?,
+            "--rounds" => cfg.rounds = value.parse().map_err(bad)?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok((cfg, verbose))
+}
+
+fn main() -> ExitCode {
+    let (cfg, verbose) = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("precision_sim: {e}");
+            eprintln!(
+                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--verbose]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for method in Method::ALL {
+        match run(&cfg, method) {
+            Ok(report) => {
+                println!("{report}");
+                if verbose {
+                    eprintln!(
+                        "  {}: rounds_completed={} failed_rounds={} final_skew_us={} (seed={})",
+                        method.name(),
+                        report.rounds_completed,
+                        report.failed_rounds,
+                        report.final_skew_us,
+                        cfg.seed
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("precision_sim: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

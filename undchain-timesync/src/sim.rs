@@ -1,0 +1,511 @@
+//! A seeded precision simulator: `n` validators, `f` of them two-faced
+//! liars, running [`Running`] rounds over a network with random one-way
+//! delays, with drifting local clocks that start up to a second apart
+//! (docs/BENCHMARKS.md "undchain-timesync: precision simulation").
+//!
+//! It drives the very machines a node runs; only the network, the clocks
+//! and the liars are simulated. Everything is a function of the seed (a
+//! `splitmix64` stream), so a run replays exactly.
+//!
+//! The liars are omniscient and two-faced: to the honest validators whose
+//! clocks are in the upper half they report a clock `liar_push_us` above
+//! the highest honest clock, to the others one as far below the lowest.
+//! This is the adversary that keeps a trimmed mean from converging as fast
+//! as the midpoint (the two-faced test in `tests/agreement_laws.rs`).
+//!
+//! Measured: the largest pairwise skew between honest logical clocks
+//! (`local + correction`) over the last half of the rounds, sampled just
+//! before and after every round result, and whether every round result lay
+//! inside the range the honest clocks spanned during that round, widened by
+//! the reading error `u/2` and the drift over the round.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use undchain_types::msg::TimePhase;
+
+use crate::agree::Method;
+use crate::exchange::{Output, SyncConfig, TimeMsg, reply_to};
+use crate::running::Running;
+use crate::sample::{PPM, SampleLimits};
+
+/// Simulation settings (the `precision_sim` example's flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Validators in all (`--n`).
+    pub n: usize,
+    /// Of them two-faced liars (`--f`).
+    pub f: usize,
+    /// The seed (`--seed`).
+    pub seed: u64,
+    /// Least one-way delay, microseconds (`--delay-min-us`).
+    pub delay_min_us: u64,
+    /// Largest one-way delay, microseconds (`--delay-max-us`).
+    pub delay_max_us: u64,
+    /// Largest honest drift, ppm (`--drift-ppm`).
+    pub drift_ppm: u32,
+    /// Round period, milliseconds of agreed time (`--resync-ms`).
+    pub resync_ms: u64,
+    /// Rounds to run (`--rounds`).
+    pub rounds: u32,
+    /// Initial local clocks are spread uniformly over this, microseconds.
+    pub max_initial_offset_us: u64,
+    /// How far beyond the honest range the liars report, microseconds.
+    pub liar_push_us: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            n: 10,
+            f: 3,
+            seed: 1,
+            delay_min_us: 1_000,
+            delay_max_us: 3_000,
+            drift_ppm: 50,
+            resync_ms: 10_000,
+            rounds: 50,
+            max_initial_offset_us: 1_000_000,
+            liar_push_us: 1_000_000,
+        }
+    }
+}
+
+/// Settings the simulator refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// `n` outside 1..=64 or no honest validator.
+    #[error("n = {n}, f = {f}: need 1 <= n <= 64 and f < n")]
+    Size {
+        /// Validators.
+        n: usize,
+        /// Liars.
+        f: usize,
+    },
+    /// `delay_min_us > delay_max_us`, or delays above 10 s.
+    #[error("delays [{min}, {max}] us: need min <= max <= 10 s")]
+    Delays {
+        /// Least delay.
+        min: u64,
+        /// Largest delay.
+        max: u64,
+    },
+    /// A round period too short for the probing and the delays, or above
+    /// one day.
+    #[error("resync period {ms} ms is too short for the delays, or above one day")]
+    Period {
+        /// The period.
+        ms: u64,
+    },
+    /// Zero or more than 100,000 rounds.
+    #[error("rounds = {0}: need 1..=100000")]
+    Rounds(u32),
+    /// Drift above 1000 ppm.
+    #[error("drift {0} ppm: at most 1000")]
+    Drift(u32),
+    /// The machines refused the derived configuration.
+    #[error("configuration: {0}")]
+    Config(#[from] crate::exchange::ConfigError),
+}
+
+/// One method's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimReport {
+    /// The method.
+    pub method: Method,
+    /// Largest pairwise honest skew over the last half of the rounds, us.
+    pub max_honest_skew_us: u64,
+    /// `3u + 4 rho R`.
+    pub bound_us: u64,
+    /// Whether every round result stayed inside the honest range.
+    pub within_honest_range: bool,
+    /// Rounds every honest validator completed.
+    pub rounds_completed: u64,
+    /// Rounds that could not agree (all validators together).
+    pub failed_rounds: u64,
+    /// Honest skew at the end of the run, us.
+    pub final_skew_us: u64,
+}
+
+impl fmt::Display for SimReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "method={} max_honest_skew_us={} bound_us={} within_honest_range={}",
+            self.method.name(),
+            self.max_honest_skew_us,
+            self.bound_us,
+            self.within_honest_range
+        )
+    }
+}
+
+/// `3u + 4 rho R` in microseconds (`u` the delay spread, `R` the period),
+/// rounded up.
+pub fn bound_us(cfg: &SimConfig) -> u64 {
+    let u = i128::from(cfg.delay_max_us.saturating_sub(cfg.delay_min_us));
+    let r = i128::from(cfg.resync_ms) * 1_000;
+    let drift = (4 * i128::from(cfg.drift_ppm) * r + PPM - 1) / PPM;
+    u64::try_from(3 * u + drift).unwrap_or(u64::MAX)
+}
+
+/// A `splitmix64` stream: the simulator's only source of randomness.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    /// A stream from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SimRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        crate::exchange::splitmix64(&mut self.0)
+    }
+
+    /// Uniform in `lo..=hi` (`lo <= hi`).
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
+        // 128-bit multiply-shift: unbiased enough for a simulator.
+        let pick = (u128::from(self.next_u64()) * span) >> 64;
+        (i128::from(lo) + pick as i128) as i64
+    }
+}
+
+/// A drifting local clock: `base + t + drift * t / 1e6` at real time `t`.
+#[derive(Debug, Clone, Copy)]
+struct LocalClock {
+    base: i64,
+    drift_ppm: i64,
+}
+
+impl LocalClock {
+    fn at(&self, t: i64) -> i64 {
+        let t = i128::from(t);
+        let v = i128::from(self.base) + t + (i128::from(self.drift_ppm) * t).div_euclid(PPM);
+        v as i64
+    }
+
+    /// The first real time at which the clock reads at least `local`.
+    fn real_at(&self, local: i64, not_before: i64) -> i64 {
+        let num = (i128::from(local) - i128::from(self.base)) * PPM;
+        let mut t = num.div_euclid(PPM + i128::from(self.drift_ppm)) as i64;
+        while self.at(t) < local {
+            t += 1;
+        }
+        while t > not_before && self.at(t - 1) >= local {
+            t -= 1;
+        }
+        t.max(not_before)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Timer {
+        node: usize,
+        at_local: i64,
+    },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: TimeMsg,
+    },
+}
+
+struct Honest {
+    clock: LocalClock,
+    machine: Running<usize>,
+    timer: Option<i64>,
+    completed: u64,
+    collecting: bool,
+    /// Range of honest `clock - real time` seen during the current round.
+    hull: Option<(i128, i128)>,
+    /// The correction after the last batch of outputs.
+    prev: i64,
+}
+
+struct World {
+    cfg: SimConfig,
+    rng: SimRng,
+    honest: Vec<Honest>,
+    queue: BTreeMap<(i64, u64), Ev>,
+    seq: u64,
+    now: i64,
+    tol: i128,
+    half: u64,
+    max_skew: i128,
+    within: bool,
+    failed: u64,
+}
+
+/// The derived machine configuration for `cfg` and `method`.
+pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
+    let period = cfg.resync_ms.saturating_mul(1_000);
+    let spacing = (period / 1_000).clamp(100, 10_000);
+    let max_delay = cfg.delay_max_us.saturating_mul(4).saturating_add(1_000);
+    let needed = spacing * 3 + max_delay + 1;
+    SyncConfig {
+        method,
+        probes_per_round: 4,
+        probe_spacing_us: spacing,
+        collect_us: (period / 10).max(needed),
+        period_us: period,
+        limits: SampleLimits {
+            max_delay_us: max_delay,
+            drift_ppm: cfg.drift_ppm,
+        },
+        ..SyncConfig::default()
+    }
+}
+
+/// Runs the simulation for one method.
+pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
+    if cfg.n == 0 || cfg.n > 64 || cfg.f >= cfg.n {
+        return Err(SimError::Size { n: cfg.n, f: cfg.f });
+    }
+    if cfg.delay_min_us > cfg.delay_max_us || cfg.delay_max_us > 10_000_000 {
+        return Err(SimError::Delays {
+            min: cfg.delay_min_us,
+            max: cfg.delay_max_us,
+        });
+    }
+    if cfg.rounds == 0 || cfg.rounds > 100_000 {
+        return Err(SimError::Rounds(cfg.rounds));
+    }
+    if cfg.drift_ppm > 1_000 {
+        return Err(SimError::Drift(cfg.drift_ppm));
+    }
+    if cfg.resync_ms > 86_400_000 {
+        return Err(SimError::Period { ms: cfg.resync_ms });
+    }
+    let sync = sync_config(cfg, method);
+    if sync.validate().is_err() {
+        return Err(SimError::Period { ms: cfg.resync_ms });
+    }
+    let mut rng = SimRng::new(cfg.seed);
+    let h = cfg.n - cfg.f;
+    let members: BTreeSet<usize> = (0..cfg.n).collect();
+    let epoch: i64 = 1_700_000_000_000_000;
+    let spread = i64::try_from(cfg.max_initial_offset_us).unwrap_or(i64::MAX / 4);
+    let rho = i64::from(cfg.drift_ppm);
+    let mut honest = Vec::with_capacity(h);
+    for i in 0..h {
+        let clock = LocalClock {
+            base: epoch + rng.range(0, spread),
+            drift_ppm: rng.range(-rho, rho),
+        };
+        let machine = Running::new(i, members.clone(), sync.clone(), 0, rng.next_u64())?;
+        honest.push(Honest {
+            clock,
+            machine,
+            timer: None,
+            completed: 0,
+            collecting: false,
+            hull: None,
+            prev: 0,
+        });
+    }
+    let u = i128::from(cfg.delay_max_us - cfg.delay_min_us);
+    let drift_span = i128::from(sync.collect_us) + 4 * i128::from(cfg.delay_max_us);
+    let tol = u / 2 + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
+    let mut w = World {
+        cfg: cfg.clone(),
+        rng,
+        honest,
+        queue: BTreeMap::new(),
+        seq: 0,
+        now: 0,
+        tol,
+        half: u64::from(cfg.rounds / 2),
+        max_skew: 0,
+        within: true,
+        failed: 0,
+    };
+    for i in 0..h {
+        let local = w.honest[i].clock.at(0);
+        let out = w.honest[i].machine.start(local);
+        w.handle_outputs(i, out);
+    }
+    let target = u64::from(cfg.rounds);
+    let deadline = i64::try_from(
+        (u128::from(cfg.rounds) + 3) * u128::from(cfg.resync_ms) * 1_000
+            + u128::from(cfg.max_initial_offset_us) * 2,
+    )
+    .unwrap_or(i64::MAX);
+    while let Some(((t, _), ev)) = w.queue.pop_first() {
+        if t > deadline || w.honest.iter().all(|n| n.completed >= target) {
+            break;
+        }
+        w.now = t;
+        w.dispatch(ev);
+    }
+    let final_skew = w.skew(None).2;
+    Ok(SimReport {
+        method,
+        max_honest_skew_us: u64::try_from(w.max_skew).unwrap_or(u64::MAX),
+        bound_us: bound_us(cfg),
+        within_honest_range: w.within,
+        rounds_completed: w.honest.iter().map(|n| n.completed).min().unwrap_or(0),
+        failed_rounds: w.failed,
+        final_skew_us: u64::try_from(final_skew).unwrap_or(u64::MAX),
+    })
+}
+
+impl World {
+    fn push(&mut self, t: i64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), ev);
+    }
+
+    fn delay(&mut self) -> i64 {
+        let (a, b) = (self.cfg.delay_min_us, self.cfg.delay_max_us);
+        self.rng.range(a as i64, b as i64)
+    }
+
+    /// `clock - real time` of honest node `i`, with an optional override of
+    /// its correction.
+    fn rel(&self, i: usize, correction: Option<i64>) -> i128 {
+        let n = &self.honest[i];
+        let c = correction.unwrap_or_else(|| n.machine.correction());
+        i128::from(n.clock.at(self.now)) + i128::from(c) - i128::from(self.now)
+    }
+
+    /// (min, max, max - min) of the honest `rel`, `over` overriding one
+    /// node's correction.
+    fn skew(&self, over: Option<(usize, i64)>) -> (i128, i128, i128) {
+        let mut lo = i128::MAX;
+        let mut hi = i128::MIN;
+        for i in 0..self.honest.len() {
+            let c = over.and_then(|(j, c)| (j == i).then_some(c));
+            let r = self.rel(i, c);
+            lo = lo.min(r);
+            hi = hi.max(r);
+        }
+        (lo, hi, hi - lo)
+    }
+
+    fn widen_hulls(&mut self, lo: i128, hi: i128) {
+        for n in &mut self.honest {
+            if let Some((a, b)) = n.hull.as_mut() {
+                *a = (*a).min(lo);
+                *b = (*b).max(hi);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Timer { node, at_local } => {
+                if self.honest[node].timer != Some(at_local) {
+                    return;
+                }
+                self.honest[node].timer = None;
+                let local = self.honest[node].clock.at(self.now);
+                let out = self.honest[node].machine.handle_timer(local);
+                self.handle_outputs(node, out);
+            }
+            Ev::Deliver { to, from, msg } => {
+                if to < self.honest.len() {
+                    let local = self.honest[to].clock.at(self.now);
+                    let out = match &msg {
+                        TimeMsg::Probe(p) => self.honest[to].machine.handle_probe(local, from, p),
+                        TimeMsg::Reply(r) => self.honest[to].machine.handle_reply(local, from, r),
+                    };
+                    self.handle_outputs(to, out);
+                } else if let TimeMsg::Probe(p) = msg {
+                    self.lie(to, from, &p);
+                }
+            }
+        }
+    }
+
+    /// Liar `liar` answers honest `to`'s probe with a two-faced reading.
+    fn lie(&mut self, liar: usize, to: usize, probe: &undchain_types::msg::TimeProbe) {
+        if to >= self.honest.len() {
+            return;
+        }
+        let mut rels: Vec<(i128, usize)> = (0..self.honest.len())
+            .map(|i| (self.rel(i, None), i))
+            .collect();
+        rels.sort();
+        let rank = rels.iter().position(|&(_, i)| i == to).unwrap_or(0);
+        let high = rank >= self.honest.len() / 2;
+        let push = i128::from(self.cfg.liar_push_us);
+        let (lo, hi) = (rels[0].0, rels[rels.len() - 1].0);
+        // The prober's value is offset + reading; with t2 = t3 = its own
+        // local clock the offset is only delay noise, so the reading is the
+        // lie itself: target clock minus the prober's local clock.
+        let target_rel = if high { hi + push } else { lo - push };
+        let local_to = i128::from(self.honest[to].clock.at(self.now));
+        let reading = target_rel + i128::from(self.now) - local_to;
+        let t = local_to as i64;
+        let reply = reply_to(probe, t, t, reading as i64, TimePhase::Synced);
+        let d = self.delay();
+        self.push(
+            self.now + d,
+            Ev::Deliver {
+                to,
+                from: liar,
+                msg: TimeMsg::Reply(reply),
+            },
+        );
+    }
+
+    fn handle_outputs(&mut self, i: usize, out: Vec<Output<usize>>) {
+        // By the time a batch arrives the correction already moved: the
+        // state before is the one after the previous batch.
+        let before = self.honest[i].prev;
+        for o in out {
+            match o {
+                Output::Send { to, msg } => {
+                    let d = self.delay();
+                    self.push(self.now + d, Ev::Deliver { to, from: i, msg });
+                }
+                Output::SetTimer { at_local_us } => {
+                    self.honest[i].timer = Some(at_local_us);
+                    let t = self.honest[i].clock.real_at(at_local_us, self.now);
+                    self.push(
+                        t,
+                        Ev::Timer {
+                            node: i,
+                            at_local: at_local_us,
+                        },
+                    );
+                }
+                Output::Adjusted(_) => self.record_round(i, before),
+                Output::RoundFailed { .. } => {
+                    self.failed += 1;
+                    self.honest[i].completed += 1;
+                    self.honest[i].hull = None;
+                }
+                _ => {}
+            }
+        }
+        let collecting = self.honest[i].machine.is_collecting();
+        if collecting && !self.honest[i].collecting {
+            let (lo, hi, _) = self.skew(None);
+            self.honest[i].hull = Some((lo, hi));
+        }
+        self.honest[i].collecting = collecting;
+        self.honest[i].prev = self.honest[i].machine.correction();
+    }
+
+    fn record_round(&mut self, i: usize, before: i64) {
+        let (lo_b, hi_b, skew_before) = self.skew(Some((i, before)));
+        let (lo_a, hi_a, skew_after) = self.skew(None);
+        let new_rel = self.rel(i, None);
+        if let Some((a, b)) = self.honest[i].hull.take() {
+            let (a, b) = (a.min(lo_b), b.max(hi_b));
+            if new_rel < a - self.tol || new_rel > b + self.tol {
+                self.within = false;
+            }
+        }
+        self.honest[i].completed += 1;
+        self.widen_hulls(lo_a.min(lo_b), hi_a.max(hi_b));
+        if self.honest.iter().all(|n| n.completed >= self.half) {
+            self.max_skew = self.max_skew.max(skew_before).max(skew_after);
+        }
+    }
+}
