@@ -26,7 +26,11 @@ pub enum JobState {
 }
 
 /// One job, as kept in a job file and in the payout file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The derived order (by `id` first, then the other fields) is the one
+/// deterministic order of job files: within a file ids are unique, so files
+/// are sorted by job id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct JobEntry {
     /// Derived from the signed request ([`JobId::from_request_digest`]).

@@ -1,21 +1,33 @@
 //! Job-file synchronisation between validators: incremental deltas and
 //! bisection-hash reconciliation (design notes, validator story item 4;
-//! DESIGN.md "Job files", "Reconciliation"). `undchain-jobfile` drives these
-//! messages; they are defined here so every crate shares one wire format.
+//! DESIGN.md "Job files", "Reconciliation"; `docs/PROTOCOL.md` "Job files
+//! and reconciliation"). `undchain-jobfile` drives these messages; they are
+//! defined here so every crate shares one wire format.
+//!
+//! The reconciliation messages are built for size: ranges are implicit
+//! (each range is a prefix of the job-id space that both sides derive from
+//! the conversation so far, so no bounds travel), counts are implicit (they
+//! are folded into 4-byte fingerprints), and the variable parts travel as
+//! packed byte columns rather than as per-item structs.
 
 use serde::{Deserialize, Serialize};
 
 use super::client::MAX_ENTRIES;
 use super::common::NetworkStatus;
-use crate::bounded::BoundedVec;
+use crate::bounded::{BoundedBytes, BoundedVec};
 use crate::hash::Hash32;
-use crate::ids::{BlockNumber, JobId};
+use crate::ids::BlockNumber;
 use crate::job::JobEntry;
 
-/// Most ranges in one reconciliation message.
-pub const MAX_RANGES: usize = 4096;
-/// Most short ids in one reconciliation message.
-pub const MAX_SHORT_IDS: usize = 256 * 1024;
+/// Largest byte column of one reconciliation round (fingerprints, short
+/// ids, bitmaps, op codes). The frame limit bounds the whole message first.
+pub const MAX_COLUMN: usize = 16 * 1024 * 1024;
+/// Most list items (short-id counts, entry counts) in one round.
+pub const MAX_RANGES: usize = 1024 * 1024;
+/// Bytes of one range fingerprint in [`ReconcileRound::fingerprints`].
+pub const FINGERPRINT_BYTES: usize = 4;
+/// Bytes of one short id in [`ReconcileRound::short_ids`].
+pub const SHORT_ID_BYTES: usize = 4;
 
 /// Validator story 4: new entries of an open job file, with the sender's
 /// count and root for that file so divergence shows early; network status
@@ -35,64 +47,86 @@ pub struct JobFileDelta {
     pub status: Option<NetworkStatus>,
 }
 
-/// A half-open key range `[lower, upper)` of a job file, by job id; `upper`
-/// `None` means "to the end".
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Why a reconciliation session was abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
-pub struct KeyRange {
-    /// Inclusive lower bound.
-    pub lower: JobId,
-    /// Exclusive upper bound; `None` is unbounded.
-    pub upper: Option<JobId>,
+pub enum AbortReason {
+    /// The peer's message broke the protocol (malformed columns, answers
+    /// that do not match what was asked).
+    Protocol,
+    /// The session exceeded its round or byte budget.
+    Budget,
+    /// The keyed pass ended and the roots still differ.
+    Unresolved,
+    /// The sender's file changed during the session.
+    FileChanged,
 }
 
-/// One item of a reconciliation message.
+/// One round of a reconciliation pass. Both sides keep the same ordered
+/// queue of "outstanding" items (what one side asked and the other must
+/// answer); a round answers the first `answered` of them, in order, and
+/// opens new ranges inside its answers. `docs/PROTOCOL.md` "Job files and
+/// reconciliation" gives the exact layout of every column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
-pub enum ReconcileItem {
-    /// The sender's count and 8-byte fingerprint of a range; the receiver
-    /// compares and recurses where they differ.
-    Fingerprint {
-        /// The range.
-        range: KeyRange,
-        /// Entries in it.
+pub struct ReconcileRound {
+    /// How many of the receiver's outstanding items this round answers.
+    pub answered: u32,
+    /// One bit stream: difference bitmaps (answers to splits), want bitmaps
+    /// (answers to short-id lists) and new-entry bitmaps (answers to entry
+    /// transfers), in answer order, least significant bit first.
+    pub bits: BoundedBytes<MAX_COLUMN>,
+    /// One op byte per range opened: `0x00 | b` split into `2^b` parts,
+    /// `0x40` short ids, `0x80` whole-range entries.
+    pub ops: BoundedBytes<MAX_COLUMN>,
+    /// Fingerprints of split parts, [`FINGERPRINT_BYTES`] little-endian each.
+    pub fingerprints: BoundedBytes<MAX_COLUMN>,
+    /// Per short-id op and per entries op, in op order: how many ids or
+    /// entries it carries.
+    pub counts: BoundedVec<u32, MAX_RANGES>,
+    /// Short ids of short-id ops, [`SHORT_ID_BYTES`] little-endian each.
+    pub short_ids: BoundedBytes<MAX_COLUMN>,
+    /// First the entries of whole-range ops (in op order), then the entries
+    /// the receiver lacks (answers and wanted deliveries).
+    pub entries: BoundedVec<JobEntry, MAX_ENTRIES>,
+    /// Present when the sender expects nothing back: its entry count and
+    /// root once it has applied the session's outcome, for the receiver to
+    /// compare with its own.
+    pub done: Option<FinalRoot>,
+}
+
+/// A side's count and root at the end of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct FinalRoot {
+    /// Entries.
+    pub count: u64,
+    /// The 32-byte root (keyed in a keyed pass).
+    pub root: Hash32,
+}
+
+/// The body of a reconciliation message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub enum ReconcileBody {
+    /// Opens a pass: the sender's count and root of the whole file. A keyed
+    /// pass (after a final-root mismatch) carries the nonce that keys its
+    /// fingerprints and short ids, so a crafted collision of the unkeyed
+    /// fingerprints cannot survive it.
+    Start {
+        /// Entries in the sender's file.
         count: u64,
-        /// Unkeyed fingerprint of its entries.
-        fingerprint: u64,
+        /// The sender's root (keyed by the nonce in a keyed pass).
+        root: Hash32,
+        /// The keyed pass's nonce; `None` for the fast unkeyed pass.
+        keyed: Option<Hash32>,
     },
-    /// A keyed 32-byte fingerprint (the slow pass after a final-root
-    /// mismatch: an unkeyed collision cannot survive it).
-    KeyedFingerprint {
-        /// The range.
-        range: KeyRange,
-        /// Entries in it.
-        count: u64,
-        /// Fingerprint keyed with the session key.
-        fingerprint: Hash32,
-    },
-    /// The short ids of every entry in a small range.
-    ShortIds {
-        /// The range.
-        range: KeyRange,
-        /// 8-byte ids, sorted.
-        ids: BoundedVec<u64, MAX_SHORT_IDS>,
-    },
-    /// Entries the receiver lacks.
-    Entries {
-        /// The entries.
-        entries: BoundedVec<JobEntry, MAX_ENTRIES>,
-    },
-    /// Asks for the entries with these short ids.
-    Want {
-        /// 8-byte ids.
-        ids: BoundedVec<u64, MAX_SHORT_IDS>,
-    },
-    /// Asks for every entry of a range (cheaper than recursing, by the
-    /// counts).
-    WantRange {
-        /// The range.
-        range: KeyRange,
-    },
+    /// The receiver's root equals the one in `Start`: nothing to do.
+    Match,
+    /// One round of the pass.
+    Round(ReconcileRound),
+    /// The sender gave up; the receiver stops too.
+    Abort(AbortReason),
 }
 
 /// Validator story 4: one reconciliation message of a session between two
@@ -104,14 +138,8 @@ pub struct Reconcile {
     pub session: u64,
     /// The block whose job file is reconciled.
     pub block: BlockNumber,
-    /// Message number within the session.
+    /// Message number within the session (0 = the initiator's first).
     pub step: u16,
-    /// The sender's count and full 32-byte root of the file.
-    pub count: u64,
-    /// The sender's root.
-    pub root: Hash32,
-    /// The items.
-    pub items: BoundedVec<ReconcileItem, MAX_RANGES>,
-    /// Whether the sender considers the session finished.
-    pub done: bool,
+    /// What the message says.
+    pub body: ReconcileBody,
 }

@@ -1,0 +1,335 @@
+//! The ordered index of a job file: a 16-way burst trie over the job id's
+//! nibbles whose every node keeps the count and the wrapping 64-bit sum of
+//! the entry fingerprints below it (DESIGN.md "Reconciliation":
+//! fingerprints maintained incrementally, unkeyed, O(log n) per insert and
+//! per range query).
+//!
+//! Entries live in sorted leaf buckets of at most [`LEAF_CAP`]; a bucket
+//! that grows past it bursts into 16 children by the next nibble, and a
+//! subtree that shrinks below half of it collapses back into one bucket.
+//! Job ids are blake3 outputs, so the depth is about `log16(n / 16)`; the
+//! trie never looks at more than the id's 64 nibbles, so even crafted ids
+//! cannot make a path longer than 64 nodes.
+
+use undchain_types::{Hash32, JobEntry, JobId};
+
+/// Most entries in one leaf bucket before it bursts.
+pub(crate) const LEAF_CAP: usize = 32;
+const FANOUT: usize = 16;
+const NIBBLES: usize = 64;
+
+/// One stored entry with its leaf hash (computed once at insert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) entry: JobEntry,
+    pub(crate) leaf: Hash32,
+}
+
+impl Slot {
+    #[inline]
+    pub(crate) fn id(&self) -> &[u8; 32] {
+        &self.entry.id.0.0
+    }
+
+    /// The entry's unkeyed 64-bit fingerprint: the leaf hash's first 8 bytes.
+    #[inline]
+    pub(crate) fn fp(&self) -> u64 {
+        self.leaf.short()
+    }
+}
+
+/// Count and wrapping sum of fingerprints of a set of entries. Both form a
+/// group, so the summary of `[lo, hi)` is `below(hi) - below(lo)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries.
+    pub count: u64,
+    /// Wrapping sum of their 64-bit fingerprints.
+    pub sum: u64,
+}
+
+impl Summary {
+    #[inline]
+    fn add(&mut self, o: Summary) {
+        self.count = self.count.wrapping_add(o.count);
+        self.sum = self.sum.wrapping_add(o.sum);
+    }
+
+    /// `self - o` (wrapping; exact when `o` is a subset's summary).
+    #[inline]
+    pub fn minus(self, o: Summary) -> Summary {
+        Summary {
+            count: self.count.wrapping_sub(o.count),
+            sum: self.sum.wrapping_sub(o.sum),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Leaf(Vec<Slot>),
+    Inner(Box<[u32; FANOUT]>),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    agg: Summary,
+    kind: Kind,
+}
+
+#[inline]
+fn nib(key: &[u8; 32], depth: usize) -> usize {
+    let b = key[depth / 2];
+    usize::from(if depth % 2 == 0 { b >> 4 } else { b & 15 })
+}
+
+/// The trie. Node 0 is the root.
+#[derive(Debug, Clone)]
+pub(crate) struct Index {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            nodes: vec![Node {
+                agg: Summary::default(),
+                kind: Kind::Leaf(Vec::new()),
+            }],
+            free: Vec::new(),
+        }
+    }
+}
+
+impl Index {
+    pub(crate) fn total(&self) -> Summary {
+        self.nodes[0].agg
+    }
+
+    fn alloc(&mut self, node: Node) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        }
+    }
+
+    /// Walks to the leaf that holds (or would hold) `key`; returns the
+    /// inner nodes passed, the leaf and its depth.
+    fn walk(&self, key: &[u8; 32], path: &mut Vec<u32>) -> (u32, usize) {
+        let mut n = 0u32;
+        let mut depth = 0;
+        while let Kind::Inner(ch) = &self.nodes[n as usize].kind {
+            path.push(n);
+            n = ch[nib(key, depth)];
+            depth += 1;
+        }
+        (n, depth)
+    }
+
+    pub(crate) fn get(&self, id: &JobId) -> Option<&Slot> {
+        let mut path = Vec::new();
+        let (leaf, _) = self.walk(&id.0.0, &mut path);
+        match &self.nodes[leaf as usize].kind {
+            Kind::Leaf(v) => v
+                .binary_search_by(|s| s.id().cmp(&id.0.0))
+                .ok()
+                .map(|i| &v[i]),
+            Kind::Inner(_) => None,
+        }
+    }
+
+    /// Inserts `slot`; returns it back if its id is already present.
+    pub(crate) fn insert(&mut self, slot: Slot) -> Result<(), Slot> {
+        let mut path = Vec::with_capacity(16);
+        let key = *slot.id();
+        let (leaf, depth) = self.walk(&key, &mut path);
+        let add = Summary {
+            count: 1,
+            sum: slot.fp(),
+        };
+        let len = match &mut self.nodes[leaf as usize].kind {
+            Kind::Leaf(v) => match v.binary_search_by(|s| s.id().cmp(&key)) {
+                Ok(_) => return Err(slot),
+                Err(i) => {
+                    v.insert(i, slot);
+                    v.len()
+                }
+            },
+            Kind::Inner(_) => return Err(slot),
+        };
+        self.nodes[leaf as usize].agg.add(add);
+        for &p in &path {
+            self.nodes[p as usize].agg.add(add);
+        }
+        if len > LEAF_CAP && depth < NIBBLES {
+            self.burst(leaf, depth);
+        }
+        Ok(())
+    }
+
+    fn burst(&mut self, n: u32, depth: usize) {
+        let slots = match &mut self.nodes[n as usize].kind {
+            Kind::Leaf(v) => core::mem::take(v),
+            Kind::Inner(_) => return,
+        };
+        let mut buckets: [Vec<Slot>; FANOUT] = Default::default();
+        for s in slots {
+            let c = nib(s.id(), depth);
+            buckets[c].push(s);
+        }
+        let mut children = [0u32; FANOUT];
+        for (c, bucket) in buckets.into_iter().enumerate() {
+            let mut agg = Summary::default();
+            for s in &bucket {
+                agg.add(Summary {
+                    count: 1,
+                    sum: s.fp(),
+                });
+            }
+            children[c] = self.alloc(Node {
+                agg,
+                kind: Kind::Leaf(bucket),
+            });
+        }
+        self.nodes[n as usize].kind = Kind::Inner(Box::new(children));
+    }
+
+    /// Removes the entry with `id`, if present.
+    pub(crate) fn remove(&mut self, id: &JobId) -> Option<Slot> {
+        let mut path = Vec::with_capacity(16);
+        let key = id.0.0;
+        let (leaf, _) = self.walk(&key, &mut path);
+        let slot = match &mut self.nodes[leaf as usize].kind {
+            Kind::Leaf(v) => match v.binary_search_by(|s| s.id().cmp(&key)) {
+                Ok(i) => v.remove(i),
+                Err(_) => return None,
+            },
+            Kind::Inner(_) => return None,
+        };
+        let sub = Summary {
+            count: 1,
+            sum: slot.fp(),
+        };
+        self.nodes[leaf as usize].agg = self.nodes[leaf as usize].agg.minus(sub);
+        for &p in &path {
+            self.nodes[p as usize].agg = self.nodes[p as usize].agg.minus(sub);
+        }
+        // Collapse the highest inner node on the path that became small.
+        if let Some(&top) = path
+            .iter()
+            .find(|&&p| self.nodes[p as usize].agg.count as usize <= LEAF_CAP / 2)
+        {
+            let mut slots = Vec::with_capacity(LEAF_CAP / 2);
+            self.drain_into(top, &mut slots, true);
+            self.nodes[top as usize].kind = Kind::Leaf(slots);
+        }
+        Some(slot)
+    }
+
+    /// Moves every slot below `n` into `out` (in order) and frees the
+    /// nodes below `n` (not `n` itself when `keep_self`).
+    fn drain_into(&mut self, n: u32, out: &mut Vec<Slot>, keep_self: bool) {
+        let kind = core::mem::replace(&mut self.nodes[n as usize].kind, Kind::Leaf(Vec::new()));
+        match kind {
+            Kind::Leaf(v) => out.extend(v),
+            Kind::Inner(ch) => {
+                for c in ch.iter() {
+                    self.drain_into(*c, out, false);
+                }
+            }
+        }
+        if !keep_self {
+            self.free.push(n);
+        }
+    }
+
+    /// Summary of every entry whose id is strictly below `key`.
+    pub(crate) fn below(&self, key: &[u8; 32]) -> Summary {
+        let mut acc = Summary::default();
+        let mut n = 0usize;
+        let mut depth = 0;
+        loop {
+            match &self.nodes[n].kind {
+                Kind::Inner(ch) => {
+                    let k = nib(key, depth);
+                    for c in &ch[..k] {
+                        acc.add(self.nodes[*c as usize].agg);
+                    }
+                    n = ch[k] as usize;
+                    depth += 1;
+                }
+                Kind::Leaf(v) => {
+                    for s in v {
+                        if s.id() < key {
+                            acc.add(Summary {
+                                count: 1,
+                                sum: s.fp(),
+                            });
+                        } else {
+                            break;
+                        }
+                    }
+                    return acc;
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every slot with `lo <= id < hi` (`hi = None`: no upper
+    /// bound), in id order.
+    pub(crate) fn for_each_in<'a>(
+        &'a self,
+        lo: &[u8; 32],
+        hi: Option<&[u8; 32]>,
+        f: &mut dyn FnMut(&'a Slot),
+    ) {
+        self.visit(0, 0, Some(lo), hi, f);
+    }
+
+    fn visit<'a>(
+        &'a self,
+        n: u32,
+        depth: usize,
+        lo: Option<&[u8; 32]>,
+        hi: Option<&[u8; 32]>,
+        f: &mut dyn FnMut(&'a Slot),
+    ) {
+        match &self.nodes[n as usize].kind {
+            Kind::Leaf(v) => {
+                let start = match lo {
+                    Some(lo) => v.partition_point(|s| s.id() < lo),
+                    None => 0,
+                };
+                for s in &v[start..] {
+                    if let Some(hi) = hi
+                        && s.id() >= hi
+                    {
+                        break;
+                    }
+                    f(s);
+                }
+            }
+            Kind::Inner(ch) => {
+                if self.nodes[n as usize].agg.count == 0 {
+                    return;
+                }
+                let from = lo.map_or(0, |k| nib(k, depth));
+                let to = hi.map_or(FANOUT - 1, |k| nib(k, depth));
+                for c in from..=to {
+                    let clo = lo.filter(|_| c == from);
+                    let chi = hi.filter(|_| c == to);
+                    self.visit(ch[c], depth + 1, clo, chi, f);
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every slot, in id order.
+    pub(crate) fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a Slot)) {
+        self.visit(0, 0, None, None, f);
+    }
+}

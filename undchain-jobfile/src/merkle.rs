@@ -1,0 +1,161 @@
+//! Closed job files: the rs_merkle tree over the sorted entries, whose root
+//! goes into the block header, and inclusion proofs that let a client prove
+//! its job was in block b (DESIGN.md "Two roots, two jobs"; client story
+//! step 2).
+//!
+//! Leaves are the entries' leaf hashes ([`HashContext::JobEntry`]); inner
+//! nodes are blake3 under [`HashContext::JobFileNode`] of the two children,
+//! and an odd node is promoted unchanged (rs_merkle's layout).
+
+use rs_merkle::{Hasher, MerkleTree};
+use undchain_types::msg::{MAX_PROOF_DEPTH, MerkleProof};
+use undchain_types::{BlockNumber, BoundedVec, Hash32, HashContext, JobId, hash};
+
+use crate::file::JobFile;
+
+/// The rs_merkle hasher of closed job files.
+#[derive(Debug, Clone, Copy)]
+pub struct JobFileHasher;
+
+impl Hasher for JobFileHasher {
+    type Hash = [u8; 32];
+
+    fn hash(data: &[u8]) -> [u8; 32] {
+        hash(HashContext::JobFileNode, data).0
+    }
+}
+
+/// The Merkle root over `leaves` (sorted entries' leaf hashes);
+/// [`Hash32::ZERO`] when there are none.
+pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
+    let raw: Vec<[u8; 32]> = leaves.iter().map(|h| h.0).collect();
+    MerkleTree::<JobFileHasher>::from_leaves(&raw)
+        .root()
+        .map_or(Hash32::ZERO, Hash32)
+}
+
+/// A closed (frozen) job file with its Merkle tree.
+#[derive(Clone)]
+pub struct ClosedFile {
+    block: BlockNumber,
+    file: JobFile,
+    ids: Vec<JobId>,
+    tree: MerkleTree<JobFileHasher>,
+    root: Hash32,
+}
+
+impl core::fmt::Debug for ClosedFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClosedFile")
+            .field("block", &self.block)
+            .field("len", &self.ids.len())
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl ClosedFile {
+    /// Closes `file` as block `block`'s job file.
+    pub fn new(block: BlockNumber, file: JobFile) -> Self {
+        let mut ids = Vec::with_capacity(file.len() as usize);
+        let mut leaves = Vec::with_capacity(file.len() as usize);
+        file.for_each_slot(&mut |e, l| {
+            ids.push(e.id);
+            leaves.push(l.0);
+        });
+        let tree = MerkleTree::<JobFileHasher>::from_leaves(&leaves);
+        let root = tree.root().map_or(Hash32::ZERO, Hash32);
+        ClosedFile {
+            block,
+            file,
+            ids,
+            tree,
+            root,
+        }
+    }
+
+    /// The block.
+    pub fn block(&self) -> BlockNumber {
+        self.block
+    }
+
+    /// The entries.
+    pub fn file(&self) -> &JobFile {
+        &self.file
+    }
+
+    /// Gives the entries back.
+    pub fn into_file(self) -> JobFile {
+        self.file
+    }
+
+    /// The Merkle root (the block header's `job_root`).
+    pub fn merkle_root(&self) -> Hash32 {
+        self.root
+    }
+
+    /// Entries (the block header's `job_count`).
+    pub fn len(&self) -> u64 {
+        self.ids.len() as u64
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The inclusion proof of job `id`, with its leaf hash.
+    pub fn proof(&self, id: &JobId) -> Option<(Hash32, MerkleProof)> {
+        let index = self.ids.binary_search(id).ok()?;
+        let leaf = self.file.leaf_of(id)?;
+        let p = self.tree.proof(&[index]);
+        let siblings = BoundedVec::try_from_vec(
+            p.proof_hashes().iter().map(|h| Hash32(*h)).collect(),
+        )
+        .ok()?;
+        Some((
+            leaf,
+            MerkleProof {
+                leaf_index: index as u64,
+                leaf_count: self.ids.len() as u64,
+                siblings,
+            },
+        ))
+    }
+
+    /// A client-facing notice that job `id` was committed in this block.
+    pub fn inclusion_notice(&self, id: &JobId) -> Option<undchain_types::msg::InclusionNotice> {
+        let (leaf, proof) = self.proof(id)?;
+        Some(undchain_types::msg::InclusionNotice {
+            job: *id,
+            block: self.block,
+            job_root: self.root,
+            leaf,
+            proof,
+        })
+    }
+}
+
+/// Checks that `leaf` is in the tree with root `root` according to
+/// `proof`. Never panics on a malformed proof; returns `false` instead.
+pub fn verify_inclusion(root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> bool {
+    if proof.leaf_count == 0
+        || proof.leaf_index >= proof.leaf_count
+        || proof.siblings.len() > MAX_PROOF_DEPTH
+    {
+        return false;
+    }
+    // A tree of `leaf_count` leaves has at most ceil(log2) siblings per proof.
+    let depth = 64 - (proof.leaf_count - 1).leading_zeros() as usize;
+    if proof.siblings.len() > depth {
+        return false;
+    }
+    let (Ok(index), Ok(count)) = (
+        usize::try_from(proof.leaf_index),
+        usize::try_from(proof.leaf_count),
+    ) else {
+        return false;
+    };
+    let hashes: Vec<[u8; 32]> = proof.siblings.iter().map(|h| h.0).collect();
+    rs_merkle::MerkleProof::<JobFileHasher>::new(hashes).verify(root.0, &[index], &[leaf.0], count)
+}

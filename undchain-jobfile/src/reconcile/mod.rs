@@ -1,0 +1,167 @@
+//! Bisection-hash reconciliation of two job files (design notes,
+//! validator story item 4; DESIGN.md "Reconciliation"; `docs/PROTOCOL.md`
+//! "Job files and reconciliation").
+//!
+//! A sans-IO state machine ([`Session`]) for each side. The initiator
+//! sends its count and root; on a mismatch the sides recurse over implicit
+//! prefix ranges of the job-id space, exchanging 4-byte fingerprints of
+//! parts, short ids at the leaves and entries where they differ, and whole
+//! ranges when the counts say that is cheaper. The session ends when one
+//! side says it expects nothing more and the receiver's root after the
+//! exchange equals the sender's. If it does not (a fingerprint or short-id
+//! collision, crafted or not), the receiver starts a keyed pass whose
+//! fingerprints are keyed by a fresh nonce; if that pass also ends with
+//! different roots, the session fails with [`ReconcileError::Unresolved`].
+//! Rounds, bytes, message size and every list are bounded.
+
+mod bits;
+mod policy;
+mod range;
+mod session;
+
+pub use session::{Role, Session};
+
+use undchain_types::msg::AbortReason;
+use undchain_types::{JobEntry, WireError};
+
+/// Limits and tuning of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Most messages in a session, both directions (each side counts the
+    /// ones it sees).
+    pub max_messages: u16,
+    /// Most bytes sent plus received.
+    pub max_bytes: u64,
+    /// Largest message this side sends or accepts.
+    pub max_message_bytes: usize,
+    /// Ranges with at most this many entries are leaves (short ids or
+    /// whole-range transfer).
+    pub leaf_max: u64,
+    /// Average entries per part that a split aims for at least.
+    pub leaf_target: u64,
+    /// Entries per part of the first split of the whole file.
+    pub root_part: u64,
+    /// Most bits of the first split (at most `2^root_bits_max` parts).
+    pub root_bits_max: u8,
+    /// Most short ids in one short-id op (longer lists are refused).
+    pub ids_max: u32,
+    /// Most entries in one whole-range op (longer ones are refused).
+    pub entries_max: u32,
+}
+
+impl Config {
+    /// Defaults for a file of `entries` entries: the byte budget is 64 MiB
+    /// plus 256 bytes per local entry (a full transfer costs about 48).
+    pub fn for_entries(entries: u64) -> Self {
+        Config {
+            max_messages: 64,
+            max_bytes: (64 << 20) + 256u64.saturating_mul(entries),
+            max_message_bytes: 16 << 20,
+            leaf_max: 96,
+            leaf_target: 24,
+            root_part: 256,
+            root_bits_max: 14,
+            ids_max: 4096,
+            entries_max: 4096,
+        }
+    }
+}
+
+/// The result of a session: what each side had that the other lacked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Entries this side had and the peer lacked, in id order.
+    pub only_local: Vec<JobEntry>,
+    /// Entries the peer had and this side lacked, in id order.
+    pub only_remote: Vec<JobEntry>,
+}
+
+/// Message and byte counts of a session, as seen by one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages sent.
+    pub sent: u32,
+    /// Messages received.
+    pub received: u32,
+    /// Bytes sent (encoded messages).
+    pub bytes_sent: u64,
+    /// Bytes received (encoded messages).
+    pub bytes_received: u64,
+}
+
+/// Why a session failed. Every variant ends the session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// The bytes are not a reconciliation message.
+    #[error("cannot decode: {0}")]
+    Wire(#[from] WireError),
+    /// A column or list of the message is malformed or does not match what
+    /// was asked.
+    #[error("malformed round: {0}")]
+    Malformed(&'static str),
+    /// The message belongs to another session or block.
+    #[error("message for session {got_session} block {got_block}, expected {session} block {block}")]
+    WrongSession {
+        /// Expected session.
+        session: u64,
+        /// Expected block.
+        block: u64,
+        /// Session got.
+        got_session: u64,
+        /// Block got.
+        got_block: u64,
+    },
+    /// Out-of-order or replayed message.
+    #[error("message step {got}, expected {expected}")]
+    Step {
+        /// Expected.
+        expected: u16,
+        /// Got.
+        got: u16,
+    },
+    /// A message that makes no sense now (e.g. a round before a start).
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    /// More messages than [`Config::max_messages`].
+    #[error("more than {limit} messages")]
+    TooManyMessages {
+        /// The limit.
+        limit: u16,
+    },
+    /// More bytes than [`Config::max_bytes`], or one message larger than
+    /// [`Config::max_message_bytes`].
+    #[error("{got} bytes exceed the limit of {limit}")]
+    TooManyBytes {
+        /// Bytes so far (or of the message).
+        got: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The local file changed during the session.
+    #[error("the local file changed during the session")]
+    FileChanged,
+    /// The keyed pass ended and the roots still differ: the peer is lying
+    /// or its file changed.
+    #[error("roots still differ after the keyed pass")]
+    Unresolved,
+    /// The peer aborted.
+    #[error("the peer aborted: {0:?}")]
+    PeerAborted(AbortReason),
+    /// The session is over.
+    #[error("the session is already finished")]
+    Finished,
+}
+
+impl ReconcileError {
+    /// The reason to tell the peer in an abort message.
+    pub fn abort_reason(&self) -> AbortReason {
+        match self {
+            ReconcileError::TooManyMessages { .. } | ReconcileError::TooManyBytes { .. } => {
+                AbortReason::Budget
+            }
+            ReconcileError::FileChanged => AbortReason::FileChanged,
+            ReconcileError::Unresolved => AbortReason::Unresolved,
+            _ => AbortReason::Protocol,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Law: for any two sets (empty, equal, disjoint, one a subset, or
+//! anything in between) reconciliation returns exactly the symmetric
+//! difference on both sides, and both sides reach the same root after
+//! applying it.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use undchain_jobfile::JobFile;
+use undchain_jobfile::testkit::{Exchange, entry, pair, run};
+use undchain_types::JobEntry;
+
+fn file_of(ids: &BTreeSet<u64>) -> JobFile {
+    JobFile::from_entries(ids.iter().map(|&n| entry(n, 1_000 + n))).unwrap()
+}
+
+fn apply(file: &JobFile, add: &[JobEntry]) -> JobFile {
+    let mut f = file.clone();
+    for e in add {
+        f.insert(e.clone()).unwrap();
+    }
+    f
+}
+
+fn check(a_ids: &BTreeSet<u64>, b_ids: &BTreeSet<u64>) -> Exchange {
+    let a = file_of(a_ids);
+    let b = file_of(b_ids);
+    let ex = run(&a, &b, 42).expect("session succeeds between honest peers");
+    let only_a: Vec<JobEntry> = a_ids.difference(b_ids).map(|&n| entry(n, 1_000 + n)).collect();
+    let only_b: Vec<JobEntry> = b_ids.difference(a_ids).map(|&n| entry(n, 1_000 + n)).collect();
+    let sort = |mut v: Vec<JobEntry>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sort(ex.initiator.only_local.clone()), sort(only_a.clone()));
+    assert_eq!(sort(ex.initiator.only_remote.clone()), sort(only_b.clone()));
+    assert_eq!(sort(ex.responder.only_local.clone()), sort(only_b));
+    assert_eq!(sort(ex.responder.only_remote.clone()), sort(only_a));
+    let a2 = apply(&a, &ex.initiator.only_remote);
+    let b2 = apply(&b, &ex.responder.only_remote);
+    assert_eq!(a2.root(), b2.root());
+    assert_eq!(a2.merkle_root(), b2.merkle_root());
+    ex
+}
+
+fn sets() -> impl Strategy<Value = (BTreeSet<u64>, BTreeSet<u64>)> {
+    // A shared pool plus a private part on each side, with sizes that cover
+    // leaves, one split and two levels of splits.
+    (0usize..4, 0u64..3000, 0u64..400, 0u64..400).prop_flat_map(|(shape, common, da, db)| {
+        let a: BTreeSet<u64> = (0..common).chain(100_000..100_000 + da).collect();
+        let b: BTreeSet<u64> = (0..common).chain(200_000..200_000 + db).collect();
+        let (a, b) = match shape {
+            0 => (a, b),                              // general
+            1 => (a.clone(), a),                      // equal
+            2 => (a.difference(&b).copied().collect(), b), // disjoint
+            _ => (a.clone(), a.iter().copied().filter(|n| n % 3 != 0).collect()), // subset
+        };
+        Just((a, b))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reconciliation_returns_the_symmetric_difference((a, b) in sets()) {
+        check(&a, &b);
+    }
+
+    #[test]
+    fn small_arbitrary_sets(a in proptest::collection::btree_set(0u64..300, 0..120),
+                            b in proptest::collection::btree_set(0u64..300, 0..120)) {
+        check(&a, &b);
+    }
+}
+
+#[test]
+fn empty_against_empty_and_against_full() {
+    let none = BTreeSet::new();
+    let some: BTreeSet<u64> = (0..5000).collect();
+    let ex = check(&none, &none);
+    assert_eq!(ex.messages, 2);
+    check(&none, &some);
+    check(&some, &none);
+}
+
+#[test]
+fn equal_files_settle_in_one_round_trip_under_100_bytes() {
+    let (a, b) = pair(20_000, 0);
+    let ex = run(&a, &b, u64::MAX).unwrap();
+    assert_eq!(ex.rounds(), 1);
+    assert!(ex.bytes <= 100, "{} bytes", ex.bytes);
+}
+
+#[test]
+fn a_large_file_with_a_few_differences_takes_at_most_three_round_trips() {
+    let (a, b) = pair(50_000, 100);
+    let ex = run(&a, &b, 7).unwrap();
+    assert_eq!(ex.initiator.only_local.len(), 50);
+    assert_eq!(ex.initiator.only_remote.len(), 50);
+    assert!(ex.rounds() <= 3, "{} round trips", ex.rounds());
+}
