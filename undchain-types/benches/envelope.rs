@@ -10,7 +10,8 @@
 //!   envelope bytes.
 //! - `open`: ours = `SignedEnvelope::from_bytes` + `verify` (bounded decode,
 //!   canonical check, key validation, digest, verify_strict);
-//!   raw = `VerifyingKey::from_bytes` + `verify_strict` on the same bytes.
+//!   raw = `VerifyingKey::from_bytes` + `verify_strict` on the same bytes,
+//!   and the same plus decompressing the two keys the receipt body names.
 
 use std::hint::black_box;
 
@@ -114,6 +115,23 @@ fn bench(c: &mut Criterion) {
     g.bench_function("raw_verify_strict", |b| {
         b.iter(|| {
             for (m, s) in raw_msgs.iter().zip(&raw_sigs) {
+                let k = ed25519_dalek::VerifyingKey::from_bytes(&pub_bytes).unwrap();
+                k.verify_strict(m, s).unwrap();
+            }
+        })
+    });
+    // The receipt body names two more keys (client, partner) that decoding
+    // validates too; this variant decompresses them as well.
+    let body_keys: Vec<[u8; 32]> = vec![
+        SigningKey::from_seed([1; 32]).public().to_bytes(),
+        SigningKey::from_seed([2; 32]).public().to_bytes(),
+    ];
+    g.bench_function("raw_verify_strict_plus_body_keys", |b| {
+        b.iter(|| {
+            for (m, s) in raw_msgs.iter().zip(&raw_sigs) {
+                for kb in &body_keys {
+                    black_box(ed25519_dalek::VerifyingKey::from_bytes(kb).unwrap());
+                }
                 let k = ed25519_dalek::VerifyingKey::from_bytes(&pub_bytes).unwrap();
                 k.verify_strict(m, s).unwrap();
             }

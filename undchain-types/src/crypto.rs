@@ -9,7 +9,6 @@
 
 use core::fmt;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::Signer as _;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
@@ -51,16 +50,16 @@ impl PublicKey {
         if !is_canonical_y(bytes) {
             return Err(CryptoError::NonCanonicalKey);
         }
-        let point = CompressedEdwardsY(*bytes)
-            .decompress()
-            .ok_or(CryptoError::NotOnCurve)?;
+        // One decompression; `from_bytes` keeps the given (now known
+        // canonical in y) encoding instead of re-compressing.
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map_err(|_| CryptoError::NotOnCurve)?;
         // With y < p the only other non-canonical encodings are x = 0 with
         // the sign bit set; x = 0 means y = +-1, both small order, refused
-        // just below.
-        if point.is_small_order() {
+        // here.
+        if vk.is_weak() {
             return Err(CryptoError::WeakKey);
         }
-        let vk = ed25519_dalek::VerifyingKey::from(point);
         Ok(PublicKey(vk))
     }
 
