@@ -1,0 +1,42 @@
+//! `undchain-node`: the reference node's shell around the pure crates. So
+//! far it holds the QUIC transport ([`transport`]); the runtime, storage,
+//! CLI and devnet build on it.
+//!
+//! ```
+//! use undchain_net::{Claim, TransportEvent};
+//! use undchain_node::transport::{QuicConfig, QuicTransport};
+//! use undchain_types::{BlockTime, ChainId, Envelope, Role, SigningKey, msg::Hello};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let (v, c) = (SigningKey::from_seed([1; 32]), SigningKey::from_seed([2; 32]));
+//! let any = "127.0.0.1:0".parse().unwrap();
+//! let mut validator = QuicTransport::bind(any, v.clone(), QuicConfig::default()).unwrap();
+//! let client = QuicTransport::bind(any, c.clone(), QuicConfig::default()).unwrap();
+//! // The client expects the validator's key at its address.
+//! client
+//!     .connect(v.public(), validator.local_addr().unwrap(), Claim::ClientOrPartner)
+//!     .await
+//!     .unwrap();
+//! let hello = Envelope::new(c.public(), ChainId(1), 1, BlockTime(0), Hello { role: Role::Client, nonce: 1 })
+//!     .sign(&c);
+//! client.send(&v.public(), &hello).unwrap();
+//! loop {
+//!     if let Some(TransportEvent::Received { peer, envelope, .. }) = validator.next_event().await {
+//!         assert_eq!((peer, envelope), (c.public(), hello));
+//!         break;
+//!     }
+//! }
+//! # });
+//! ```
+//!
+//! Dependencies and why: `tokio` (runtime), `quinn` 0.11 and `rustls` 0.23
+//! with the `ring` provider (QUIC with TLS 1.3 raw public keys, as DESIGN.md
+//! names them), `ed25519-dalek` (signs the TLS handshake with the identity
+//! key itself), `thiserror`, `tracing` (logs).
+#![forbid(unsafe_code)]
+// Errors name the peer by its `PublicKey`, which caches the decompressed
+// point (192 bytes). Errors are cold paths and the key is what an operator
+// needs to read, so they carry it rather than a box.
+#![allow(clippy::result_large_err)]
+
+pub mod transport;
