@@ -13,6 +13,7 @@
 //! Details (rounds completed, failed rounds, final skew) go to stderr with
 //! `--verbose`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use undchain_timesync::Method;
@@ -55,10 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut stdout = std::io::stdout().lock();
     for method in Method::ALL {
         match run(&cfg, method) {
             Ok(report) => {
-                println!("{report}");
+                if writeln!(stdout, "{report}").is_err() {
+                    // stdout closed (e.g. piped into `head`): nothing left to do
+                    return ExitCode::SUCCESS;
+                }
                 if verbose {
                     eprintln!(
                         "  {}: rounds_completed={} failed_rounds={} final_skew_us={} (seed={})",

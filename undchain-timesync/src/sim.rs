@@ -243,14 +243,15 @@ struct World {
 /// The derived machine configuration for `cfg` and `method`.
 pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
     let period = cfg.resync_ms.saturating_mul(1_000);
-    let spacing = (period / 1_000).clamp(100, 10_000);
+    let spacing = (period / 10_000).clamp(100, 2_000);
     let max_delay = cfg.delay_max_us.saturating_mul(4).saturating_add(1_000);
-    let needed = spacing * 3 + max_delay + 1;
+    // A short window: a reading ages (drifts) until the round applies it.
+    let collect = spacing * 3 + max_delay + 1_000;
     SyncConfig {
         method,
         probes_per_round: 4,
         probe_spacing_us: spacing,
-        collect_us: (period / 10).max(needed),
+        collect_us: collect,
         period_us: period,
         limits: SampleLimits {
             max_delay_us: max_delay,
