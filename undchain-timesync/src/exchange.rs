@@ -32,7 +32,8 @@ pub struct SyncConfig {
     pub probe_spacing_us: u64,
     /// From a round's start to its computation, microseconds: every honest
     /// probe of the round must have been answered by then, so it must exceed
-    /// the clocks' skew plus the probing span plus a round trip.
+    /// the clocks' skew plus the probing span plus a round trip. Keep it
+    /// short: a reading drifts until the round applies it.
     pub collect_us: u64,
     /// Running rounds start at every multiple of this much agreed time,
     /// microseconds.
@@ -53,8 +54,8 @@ impl Default for SyncConfig {
         SyncConfig {
             method: Method::Ftm,
             probes_per_round: 4,
-            probe_spacing_us: 20_000,
-            collect_us: 1_000_000,
+            probe_spacing_us: 10_000,
+            collect_us: 300_000,
             period_us: 10_000_000,
             limits: SampleLimits::default(),
             bootstrap_target_spread_us: 10_000,

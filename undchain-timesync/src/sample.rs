@@ -39,7 +39,7 @@ pub struct SampleLimits {
 impl Default for SampleLimits {
     fn default() -> Self {
         SampleLimits {
-            max_delay_us: 500_000,
+            max_delay_us: 200_000,
             drift_ppm: 100,
         }
     }
@@ -269,7 +269,7 @@ mod tests {
             Err(SampleError::NegativeDelay { delay_us: -30 })
         ));
         assert!(matches!(
-            Sample::from_exchange(0, 0, 0, 500_001, &l),
+            Sample::from_exchange(0, 0, 0, 200_001, &l),
             Err(SampleError::AbsurdDelay { .. })
         ));
         assert!(matches!(
