@@ -55,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = guard.check(&e.sender, e.seq, e.sent_at, ClockDomain::Wall, now)?;
     let again = guard.check(&e.sender, e.seq, e.sent_at, ClockDomain::Wall, now)?;
     let job = JobId::from_request_digest(received.digest());
-    println!("validator: verified {:?}, first {first:?}, retry {again:?}", e.kind);
+    println!(
+        "validator: verified {:?}, first {first:?}, retry {again:?}",
+        e.kind
+    );
     println!("  body: {:?}", received.body());
     println!("  job id: {job}");
 
@@ -90,9 +93,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let receipt = Receipt::sign(terms, &client, &partner);
     receipt.verify()?;
-    let env =
-        Envelope::new(partner.public(), params.chain_id, 9, now.plus(60_000_000), receipt)
-            .sign(&partner);
+    let env = Envelope::new(
+        partner.public(),
+        params.chain_id,
+        9,
+        now.plus(60_000_000),
+        receipt,
+    )
+    .sign(&partner);
     let back = SignedEnvelope::open(&env.to_bytes(), DEFAULT_MAX_FRAME, params.chain_id)?;
     println!(
         "receipt: {} bytes, envelope and both party signatures verify ({})",

@@ -136,10 +136,7 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for BoundedVec<T
                 let mut out = Vec::with_capacity(hint);
                 while let Some(item) = seq.next_element()? {
                     if out.len() == N {
-                        note_invalid(Invalid::ListTooLong {
-                            len: N + 1,
-                            cap: N,
-                        });
+                        note_invalid(Invalid::ListTooLong { len: N + 1, cap: N });
                         return Err(de::Error::custom("list too long"));
                     }
                     out.push(item);
@@ -222,7 +219,10 @@ impl<'de, const N: usize> Deserialize<'de> for BoundedBytes<N> {
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
                 if v.len() > N {
-                    note_invalid(Invalid::BytesTooLong { len: v.len(), cap: N });
+                    note_invalid(Invalid::BytesTooLong {
+                        len: v.len(),
+                        cap: N,
+                    });
                     return Err(E::custom("bytes too long"));
                 }
                 Ok(BoundedBytes(v.to_vec()))
@@ -305,7 +305,10 @@ impl<'de, const N: usize> Deserialize<'de> for BoundedString<N> {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 if v.len() > N {
-                    note_invalid(Invalid::TextTooLong { len: v.len(), cap: N });
+                    note_invalid(Invalid::TextTooLong {
+                        len: v.len(),
+                        cap: N,
+                    });
                     return Err(E::custom("text too long"));
                 }
                 Ok(BoundedString(v.to_owned()))

@@ -52,8 +52,8 @@ impl PublicKey {
         }
         // One decompression; `from_bytes` keeps the given (now known
         // canonical in y) encoding instead of re-compressing.
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map_err(|_| CryptoError::NotOnCurve)?;
+        let vk =
+            ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::NotOnCurve)?;
         // With y < p the only other non-canonical encodings are x = 0 with
         // the sign bit set; x = 0 means y = +-1, both small order, refused
         // here.

@@ -62,8 +62,8 @@ pub use crypto::{CryptoError, PublicKey, Signature, SigningKey};
 pub use envelope::{Envelope, EnvelopeError, SignedEnvelope};
 pub use hash::{Hash32, HashAlgorithm, HashContext, hash, hash_parts};
 pub use ids::{
-    BlockNumber, BlockTime, ChainId, JobId, PayoutPeriod, PerceptionScore, TokenAmount,
-    max_faulty, quorum,
+    BlockNumber, BlockTime, ChainId, JobId, PayoutPeriod, PerceptionScore, TokenAmount, max_faulty,
+    quorum,
 };
 pub use job::{JobEntry, JobState};
 pub use msg::{Message, MessageKind};

@@ -387,7 +387,10 @@ mod tests {
         assert!(matches!(p.validate(), Err(ParamsError::ResyncStep { .. })));
         let mut p = params();
         p.retry_timeout_us = 1;
-        assert!(matches!(p.validate(), Err(ParamsError::RetryTimeout { .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(ParamsError::RetryTimeout { .. })
+        ));
         let mut p = params();
         p.missed_vote_threshold = 0;
         assert_eq!(p.validate(), Err(ParamsError::MissedVotes));

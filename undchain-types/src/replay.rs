@@ -113,7 +113,9 @@ pub enum ReplayError {
         past_us: u64,
     },
     /// Sent too far in the future.
-    #[error("envelope sent at {sent_at} is further ahead than the window ({ahead_us}us after {now})")]
+    #[error(
+        "envelope sent at {sent_at} is further ahead than the window ({ahead_us}us after {now})"
+    )]
     Future {
         /// Its time.
         sent_at: BlockTime,

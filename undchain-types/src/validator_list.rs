@@ -316,7 +316,11 @@ fn parse(text: &str) -> Result<ValidatorBook, ValidatorListError> {
     Ok(ValidatorBook { by_id: book })
 }
 
-fn bad(entry: &EntryRef, field: impl Into<String>, reason: impl Into<String>) -> ValidatorListError {
+fn bad(
+    entry: &EntryRef,
+    field: impl Into<String>,
+    reason: impl Into<String>,
+) -> ValidatorListError {
     ValidatorListError::BadField {
         entry: entry.clone(),
         field: field.into(),
@@ -358,11 +362,12 @@ fn parse_entry(index: usize, value: &toml::Value) -> Result<ValidatorRecord, Val
     }
     let id = match t.get("id") {
         None => return Err(ValidatorListError::MissingField { entry, field: "id" }),
-        Some(toml::Value::String(s)) => PublicKey::from_hex(s)
-            .map_err(|reason| ValidatorListError::BadId {
+        Some(toml::Value::String(s)) => {
+            PublicKey::from_hex(s).map_err(|reason| ValidatorListError::BadId {
                 entry: entry.clone(),
                 reason,
-            })?,
+            })?
+        }
         Some(_) => return Err(bad(&entry, "id", "must be a string of 64 hex digits")),
     };
     let known = match t.get("known") {
@@ -459,7 +464,13 @@ fn parse_medium(
             (x * 1000.0).round() as u16
         }
         Some(toml::Value::Integer(i)) if (0..=1).contains(i) => (*i as u16) * 1000,
-        Some(_) => return Err(bad(entry, f("reliability"), "must be a number in 0.0..=1.0")),
+        Some(_) => {
+            return Err(bad(
+                entry,
+                f("reliability"),
+                "must be a number in 0.0..=1.0",
+            ));
+        }
     };
     Ok(MediumInfo {
         endpoint: Endpoint {

@@ -289,7 +289,10 @@ mod tests {
         bytes.extend([0u8; 17]);
         assert_eq!(
             decode::<BoundedVec<u8, 16>>(&bytes, 64),
-            Err(WireError::Invalid(Invalid::ListTooLong { len: 17, cap: 16 }))
+            Err(WireError::Invalid(Invalid::ListTooLong {
+                len: 17,
+                cap: 16
+            }))
         );
         // Larger than the frame limit: refused before parsing at all.
         let big = vec![0u8; 65];

@@ -90,7 +90,11 @@ fn s_at_or_above_l_is_refused() {
     // s = L exactly.
     let mut bad = sig.0;
     bad[32..].copy_from_slice(&L);
-    assert!(key.public().verify_digest(&digest, &Signature(bad)).is_err());
+    assert!(
+        key.public()
+            .verify_digest(&digest, &Signature(bad))
+            .is_err()
+    );
 }
 
 #[test]
@@ -102,7 +106,9 @@ fn small_order_r_is_refused() {
         let mut bad = sig.0;
         bad[..32].copy_from_slice(&from_hex32(hex).unwrap());
         assert!(
-            key.public().verify_digest(&digest, &Signature(bad)).is_err(),
+            key.public()
+                .verify_digest(&digest, &Signature(bad))
+                .is_err(),
             "R = {hex}"
         );
     }
@@ -119,9 +125,17 @@ fn non_canonical_r_is_refused() {
     y[31] = 0x7f;
     let mut bad = sig.0;
     bad[..32].copy_from_slice(&y);
-    assert!(key.public().verify_digest(&digest, &Signature(bad)).is_err());
+    assert!(
+        key.public()
+            .verify_digest(&digest, &Signature(bad))
+            .is_err()
+    );
     // The canonical R with its sign bit flipped is another point: refused.
     let mut bad = sig.0;
     bad[31] ^= 0x80;
-    assert!(key.public().verify_digest(&digest, &Signature(bad)).is_err());
+    assert!(
+        key.public()
+            .verify_digest(&digest, &Signature(bad))
+            .is_err()
+    );
 }

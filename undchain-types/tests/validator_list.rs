@@ -10,13 +10,10 @@ const ALPHA: &str = "bc7cbcb5636375fa1d82434d466724d92377f53b980695dd49d26d0ce12
 const BRAVO: &str = "65e8f9b0bc6eae124169f0576f97362d295a8cf5f770b45e14357ce647d33eec";
 
 fn one(extra_entry_fields: &str, media: &str) -> String {
-    format!(
-        "[[validator]]\nalias = \"alpha\"\nid = \"{ALPHA}\"\n{extra_entry_fields}\n{media}"
-    )
+    format!("[[validator]]\nalias = \"alpha\"\nid = \"{ALPHA}\"\n{extra_entry_fields}\n{media}")
 }
 
-const MEDIUM: &str =
-    "[[validator.media]]\ntype = \"quic\"\naddress = \"127.0.0.1:7101\"\nlatency_ms = 1\nreliability = 0.99\n";
+const MEDIUM: &str = "[[validator.media]]\ntype = \"quic\"\naddress = \"127.0.0.1:7101\"\nlatency_ms = 1\nreliability = 0.99\n";
 
 fn alpha_ref() -> EntryRef {
     EntryRef {
@@ -134,7 +131,11 @@ fn no_media_is_refused() {
 fn unknown_medium_type_names_the_field() {
     let media = MEDIUM.replace("\"quic\"", "\"carrier-pigeon\"");
     match ValidatorBook::parse(&one("", &media)).unwrap_err() {
-        ValidatorListError::BadField { entry, field, reason } => {
+        ValidatorListError::BadField {
+            entry,
+            field,
+            reason,
+        } => {
             assert_eq!(entry, alpha_ref());
             assert_eq!(field, "media[1].type");
             assert!(reason.contains("carrier-pigeon"), "{reason}");
@@ -170,7 +171,10 @@ fn bad_reliability_and_latency_name_the_field() {
     let media = MEDIUM.replace("latency_ms = 1\n", "");
     assert!(matches!(
         ValidatorBook::parse(&one("", &media)),
-        Err(ValidatorListError::MissingField { field: "media.latency_ms", .. })
+        Err(ValidatorListError::MissingField {
+            field: "media.latency_ms",
+            ..
+        })
     ));
 }
 

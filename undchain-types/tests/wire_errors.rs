@@ -83,7 +83,10 @@ fn list_length_prefix_over_its_cap_is_refused_before_allocating() {
     bytes.extend(vec![0u8; 11 * 40]);
     assert_eq!(
         wire::decode::<Message>(&bytes, DEFAULT_MAX_FRAME),
-        Err(WireError::Invalid(Invalid::ListTooLong { len: 11, cap: 10 }))
+        Err(WireError::Invalid(Invalid::ListTooLong {
+            len: 11,
+            cap: 10
+        }))
     );
 }
 

@@ -165,7 +165,10 @@ pub struct UsageCheckpoint {
 impl UsageCheckpoint {
     /// The digest the client signs.
     pub fn digest(&self) -> Hash32 {
-        crate::hash::hash(HashContext::UsageCheckpoint, &crate::wire::encode_bare(self))
+        crate::hash::hash(
+            HashContext::UsageCheckpoint,
+            &crate::wire::encode_bare(self),
+        )
     }
 
     /// Signs as the client.

@@ -3,8 +3,8 @@
 
 use undchain_types::msg::{Receipt, ReceiptTerms};
 use undchain_types::{
-    BlockTime, ChainId, Envelope, JobId, PerceptionScore, SignedEnvelope, SigningKey,
-    TokenAmount, UtilityKind, hash::Hash32, msg::UtilityRequest,
+    BlockTime, ChainId, Envelope, JobId, PerceptionScore, SignedEnvelope, SigningKey, TokenAmount,
+    UtilityKind, hash::Hash32, msg::UtilityRequest,
 };
 
 /// A deterministic test key.
