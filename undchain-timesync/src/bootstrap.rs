@@ -103,14 +103,18 @@ impl<P: Ord + Clone> Bootstrap<P> {
     }
 
     /// After [`Output::Synced`]: the running machine that keeps the clock
-    /// agreed, its first round at the next period boundary after `now`.
-    /// Before that, `Err(self)`.
-    pub fn into_running(self, now: i64) -> Result<(Running<P>, Vec<Output<P>>), Self> {
+    /// agreed, its first round at the next period boundary after `now`, and
+    /// the outputs of that scheduling. Before that,
+    /// [`ConfigError::NotSynced`] (check [`Self::synced`] first).
+    pub fn into_running(self, now: i64) -> Result<Handover<P>, ConfigError> {
         if self.synced.is_none() {
-            return Err(self);
+            return Err(ConfigError::NotSynced);
         }
         let mut engine = self.engine;
         let out = engine.resume_running(now);
         Ok((Running::from_engine(engine), out))
     }
 }
+
+/// A running machine and the outputs of starting it.
+pub type Handover<P> = (Running<P>, Vec<Output<P>>);

@@ -101,6 +101,9 @@ pub enum ConfigError {
         "the member set must be non-empty and (for bootstrap and running) contain this validator"
     )]
     Members,
+    /// A running machine was asked for before bootstrap or join agreed.
+    #[error("no agreed time yet: bootstrap or join has not finished")]
+    NotSynced,
 }
 
 impl SyncConfig {
@@ -422,7 +425,7 @@ mod tests {
         };
         assert!(matches!(c.validate(), Err(ConfigError::Collect { .. })));
         let c = SyncConfig {
-            period_us: 1_000_000,
+            period_us: 300_000,
             ..SyncConfig::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::Period { .. })));

@@ -177,22 +177,15 @@ impl<P: Ord + Clone> Join<P> {
     }
 
     /// After [`Output::Synced`]: the running machine of `me`, now one of
-    /// `members`. Before that, `Err(self)`.
+    /// `members`. Before that, [`ConfigError::NotSynced`] (check
+    /// [`Self::synced`] first).
     pub fn into_running(
         self,
         me: P,
         members: BTreeSet<P>,
         nonce_seed: u64,
-    ) -> Result<Result<Running<P>, ConfigError>, Self> {
-        match self.synced {
-            Some(r) => Ok(Running::new(
-                me,
-                members,
-                self.cfg,
-                r.correction,
-                nonce_seed,
-            )),
-            None => Err(self),
-        }
+    ) -> Result<Running<P>, ConfigError> {
+        let r = self.synced.ok_or(ConfigError::NotSynced)?;
+        Running::new(me, members, self.cfg, r.correction, nonce_seed)
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! * [`sample`]: the NTP four-timestamp exchange ([`Sample`]) and the
 //!   per-peer lowest-delay filter ([`SampleWindow`]).
-//! * [`agree`]: the Welch-Lynch fault-tolerant midpoint ([`agree()`],
+//! * [`mod@agree`]: the Welch-Lynch fault-tolerant midpoint ([`agree()`],
 //!   [`Method::Ftm`]) and, for comparison, trimmed mean, median and mean.
 //! * Sans-IO machines, inputs carrying the local clock `now`, outputs plain
 //!   [`Output`]s: [`Bootstrap`] brings a network's time online, [`Running`]
@@ -47,7 +47,7 @@ pub mod sample;
 pub mod sim;
 
 pub use agree::{AgreeError, Agreement, Method, Reading, agree, agree_among};
-pub use bootstrap::Bootstrap;
+pub use bootstrap::{Bootstrap, Handover};
 pub use clock::{BlockClock, BlockPosition, ClockError, period_bounds, position_of};
 pub use exchange::{
     ConfigError, ExchangeError, Output, RoundResult, SyncConfig, TimeMsg, reply_to,

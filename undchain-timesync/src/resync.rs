@@ -47,8 +47,9 @@ pub struct ResyncApplied {
 /// What the resync machine asks for or tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResyncOutput {
-    /// Broadcast to the active validators.
-    Broadcast(ResyncMsg),
+    /// Broadcast to the active validators (boxed: keys and signatures are
+    /// large).
+    Broadcast(Box<ResyncMsg>),
     /// Apply this step.
     Apply(ResyncApplied),
     /// This validator does not approve the proposal.
@@ -207,14 +208,10 @@ impl Resync {
         };
         self.check(now, &proposal)?;
         self.next_id += 1;
-        let mut out = vec![ResyncOutput::Broadcast(ResyncMsg::Proposal(
-            proposal.clone(),
-        ))];
+        let mut out = vec![broadcast(ResyncMsg::Proposal(proposal.clone()))];
         self.insert(proposal.clone())?;
         let approval = proposal.approve(&self.key);
-        out.push(ResyncOutput::Broadcast(ResyncMsg::Approval(
-            approval.clone(),
-        )));
+        out.push(broadcast(ResyncMsg::Approval(approval.clone())));
         out.extend(self.count(now, approval)?);
         Ok(out)
     }
@@ -262,9 +259,7 @@ impl Resync {
             });
             if agrees {
                 let approval = proposal.approve(&self.key);
-                out.push(ResyncOutput::Broadcast(ResyncMsg::Approval(
-                    approval.clone(),
-                )));
+                out.push(broadcast(ResyncMsg::Approval(approval.clone())));
                 out.extend(self.count(now, approval)?);
             } else {
                 out.push(ResyncOutput::Declined {
@@ -347,4 +342,8 @@ pub fn clamp_step(params: &ChainParams, now: BlockTime, period: PayoutPeriod, st
     let hi = i128::from(end.0) - 1 - now;
     let step = i128::from(step_us).clamp(lo.min(0), hi.max(0));
     crate::rounds::clamp_i64(step)
+}
+
+fn broadcast(m: ResyncMsg) -> ResyncOutput {
+    ResyncOutput::Broadcast(Box::new(m))
 }

@@ -129,7 +129,10 @@ proptest! {
             (0..n).map(|i| Resync::new(&params, key(i), active(n), 0)).collect();
         let out = machines[0].propose(now, step).unwrap();
         let proposal = out.iter().find_map(|o| match o {
-            ResyncOutput::Broadcast(ResyncMsg::Proposal(p)) => Some(p.clone()),
+            ResyncOutput::Broadcast(m) => match &**m {
+                ResyncMsg::Proposal(p) => Some(p.clone()),
+                ResyncMsg::Approval(_) => None,
+            },
             _ => None,
         }).unwrap();
         let mut approvals = Vec::new();
@@ -137,7 +140,9 @@ proptest! {
         for m in machines.iter_mut().skip(1) {
             let o = m.handle_proposal(now, &key(0).public(), proposal.clone(), Some(step)).unwrap();
             for x in o {
-                if let ResyncOutput::Broadcast(ResyncMsg::Approval(a)) = x {
+                if let ResyncOutput::Broadcast(m) = x
+                    && let ResyncMsg::Approval(a) = *m
+                {
                     approvals.push(a);
                 }
             }

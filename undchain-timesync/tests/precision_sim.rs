@@ -1,0 +1,82 @@
+//! The precision simulator (docs/BENCHMARKS.md "undchain-timesync:
+//! precision simulation"): with the issue's defaults and three two-faced
+//! liars among ten, the Welch-Lynch midpoint stays within `3u + 4 rho R`
+//! and inside the honest range; the mean does not; runs replay from the
+//! seed.
+
+use undchain_timesync::Method;
+use undchain_timesync::sim::{SimConfig, bound_us, run};
+
+#[test]
+fn ftm_stays_within_the_bound_and_the_honest_range_on_default_settings() {
+    for seed in [1, 2, 3] {
+        let cfg = SimConfig {
+            seed,
+            ..SimConfig::default()
+        };
+        let r = run(&cfg, Method::Ftm).unwrap();
+        assert_eq!(r.bound_us, 8_000);
+        assert_eq!(r.rounds_completed, 50, "reproduce with seed={seed}");
+        assert!(
+            r.max_honest_skew_us <= r.bound_us,
+            "{r} (reproduce with seed={seed})"
+        );
+        assert!(r.within_honest_range, "{r} (reproduce with seed={seed})");
+        assert_eq!(r.failed_rounds, 0);
+        // the mean is dragged out of the honest range by the liars
+        let m = run(&cfg, Method::Mean).unwrap();
+        assert!(!m.within_honest_range, "{m}");
+        assert!(m.max_honest_skew_us > m.bound_us, "{m}");
+    }
+}
+
+#[test]
+fn without_delay_noise_the_trimmed_mean_converges_too_slowly() {
+    // u = 1 us, no drift: FTM halves the two-faced split each round, the
+    // trimmed mean only takes a quarter off it.
+    let cfg = SimConfig {
+        seed: 5,
+        delay_min_us: 2_000,
+        delay_max_us: 2_001,
+        drift_ppm: 0,
+        ..SimConfig::default()
+    };
+    assert_eq!(bound_us(&cfg), 3);
+    let ftm = run(&cfg, Method::Ftm).unwrap();
+    let tm = run(&cfg, Method::TrimmedMean).unwrap();
+    assert!(ftm.max_honest_skew_us <= ftm.bound_us, "{ftm}");
+    assert!(tm.max_honest_skew_us > tm.bound_us, "{tm}");
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let cfg = SimConfig {
+        seed: 77,
+        rounds: 10,
+        ..SimConfig::default()
+    };
+    for m in Method::ALL {
+        assert_eq!(run(&cfg, m).unwrap(), run(&cfg, m).unwrap());
+    }
+    let line = run(&cfg, Method::Ftm).unwrap().to_string();
+    assert!(line.starts_with("method=ftm max_honest_skew_us="), "{line}");
+    assert!(
+        line.contains(" bound_us=8000 within_honest_range="),
+        "{line}"
+    );
+}
+
+#[test]
+fn impossible_settings_are_refused() {
+    let bad = |f: &dyn Fn(&mut SimConfig)| {
+        let mut c = SimConfig::default();
+        f(&mut c);
+        run(&c, Method::Ftm).is_err()
+    };
+    assert!(bad(&|c| c.f = 10));
+    assert!(bad(&|c| c.n = 0));
+    assert!(bad(&|c| c.delay_min_us = 5_000));
+    assert!(bad(&|c| c.rounds = 0));
+    assert!(bad(&|c| c.resync_ms = 1));
+    assert!(bad(&|c| c.drift_ppm = 5_000));
+}
