@@ -160,27 +160,27 @@ impl JobFile {
         entry: JobEntry,
         leaf: Hash32,
     ) -> Result<Hash32, InsertError> {
-        match self.index.insert(Slot { entry, leaf }) {
+        match self.index.insert(Slot::new(entry, leaf)) {
             Ok(()) => {
                 self.sum.add(&leaf);
                 self.version += 1;
                 Ok(leaf)
             }
-            Err(slot) => Err(InsertError::Duplicate { id: slot.entry.id }),
+            Err(slot) => Err(InsertError::Duplicate { id: slot.entry().id }),
         }
     }
 
     /// Removes and returns the entry with `id`; O(log n).
     pub fn remove(&mut self, id: &JobId) -> Option<JobEntry> {
         let slot = self.index.remove(id)?;
-        self.sum.sub(&slot.leaf);
+        self.sum.sub(slot.leaf());
         self.version += 1;
-        Some(slot.entry)
+        Some(slot.into_entry())
     }
 
     /// The entry with `id`.
     pub fn get(&self, id: &JobId) -> Option<&JobEntry> {
-        self.index.get(id).map(|s| &s.entry)
+        self.index.get(id).map(|s| s.entry())
     }
 
     /// Whether the file holds `id`.
@@ -190,7 +190,7 @@ impl JobFile {
 
     /// The leaf hash of the entry with `id`.
     pub fn leaf_of(&self, id: &JobId) -> Option<Hash32> {
-        self.index.get(id).map(|s| s.leaf)
+        self.index.get(id).map(|s| *s.leaf())
     }
 
     /// The fingerprint root: identifies the open file's content whatever the
@@ -207,6 +207,11 @@ impl JobFile {
             None => self.index.total(),
         };
         upper.minus(self.index.below(&lo.0.0))
+    }
+
+    /// Summaries of the `2^b` parts of the id prefix (`bits`, `len`).
+    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8) -> Vec<Summary> {
+        self.index.child_aggs(bits, len, b)
     }
 
     /// Summary of the entries whose id is below `key` (raw 32-byte key).
@@ -227,13 +232,13 @@ impl JobFile {
     /// Every entry, in id order.
     pub fn entries(&self) -> Vec<&JobEntry> {
         let mut out = Vec::with_capacity(self.len() as usize);
-        self.index.for_each(&mut |s| out.push(&s.entry));
+        self.index.for_each(&mut |s| out.push(s.entry()));
         out
     }
 
     /// Every (entry, leaf hash), in id order.
     pub(crate) fn for_each_slot<'a>(&'a self, f: &mut dyn FnMut(&'a JobEntry, &'a Hash32)) {
-        self.index.for_each(&mut |s| f(&s.entry, &s.leaf));
+        self.index.for_each(&mut |s| f(s.entry(), s.leaf()));
     }
 
     /// Calls `f` with every (entry, leaf hash) with `lo <= id < hi`.
@@ -243,13 +248,13 @@ impl JobFile {
         hi: Option<&[u8; 32]>,
         f: &mut dyn FnMut(&'a JobEntry, &'a Hash32),
     ) {
-        self.index.for_each_in(lo, hi, &mut |s| f(&s.entry, &s.leaf));
+        self.index.for_each_in(lo, hi, &mut |s| f(s.entry(), s.leaf()));
     }
 
     /// Leaf hashes in id order.
     pub fn leaf_hashes(&self) -> Vec<Hash32> {
         let mut out = Vec::with_capacity(self.len() as usize);
-        self.index.for_each(&mut |s| out.push(s.leaf));
+        self.index.for_each(&mut |s| out.push(*s.leaf()));
         out
     }
 

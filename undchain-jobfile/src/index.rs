@@ -18,23 +18,54 @@ pub(crate) const LEAF_CAP: usize = 32;
 const FANOUT: usize = 16;
 const NIBBLES: usize = 64;
 
-/// One stored entry with its leaf hash (computed once at insert).
+/// One stored entry with its leaf hash (computed once at insert). The
+/// first 8 bytes of the id and the fingerprint sit inline so that range
+/// scans touch 24 bytes per entry; the rest is boxed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Slot {
-    pub(crate) entry: JobEntry,
-    pub(crate) leaf: Hash32,
+    top: u64,
+    fp: u64,
+    body: Box<(JobEntry, Hash32)>,
 }
 
 impl Slot {
+    pub(crate) fn new(entry: JobEntry, leaf: Hash32) -> Self {
+        Slot {
+            top: top64_of(&entry.id.0.0),
+            fp: leaf.short(),
+            body: Box::new((entry, leaf)),
+        }
+    }
+
     #[inline]
     pub(crate) fn id(&self) -> &[u8; 32] {
-        &self.entry.id.0.0
+        &self.body.0.id.0.0
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self) -> &JobEntry {
+        &self.body.0
+    }
+
+    #[inline]
+    pub(crate) fn leaf(&self) -> &Hash32 {
+        &self.body.1
+    }
+
+    pub(crate) fn into_entry(self) -> JobEntry {
+        self.body.0
     }
 
     /// The entry's unkeyed 64-bit fingerprint: the leaf hash's first 8 bytes.
     #[inline]
     pub(crate) fn fp(&self) -> u64 {
-        self.leaf.short()
+        self.fp
+    }
+
+    /// Orders the slot against a key whose first 8 bytes are `top`.
+    #[inline]
+    fn cmp_key(&self, top: u64, key: &[u8; 32]) -> core::cmp::Ordering {
+        self.top.cmp(&top).then_with(|| self.id().cmp(key))
     }
 }
 
@@ -68,7 +99,7 @@ impl Summary {
 #[derive(Debug, Clone)]
 enum Kind {
     Leaf(Vec<Slot>),
-    Inner(Box<[u32; FANOUT]>),
+    Inner([u32; FANOUT]),
 }
 
 #[derive(Debug, Clone)]
@@ -78,9 +109,45 @@ struct Node {
 }
 
 #[inline]
+fn top64_of(key: &[u8; 32]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(b)
+}
+
+#[inline]
 fn nib(key: &[u8; 32], depth: usize) -> usize {
     let b = key[depth / 2];
     usize::from(if depth % 2 == 0 { b >> 4 } else { b & 15 })
+}
+
+/// The inner nodes passed on the way to a leaf (at most one per nibble).
+struct Path {
+    nodes: [u32; NIBBLES + 1],
+    len: usize,
+}
+
+impl Default for Path {
+    fn default() -> Self {
+        Path {
+            nodes: [0; NIBBLES + 1],
+            len: 0,
+        }
+    }
+}
+
+impl Path {
+    #[inline]
+    fn push(&mut self, n: u32) {
+        if self.len < self.nodes.len() {
+            self.nodes[self.len] = n;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.nodes[..self.len]
+    }
 }
 
 /// The trie. Node 0 is the root.
@@ -119,7 +186,7 @@ impl Index {
 
     /// Walks to the leaf that holds (or would hold) `key`; returns the
     /// inner nodes passed, the leaf and its depth.
-    fn walk(&self, key: &[u8; 32], path: &mut Vec<u32>) -> (u32, usize) {
+    fn walk(&self, key: &[u8; 32], path: &mut Path) -> (u32, usize) {
         let mut n = 0u32;
         let mut depth = 0;
         while let Kind::Inner(ch) = &self.nodes[n as usize].kind {
@@ -131,11 +198,17 @@ impl Index {
     }
 
     pub(crate) fn get(&self, id: &JobId) -> Option<&Slot> {
-        let mut path = Vec::new();
-        let (leaf, _) = self.walk(&id.0.0, &mut path);
-        match &self.nodes[leaf as usize].kind {
+        let key = &id.0.0;
+        let top = top64_of(key);
+        let mut n = 0usize;
+        let mut depth = 0;
+        while let Kind::Inner(ch) = &self.nodes[n].kind {
+            n = ch[nib(key, depth)] as usize;
+            depth += 1;
+        }
+        match &self.nodes[n].kind {
             Kind::Leaf(v) => v
-                .binary_search_by(|s| s.id().cmp(&id.0.0))
+                .binary_search_by(|s| s.cmp_key(top, key))
                 .ok()
                 .map(|i| &v[i]),
             Kind::Inner(_) => None,
@@ -144,15 +217,16 @@ impl Index {
 
     /// Inserts `slot`; returns it back if its id is already present.
     pub(crate) fn insert(&mut self, slot: Slot) -> Result<(), Slot> {
-        let mut path = Vec::with_capacity(16);
+        let mut path = Path::default();
         let key = *slot.id();
+        let top = slot.top;
         let (leaf, depth) = self.walk(&key, &mut path);
         let add = Summary {
             count: 1,
             sum: slot.fp(),
         };
         let len = match &mut self.nodes[leaf as usize].kind {
-            Kind::Leaf(v) => match v.binary_search_by(|s| s.id().cmp(&key)) {
+            Kind::Leaf(v) => match v.binary_search_by(|s| s.cmp_key(top, &key)) {
                 Ok(_) => return Err(slot),
                 Err(i) => {
                     v.insert(i, slot);
@@ -162,7 +236,7 @@ impl Index {
             Kind::Inner(_) => return Err(slot),
         };
         self.nodes[leaf as usize].agg.add(add);
-        for &p in &path {
+        for &p in path.as_slice() {
             self.nodes[p as usize].agg.add(add);
         }
         if len > LEAF_CAP && depth < NIBBLES {
@@ -195,16 +269,17 @@ impl Index {
                 kind: Kind::Leaf(bucket),
             });
         }
-        self.nodes[n as usize].kind = Kind::Inner(Box::new(children));
+        self.nodes[n as usize].kind = Kind::Inner(children);
     }
 
     /// Removes the entry with `id`, if present.
     pub(crate) fn remove(&mut self, id: &JobId) -> Option<Slot> {
-        let mut path = Vec::with_capacity(16);
+        let mut path = Path::default();
         let key = id.0.0;
+        let top = top64_of(&key);
         let (leaf, _) = self.walk(&key, &mut path);
         let slot = match &mut self.nodes[leaf as usize].kind {
-            Kind::Leaf(v) => match v.binary_search_by(|s| s.id().cmp(&key)) {
+            Kind::Leaf(v) => match v.binary_search_by(|s| s.cmp_key(top, &key)) {
                 Ok(i) => v.remove(i),
                 Err(_) => return None,
             },
@@ -215,11 +290,12 @@ impl Index {
             sum: slot.fp(),
         };
         self.nodes[leaf as usize].agg = self.nodes[leaf as usize].agg.minus(sub);
-        for &p in &path {
+        for &p in path.as_slice() {
             self.nodes[p as usize].agg = self.nodes[p as usize].agg.minus(sub);
         }
         // Collapse the highest inner node on the path that became small.
         if let Some(&top) = path
+            .as_slice()
             .iter()
             .find(|&&p| self.nodes[p as usize].agg.count as usize <= LEAF_CAP / 2)
         {
@@ -263,8 +339,9 @@ impl Index {
                     depth += 1;
                 }
                 Kind::Leaf(v) => {
+                    let top = top64_of(key);
                     for s in v {
-                        if s.id() < key {
+                        if s.cmp_key(top, key).is_lt() {
                             acc.add(Summary {
                                 count: 1,
                                 sum: s.fp(),
@@ -274,6 +351,65 @@ impl Index {
                         }
                     }
                     return acc;
+                }
+            }
+        }
+    }
+
+    /// Summaries of the `2^b` equal parts of the ids whose top `len` bits
+    /// equal those of `bits`, in one walk (O(2^b + depth) nodes).
+    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8) -> Vec<Summary> {
+        let mut out = vec![Summary::default(); 1usize << b];
+        self.child_walk(0, 0, 0, bits, len, b, &mut out);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn child_walk(
+        &self,
+        n: u32,
+        depth: usize,
+        path: u64,
+        bits: u64,
+        len: u8,
+        b: u8,
+        out: &mut [Summary],
+    ) {
+        let node = &self.nodes[n as usize];
+        if node.agg.count == 0 {
+            return;
+        }
+        let depth_bits = 4 * depth as u32;
+        let target = u32::from(len) + u32::from(b);
+        if depth_bits >= target {
+            // The whole node lies inside one part.
+            let i = ((path >> (64 - target)) & ((1u64 << b) - 1)) as usize;
+            out[i].add(node.agg);
+            return;
+        }
+        match &node.kind {
+            Kind::Leaf(v) => {
+                for s in v {
+                    let t = s.top;
+                    if len > 0 && (t ^ bits) >> (64 - u32::from(len)) != 0 {
+                        continue;
+                    }
+                    let i = ((t >> (64 - target)) & ((1u64 << b) - 1)) as usize;
+                    out[i].add(Summary {
+                        count: 1,
+                        sum: s.fp(),
+                    });
+                }
+            }
+            Kind::Inner(ch) => {
+                for (c, &child) in ch.iter().enumerate() {
+                    let child_path = path | ((c as u64) << (60 - depth_bits));
+                    // Skip children outside the prefix.
+                    let fixed = (depth_bits + 4).min(u32::from(len));
+                    if fixed > 0 && (child_path ^ bits) >> (64 - fixed) != 0 {
+                        continue;
+                    }
+                    self.child_walk(child, depth + 1, child_path, bits, len, b, out);
                 }
             }
         }
@@ -301,12 +437,16 @@ impl Index {
         match &self.nodes[n as usize].kind {
             Kind::Leaf(v) => {
                 let start = match lo {
-                    Some(lo) => v.partition_point(|s| s.id() < lo),
+                    Some(lo) => {
+                        let t = top64_of(lo);
+                        v.partition_point(|s| s.cmp_key(t, lo).is_lt())
+                    }
                     None => 0,
                 };
+                let hi = hi.map(|h| (top64_of(h), h));
                 for s in &v[start..] {
-                    if let Some(hi) = hi
-                        && s.id() >= hi
+                    if let Some((t, h)) = hi
+                        && !s.cmp_key(t, h).is_lt()
                     {
                         break;
                     }

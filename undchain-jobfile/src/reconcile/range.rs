@@ -139,24 +139,14 @@ impl Mode {
     pub(crate) fn child_aggs(&self, file: &JobFile, p: Prefix, b: u8) -> Vec<Agg> {
         let k = 1usize << b;
         match self {
-            Mode::Unkeyed => {
-                let mut out = Vec::with_capacity(k);
-                let mut prev = file.below(&p.lo_key());
-                for i in 0..k {
-                    let c = p.child(b, i as u64);
-                    let next = match c.hi_key() {
-                        Some(h) => file.below(&h),
-                        None => file.summary(),
-                    };
-                    let d = next.minus(prev);
-                    out.push(Agg {
-                        count: d.count,
-                        sum: d.sum,
-                    });
-                    prev = next;
-                }
-                out
-            }
+            Mode::Unkeyed => file
+                .child_aggs(p.bits, p.len, b)
+                .into_iter()
+                .map(|s| Agg {
+                    count: s.count,
+                    sum: s.sum,
+                })
+                .collect(),
             Mode::Keyed(_) => {
                 let mut out = vec![Agg::default(); k];
                 let shift = 64 - u32::from(p.len) - u32::from(b);

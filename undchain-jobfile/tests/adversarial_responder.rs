@@ -1,0 +1,200 @@
+//! An adversarial responder (random bytes, lying fingerprints, replayed
+//! and oversize messages, a peer that never finishes) cannot make the
+//! initiator exceed its round and byte bounds or panic: every session ends
+//! with a typed error or a verified outcome.
+
+use proptest::prelude::*;
+use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
+use undchain_jobfile::testkit::{entry, fuzz_reconcile_responder};
+use undchain_jobfile::JobFile;
+use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
+use undchain_types::{wire, BlockNumber, BoundedBytes, Hash32};
+
+fn file(n: u64) -> JobFile {
+    JobFile::from_entries((0..n).map(|i| entry(i, i))).unwrap()
+}
+
+fn initiator(f: &JobFile) -> (Session, Reconcile) {
+    let cfg = Config::for_entries(f.len());
+    let mut s = Session::new(Role::Initiator, 1, BlockNumber(2), cfg, Hash32([5; 32]));
+    let m = s.start(f).unwrap();
+    (s, m)
+}
+
+fn round(step: u16, r: ReconcileRound) -> Reconcile {
+    Reconcile { session: 1, block: BlockNumber(2), step, body: ReconcileBody::Round(r) }
+}
+
+fn empty_round() -> ReconcileRound {
+    ReconcileRound {
+        answered: 0,
+        bits: Default::default(),
+        ops: Default::default(),
+        fingerprints: Default::default(),
+        counts: Default::default(),
+        short_ids: Default::default(),
+        entries: Default::default(),
+        done: None,
+    }
+}
+
+/// A liar that answers every split by claiming every part differs with
+/// random fingerprints, recursing as deep as it can.
+#[test]
+fn lying_fingerprints_end_within_the_bounds() {
+    let f = file(3_000);
+    let (mut ini, _) = initiator(&f);
+    let mut step = 1u16;
+    let mut x = 0x1234_5678_9abc_def0u64;
+    // Answer the root with a split of 2^16 random fingerprints, then keep
+    // answering whatever is outstanding with "everything differs".
+    let mut r = empty_round();
+    r.answered = 1;
+    r.ops = BoundedBytes::try_from_vec(vec![16]).unwrap();
+    let mut fps = Vec::new();
+    for _ in 0..(1 << 16) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        fps.extend((x as u32).to_le_bytes());
+    }
+    r.fingerprints = BoundedBytes::try_from_vec(fps).unwrap();
+    let mut msg = round(step, r);
+    let mut err = None;
+    for _ in 0..200 {
+        match ini.handle(&f, &msg) {
+            Ok(Some(_reply)) => {
+                step += 2;
+                // Claim the reply's questions are answered by nothing and
+                // that we are done with a bogus root.
+                let mut r = empty_round();
+                r.done = Some(FinalRoot { count: 1, root: Hash32([7; 32]) });
+                msg = round(step, r);
+            }
+            Ok(None) => break,
+            Err(e) => { err = Some(e); break; }
+        }
+    }
+    let t = ini.traffic();
+    assert!(t.sent + t.received <= 65);
+    assert!(err.is_some(), "a liar never gets a clean finish");
+}
+
+#[test]
+fn replayed_and_out_of_order_messages_are_refused() {
+    let f = file(500);
+    let g = file(450);
+    let cfg = Config::for_entries(500);
+    let (mut ini, start) = initiator(&f);
+    let mut res = Session::new(Role::Responder, 1, BlockNumber(2), cfg, Hash32([6; 32]));
+    let reply = res.handle(&g, &start).unwrap().unwrap();
+    // A replay of the start at the responder is refused.
+    assert!(matches!(res.handle(&g, &start), Err(ReconcileError::Step { .. })));
+    // Wrong session.
+    let mut other = reply.clone();
+    other.session = 99;
+    assert!(matches!(ini.handle(&f, &other), Err(ReconcileError::WrongSession { .. })));
+    // A failed session stays failed.
+    assert!(matches!(ini.handle(&f, &reply), Err(ReconcileError::Finished)));
+}
+
+#[test]
+fn oversize_and_garbage_messages_are_typed_errors() {
+    let f = file(100);
+    let (mut ini, _) = initiator(&f);
+    let big = vec![1u8; 17 << 20];
+    assert!(matches!(ini.handle_bytes(&f, &big), Err(ReconcileError::TooManyBytes { .. })));
+    let (mut ini, _) = initiator(&f);
+    assert!(matches!(ini.handle_bytes(&f, &[1, 2, 3]), Err(ReconcileError::Wire(_))));
+    // Columns that do not match the questions.
+    let (mut ini, _) = initiator(&f);
+    let mut r = empty_round();
+    r.answered = 1;
+    r.ops = BoundedBytes::try_from_vec(vec![0x40]).unwrap();
+    r.counts = vec![10].try_into().unwrap();
+    r.short_ids = BoundedBytes::try_from_vec(vec![0; 8]).unwrap();
+    assert!(matches!(ini.handle(&f, &round(1, r)), Err(ReconcileError::Malformed(_))));
+    // Answers to questions never asked.
+    let (mut ini, _) = initiator(&f);
+    let mut r = empty_round();
+    r.answered = 5;
+    assert!(matches!(ini.handle(&f, &round(1, r)), Err(ReconcileError::Malformed(_))));
+}
+
+#[test]
+fn a_peer_that_never_finishes_hits_the_message_bound() {
+    let f = file(100);
+    let (mut ini, _) = initiator(&f);
+    let mut step = 1u16;
+    // Answer the root with "ids: none", then keep sending empty rounds.
+    let mut r = empty_round();
+    r.answered = 1;
+    r.ops = BoundedBytes::try_from_vec(vec![0x40]).unwrap();
+    r.counts = vec![0].try_into().unwrap();
+    let mut msg = round(step, r);
+    let mut result = Ok(None);
+    for _ in 0..1000 {
+        result = ini.handle(&f, &msg);
+        match &result {
+            Ok(Some(_)) => {
+                step += 2;
+                msg = round(step, empty_round());
+            }
+            _ => break,
+        }
+    }
+    // Either the message bound or the initiator's own end of the pass
+    // (it shipped everything and said done) stops the peer.
+    assert!(
+        matches!(
+            result,
+            Err(ReconcileError::TooManyMessages { .. })
+                | Err(ReconcileError::Unexpected(_))
+                | Err(ReconcileError::Malformed(_))
+        ),
+        "{result:?}"
+    );
+    let t = ini.traffic();
+    assert!(t.sent + t.received <= 65);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_responder_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        fuzz_reconcile_responder(&data);
+    }
+
+    #[test]
+    fn random_rounds_never_panic(answered in 0u32..4, bits in proptest::collection::vec(any::<u8>(), 0..64),
+                                ops in proptest::collection::vec(any::<u8>(), 0..8),
+                                fps in proptest::collection::vec(any::<u8>(), 0..512),
+                                counts in proptest::collection::vec(0u32..50, 0..4),
+                                shorts in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let f = file(300);
+        let (mut ini, _) = initiator(&f);
+        let mut r = empty_round();
+        r.answered = answered;
+        r.bits = BoundedBytes::try_from_vec(bits).unwrap();
+        r.ops = BoundedBytes::try_from_vec(ops).unwrap();
+        r.fingerprints = BoundedBytes::try_from_vec(fps).unwrap();
+        r.counts = counts.try_into().unwrap();
+        r.short_ids = BoundedBytes::try_from_vec(shorts).unwrap();
+        let bytes = wire::encode(&round(1, r));
+        let _ = ini.handle_bytes(&f, &bytes);
+        let t = ini.traffic();
+        prop_assert!(t.sent + t.received <= 65);
+    }
+}
+
+/// The fuzz target's seed corpus runs as an ordinary test.
+#[test]
+fn fuzz_seeds_run() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/reconcile_responder");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("seed dir") {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        fuzz_reconcile_responder(&data);
+        n += 1;
+    }
+    assert!(n >= 3, "expected seed files in {dir}");
+}
