@@ -22,7 +22,14 @@ pub struct LinkRef {
 }
 
 /// A block header: block number, parent hash, job file root and count,
-/// ledger root, validator set hash, co-chain link hashes.
+/// ledger root, validator set hash, co-chain link hashes, and which
+/// validators signed the parent's commit certificate.
+///
+/// `parent_signers` is what makes "who signed block b" committed data: each
+/// validator assembles its own certificate (any q of the precommits), so only
+/// the proposer's choice, agreed with the next block, is the same everywhere.
+/// Missed-vote replacement, perception scores and fee shares read it
+/// (docs/PROTOCOL.md "Agreement, validator sets and perception scores").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct BlockHeader {
@@ -46,6 +53,10 @@ pub struct BlockHeader {
     pub validator_set_hash: Hash32,
     /// Latest known blocks of up to two linked co-chains.
     pub links: BoundedVec<LinkRef, MAX_CHAIN_LINKS>,
+    /// Bit i set: seat i of the parent block's validator set signed the
+    /// parent's commit certificate (carried with the proposal). Zero for the
+    /// first block of an epoch. Seats are at most 10, so 16 bits suffice.
+    pub parent_signers: u16,
 }
 
 impl BlockHeader {

@@ -34,6 +34,10 @@ pub struct Proposal {
     pub header: BlockHeader,
     /// The proposer.
     pub proposer: PublicKey,
+    /// The parent block's commit certificate the proposer chose; its signers
+    /// are `header.parent_signers`. `None` only for the first block of an
+    /// epoch.
+    pub parent_certificate: Option<CommitCertificate>,
 }
 
 impl Proposal {
@@ -196,6 +200,22 @@ pub enum Evidence {
 }
 
 impl Evidence {
+    /// The height the conflicting messages are for.
+    pub fn height(&self) -> BlockNumber {
+        match self {
+            Evidence::DoubleVote { first, .. } => first.vote.height,
+            Evidence::DoubleProposal { first, .. } => first.proposal.height,
+        }
+    }
+
+    /// The round the conflicting messages are for.
+    pub fn round(&self) -> Round {
+        match self {
+            Evidence::DoubleVote { first, .. } => first.vote.round,
+            Evidence::DoubleProposal { first, .. } => first.proposal.round,
+        }
+    }
+
     /// The offending validator.
     pub fn offender(&self) -> PublicKey {
         match self {
@@ -213,7 +233,8 @@ impl Evidence {
                 if a.validator != b.validator {
                     return Err(EvidenceError::DifferentSigners);
                 }
-                if (a.chain_id, a.height, a.round, a.kind) != (b.chain_id, b.height, b.round, b.kind)
+                if (a.chain_id, a.height, a.round, a.kind)
+                    != (b.chain_id, b.height, b.round, b.kind)
                 {
                     return Err(EvidenceError::DifferentSlots);
                 }

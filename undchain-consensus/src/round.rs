@@ -1,0 +1,529 @@
+//! The round state machine: Tendermint's Algorithm 1 (Buchman, Kwon,
+//! Milosevic, "The latest gossip on BFT consensus", arXiv 1807.04938) as one
+//! `match (step, input)`. Every arm cites the paper's line numbers.
+//!
+//! The machine is pure and small: it holds the height, round, step, lock and
+//! valid value, and turns an already-qualified input (the
+//! [`crate::driver::Driver`] has matched proposals with vote thresholds,
+//! checked validity and timeouts' heights) into outputs. It never signs,
+//! sends or reads a clock.
+//!
+//! Deviations from the paper, all on the liveness side: "2f+1" is the quorum
+//! q = floor(2n/3)+1 and "f+1" is f+1 with f = floor((n-1)/3) (DESIGN.md
+//! "Quorum"); the proposer also schedules `timeoutPropose` while it waits for
+//! the host's value, as Malachite does, so a slow host cannot stall a round.
+
+use serde::{Deserialize, Serialize};
+use undchain_types::msg::{CommitCertificate, Round, VoteKind};
+use undchain_types::{BlockHeader, BlockNumber, Hash32};
+
+/// A proposed value: the block header and the parent certificate that
+/// justifies its `parent_signers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Value {
+    /// The header (the agreed value).
+    pub header: BlockHeader,
+    /// The parent block's certificate the proposer chose.
+    pub parent_certificate: Option<CommitCertificate>,
+}
+
+/// A value with its id (block hash) and the round it was seen valid or
+/// locked in (the paper's `lockedValue/lockedRound`, `validValue/validRound`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundValue {
+    /// The round.
+    pub round: Round,
+    /// The block hash.
+    pub id: Hash32,
+    /// The value.
+    pub value: Value,
+}
+
+/// Where a round is (the paper's `step_p`, plus the ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Step {
+    /// Before `StartRound` (line 11).
+    Unstarted,
+    /// `step = propose`.
+    Propose,
+    /// `step = prevote`.
+    Prevote,
+    /// `step = precommit`.
+    Precommit,
+    /// Decided (line 51); the height is over.
+    Commit,
+}
+
+/// The state of one height (lines 2-9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundState {
+    /// `h_p`.
+    pub height: BlockNumber,
+    /// `round_p`.
+    pub round: Round,
+    /// `step_p`.
+    pub step: Step,
+    /// `lockedValue_p`, `lockedRound_p`.
+    pub locked: Option<RoundValue>,
+    /// `validValue_p`, `validRound_p`.
+    pub valid: Option<RoundValue>,
+    /// `decision_p[h_p]`.
+    pub decision: Option<RoundValue>,
+}
+
+impl RoundState {
+    /// The state at the start of `height` (lines 2-9).
+    pub fn new(height: BlockNumber) -> Self {
+        RoundState {
+            height,
+            round: 0,
+            step: Step::Unstarted,
+            locked: None,
+            valid: None,
+            decision: None,
+        }
+    }
+}
+
+/// A proposal as the state machine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalView {
+    /// The proposal's round.
+    pub round: Round,
+    /// The block hash.
+    pub id: Hash32,
+    /// The value.
+    pub value: Value,
+    /// `vr`: the proof-of-lock round, if any.
+    pub pol_round: Option<Round>,
+}
+
+/// The inputs the driver feeds, each already qualified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundInput {
+    /// Start round r (line 11; also after lines 55 and 65).
+    NewRound(Round),
+    /// The host's answer to `getValue()` (line 18).
+    ProposeValue(Value, Hash32),
+    /// A proposal with `vr = -1` and a valid value (line 22).
+    Proposal(ProposalView),
+    /// A proposal with `vr = -1` and an invalid value (line 22, `else`).
+    InvalidProposal,
+    /// A proposal with `vr` in the past, q prevotes for it in `vr`, valid
+    /// value (line 28).
+    ProposalAndPolkaPrevious(ProposalView),
+    /// The same with an invalid value (line 28, `else`).
+    InvalidProposalAndPolkaPrevious,
+    /// q prevotes of any kind in this round (line 34).
+    PolkaAny,
+    /// q prevotes for nil in this round (line 44).
+    PolkaNil,
+    /// The proposal of this round and q prevotes for it (line 36).
+    ProposalAndPolkaCurrent(ProposalView),
+    /// q precommits of any kind in this round (line 47).
+    PrecommitAny,
+    /// A valid value and q precommits for it in some round (line 49).
+    ProposalAndPrecommitValue(ProposalView),
+    /// f+1 validators are in a higher round (line 55).
+    SkipRound(Round),
+    /// `OnTimeoutPropose` (line 57).
+    TimeoutPropose,
+    /// `OnTimeoutPrevote` (line 61).
+    TimeoutPrevote,
+    /// `OnTimeoutPrecommit` (line 65).
+    TimeoutPrecommit,
+}
+
+/// Which timeout to schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// `timeoutPropose`.
+    Propose,
+    /// `timeoutPrevote`.
+    Prevote,
+    /// `timeoutPrecommit`.
+    Precommit,
+    /// Not in the paper: re-send own messages of the current round (gossip
+    /// over a lossy network).
+    Rebroadcast,
+}
+
+/// What the state machine asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundOutput {
+    /// Start this round (the driver feeds [`RoundInput::NewRound`] back with
+    /// the new round's proposer).
+    NewRound(Round),
+    /// Broadcast a proposal (line 19).
+    Proposal {
+        /// Round.
+        round: Round,
+        /// Block hash.
+        id: Hash32,
+        /// Value.
+        value: Value,
+        /// `validRound_p`.
+        pol_round: Option<Round>,
+    },
+    /// Ask the host for a value (line 18).
+    GetValue {
+        /// Round.
+        round: Round,
+    },
+    /// Broadcast a vote.
+    Vote {
+        /// Round.
+        round: Round,
+        /// Prevote or precommit.
+        kind: VoteKind,
+        /// Block hash or nil.
+        value: Option<Hash32>,
+    },
+    /// Schedule a timeout for a round.
+    ScheduleTimeout {
+        /// Round.
+        round: Round,
+        /// Which.
+        kind: TimeoutKind,
+    },
+    /// Decided (line 51).
+    Decision(RoundValue),
+}
+
+/// Facts about the input the machine cannot know itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// The round the input belongs to.
+    pub input_round: Round,
+    /// Whether this validator proposes in that round.
+    pub is_proposer: bool,
+}
+
+/// Applies `input`; returns the outputs, or `None` if the input does not
+/// apply in the current step (the state is then unchanged).
+pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Vec<RoundOutput>> {
+    let this_round = state.round == info.input_round;
+    match (state.step, input) {
+        // L11-L19: StartRound as proposer: the valid value if any, else getValue().
+        (Step::Unstarted, RoundInput::NewRound(r)) if info.is_proposer => {
+            state.round = r;
+            state.step = Step::Propose;
+            match &state.valid {
+                // L15-L16, L19
+                Some(v) => Some(vec![RoundOutput::Proposal {
+                    round: r,
+                    id: v.id,
+                    value: v.value.clone(),
+                    pol_round: Some(v.round),
+                }]),
+                // L18 (and a propose timeout while the host builds the value)
+                None => Some(vec![
+                    RoundOutput::GetValue { round: r },
+                    RoundOutput::ScheduleTimeout {
+                        round: r,
+                        kind: TimeoutKind::Propose,
+                    },
+                ]),
+            }
+        }
+        // L11-L13, L20-L21: StartRound as non-proposer.
+        (Step::Unstarted, RoundInput::NewRound(r)) => {
+            state.round = r;
+            state.step = Step::Propose;
+            Some(vec![RoundOutput::ScheduleTimeout {
+                round: r,
+                kind: TimeoutKind::Propose,
+            }])
+        }
+        // L18-L19: the host's value arrives.
+        (Step::Propose, RoundInput::ProposeValue(value, id)) if this_round && info.is_proposer => {
+            Some(vec![RoundOutput::Proposal {
+                round: state.round,
+                id,
+                value,
+                pol_round: None,
+            }])
+        }
+        // L22-L27: proposal with vr = -1.
+        (Step::Propose, RoundInput::Proposal(p)) if this_round && p.pol_round.is_none() => {
+            // L23: valid(v) ∧ (lockedRound = -1 ∨ lockedValue = v)
+            let vote = match &state.locked {
+                None => Some(p.id),
+                Some(l) if l.id == p.id => Some(p.id),
+                Some(_) => None, // L26
+            };
+            Some(prevote(state, vote))
+        }
+        // L22, L25-L26: invalid value.
+        (Step::Propose, RoundInput::InvalidProposal) if this_round => Some(prevote(state, None)),
+        // L28-L33: proposal with vr >= 0 and q prevotes for it in vr.
+        (Step::Propose, RoundInput::ProposalAndPolkaPrevious(p))
+            if this_round && p.pol_round.is_some_and(|vr| vr < state.round) =>
+        {
+            let vr = p.pol_round.unwrap_or(0);
+            // L29: valid(v) ∧ (lockedRound <= vr ∨ lockedValue = v)
+            let vote = match &state.locked {
+                None => Some(p.id),
+                Some(l) if l.round <= vr || l.id == p.id => Some(p.id),
+                Some(_) => None, // L32
+            };
+            Some(prevote(state, vote))
+        }
+        // L28, L31-L32: invalid value.
+        (Step::Propose, RoundInput::InvalidProposalAndPolkaPrevious) if this_round => {
+            Some(prevote(state, None))
+        }
+        // L57-L60: OnTimeoutPropose.
+        (Step::Propose, RoundInput::TimeoutPropose) if this_round => Some(prevote(state, None)),
+        // L34-L35: q prevotes of any kind, first time: schedule timeoutPrevote.
+        (Step::Prevote, RoundInput::PolkaAny) if this_round => {
+            Some(vec![RoundOutput::ScheduleTimeout {
+                round: state.round,
+                kind: TimeoutKind::Prevote,
+            }])
+        }
+        // L44-L46: q prevotes for nil.
+        (Step::Prevote, RoundInput::PolkaNil) if this_round => Some(precommit(state, None)),
+        // L36-L41: q prevotes for the proposal, step = prevote: lock and precommit.
+        (Step::Prevote, RoundInput::ProposalAndPolkaCurrent(p)) if this_round => {
+            let rv = RoundValue {
+                round: state.round,
+                id: p.id,
+                value: p.value,
+            };
+            state.locked = Some(rv.clone()); // L38-L39
+            state.valid = Some(rv); // L42-L43
+            Some(precommit(state, Some(p.id))) // L40-L41
+        }
+        // L36, L42-L43: the same with step = precommit: only the valid value.
+        (Step::Precommit, RoundInput::ProposalAndPolkaCurrent(p)) if this_round => {
+            state.valid = Some(RoundValue {
+                round: state.round,
+                id: p.id,
+                value: p.value,
+            });
+            Some(vec![])
+        }
+        // L61-L64: OnTimeoutPrevote.
+        (Step::Prevote, RoundInput::TimeoutPrevote) if this_round => Some(precommit(state, None)),
+        // Nothing moves a decided height.
+        (Step::Commit, _) => None,
+        // L49-L54: a valid value and q precommits for it, in any round.
+        (_, RoundInput::ProposalAndPrecommitValue(p)) => {
+            let rv = RoundValue {
+                round: info.input_round,
+                id: p.id,
+                value: p.value,
+            };
+            state.decision = Some(rv.clone());
+            state.step = Step::Commit;
+            Some(vec![RoundOutput::Decision(rv)])
+        }
+        // L47-L48: q precommits of any kind, first time: schedule timeoutPrecommit.
+        (_, RoundInput::PrecommitAny) if this_round => Some(vec![RoundOutput::ScheduleTimeout {
+            round: state.round,
+            kind: TimeoutKind::Precommit,
+        }]),
+        // L65-L67: OnTimeoutPrecommit: StartRound(round + 1).
+        (_, RoundInput::TimeoutPrecommit) if this_round => {
+            Some(round_skip(state, state.round.saturating_add(1)))
+        }
+        // L55-L56: f+1 messages of a higher round: StartRound(round).
+        (_, RoundInput::SkipRound(r)) if r > state.round => Some(round_skip(state, r)),
+        _ => None,
+    }
+}
+
+/// L24/L26/L30/L32/L59: broadcast the prevote, step = prevote.
+fn prevote(state: &mut RoundState, value: Option<Hash32>) -> Vec<RoundOutput> {
+    state.step = Step::Prevote;
+    vec![RoundOutput::Vote {
+        round: state.round,
+        kind: VoteKind::Prevote,
+        value,
+    }]
+}
+
+/// L40/L45/L63: broadcast the precommit, step = precommit.
+fn precommit(state: &mut RoundState, value: Option<Hash32>) -> Vec<RoundOutput> {
+    state.step = Step::Precommit;
+    vec![RoundOutput::Vote {
+        round: state.round,
+        kind: VoteKind::Precommit,
+        value,
+    }]
+}
+
+/// L12-L13 via L56/L67: move to `round`, unstarted; the driver starts it.
+fn round_skip(state: &mut RoundState, round: Round) -> Vec<RoundOutput> {
+    state.round = round;
+    state.step = Step::Unstarted;
+    vec![RoundOutput::NewRound(round)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_types::{ChainId, Hash32};
+
+    fn value(tag: u8) -> (Value, Hash32) {
+        let header = BlockHeader {
+            chain_id: ChainId(1),
+            epoch: 0,
+            number: BlockNumber(1),
+            time: Default::default(),
+            parent: Hash32::ZERO,
+            job_root: Hash32([tag; 32]),
+            job_count: 0,
+            ledger_root: Hash32::ZERO,
+            validator_set_hash: Hash32::ZERO,
+            links: Default::default(),
+            parent_signers: 0,
+        };
+        let id = header.hash();
+        (
+            Value {
+                header,
+                parent_certificate: None,
+            },
+            id,
+        )
+    }
+
+    fn view(round: Round, tag: u8, pol: Option<Round>) -> ProposalView {
+        let (value, id) = value(tag);
+        ProposalView {
+            round,
+            id,
+            value,
+            pol_round: pol,
+        }
+    }
+
+    fn info(r: Round) -> Info {
+        Info {
+            input_round: r,
+            is_proposer: false,
+        }
+    }
+
+    #[test]
+    fn happy_path_lines_11_22_36_49() {
+        let mut s = RoundState::new(BlockNumber(1));
+        let out = apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
+        assert!(matches!(out[0], RoundOutput::ScheduleTimeout { kind: TimeoutKind::Propose, .. }));
+        let p = view(0, 1, None);
+        let out = apply(&mut s, info(0), RoundInput::Proposal(p.clone())).unwrap();
+        assert_eq!(
+            out,
+            vec![RoundOutput::Vote {
+                round: 0,
+                kind: VoteKind::Prevote,
+                value: Some(p.id)
+            }]
+        );
+        let out = apply(&mut s, info(0), RoundInput::ProposalAndPolkaCurrent(p.clone())).unwrap();
+        assert_eq!(s.step, Step::Precommit);
+        assert_eq!(s.locked.as_ref().map(|l| (l.round, l.id)), Some((0, p.id)));
+        assert!(matches!(out[0], RoundOutput::Vote { kind: VoteKind::Precommit, value: Some(_), .. }));
+        let out = apply(&mut s, info(0), RoundInput::ProposalAndPrecommitValue(p.clone())).unwrap();
+        assert!(matches!(out[0], RoundOutput::Decision(_)));
+        assert_eq!(s.step, Step::Commit);
+        assert_eq!(apply(&mut s, info(0), RoundInput::TimeoutPrecommit), None);
+    }
+
+    #[test]
+    fn locked_validator_prevotes_nil_for_other_value_line_26() {
+        let mut s = RoundState::new(BlockNumber(1));
+        let a = view(0, 1, None);
+        s.locked = Some(RoundValue {
+            round: 0,
+            id: a.id,
+            value: a.value,
+        });
+        s.round = 1;
+        s.step = Step::Propose;
+        let b = view(1, 2, None);
+        let out = apply(&mut s, info(1), RoundInput::Proposal(b)).unwrap();
+        assert_eq!(
+            out,
+            vec![RoundOutput::Vote {
+                round: 1,
+                kind: VoteKind::Prevote,
+                value: None
+            }]
+        );
+    }
+
+    #[test]
+    fn polka_previous_unlocks_lines_28_30() {
+        let mut s = RoundState::new(BlockNumber(1));
+        let a = view(0, 1, None);
+        s.locked = Some(RoundValue {
+            round: 0,
+            id: a.id,
+            value: a.value,
+        });
+        s.round = 2;
+        s.step = Step::Propose;
+        // vr = 1 >= lockedRound = 0: prevote the new value.
+        let b = view(2, 2, Some(1));
+        let out = apply(&mut s, info(2), RoundInput::ProposalAndPolkaPrevious(b.clone())).unwrap();
+        assert_eq!(
+            out,
+            vec![RoundOutput::Vote {
+                round: 2,
+                kind: VoteKind::Prevote,
+                value: Some(b.id)
+            }]
+        );
+        // vr not below the round: the arm does not apply.
+        let mut s2 = RoundState::new(BlockNumber(1));
+        s2.step = Step::Propose;
+        assert_eq!(
+            apply(&mut s2, info(0), RoundInput::ProposalAndPolkaPrevious(view(0, 3, Some(0)))),
+            None
+        );
+    }
+
+    #[test]
+    fn timeouts_lines_57_61_65() {
+        let mut s = RoundState::new(BlockNumber(1));
+        apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
+        let out = apply(&mut s, info(0), RoundInput::TimeoutPropose).unwrap();
+        assert_eq!(out, vec![RoundOutput::Vote { round: 0, kind: VoteKind::Prevote, value: None }]);
+        // A stale timeout of another round does nothing.
+        assert_eq!(apply(&mut s, info(3), RoundInput::TimeoutPrevote), None);
+        let out = apply(&mut s, info(0), RoundInput::TimeoutPrevote).unwrap();
+        assert_eq!(out, vec![RoundOutput::Vote { round: 0, kind: VoteKind::Precommit, value: None }]);
+        let out = apply(&mut s, info(0), RoundInput::TimeoutPrecommit).unwrap();
+        assert_eq!(out, vec![RoundOutput::NewRound(1)]);
+        assert_eq!((s.round, s.step), (1, Step::Unstarted));
+        let proposer = Info { input_round: 1, is_proposer: true };
+        let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
+        assert_eq!(out[0], RoundOutput::GetValue { round: 1 });
+    }
+
+    #[test]
+    fn proposer_reproposes_valid_value_line_16() {
+        let mut s = RoundState::new(BlockNumber(1));
+        let a = view(0, 1, None);
+        s.valid = Some(RoundValue { round: 0, id: a.id, value: a.value.clone() });
+        s.round = 1;
+        let proposer = Info { input_round: 1, is_proposer: true };
+        let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
+        assert_eq!(
+            out,
+            vec![RoundOutput::Proposal { round: 1, id: a.id, value: a.value, pol_round: Some(0) }]
+        );
+    }
+
+    #[test]
+    fn skip_round_line_55_only_forward() {
+        let mut s = RoundState::new(BlockNumber(1));
+        apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
+        assert_eq!(apply(&mut s, info(0), RoundInput::SkipRound(0)), None);
+        let out = apply(&mut s, info(4), RoundInput::SkipRound(4)).unwrap();
+        assert_eq!(out, vec![RoundOutput::NewRound(4)]);
+    }
+}

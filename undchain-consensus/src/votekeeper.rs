@@ -1,0 +1,384 @@
+//! The vote keeper: tallies the prevotes and precommits of one height, says
+//! when a threshold is crossed (each threshold once), and records conflicting
+//! votes as evidence instead of counting them (Tendermint, arXiv 1807.04938,
+//! Algorithm 1: the "2f+1" and "f+1" guards; here q = floor(2n/3)+1 and
+//! f+1 with f = floor((n-1)/3), DESIGN.md "Quorum").
+//!
+//! The keeper trusts its input: signatures and set membership are checked
+//! by the [`crate::driver::Driver`] before a vote gets here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use undchain_types::msg::{Round, SignedVote, VoteKind};
+use undchain_types::{BlockNumber, Hash32, PublicKey};
+
+use crate::validator_set::ValidatorSet;
+
+/// A threshold of votes in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Threshold {
+    /// q prevotes, any values (paper line 34).
+    PolkaAny,
+    /// q prevotes for nil (line 44).
+    PolkaNil,
+    /// q prevotes for one value (lines 28, 36).
+    PolkaValue(Hash32),
+    /// q precommits, any values (line 47).
+    PrecommitAny,
+    /// q precommits for one value (line 49).
+    PrecommitValue(Hash32),
+    /// f+1 distinct validators sent something in this round (line 55).
+    SkipRound,
+}
+
+/// Why a vote was not counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordVoteError {
+    /// The vote is for another height.
+    #[error("vote for height {got}, keeper is at {expected}")]
+    WrongHeight {
+        /// The keeper's height.
+        expected: BlockNumber,
+        /// The vote's height.
+        got: BlockNumber,
+    },
+    /// The voter holds no seat in this height's set.
+    #[error("voter {validator:?} is not in this height's validator set")]
+    UnknownValidator {
+        /// The voter.
+        validator: PublicKey,
+    },
+    /// The voter already cast a different vote of this kind in this round:
+    /// equivocation. The first vote stays counted; the pair is evidence.
+    #[error("conflicting {:?} from {:?} in round {}", existing.vote.kind, existing.vote.validator, existing.vote.round)]
+    ConflictingVote {
+        /// The vote counted.
+        existing: Box<SignedVote>,
+        /// The conflicting one.
+        conflicting: Box<SignedVote>,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindVotes {
+    by_voter: BTreeMap<PublicKey, SignedVote>,
+    tally: BTreeMap<Option<Hash32>, usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RoundVotes {
+    prevotes: KindVotes,
+    precommits: KindVotes,
+    /// Validators that sent any message (vote or proposal) in this round.
+    senders: BTreeSet<PublicKey>,
+    emitted: BTreeSet<Threshold>,
+}
+
+impl RoundVotes {
+    fn kind(&self, kind: VoteKind) -> &KindVotes {
+        match kind {
+            VoteKind::Prevote => &self.prevotes,
+            VoteKind::Precommit => &self.precommits,
+        }
+    }
+}
+
+/// Votes of one height.
+#[derive(Debug, Clone)]
+pub struct VoteKeeper {
+    height: BlockNumber,
+    set: ValidatorSet,
+    rounds: BTreeMap<Round, RoundVotes>,
+}
+
+impl VoteKeeper {
+    /// An empty keeper for `height`, signed by `set`.
+    pub fn new(height: BlockNumber, set: ValidatorSet) -> Self {
+        VoteKeeper {
+            height,
+            set,
+            rounds: BTreeMap::new(),
+        }
+    }
+
+    /// The height.
+    pub fn height(&self) -> BlockNumber {
+        self.height
+    }
+
+    /// The validator set.
+    pub fn validator_set(&self) -> &ValidatorSet {
+        &self.set
+    }
+
+    /// Whether exactly this signed vote is already counted (a duplicate
+    /// delivery, safe to drop before checking its signature again).
+    pub fn has_vote(&self, vote: &SignedVote) -> bool {
+        self.rounds.get(&vote.vote.round).is_some_and(|r| {
+            r.kind(vote.vote.kind).by_voter.get(&vote.vote.validator) == Some(vote)
+        })
+    }
+
+    /// The vote `validator` cast of `kind` in `round`, if any.
+    pub fn vote_of(&self, round: Round, kind: VoteKind, validator: &PublicKey) -> Option<&SignedVote> {
+        self.rounds.get(&round)?.kind(kind).by_voter.get(validator)
+    }
+
+    /// Counts a vote. Returns the thresholds this vote made true for the
+    /// first time in its round (each threshold is reported once per round).
+    /// A different vote of the same kind, round and voter is refused as
+    /// [`RecordVoteError::ConflictingVote`]; an identical one is ignored.
+    pub fn add_vote(&mut self, vote: SignedVote) -> Result<Vec<Threshold>, RecordVoteError> {
+        let v = &vote.vote;
+        if v.height != self.height {
+            return Err(RecordVoteError::WrongHeight {
+                expected: self.height,
+                got: v.height,
+            });
+        }
+        if !self.set.contains(&v.validator) {
+            return Err(RecordVoteError::UnknownValidator {
+                validator: v.validator,
+            });
+        }
+        let (round, kind, value, voter) = (v.round, v.kind, v.value, v.validator);
+        let q = self.set.quorum();
+        let skip = self.set.max_faulty() + 1;
+        let rv = self.rounds.entry(round).or_default();
+        let kv = match kind {
+            VoteKind::Prevote => &mut rv.prevotes,
+            VoteKind::Precommit => &mut rv.precommits,
+        };
+        if let Some(existing) = kv.by_voter.get(&voter) {
+            if existing == &vote {
+                return Ok(Vec::new());
+            }
+            return Err(RecordVoteError::ConflictingVote {
+                existing: Box::new(existing.clone()),
+                conflicting: Box::new(vote),
+            });
+        }
+        kv.by_voter.insert(voter, vote);
+        *kv.tally.entry(value).or_insert(0) += 1;
+        let for_value = kv.tally[&value];
+        let total = kv.by_voter.len();
+        rv.senders.insert(voter);
+
+        let mut crossed = Vec::new();
+        let mut check = |t: Threshold, met: bool| {
+            if met && rv.emitted.insert(t) {
+                crossed.push(t);
+            }
+        };
+        match kind {
+            VoteKind::Prevote => {
+                match value {
+                    Some(id) => check(Threshold::PolkaValue(id), for_value >= q),
+                    None => check(Threshold::PolkaNil, for_value >= q),
+                }
+                check(Threshold::PolkaAny, total >= q);
+            }
+            VoteKind::Precommit => {
+                if let Some(id) = value {
+                    check(Threshold::PrecommitValue(id), for_value >= q);
+                }
+                check(Threshold::PrecommitAny, total >= q);
+            }
+        }
+        check(Threshold::SkipRound, rv.senders.len() >= skip);
+        Ok(crossed)
+    }
+
+    /// Notes that `validator` sent a proposal in `round` (it counts toward
+    /// the f+1 of line 55). Returns [`Threshold::SkipRound`] the first time
+    /// it is met.
+    pub fn add_sender(&mut self, round: Round, validator: PublicKey) -> Option<Threshold> {
+        if !self.set.contains(&validator) {
+            return None;
+        }
+        let skip = self.set.max_faulty() + 1;
+        let rv = self.rounds.entry(round).or_default();
+        rv.senders.insert(validator);
+        (rv.senders.len() >= skip && rv.emitted.insert(Threshold::SkipRound))
+            .then_some(Threshold::SkipRound)
+    }
+
+    /// Votes of `kind` in `round` for `value` (`None`: nil).
+    pub fn count(&self, round: Round, kind: VoteKind, value: Option<Hash32>) -> usize {
+        self.rounds
+            .get(&round)
+            .and_then(|r| r.kind(kind).tally.get(&value).copied())
+            .unwrap_or(0)
+    }
+
+    /// All votes of `kind` in `round`.
+    pub fn total(&self, round: Round, kind: VoteKind) -> usize {
+        self.rounds
+            .get(&round)
+            .map_or(0, |r| r.kind(kind).by_voter.len())
+    }
+
+    /// Whether q votes of `kind` in `round` are for `value`.
+    pub fn has_quorum_for(&self, round: Round, kind: VoteKind, value: Option<Hash32>) -> bool {
+        self.count(round, kind, value) >= self.set.quorum()
+    }
+
+    /// Whether q votes of `kind` arrived in `round`, whatever their values.
+    pub fn has_quorum_any(&self, round: Round, kind: VoteKind) -> bool {
+        self.total(round, kind) >= self.set.quorum()
+    }
+
+    /// The highest round above `current` in which f+1 distinct validators
+    /// sent something (line 55), if any.
+    pub fn skip_to(&self, current: Round) -> Option<Round> {
+        let skip = self.set.max_faulty() + 1;
+        self.rounds
+            .range(current.saturating_add(1)..)
+            .rev()
+            .find(|(_, r)| r.senders.len() >= skip)
+            .map(|(round, _)| *round)
+    }
+
+    /// Rounds in which q precommits name one value, with that value.
+    pub fn precommit_quorums(&self) -> Vec<(Round, Hash32)> {
+        let q = self.set.quorum();
+        self.rounds
+            .iter()
+            .flat_map(|(round, r)| {
+                r.precommits
+                    .tally
+                    .iter()
+                    .filter(move |(v, c)| v.is_some() && **c >= q)
+                    .filter_map(move |(v, _)| v.map(|id| (*round, id)))
+            })
+            .collect()
+    }
+
+    /// The precommits for `value` in `round`, in validator order.
+    pub fn precommits_for(&self, round: Round, value: Hash32) -> Vec<&SignedVote> {
+        self.rounds.get(&round).map_or_else(Vec::new, |r| {
+            r.precommits
+                .by_voter
+                .values()
+                .filter(|v| v.vote.value == Some(value))
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_types::msg::Vote;
+    use undchain_types::{ChainId, SigningKey};
+
+    fn keys(n: u8) -> Vec<SigningKey> {
+        (1..=n).map(|i| SigningKey::from_seed([i; 32])).collect()
+    }
+
+    fn vote(k: &SigningKey, round: Round, kind: VoteKind, value: Option<Hash32>) -> SignedVote {
+        Vote {
+            chain_id: ChainId(1),
+            height: BlockNumber(3),
+            round,
+            kind,
+            value,
+            validator: k.public(),
+        }
+        .sign(k)
+    }
+
+    fn keeper(keys: &[SigningKey]) -> VoteKeeper {
+        let ids: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        VoteKeeper::new(BlockNumber(3), ValidatorSet::of_unknown(&ids).unwrap())
+    }
+
+    #[test]
+    fn thresholds_once_with_q_not_2f_plus_1() {
+        // n = 6: f = 1, q = 5 (2f+1 would be 3).
+        let ks = keys(6);
+        let mut vk = keeper(&ks);
+        let v = Some(Hash32([7; 32]));
+        let mut seen = Vec::new();
+        for (i, k) in ks.iter().enumerate() {
+            let t = vk.add_vote(vote(k, 0, VoteKind::Prevote, v)).unwrap();
+            seen.push((i, t));
+        }
+        assert_eq!(seen[0].1, vec![]);
+        assert_eq!(seen[1].1, vec![Threshold::SkipRound], "f+1 = 2 senders");
+        assert_eq!(seen[2].1, vec![], "3 = 2f+1 is not a quorum for n = 6");
+        assert_eq!(seen[3].1, vec![]);
+        assert_eq!(
+            seen[4].1,
+            vec![Threshold::PolkaValue(Hash32([7; 32])), Threshold::PolkaAny]
+        );
+        assert_eq!(seen[5].1, vec![], "each threshold is emitted once");
+        assert!(vk.has_quorum_for(0, VoteKind::Prevote, v));
+        assert!(!vk.has_quorum_any(0, VoteKind::Precommit));
+    }
+
+    #[test]
+    fn mixed_votes_reach_any_but_not_value() {
+        let ks = keys(4);
+        let mut vk = keeper(&ks);
+        let a = Some(Hash32([1; 32]));
+        vk.add_vote(vote(&ks[0], 2, VoteKind::Precommit, a)).unwrap();
+        vk.add_vote(vote(&ks[1], 2, VoteKind::Precommit, None)).unwrap();
+        let t = vk.add_vote(vote(&ks[2], 2, VoteKind::Precommit, a)).unwrap();
+        assert_eq!(t, vec![Threshold::PrecommitAny]);
+        assert!(vk.precommit_quorums().is_empty());
+        let t = vk.add_vote(vote(&ks[3], 2, VoteKind::Precommit, a)).unwrap();
+        assert_eq!(t, vec![Threshold::PrecommitValue(Hash32([1; 32]))]);
+        assert_eq!(vk.precommit_quorums(), vec![(2, Hash32([1; 32]))]);
+        assert_eq!(vk.precommits_for(2, Hash32([1; 32])).len(), 3);
+        assert_eq!(vk.skip_to(0), Some(2));
+        assert_eq!(vk.skip_to(2), None);
+    }
+
+    #[test]
+    fn double_vote_is_evidence_not_a_count() {
+        let ks = keys(4);
+        let mut vk = keeper(&ks);
+        let first = vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([1; 32])));
+        let second = vote(&ks[1], 5, VoteKind::Prevote, None);
+        vk.add_vote(first.clone()).unwrap();
+        assert_eq!(vk.add_vote(first.clone()), Ok(vec![]), "duplicate ignored");
+        assert!(vk.has_vote(&first));
+        match vk.add_vote(second.clone()) {
+            Err(RecordVoteError::ConflictingVote {
+                existing,
+                conflicting,
+            }) => {
+                assert_eq!(*existing, first);
+                assert_eq!(*conflicting, second);
+                assert_eq!(existing.vote.validator, ks[1].public());
+                assert_eq!((existing.vote.height, existing.vote.round), (BlockNumber(3), 5));
+            }
+            other => panic!("expected conflict, got {other:?}"),
+        }
+        assert_eq!(vk.count(5, VoteKind::Prevote, None), 0);
+        assert_eq!(vk.total(5, VoteKind::Prevote), 1);
+    }
+
+    #[test]
+    fn refuses_strangers_and_other_heights() {
+        let ks = keys(4);
+        let mut vk = keeper(&ks[..3]);
+        let v = vote(&ks[3], 0, VoteKind::Prevote, None);
+        assert_eq!(
+            vk.add_vote(v),
+            Err(RecordVoteError::UnknownValidator {
+                validator: ks[3].public()
+            })
+        );
+        let mut v = vote(&ks[0], 0, VoteKind::Prevote, None);
+        v.vote.height = BlockNumber(4);
+        assert!(matches!(
+            vk.add_vote(v),
+            Err(RecordVoteError::WrongHeight { .. })
+        ));
+        assert_eq!(vk.add_sender(1, ks[3].public()), None);
+        assert_eq!(vk.add_sender(1, ks[0].public()), None);
+        assert_eq!(vk.add_sender(1, ks[1].public()), Some(Threshold::SkipRound));
+    }
+}
