@@ -58,7 +58,9 @@ fn line(method: &str, n: u64, d: u64, messages: u64, bytes: u64, ms: f64, ok: bo
 fn entries_bytes(entries: &[JobEntry]) -> u64 {
     entries
         .chunks(MAX_ENTRIES)
-        .map(|c| wire::encode(&BoundedVec::<JobEntry, MAX_ENTRIES>::truncating(c.to_vec())).len() as u64)
+        .map(|c| {
+            wire::encode(&BoundedVec::<JobEntry, MAX_ENTRIES>::truncating(c.to_vec())).len() as u64
+        })
         .sum()
 }
 
@@ -122,11 +124,17 @@ fn negentropy_run(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
     if !have.is_empty() || !need.is_empty() {
         let mine: Vec<JobEntry> = have
             .iter()
-            .filter_map(|id| a.get(&JobId(undchain_types::Hash32(id.to_bytes()))).cloned())
+            .filter_map(|id| {
+                a.get(&JobId(undchain_types::Hash32(id.to_bytes())))
+                    .cloned()
+            })
             .collect();
         let theirs: Vec<JobEntry> = need
             .iter()
-            .filter_map(|id| b.get(&JobId(undchain_types::Hash32(id.to_bytes()))).cloned())
+            .filter_map(|id| {
+                b.get(&JobId(undchain_types::Hash32(id.to_bytes())))
+                    .cloned()
+            })
             .collect();
         messages += 2;
         bytes += entries_bytes(&mine) + 32 * need.len() as u64 + 4;
@@ -141,7 +149,15 @@ fn negentropy_run(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
         .iter()
         .map(|i| JobId(undchain_types::Hash32(i.to_bytes())))
         .collect();
-    line("negentropy", n, d, messages, bytes, ms, la == t.only_a && lb == t.only_b);
+    line(
+        "negentropy",
+        n,
+        d,
+        messages,
+        bytes,
+        ms,
+        la == t.only_a && lb == t.only_b,
+    );
 }
 
 fn full(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
@@ -152,7 +168,9 @@ fn full(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
     let mut bytes = 0u64;
     let mut received: Vec<JobEntry> = Vec::with_capacity(all.len());
     for chunk in all.chunks(MAX_ENTRIES) {
-        let frame = wire::encode(&BoundedVec::<JobEntry, MAX_ENTRIES>::truncating(chunk.to_vec()));
+        let frame = wire::encode(&BoundedVec::<JobEntry, MAX_ENTRIES>::truncating(
+            chunk.to_vec(),
+        ));
         bytes += frame.len() as u64;
         let back: BoundedVec<JobEntry, MAX_ENTRIES> =
             wire::decode(&frame, usize::MAX).expect("decode");
@@ -173,7 +191,15 @@ fn full(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
     bytes += entries_bytes(&reply).max(2);
     let only_b: BTreeSet<JobId> = reply.iter().map(|e| e.id).collect();
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    line("full", n, d, 2, bytes, ms, only_a == t.only_a && only_b == t.only_b);
+    line(
+        "full",
+        n,
+        d,
+        2,
+        bytes,
+        ms,
+        only_a == t.only_a && only_b == t.only_b,
+    );
 }
 
 fn main() {

@@ -166,7 +166,9 @@ impl JobFile {
                 self.version += 1;
                 Ok(leaf)
             }
-            Err(slot) => Err(InsertError::Duplicate { id: slot.entry().id }),
+            Err(slot) => Err(InsertError::Duplicate {
+                id: slot.entry().id,
+            }),
         }
     }
 
@@ -248,7 +250,8 @@ impl JobFile {
         hi: Option<&[u8; 32]>,
         f: &mut dyn FnMut(&'a JobEntry, &'a Hash32),
     ) {
-        self.index.for_each_in(lo, hi, &mut |s| f(s.entry(), s.leaf()));
+        self.index
+            .for_each_in(lo, hi, &mut |s| f(s.entry(), s.leaf()));
     }
 
     /// Leaf hashes in id order.

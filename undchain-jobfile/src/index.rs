@@ -459,10 +459,10 @@ impl Index {
                 }
                 let from = lo.map_or(0, |k| nib(k, depth));
                 let to = hi.map_or(FANOUT - 1, |k| nib(k, depth));
-                for c in from..=to {
+                for (c, &child) in ch.iter().enumerate().take(to + 1).skip(from) {
                     let clo = lo.filter(|_| c == from);
                     let chi = hi.filter(|_| c == to);
-                    self.visit(ch[c], depth + 1, clo, chi, f);
+                    self.visit(child, depth + 1, clo, chi, f);
                 }
             }
         }

@@ -109,10 +109,8 @@ impl ClosedFile {
         let index = self.ids.binary_search(id).ok()?;
         let leaf = self.file.leaf_of(id)?;
         let p = self.tree.proof(&[index]);
-        let siblings = BoundedVec::try_from_vec(
-            p.proof_hashes().iter().map(|h| Hash32(*h)).collect(),
-        )
-        .ok()?;
+        let siblings =
+            BoundedVec::try_from_vec(p.proof_hashes().iter().map(|h| Hash32(*h)).collect()).ok()?;
         Some((
             leaf,
             MerkleProof {

@@ -226,7 +226,11 @@ impl PayoutFile {
         self.records.values()
     }
 
-    fn open_record(&mut self, id: &JobId, at: BlockNumber) -> Result<&mut PayoutRecord, PayoutError> {
+    fn open_record(
+        &mut self,
+        id: &JobId,
+        at: BlockNumber,
+    ) -> Result<&mut PayoutRecord, PayoutError> {
         let r = self
             .records
             .get_mut(id)

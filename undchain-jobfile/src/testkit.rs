@@ -127,8 +127,13 @@ pub fn fuzz_reconcile_responder(data: &[u8]) {
         rest = &rest[2 + take..];
         // Half of the time, patch the header so the body is what gets
         // exercised (the fuzzer rarely guesses session and step).
-        if chunk.first() == Some(&undchain_types::WIRE_VERSION) && chunk.len() > 1 && chunk[1] & 1 == 1 {
-            if let Ok(mut m) = undchain_types::wire::decode::<undchain_types::msg::Reconcile>(&chunk, usize::MAX) {
+        if chunk.first() == Some(&undchain_types::WIRE_VERSION)
+            && chunk.len() > 1
+            && chunk[1] & 1 == 1
+        {
+            if let Ok(mut m) =
+                undchain_types::wire::decode::<undchain_types::msg::Reconcile>(&chunk, usize::MAX)
+            {
                 m.session = 9;
                 m.block = BlockNumber(4);
                 m.step = step;

@@ -4,11 +4,11 @@
 //! with a typed error or a verified outcome.
 
 use proptest::prelude::*;
+use undchain_jobfile::JobFile;
 use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
 use undchain_jobfile::testkit::{entry, fuzz_reconcile_responder};
-use undchain_jobfile::JobFile;
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
-use undchain_types::{wire, BlockNumber, BoundedBytes, Hash32};
+use undchain_types::{BlockNumber, BoundedBytes, Hash32, wire};
 
 fn file(n: u64) -> JobFile {
     JobFile::from_entries((0..n).map(|i| entry(i, i))).unwrap()
@@ -22,7 +22,12 @@ fn initiator(f: &JobFile) -> (Session, Reconcile) {
 }
 
 fn round(step: u16, r: ReconcileRound) -> Reconcile {
-    Reconcile { session: 1, block: BlockNumber(2), step, body: ReconcileBody::Round(r) }
+    Reconcile {
+        session: 1,
+        block: BlockNumber(2),
+        step,
+        body: ReconcileBody::Round(r),
+    }
 }
 
 fn empty_round() -> ReconcileRound {
@@ -53,7 +58,9 @@ fn lying_fingerprints_end_within_the_bounds() {
     r.ops = BoundedBytes::try_from_vec(vec![16]).unwrap();
     let mut fps = Vec::new();
     for _ in 0..(1 << 16) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         fps.extend((x as u32).to_le_bytes());
     }
     r.fingerprints = BoundedBytes::try_from_vec(fps).unwrap();
@@ -66,11 +73,17 @@ fn lying_fingerprints_end_within_the_bounds() {
                 // Claim the reply's questions are answered by nothing and
                 // that we are done with a bogus root.
                 let mut r = empty_round();
-                r.done = Some(FinalRoot { count: 1, root: Hash32([7; 32]) });
+                r.done = Some(FinalRoot {
+                    count: 1,
+                    root: Hash32([7; 32]),
+                });
                 msg = round(step, r);
             }
             Ok(None) => break,
-            Err(e) => { err = Some(e); break; }
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
         }
     }
     let t = ini.traffic();
@@ -87,13 +100,22 @@ fn replayed_and_out_of_order_messages_are_refused() {
     let mut res = Session::new(Role::Responder, 1, BlockNumber(2), cfg, Hash32([6; 32]));
     let reply = res.handle(&g, &start).unwrap().unwrap();
     // A replay of the start at the responder is refused.
-    assert!(matches!(res.handle(&g, &start), Err(ReconcileError::Step { .. })));
+    assert!(matches!(
+        res.handle(&g, &start),
+        Err(ReconcileError::Step { .. })
+    ));
     // Wrong session.
     let mut other = reply.clone();
     other.session = 99;
-    assert!(matches!(ini.handle(&f, &other), Err(ReconcileError::WrongSession { .. })));
+    assert!(matches!(
+        ini.handle(&f, &other),
+        Err(ReconcileError::WrongSession { .. })
+    ));
     // A failed session stays failed.
-    assert!(matches!(ini.handle(&f, &reply), Err(ReconcileError::Finished)));
+    assert!(matches!(
+        ini.handle(&f, &reply),
+        Err(ReconcileError::Finished)
+    ));
 }
 
 #[test]
@@ -101,9 +123,15 @@ fn oversize_and_garbage_messages_are_typed_errors() {
     let f = file(100);
     let (mut ini, _) = initiator(&f);
     let big = vec![1u8; 17 << 20];
-    assert!(matches!(ini.handle_bytes(&f, &big), Err(ReconcileError::TooManyBytes { .. })));
+    assert!(matches!(
+        ini.handle_bytes(&f, &big),
+        Err(ReconcileError::TooManyBytes { .. })
+    ));
     let (mut ini, _) = initiator(&f);
-    assert!(matches!(ini.handle_bytes(&f, &[1, 2, 3]), Err(ReconcileError::Wire(_))));
+    assert!(matches!(
+        ini.handle_bytes(&f, &[1, 2, 3]),
+        Err(ReconcileError::Wire(_))
+    ));
     // Columns that do not match the questions.
     let (mut ini, _) = initiator(&f);
     let mut r = empty_round();
@@ -111,12 +139,18 @@ fn oversize_and_garbage_messages_are_typed_errors() {
     r.ops = BoundedBytes::try_from_vec(vec![0x40]).unwrap();
     r.counts = vec![10].try_into().unwrap();
     r.short_ids = BoundedBytes::try_from_vec(vec![0; 8]).unwrap();
-    assert!(matches!(ini.handle(&f, &round(1, r)), Err(ReconcileError::Malformed(_))));
+    assert!(matches!(
+        ini.handle(&f, &round(1, r)),
+        Err(ReconcileError::Malformed(_))
+    ));
     // Answers to questions never asked.
     let (mut ini, _) = initiator(&f);
     let mut r = empty_round();
     r.answered = 5;
-    assert!(matches!(ini.handle(&f, &round(1, r)), Err(ReconcileError::Malformed(_))));
+    assert!(matches!(
+        ini.handle(&f, &round(1, r)),
+        Err(ReconcileError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -189,7 +223,10 @@ proptest! {
 /// The fuzz target's seed corpus runs as an ordinary test.
 #[test]
 fn fuzz_seeds_run() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/reconcile_responder");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/reconcile_responder"
+    );
     let mut n = 0;
     for e in std::fs::read_dir(dir).expect("seed dir") {
         let data = std::fs::read(e.unwrap().path()).unwrap();

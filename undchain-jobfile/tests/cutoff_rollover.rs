@@ -11,7 +11,11 @@ use undchain_jobfile::{Filed, JobBook, target_block};
 use undchain_types::{BlockNumber, BlockTime, ChainId, ChainParams, SigningKey};
 
 fn params() -> ChainParams {
-    let mut p = ChainParams::new(ChainId(1), SigningKey::from_seed([1; 32]).public(), BlockTime(1_000_000));
+    let mut p = ChainParams::new(
+        ChainId(1),
+        SigningKey::from_seed([1; 32]).public(),
+        BlockTime(1_000_000),
+    );
     p.payout_period_us = 10 * p.block_interval_us; // 10 blocks per period
     p
 }
@@ -24,14 +28,20 @@ fn cutoff_rule_at_the_edges() {
     // Start of the block: this block.
     assert_eq!(target_block(&p, b0), BlockNumber(3));
     // One microsecond before the cutoff starts: this block.
-    assert_eq!(target_block(&p, end.minus(p.cutoff_us() + 1)), BlockNumber(3));
+    assert_eq!(
+        target_block(&p, end.minus(p.cutoff_us() + 1)),
+        BlockNumber(3)
+    );
     // Exactly at the cutoff and inside it: the next block.
     assert_eq!(target_block(&p, end.minus(p.cutoff_us())), BlockNumber(4));
     assert_eq!(target_block(&p, end.minus(1)), BlockNumber(4));
     // The cutoff of the last block of a period rolls into the next period.
     let last = p.period_start(undchain_types::PayoutPeriod(1)).0 - 1;
     let t = p.block_start(BlockNumber(last + 1)).minus(1);
-    assert_eq!(p.period_of(target_block(&p, t)), undchain_types::PayoutPeriod(1));
+    assert_eq!(
+        p.period_of(target_block(&p, t)),
+        undchain_types::PayoutPeriod(1)
+    );
 }
 
 proptest! {
@@ -98,7 +108,13 @@ fn deferred_jobs_move_to_the_next_file_once() {
     let p = params();
     let mut book = JobBook::new(p.clone(), BlockNumber(0));
     let now = p.block_start(BlockNumber(0));
-    assert!(matches!(book.file(entry(1, 1), now), Filed::Filed { block: BlockNumber(0), .. }));
+    assert!(matches!(
+        book.file(entry(1, 1), now),
+        Filed::Filed {
+            block: BlockNumber(0),
+            ..
+        }
+    ));
     assert_eq!(book.defer(&entry(1, 1).id), Ok(BlockNumber(1)));
     assert!(book.defer(&entry(1, 1).id).is_err());
     let c0 = book.close_current().unwrap();
@@ -108,6 +124,9 @@ fn deferred_jobs_move_to_the_next_file_once() {
     // Filing it again later is a duplicate of the committed job.
     assert_eq!(
         book.file(entry(1, 1), p.block_start(BlockNumber(2))),
-        Filed::Duplicate { block: BlockNumber(1), committed: true }
+        Filed::Duplicate {
+            block: BlockNumber(1),
+            committed: true
+        }
     );
 }

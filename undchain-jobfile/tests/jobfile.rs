@@ -100,7 +100,11 @@ fn inclusion_proofs_verify_and_tampered_ones_fail() {
             let id = entry(i, i).id;
             let notice = closed.inclusion_notice(&id).unwrap();
             assert_eq!(notice.block, BlockNumber(5));
-            assert!(verify_inclusion(&notice.job_root, &notice.leaf, &notice.proof));
+            assert!(verify_inclusion(
+                &notice.job_root,
+                &notice.leaf,
+                &notice.proof
+            ));
             // Another leaf under the same proof fails.
             let other = entry(n + 1, 0).leaf_hash();
             assert!(!verify_inclusion(&notice.job_root, &other, &notice.proof));
@@ -117,7 +121,11 @@ fn inclusion_proofs_verify_and_tampered_ones_fail() {
             bad.leaf_index = bad.leaf_count;
             assert!(!verify_inclusion(&notice.job_root, &notice.leaf, &bad));
             // A wrong root fails.
-            assert!(!verify_inclusion(&Hash32([9; 32]), &notice.leaf, &notice.proof));
+            assert!(!verify_inclusion(
+                &Hash32([9; 32]),
+                &notice.leaf,
+                &notice.proof
+            ));
         }
         assert!(closed.proof(&entry(n + 5, 0).id).is_none());
     }

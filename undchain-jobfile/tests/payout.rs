@@ -3,10 +3,16 @@
 
 use undchain_jobfile::testkit::entry;
 use undchain_jobfile::{Completion, JobBook, PayoutError};
-use undchain_types::{BlockNumber, BlockTime, ChainId, ChainParams, PayoutPeriod, SigningKey, TokenAmount};
+use undchain_types::{
+    BlockNumber, BlockTime, ChainId, ChainParams, PayoutPeriod, SigningKey, TokenAmount,
+};
 
 fn params() -> ChainParams {
-    let mut p = ChainParams::new(ChainId(1), SigningKey::from_seed([2; 32]).public(), BlockTime(0));
+    let mut p = ChainParams::new(
+        ChainId(1),
+        SigningKey::from_seed([2; 32]).public(),
+        BlockTime(0),
+    );
     p.payout_period_us = 5 * p.block_interval_us;
     p
 }
@@ -60,7 +66,8 @@ fn completion_column_and_carry_over_once_then_cancel() {
     book.close_current().unwrap();
     let pay = book.payout_mut();
     pay.mark_complete(&entry(0, 0).id, BlockNumber(1)).unwrap();
-    pay.mark_partial(&entry(1, 1).id, BlockNumber(2), 5, TokenAmount(50)).unwrap();
+    pay.mark_partial(&entry(1, 1).id, BlockNumber(2), 5, TokenAmount(50))
+        .unwrap();
     // The first receipt counts.
     assert!(matches!(
         pay.mark_complete(&entry(0, 0).id, BlockNumber(2)),
@@ -87,7 +94,9 @@ fn completion_column_and_carry_over_once_then_cancel() {
     assert_eq!(book.payout().period(), PayoutPeriod(1));
     assert_eq!(book.payout().len(), 2);
     // Job 2 completes in period 1; job 3 never does.
-    book.payout_mut().mark_complete(&entry(2, 2).id, BlockNumber(6)).unwrap();
+    book.payout_mut()
+        .mark_complete(&entry(2, 2).id, BlockNumber(6))
+        .unwrap();
     let mut roll = None;
     for _ in 0..5 {
         let c = book.close_current().unwrap();
@@ -98,10 +107,15 @@ fn completion_column_and_carry_over_once_then_cancel() {
     let r = roll.expect("period 1 ended");
     assert_eq!(r.cancelled, vec![entry(3, 3).id]);
     assert!(r.carried.is_empty());
-    assert_eq!(r.settled.get(&entry(3, 3).id).unwrap().completion, Completion::Cancelled);
+    assert_eq!(
+        r.settled.get(&entry(3, 3).id).unwrap().completion,
+        Completion::Cancelled
+    );
     assert_eq!(
         r.settled.get(&entry(2, 2).id).unwrap().completion,
-        Completion::Complete { block: BlockNumber(6) }
+        Completion::Complete {
+            block: BlockNumber(6)
+        }
     );
     assert!(book.payout().is_empty());
 }

@@ -26,8 +26,14 @@ fn check(a_ids: &BTreeSet<u64>, b_ids: &BTreeSet<u64>) -> Exchange {
     let a = file_of(a_ids);
     let b = file_of(b_ids);
     let ex = run(&a, &b, 42).expect("session succeeds between honest peers");
-    let only_a: Vec<JobEntry> = a_ids.difference(b_ids).map(|&n| entry(n, 1_000 + n)).collect();
-    let only_b: Vec<JobEntry> = b_ids.difference(a_ids).map(|&n| entry(n, 1_000 + n)).collect();
+    let only_a: Vec<JobEntry> = a_ids
+        .difference(b_ids)
+        .map(|&n| entry(n, 1_000 + n))
+        .collect();
+    let only_b: Vec<JobEntry> = b_ids
+        .difference(a_ids)
+        .map(|&n| entry(n, 1_000 + n))
+        .collect();
     let sort = |mut v: Vec<JobEntry>| {
         v.sort();
         v
@@ -50,10 +56,13 @@ fn sets() -> impl Strategy<Value = (BTreeSet<u64>, BTreeSet<u64>)> {
         let a: BTreeSet<u64> = (0..common).chain(100_000..100_000 + da).collect();
         let b: BTreeSet<u64> = (0..common).chain(200_000..200_000 + db).collect();
         let (a, b) = match shape {
-            0 => (a, b),                              // general
-            1 => (a.clone(), a),                      // equal
+            0 => (a, b),                                   // general
+            1 => (a.clone(), a),                           // equal
             2 => (a.difference(&b).copied().collect(), b), // disjoint
-            _ => (a.clone(), a.iter().copied().filter(|n| n % 3 != 0).collect()), // subset
+            _ => (
+                a.clone(),
+                a.iter().copied().filter(|n| n % 3 != 0).collect(),
+            ), // subset
         };
         Just((a, b))
     })

@@ -100,7 +100,9 @@ pub enum ReconcileError {
     #[error("malformed round: {0}")]
     Malformed(&'static str),
     /// The message belongs to another session or block.
-    #[error("message for session {got_session} block {got_block}, expected {session} block {block}")]
+    #[error(
+        "message for session {got_session} block {got_block}, expected {session} block {block}"
+    )]
     WrongSession {
         /// Expected session.
         session: u64,

@@ -175,7 +175,7 @@ impl Mode {
 }
 
 /// Every entry of `p` with its leaf hash.
-pub(crate) fn entries_in<'a>(file: &'a JobFile, p: Prefix) -> Vec<(&'a JobEntry, &'a Hash32)> {
+pub(crate) fn entries_in(file: &JobFile, p: Prefix) -> Vec<(&JobEntry, &Hash32)> {
     let mut out = Vec::new();
     let hi = p.hi_key();
     file.for_each_in(&p.lo_key(), hi.as_ref(), &mut |e, l| out.push((e, l)));

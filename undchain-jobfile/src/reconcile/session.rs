@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use undchain_types::msg::{
-    AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound,
-};
+use undchain_types::msg::{AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::wire::{self};
 use undchain_types::{
     BlockNumber, BoundedBytes, BoundedVec, Hash32, HashContext, JobEntry, JobId, hash_parts,
@@ -61,11 +59,26 @@ enum Asked {
 /// What the peer asked; this side's next rounds answer it.
 #[derive(Debug)]
 enum Ask {
-    Root { peer_count: u64 },
-    Split { prefix: Prefix, b: u8, fps: Vec<u32> },
-    Ids { prefix: Prefix, shorts: Vec<u32> },
-    Entries { prefix: Prefix, theirs: BTreeSet<(JobId, Hash32)>, new: Vec<bool> },
-    Deliver { entries: Vec<JobEntry> },
+    Root {
+        peer_count: u64,
+    },
+    Split {
+        prefix: Prefix,
+        b: u8,
+        fps: Vec<u32>,
+    },
+    Ids {
+        prefix: Prefix,
+        shorts: Vec<u32>,
+    },
+    Entries {
+        prefix: Prefix,
+        theirs: BTreeSet<(JobId, Hash32)>,
+        new: Vec<bool>,
+    },
+    Deliver {
+        entries: Vec<JobEntry>,
+    },
 }
 
 /// An entry of the session's view with its leaf hash and short id.
@@ -209,7 +222,9 @@ impl Session {
     /// The initiator's first message: its count and root.
     pub fn start(&mut self, file: &JobFile) -> Result<Reconcile, ReconcileError> {
         if self.role != Role::Initiator || self.state != State::Idle {
-            return Err(ReconcileError::Unexpected("start on a session already under way"));
+            return Err(ReconcileError::Unexpected(
+                "start on a session already under way",
+            ));
         }
         self.version = Some(file.version());
         self.state = State::Running;
@@ -389,7 +404,9 @@ impl Session {
                     }
                 };
                 if !may_start {
-                    return Err(ReconcileError::Unexpected("start in the middle of a session"));
+                    return Err(ReconcileError::Unexpected(
+                        "start in the middle of a session",
+                    ));
                 }
                 let mode = match keyed {
                     None => Mode::Unkeyed,
@@ -520,8 +537,7 @@ impl Session {
                     let mut deliver = Vec::new();
                     for it in mine {
                         if rd.bits.next()? {
-                            self.local
-                                .insert((it.entry.id, it.leaf), it.entry.clone());
+                            self.local.insert((it.entry.id, it.leaf), it.entry.clone());
                             deliver.push(it.entry);
                         }
                     }
@@ -548,7 +564,9 @@ impl Session {
             || rd.count_pos != rd.counts.len()
             || !rd.shorts.finished()
         {
-            return Err(ReconcileError::Malformed("columns hold more than the answers use"));
+            return Err(ReconcileError::Malformed(
+                "columns hold more than the answers use",
+            ));
         }
         windows.sort();
         for e in &r.entries[rd.entry_pos..] {
@@ -556,7 +574,9 @@ impl Session {
             let i = windows.partition_point(|w| w.bits <= t);
             let inside = i > 0 && windows[i - 1].contains(&e.id);
             if !inside {
-                return Err(ReconcileError::Malformed("entry outside the ranges it may answer"));
+                return Err(ReconcileError::Malformed(
+                    "entry outside the ranges it may answer",
+                ));
             }
             let leaf = e.leaf_hash();
             if self.view_has(file, &e.id, &leaf) {
@@ -662,7 +682,7 @@ impl Session {
             let _ = id;
         }
         if out.len() != extra_before {
-            out.sort_by(|a, b| (a.entry.id, a.leaf).cmp(&(b.entry.id, b.leaf)));
+            out.sort_by_key(|a| (a.entry.id, a.leaf));
         }
         out
     }
