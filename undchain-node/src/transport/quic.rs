@@ -58,6 +58,9 @@ pub mod close_code {
     pub const FRAME: u32 = 2;
 }
 
+/// Bytes of queued frames coalesced into one stream write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// The TLS server name sent: with raw keys it names nothing, the key does.
 const SERVER_NAME: &str = "undchain";
 
@@ -557,7 +560,15 @@ async fn write_loop(conn: quinn::Connection, mut rx: mpsc::Receiver<Vec<u8>>) {
     let Ok(mut send) = conn.open_uni().await else {
         return;
     };
-    while let Some(buf) = rx.recv().await {
+    while let Some(mut buf) = rx.recv().await {
+        // Coalesce what is already queued into one write: small envelopes
+        // then share packets instead of waking the connection per frame.
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
         if send.write_all(&buf).await.is_err() {
             return;
         }
