@@ -4,7 +4,7 @@
 //! fingerprints maintained incrementally, unkeyed, O(log n) per insert and
 //! per range query).
 //!
-//! Entries live in sorted leaf buckets of at most [`LEAF_CAP`]; a bucket
+//! Entries live in sorted leaf buckets of at most 32 entries; a bucket
 //! that grows past it bursts into 16 children by the next nibble, and a
 //! subtree that shrinks below half of it collapses back into one bucket.
 //! Job ids are blake3 outputs, so the depth is about `log16(n / 16)`; the

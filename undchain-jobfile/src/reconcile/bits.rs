@@ -1,4 +1,4 @@
-//! Bit and byte column readers and writers for [`ReconcileRound`]
+//! Bit and byte column readers and writers for `ReconcileRound`
 //! (`undchain_types::msg::ReconcileRound`). Readers never panic: running
 //! past the end of a column is a typed error.
 
