@@ -97,6 +97,11 @@ impl<P: Ord + Clone> Bootstrap<P> {
         self.engine.correction
     }
 
+    /// Whether a round is collecting replies now.
+    pub fn is_collecting(&self) -> bool {
+        self.engine.is_collecting()
+    }
+
     /// Rounds run so far.
     pub fn rounds(&self) -> u64 {
         self.engine.round

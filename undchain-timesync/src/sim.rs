@@ -3,8 +3,12 @@
 //! delays, with drifting local clocks that start up to a second apart
 //! (docs/BENCHMARKS.md "undchain-timesync: precision simulation").
 //!
-//! It drives the very machines a node runs; only the network, the clocks
-//! and the liars are simulated. Everything is a function of the seed (a
+//! It drives the very machines a node runs ([`Bootstrap`], then
+//! [`Running`]); only the network, the clocks and the liars are simulated.
+//! As in a real network the validators first bootstrap (rounds back to
+//! back, from clocks up to a second apart) and then run the `rounds`
+//! periodic rounds; [`SimConfig::bootstrap`] `= false` skips the bootstrap
+//! and starts the periodic rounds straight from the initial offsets. Everything is a function of the seed (a
 //! `splitmix64` stream), so a run replays exactly.
 //!
 //! The liars are omniscient and two-faced: to the honest validators whose
@@ -14,8 +18,9 @@
 //! as the midpoint (the two-faced test in `tests/agreement_laws.rs`).
 //!
 //! Measured: the largest pairwise skew between honest logical clocks
-//! (`local + correction`) over the last half of the rounds, sampled just
-//! before and after every round result, and whether every round result lay
+//! (`local + correction`) over the last half of the periodic rounds,
+//! sampled just before and after every round result, and whether every
+//! round result (bootstrap rounds included) lay
 //! inside the range the honest clocks spanned during that round, widened by
 //! the reading error `u/2` and the drift over the round.
 
@@ -25,6 +30,7 @@ use std::fmt;
 use undchain_types::msg::TimePhase;
 
 use crate::agree::Method;
+use crate::bootstrap::Bootstrap;
 use crate::exchange::{Output, SyncConfig, TimeMsg, reply_to};
 use crate::running::Running;
 use crate::sample::{PPM, SampleLimits};
@@ -52,6 +58,11 @@ pub struct SimConfig {
     pub max_initial_offset_us: u64,
     /// How far beyond the honest range the liars report, microseconds.
     pub liar_push_us: u64,
+    /// Whether the validators first bring the network online with
+    /// [`Bootstrap`] rounds (back to back) before the `rounds` periodic
+    /// rounds, as a real network does; `false` starts the periodic rounds
+    /// straight from the initial offsets.
+    pub bootstrap: bool,
 }
 
 impl Default for SimConfig {
@@ -67,6 +78,7 @@ impl Default for SimConfig {
             rounds: 50,
             max_initial_offset_us: 1_000_000,
             liar_push_us: 1_000_000,
+            bootstrap: true,
         }
     }
 }
@@ -214,12 +226,41 @@ enum Ev {
     },
 }
 
+/// A validator's machine: bootstrap, then running.
+enum Machine {
+    Boot(Box<Bootstrap<usize>>),
+    Run(Box<Running<usize>>),
+    /// Transient, while bootstrap hands over.
+    Gone,
+}
+
+impl Machine {
+    fn correction(&self) -> i64 {
+        match self {
+            Machine::Boot(m) => m.correction(),
+            Machine::Run(m) => m.correction(),
+            Machine::Gone => 0,
+        }
+    }
+
+    fn is_collecting(&self) -> bool {
+        match self {
+            Machine::Boot(m) => m.is_collecting(),
+            Machine::Run(m) => m.is_collecting(),
+            Machine::Gone => false,
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        matches!(self, Machine::Run(_))
+    }
+}
+
 struct Honest {
     clock: LocalClock,
-    machine: Running<usize>,
+    machine: Machine,
     timer: Option<i64>,
     completed: u64,
-    collecting: bool,
     /// Range of honest `clock - real time` seen during the current round.
     hull: Option<(i128, i128)>,
     /// The correction after the last batch of outputs.
@@ -257,6 +298,8 @@ pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
             max_delay_us: max_delay,
             drift_ppm: cfg.drift_ppm,
         },
+        // bootstrap until the survivors are within half the bound
+        bootstrap_target_spread_us: (bound_us(cfg) / 2).max(1),
         ..SyncConfig::default()
     }
 }
@@ -297,13 +340,28 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
             base: epoch + rng.range(0, spread),
             drift_ppm: rng.range(-rho, rho),
         };
-        let machine = Running::new(i, members.clone(), sync.clone(), 0, rng.next_u64())?;
+        let seed = rng.next_u64();
+        let machine = if cfg.bootstrap {
+            Machine::Boot(Box::new(Bootstrap::new(
+                i,
+                members.clone(),
+                sync.clone(),
+                seed,
+            )?))
+        } else {
+            Machine::Run(Box::new(Running::new(
+                i,
+                members.clone(),
+                sync.clone(),
+                0,
+                seed,
+            )?))
+        };
         honest.push(Honest {
             clock,
             machine,
             timer: None,
             completed: 0,
-            collecting: false,
             hull: None,
             prev: 0,
         });
@@ -326,7 +384,11 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
     };
     for i in 0..h {
         let local = w.honest[i].clock.at(0);
-        let out = w.honest[i].machine.start(local);
+        let out = match &mut w.honest[i].machine {
+            Machine::Boot(m) => m.start(local),
+            Machine::Run(m) => m.start(local),
+            Machine::Gone => Vec::new(),
+        };
         w.handle_outputs(i, out);
     }
     let target = u64::from(cfg.rounds);
@@ -404,15 +466,22 @@ impl World {
                 }
                 self.honest[node].timer = None;
                 let local = self.honest[node].clock.at(self.now);
-                let out = self.honest[node].machine.handle_timer(local);
+                let out = match &mut self.honest[node].machine {
+                    Machine::Boot(m) => m.handle_timer(local),
+                    Machine::Run(m) => m.handle_timer(local),
+                    Machine::Gone => Vec::new(),
+                };
                 self.handle_outputs(node, out);
             }
             Ev::Deliver { to, from, msg } => {
                 if to < self.honest.len() {
                     let local = self.honest[to].clock.at(self.now);
-                    let out = match &msg {
-                        TimeMsg::Probe(p) => self.honest[to].machine.handle_probe(local, from, p),
-                        TimeMsg::Reply(r) => self.honest[to].machine.handle_reply(local, from, r),
+                    let out = match (&mut self.honest[to].machine, &msg) {
+                        (Machine::Boot(m), TimeMsg::Probe(p)) => m.handle_probe(local, from, p),
+                        (Machine::Run(m), TimeMsg::Probe(p)) => m.handle_probe(local, from, p),
+                        (Machine::Boot(m), TimeMsg::Reply(r)) => m.handle_reply(local, from, r),
+                        (Machine::Run(m), TimeMsg::Reply(r)) => m.handle_reply(local, from, r),
+                        (Machine::Gone, _) => Vec::new(),
                     };
                     self.handle_outputs(to, out);
                 } else if let TimeMsg::Probe(p) = msg {
@@ -476,21 +545,37 @@ impl World {
                     );
                 }
                 Output::Adjusted(_) => self.record_round(i, before),
+                Output::Synced(_) => {
+                    self.record_round(i, before);
+                    self.hand_over(i);
+                }
                 Output::RoundFailed { .. } => {
                     self.failed += 1;
-                    self.honest[i].completed += 1;
+                    if self.honest[i].machine.is_running() {
+                        self.honest[i].completed += 1;
+                    }
                     self.honest[i].hull = None;
                 }
                 _ => {}
             }
         }
-        let collecting = self.honest[i].machine.is_collecting();
-        if collecting && !self.honest[i].collecting {
+        if self.honest[i].machine.is_collecting() && self.honest[i].hull.is_none() {
             let (lo, hi, _) = self.skew(None);
             self.honest[i].hull = Some((lo, hi));
         }
-        self.honest[i].collecting = collecting;
         self.honest[i].prev = self.honest[i].machine.correction();
+    }
+
+    /// Bootstrap announced: the validator turns into a running one.
+    fn hand_over(&mut self, i: usize) {
+        let local = self.honest[i].clock.at(self.now);
+        let machine = std::mem::replace(&mut self.honest[i].machine, Machine::Gone);
+        if let Machine::Boot(b) = machine
+            && let Ok((run, out)) = b.into_running(local)
+        {
+            self.honest[i].machine = Machine::Run(Box::new(run));
+            self.handle_outputs(i, out);
+        }
     }
 
     fn record_round(&mut self, i: usize, before: i64) {
@@ -503,7 +588,9 @@ impl World {
                 self.within = false;
             }
         }
-        self.honest[i].completed += 1;
+        if self.honest[i].machine.is_running() {
+            self.honest[i].completed += 1;
+        }
         self.widen_hulls(lo_a.min(lo_b), hi_a.max(hi_b));
         if self.honest.iter().all(|n| n.completed >= self.half) {
             self.max_skew = self.max_skew.max(skew_before).max(skew_after);

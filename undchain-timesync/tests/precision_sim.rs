@@ -1,8 +1,8 @@
 //! The precision simulator (docs/BENCHMARKS.md "undchain-timesync:
 //! precision simulation"): with the issue's defaults and three two-faced
 //! liars among ten, the Welch-Lynch midpoint stays within `3u + 4 rho R`
-//! and inside the honest range; the mean does not; runs replay from the
-//! seed.
+//! and inside the honest range; the mean does not; the trimmed mean
+//! converges too slowly; bootstrap matters; runs replay from the seed.
 
 use undchain_timesync::Method;
 use undchain_timesync::sim::{SimConfig, bound_us, run};
@@ -32,6 +32,7 @@ fn ftm_stays_within_the_bound_and_the_honest_range_on_default_settings() {
 
 #[test]
 fn without_delay_noise_the_trimmed_mean_converges_too_slowly() {
+    // Periodic rounds straight from clocks up to 1 s apart (no bootstrap),
     // u = 1 us, no drift: FTM halves the two-faced split each round, the
     // trimmed mean only takes a quarter off it.
     let cfg = SimConfig {
@@ -39,6 +40,7 @@ fn without_delay_noise_the_trimmed_mean_converges_too_slowly() {
         delay_min_us: 2_000,
         delay_max_us: 2_001,
         drift_ppm: 0,
+        bootstrap: false,
         ..SimConfig::default()
     };
     assert_eq!(bound_us(&cfg), 3);
@@ -46,6 +48,30 @@ fn without_delay_noise_the_trimmed_mean_converges_too_slowly() {
     let tm = run(&cfg, Method::TrimmedMean).unwrap();
     assert!(ftm.max_honest_skew_us <= ftm.bound_us, "{ftm}");
     assert!(tm.max_honest_skew_us > tm.bound_us, "{tm}");
+}
+
+#[test]
+fn bootstrap_brings_the_clocks_within_the_bound_before_the_periodic_rounds() {
+    // Four periodic rounds: measured over the last two. From clocks up to
+    // 1 s apart, two halvings are not enough; after bootstrap they are.
+    let cfg = SimConfig {
+        seed: 11,
+        rounds: 4,
+        ..SimConfig::default()
+    };
+    let with = run(&cfg, Method::Ftm).unwrap();
+    assert!(with.max_honest_skew_us <= with.bound_us, "{with}");
+    assert!(with.within_honest_range);
+    let without = run(
+        &SimConfig {
+            bootstrap: false,
+            ..cfg
+        },
+        Method::Ftm,
+    )
+    .unwrap();
+    assert!(without.max_honest_skew_us > without.bound_us, "{without}");
+    assert!(without.within_honest_range);
 }
 
 #[test]
