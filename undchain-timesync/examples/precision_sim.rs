@@ -11,7 +11,9 @@
 //! Prints one line per method:
 //! `method=<ftm|trimmed_mean|median|mean> max_honest_skew_us=<X> bound_us=<B> within_honest_range=<true|false>`.
 //! Details (rounds completed, failed rounds, final skew) go to stderr with
-//! `--verbose`.
+//! `--verbose`. The validators bootstrap first, as a real network does;
+//! `--no-bootstrap` starts the periodic rounds straight from the initial
+//! offsets (the harder case for slowly converging methods).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ fn parse_args() -> Result<(SimConfig, bool), String> {
     while let Some(flag) = args.next() {
         if flag == "--verbose" {
             verbose = true;
+            continue;
+        }
+        if flag == "--no-bootstrap" {
+            cfg.bootstrap = false;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -51,7 +57,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("precision_sim: {e}");
             eprintln!(
-                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--verbose]"
+                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--no-bootstrap] [--verbose]"
             );
             return ExitCode::from(2);
         }

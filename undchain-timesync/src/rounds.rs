@@ -39,6 +39,8 @@ pub(crate) struct Engine<P> {
     pub(crate) mode: Mode,
     prober: Prober<P>,
     state: State,
+    /// The period boundary (index) of the last scheduled running round.
+    last_boundary: Option<i128>,
 }
 
 impl<P: Ord + Clone> Engine<P> {
@@ -63,6 +65,7 @@ impl<P: Ord + Clone> Engine<P> {
             round: 0,
             mode,
             state: State::Halted,
+            last_boundary: None,
         })
     }
 
@@ -73,15 +76,22 @@ impl<P: Ord + Clone> Engine<P> {
         }
     }
 
-    /// Local time at which the next round starts, seen from `now`.
-    fn next_start(&self, now: i64) -> i64 {
+    /// Local time at which the next round starts, seen from `now`. A
+    /// running round starts at the next period boundary of agreed time that
+    /// has not had a round yet (a correction may move the clock back across
+    /// the boundary just used).
+    fn next_start(&mut self, now: i64) -> i64 {
         match self.mode {
             Mode::Bootstrap => now,
             Mode::Running | Mode::Halted => {
                 let period = i128::from(self.cfg.period_us.max(1));
                 let agreed = i128::from(now) + i128::from(self.correction);
-                let next = (agreed.div_euclid(period) + 1) * period;
-                clamp_i64(next - i128::from(self.correction))
+                let mut k = agreed.div_euclid(period) + 1;
+                if let Some(last) = self.last_boundary {
+                    k = k.max(last + 1);
+                }
+                self.last_boundary = Some(k);
+                clamp_i64(k * period - i128::from(self.correction))
             }
         }
     }
