@@ -137,12 +137,14 @@ pub enum TransportError {
         peer: PublicKey,
     },
     /// The peer's outbound queue is full.
-    #[error("outbound queue to {peer} is full ({cap} envelopes)")]
+    #[error("outbound queue to {peer} is full ({cap} envelopes or {cap_bytes} bytes)")]
     QueueFull {
         /// The peer.
         peer: PublicKey,
-        /// The cap.
+        /// The cap in envelopes.
         cap: usize,
+        /// The cap in bytes.
+        cap_bytes: usize,
     },
     /// A frame was refused (see [`FrameError::stream_survives`]).
     #[error("frame: {0}")]
@@ -241,6 +243,21 @@ pub struct TransportConfig {
     pub rate: RateLimit,
     /// Envelopes queued per peer before [`TransportError::QueueFull`].
     pub queue_per_peer: usize,
+    /// Bytes queued per peer before [`TransportError::QueueFull`] (default
+    /// 8 MiB), so a slow peer never holds `queue_per_peer` full frames.
+    pub queue_bytes_per_peer: usize,
+}
+
+impl TransportConfig {
+    /// The defaults with the chain's frame limit, refusing other chains'
+    /// envelopes.
+    pub fn from_params(params: &undchain_types::ChainParams) -> Self {
+        TransportConfig {
+            max_frame: params.max_frame_bytes as usize,
+            chain: Some(params.chain_id),
+            ..TransportConfig::default()
+        }
+    }
 }
 
 impl Default for TransportConfig {
@@ -251,6 +268,7 @@ impl Default for TransportConfig {
             chain: None,
             rate: RateLimit::default(),
             queue_per_peer: 1024,
+            queue_bytes_per_peer: 8 << 20,
         }
     }
 }

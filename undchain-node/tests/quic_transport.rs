@@ -365,3 +365,54 @@ async fn quic_dead_address_is_unreachable() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn quic_outbound_queue_is_bounded_while_the_handshake_runs() {
+    let cfg = QuicConfig {
+        transport: undchain_net::TransportConfig {
+            queue_per_peer: 8,
+            queue_bytes_per_peer: 250,
+            ..undchain_net::TransportConfig::default()
+        },
+        idle_timeout: Duration::from_millis(300),
+        ..QuicConfig::default()
+    };
+    let mut c = QuicTransport::bind(any(), key(7), cfg).unwrap();
+    // Nobody answers there: the handshake stays pending and nothing drains.
+    let silent = std::net::UdpSocket::bind(any()).unwrap();
+    let ep = Endpoint {
+        medium: MediumKind::Quic,
+        address: BoundedString::try_new(silent.local_addr().unwrap().to_string()).unwrap(),
+    };
+    Transport::connect(&mut c, pk(1), &ep, Claim::ClientOrPartner).unwrap();
+    let frame_len = undchain_net::frame_envelope(&hello(7, 1), 1 << 20)
+        .unwrap()
+        .len();
+    assert!(2 * frame_len <= 250 && 3 * frame_len > 250);
+    c.send(&pk(1), &hello(7, 1)).unwrap();
+    c.send(&pk(1), &hello(7, 2)).unwrap();
+    assert_eq!(
+        c.send(&pk(1), &hello(7, 3)),
+        Err(TransportError::QueueFull {
+            peer: pk(1),
+            cap: 8,
+            cap_bytes: 250
+        })
+    );
+    // The attempt then fails as unreachable, and the queue goes with it.
+    let ev = wait_for(&mut c, |_| true).await;
+    assert!(
+        matches!(
+            ev,
+            TransportEvent::ConnectFailed {
+                error: TransportError::Unreachable { .. },
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    assert!(matches!(
+        c.send(&pk(1), &hello(7, 4)),
+        Err(TransportError::NotConnected { .. })
+    ));
+}

@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,15 @@ impl Default for QuicConfig {
 struct Link {
     id: u64,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued and not yet handed to quinn.
+    queued: Arc<AtomicUsize>,
     conn: Option<quinn::Connection>,
+}
+
+/// The receiving half of a link's queue.
+struct Queue {
+    rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 }
 
 struct Shared {
@@ -351,15 +359,20 @@ impl Shared {
     }
 
     /// Registers a (new or replacing) link to `peer`; sends queue on it.
-    fn register(
-        &self,
-        peer: PublicKey,
-        conn: Option<quinn::Connection>,
-    ) -> (u64, mpsc::Receiver<Vec<u8>>) {
+    fn register(&self, peer: PublicKey, conn: Option<quinn::Connection>) -> (u64, Queue) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.cfg.transport.queue_per_peer.max(1));
-        lock(&self.links).insert(peer, Link { id, tx, conn });
-        (id, rx)
+        let queued = Arc::new(AtomicUsize::new(0));
+        lock(&self.links).insert(
+            peer,
+            Link {
+                id,
+                tx,
+                queued: queued.clone(),
+                conn,
+            },
+        );
+        (id, Queue { rx, queued })
     }
 
     fn unregister(&self, peer: &PublicKey, id: u64) -> bool {
@@ -380,12 +393,25 @@ impl Shared {
         let link = links
             .get(peer)
             .ok_or(TransportError::NotConnected { peer: *peer })?;
-        link.tx.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
-                peer: *peer,
-                cap: self.cfg.transport.queue_per_peer,
-            },
-            mpsc::error::TrySendError::Closed(_) => TransportError::NotConnected { peer: *peer },
+        let full = TransportError::QueueFull {
+            peer: *peer,
+            cap: self.cfg.transport.queue_per_peer,
+            cap_bytes: self.cfg.transport.queue_bytes_per_peer,
+        };
+        let len = bytes.len();
+        let before = link.queued.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.cfg.transport.queue_bytes_per_peer {
+            link.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(full);
+        }
+        link.tx.try_send(bytes).map_err(|e| {
+            link.queued.fetch_sub(len, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => full,
+                mpsc::error::TrySendError::Closed(_) => {
+                    TransportError::NotConnected { peer: *peer }
+                }
+            }
         })
     }
 
@@ -448,7 +474,7 @@ impl Shared {
         conn: quinn::Connection,
         addr: SocketAddr,
         inbound: bool,
-        rx: mpsc::Receiver<Vec<u8>>,
+        rx: Queue,
     ) {
         let class = {
             let validators = self
@@ -556,19 +582,20 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
 }
 
-async fn write_loop(conn: quinn::Connection, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(conn: quinn::Connection, mut queue: Queue) {
     let Ok(mut send) = conn.open_uni().await else {
         return;
     };
-    while let Some(mut buf) = rx.recv().await {
+    while let Some(mut buf) = queue.rx.recv().await {
         // Coalesce what is already queued into one write: small envelopes
         // then share packets instead of waking the connection per frame.
         while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
+            match queue.rx.try_recv() {
                 Ok(more) => buf.extend_from_slice(&more),
                 Err(_) => break,
             }
         }
+        queue.queued.fetch_sub(buf.len(), Ordering::AcqRel);
         if send.write_all(&buf).await.is_err() {
             return;
         }

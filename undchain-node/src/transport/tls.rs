@@ -90,6 +90,7 @@ fn verify_ed25519(
         .try_into()
         .map_err(|_| TlsError::InvalidCertificate(rustls::CertificateError::BadSignature))?;
     key.verifying_key()
+        .map_err(|_| TlsError::InvalidCertificate(rustls::CertificateError::BadEncoding))?
         .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
         .map_err(|_| TlsError::InvalidCertificate(rustls::CertificateError::BadSignature))?;
     Ok(HandshakeSignatureValid::assertion())
