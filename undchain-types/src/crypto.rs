@@ -4,8 +4,14 @@
 //! Signatures always cover a 32-byte domain-separated digest
 //! ([`crate::hash::HashContext`]), never raw bytes, so a signature made for one
 //! purpose cannot be replayed for another. Verification is `verify_strict`.
-//! A [`PublicKey`] can only hold a canonical, on-curve, non-weak key: the
-//! checks happen once, when the key is built or decoded.
+//! A [`PublicKey`] is the 32-byte encoding, checked when built or decoded to
+//! be canonical (y < p) and not one of the small-order (weak) points; it
+//! stays 32 bytes, so job files and messages full of keys decode without
+//! curve arithmetic. Whether the bytes are a curve point at all is known when
+//! a signature is verified (a key that is not a point never verifies
+//! anything). Hot paths that verify many signatures by one key prepare it
+//! once ([`PublicKey::prepare`]); a [`crate::SignedEnvelope`] does this for
+//! its sender when decoded.
 
 use core::fmt;
 
@@ -38,29 +44,62 @@ pub enum CryptoError {
     BadHex,
 }
 
-/// A verified-valid ed25519 public key: the identity of a client, partner,
-/// validator or chain owner.
+/// The encodings of the eight small-order points with a canonical y, plus
+/// the two x = 0 points with the (non-canonical) sign bit set. With y < p
+/// these are exactly the weak keys.
+const WEAK_KEYS: [[u8; 32]; 10] = {
+    let mut t = [[0u8; 32]; 10];
+    // y = 1 (identity), sign bit clear and set.
+    t[0][0] = 1;
+    t[1][0] = 1;
+    t[1][31] = 0x80;
+    // y = -1 (order 2), sign bit clear and set.
+    let mut i = 0;
+    while i < 32 {
+        t[2][i] = 0xff;
+        t[3][i] = 0xff;
+        i += 1;
+    }
+    t[2][0] = 0xec;
+    t[2][31] = 0x7f;
+    t[3][0] = 0xec;
+    // y = 0 (order 4), both signs.
+    t[5][31] = 0x80;
+    // Order 8.
+    t[6] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ];
+    t[7] = t[6];
+    t[7][31] = 0xfa;
+    t[8] = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ];
+    t[9] = t[8];
+    t[9][31] = 0x85;
+    t
+};
+
+/// An ed25519 public key: the identity of a client, partner, validator or
+/// chain owner. Canonical and not weak by construction.
 #[derive(Clone, Copy)]
-pub struct PublicKey(ed25519_dalek::VerifyingKey);
+pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     /// Builds a key from its 32-byte encoding, refusing non-canonical
-    /// encodings, points off the curve and weak (small-order) keys.
+    /// encodings (y >= p) and weak (small-order) keys. Cheap: no curve
+    /// arithmetic.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         if !is_canonical_y(bytes) {
             return Err(CryptoError::NonCanonicalKey);
         }
-        // One decompression; `from_bytes` keeps the given (now known
-        // canonical in y) encoding instead of re-compressing.
-        let vk =
-            ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::NotOnCurve)?;
-        // With y < p the only other non-canonical encodings are x = 0 with
-        // the sign bit set; x = 0 means y = +-1, both small order, refused
-        // here.
-        if vk.is_weak() {
+        if WEAK_KEYS.contains(bytes) {
             return Err(CryptoError::WeakKey);
         }
-        Ok(PublicKey(vk))
+        Ok(PublicKey(*bytes))
     }
 
     /// Parses 64 hex digits.
@@ -71,30 +110,41 @@ impl PublicKey {
 
     /// The 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.0
     }
 
     /// The 32-byte encoding, borrowed.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
+        &self.0
     }
 
     /// Lower-case hex of the encoding.
     pub fn to_hex(&self) -> String {
-        crate::hash::to_hex(self.as_bytes())
+        crate::hash::to_hex(&self.0)
     }
 
-    /// The underlying ed25519-dalek key (for TLS raw public keys and the like).
-    pub fn verifying_key(&self) -> &ed25519_dalek::VerifyingKey {
-        &self.0
+    /// The ed25519-dalek key (decompresses the point: fails with
+    /// [`CryptoError::NotOnCurve`] if the bytes are not a point). For TLS raw
+    /// public keys and the like.
+    pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::NotOnCurve)?;
+        // Unreachable after the blocklist check, kept as a second line of
+        // defence: verify_strict refuses weak keys too.
+        if vk.is_weak() {
+            return Err(CryptoError::WeakKey);
+        }
+        Ok(vk)
+    }
+
+    /// Decompresses once, for verifying many signatures by this key.
+    pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
+        self.verifying_key().map(PreparedKey)
     }
 
     /// Verifies `sig` over a digest with `verify_strict`.
     pub fn verify_digest(&self, digest: &Hash32, sig: &Signature) -> Result<(), CryptoError> {
-        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        self.0
-            .verify_strict(digest.as_bytes(), &sig)
-            .map_err(|_| CryptoError::BadSignature)
+        self.prepare()?.verify_digest(digest, sig)
     }
 
     /// Verifies `sig` over `hash(ctx, message)`.
@@ -105,6 +155,31 @@ impl PublicKey {
         sig: &Signature,
     ) -> Result<(), CryptoError> {
         self.verify_digest(&hash(ctx, message), sig)
+    }
+}
+
+/// A public key with its curve point decompressed, for verifying many
+/// signatures by one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreparedKey(ed25519_dalek::VerifyingKey);
+
+impl PreparedKey {
+    /// The identity.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.to_bytes())
+    }
+
+    /// The ed25519-dalek key.
+    pub fn dalek(&self) -> &ed25519_dalek::VerifyingKey {
+        &self.0
+    }
+
+    /// Verifies `sig` over a digest with `verify_strict`.
+    pub fn verify_digest(&self, digest: &Hash32, sig: &Signature) -> Result<(), CryptoError> {
+        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        self.0
+            .verify_strict(digest.as_bytes(), &sig)
+            .map_err(|_| CryptoError::BadSignature)
     }
 }
 
@@ -126,7 +201,7 @@ impl Ord for PublicKey {
 }
 impl core::hash::Hash for PublicKey {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state)
+        self.0.hash(state)
     }
 }
 
@@ -185,7 +260,12 @@ impl SigningKey {
     /// The public identity of this key.
     pub fn public(&self) -> PublicKey {
         // A key derived from a scalar times the base point is never weak.
-        PublicKey(self.0.verifying_key())
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// The public identity, prepared for verification.
+    pub fn prepared(&self) -> PreparedKey {
+        PreparedKey(self.0.verifying_key())
     }
 
     /// The underlying ed25519-dalek key (for TLS raw public keys and the like).
@@ -337,6 +417,49 @@ mod tests {
         y[0] = 0xee;
         y[31] = 0x7f;
         assert_eq!(PublicKey::from_bytes(&y), Err(CryptoError::NonCanonicalKey));
+    }
+
+    #[test]
+    fn weak_key_table_matches_the_curve() {
+        // Every blocklisted encoding decompresses to a small-order point.
+        for bytes in WEAK_KEYS {
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&bytes).unwrap();
+            assert!(vk.is_weak(), "{}", crate::hash::to_hex(&bytes));
+        }
+    }
+
+    #[test]
+    fn a_key_off_the_curve_is_held_but_never_verifies() {
+        let off = (2u8..=255)
+            .map(|y| {
+                let mut b = [0u8; 32];
+                b[0] = y;
+                b
+            })
+            .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+            .unwrap();
+        let pk = PublicKey::from_bytes(&off).unwrap();
+        assert_eq!(pk.verifying_key(), Err(CryptoError::NotOnCurve));
+        let sig = key(1).sign(HashContext::Receipt, b"x");
+        assert_eq!(
+            pk.verify(HashContext::Receipt, b"x", &sig),
+            Err(CryptoError::NotOnCurve)
+        );
+    }
+
+    #[test]
+    fn prepared_key_verifies_like_the_public_key() {
+        let k = key(4);
+        let d = hash(HashContext::Vote, b"v");
+        let sig = k.sign_digest(&d);
+        let p = k.public().prepare().unwrap();
+        assert_eq!(p, k.prepared());
+        assert_eq!(p.public(), k.public());
+        p.verify_digest(&d, &sig).unwrap();
+        assert!(
+            p.verify_digest(&hash(HashContext::Vote, b"w"), &sig)
+                .is_err()
+        );
     }
 
     #[test]

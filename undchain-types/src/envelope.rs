@@ -10,7 +10,7 @@
 //! the decoded value. `verify` uses `verify_strict`; weak keys never get
 //! this far (a [`PublicKey`] cannot hold one).
 
-use crate::crypto::{CryptoError, PublicKey, Signature, SigningKey};
+use crate::crypto::{CryptoError, PreparedKey, PublicKey, Signature, SigningKey};
 use crate::hash::{Hash32, HashContext};
 use crate::ids::{BlockTime, ChainId};
 use crate::msg::{Message, MessageKind};
@@ -65,6 +65,7 @@ impl Envelope {
         let digest = crate::hash::hash(HashContext::Envelope, &bytes);
         SignedEnvelope {
             signature: key.sign_digest(&digest),
+            sender_key: SenderKey(key.prepared()),
             envelope: self,
             digest,
         }
@@ -96,7 +97,20 @@ pub struct SignedEnvelope {
     envelope: Envelope,
     signature: Signature,
     digest: Hash32,
+    sender_key: SenderKey,
 }
+
+/// The sender's key, decompressed once when the envelope is built or
+/// decoded. Compared by identity only (it is derived from `envelope.sender`).
+#[derive(Debug, Clone)]
+struct SenderKey(PreparedKey);
+
+impl PartialEq for SenderKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SenderKey {}
 
 impl SignedEnvelope {
     /// The envelope.
@@ -132,8 +146,13 @@ impl SignedEnvelope {
 
     /// Checks the signature with `verify_strict` under the sender's key.
     pub fn verify(&self) -> Result<(), EnvelopeError> {
-        self.envelope
-            .sender
+        // Signed by hand with a key other than the named sender: the
+        // prepared key is the signer's, so compare identities first.
+        if self.sender_key.0.public() != self.envelope.sender {
+            return Err(EnvelopeError::Signature(CryptoError::BadSignature));
+        }
+        self.sender_key
+            .0
             .verify_digest(&self.digest, &self.signature)
             .map_err(EnvelopeError::Signature)
     }
@@ -171,6 +190,10 @@ impl SignedEnvelope {
                 body: envelope.body.kind(),
             });
         }
+        let sender_key = envelope
+            .sender
+            .prepare()
+            .map_err(|e| WireError::Invalid(crate::wire::Invalid::Key(e)))?;
         let mut signature = [0u8; SIGNATURE_LEN];
         signature.copy_from_slice(sig_bytes);
         let signed_len = 1 + env_bytes.len();
@@ -180,6 +203,7 @@ impl SignedEnvelope {
             envelope,
             signature: Signature(signature),
             digest,
+            sender_key: SenderKey(sender_key),
         })
     }
 
