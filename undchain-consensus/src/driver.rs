@@ -325,6 +325,7 @@ struct HeightState {
     asked: BTreeSet<Hash32>,
     fired: BTreeSet<(Round, Rule)>,
     reported: BTreeSet<(PublicKey, Round, Option<VoteKind>)>,
+    helped: BTreeMap<PublicKey, BlockTime>,
     own_proposal: Option<SignedProposal>,
     own_votes: Vec<SignedVote>,
     started_at: BlockTime,
@@ -605,6 +606,9 @@ impl<V: SignatureVerifier> Driver<V> {
             return Ok(out);
         }
         self.check_round(v.round)?;
+        if v.round < self.state.round {
+            self.help_lagging(from, v.round, &mut out);
+        }
         let Some(cur) = self.cur.as_mut() else {
             return Ok(out);
         };
@@ -626,24 +630,18 @@ impl<V: SignatureVerifier> Driver<V> {
             });
         }
         match cur.keeper.add_vote(sv) {
-            Ok(_) => {}
-            Err(RecordVoteError::ConflictingVote {
-                existing,
-                conflicting,
-            }) => {
-                let slot = (
-                    existing.vote.validator,
-                    existing.vote.round,
-                    Some(existing.vote.kind),
-                );
-                if cur.reported.insert(slot) {
-                    out.push(Output::Evidence(Box::new(Evidence::DoubleVote {
-                        first: *existing,
-                        second: *conflicting,
-                    })));
+            Ok(outcome) => {
+                if let Some(ev) = outcome.evidence {
+                    if let Evidence::DoubleVote { first, .. } = &ev {
+                        let slot = (first.vote.validator, first.vote.round, Some(first.vote.kind));
+                        if cur.reported.insert(slot) {
+                            out.push(Output::Evidence(Box::new(ev)));
+                        }
+                    }
                 }
-                return Ok(out);
             }
+            // Over the per-slot cap: not counted; evidence went out before.
+            Err(RecordVoteError::ConflictingVote { .. }) => return Ok(out),
             Err(RecordVoteError::UnknownValidator { validator }) => {
                 return Err(InputError::NotInSet {
                     validator,
@@ -916,6 +914,11 @@ impl<V: SignatureVerifier> Driver<V> {
         out.push(Output::Persist(Box::new(self.snapshot())));
     }
 
+    /// Re-sends own messages of the current round, and the polka behind
+    /// the valid value: Tendermint's liveness needs every correct validator
+    /// to eventually see a polka some correct validator saw (the paper's
+    /// gossip assumption), or a proposal naming it as `vr` could never pass
+    /// line 28 at validators that missed those prevotes.
     fn rebroadcast(&self, out: &mut Vec<Output>) {
         let Some(cur) = self.cur.as_ref() else {
             return;
@@ -924,6 +927,56 @@ impl<V: SignatureVerifier> Driver<V> {
             out.push(Output::Broadcast(Message::Proposal(p.clone())));
         }
         for v in &cur.own_votes {
+            out.push(Output::Broadcast(Message::Vote(v.clone())));
+        }
+        if let Some(valid) = &self.state.valid {
+            self.relay_polka(valid.round, valid.id, out);
+        }
+    }
+
+    /// A validator of this height is still in `round`, behind us: send it
+    /// the votes of its round (so it can move on: lines 34, 44, 47, 65, or
+    /// decide, line 49) and the votes of our round (so f+1 of them
+    /// let it skip ahead, line 55). Own messages are only re-sent while
+    /// their round is current, so without this a validator left alone in a
+    /// round by a partition could wait forever. Once per rebroadcast
+    /// interval per peer.
+    fn help_lagging(&mut self, peer: PublicKey, round: Round, out: &mut Vec<Output>) {
+        let now = self.now;
+        let every = self.config.timeouts.rebroadcast_us;
+        let current = self.state.round;
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        if !cur.set.contains(&peer) || peer == self.me {
+            return;
+        }
+        if cur.helped.get(&peer).is_some_and(|t| now < t.plus(every)) {
+            return;
+        }
+        cur.helped.insert(peer, now);
+        let mut msgs: Vec<Message> = cur
+            .keeper
+            .votes_in(round, VoteKind::Prevote)
+            .into_iter()
+            .chain(cur.keeper.votes_in(round, VoteKind::Precommit))
+            .chain(cur.keeper.votes_in(current, VoteKind::Prevote))
+            .chain(cur.keeper.votes_in(current, VoteKind::Precommit))
+            .map(|v| Message::Vote(v.clone()))
+            .collect();
+        if let Some(p) = cur.proposals.get(&current).and_then(|ps| ps.first()) {
+            msgs.push(Message::Proposal(p.clone()));
+        }
+        out.extend(msgs.into_iter().map(|message| Output::Send { to: peer, message }));
+    }
+
+    /// Relays the prevotes of `round` for `id` (others' signed votes: they
+    /// authenticate themselves).
+    fn relay_polka(&self, round: Round, id: Hash32, out: &mut Vec<Output>) {
+        let Some(cur) = self.cur.as_ref() else {
+            return;
+        };
+        for v in cur.keeper.prevotes_for(round, id) {
             out.push(Output::Broadcast(Message::Vote(v.clone())));
         }
     }
@@ -1100,6 +1153,10 @@ impl<V: SignatureVerifier> Driver<V> {
                 cur.own_proposal = Some(sp.clone());
                 self.persist(out);
                 out.push(Output::Broadcast(Message::Proposal(sp)));
+                if let Some(vr) = pol_round {
+                    // Line 28 needs the polka of vr at every receiver.
+                    self.relay_polka(vr, id, out);
+                }
             }
             RoundOutput::Vote { round, kind, value } => {
                 let Some(cur) = self.cur.as_mut() else {
@@ -1185,6 +1242,7 @@ impl HeightState {
             asked: BTreeSet::new(),
             fired: BTreeSet::new(),
             reported: BTreeSet::new(),
+            helped: BTreeMap::new(),
             own_proposal: None,
             own_votes: Vec::new(),
             started_at: now,

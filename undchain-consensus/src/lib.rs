@@ -36,9 +36,12 @@
 
 pub mod certificate;
 pub mod driver;
+pub mod ledger;
+pub mod links;
 pub mod roster;
 pub mod round;
 pub mod score;
+pub mod settle;
 pub mod sim;
 pub mod validator_set;
 pub mod votekeeper;
@@ -47,6 +50,11 @@ pub use certificate::{
     CertificateError, ParentCommitError, SignatureVerifier, StrictVerifier, check_parent_commit,
     verify_certificate, verify_committed_block,
 };
+pub use ledger::{
+    Applied, Block, BlockError, BlockOutcome, ChainEvent, Claim, Ledger, LedgerConfig, LedgerError,
+    LedgerOp, Verified,
+};
+pub use settle::Settlement;
 pub use driver::{Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity};
 pub use roster::{Candidate, Roster, RosterConfig, RosterError, RosterEvent, RosterUpdate};
 pub use round::{RoundState, Step, TimeoutKind, Value};

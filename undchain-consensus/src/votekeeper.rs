@@ -4,12 +4,25 @@
 //! Algorithm 1: the "2f+1" and "f+1" guards; here q = floor(2n/3)+1 and
 //! f+1 with f = floor((n-1)/3), DESIGN.md "Quorum").
 //!
+//! Equivocation: a validator's second, different vote for a slot (height,
+//! round, step) is evidence ([`VoteOutcome::evidence`]), and it is *also*
+//! counted for its value, as the paper counts messages from distinct
+//! processes per value. This matters for liveness: a polka that some
+//! correct validator saw (with a Byzantine validator's vote in it) must be
+//! a polka for everyone it is relayed to, even for those who first got the
+//! equivocator's other vote; otherwise a proposal naming that polka as its
+//! `vr` could never pass line 28 there. "Any" thresholds count distinct
+//! validators, never votes. At most [`MAX_VOTES_PER_SLOT`] distinct votes
+//! per validator and slot are kept (a bound on what a Byzantine validator
+//! can make us store); further ones are refused as
+//! [`RecordVoteError::ConflictingVote`].
+//!
 //! The keeper trusts its input: signatures and set membership are checked
 //! by the [`crate::driver::Driver`] before a vote gets here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use undchain_types::msg::{Round, SignedVote, VoteKind};
+use undchain_types::msg::{Evidence, Round, SignedVote, VoteKind};
 use undchain_types::{BlockNumber, Hash32, PublicKey};
 
 use crate::validator_set::ValidatorSet;
@@ -48,8 +61,9 @@ pub enum RecordVoteError {
         /// The voter.
         validator: PublicKey,
     },
-    /// The voter already cast a different vote of this kind in this round:
-    /// equivocation. The first vote stays counted; the pair is evidence.
+    /// The voter already cast [`MAX_VOTES_PER_SLOT`] different votes of
+    /// this kind in this round; this one is not counted (the pair is still
+    /// evidence).
     #[error("conflicting {:?} from {:?} in round {}", existing.vote.kind, existing.vote.validator, existing.vote.round)]
     ConflictingVote {
         /// The vote counted.
@@ -59,9 +73,23 @@ pub enum RecordVoteError {
     },
 }
 
+/// Most distinct votes kept per validator, round and step.
+pub const MAX_VOTES_PER_SLOT: usize = 4;
+
+/// What counting a vote did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VoteOutcome {
+    /// Thresholds this vote made true for the first time in its round.
+    pub thresholds: Vec<Threshold>,
+    /// The validator's first vote for this slot and this different one.
+    pub evidence: Option<Evidence>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct KindVotes {
-    by_voter: BTreeMap<PublicKey, SignedVote>,
+    /// Each voter's votes, first one first.
+    by_voter: BTreeMap<PublicKey, Vec<SignedVote>>,
+    /// Distinct voters per value.
     tally: BTreeMap<Option<Hash32>, usize>,
 }
 
@@ -115,20 +143,23 @@ impl VoteKeeper {
     /// delivery, safe to drop before checking its signature again).
     pub fn has_vote(&self, vote: &SignedVote) -> bool {
         self.rounds.get(&vote.vote.round).is_some_and(|r| {
-            r.kind(vote.vote.kind).by_voter.get(&vote.vote.validator) == Some(vote)
+            r.kind(vote.vote.kind)
+                .by_voter
+                .get(&vote.vote.validator)
+                .is_some_and(|vs| vs.contains(vote))
         })
     }
 
-    /// The vote `validator` cast of `kind` in `round`, if any.
+    /// The first vote `validator` cast of `kind` in `round`, if any.
     pub fn vote_of(&self, round: Round, kind: VoteKind, validator: &PublicKey) -> Option<&SignedVote> {
-        self.rounds.get(&round)?.kind(kind).by_voter.get(validator)
+        self.rounds.get(&round)?.kind(kind).by_voter.get(validator)?.first()
     }
 
-    /// Counts a vote. Returns the thresholds this vote made true for the
-    /// first time in its round (each threshold is reported once per round).
-    /// A different vote of the same kind, round and voter is refused as
-    /// [`RecordVoteError::ConflictingVote`]; an identical one is ignored.
-    pub fn add_vote(&mut self, vote: SignedVote) -> Result<Vec<Threshold>, RecordVoteError> {
+    /// Counts a vote and reports the thresholds it made true for the first
+    /// time in its round (each threshold is reported once per round). An
+    /// identical vote is ignored; a different one for the same slot is
+    /// counted for its value and returned as evidence with the first.
+    pub fn add_vote(&mut self, vote: SignedVote) -> Result<VoteOutcome, RecordVoteError> {
         let v = &vote.vote;
         if v.height != self.height {
             return Err(RecordVoteError::WrongHeight {
@@ -149,22 +180,34 @@ impl VoteKeeper {
             VoteKind::Prevote => &mut rv.prevotes,
             VoteKind::Precommit => &mut rv.precommits,
         };
-        if let Some(existing) = kv.by_voter.get(&voter) {
-            if existing == &vote {
-                return Ok(Vec::new());
+        let mut outcome = VoteOutcome::default();
+        let votes = kv.by_voter.entry(voter).or_default();
+        if votes.contains(&vote) {
+            return Ok(outcome);
+        }
+        if let Some(first) = votes.first() {
+            if votes.len() >= MAX_VOTES_PER_SLOT {
+                return Err(RecordVoteError::ConflictingVote {
+                    existing: Box::new(first.clone()),
+                    conflicting: Box::new(vote),
+                });
             }
-            return Err(RecordVoteError::ConflictingVote {
-                existing: Box::new(existing.clone()),
-                conflicting: Box::new(vote),
+            outcome.evidence = Some(Evidence::DoubleVote {
+                first: first.clone(),
+                second: vote.clone(),
             });
         }
-        kv.by_voter.insert(voter, vote);
-        *kv.tally.entry(value).or_insert(0) += 1;
-        let for_value = kv.tally[&value];
+        // A validator counts once per value, however often it equivocates.
+        let new_value = !votes.iter().any(|x| x.vote.value == value);
+        votes.push(vote);
+        if new_value {
+            *kv.tally.entry(value).or_insert(0) += 1;
+        }
+        let for_value = kv.tally.get(&value).copied().unwrap_or(0);
         let total = kv.by_voter.len();
         rv.senders.insert(voter);
 
-        let mut crossed = Vec::new();
+        let crossed = &mut outcome.thresholds;
         let mut check = |t: Threshold, met: bool| {
             if met && rv.emitted.insert(t) {
                 crossed.push(t);
@@ -186,7 +229,7 @@ impl VoteKeeper {
             }
         }
         check(Threshold::SkipRound, rv.senders.len() >= skip);
-        Ok(crossed)
+        Ok(outcome)
     }
 
     /// Notes that `validator` sent a proposal in `round` (it counts toward
@@ -254,13 +297,33 @@ impl VoteKeeper {
             .collect()
     }
 
+    /// Every vote of `kind` in `round` (all of each validator's votes), in
+    /// validator order.
+    pub fn votes_in(&self, round: Round, kind: VoteKind) -> Vec<&SignedVote> {
+        self.rounds.get(&round).map_or_else(Vec::new, |r| {
+            r.kind(kind).by_voter.values().flatten().collect()
+        })
+    }
+
+    /// The prevotes for `value` in `round`, in validator order (a polka's
+    /// proof, relayed with a proposal that names `round` as its `vr`).
+    pub fn prevotes_for(&self, round: Round, value: Hash32) -> Vec<&SignedVote> {
+        self.rounds.get(&round).map_or_else(Vec::new, |r| {
+            r.prevotes
+                .by_voter
+                .values()
+                .filter_map(|vs| vs.iter().find(|v| v.vote.value == Some(value)))
+                .collect()
+        })
+    }
+
     /// The precommits for `value` in `round`, in validator order.
     pub fn precommits_for(&self, round: Round, value: Hash32) -> Vec<&SignedVote> {
         self.rounds.get(&round).map_or_else(Vec::new, |r| {
             r.precommits
                 .by_voter
                 .values()
-                .filter(|v| v.vote.value == Some(value))
+                .filter_map(|vs| vs.iter().find(|v| v.vote.value == Some(value)))
                 .collect()
         })
     }
@@ -302,7 +365,7 @@ mod tests {
         let mut seen = Vec::new();
         for (i, k) in ks.iter().enumerate() {
             let t = vk.add_vote(vote(k, 0, VoteKind::Prevote, v)).unwrap();
-            seen.push((i, t));
+            seen.push((i, t.thresholds));
         }
         assert_eq!(seen[0].1, vec![]);
         assert_eq!(seen[1].1, vec![Threshold::SkipRound], "f+1 = 2 senders");
@@ -325,10 +388,10 @@ mod tests {
         vk.add_vote(vote(&ks[0], 2, VoteKind::Precommit, a)).unwrap();
         vk.add_vote(vote(&ks[1], 2, VoteKind::Precommit, None)).unwrap();
         let t = vk.add_vote(vote(&ks[2], 2, VoteKind::Precommit, a)).unwrap();
-        assert_eq!(t, vec![Threshold::PrecommitAny]);
+        assert_eq!(t.thresholds, vec![Threshold::PrecommitAny]);
         assert!(vk.precommit_quorums().is_empty());
         let t = vk.add_vote(vote(&ks[3], 2, VoteKind::Precommit, a)).unwrap();
-        assert_eq!(t, vec![Threshold::PrecommitValue(Hash32([1; 32]))]);
+        assert_eq!(t.thresholds, vec![Threshold::PrecommitValue(Hash32([1; 32]))]);
         assert_eq!(vk.precommit_quorums(), vec![(2, Hash32([1; 32]))]);
         assert_eq!(vk.precommits_for(2, Hash32([1; 32])).len(), 3);
         assert_eq!(vk.skip_to(0), Some(2));
@@ -336,28 +399,63 @@ mod tests {
     }
 
     #[test]
-    fn double_vote_is_evidence_not_a_count() {
+    fn double_vote_is_evidence_naming_validator_height_round() {
         let ks = keys(4);
         let mut vk = keeper(&ks);
-        let first = vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([1; 32])));
+        let a = Some(Hash32([1; 32]));
+        let first = vote(&ks[1], 5, VoteKind::Prevote, a);
         let second = vote(&ks[1], 5, VoteKind::Prevote, None);
-        vk.add_vote(first.clone()).unwrap();
-        assert_eq!(vk.add_vote(first.clone()), Ok(vec![]), "duplicate ignored");
+        assert_eq!(vk.add_vote(first.clone()).unwrap().evidence, None);
+        assert_eq!(
+            vk.add_vote(first.clone()),
+            Ok(VoteOutcome::default()),
+            "duplicate ignored"
+        );
         assert!(vk.has_vote(&first));
-        match vk.add_vote(second.clone()) {
-            Err(RecordVoteError::ConflictingVote {
-                existing,
-                conflicting,
-            }) => {
-                assert_eq!(*existing, first);
-                assert_eq!(*conflicting, second);
-                assert_eq!(existing.vote.validator, ks[1].public());
-                assert_eq!((existing.vote.height, existing.vote.round), (BlockNumber(3), 5));
+        let ev = vk.add_vote(second.clone()).unwrap().evidence.unwrap();
+        assert_eq!(ev.offender(), ks[1].public());
+        assert_eq!((ev.height(), ev.round()), (BlockNumber(3), 5));
+        ev.verify().unwrap();
+        assert_eq!(
+            ev,
+            Evidence::DoubleVote {
+                first: first.clone(),
+                second: second.clone()
             }
-            other => panic!("expected conflict, got {other:?}"),
-        }
-        assert_eq!(vk.count(5, VoteKind::Prevote, None), 0);
+        );
+        // Counted once per value, once in "any".
+        assert_eq!(vk.count(5, VoteKind::Prevote, None), 1);
+        assert_eq!(vk.count(5, VoteKind::Prevote, a), 1);
         assert_eq!(vk.total(5, VoteKind::Prevote), 1);
+        assert_eq!(vk.vote_of(5, VoteKind::Prevote, &ks[1].public()), Some(&first));
+        // Beyond the per-slot cap: refused, not stored.
+        for i in 2..=MAX_VOTES_PER_SLOT as u8 {
+            vk.add_vote(vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([i; 32]))))
+                .unwrap();
+        }
+        let over = vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([99; 32])));
+        assert!(matches!(
+            vk.add_vote(over.clone()),
+            Err(RecordVoteError::ConflictingVote { .. })
+        ));
+        assert!(!vk.has_vote(&over));
+    }
+
+    #[test]
+    fn equivocator_vote_completes_a_relayed_polka() {
+        // n = 4, q = 3: two honest prevotes for A and the equivocator's
+        // vote for A make a polka even after its nil vote came first.
+        let ks = keys(4);
+        let mut vk = keeper(&ks);
+        let a = Some(Hash32([1; 32]));
+        vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, None)).unwrap();
+        vk.add_vote(vote(&ks[1], 0, VoteKind::Prevote, a)).unwrap();
+        vk.add_vote(vote(&ks[2], 0, VoteKind::Prevote, a)).unwrap();
+        assert!(!vk.has_quorum_for(0, VoteKind::Prevote, a));
+        let out = vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, a)).unwrap();
+        assert!(out.evidence.is_some());
+        assert_eq!(out.thresholds, vec![Threshold::PolkaValue(Hash32([1; 32]))]);
+        assert_eq!(vk.prevotes_for(0, Hash32([1; 32])).len(), 3);
     }
 
     #[test]

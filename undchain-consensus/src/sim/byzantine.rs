@@ -135,6 +135,16 @@ pub fn transform(
     msg: Message,
 ) -> Vec<(usize, Message)> {
     let everyone = |m: &Message| ctx.recipients.iter().map(|r| (*r, m.clone())).collect::<Vec<_>>();
+    // Messages it relays (signed by others) cannot be rewritten: only its
+    // own signature is at its disposal.
+    let own = match &msg {
+        Message::Proposal(p) => p.proposal.proposer == ctx.key.public(),
+        Message::Vote(v) => v.vote.validator == ctx.key.public(),
+        _ => true,
+    };
+    if !own && behaviour != Behaviour::Silent {
+        return everyone(&msg);
+    }
     match (behaviour, msg) {
         (Behaviour::Silent, _) => Vec::new(),
         (Behaviour::NilVoter, Message::Vote(v)) if v.vote.value.is_some() => {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use undchain_types::msg::{Round, VoteKind};
-use undchain_types::{BlockNumber, Hash32, Message};
+use undchain_types::{BlockNumber, Hash32, Message, PublicKey};
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,20 +104,26 @@ impl Checker {
         }
     }
 
-    /// An honest node sent `msg`; flags a second, different message it
-    /// signed for the same slot.
-    pub fn sent(&mut self, node: usize, msg: &Message) {
-        let (slot, digest) = match msg {
+    /// Honest node `node` (identity `id`) sent `msg`; flags a second,
+    /// different message it signed for the same slot. Messages it relays
+    /// (signed by others) are not its own and are skipped.
+    pub fn sent(&mut self, node: usize, id: &PublicKey, msg: &Message) {
+        let (signer, slot, digest) = match msg {
             Message::Proposal(p) => (
+                p.proposal.proposer,
                 (node, p.proposal.height, p.proposal.round, None),
                 p.proposal.digest(),
             ),
             Message::Vote(v) => (
+                v.vote.validator,
                 (node, v.vote.height, v.vote.round, Some(v.vote.kind)),
                 v.vote.digest(),
             ),
             _ => return,
         };
+        if &signer != id {
+            return;
+        }
         match self.signed.get(&slot) {
             None => {
                 self.signed.insert(slot, digest);
@@ -185,10 +191,14 @@ mod tests {
                 .sign(&k),
             )
         };
-        c.sent(3, &v(None));
-        c.sent(3, &v(None));
+        let id = k.public();
+        c.sent(3, &id, &v(None));
+        c.sent(3, &id, &v(None));
         assert_eq!(c.violations.len(), 1);
-        c.sent(3, &v(Some(Hash32([1; 32]))));
+        let other = SigningKey::from_seed([2; 32]).public();
+        c.sent(3, &other, &v(Some(Hash32([1; 32]))));
+        assert_eq!(c.violations.len(), 1, "relayed votes are not the relayer's");
+        c.sent(3, &id, &v(Some(Hash32([1; 32]))));
         assert!(matches!(
             c.violations[1],
             Violation::HonestEquivocation { node: 3, round: 0, .. }

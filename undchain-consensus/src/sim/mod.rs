@@ -168,6 +168,8 @@ pub struct NodeSummary {
     pub sets: Vec<ValidatorSet>,
     /// Restarts.
     pub restarts: u32,
+    /// Where its driver was at the end (`None`: crashed).
+    pub final_state: Option<crate::round::RoundState>,
 }
 
 /// The outcome of one run.
@@ -192,6 +194,8 @@ pub struct SimReport {
     pub max_round: Round,
     /// Inputs the drivers refused (bad signatures, strangers, ...).
     pub refused_inputs: u64,
+    /// Refused inputs by reason.
+    pub refusals: BTreeMap<String, u64>,
     /// Messages delivered.
     pub messages_delivered: u64,
     /// Per validator.
@@ -333,6 +337,7 @@ pub struct Simulation {
     evidence: Vec<Evidence>,
     max_round: Round,
     refused: u64,
+    refusals: BTreeMap<String, u64>,
     delivered: u64,
 }
 
@@ -423,6 +428,7 @@ impl Simulation {
             evidence: Vec::new(),
             max_round: 0,
             refused: 0,
+            refusals: BTreeMap::new(),
             delivered: 0,
             config,
         }
@@ -548,7 +554,12 @@ impl Simulation {
                 };
                 match d.handle_message(now, from_pk, msg) {
                     Ok(out) => self.carry_out(to, out),
-                    Err(_) => self.refused += 1,
+                    Err(e) => {
+                        self.refused += 1;
+                        let name = format!("{e:?}");
+                        let name = name.split([' ', '{', '(']).next().unwrap_or("").to_string();
+                        *self.refusals.entry(name).or_insert(0) += 1;
+                    }
                 }
             }
             Event::Timer {
@@ -668,7 +679,8 @@ impl Simulation {
             Output::Persist(s) => self.nodes[i].persisted = Some(*s),
             Output::Broadcast(msg) => {
                 if self.nodes[i].honest {
-                    self.checker.sent(i, &msg);
+                    let id = self.nodes[i].pk;
+                    self.checker.sent(i, &id, &msg);
                 }
                 let recipients: Vec<usize> = (0..self.nodes.len()).filter(|r| *r != i).collect();
                 self.route(i, &recipients, msg);
@@ -957,6 +969,7 @@ impl Simulation {
                 chain: n.chain.iter().map(|b| b.header.hash()).collect(),
                 sets: n.sets.clone(),
                 restarts: n.restarts,
+                final_state: n.driver.as_ref().map(|d| d.state().clone()),
             })
             .collect();
         SimReport {
@@ -969,6 +982,7 @@ impl Simulation {
             evidence: self.evidence,
             max_round: self.max_round,
             refused_inputs: self.refused,
+            refusals: self.refusals,
             messages_delivered: self.delivered,
             nodes,
             end_us: self.now,
