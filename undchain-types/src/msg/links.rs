@@ -7,7 +7,7 @@ use super::common::MerkleProof;
 use super::consensus::CommitCertificate;
 use crate::block::BlockHeader;
 use crate::bounded::BoundedString;
-use crate::crypto::{PublicKey, Signature};
+use crate::crypto::{PublicKey, Signature, SigningKey};
 use crate::hash::{Hash32, HashContext, hash};
 use crate::ids::{BlockNumber, ChainId, TokenAmount};
 
@@ -25,17 +25,19 @@ pub struct ChainLink {
     pub block_hash: Hash32,
 }
 
-/// Validator story 9: a token transfer between domains. Locked on the source
-/// domain; credited on the target once the source block holding it is
-/// proven; refunded on the source if it expires unclaimed.
+/// Validator story 9: the terms of a token transfer between domains.
+/// Locked on the source domain; credited on the target once the source
+/// block holding the lock is proven; refunded on the source if it expires
+/// unclaimed (docs/PROTOCOL.md "Domain link").
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
-pub struct DomainTransfer {
+pub struct DomainTransferTerms {
     /// Source domain's chain.
     pub source: ChainId,
     /// Target domain's chain.
     pub target: ChainId,
-    /// Sender's per-account transfer counter (makes the id unique).
+    /// The payer's account nonce on the source (makes the id unique and
+    /// the transfer unreplayable there).
     pub nonce: u64,
     /// Payer on the source.
     pub from: PublicKey,
@@ -43,55 +45,120 @@ pub struct DomainTransfer {
     pub to: PublicKey,
     /// Amount.
     pub amount: TokenAmount,
-    /// Last source block at which the target may still credit it; after
-    /// that, the source refunds.
+    /// Last source block at which the target may still credit it; a
+    /// committed source block past it lets the target record the transfer
+    /// as expired, and that record refunds the payer on the source.
     pub expires_at: BlockNumber,
 }
 
-impl DomainTransfer {
-    /// The transfer's id (applied at most once on the target).
+impl DomainTransferTerms {
+    /// The transfer's id (applied at most once on the target): the hash of
+    /// the terms under [`HashContext::DomainTransfer`].
     pub fn id(&self) -> Hash32 {
         hash(HashContext::DomainTransfer, &crate::wire::encode_bare(self))
     }
+
+    /// Signs the terms as the payer.
+    pub fn sign(self, payer: &SigningKey) -> DomainTransfer {
+        DomainTransfer {
+            signature: payer.sign_digest(&self.id()),
+            terms: self,
+        }
+    }
 }
 
-/// Validator story 9: the proof that credits a transfer on the target: the
-/// source block's header and commit certificate, and an inclusion proof of
-/// the transfer under that header's ledger root.
+/// Validator story 9: a transfer between domains, signed by the payer.
+/// User -> source-domain validators.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct DomainTransfer {
+    /// What is transferred.
+    pub terms: DomainTransferTerms,
+    /// The payer's signature over [`DomainTransferTerms::id`].
+    pub signature: Signature,
+}
+
+impl DomainTransfer {
+    /// The transfer's id (the terms' id; the signature is not part of it,
+    /// so a re-signed copy is the same transfer).
+    pub fn id(&self) -> Hash32 {
+        self.terms.id()
+    }
+
+    /// Checks the payer's signature.
+    pub fn verify(&self) -> Result<(), crate::crypto::CryptoError> {
+        self.terms.from.verify_digest(&self.id(), &self.signature)
+    }
+}
+
+/// What a [`DomainTransferProof`] proves, and on which chain it applies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub enum DomainProofKind {
+    /// Applies on the target: `header` is a committed source block and
+    /// `proof` shows the transfer's lock record under its ledger root.
+    Credit {
+        /// Inclusion of the lock record.
+        proof: MerkleProof,
+    },
+    /// Applies on the target: `header` is a committed source block past the
+    /// transfer's `expires_at`; the target records the transfer as expired
+    /// (never credited afterwards).
+    Expire,
+    /// Applies on the source: `header` is a committed target block and
+    /// `proof` shows the target's expiry record under its ledger root; the
+    /// source refunds the payer.
+    Refund {
+        /// Inclusion of the expiry record.
+        proof: MerkleProof,
+    },
+}
+
+/// Validator story 9: a committed block of the other domain, with its commit
+/// certificate, proving one step of a transfer (credit, expiry or refund).
+/// Anyone -> the domain where it applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct DomainTransferProof {
     /// The transfer.
     pub transfer: DomainTransfer,
-    /// The source block that locked it.
+    /// Which step this proves.
+    pub kind: DomainProofKind,
+    /// The other domain's committed block.
     pub header: BlockHeader,
-    /// The source block's commit certificate.
+    /// That block's commit certificate.
     pub certificate: CommitCertificate,
-    /// Inclusion of the transfer's lock record under the header's ledger root.
-    pub proof: MerkleProof,
 }
 
 /// What a network-link message does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub enum NetworkLinkAction {
-    /// Asks the foreign network to link.
-    Propose,
-    /// Consents to a proposed link.
-    Consent,
-    /// Anchors a block hash of the sending network.
+    /// Asks the foreign network to link. Signed by the sending network's
+    /// owner; names the key that will sign its anchors.
+    Propose {
+        /// Signs this network's anchors while the link lasts.
+        relay: PublicKey,
+    },
+    /// Consents to a proposed link. Signed by the owner; names the relay.
+    Consent {
+        /// Signs this network's anchors while the link lasts.
+        relay: PublicKey,
+    },
+    /// Anchors a block hash of the sending network. Signed by the relay.
     Anchor {
         /// The block.
         block: BlockNumber,
         /// Its hash.
         block_hash: Hash32,
     },
-    /// Ends the link (either side may).
+    /// Ends the link (either side may). Signed by the owner.
     End,
 }
 
 /// Validator story 10: mutual anchoring with a foreign network that has its
-/// own token; only hashes cross. Needs both networks' signed consent.
+/// own token; only hashes cross. Needs both networks' signed consent; either
+/// may end it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct NetworkLink {
@@ -99,28 +166,83 @@ pub struct NetworkLink {
     pub network: BoundedString<64>,
     /// The sending network's chain.
     pub chain: ChainId,
+    /// The receiving network's name (a consent names whom it is for, so it
+    /// cannot be replayed to another network).
+    pub peer_network: BoundedString<64>,
+    /// The receiving network's chain.
+    pub peer_chain: ChainId,
+    /// Link session: a link ended in session s can only be re-established
+    /// by a proposal and a consent of a later session (old consents cannot
+    /// be replayed).
+    pub session: u64,
     /// What this message does.
     pub action: NetworkLinkAction,
-    /// The network's owner key that signs link decisions.
-    pub owner: PublicKey,
-    /// The owner's signature over (network, chain, action).
-    pub owner_sig: Signature,
+    /// The signer: the owner for propose, consent and end; the relay named
+    /// in the consent for anchors.
+    pub signer: PublicKey,
+    /// The signer's signature over [`NetworkLink::digest`].
+    pub signature: Signature,
+}
+
+/// The signed part of a [`NetworkLink`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkLinkBody<'a> {
+    /// The sending network's name.
+    pub network: &'a str,
+    /// The sending network's chain.
+    pub chain: ChainId,
+    /// The receiving network's name.
+    pub peer_network: &'a str,
+    /// The receiving network's chain.
+    pub peer_chain: ChainId,
+    /// Link session.
+    pub session: u64,
+    /// What the message does.
+    pub action: &'a NetworkLinkAction,
+}
+
+impl NetworkLinkBody<'_> {
+    /// The digest the signer signs.
+    pub fn digest(&self) -> Hash32 {
+        hash(HashContext::NetworkLink, &crate::wire::encode_bare(self))
+    }
+
+    /// Signs the body.
+    pub fn sign(&self, key: &SigningKey) -> Result<NetworkLink, crate::bounded::TooLong> {
+        Ok(NetworkLink {
+            network: BoundedString::try_new(self.network)?,
+            chain: self.chain,
+            peer_network: BoundedString::try_new(self.peer_network)?,
+            peer_chain: self.peer_chain,
+            session: self.session,
+            action: self.action.clone(),
+            signer: key.public(),
+            signature: key.sign_digest(&self.digest()),
+        })
+    }
 }
 
 impl NetworkLink {
-    /// The digest the owner signs.
-    pub fn digest(network: &str, chain: ChainId, action: &NetworkLinkAction) -> Hash32 {
-        hash(
-            HashContext::NetworkLink,
-            &crate::wire::encode_bare(&(network, chain, action)),
-        )
+    /// The signed part.
+    pub fn body(&self) -> NetworkLinkBody<'_> {
+        NetworkLinkBody {
+            network: &self.network,
+            chain: self.chain,
+            peer_network: &self.peer_network,
+            peer_chain: self.peer_chain,
+            session: self.session,
+            action: &self.action,
+        }
     }
 
-    /// Checks the owner's signature.
+    /// The digest the signer signs.
+    pub fn digest(&self) -> Hash32 {
+        self.body().digest()
+    }
+
+    /// Checks the signer's signature (whether the signer is the right key
+    /// is the receiver's check).
     pub fn verify(&self) -> Result<(), crate::crypto::CryptoError> {
-        self.owner.verify_digest(
-            &Self::digest(&self.network, self.chain, &self.action),
-            &self.owner_sig,
-        )
+        self.signer.verify_digest(&self.digest(), &self.signature)
     }
 }
