@@ -164,6 +164,10 @@ pub struct NodeSummary {
     pub honest: bool,
     /// Decided block hashes, by height.
     pub chain: Vec<Hash32>,
+    /// When it decided each height (simulated microseconds).
+    pub decided_at: Vec<u64>,
+    /// The round of each decided block's certificate.
+    pub rounds: Vec<Round>,
     /// The validator set it used at each height it started.
     pub sets: Vec<ValidatorSet>,
     /// Restarts.
@@ -303,6 +307,7 @@ struct Node {
     incarnation: u64,
     // Durable storage: survives crashes.
     chain: Vec<CommittedBlock>,
+    decided_at: Vec<u64>,
     persisted: Option<PersistedState>,
     roster: Option<Roster>,
     // Bookkeeping.
@@ -402,6 +407,7 @@ impl Simulation {
                 driver: None,
                 incarnation: 0,
                 chain: Vec::new(),
+                decided_at: Vec::new(),
                 persisted: None,
                 roster: roster.clone(),
                 height_started_at: 0,
@@ -924,6 +930,7 @@ impl Simulation {
             let _ = r.apply_block(&block.header, block_hash, &[]);
         }
         node.chain.push(block);
+        node.decided_at.push(self.now);
         // The next height starts as a fresh event (at the same instant), so
         // a validator that decides alone (n = 1) still yields to the clock.
         let incarnation = node.incarnation;
@@ -967,6 +974,8 @@ impl Simulation {
                 public_key: n.pk,
                 honest: n.honest,
                 chain: n.chain.iter().map(|b| b.header.hash()).collect(),
+                decided_at: n.decided_at.clone(),
+                rounds: n.chain.iter().map(|b| b.certificate.round).collect(),
                 sets: n.sets.clone(),
                 restarts: n.restarts,
                 final_state: n.driver.as_ref().map(|d| d.state().clone()),

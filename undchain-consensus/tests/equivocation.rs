@@ -1,0 +1,106 @@
+//! Equivocation: an equivocating proposer or double voter (at most f of
+//! them) cannot fork the chain; conflicting signed messages become evidence
+//! naming the validator, height and round (issue 5, "Evidence").
+
+mod common;
+
+use common::*;
+use undchain_consensus::sim::{Behaviour, SimConfig, Simulation};
+use undchain_consensus::Output;
+use undchain_types::msg::{Evidence, VoteKind};
+use undchain_types::{BlockNumber, BlockTime, Hash32, Message};
+
+#[test]
+fn double_vote_yields_evidence_naming_validator_height_and_round() {
+    let ks = keys(4);
+    let set = set_of(&ks);
+    let mut d = driver(&ks[1]);
+    d.start_height(BlockTime(0), BlockNumber(5), set.clone());
+    let a = Some(Hash32([1; 32]));
+    let first = vote(&ks[3], 5, 2, VoteKind::Prevote, a);
+    let second = vote(&ks[3], 5, 2, VoteKind::Prevote, None);
+    let out = d.handle_message(BlockTime(1), ks[3].public(), Message::Vote(first.clone())).unwrap();
+    assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
+    let out = d.handle_message(BlockTime(2), ks[3].public(), Message::Vote(second.clone())).unwrap();
+    let ev: Vec<&Evidence> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Evidence(e) => Some(&**e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ev.len(), 1);
+    let ev = ev[0];
+    assert_eq!(ev.offender(), ks[3].public());
+    assert_eq!(ev.height(), BlockNumber(5));
+    assert_eq!(ev.round(), 2);
+    assert_eq!(ev, &Evidence::DoubleVote { first, second });
+    ev.verify().unwrap();
+    // The same pair again is not reported twice.
+    let out = d
+        .handle_message(BlockTime(3), ks[3].public(), Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)))
+        .unwrap();
+    assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
+}
+
+#[test]
+fn double_proposal_yields_evidence() {
+    let ks = keys(4);
+    let set = set_of(&ks);
+    let mut d = driver(&ks[2]);
+    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    let a = header(0, 1, &set);
+    let b = header(0, 2, &set);
+    d.handle_message(BlockTime(1), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &a, None)))
+        .unwrap();
+    let out = d
+        .handle_message(BlockTime(2), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &b, None)))
+        .unwrap();
+    let ev = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Evidence(e) => Some(e.clone()),
+            _ => None,
+        })
+        .expect("evidence");
+    assert!(matches!(*ev, Evidence::DoubleProposal { .. }));
+    assert_eq!((ev.offender(), ev.height(), ev.round()), (ks[0].public(), BlockNumber(0), 0));
+    ev.verify().unwrap();
+}
+
+#[test]
+fn equivocating_proposers_up_to_f_never_fork() {
+    for (n, f) in [(4, 1), (5, 1), (7, 2), (10, 3)] {
+        let mut evidence = 0;
+        for seed in 0..15u64 {
+            let cfg = SimConfig::drawn(n, f, seed).with_behaviour(Behaviour::EquivocatingProposer);
+            let report = Simulation::new(cfg).run();
+            assert!(report.ok(), "{}", report.reproduce_hint());
+            evidence += report
+                .evidence
+                .iter()
+                .filter(|e| matches!(e, Evidence::DoubleProposal { .. }) && e.verify().is_ok())
+                .count();
+        }
+        assert!(evidence > 0, "n={n}: honest validators saw both proposals somewhere");
+    }
+}
+
+#[test]
+fn double_voters_up_to_f_never_fork_and_are_caught() {
+    for (n, f) in [(4, 1), (6, 1), (8, 2), (9, 2)] {
+        for seed in 0..15u64 {
+            let cfg = SimConfig::drawn(n, f, seed).with_behaviour(Behaviour::DoubleVoter);
+            let report = Simulation::new(cfg).run();
+            assert!(report.ok(), "{}", report.reproduce_hint());
+            assert!(
+                report
+                    .evidence
+                    .iter()
+                    .any(|e| matches!(e, Evidence::DoubleVote { .. }) && e.offender() == report.nodes[0].public_key),
+                "{}",
+                report.reproduce_hint()
+            );
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! n = 4, f = 1: each Byzantine behaviour in turn, over a faulty network,
+//! never breaks agreement and never stops the three honest validators
+//! (Malachite's `n4f1` scenario, issue 5).
+
+use undchain_consensus::sim::{Behaviour, FaultPlan, SimConfig, Simulation};
+
+#[test]
+fn n4f1_every_behaviour_over_drawn_faults() {
+    for b in Behaviour::ALL {
+        for seed in 0..12u64 {
+            let cfg = SimConfig::drawn(4, 1, seed).with_behaviour(b);
+            let report = Simulation::new(cfg).run();
+            assert!(report.ok(), "{}", report.reproduce_hint());
+            assert!(report.heights_decided >= 6, "{}", report.reproduce_hint());
+        }
+    }
+}
+
+#[test]
+fn n4f1_fault_free_network_decides_in_three_delays() {
+    let report = Simulation::new(SimConfig::fault_free(4, 0, 1)).run();
+    assert!(report.ok(), "{}", report.reproduce_hint());
+    // propose, prevote, precommit: one delay each (Tendermint's optimum).
+    assert!(
+        (report.mean_delays_to_decide() - 3.0).abs() < 1e-9,
+        "{}",
+        report.mean_delays_to_decide()
+    );
+    assert!(report.nodes.iter().all(|n| n.rounds.iter().all(|r| *r == 0)));
+}
+
+#[test]
+fn n4f1_silent_validator_costs_rounds_only_when_it_proposes() {
+    let cfg = SimConfig {
+        faults: FaultPlan::none(),
+        heights: 8,
+        ..SimConfig::drawn(4, 1, 3).with_behaviour(Behaviour::Silent)
+    };
+    let report = Simulation::new(cfg).run();
+    assert!(report.ok(), "{}", report.reproduce_hint());
+    let honest = &report.nodes[1];
+    for (h, r) in honest.rounds.iter().enumerate() {
+        // Node 0 proposes round 0 of heights 0, 4, 8, ... (seat (h + r) mod 4).
+        let expect = if h % 4 == 0 { 1 } else { 0 };
+        assert_eq!(*r, expect, "height {h}");
+    }
+}

@@ -1,0 +1,92 @@
+//! A silent proposer: its rounds time out (prevote nil, precommit nil, next
+//! round with a longer timeout) and the next proposer's value is decided
+//! (paper lines 57-67; issue 5).
+
+mod common;
+
+use common::*;
+use undchain_consensus::sim::{Behaviour, FaultPlan, SimConfig, Simulation};
+use undchain_consensus::{Output, Timeout, TimeoutKind};
+use undchain_types::msg::VoteKind;
+use undchain_types::{BlockNumber, BlockTime, Message};
+
+#[test]
+fn silent_proposer_round_times_out_to_the_next_proposer() {
+    let ks = keys(4);
+    let set = set_of(&ks);
+    let mut d = driver(&ks[2]);
+    let start = d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    let propose_at = |out: &[Output], round| {
+        out.iter()
+            .find_map(|o| match o {
+                Output::ScheduleTimeout { timeout, at }
+                    if timeout.kind == TimeoutKind::Propose && timeout.round == round =>
+                {
+                    Some(*at)
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let t0 = propose_at(&start, 0);
+    // Nobody hears from ks[0]: the propose timeout gives a nil prevote.
+    let out = d.handle_timeout(t0, Timeout { height: BlockNumber(0), round: 0, kind: TimeoutKind::Propose });
+    assert_eq!(broadcast_votes(&out)[0].vote.value, None);
+    // q nil prevotes: nil precommit (line 44).
+    let mut out = Vec::new();
+    for k in [&ks[1], &ks[3]] {
+        out = d.handle_message(t0, k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None))).unwrap();
+    }
+    let pc = broadcast_votes(&out);
+    assert_eq!((pc[0].vote.kind, pc[0].vote.value), (VoteKind::Precommit, None));
+    // q precommits of any kind: precommit timeout (line 47), then round 1.
+    let mut out = Vec::new();
+    for k in [&ks[1], &ks[3]] {
+        out = d.handle_message(t0, k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None))).unwrap();
+    }
+    let at = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ScheduleTimeout { timeout, at } if timeout.kind == TimeoutKind::Precommit => Some(*at),
+            _ => None,
+        })
+        .unwrap();
+    let out = d.handle_timeout(at, Timeout { height: BlockNumber(0), round: 0, kind: TimeoutKind::Precommit });
+    assert_eq!(d.state().round, 1);
+    let t1 = propose_at(&out, 1);
+    assert!(t1.0 - at.0 > t0.0, "round 1 waits longer for its proposal");
+    // ks[1] proposes in round 1 and the round goes through.
+    let h = header(0, 4, &set);
+    d.handle_message(t1, ks[1].public(), Message::Proposal(proposal(&ks[1], 1, &h, None))).unwrap();
+    let out = d.handle_validity(t1, BlockNumber(0), h.hash(), undchain_consensus::Validity::Valid);
+    assert_eq!(broadcast_votes(&out)[0].vote.value, Some(h.hash()));
+}
+
+#[test]
+fn proposer_silent_network_keeps_deciding() {
+    for n in [4, 7, 10] {
+        let f = (n - 1) / 3;
+        for seed in 0..10u64 {
+            let cfg = SimConfig::drawn(n, f, seed).with_behaviour(Behaviour::Silent);
+            let report = Simulation::new(cfg).run();
+            assert!(report.ok(), "{}", report.reproduce_hint());
+        }
+        // Without network faults a height needs one more round for each
+        // silent proposer in a row from its round-0 proposer on.
+        let cfg = SimConfig {
+            faults: FaultPlan::none(),
+            heights: 2 * n as u64,
+            ..SimConfig::drawn(n, f, 0).with_behaviour(Behaviour::Silent)
+        };
+        let report = Simulation::new(cfg).run();
+        assert!(report.ok(), "{}", report.reproduce_hint());
+        let rounds = &report.nodes[n - 1].rounds;
+        for (h, r) in rounds.iter().enumerate() {
+            let mut expect = 0;
+            while (h + expect) % n < f {
+                expect += 1;
+            }
+            assert_eq!(*r as usize, expect, "n={n} height {h}");
+        }
+    }
+}
