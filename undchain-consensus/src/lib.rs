@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certificate;
+pub mod convergence;
 pub mod driver;
 pub mod ledger;
 pub mod links;
