@@ -153,3 +153,78 @@ pub fn assert_conserved(l: &Ledger) {
 pub fn zero_hash() -> Hash32 {
     Hash32::ZERO
 }
+
+/// A ledger of chain `chain` with `alloc`.
+pub fn ledger_on(chain: ChainId, algo: HashAlgorithm, alloc: &[(u64, u64)]) -> Ledger {
+    let cfg = LedgerConfig {
+        chain_id: chain,
+        hash_algorithm: algo,
+        ..config()
+    };
+    Ledger::genesis(
+        cfg,
+        BlockNumber(0),
+        alloc.iter().map(|(k, a)| (pk(*k), TokenAmount(*a))),
+    )
+    .unwrap()
+}
+
+/// Validator keys `first..first+n`.
+pub fn validator_keys(first: u64, n: u64) -> Vec<SigningKey> {
+    (first..first + n).map(sk).collect()
+}
+
+/// The set of `keys`, in order.
+pub fn set_of(keys: &[SigningKey]) -> undchain_consensus::ValidatorSet {
+    undchain_consensus::ValidatorSet::of_unknown(&keys.iter().map(|k| k.public()).collect::<Vec<_>>())
+        .unwrap()
+}
+
+/// A committed header of `chain` at `number` with `ledger_root`, and a
+/// commit certificate signed by `signers` (precommits for its hash).
+pub fn committed_header(
+    chain: ChainId,
+    number: u64,
+    ledger_root: Hash32,
+    set_keys: &[SigningKey],
+    signers: &[SigningKey],
+    algo: HashAlgorithm,
+) -> (undchain_types::BlockHeader, undchain_types::msg::CommitCertificate) {
+    use undchain_types::msg::{Vote, VoteKind};
+    let header = undchain_types::BlockHeader {
+        chain_id: chain,
+        epoch: 0,
+        number: BlockNumber(number),
+        time: BlockTime(number * 2_000_000),
+        parent: Hash32::ZERO,
+        job_root: Hash32::ZERO,
+        job_count: 0,
+        ledger_root,
+        validator_set_hash: set_of(set_keys).hash_with(algo),
+        links: Default::default(),
+        parent_signers: 0,
+    };
+    let h = header.hash_with(algo);
+    let votes: Vec<_> = signers
+        .iter()
+        .map(|k| {
+            Vote {
+                chain_id: chain,
+                height: BlockNumber(number),
+                round: 0,
+                kind: VoteKind::Precommit,
+                value: Some(h),
+                validator: k.public(),
+            }
+            .sign(k)
+        })
+        .collect();
+    let cert = undchain_consensus::certificate::certificate_from_precommits(
+        chain,
+        BlockNumber(number),
+        0,
+        h,
+        votes.iter(),
+    );
+    (header, cert)
+}
