@@ -158,6 +158,52 @@ impl PublicKey {
     }
 }
 
+/// A bounded cache of decompressed keys (first in, first out), for hosts
+/// that verify many envelopes from the same senders.
+#[derive(Debug, Clone)]
+pub struct KeyCache {
+    map: std::collections::BTreeMap<PublicKey, PreparedKey>,
+    order: std::collections::VecDeque<PublicKey>,
+    cap: usize,
+}
+
+impl KeyCache {
+    /// A cache holding at most `cap` keys (at least 1).
+    pub fn new(cap: usize) -> Self {
+        KeyCache {
+            map: Default::default(),
+            order: Default::default(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The prepared form of `key`, decompressing and remembering it on a miss.
+    pub fn prepare(&mut self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
+        if let Some(p) = self.map.get(key) {
+            return Ok(*p);
+        }
+        let p = key.prepare()?;
+        if self.map.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        self.map.insert(*key, p);
+        self.order.push_back(*key);
+        Ok(p)
+    }
+}
+
 /// A public key with its curve point decompressed, for verifying many
 /// signatures by one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

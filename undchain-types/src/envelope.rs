@@ -10,7 +10,9 @@
 //! the decoded value. `verify` uses `verify_strict`; weak keys never get
 //! this far (a [`PublicKey`] cannot hold one).
 
-use crate::crypto::{CryptoError, PreparedKey, PublicKey, Signature, SigningKey};
+use std::sync::OnceLock;
+
+use crate::crypto::{CryptoError, KeyCache, PreparedKey, PublicKey, Signature, SigningKey};
 use crate::hash::{Hash32, HashContext};
 use crate::ids::{BlockTime, ChainId};
 use crate::msg::{Message, MessageKind};
@@ -65,7 +67,7 @@ impl Envelope {
         let digest = crate::hash::hash(HashContext::Envelope, &bytes);
         SignedEnvelope {
             signature: key.sign_digest(&digest),
-            sender_key: SenderKey(key.prepared()),
+            sender_key: SenderKey(OnceLock::from(key.prepared())),
             envelope: self,
             digest,
         }
@@ -100,10 +102,11 @@ pub struct SignedEnvelope {
     sender_key: SenderKey,
 }
 
-/// The sender's key, decompressed once when the envelope is built or
-/// decoded. Compared by identity only (it is derived from `envelope.sender`).
-#[derive(Debug, Clone)]
-struct SenderKey(PreparedKey);
+/// The signer's key, decompressed at most once: known when the envelope is
+/// signed here, filled on the first `verify` of a decoded envelope (decoding
+/// itself does no curve arithmetic). Compared by nothing: it is derived.
+#[derive(Debug, Clone, Default)]
+struct SenderKey(OnceLock<PreparedKey>);
 
 impl PartialEq for SenderKey {
     fn eq(&self, _: &Self) -> bool {
@@ -144,16 +147,44 @@ impl SignedEnvelope {
         &self.digest
     }
 
-    /// Checks the signature with `verify_strict` under the sender's key.
+    /// Checks the signature with `verify_strict` under the sender's key
+    /// (decompressing the key on first use).
     pub fn verify(&self) -> Result<(), EnvelopeError> {
-        // Signed by hand with a key other than the named sender: the
-        // prepared key is the signer's, so compare identities first.
-        if self.sender_key.0.public() != self.envelope.sender {
+        let key = match self.sender_key.0.get() {
+            Some(k) => *k,
+            None => {
+                let k = self
+                    .envelope
+                    .sender
+                    .prepare()
+                    .map_err(EnvelopeError::Signature)?;
+                let _ = self.sender_key.0.set(k);
+                k
+            }
+        };
+        self.verify_prepared(&key)
+    }
+
+    /// Like [`SignedEnvelope::verify`], taking the sender's decompressed key
+    /// from `cache` (a node keeps its frequent peers there, so the hot path
+    /// is one `verify_strict`).
+    pub fn verify_with(&self, cache: &mut KeyCache) -> Result<(), EnvelopeError> {
+        if let Some(k) = self.sender_key.0.get() {
+            return self.verify_prepared(k);
+        }
+        let k = cache
+            .prepare(&self.envelope.sender)
+            .map_err(EnvelopeError::Signature)?;
+        self.verify_prepared(&k)
+    }
+
+    fn verify_prepared(&self, key: &PreparedKey) -> Result<(), EnvelopeError> {
+        // A key prepared from a signing key other than the named sender (an
+        // envelope signed by hand with the wrong key) must not pass.
+        if key.public() != self.envelope.sender {
             return Err(EnvelopeError::Signature(CryptoError::BadSignature));
         }
-        self.sender_key
-            .0
-            .verify_digest(&self.digest, &self.signature)
+        key.verify_digest(&self.digest, &self.signature)
             .map_err(EnvelopeError::Signature)
     }
 
@@ -190,10 +221,6 @@ impl SignedEnvelope {
                 body: envelope.body.kind(),
             });
         }
-        let sender_key = envelope
-            .sender
-            .prepare()
-            .map_err(|e| WireError::Invalid(crate::wire::Invalid::Key(e)))?;
         let mut signature = [0u8; SIGNATURE_LEN];
         signature.copy_from_slice(sig_bytes);
         let signed_len = 1 + env_bytes.len();
@@ -203,7 +230,7 @@ impl SignedEnvelope {
             envelope,
             signature: Signature(signature),
             digest,
-            sender_key: SenderKey(sender_key),
+            sender_key: SenderKey::default(),
         })
     }
 

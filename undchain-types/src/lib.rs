@@ -58,7 +58,7 @@ pub mod wire;
 
 pub use block::{BlockHeader, LinkRef};
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, TooLong};
-pub use crypto::{CryptoError, PreparedKey, PublicKey, Signature, SigningKey};
+pub use crypto::{CryptoError, KeyCache, PreparedKey, PublicKey, Signature, SigningKey};
 pub use envelope::{Envelope, EnvelopeError, SignedEnvelope};
 pub use hash::{Hash32, HashAlgorithm, HashContext, hash, hash_parts};
 pub use ids::{

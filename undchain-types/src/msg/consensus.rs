@@ -180,6 +180,9 @@ impl CommitCertificate {
 
 /// Conflicting signed messages from one validator: evidence of Byzantine
 /// behaviour (DESIGN.md "Agreement": conflicting signed votes are evidence).
+// Evidence is rare and short-lived; boxing the votes would only add an
+// allocation to the common double-vote case.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub enum Evidence {
