@@ -47,10 +47,6 @@
 //! Dependencies: `undchain-types` (envelopes, keys, the validator list) and
 //! `thiserror` (typed errors); nothing else.
 #![forbid(unsafe_code)]
-// Errors name the peer by its `PublicKey`, which caches the decompressed
-// point (192 bytes). Errors are cold paths and the key is what an operator
-// needs to read, so they carry it rather than a box.
-#![allow(clippy::result_large_err)]
 
 pub mod cooldown;
 pub mod correlate;

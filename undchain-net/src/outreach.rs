@@ -36,7 +36,7 @@ pub enum Payload {
     /// The caller's message.
     Message,
     /// The signed public hello (scream cast).
-    Hello(SignedEnvelope),
+    Hello(Box<SignedEnvelope>),
 }
 
 /// What the caller should do.
@@ -99,7 +99,7 @@ enum Phase {
         retry: Retry,
         current: Option<(u8, Endpoint, u64)>,
     },
-    Screaming(ScreamCast, u8),
+    Screaming(Box<ScreamCast>, u8),
     Done,
 }
 
@@ -228,7 +228,7 @@ impl Outreach {
                     Ok(mut cast) => {
                         out.push(OutreachAction::ScreamCastStarted { targets });
                         let actions = cast.start(now_us);
-                        self.phase = Phase::Screaming(cast, attempts);
+                        self.phase = Phase::Screaming(Box::new(cast), attempts);
                         self.on_scream(actions, now_us, out);
                     }
                     // Checked in `new`; kept total rather than panicking.
@@ -262,7 +262,7 @@ impl Outreach {
                         id: AttemptId::Scream(index),
                         validator: target.validator,
                         endpoint: target.endpoint,
-                        payload: Payload::Hello(self.hello.clone()),
+                        payload: Payload::Hello(Box::new(self.hello.clone())),
                         deadline_us,
                     });
                 }

@@ -194,8 +194,8 @@ pub enum TransportEvent {
         peer: PublicKey,
         /// What this side takes the peer for.
         class: PeerClass,
-        /// The envelope.
-        envelope: SignedEnvelope,
+        /// The envelope (boxed: events are moved around a lot).
+        envelope: Box<SignedEnvelope>,
     },
     /// An incoming frame was dropped; the connection survives.
     Dropped {
@@ -331,7 +331,7 @@ pub fn admit_frame(
     TransportEvent::Received {
         peer,
         class,
-        envelope,
+        envelope: Box::new(envelope),
     }
 }
 

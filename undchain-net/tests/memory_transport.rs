@@ -51,7 +51,7 @@ fn memory_exchange_signed_envelopes_both_ways() {
         vec![TransportEvent::Received {
             peer: pk(7),
             class: PeerClass::ClientOrPartner,
-            envelope: hello(7)
+            envelope: Box::new(hello(7))
         }]
     );
     v.send(&pk(7), &hello(1)).unwrap();

@@ -22,7 +22,7 @@
 //! client.send(&v.public(), &hello).unwrap();
 //! loop {
 //!     if let Some(TransportEvent::Received { peer, envelope, .. }) = validator.next_event().await {
-//!         assert_eq!((peer, envelope), (c.public(), hello));
+//!         assert_eq!((peer, *envelope), (c.public(), hello));
 //!         break;
 //!     }
 //! }
@@ -34,9 +34,5 @@
 //! names them), `ed25519-dalek` (signs the TLS handshake with the identity
 //! key itself), `thiserror`, `tracing` (logs).
 #![forbid(unsafe_code)]
-// Errors name the peer by its `PublicKey`, which caches the decompressed
-// point (192 bytes). Errors are cold paths and the key is what an operator
-// needs to read, so they carry it rather than a box.
-#![allow(clippy::result_large_err)]
 
 pub mod transport;

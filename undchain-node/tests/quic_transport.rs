@@ -111,7 +111,7 @@ async fn quic_two_endpoints_exchange_signed_envelopes() {
             } if peer == pk(7) => {
                 assert_eq!(class, PeerClass::ClientOrPartner);
                 envelope.verify().unwrap();
-                from_c.push(envelope);
+                from_c.push(*envelope);
             }
             TransportEvent::Received {
                 peer,
@@ -119,7 +119,7 @@ async fn quic_two_endpoints_exchange_signed_envelopes() {
                 envelope,
             } => {
                 assert_eq!((peer, class), (pk(2), PeerClass::Validator));
-                from_w.push(envelope);
+                from_w.push(*envelope);
             }
             _ => unreachable!(),
         }
@@ -134,7 +134,7 @@ async fn quic_two_endpoints_exchange_signed_envelopes() {
     v.send(&pk(7), &hello(1, 4)).unwrap();
     let ev = wait_for(&mut c, |e| matches!(e, TransportEvent::Received { .. })).await;
     assert!(
-        matches!(ev, TransportEvent::Received { peer, class: PeerClass::Validator, envelope } if peer == pk(1) && envelope == hello(1, 4))
+        matches!(ev, TransportEvent::Received { peer, class: PeerClass::Validator, envelope } if peer == pk(1) && *envelope == hello(1, 4))
     );
 }
 
@@ -252,7 +252,7 @@ async fn quic_frame_corrupt_envelope_is_dropped_and_the_connection_survives() {
         "{ev:?}"
     );
     let ev = wait_for(&mut v, |e| matches!(e, TransportEvent::Received { .. })).await;
-    assert!(matches!(ev, TransportEvent::Received { envelope, .. } if envelope == hello(7, 3)));
+    assert!(matches!(ev, TransportEvent::Received { envelope, .. } if *envelope == hello(7, 3)));
 }
 
 #[tokio::test]
@@ -347,7 +347,7 @@ async fn quic_transport_trait_reports_outcomes_as_events() {
     );
     let mut v = v;
     let ev = wait_for(&mut v, |e| matches!(e, TransportEvent::Received { .. })).await;
-    assert!(matches!(ev, TransportEvent::Received { envelope, .. } if envelope == hello(7, 1)));
+    assert!(matches!(ev, TransportEvent::Received { envelope, .. } if *envelope == hello(7, 1)));
 }
 
 #[tokio::test]
