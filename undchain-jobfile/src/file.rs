@@ -11,7 +11,7 @@
 
 use undchain_types::{Hash32, HashContext, JobEntry, JobId, hash_parts};
 
-use crate::index::{Index, Slot, Summary};
+use crate::index::{Index, Refused, Slot, Stored, Summary};
 use crate::merkle::{ClosedFile, merkle_root};
 
 /// Why an entry could not be inserted.
@@ -23,12 +23,21 @@ pub enum InsertError {
         /// The id.
         id: JobId,
     },
+    /// The file holds the most entries it can index (`u32::MAX - 1`).
+    #[error("the file is full")]
+    Full,
 }
 
-/// The leaf hash of an entry (blake3 under [`HashContext::JobEntry`] of its
-/// canonical encoding).
+/// The leaf hash of an entry: blake3 under [`HashContext::JobEntry`] of
+/// its canonical encoding (equal to [`JobEntry::leaf_hash`]). Computed here
+/// without allocating: the entry is encoded into a stack buffer and hashed
+/// in one call (entries with large pools fall back to the allocating path).
 pub fn leaf_hash(entry: &JobEntry) -> Hash32 {
-    entry.leaf_hash()
+    let mut buf = [0u8; 256];
+    match postcard::to_slice(entry, &mut buf) {
+        Ok(bytes) => Hash32(*blake3::keyed_hash(HashContext::JobEntry.key(), bytes).as_bytes()),
+        Err(_) => entry.leaf_hash(),
+    }
 }
 
 /// A 256-bit wrapping sum of leaf hashes (little-endian limbs).
@@ -150,7 +159,7 @@ impl JobFile {
 
     /// Inserts `entry`; O(log n). Refuses a second entry with the same id.
     pub fn insert(&mut self, entry: JobEntry) -> Result<Hash32, InsertError> {
-        let leaf = entry.leaf_hash();
+        let leaf = leaf_hash(&entry);
         self.insert_hashed(entry, leaf)
     }
 
@@ -160,29 +169,28 @@ impl JobFile {
         entry: JobEntry,
         leaf: Hash32,
     ) -> Result<Hash32, InsertError> {
-        match self.index.insert(Slot::new(entry, leaf)) {
+        match self.index.insert(entry, leaf) {
             Ok(()) => {
                 self.sum.add(&leaf);
                 self.version += 1;
                 Ok(leaf)
             }
-            Err(slot) => Err(InsertError::Duplicate {
-                id: slot.entry().id,
-            }),
+            Err(Refused::Duplicate(e)) => Err(InsertError::Duplicate { id: e.id }),
+            Err(Refused::Full) => Err(InsertError::Full),
         }
     }
 
     /// Removes and returns the entry with `id`; O(log n).
     pub fn remove(&mut self, id: &JobId) -> Option<JobEntry> {
-        let slot = self.index.remove(id)?;
-        self.sum.sub(slot.leaf());
+        let stored = self.index.remove(id)?;
+        self.sum.sub(&stored.leaf);
         self.version += 1;
-        Some(slot.into_entry())
+        Some(stored.entry)
     }
 
     /// The entry with `id`.
     pub fn get(&self, id: &JobId) -> Option<&JobEntry> {
-        self.index.get(id).map(|s| s.entry())
+        self.index.get(id).map(|s| &s.entry)
     }
 
     /// Whether the file holds `id`.
@@ -192,7 +200,7 @@ impl JobFile {
 
     /// The leaf hash of the entry with `id`.
     pub fn leaf_of(&self, id: &JobId) -> Option<Hash32> {
-        self.index.get(id).map(|s| *s.leaf())
+        self.index.get(id).map(|s| s.leaf)
     }
 
     /// The fingerprint root: identifies the open file's content whatever the
@@ -211,14 +219,27 @@ impl JobFile {
         upper.minus(self.index.below(&lo.0.0))
     }
 
-    /// Summaries of the `2^b` parts of the id prefix (`bits`, `len`).
-    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8) -> Vec<Summary> {
-        self.index.child_aggs(bits, len, b)
+    /// Adds the summaries of the `2^b` parts of the id prefix (`bits`,
+    /// `len`) to `out`.
+    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8, out: &mut [Summary]) {
+        self.index.child_aggs(bits, len, b, out)
     }
 
-    /// Summary of the entries whose id is below `key` (raw 32-byte key).
-    pub(crate) fn below(&self, key: &[u8; 32]) -> Summary {
-        self.index.below(key)
+    /// Summary of the id prefix (`bits`, `len`).
+    pub(crate) fn prefix_summary(&self, bits: u64, len: u8) -> Summary {
+        self.index.prefix_summary(bits, len)
+    }
+
+    /// Calls `f` with every slot of the id prefix (`bits`, `len`), in id
+    /// order.
+    pub(crate) fn for_each_prefix<'a>(&'a self, bits: u64, len: u8, f: &mut impl FnMut(&'a Slot)) {
+        self.index.for_each_prefix(bits, len, f)
+    }
+
+    /// The entry and leaf hash behind a slot of this file.
+    #[inline]
+    pub(crate) fn stored(&self, idx: u32) -> &Stored {
+        self.index.stored(idx)
     }
 
     /// The 256-bit sum of leaf hashes behind [`JobFile::root`].
@@ -234,30 +255,24 @@ impl JobFile {
     /// Every entry, in id order.
     pub fn entries(&self) -> Vec<&JobEntry> {
         let mut out = Vec::with_capacity(self.len() as usize);
-        self.index.for_each(&mut |s| out.push(s.entry()));
+        self.index
+            .for_each(&mut |s| out.push(&self.index.stored(s.idx).entry));
         out
     }
 
     /// Every (entry, leaf hash), in id order.
     pub(crate) fn for_each_slot<'a>(&'a self, f: &mut dyn FnMut(&'a JobEntry, &'a Hash32)) {
-        self.index.for_each(&mut |s| f(s.entry(), s.leaf()));
-    }
-
-    /// Calls `f` with every (entry, leaf hash) with `lo <= id < hi`.
-    pub(crate) fn for_each_in<'a>(
-        &'a self,
-        lo: &[u8; 32],
-        hi: Option<&[u8; 32]>,
-        f: &mut dyn FnMut(&'a JobEntry, &'a Hash32),
-    ) {
-        self.index
-            .for_each_in(lo, hi, &mut |s| f(s.entry(), s.leaf()));
+        self.index.for_each(&mut |s| {
+            let st = self.index.stored(s.idx);
+            f(&st.entry, &st.leaf)
+        });
     }
 
     /// Leaf hashes in id order.
     pub fn leaf_hashes(&self) -> Vec<Hash32> {
         let mut out = Vec::with_capacity(self.len() as usize);
-        self.index.for_each(&mut |s| out.push(*s.leaf()));
+        self.index
+            .for_each(&mut |s| out.push(self.index.stored(s.idx).leaf));
         out
     }
 

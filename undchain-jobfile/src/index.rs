@@ -4,12 +4,24 @@
 //! fingerprints maintained incrementally, unkeyed, O(log n) per insert and
 //! per range query).
 //!
-//! Entries live in sorted leaf buckets of at most 32 entries; a bucket
-//! that grows past it bursts into 16 children by the next nibble, and a
-//! subtree that shrinks below half of it collapses back into one bucket.
+//! Layout (chosen by measurement, `docs/BENCHMARKS.md` "undchain-jobfile"):
+//! - the entries themselves live in one dense `store` vector (no allocation
+//!   per entry); the trie only holds 24-byte [`Slot`]s: the id's first 8
+//!   bytes, the entry's unkeyed fingerprint and short id (both cut from its
+//!   leaf hash at insert) and the entry's place in the store, so that range
+//!   summaries and short-id lists never touch the entries;
+//! - the 16 children of an inner node are allocated as one block, and the
+//!   node summaries sit in their own array, so the summaries of the parts of
+//!   a range are a few contiguous reads;
+//! - leaves are sorted buckets of at most [`LEAF_CAP`] slots; a bucket that
+//!   grows past it bursts into 16 children by the next nibble, and a subtree
+//!   that shrinks to half of it collapses back into one bucket.
+//!
 //! Job ids are blake3 outputs, so the depth is about `log16(n / 16)`; the
 //! trie never looks at more than the id's 64 nibbles, so even crafted ids
 //! cannot make a path longer than 64 nodes.
+
+use core::cmp::Ordering;
 
 use undchain_types::{Hash32, JobEntry, JobId};
 
@@ -18,55 +30,33 @@ pub(crate) const LEAF_CAP: usize = 32;
 const FANOUT: usize = 16;
 const NIBBLES: usize = 64;
 
-/// One stored entry with its leaf hash (computed once at insert). The
-/// first 8 bytes of the id and the fingerprint sit inline so that range
-/// scans touch 24 bytes per entry; the rest is boxed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The index's view of one entry: inline key data and where the entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
-    top: u64,
-    fp: u64,
-    body: Box<(JobEntry, Hash32)>,
+    /// The id's first 8 bytes, big-endian (its top 64 bits).
+    pub(crate) top: u64,
+    /// The unkeyed 64-bit fingerprint: leaf hash bytes 0..8, little-endian.
+    pub(crate) fp: u64,
+    /// The unkeyed short id: leaf hash bytes 8..12, little-endian.
+    pub(crate) short: u32,
+    /// Position of the entry in the store.
+    pub(crate) idx: u32,
 }
 
-impl Slot {
-    pub(crate) fn new(entry: JobEntry, leaf: Hash32) -> Self {
-        Slot {
-            top: top64_of(&entry.id.0.0),
-            fp: leaf.short(),
-            body: Box::new((entry, leaf)),
-        }
-    }
+/// An entry with its leaf hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) entry: JobEntry,
+    pub(crate) leaf: Hash32,
+}
 
-    #[inline]
-    pub(crate) fn id(&self) -> &[u8; 32] {
-        &self.body.0.id.0.0
-    }
-
-    #[inline]
-    pub(crate) fn entry(&self) -> &JobEntry {
-        &self.body.0
-    }
-
-    #[inline]
-    pub(crate) fn leaf(&self) -> &Hash32 {
-        &self.body.1
-    }
-
-    pub(crate) fn into_entry(self) -> JobEntry {
-        self.body.0
-    }
-
-    /// The entry's unkeyed 64-bit fingerprint: the leaf hash's first 8 bytes.
-    #[inline]
-    pub(crate) fn fp(&self) -> u64 {
-        self.fp
-    }
-
-    /// Orders the slot against a key whose first 8 bytes are `top`.
-    #[inline]
-    fn cmp_key(&self, top: u64, key: &[u8; 32]) -> core::cmp::Ordering {
-        self.top.cmp(&top).then_with(|| self.id().cmp(key))
-    }
+/// The unkeyed (fingerprint, short id) of a leaf hash.
+#[inline]
+pub(crate) fn unkeyed_parts(leaf: &Hash32) -> (u64, u32) {
+    let b = &leaf.0;
+    let fp = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let short = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+    (fp, short)
 }
 
 /// Count and wrapping sum of fingerprints of a set of entries. Both form a
@@ -81,9 +71,15 @@ pub struct Summary {
 
 impl Summary {
     #[inline]
-    fn add(&mut self, o: Summary) {
+    pub(crate) fn add(&mut self, o: Summary) {
         self.count = self.count.wrapping_add(o.count);
         self.sum = self.sum.wrapping_add(o.sum);
+    }
+
+    #[inline]
+    fn add_fp(&mut self, fp: u64) {
+        self.count = self.count.wrapping_add(1);
+        self.sum = self.sum.wrapping_add(fp);
     }
 
     /// `self - o` (wrapping; exact when `o` is a subset's summary).
@@ -98,21 +94,17 @@ impl Summary {
 
 #[derive(Debug, Clone)]
 enum Kind {
+    /// A sorted bucket.
     Leaf(Vec<Slot>),
-    Inner([u32; FANOUT]),
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    agg: Summary,
-    kind: Kind,
+    /// An inner node: its children are nodes `base..base + 16`.
+    Inner(u32),
 }
 
 #[inline]
-fn top64_of(key: &[u8; 32]) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&key[..8]);
-    u64::from_be_bytes(b)
+pub(crate) fn top64_of(key: &[u8; 32]) -> u64 {
+    u64::from_be_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ])
 }
 
 #[inline]
@@ -121,22 +113,39 @@ fn nib(key: &[u8; 32], depth: usize) -> usize {
     usize::from(if depth % 2 == 0 { b >> 4 } else { b & 15 })
 }
 
+/// Nibble `depth` (< 16) of a 64-bit top.
+#[inline]
+fn top_nib(top: u64, depth: usize) -> usize {
+    ((top >> (60 - 4 * depth)) & 15) as usize
+}
+
+/// The part (of `2^b`) a top falls into, for parts at prefix length
+/// `target = len + b`.
+#[inline]
+fn part_of(top: u64, target: u32, mask: u64) -> usize {
+    ((top >> (64 - target)) & mask) as usize
+}
+
+/// Whether `top` has the first `len` bits of `bits`.
+#[inline]
+fn in_prefix(top: u64, bits: u64, len: u32) -> bool {
+    len == 0 || (top ^ bits) >> (64 - len) == 0
+}
+
 /// The inner nodes passed on the way to a leaf (at most one per nibble).
 struct Path {
     nodes: [u32; NIBBLES + 1],
     len: usize,
 }
 
-impl Default for Path {
-    fn default() -> Self {
+impl Path {
+    fn new() -> Self {
         Path {
             nodes: [0; NIBBLES + 1],
             len: 0,
         }
     }
-}
 
-impl Path {
     #[inline]
     fn push(&mut self, n: u32) {
         if self.len < self.nodes.len() {
@@ -150,176 +159,257 @@ impl Path {
     }
 }
 
+/// Why the index refused an entry.
+pub(crate) enum Refused {
+    /// The id is already present.
+    Duplicate(JobEntry),
+    /// The store holds `u32::MAX` entries.
+    Full,
+}
+
 /// The trie. Node 0 is the root.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
+    aggs: Vec<Summary>,
+    kinds: Vec<Kind>,
+    free_blocks: Vec<u32>,
+    store: Vec<Stored>,
 }
 
 impl Default for Index {
     fn default() -> Self {
         Index {
-            nodes: vec![Node {
-                agg: Summary::default(),
-                kind: Kind::Leaf(Vec::new()),
-            }],
-            free: Vec::new(),
+            aggs: vec![Summary::default()],
+            kinds: vec![Kind::Leaf(Vec::new())],
+            free_blocks: Vec::new(),
+            store: Vec::new(),
         }
+    }
+}
+
+/// Orders `s` against the key whose top 64 bits are `top`.
+#[inline]
+fn cmp_slot(store: &[Stored], s: &Slot, top: u64, key: &[u8; 32]) -> Ordering {
+    match s.top.cmp(&top) {
+        Ordering::Equal => store[s.idx as usize].entry.id.0.0.cmp(key),
+        o => o,
+    }
+}
+
+/// Nibble `depth` of the slot's id.
+#[inline]
+fn slot_nib(store: &[Stored], s: &Slot, depth: usize) -> usize {
+    if depth < 16 {
+        top_nib(s.top, depth)
+    } else {
+        nib(&store[s.idx as usize].entry.id.0.0, depth)
     }
 }
 
 impl Index {
     pub(crate) fn total(&self) -> Summary {
-        self.nodes[0].agg
+        self.aggs[0]
     }
 
-    fn alloc(&mut self, node: Node) -> u32 {
-        if let Some(i) = self.free.pop() {
-            self.nodes[i as usize] = node;
-            i
-        } else {
-            self.nodes.push(node);
-            (self.nodes.len() - 1) as u32
+    /// The stored entry at `idx` (an index taken from a slot of this index).
+    #[inline]
+    pub(crate) fn stored(&self, idx: u32) -> &Stored {
+        &self.store[idx as usize]
+    }
+
+    fn alloc_block(&mut self) -> u32 {
+        if let Some(b) = self.free_blocks.pop() {
+            return b;
         }
+        let base = self.kinds.len() as u32;
+        for _ in 0..FANOUT {
+            self.aggs.push(Summary::default());
+            self.kinds.push(Kind::Leaf(Vec::new()));
+        }
+        base
     }
 
-    /// Walks to the leaf that holds (or would hold) `key`; returns the
-    /// inner nodes passed, the leaf and its depth.
+    /// Walks to the leaf that holds (or would hold) `key`; records the
+    /// inner nodes passed; returns the leaf and its depth.
+    #[inline]
     fn walk(&self, key: &[u8; 32], path: &mut Path) -> (u32, usize) {
         let mut n = 0u32;
         let mut depth = 0;
-        while let Kind::Inner(ch) = &self.nodes[n as usize].kind {
+        while let Kind::Inner(base) = self.kinds[n as usize] {
             path.push(n);
-            n = ch[nib(key, depth)];
+            n = base + nib(key, depth) as u32;
             depth += 1;
         }
         (n, depth)
     }
 
-    pub(crate) fn get(&self, id: &JobId) -> Option<&Slot> {
+    fn find(&self, id: &JobId) -> Option<&Slot> {
         let key = &id.0.0;
         let top = top64_of(key);
         let mut n = 0usize;
         let mut depth = 0;
-        while let Kind::Inner(ch) = &self.nodes[n].kind {
-            n = ch[nib(key, depth)] as usize;
-            depth += 1;
-        }
-        match &self.nodes[n].kind {
-            Kind::Leaf(v) => v
-                .binary_search_by(|s| s.cmp_key(top, key))
-                .ok()
-                .map(|i| &v[i]),
-            Kind::Inner(_) => None,
+        loop {
+            match &self.kinds[n] {
+                Kind::Inner(base) => {
+                    n = *base as usize + nib(key, depth);
+                    depth += 1;
+                }
+                Kind::Leaf(v) => {
+                    return v
+                        .binary_search_by(|s| cmp_slot(&self.store, s, top, key))
+                        .ok()
+                        .map(|i| &v[i]);
+                }
+            }
         }
     }
 
-    /// Inserts `slot`; returns it back if its id is already present.
-    pub(crate) fn insert(&mut self, slot: Slot) -> Result<(), Slot> {
-        let mut path = Path::default();
-        let key = *slot.id();
-        let top = slot.top;
-        let (leaf, depth) = self.walk(&key, &mut path);
-        let add = Summary {
-            count: 1,
-            sum: slot.fp(),
+    pub(crate) fn get(&self, id: &JobId) -> Option<&Stored> {
+        self.find(id).map(|s| &self.store[s.idx as usize])
+    }
+
+    /// Inserts `entry` with its leaf hash; refuses an id already present.
+    pub(crate) fn insert(&mut self, entry: JobEntry, leaf: Hash32) -> Result<(), Refused> {
+        let key = entry.id.0.0;
+        let top = top64_of(&key);
+        let Ok(idx) = u32::try_from(self.store.len()) else {
+            return Err(Refused::Full);
         };
-        let len = match &mut self.nodes[leaf as usize].kind {
-            Kind::Leaf(v) => match v.binary_search_by(|s| s.cmp_key(top, &key)) {
-                Ok(_) => return Err(slot),
-                Err(i) => {
-                    v.insert(i, slot);
-                    v.len()
-                }
-            },
-            Kind::Inner(_) => return Err(slot),
+        if idx == u32::MAX {
+            return Err(Refused::Full);
+        }
+        let mut path = Path::new();
+        let (leaf_node, depth) = self.walk(&key, &mut path);
+        let (fp, short) = unkeyed_parts(&leaf);
+        let len = {
+            let Index { kinds, store, .. } = self;
+            let Kind::Leaf(v) = &mut kinds[leaf_node as usize] else {
+                return Err(Refused::Duplicate(entry));
+            };
+            let pos = match v.binary_search_by(|s| cmp_slot(store, s, top, &key)) {
+                Ok(_) => return Err(Refused::Duplicate(entry)),
+                Err(p) => p,
+            };
+            if v.len() == v.capacity() {
+                // Grow by doubling up to one past the cap, never beyond: a
+                // bucket at the cap bursts right after.
+                let want = (v.len() * 2).clamp(4, LEAF_CAP + 1).max(v.len() + 1);
+                v.reserve_exact(want - v.len());
+            }
+            v.insert(
+                pos,
+                Slot {
+                    top,
+                    fp,
+                    short,
+                    idx,
+                },
+            );
+            v.len()
         };
-        self.nodes[leaf as usize].agg.add(add);
+        self.store.push(Stored { entry, leaf });
+        self.aggs[leaf_node as usize].add_fp(fp);
         for &p in path.as_slice() {
-            self.nodes[p as usize].agg.add(add);
+            self.aggs[p as usize].add_fp(fp);
         }
         if len > LEAF_CAP && depth < NIBBLES {
-            self.burst(leaf, depth);
+            self.burst(leaf_node, depth);
         }
         Ok(())
     }
 
     fn burst(&mut self, n: u32, depth: usize) {
-        let slots = match &mut self.nodes[n as usize].kind {
+        let slots = match &mut self.kinds[n as usize] {
             Kind::Leaf(v) => core::mem::take(v),
             Kind::Inner(_) => return,
         };
-        let mut buckets: [Vec<Slot>; FANOUT] = Default::default();
+        let base = self.alloc_block();
+        let mut counts = [0usize; FANOUT];
+        for s in &slots {
+            counts[slot_nib(&self.store, s, depth)] += 1;
+        }
+        let mut buckets: [Vec<Slot>; FANOUT] =
+            core::array::from_fn(|c| Vec::with_capacity(counts[c].next_power_of_two().max(4)));
+        let mut aggs = [Summary::default(); FANOUT];
         for s in slots {
-            let c = nib(s.id(), depth);
+            let c = slot_nib(&self.store, &s, depth);
+            aggs[c].add_fp(s.fp);
             buckets[c].push(s);
         }
-        let mut children = [0u32; FANOUT];
         for (c, bucket) in buckets.into_iter().enumerate() {
-            let mut agg = Summary::default();
-            for s in &bucket {
-                agg.add(Summary {
-                    count: 1,
-                    sum: s.fp(),
-                });
-            }
-            children[c] = self.alloc(Node {
-                agg,
-                kind: Kind::Leaf(bucket),
-            });
+            let i = base as usize + c;
+            self.aggs[i] = aggs[c];
+            self.kinds[i] = Kind::Leaf(bucket);
         }
-        self.nodes[n as usize].kind = Kind::Inner(children);
+        self.kinds[n as usize] = Kind::Inner(base);
     }
 
     /// Removes the entry with `id`, if present.
-    pub(crate) fn remove(&mut self, id: &JobId) -> Option<Slot> {
-        let mut path = Path::default();
+    pub(crate) fn remove(&mut self, id: &JobId) -> Option<Stored> {
         let key = id.0.0;
         let top = top64_of(&key);
-        let (leaf, _) = self.walk(&key, &mut path);
-        let slot = match &mut self.nodes[leaf as usize].kind {
-            Kind::Leaf(v) => match v.binary_search_by(|s| s.cmp_key(top, &key)) {
+        let mut path = Path::new();
+        let (leaf_node, _) = self.walk(&key, &mut path);
+        let slot = {
+            let Index { kinds, store, .. } = self;
+            let Kind::Leaf(v) = &mut kinds[leaf_node as usize] else {
+                return None;
+            };
+            match v.binary_search_by(|s| cmp_slot(store, s, top, &key)) {
                 Ok(i) => v.remove(i),
                 Err(_) => return None,
-            },
-            Kind::Inner(_) => return None,
+            }
         };
         let sub = Summary {
             count: 1,
-            sum: slot.fp(),
+            sum: slot.fp,
         };
-        self.nodes[leaf as usize].agg = self.nodes[leaf as usize].agg.minus(sub);
+        self.aggs[leaf_node as usize] = self.aggs[leaf_node as usize].minus(sub);
         for &p in path.as_slice() {
-            self.nodes[p as usize].agg = self.nodes[p as usize].agg.minus(sub);
+            self.aggs[p as usize] = self.aggs[p as usize].minus(sub);
         }
         // Collapse the highest inner node on the path that became small.
-        if let Some(&top) = path
+        if let Some(&high) = path
             .as_slice()
             .iter()
-            .find(|&&p| self.nodes[p as usize].agg.count as usize <= LEAF_CAP / 2)
+            .find(|&&p| self.aggs[p as usize].count as usize <= LEAF_CAP / 2)
         {
-            let mut slots = Vec::with_capacity(LEAF_CAP / 2);
-            self.drain_into(top, &mut slots, true);
-            self.nodes[top as usize].kind = Kind::Leaf(slots);
+            let mut slots = Vec::with_capacity(LEAF_CAP / 2 + 1);
+            self.drain_into(high, &mut slots);
+            self.kinds[high as usize] = Kind::Leaf(slots);
         }
-        Some(slot)
-    }
-
-    /// Moves every slot below `n` into `out` (in order) and frees the
-    /// nodes below `n` (not `n` itself when `keep_self`).
-    fn drain_into(&mut self, n: u32, out: &mut Vec<Slot>, keep_self: bool) {
-        let kind = core::mem::replace(&mut self.nodes[n as usize].kind, Kind::Leaf(Vec::new()));
-        match kind {
-            Kind::Leaf(v) => out.extend(v),
-            Kind::Inner(ch) => {
-                for c in ch.iter() {
-                    self.drain_into(*c, out, false);
-                }
+        // Keep the store dense: the last entry moves into the freed place
+        // (its slot is repointed first, while the store still holds it).
+        let last = self.store.len() - 1;
+        if slot.idx as usize != last {
+            let moved_key = self.store[last].entry.id.0.0;
+            let moved_top = top64_of(&moved_key);
+            let mut path = Path::new();
+            let (n, _) = self.walk(&moved_key, &mut path);
+            let Index { kinds, store, .. } = self;
+            if let Kind::Leaf(v) = &mut kinds[n as usize]
+                && let Ok(i) = v.binary_search_by(|s| cmp_slot(store, s, moved_top, &moved_key))
+            {
+                v[i].idx = slot.idx;
             }
         }
-        if !keep_self {
-            self.free.push(n);
+        let stored = self.store.swap_remove(slot.idx as usize);
+        Some(stored)
+    }
+
+    /// Moves every slot below inner node `n` into `out` (in order) and
+    /// frees the blocks below `n`; `n` itself is left for the caller.
+    fn drain_into(&mut self, n: u32, out: &mut Vec<Slot>) {
+        let kind = core::mem::replace(&mut self.kinds[n as usize], Kind::Leaf(Vec::new()));
+        match kind {
+            Kind::Leaf(v) => out.extend(v),
+            Kind::Inner(base) => {
+                for c in 0..FANOUT as u32 {
+                    self.drain_into(base + c, out);
+                    self.aggs[(base + c) as usize] = Summary::default();
+                }
+                self.free_blocks.push(base);
+            }
         }
     }
 
@@ -329,23 +419,21 @@ impl Index {
         let mut n = 0usize;
         let mut depth = 0;
         loop {
-            match &self.nodes[n].kind {
-                Kind::Inner(ch) => {
+            match &self.kinds[n] {
+                Kind::Inner(base) => {
                     let k = nib(key, depth);
-                    for c in &ch[..k] {
-                        acc.add(self.nodes[*c as usize].agg);
+                    let base = *base as usize;
+                    for a in &self.aggs[base..base + k] {
+                        acc.add(*a);
                     }
-                    n = ch[k] as usize;
+                    n = base + k;
                     depth += 1;
                 }
                 Kind::Leaf(v) => {
                     let top = top64_of(key);
                     for s in v {
-                        if s.cmp_key(top, key).is_lt() {
-                            acc.add(Summary {
-                                count: 1,
-                                sum: s.fp(),
-                            });
+                        if cmp_slot(&self.store, s, top, key).is_lt() {
+                            acc.add_fp(s.fp);
                         } else {
                             break;
                         }
@@ -356,120 +444,186 @@ impl Index {
         }
     }
 
-    /// Summaries of the `2^b` equal parts of the ids whose top `len` bits
-    /// equal those of `bits`, in one walk (O(2^b + depth) nodes).
-    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8) -> Vec<Summary> {
-        let mut out = vec![Summary::default(); 1usize << b];
-        self.child_walk(0, 0, 0, bits, len, b, &mut out);
-        out
+    /// Walks down along the prefix (`bits`, `len`) as far as nodes lie
+    /// around it: returns the node at depth `len / 4` that holds the
+    /// prefix (or the leaf above it) and its depth.
+    #[inline]
+    fn descend(&self, bits: u64, len: u32) -> (usize, usize) {
+        let mut n = 0usize;
+        let mut depth = 0usize;
+        while 4 * (depth as u32 + 1) <= len {
+            match self.kinds[n] {
+                Kind::Inner(base) => {
+                    n = base as usize + top_nib(bits, depth);
+                    depth += 1;
+                }
+                Kind::Leaf(_) => break,
+            }
+        }
+        (n, depth)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn child_walk(
+    /// The children of inner node `n` (at `depth`) that meet the prefix
+    /// (`bits`, `len`), with `4 * depth <= len < 4 * (depth + 1)`.
+    #[inline]
+    fn children_in(base: u32, depth: usize, bits: u64, len: u32) -> core::ops::Range<u32> {
+        let fixed = len - 4 * depth as u32; // 0..=3 bits of the child nibble
+        let first = top_nib(bits, depth) as u32 & !((1u32 << (4 - fixed)) - 1);
+        base + first..base + first + (1u32 << (4 - fixed))
+    }
+
+    /// Adds the summaries of the `2^b` equal parts of the prefix (`bits`,
+    /// `len`) to `out` (which has `2^b` elements), in one walk: O(nodes down
+    /// to depth `(len + b) / 4`), plus the slots of buckets that straddle
+    /// parts.
+    pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8, out: &mut [Summary]) {
+        let len = u32::from(len);
+        let target = len + u32::from(b);
+        let mask = (1u64 << b) - 1;
+        let (n, depth) = self.descend(bits, len);
+        match self.kinds[n] {
+            Kind::Leaf(ref v) => {
+                for s in self.prefix_slice(v, bits, len) {
+                    out[part_of(s.top, target, mask)].add_fp(s.fp);
+                }
+            }
+            Kind::Inner(base) => {
+                if 4 * depth as u32 == len {
+                    self.parts_walk(n, depth, bits, target, mask, out);
+                } else {
+                    for c in Self::children_in(base, depth, bits, len) {
+                        let path = bits & !(0xF << (60 - 4 * depth))
+                            | (u64::from(c - base) << (60 - 4 * depth));
+                        self.parts_walk(c as usize, depth + 1, path, target, mask, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds node `n` (at `depth`, all of whose ids start with the first
+    /// `4 * depth` bits of `path`) to the parts at prefix length `target`.
+    fn parts_walk(
         &self,
-        n: u32,
+        n: usize,
         depth: usize,
         path: u64,
-        bits: u64,
-        len: u8,
-        b: u8,
+        target: u32,
+        mask: u64,
         out: &mut [Summary],
     ) {
-        let node = &self.nodes[n as usize];
-        if node.agg.count == 0 {
+        let agg = self.aggs[n];
+        if agg.count == 0 {
             return;
         }
-        let depth_bits = 4 * depth as u32;
-        let target = u32::from(len) + u32::from(b);
-        if depth_bits >= target {
-            // The whole node lies inside one part.
-            let i = ((path >> (64 - target)) & ((1u64 << b) - 1)) as usize;
-            out[i].add(node.agg);
+        if 4 * depth as u32 >= target {
+            out[part_of(path, target, mask)].add(agg);
             return;
         }
-        match &node.kind {
-            Kind::Leaf(v) => {
+        match self.kinds[n] {
+            Kind::Leaf(ref v) => {
                 for s in v {
-                    let t = s.top;
-                    if len > 0 && (t ^ bits) >> (64 - u32::from(len)) != 0 {
-                        continue;
-                    }
-                    let i = ((t >> (64 - target)) & ((1u64 << b) - 1)) as usize;
-                    out[i].add(Summary {
-                        count: 1,
-                        sum: s.fp(),
-                    });
+                    out[part_of(s.top, target, mask)].add_fp(s.fp);
                 }
             }
-            Kind::Inner(ch) => {
-                for (c, &child) in ch.iter().enumerate() {
-                    let child_path = path | ((c as u64) << (60 - depth_bits));
-                    // Skip children outside the prefix.
-                    let fixed = (depth_bits + 4).min(u32::from(len));
-                    if fixed > 0 && (child_path ^ bits) >> (64 - fixed) != 0 {
-                        continue;
-                    }
-                    self.child_walk(child, depth + 1, child_path, bits, len, b, out);
+            Kind::Inner(base) => {
+                let shift = 60 - 4 * depth as u32;
+                let clear = path & !(0xFu64 << shift);
+                for c in 0..FANOUT as u64 {
+                    self.parts_walk(
+                        base as usize + c as usize,
+                        depth + 1,
+                        clear | (c << shift),
+                        target,
+                        mask,
+                        out,
+                    );
                 }
             }
         }
     }
 
-    /// Calls `f` on every slot with `lo <= id < hi` (`hi = None`: no upper
-    /// bound), in id order.
-    pub(crate) fn for_each_in<'a>(
-        &'a self,
-        lo: &[u8; 32],
-        hi: Option<&[u8; 32]>,
-        f: &mut dyn FnMut(&'a Slot),
-    ) {
-        self.visit(0, 0, Some(lo), hi, f);
+    /// The slots of a sorted bucket that lie in the prefix.
+    #[inline]
+    fn prefix_slice<'a>(&self, v: &'a [Slot], bits: u64, len: u32) -> &'a [Slot] {
+        if len == 0 {
+            return v;
+        }
+        let lo = bits & !u64::MAX.checked_shr(len).unwrap_or(0);
+        let start = v.partition_point(|s| s.top < lo);
+        let end = start + v[start..].partition_point(|s| in_prefix(s.top, bits, len));
+        &v[start..end]
     }
 
-    fn visit<'a>(
-        &'a self,
-        n: u32,
-        depth: usize,
-        lo: Option<&[u8; 32]>,
-        hi: Option<&[u8; 32]>,
-        f: &mut dyn FnMut(&'a Slot),
-    ) {
-        match &self.nodes[n as usize].kind {
-            Kind::Leaf(v) => {
-                let start = match lo {
-                    Some(lo) => {
-                        let t = top64_of(lo);
-                        v.partition_point(|s| s.cmp_key(t, lo).is_lt())
+    /// Summary of the prefix (`bits`, `len`): O(depth).
+    pub(crate) fn prefix_summary(&self, bits: u64, len: u8) -> Summary {
+        let len = u32::from(len);
+        let (n, depth) = self.descend(bits, len);
+        match self.kinds[n] {
+            Kind::Leaf(ref v) => {
+                let mut acc = Summary::default();
+                for s in self.prefix_slice(v, bits, len) {
+                    acc.add_fp(s.fp);
+                }
+                acc
+            }
+            Kind::Inner(base) => {
+                if 4 * depth as u32 == len {
+                    self.aggs[n]
+                } else {
+                    let mut acc = Summary::default();
+                    for c in Self::children_in(base, depth, bits, len) {
+                        acc.add(self.aggs[c as usize]);
                     }
-                    None => 0,
-                };
-                let hi = hi.map(|h| (top64_of(h), h));
-                for s in &v[start..] {
-                    if let Some((t, h)) = hi
-                        && !s.cmp_key(t, h).is_lt()
-                    {
-                        break;
-                    }
+                    acc
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every slot whose id has the prefix (`bits`, `len`), in
+    /// id order.
+    pub(crate) fn for_each_prefix<'a>(&'a self, bits: u64, len: u8, f: &mut impl FnMut(&'a Slot)) {
+        let len = u32::from(len);
+        let (n, depth) = self.descend(bits, len);
+        match self.kinds[n] {
+            Kind::Leaf(ref v) => {
+                for s in self.prefix_slice(v, bits, len) {
                     f(s);
                 }
             }
-            Kind::Inner(ch) => {
-                if self.nodes[n as usize].agg.count == 0 {
-                    return;
+            Kind::Inner(base) => {
+                if 4 * depth as u32 == len {
+                    self.visit_all(n, f);
+                } else {
+                    for c in Self::children_in(base, depth, bits, len) {
+                        self.visit_all(c as usize, f);
+                    }
                 }
-                let from = lo.map_or(0, |k| nib(k, depth));
-                let to = hi.map_or(FANOUT - 1, |k| nib(k, depth));
-                for (c, &child) in ch.iter().enumerate().take(to + 1).skip(from) {
-                    let clo = lo.filter(|_| c == from);
-                    let chi = hi.filter(|_| c == to);
-                    self.visit(child, depth + 1, clo, chi, f);
+            }
+        }
+    }
+
+    fn visit_all<'a>(&'a self, n: usize, f: &mut impl FnMut(&'a Slot)) {
+        if self.aggs[n].count == 0 {
+            return;
+        }
+        match self.kinds[n] {
+            Kind::Leaf(ref v) => {
+                for s in v {
+                    f(s);
+                }
+            }
+            Kind::Inner(base) => {
+                for c in 0..FANOUT {
+                    self.visit_all(base as usize + c, f);
                 }
             }
         }
     }
 
     /// Calls `f` on every slot, in id order.
-    pub(crate) fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a Slot)) {
-        self.visit(0, 0, None, None, f);
+    pub(crate) fn for_each<'a>(&'a self, f: &mut impl FnMut(&'a Slot)) {
+        self.visit_all(0, f);
     }
 }

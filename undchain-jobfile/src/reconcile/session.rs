@@ -7,8 +7,14 @@
 //! outstanding queue; answers to splits open new ranges. The file is only
 //! read: entries learned from the peer are kept in the outcome (and in the
 //! session's view of the set), and the caller applies the outcome.
+//!
+//! Hot paths never clone an entry that does not travel: the lists a pass
+//! keeps (short ids and fingerprints received, the entries of the ranges
+//! it opened) live in a few per-pass arenas and name entries by their
+//! place in the file's store, and unkeyed short ids and fingerprints are
+//! read from the file's index slots.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use undchain_types::msg::{AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::wire::{self};
@@ -18,9 +24,10 @@ use undchain_types::{
 
 use super::bits::{BitReader, BitWriter, U32Reader};
 use super::policy::{self, Op};
-use super::range::{Agg, Mode, Prefix, entries_in, fp32, top64};
+use super::range::{Mode, Prefix, count_in, fp32, top64};
 use super::{Config, Outcome, ReconcileError, Traffic};
-use crate::file::JobFile;
+use crate::file::{JobFile, Sum256, leaf_hash};
+use crate::index::Summary;
 
 const OP_SPLIT: u8 = 0x00;
 const OP_IDS: u8 = 0x40;
@@ -46,54 +53,88 @@ enum State {
     Failed,
 }
 
-/// What this side asked; the peer's next rounds answer it.
+/// Where an entry of the session's view lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    /// In the file's store.
+    File(u32),
+    /// Among the entries learned from the peer.
+    Remote(u32),
+}
+
+/// An entry of the session's view with its short id in the pass.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    short: u32,
+    src: Src,
+}
+
+/// What this side asked; the peer's next rounds answer it. `at`/`n` name
+/// a slice of one of the pass's arenas.
 #[derive(Debug)]
 enum Asked {
     Root,
     Split { prefix: Prefix, b: u8 },
-    Ids { prefix: Prefix, mine: Vec<Item> },
-    Entries { prefix: Prefix, mine: Vec<Item> },
+    Ids { prefix: Prefix, at: usize, n: usize },
+    Entries { prefix: Prefix, at: usize, n: usize },
     Want { prefix: Prefix },
 }
 
 /// What the peer asked; this side's next rounds answer it.
 #[derive(Debug)]
 enum Ask {
-    Root {
-        peer_count: u64,
-    },
-    Split {
-        prefix: Prefix,
-        b: u8,
-        fps: Vec<u32>,
-    },
-    Ids {
-        prefix: Prefix,
-        shorts: Vec<u32>,
-    },
-    Entries {
-        prefix: Prefix,
-        theirs: BTreeSet<(JobId, Hash32)>,
-        new: Vec<bool>,
-    },
-    Deliver {
-        entries: Vec<JobEntry>,
-    },
-}
-
-/// An entry of the session's view with its leaf hash and short id.
-#[derive(Debug, Clone)]
-struct Item {
-    entry: JobEntry,
-    leaf: Hash32,
-    short: u32,
+    Root { peer_count: u64 },
+    Split { prefix: Prefix, b: u8, at: usize },
+    Ids { prefix: Prefix, at: usize, n: usize },
+    Entries { prefix: Prefix, at: usize, n: usize },
+    Deliver { at: usize, n: usize },
 }
 
 #[derive(Debug)]
 struct Pass {
     mode: Mode,
+    /// The file's count and root-part sum in this mode (computed once).
+    file_sum: Sum256,
     outstanding: VecDeque<Asked>,
     to_answer: VecDeque<Ask>,
+    /// My entries of the ranges I opened with ids or entries.
+    items: Vec<Item>,
+    /// Fingerprints of the peer's splits and short ids of its id lists.
+    words: Vec<u32>,
+    /// (id, leaf) of the entries of the peer's whole-range ops, and whether
+    /// each was new to me.
+    theirs: Vec<(JobId, Hash32)>,
+    news: Vec<bool>,
+    /// Entries the peer wanted.
+    deliver: Vec<Src>,
+}
+
+impl Pass {
+    fn new(mode: Mode, file_sum: Sum256) -> Self {
+        Pass {
+            mode,
+            file_sum,
+            outstanding: VecDeque::new(),
+            to_answer: VecDeque::new(),
+            items: Vec::new(),
+            words: Vec::new(),
+            theirs: Vec::new(),
+            news: Vec::new(),
+            deliver: Vec::new(),
+        }
+    }
+}
+
+/// Reusable buffers of the hot paths.
+#[derive(Debug, Default)]
+struct Scratch {
+    aggs: Vec<Summary>,
+    aggs2: Vec<Summary>,
+    items: Vec<Item>,
+    a: Vec<u32>,
+    b: Vec<u32>,
+    diff: Vec<usize>,
+    keys: Vec<(JobId, Hash32)>,
 }
 
 /// One side of a reconciliation session over one job file.
@@ -114,8 +155,13 @@ pub struct Session {
     state: State,
     pass: Option<Pass>,
     keyed_started: bool,
-    local: BTreeMap<(JobId, Hash32), JobEntry>,
-    remote: BTreeMap<(JobId, Hash32), JobEntry>,
+    /// Entries this side had and the peer lacked (sorted at the end).
+    local: Vec<JobEntry>,
+    /// Entries learned from the peer, by (id, leaf), and their place in
+    /// `remote`.
+    remote_map: BTreeMap<(JobId, Hash32), u32>,
+    remote: Vec<(JobEntry, Hash32)>,
+    scratch: Scratch,
     traffic: Traffic,
 }
 
@@ -161,8 +207,10 @@ impl Session {
             state: State::Idle,
             pass: None,
             keyed_started: false,
-            local: BTreeMap::new(),
-            remote: BTreeMap::new(),
+            local: Vec::new(),
+            remote_map: BTreeMap::new(),
+            remote: Vec::new(),
+            scratch: Scratch::default(),
             traffic: Traffic::default(),
         }
     }
@@ -183,16 +231,30 @@ impl Session {
         self.state == State::Failed
     }
 
+    /// Whether a keyed pass was started (by either side) in this session.
+    pub fn keyed_pass_ran(&self) -> bool {
+        self.keyed_started
+            || matches!(self.pass.as_ref().map(|p| p.mode), Some(Mode::Keyed(_)))
+    }
+
     /// Messages and bytes so far.
     pub fn traffic(&self) -> Traffic {
         self.traffic
     }
 
-    /// What each side lacked (complete once [`Session::is_finished`]).
+    /// What each side lacked (complete once [`Session::is_finished`]), in
+    /// entry order.
     pub fn outcome(&self) -> Outcome {
+        let mut only_local = self.local.clone();
+        only_local.sort_unstable();
+        only_local.dedup();
         Outcome {
-            only_local: self.local.values().cloned().collect(),
-            only_remote: self.remote.values().cloned().collect(),
+            only_local,
+            only_remote: self
+                .remote_map
+                .values()
+                .map(|&i| self.remote[i as usize].0.clone())
+                .collect(),
         }
     }
 
@@ -236,14 +298,10 @@ impl Session {
 
     /// Starts a pass: this side asks about the root.
     fn open_pass(&mut self, file: &JobFile, mode: Mode, nonce: Option<Hash32>) -> Reconcile {
-        let (count, root) = self.view_root(file, mode);
-        let mut outstanding = VecDeque::new();
-        outstanding.push_back(Asked::Root);
-        self.pass = Some(Pass {
-            mode,
-            outstanding,
-            to_answer: VecDeque::new(),
-        });
+        let mut pass = Pass::new(mode, mode.file_sum(file));
+        let (count, root) = self.view_root(file, &pass);
+        pass.outstanding.push_back(Asked::Root);
+        self.pass = Some(pass);
         self.envelope(ReconcileBody::Start {
             count,
             root,
@@ -267,14 +325,14 @@ impl Session {
 
     /// Count and pass root of the session's view (file plus entries learned
     /// from the peer).
-    fn view_root(&self, file: &JobFile, mode: Mode) -> (u64, Hash32) {
-        let (_, mut sum) = mode.file_root(file);
+    fn view_root(&self, file: &JobFile, pass: &Pass) -> (u64, Hash32) {
+        let mut sum = pass.file_sum;
         let mut count = file.len();
-        for (_, leaf) in self.remote.keys() {
-            sum.add(&mode.root_part(leaf));
+        for (_, leaf) in self.remote_map.keys() {
+            sum.add(&pass.mode.root_part(leaf));
             count += 1;
         }
-        (count, mode.root(count, &sum))
+        (count, pass.mode.root(count, &sum))
     }
 
     fn count_out(&mut self, len: usize) -> Result<(), ReconcileError> {
@@ -413,23 +471,16 @@ impl Session {
                     Some(n) => self.keyed_mode(n),
                 };
                 self.state = State::Running;
-                let (_, mine) = self.view_root(file, mode);
-                let mut to_answer = VecDeque::new();
+                let mut pass = Pass::new(mode, mode.file_sum(file));
+                let (_, mine) = self.view_root(file, &pass);
                 if mine == *root {
-                    self.pass = Some(Pass {
-                        mode,
-                        outstanding: VecDeque::new(),
-                        to_answer,
-                    });
+                    self.pass = Some(pass);
                     self.state = State::Finished;
                     return Ok(Some(self.envelope(ReconcileBody::Match)));
                 }
-                to_answer.push_back(Ask::Root { peer_count: *count });
-                self.pass = Some(Pass {
-                    mode,
-                    outstanding: VecDeque::new(),
-                    to_answer,
-                });
+                pass.to_answer
+                    .push_back(Ask::Root { peer_count: *count });
+                self.pass = Some(pass);
                 Ok(Some(self.build(file)))
             }
             ReconcileBody::Match => {
@@ -451,14 +502,16 @@ impl Session {
                 }
                 self.absorb(file, r)?;
                 if let Some(fin) = r.done {
-                    let idle = self.pass_idle();
-                    if !idle {
+                    if !self.pass_idle() {
                         return Err(ReconcileError::Malformed(
                             "peer says done but questions are open",
                         ));
                     }
-                    let mode = self.pass.as_ref().map_or(Mode::Unkeyed, |p| p.mode);
-                    let (count, root) = self.view_root(file, mode);
+                    let Some(pass) = self.pass.as_ref() else {
+                        return Err(ReconcileError::Unexpected("round outside a pass"));
+                    };
+                    let mode = pass.mode;
+                    let (count, root) = self.view_root(file, pass);
                     if count == fin.count && root == fin.root {
                         self.state = State::Finished;
                         return Ok(None);
@@ -480,6 +533,109 @@ impl Session {
         self.pass
             .as_ref()
             .is_none_or(|p| p.outstanding.is_empty() && p.to_answer.is_empty())
+    }
+
+    // ----- the session's view: the file plus what the peer sent -----
+
+    #[inline]
+    fn entry_of<'a>(&'a self, file: &'a JobFile, src: Src) -> &'a JobEntry {
+        match src {
+            Src::File(i) => &file.stored(i).entry,
+            Src::Remote(i) => &self.remote[i as usize].0,
+        }
+    }
+
+    #[inline]
+    fn key_of(&self, file: &JobFile, src: Src) -> (JobId, Hash32) {
+        match src {
+            Src::File(i) => {
+                let s = file.stored(i);
+                (s.entry.id, s.leaf)
+            }
+            Src::Remote(i) => {
+                let (e, l) = &self.remote[i as usize];
+                (e.id, *l)
+            }
+        }
+    }
+
+    fn view_has(&self, file: &JobFile, id: &JobId, leaf: &Hash32) -> bool {
+        file.leaf_of(id) == Some(*leaf)
+            || (!self.remote_map.is_empty() && self.remote_map.contains_key(&(*id, *leaf)))
+    }
+
+    fn add_remote(&mut self, e: &JobEntry, leaf: Hash32) {
+        let i = self.remote.len() as u32;
+        if let std::collections::btree_map::Entry::Vacant(v) = self.remote_map.entry((e.id, leaf)) {
+            v.insert(i);
+            self.remote.push((e.clone(), leaf));
+        }
+    }
+
+    fn remote_in(&self, p: Prefix) -> impl Iterator<Item = (&(JobId, Hash32), &u32)> {
+        let mut lo = [0u8; 32];
+        lo[..8].copy_from_slice(&p.bits.to_be_bytes());
+        self.remote_map
+            .range((JobId(Hash32(lo)), Hash32::ZERO)..)
+            .take_while(move |((id, _), _)| p.contains(id))
+    }
+
+    /// Appends the view's items in `p` to `out`, in (id, leaf) order.
+    fn items_in(&self, file: &JobFile, mode: Mode, p: Prefix, out: &mut Vec<Item>) {
+        let start = out.len();
+        match mode {
+            Mode::Unkeyed => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Item {
+                    short: s.short,
+                    src: Src::File(s.idx),
+                })
+            }),
+            Mode::Keyed(_) => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Item {
+                    short: mode.derive(&file.stored(s.idx).leaf).1,
+                    src: Src::File(s.idx),
+                })
+            }),
+        }
+        if self.remote_map.is_empty() {
+            return;
+        }
+        let before = out.len();
+        for ((_, leaf), &i) in self.remote_in(p) {
+            out.push(Item {
+                short: mode.derive(leaf).1,
+                src: Src::Remote(i),
+            });
+        }
+        if out.len() != before {
+            out[start..].sort_by_key(|it| self.key_of(file, it.src));
+        }
+    }
+
+    /// Summaries of the `2^b` parts of `p` over the view, into `out`.
+    fn view_aggs(&self, file: &JobFile, mode: Mode, p: Prefix, b: u8, out: &mut Vec<Summary>) {
+        out.clear();
+        out.resize(1usize << b, Summary::default());
+        mode.child_aggs(file, p, b, out);
+        if !self.remote_map.is_empty() {
+            let shift = 64 - u32::from(p.len) - u32::from(b);
+            let mask = (1u64 << b) - 1;
+            for ((id, leaf), _) in self.remote_in(p) {
+                let i = ((top64(id) >> shift) & mask) as usize;
+                let (f, _) = mode.derive(leaf);
+                out[i].count += 1;
+                out[i].sum = out[i].sum.wrapping_add(f);
+            }
+        }
+    }
+
+    fn view_count(&self, file: &JobFile, p: Prefix) -> u64 {
+        let remote = if self.remote_map.is_empty() {
+            0
+        } else {
+            self.remote_in(p).count() as u64
+        };
+        count_in(file, p) + remote
     }
 
     // ----- receiving a round -----
@@ -521,35 +677,41 @@ impl Session {
             };
             match asked {
                 Asked::Root => {
-                    let ask = self.read_op(file, pass.mode, &mut rd, Prefix::ROOT)?;
+                    let ask = self.read_op(file, pass, &mut rd, Prefix::ROOT)?;
                     pass.to_answer.push_back(ask);
                 }
                 Asked::Split { prefix, b } => {
                     for i in 0..(1u64 << b) {
                         if rd.bits.next()? {
                             let child = prefix.child(b, i);
-                            let ask = self.read_op(file, pass.mode, &mut rd, child)?;
+                            let ask = self.read_op(file, pass, &mut rd, child)?;
                             pass.to_answer.push_back(ask);
                         }
                     }
                 }
-                Asked::Ids { prefix, mine } => {
-                    let mut deliver = Vec::new();
-                    for it in mine {
+                Asked::Ids { prefix, at, n } => {
+                    let start = pass.deliver.len();
+                    for k in at..at + n {
+                        let it = pass.items[k];
                         if rd.bits.next()? {
-                            self.local.insert((it.entry.id, it.leaf), it.entry.clone());
-                            deliver.push(it.entry);
+                            self.local.push(self.entry_of(file, it.src).clone());
+                            pass.deliver.push(it.src);
                         }
                     }
-                    if !deliver.is_empty() {
-                        pass.to_answer.push_back(Ask::Deliver { entries: deliver });
+                    let wanted = pass.deliver.len() - start;
+                    if wanted > 0 {
+                        pass.to_answer.push_back(Ask::Deliver {
+                            at: start,
+                            n: wanted,
+                        });
                     }
                     windows.push(prefix);
                 }
-                Asked::Entries { prefix, mine } => {
-                    for it in mine {
+                Asked::Entries { prefix, at, n } => {
+                    for k in at..at + n {
+                        let it = pass.items[k];
                         if rd.bits.next()? {
-                            self.local.insert((it.entry.id, it.leaf), it.entry);
+                            self.local.push(self.entry_of(file, it.src).clone());
                         }
                     }
                     windows.push(prefix);
@@ -568,33 +730,29 @@ impl Session {
                 "columns hold more than the answers use",
             ));
         }
-        windows.sort();
+        windows.sort_unstable();
         for e in &r.entries[rd.entry_pos..] {
             let t = top64(&e.id);
             let i = windows.partition_point(|w| w.bits <= t);
-            let inside = i > 0 && windows[i - 1].contains(&e.id);
+            let inside = i > 0 && windows[i - 1].contains_top(t);
             if !inside {
                 return Err(ReconcileError::Malformed(
                     "entry outside the ranges it may answer",
                 ));
             }
-            let leaf = e.leaf_hash();
+            let leaf = leaf_hash(e);
             if self.view_has(file, &e.id, &leaf) {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
-            self.remote.insert((e.id, leaf), e.clone());
+            self.add_remote(e, leaf);
         }
         Ok(())
-    }
-
-    fn view_has(&self, file: &JobFile, id: &JobId, leaf: &Hash32) -> bool {
-        file.leaf_of(id) == Some(*leaf) || self.remote.contains_key(&(*id, *leaf))
     }
 
     fn read_op(
         &mut self,
         file: &JobFile,
-        _mode: Mode,
+        pass: &mut Pass,
         rd: &mut Reader<'_>,
         prefix: Prefix,
     ) -> Result<Ask, ReconcileError> {
@@ -613,106 +771,51 @@ impl Session {
                 if rd.fps.remaining() < k {
                     return Err(ReconcileError::Malformed("fingerprint column too short"));
                 }
-                let mut fps = Vec::with_capacity(k);
+                let at = pass.words.len();
+                pass.words.reserve(k);
                 for _ in 0..k {
-                    fps.push(rd.fps.next()?);
+                    pass.words.push(rd.fps.next()?);
                 }
-                Ok(Ask::Split { prefix, b, fps })
+                Ok(Ask::Split { prefix, b, at })
             }
             OP_IDS => {
                 let n = rd.count()? as usize;
                 if n > self.cfg.ids_max as usize || rd.shorts.remaining() < n {
                     return Err(ReconcileError::Malformed("short-id list too long"));
                 }
-                let mut shorts = Vec::with_capacity(n);
+                let at = pass.words.len();
+                pass.words.reserve(n);
                 for _ in 0..n {
-                    shorts.push(rd.shorts.next()?);
+                    pass.words.push(rd.shorts.next()?);
                 }
-                Ok(Ask::Ids { prefix, shorts })
+                Ok(Ask::Ids { prefix, at, n })
             }
             OP_ENTRIES => {
                 let n = rd.count()? as usize;
                 if n > self.cfg.entries_max as usize || rd.entries.len() - rd.entry_pos < n {
                     return Err(ReconcileError::Malformed("whole-range op too long"));
                 }
-                let mut theirs = BTreeSet::new();
-                let mut new = Vec::with_capacity(n);
+                let at = pass.theirs.len();
                 for e in &rd.entries[rd.entry_pos..rd.entry_pos + n] {
                     if !prefix.contains(&e.id) {
                         return Err(ReconcileError::Malformed("entry outside its range"));
                     }
-                    let leaf = e.leaf_hash();
+                    let leaf = leaf_hash(e);
                     let is_new = !self.view_has(file, &e.id, &leaf);
                     if is_new {
-                        self.remote.insert((e.id, leaf), e.clone());
+                        self.add_remote(e, leaf);
                     }
-                    new.push(is_new);
-                    theirs.insert((e.id, leaf));
+                    pass.news.push(is_new);
+                    pass.theirs.push((e.id, leaf));
                 }
                 rd.entry_pos += n;
-                Ok(Ask::Entries {
-                    prefix,
-                    theirs,
-                    new,
-                })
+                Ok(Ask::Entries { prefix, at, n })
             }
             _ => Err(ReconcileError::Malformed("unknown op code")),
         }
     }
 
     // ----- building a round -----
-
-    /// The view's items in `p`, with short ids.
-    fn items_in(&self, file: &JobFile, mode: Mode, p: Prefix) -> Vec<Item> {
-        let mut out: Vec<Item> = entries_in(file, p)
-            .into_iter()
-            .map(|(e, l)| Item {
-                entry: e.clone(),
-                leaf: *l,
-                short: mode.derive(l).1,
-            })
-            .collect();
-        let extra_before = out.len();
-        for ((id, leaf), e) in self.remote_in(p) {
-            out.push(Item {
-                entry: e.clone(),
-                leaf: *leaf,
-                short: mode.derive(leaf).1,
-            });
-            let _ = id;
-        }
-        if out.len() != extra_before {
-            out.sort_by_key(|a| (a.entry.id, a.leaf));
-        }
-        out
-    }
-
-    fn remote_in(&self, p: Prefix) -> impl Iterator<Item = (&(JobId, Hash32), &JobEntry)> {
-        let lo = (JobId(Hash32(p.lo_key())), Hash32::ZERO);
-        self.remote
-            .range(lo..)
-            .take_while(move |((id, _), _)| p.contains(id))
-    }
-
-    /// Aggregates of the `2^b` parts of `p` over the view.
-    fn view_aggs(&self, file: &JobFile, mode: Mode, p: Prefix, b: u8) -> Vec<Agg> {
-        let mut aggs = mode.child_aggs(file, p, b);
-        if !self.remote.is_empty() {
-            let shift = 64 - u32::from(p.len) - u32::from(b);
-            let mask = (1u64 << b) - 1;
-            for ((id, leaf), _) in self.remote_in(p) {
-                let i = ((top64(id) >> shift) & mask) as usize;
-                let (f, _) = mode.derive(leaf);
-                aggs[i].count += 1;
-                aggs[i].sum = aggs[i].sum.wrapping_add(f);
-            }
-        }
-        aggs
-    }
-
-    fn view_count(&self, file: &JobFile, mode: Mode, p: Prefix) -> u64 {
-        mode.count(file, p) + self.remote_in(p).count() as u64
-    }
 
     fn build(&mut self, file: &JobFile) -> Reconcile {
         let Some(mut pass) = self.pass.take() else {
@@ -732,7 +835,7 @@ impl Session {
             answered += 1;
         }
         let done = if pass.outstanding.is_empty() && pass.to_answer.is_empty() {
-            let (count, root) = self.view_root(file, pass.mode);
+            let (count, root) = self.view_root(file, &pass);
             Some(FinalRoot { count, root })
         } else {
             None
@@ -758,104 +861,135 @@ impl Session {
 
     fn answer(&mut self, file: &JobFile, pass: &mut Pass, w: &mut Writer, ask: Ask) {
         let mode = pass.mode;
+        let mut sc = core::mem::take(&mut self.scratch);
         match ask {
             Ask::Root { peer_count } => {
-                let c = self.view_count(file, mode, Prefix::ROOT);
+                let c = self.view_count(file, Prefix::ROOT);
                 let e = (c.abs_diff(peer_count) as f64).max(1.0);
                 let op = policy::choose(&self.cfg, c, e, false, 0, true);
-                self.open(file, pass, w, Prefix::ROOT, op);
+                self.open(file, pass, w, &mut sc, Prefix::ROOT, op);
             }
-            Ask::Split { prefix, b, fps } => {
-                let aggs = self.view_aggs(file, mode, prefix, b);
-                let diff: Vec<usize> = aggs
-                    .iter()
-                    .zip(&fps)
-                    .enumerate()
-                    .filter(|(_, (a, f))| fp32(**a) != **f)
-                    .map(|(i, _)| i)
-                    .collect();
-                let mut it = diff.iter().peekable();
-                for i in 0..aggs.len() {
-                    let set = it.peek().is_some_and(|&&d| d == i);
-                    if set {
-                        it.next();
+            Ask::Split { prefix, b, at } => {
+                let mut aggs = core::mem::take(&mut sc.aggs);
+                self.view_aggs(file, mode, prefix, b, &mut aggs);
+                let fps = &pass.words[at..at + aggs.len()];
+                sc.diff.clear();
+                for (i, (a, f)) in aggs.iter().zip(fps).enumerate() {
+                    let differs = fp32(*a) != *f;
+                    w.bits.push(differs);
+                    if differs {
+                        sc.diff.push(i);
                     }
-                    w.bits.push(set);
                 }
-                let (e, sat) = policy::estimate(diff.len(), aggs.len());
-                for i in diff {
+                let (e, sat) = policy::estimate(sc.diff.len(), aggs.len());
+                let diff = core::mem::take(&mut sc.diff);
+                for &i in &diff {
                     let child = prefix.child(b, i as u64);
                     let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
-                    self.open(file, pass, w, child, op);
+                    self.open(file, pass, w, &mut sc, child, op);
                 }
+                sc.diff = diff;
+                sc.aggs = aggs;
             }
-            Ask::Ids { prefix, shorts } => {
-                let mine = self.items_in(file, mode, prefix);
-                let my_shorts: BTreeSet<u32> = mine.iter().map(|i| i.short).collect();
-                let their: BTreeSet<u32> = shorts.iter().copied().collect();
+            Ask::Ids { prefix, at, n } => {
+                sc.items.clear();
+                self.items_in(file, mode, prefix, &mut sc.items);
+                sc.a.clear();
+                sc.a.extend(sc.items.iter().map(|it| it.short));
+                sc.a.sort_unstable();
+                let theirs = &pass.words[at..at + n];
+                sc.b.clear();
+                sc.b.extend_from_slice(theirs);
+                sc.b.sort_unstable();
                 let mut wants = false;
-                for s in &shorts {
-                    let want = !my_shorts.contains(s);
+                for s in theirs {
+                    let want = sc.a.binary_search(s).is_err();
                     wants |= want;
                     w.bits.push(want);
                 }
                 if wants {
                     pass.outstanding.push_back(Asked::Want { prefix });
                 }
-                for it in mine {
-                    if !their.contains(&it.short) {
-                        self.local.insert((it.entry.id, it.leaf), it.entry.clone());
-                        w.extras.push(it.entry);
+                for it in &sc.items {
+                    if sc.b.binary_search(&it.short).is_err() {
+                        let e = self.entry_of(file, it.src).clone();
+                        w.extras.push(e.clone());
+                        self.local.push(e);
                     }
                 }
             }
-            Ask::Entries {
-                prefix,
-                theirs,
-                new,
-            } => {
-                for n in new {
-                    w.bits.push(n);
+            Ask::Entries { prefix, at, n } => {
+                for &new in &pass.news[at..at + n] {
+                    w.bits.push(new);
                 }
-                for it in self.items_in(file, mode, prefix) {
-                    if !theirs.contains(&(it.entry.id, it.leaf)) {
-                        self.local.insert((it.entry.id, it.leaf), it.entry.clone());
-                        w.extras.push(it.entry);
+                sc.keys.clear();
+                sc.keys.extend_from_slice(&pass.theirs[at..at + n]);
+                sc.keys.sort_unstable();
+                sc.items.clear();
+                self.items_in(file, mode, prefix, &mut sc.items);
+                for it in &sc.items {
+                    let key = self.key_of(file, it.src);
+                    if sc.keys.binary_search(&key).is_err() {
+                        let e = self.entry_of(file, it.src).clone();
+                        w.extras.push(e.clone());
+                        self.local.push(e);
                     }
                 }
             }
-            Ask::Deliver { entries } => w.extras.extend(entries),
+            Ask::Deliver { at, n } => {
+                for &src in &pass.deliver[at..at + n] {
+                    w.extras.push(self.entry_of(file, src).clone());
+                }
+            }
         }
+        self.scratch = sc;
     }
 
-    fn open(&mut self, file: &JobFile, pass: &mut Pass, w: &mut Writer, p: Prefix, op: Op) {
+    fn open(
+        &mut self,
+        file: &JobFile,
+        pass: &mut Pass,
+        w: &mut Writer,
+        sc: &mut Scratch,
+        p: Prefix,
+        op: Op,
+    ) {
         let mode = pass.mode;
         match op {
             Op::Split(b) => {
-                for a in self.view_aggs(file, mode, p, b) {
-                    w.fps.extend(fp32(a).to_le_bytes());
+                let mut aggs = core::mem::take(&mut sc.aggs2);
+                self.view_aggs(file, mode, p, b, &mut aggs);
+                w.fps.reserve(4 * aggs.len());
+                for a in &aggs {
+                    w.fps.extend(fp32(*a).to_le_bytes());
                 }
+                sc.aggs2 = aggs;
                 w.ops.push(OP_SPLIT | b);
                 pass.outstanding.push_back(Asked::Split { prefix: p, b });
             }
             Op::Ids => {
-                let mine = self.items_in(file, mode, p);
+                let at = pass.items.len();
+                self.items_in(file, mode, p, &mut pass.items);
+                let n = pass.items.len() - at;
                 w.ops.push(OP_IDS);
-                w.counts.push(mine.len() as u32);
-                for it in &mine {
+                w.counts.push(n as u32);
+                for it in &pass.items[at..] {
                     w.shorts.extend(it.short.to_le_bytes());
                 }
-                pass.outstanding.push_back(Asked::Ids { prefix: p, mine });
+                pass.outstanding
+                    .push_back(Asked::Ids { prefix: p, at, n });
             }
             Op::Entries => {
-                let mine = self.items_in(file, mode, p);
+                let at = pass.items.len();
+                self.items_in(file, mode, p, &mut pass.items);
+                let n = pass.items.len() - at;
                 w.ops.push(OP_ENTRIES);
-                w.counts.push(mine.len() as u32);
-                for it in &mine {
-                    w.op_entries.push(it.entry.clone());
+                w.counts.push(n as u32);
+                for it in &pass.items[at..] {
+                    w.op_entries.push(self.entry_of(file, it.src).clone());
                 }
                 pass.outstanding
-                    .push_back(Asked::Entries { prefix: p, mine });
+                    .push_back(Asked::Entries { prefix: p, at, n });
             }
         }
     }
