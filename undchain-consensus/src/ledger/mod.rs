@@ -45,6 +45,7 @@ use undchain_types::{
     TokenAmount,
 };
 
+use crate::certificate::{SignatureVerifier, StrictVerifier};
 use crate::links::domain_link::{DomainInfo, DomainLinkError, DomainRegistry, verify_proof};
 use crate::settle::Settlement;
 
@@ -628,6 +629,18 @@ impl Ledger {
     /// proofs the foreign certificate and inclusion proof. Done once, when
     /// an operation arrives; the result can go into any later block.
     pub fn verify(&self, op: LedgerOp) -> Result<Verified, LedgerError> {
+        self.verify_with(op, StrictVerifier)
+    }
+
+    /// [`Ledger::verify`] with the host's signature verifier (a host that
+    /// already checked these signatures, or a simulator generating valid
+    /// operations, need not pay for ed25519 twice; see
+    /// [`crate::certificate::SignatureVerifier`]).
+    pub fn verify_with(
+        &self,
+        op: LedgerOp,
+        mut verifier: impl SignatureVerifier,
+    ) -> Result<Verified, LedgerError> {
         let chain = self.config.chain_id;
         match &op {
             LedgerOp::Receipt(r) => {
@@ -639,10 +652,10 @@ impl Ledger {
                     });
                 }
                 let d = t.digest();
-                if t.client.verify_digest(&d, &r.client_sig).is_err() {
+                if !verifier.verify(&t.client, &d, &r.client_sig) {
                     return Err(LedgerError::BadSignature { signer: t.client });
                 }
-                if t.partner.verify_digest(&d, &r.partner_sig).is_err() {
+                if !verifier.verify(&t.partner, &d, &r.partner_sig) {
                     return Err(LedgerError::BadSignature { signer: t.partner });
                 }
             }
@@ -654,7 +667,7 @@ impl Ledger {
                         got: c.chain_id,
                     });
                 }
-                if p.last_checkpoint.verify().is_err() {
+                if !verifier.verify(&c.client, &c.digest(), &p.last_checkpoint.client_sig) {
                     return Err(LedgerError::BadSignature { signer: c.client });
                 }
             }
@@ -666,13 +679,13 @@ impl Ledger {
                     }
                     .into());
                 }
-                if t.verify().is_err() {
+                if !verifier.verify(&t.terms.from, &t.id(), &t.signature) {
                     return Err(LedgerError::BadSignature {
                         signer: t.terms.from,
                     });
                 }
             }
-            LedgerOp::DomainProof(p) => verify_proof(&self.domains, chain, p)?,
+            LedgerOp::DomainProof(p) => verify_proof(&self.domains, chain, p, &mut verifier)?,
         }
         let id = op.id();
         Ok(Verified { op, id })

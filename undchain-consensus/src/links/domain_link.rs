@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use undchain_types::msg::{CommitCertificate, DomainProofKind, DomainTransferProof};
 use undchain_types::{BlockHeader, BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, wire};
 
-use crate::certificate::{CertificateError, StrictVerifier, verify_certificate};
+use crate::certificate::{CertificateError, SignatureVerifier, verify_certificate};
 use crate::ledger::root::{InboundState, Leaf, OutboundState, verify_leaf};
 use crate::validator_set::ValidatorSet;
 
@@ -188,6 +188,7 @@ pub fn verify_foreign_block(
     chain: ChainId,
     header: &BlockHeader,
     certificate: &CommitCertificate,
+    verifier: impl SignatureVerifier,
 ) -> Result<HashAlgorithm, DomainLinkError> {
     let info = registry
         .get(&chain)
@@ -236,17 +237,18 @@ pub fn verify_foreign_block(
             registered,
         });
     }
-    verify_certificate(certificate, set, StrictVerifier).map_err(DomainLinkError::Certificate)?;
+    verify_certificate(certificate, set, verifier).map_err(DomainLinkError::Certificate)?;
     Ok(info.algorithm)
 }
 
 /// The stateless checks of a proof arriving at chain `here`: which chain it
-/// applies on, the foreign block and its certificate, and the inclusion
-/// proof or the expiry.
+/// applies on, the foreign block and its certificate (signatures through
+/// `verifier`), and the inclusion proof or the expiry.
 pub fn verify_proof(
     registry: &DomainRegistry,
     here: ChainId,
     p: &DomainTransferProof,
+    mut verifier: impl SignatureVerifier,
 ) -> Result<(), DomainLinkError> {
     let t = &p.transfer.terms;
     let id = t.id();
@@ -261,7 +263,7 @@ pub fn verify_proof(
                     here,
                 });
             }
-            let algo = verify_foreign_block(registry, t.source, &p.header, &p.certificate)?;
+            let algo = verify_foreign_block(registry, t.source, &p.header, &p.certificate, &mut verifier)?;
             let leaf = Leaf::Outbound {
                 terms: t,
                 state: OutboundState::Locked,
@@ -278,7 +280,7 @@ pub fn verify_proof(
                     here,
                 });
             }
-            verify_foreign_block(registry, t.source, &p.header, &p.certificate)?;
+            verify_foreign_block(registry, t.source, &p.header, &p.certificate, &mut verifier)?;
             if p.header.number <= t.expires_at {
                 return Err(DomainLinkError::NotExpired {
                     expires_at: t.expires_at,
@@ -293,7 +295,7 @@ pub fn verify_proof(
                     here,
                 });
             }
-            let algo = verify_foreign_block(registry, t.target, &p.header, &p.certificate)?;
+            let algo = verify_foreign_block(registry, t.target, &p.header, &p.certificate, &mut verifier)?;
             let leaf = Leaf::Inbound {
                 id: &id,
                 state: InboundState::Expired,
