@@ -11,11 +11,13 @@
 //!   leaf hash at insert) and the entry's place in the store, so that range
 //!   summaries and short-id lists never touch the entries;
 //! - the 16 children of an inner node are allocated as one block, and the
-//!   node summaries sit in their own array, so the summaries of the parts of
-//!   a range are a few contiguous reads;
-//! - leaves are sorted buckets of at most [`LEAF_CAP`] slots; a bucket that
-//!   grows past it bursts into 16 children by the next nibble, and a subtree
-//!   that shrinks to half of it collapses back into one bucket.
+//!   node summaries, node kinds and slot chunks sit in parallel arrays, so
+//!   the summaries of the parts of a range are a few contiguous reads and
+//!   sibling leaves' slots are adjacent in memory;
+//! - every node owns a fixed chunk of [`LEAF_CAP`] slots, used while it is
+//!   a leaf (sorted by id): no leaf ever allocates; a full leaf bursts into
+//!   16 children by the next nibble, and a subtree that shrinks to half of
+//!   it collapses back into one leaf.
 //!
 //! Job ids are blake3 outputs, so the depth is about `log16(n / 16)`; the
 //! trie never looks at more than the id's 64 nibbles, so even crafted ids
@@ -92,13 +94,16 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Kind {
-    /// A sorted bucket.
-    Leaf(Vec<Slot>),
-    /// An inner node: its children are nodes `base..base + 16`.
-    Inner(u32),
-}
+/// `kinds[n]` of an inner node: this bit plus the first of its 16
+/// children (`base..base + 16`); of a leaf: its length.
+const INNER: u32 = 1 << 31;
+
+const EMPTY: Slot = Slot {
+    top: 0,
+    fp: 0,
+    short: 0,
+    idx: 0,
+};
 
 #[inline]
 pub(crate) fn top64_of(key: &[u8; 32]) -> u64 {
@@ -163,15 +168,18 @@ impl Path {
 pub(crate) enum Refused {
     /// The id is already present.
     Duplicate(JobEntry),
-    /// The store holds `u32::MAX` entries.
+    /// The store holds `u32::MAX` entries (or the trie `2^31` nodes).
     Full,
 }
 
-/// The trie. Node 0 is the root.
+/// The trie. Node 0 is the root; every node owns a fixed chunk of
+/// [`LEAF_CAP`] slots (used while it is a leaf), so that a burst writes its
+/// 16 children's slots next to each other and no leaf allocates.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
     aggs: Vec<Summary>,
-    kinds: Vec<Kind>,
+    kinds: Vec<u32>,
+    chunks: Vec<[Slot; LEAF_CAP]>,
     free_blocks: Vec<u32>,
     store: Vec<Stored>,
 }
@@ -180,7 +188,8 @@ impl Default for Index {
     fn default() -> Self {
         Index {
             aggs: vec![Summary::default()],
-            kinds: vec![Kind::Leaf(Vec::new())],
+            kinds: vec![0],
+            chunks: vec![[EMPTY; LEAF_CAP]],
             free_blocks: Vec::new(),
             store: Vec::new(),
         }
@@ -217,27 +226,48 @@ impl Index {
         &self.store[idx as usize]
     }
 
-    fn alloc_block(&mut self) -> u32 {
-        if let Some(b) = self.free_blocks.pop() {
-            return b;
+    /// The inner node's first child, or `None` for a leaf.
+    #[inline]
+    fn inner(&self, n: usize) -> Option<usize> {
+        let k = self.kinds[n];
+        (k & INNER != 0).then_some((k & !INNER) as usize)
+    }
+
+    /// The slots of leaf `n` (empty for an inner node).
+    #[inline]
+    fn leaf(&self, n: usize) -> &[Slot] {
+        let k = self.kinds[n];
+        if k & INNER != 0 {
+            return &[];
         }
-        let base = self.kinds.len() as u32;
+        &self.chunks[n][..(k as usize).min(LEAF_CAP)]
+    }
+
+    fn alloc_block(&mut self) -> Option<u32> {
+        if let Some(b) = self.free_blocks.pop() {
+            return Some(b);
+        }
+        let base = u32::try_from(self.kinds.len()).ok()?;
+        if base.checked_add(FANOUT as u32)? >= INNER {
+            return None;
+        }
         for _ in 0..FANOUT {
             self.aggs.push(Summary::default());
-            self.kinds.push(Kind::Leaf(Vec::new()));
+            self.kinds.push(0);
+            self.chunks.push([EMPTY; LEAF_CAP]);
         }
-        base
+        Some(base)
     }
 
     /// Walks to the leaf that holds (or would hold) `key`; records the
     /// inner nodes passed; returns the leaf and its depth.
     #[inline]
-    fn walk(&self, key: &[u8; 32], path: &mut Path) -> (u32, usize) {
-        let mut n = 0u32;
+    fn walk(&self, key: &[u8; 32], path: &mut Path) -> (usize, usize) {
+        let mut n = 0usize;
         let mut depth = 0;
-        while let Kind::Inner(base) = self.kinds[n as usize] {
-            path.push(n);
-            n = base + nib(key, depth) as u32;
+        while let Some(base) = self.inner(n) {
+            path.push(n as u32);
+            n = base + nib(key, depth);
             depth += 1;
         }
         (n, depth)
@@ -248,20 +278,14 @@ impl Index {
         let top = top64_of(key);
         let mut n = 0usize;
         let mut depth = 0;
-        loop {
-            match &self.kinds[n] {
-                Kind::Inner(base) => {
-                    n = *base as usize + nib(key, depth);
-                    depth += 1;
-                }
-                Kind::Leaf(v) => {
-                    return v
-                        .binary_search_by(|s| cmp_slot(&self.store, s, top, key))
-                        .ok()
-                        .map(|i| &v[i]);
-                }
-            }
+        while let Some(base) = self.inner(n) {
+            n = base + nib(key, depth);
+            depth += 1;
         }
+        let v = self.leaf(n);
+        v.binary_search_by(|s| cmp_slot(&self.store, s, top, key))
+            .ok()
+            .map(|i| &v[i])
     }
 
     pub(crate) fn get(&self, id: &JobId) -> Option<&Stored> {
@@ -272,76 +296,67 @@ impl Index {
     pub(crate) fn insert(&mut self, entry: JobEntry, leaf: Hash32) -> Result<(), Refused> {
         let key = entry.id.0.0;
         let top = top64_of(&key);
-        let Ok(idx) = u32::try_from(self.store.len()) else {
-            return Err(Refused::Full);
+        let idx = match u32::try_from(self.store.len()) {
+            Ok(i) if i < u32::MAX => i,
+            _ => return Err(Refused::Full),
         };
-        if idx == u32::MAX {
-            return Err(Refused::Full);
-        }
         let mut path = Path::new();
-        let (leaf_node, depth) = self.walk(&key, &mut path);
+        let n = loop {
+            path.len = 0;
+            let (n, depth) = self.walk(&key, &mut path);
+            if (self.kinds[n] as usize) < LEAF_CAP {
+                break n;
+            }
+            // A full leaf bursts first (ids are unique, so a leaf at the
+            // last nibble never fills).
+            if depth >= NIBBLES || !self.burst(n, depth) {
+                return Err(Refused::Full);
+            }
+        };
         let (fp, short) = unkeyed_parts(&leaf);
-        let len = {
-            let Index { kinds, store, .. } = self;
-            let Kind::Leaf(v) = &mut kinds[leaf_node as usize] else {
-                return Err(Refused::Duplicate(entry));
-            };
-            let pos = match v.binary_search_by(|s| cmp_slot(store, s, top, &key)) {
+        let len = self.kinds[n] as usize;
+        let pos = {
+            let v = &self.chunks[n][..len];
+            match v.binary_search_by(|s| cmp_slot(&self.store, s, top, &key)) {
                 Ok(_) => return Err(Refused::Duplicate(entry)),
                 Err(p) => p,
-            };
-            if v.len() == v.capacity() {
-                // Grow by doubling up to one past the cap, never beyond: a
-                // bucket at the cap bursts right after.
-                let want = (v.len() * 2).clamp(4, LEAF_CAP + 1).max(v.len() + 1);
-                v.reserve_exact(want - v.len());
             }
-            v.insert(
-                pos,
-                Slot {
-                    top,
-                    fp,
-                    short,
-                    idx,
-                },
-            );
-            v.len()
         };
+        let chunk = &mut self.chunks[n];
+        chunk.copy_within(pos..len, pos + 1);
+        chunk[pos] = Slot {
+            top,
+            fp,
+            short,
+            idx,
+        };
+        self.kinds[n] += 1;
         self.store.push(Stored { entry, leaf });
-        self.aggs[leaf_node as usize].add_fp(fp);
+        self.aggs[n].add_fp(fp);
         for &p in path.as_slice() {
             self.aggs[p as usize].add_fp(fp);
-        }
-        if len > LEAF_CAP && depth < NIBBLES {
-            self.burst(leaf_node, depth);
         }
         Ok(())
     }
 
-    fn burst(&mut self, n: u32, depth: usize) {
-        let slots = match &mut self.kinds[n as usize] {
-            Kind::Leaf(v) => core::mem::take(v),
-            Kind::Inner(_) => return,
+    /// Splits full leaf `n` (at `depth`) into 16 children by the next
+    /// nibble; false if the trie cannot grow.
+    fn burst(&mut self, n: usize, depth: usize) -> bool {
+        let Some(base) = self.alloc_block() else {
+            return false;
         };
-        let base = self.alloc_block();
-        let mut counts = [0usize; FANOUT];
-        for s in &slots {
-            counts[slot_nib(&self.store, s, depth)] += 1;
+        let len = (self.kinds[n] as usize).min(LEAF_CAP);
+        let slots = self.chunks[n];
+        let base_n = base as usize;
+        for s in &slots[..len] {
+            let c = base_n + slot_nib(&self.store, s, depth);
+            let at = self.kinds[c] as usize;
+            self.chunks[c][at] = *s;
+            self.kinds[c] += 1;
+            self.aggs[c].add_fp(s.fp);
         }
-        let mut buckets: [Vec<Slot>; FANOUT] =
-            core::array::from_fn(|c| Vec::with_capacity(counts[c].next_power_of_two().max(4)));
-        let mut aggs = [Summary::default(); FANOUT];
-        for s in slots {
-            let c = slot_nib(&self.store, &s, depth);
-            aggs[c].add_fp(s.fp);
-            buckets[c].push(s);
-        }
-        for (c, bucket) in buckets.into_iter().enumerate() {
-            let i = base as usize + c;
-            self.aggs[i] = aggs[c];
-            self.kinds[i] = Kind::Leaf(bucket);
-        }
-        self.kinds[n as usize] = Kind::Inner(base);
+        self.kinds[n] = INNER | base;
+        true
     }
 
     /// Removes the entry with `id`, if present.
@@ -349,22 +364,20 @@ impl Index {
         let key = id.0.0;
         let top = top64_of(&key);
         let mut path = Path::new();
-        let (leaf_node, _) = self.walk(&key, &mut path);
-        let slot = {
-            let Index { kinds, store, .. } = self;
-            let Kind::Leaf(v) = &mut kinds[leaf_node as usize] else {
-                return None;
-            };
-            match v.binary_search_by(|s| cmp_slot(store, s, top, &key)) {
-                Ok(i) => v.remove(i),
-                Err(_) => return None,
-            }
-        };
+        let (n, _) = self.walk(&key, &mut path);
+        let len = self.leaf(n).len();
+        let pos = self
+            .leaf(n)
+            .binary_search_by(|s| cmp_slot(&self.store, s, top, &key))
+            .ok()?;
+        let slot = self.chunks[n][pos];
+        self.chunks[n].copy_within(pos + 1..len, pos);
+        self.kinds[n] -= 1;
         let sub = Summary {
             count: 1,
             sum: slot.fp,
         };
-        self.aggs[leaf_node as usize] = self.aggs[leaf_node as usize].minus(sub);
+        self.aggs[n] = self.aggs[n].minus(sub);
         for &p in path.as_slice() {
             self.aggs[p as usize] = self.aggs[p as usize].minus(sub);
         }
@@ -374,9 +387,11 @@ impl Index {
             .iter()
             .find(|&&p| self.aggs[p as usize].count as usize <= LEAF_CAP / 2)
         {
-            let mut slots = Vec::with_capacity(LEAF_CAP / 2 + 1);
-            self.drain_into(high, &mut slots);
-            self.kinds[high as usize] = Kind::Leaf(slots);
+            let mut slots = [EMPTY; LEAF_CAP];
+            let mut len = 0usize;
+            self.drain_into(high as usize, &mut slots, &mut len);
+            self.chunks[high as usize] = slots;
+            self.kinds[high as usize] = len as u32;
         }
         // Keep the store dense: the last entry moves into the freed place
         // (its slot is repointed first, while the store still holds it).
@@ -385,30 +400,37 @@ impl Index {
             let moved_key = self.store[last].entry.id.0.0;
             let moved_top = top64_of(&moved_key);
             let mut path = Path::new();
-            let (n, _) = self.walk(&moved_key, &mut path);
-            let Index { kinds, store, .. } = self;
-            if let Kind::Leaf(v) = &mut kinds[n as usize]
-                && let Ok(i) = v.binary_search_by(|s| cmp_slot(store, s, moved_top, &moved_key))
+            let (m, _) = self.walk(&moved_key, &mut path);
+            if let Ok(i) = self
+                .leaf(m)
+                .binary_search_by(|s| cmp_slot(&self.store, s, moved_top, &moved_key))
             {
-                v[i].idx = slot.idx;
+                self.chunks[m][i].idx = slot.idx;
             }
         }
-        let stored = self.store.swap_remove(slot.idx as usize);
-        Some(stored)
+        Some(self.store.swap_remove(slot.idx as usize))
     }
 
-    /// Moves every slot below inner node `n` into `out` (in order) and
-    /// frees the blocks below `n`; `n` itself is left for the caller.
-    fn drain_into(&mut self, n: u32, out: &mut Vec<Slot>) {
-        let kind = core::mem::replace(&mut self.kinds[n as usize], Kind::Leaf(Vec::new()));
-        match kind {
-            Kind::Leaf(v) => out.extend(v),
-            Kind::Inner(base) => {
-                for c in 0..FANOUT as u32 {
-                    self.drain_into(base + c, out);
-                    self.aggs[(base + c) as usize] = Summary::default();
+    /// Moves every slot below inner node `n` into `out[len..]` (in order;
+    /// the caller checked that they fit) and frees the blocks below `n`.
+    fn drain_into(&mut self, n: usize, out: &mut [Slot; LEAF_CAP], len: &mut usize) {
+        match self.inner(n) {
+            None => {
+                let k = (self.kinds[n] as usize).min(LEAF_CAP);
+                for s in &self.chunks[n][..k] {
+                    if *len < LEAF_CAP {
+                        out[*len] = *s;
+                        *len += 1;
+                    }
                 }
-                self.free_blocks.push(base);
+            }
+            Some(base) => {
+                for c in base..base + FANOUT {
+                    self.drain_into(c, out, len);
+                    self.aggs[c] = Summary::default();
+                    self.kinds[c] = 0;
+                }
+                self.free_blocks.push(base as u32);
             }
         }
     }
@@ -418,30 +440,23 @@ impl Index {
         let mut acc = Summary::default();
         let mut n = 0usize;
         let mut depth = 0;
-        loop {
-            match &self.kinds[n] {
-                Kind::Inner(base) => {
-                    let k = nib(key, depth);
-                    let base = *base as usize;
-                    for a in &self.aggs[base..base + k] {
-                        acc.add(*a);
-                    }
-                    n = base + k;
-                    depth += 1;
-                }
-                Kind::Leaf(v) => {
-                    let top = top64_of(key);
-                    for s in v {
-                        if cmp_slot(&self.store, s, top, key).is_lt() {
-                            acc.add_fp(s.fp);
-                        } else {
-                            break;
-                        }
-                    }
-                    return acc;
-                }
+        while let Some(base) = self.inner(n) {
+            let k = nib(key, depth);
+            for a in &self.aggs[base..base + k] {
+                acc.add(*a);
+            }
+            n = base + k;
+            depth += 1;
+        }
+        let top = top64_of(key);
+        for s in self.leaf(n) {
+            if cmp_slot(&self.store, s, top, key).is_lt() {
+                acc.add_fp(s.fp);
+            } else {
+                break;
             }
         }
+        acc
     }
 
     /// Walks down along the prefix (`bits`, `len`) as far as nodes lie
@@ -452,49 +467,51 @@ impl Index {
         let mut n = 0usize;
         let mut depth = 0usize;
         while 4 * (depth as u32 + 1) <= len {
-            match self.kinds[n] {
-                Kind::Inner(base) => {
-                    n = base as usize + top_nib(bits, depth);
+            match self.inner(n) {
+                Some(base) => {
+                    n = base + top_nib(bits, depth);
                     depth += 1;
                 }
-                Kind::Leaf(_) => break,
+                None => break,
             }
         }
         (n, depth)
     }
 
-    /// The children of inner node `n` (at `depth`) that meet the prefix
-    /// (`bits`, `len`), with `4 * depth <= len < 4 * (depth + 1)`.
+    /// The children of inner node (`base`, `depth`) that meet the prefix
+    /// (`bits`, `len`), with `4 * depth < len < 4 * (depth + 1)`.
     #[inline]
-    fn children_in(base: u32, depth: usize, bits: u64, len: u32) -> core::ops::Range<u32> {
-        let fixed = len - 4 * depth as u32; // 0..=3 bits of the child nibble
-        let first = top_nib(bits, depth) as u32 & !((1u32 << (4 - fixed)) - 1);
-        base + first..base + first + (1u32 << (4 - fixed))
+    fn children_in(base: usize, depth: usize, bits: u64, len: u32) -> core::ops::Range<usize> {
+        let fixed = len - 4 * depth as u32; // 1..=3 bits of the child nibble
+        let width = 1usize << (4 - fixed);
+        let first = top_nib(bits, depth) & !(width - 1);
+        base + first..base + first + width
     }
 
     /// Adds the summaries of the `2^b` equal parts of the prefix (`bits`,
     /// `len`) to `out` (which has `2^b` elements), in one walk: O(nodes down
-    /// to depth `(len + b) / 4`), plus the slots of buckets that straddle
+    /// to depth `(len + b) / 4`), plus the slots of leaves that straddle
     /// parts.
     pub(crate) fn child_aggs(&self, bits: u64, len: u8, b: u8, out: &mut [Summary]) {
         let len = u32::from(len);
         let target = len + u32::from(b);
         let mask = (1u64 << b) - 1;
         let (n, depth) = self.descend(bits, len);
-        match self.kinds[n] {
-            Kind::Leaf(ref v) => {
-                for s in self.prefix_slice(v, bits, len) {
+        match self.inner(n) {
+            None => {
+                for s in prefix_slice(self.leaf(n), bits, len) {
                     out[part_of(s.top, target, mask)].add_fp(s.fp);
                 }
             }
-            Kind::Inner(base) => {
+            Some(base) => {
                 if 4 * depth as u32 == len {
                     self.parts_walk(n, depth, bits, target, mask, out);
                 } else {
+                    let shift = 60 - 4 * depth as u32;
+                    let clear = bits & !(0xFu64 << shift);
                     for c in Self::children_in(base, depth, bits, len) {
-                        let path = bits & !(0xF << (60 - 4 * depth))
-                            | (u64::from(c - base) << (60 - 4 * depth));
-                        self.parts_walk(c as usize, depth + 1, path, target, mask, out);
+                        let path = clear | (((c - base) as u64) << shift);
+                        self.parts_walk(c, depth + 1, path, target, mask, out);
                     }
                 }
             }
@@ -520,20 +537,30 @@ impl Index {
             out[part_of(path, target, mask)].add(agg);
             return;
         }
-        match self.kinds[n] {
-            Kind::Leaf(ref v) => {
-                for s in v {
+        match self.inner(n) {
+            None => {
+                for s in self.leaf(n) {
                     out[part_of(s.top, target, mask)].add_fp(s.fp);
                 }
             }
-            Kind::Inner(base) => {
+            Some(base) => {
                 let shift = 60 - 4 * depth as u32;
                 let clear = path & !(0xFu64 << shift);
-                for c in 0..FANOUT as u64 {
+                if 4 * (depth as u32 + 1) >= target {
+                    // The children are whole parts (or inside one).
+                    for c in 0..FANOUT {
+                        let a = self.aggs[base + c];
+                        if a.count != 0 {
+                            out[part_of(clear | ((c as u64) << shift), target, mask)].add(a);
+                        }
+                    }
+                    return;
+                }
+                for c in 0..FANOUT {
                     self.parts_walk(
-                        base as usize + c as usize,
+                        base + c,
                         depth + 1,
-                        clear | (c << shift),
+                        clear | ((c as u64) << shift),
                         target,
                         mask,
                         out,
@@ -543,37 +570,25 @@ impl Index {
         }
     }
 
-    /// The slots of a sorted bucket that lie in the prefix.
-    #[inline]
-    fn prefix_slice<'a>(&self, v: &'a [Slot], bits: u64, len: u32) -> &'a [Slot] {
-        if len == 0 {
-            return v;
-        }
-        let lo = bits & !u64::MAX.checked_shr(len).unwrap_or(0);
-        let start = v.partition_point(|s| s.top < lo);
-        let end = start + v[start..].partition_point(|s| in_prefix(s.top, bits, len));
-        &v[start..end]
-    }
-
     /// Summary of the prefix (`bits`, `len`): O(depth).
     pub(crate) fn prefix_summary(&self, bits: u64, len: u8) -> Summary {
         let len = u32::from(len);
         let (n, depth) = self.descend(bits, len);
-        match self.kinds[n] {
-            Kind::Leaf(ref v) => {
+        match self.inner(n) {
+            None => {
                 let mut acc = Summary::default();
-                for s in self.prefix_slice(v, bits, len) {
+                for s in prefix_slice(self.leaf(n), bits, len) {
                     acc.add_fp(s.fp);
                 }
                 acc
             }
-            Kind::Inner(base) => {
+            Some(base) => {
                 if 4 * depth as u32 == len {
                     self.aggs[n]
                 } else {
                     let mut acc = Summary::default();
                     for c in Self::children_in(base, depth, bits, len) {
-                        acc.add(self.aggs[c as usize]);
+                        acc.add(self.aggs[c]);
                     }
                     acc
                 }
@@ -586,18 +601,18 @@ impl Index {
     pub(crate) fn for_each_prefix<'a>(&'a self, bits: u64, len: u8, f: &mut impl FnMut(&'a Slot)) {
         let len = u32::from(len);
         let (n, depth) = self.descend(bits, len);
-        match self.kinds[n] {
-            Kind::Leaf(ref v) => {
-                for s in self.prefix_slice(v, bits, len) {
+        match self.inner(n) {
+            None => {
+                for s in prefix_slice(self.leaf(n), bits, len) {
                     f(s);
                 }
             }
-            Kind::Inner(base) => {
+            Some(base) => {
                 if 4 * depth as u32 == len {
                     self.visit_all(n, f);
                 } else {
                     for c in Self::children_in(base, depth, bits, len) {
-                        self.visit_all(c as usize, f);
+                        self.visit_all(c, f);
                     }
                 }
             }
@@ -605,18 +620,17 @@ impl Index {
     }
 
     fn visit_all<'a>(&'a self, n: usize, f: &mut impl FnMut(&'a Slot)) {
-        if self.aggs[n].count == 0 {
-            return;
-        }
-        match self.kinds[n] {
-            Kind::Leaf(ref v) => {
-                for s in v {
+        match self.inner(n) {
+            None => {
+                for s in self.leaf(n) {
                     f(s);
                 }
             }
-            Kind::Inner(base) => {
-                for c in 0..FANOUT {
-                    self.visit_all(base as usize + c, f);
+            Some(base) => {
+                for c in base..base + FANOUT {
+                    if self.aggs[c].count != 0 {
+                        self.visit_all(c, f);
+                    }
                 }
             }
         }
@@ -626,4 +640,16 @@ impl Index {
     pub(crate) fn for_each<'a>(&'a self, f: &mut impl FnMut(&'a Slot)) {
         self.visit_all(0, f);
     }
+}
+
+/// The slots of a sorted leaf that lie in the prefix (`bits`, `len`).
+#[inline]
+fn prefix_slice(v: &[Slot], bits: u64, len: u32) -> &[Slot] {
+    if len == 0 {
+        return v;
+    }
+    let lo = bits & !u64::MAX.checked_shr(len).unwrap_or(0);
+    let start = v.partition_point(|s| s.top < lo);
+    let end = start + v[start..].partition_point(|s| in_prefix(s.top, bits, len));
+    &v[start..end]
 }

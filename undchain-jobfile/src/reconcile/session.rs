@@ -77,7 +77,7 @@ enum Asked {
     Split { prefix: Prefix, b: u8 },
     Ids { prefix: Prefix, at: usize, n: usize },
     Entries { prefix: Prefix, at: usize, n: usize },
-    Want { prefix: Prefix },
+    Want { prefix: Prefix, at: usize, n: usize },
 }
 
 /// What the peer asked; this side's next rounds answer it.
@@ -86,7 +86,12 @@ enum Ask {
     Root { peer_count: u64 },
     Split { prefix: Prefix, b: u8, at: usize },
     Ids { prefix: Prefix, at: usize, n: usize },
-    Entries { prefix: Prefix, at: usize, n: usize },
+    Entries {
+        at: usize,
+        n: usize,
+        mine: usize,
+        mine_n: usize,
+    },
     Deliver { at: usize, n: usize },
 }
 
@@ -97,7 +102,8 @@ struct Pass {
     file_sum: Sum256,
     outstanding: VecDeque<Asked>,
     to_answer: VecDeque<Ask>,
-    /// My entries of the ranges I opened with ids or entries.
+    /// My entries of the ranges I opened with ids or entries, of the id
+    /// lists I answered and of the peer's whole-range ops.
     items: Vec<Item>,
     /// Fingerprints of the peer's splits and short ids of its id lists.
     words: Vec<u32>,
@@ -130,7 +136,6 @@ impl Pass {
 struct Scratch {
     aggs: Vec<Summary>,
     aggs2: Vec<Summary>,
-    items: Vec<Item>,
     a: Vec<u32>,
     b: Vec<u32>,
     diff: Vec<usize>,
@@ -161,6 +166,11 @@ pub struct Session {
     /// `remote`.
     remote_map: BTreeMap<(JobId, Hash32), u32>,
     remote: Vec<(JobEntry, Hash32)>,
+    /// The entries learned in earlier passes, sorted: the only remote
+    /// entries that can lie in a range of the current pass (an entry
+    /// learned in this pass lies in a leaf range, and the ranges of a pass
+    /// form a tree whose leaves have no descendants).
+    prior: Vec<((JobId, Hash32), u32)>,
     scratch: Scratch,
     traffic: Traffic,
 }
@@ -173,8 +183,12 @@ struct Writer {
     fps: Vec<u8>,
     counts: Vec<u32>,
     shorts: Vec<u8>,
-    op_entries: Vec<JobEntry>,
-    extras: Vec<JobEntry>,
+    /// Entries of whole-range ops, then extras (answers and deliveries),
+    /// named by where they live; cloned once when the round is built.
+    op_entries: Vec<Src>,
+    extras: Vec<Src>,
+    /// Extras that this side had and the peer lacks (for the outcome).
+    local: Vec<Src>,
 }
 
 impl Writer {
@@ -210,6 +224,7 @@ impl Session {
             local: Vec::new(),
             remote_map: BTreeMap::new(),
             remote: Vec::new(),
+            prior: Vec::new(),
             scratch: Scratch::default(),
             traffic: Traffic::default(),
         }
@@ -298,6 +313,7 @@ impl Session {
 
     /// Starts a pass: this side asks about the root.
     fn open_pass(&mut self, file: &JobFile, mode: Mode, nonce: Option<Hash32>) -> Reconcile {
+        self.prior = self.remote_map.iter().map(|(k, &i)| (*k, i)).collect();
         let mut pass = Pass::new(mode, mode.file_sum(file));
         let (count, root) = self.view_root(file, &pass);
         pass.outstanding.push_back(Asked::Root);
@@ -471,6 +487,7 @@ impl Session {
                     Some(n) => self.keyed_mode(n),
                 };
                 self.state = State::Running;
+                self.prior = self.remote_map.iter().map(|(k, &i)| (*k, i)).collect();
                 let mut pass = Pass::new(mode, mode.file_sum(file));
                 let (_, mine) = self.view_root(file, &pass);
                 if mine == *root {
@@ -559,25 +576,36 @@ impl Session {
         }
     }
 
-    fn view_has(&self, file: &JobFile, id: &JobId, leaf: &Hash32) -> bool {
-        file.leaf_of(id) == Some(*leaf)
-            || (!self.remote_map.is_empty() && self.remote_map.contains_key(&(*id, *leaf)))
-    }
-
-    fn add_remote(&mut self, e: &JobEntry, leaf: Hash32) {
+    /// Records an entry learned from the peer; false if it was already
+    /// learned.
+    fn add_remote(&mut self, e: &JobEntry, leaf: Hash32) -> bool {
         let i = self.remote.len() as u32;
-        if let std::collections::btree_map::Entry::Vacant(v) = self.remote_map.entry((e.id, leaf)) {
-            v.insert(i);
-            self.remote.push((e.clone(), leaf));
+        match self.remote_map.entry((e.id, leaf)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(i);
+                self.remote.push((e.clone(), leaf));
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
         }
     }
 
-    fn remote_in(&self, p: Prefix) -> impl Iterator<Item = (&(JobId, Hash32), &u32)> {
-        let mut lo = [0u8; 32];
-        lo[..8].copy_from_slice(&p.bits.to_be_bytes());
-        self.remote_map
-            .range((JobId(Hash32(lo)), Hash32::ZERO)..)
-            .take_while(move |((id, _), _)| p.contains(id))
+    /// Whether `items` (my view of a range) hold the entry (`id`, `leaf`)
+    /// whose short id in this pass is `short`.
+    fn items_hold(&self, file: &JobFile, items: &[Item], short: u32, id: &JobId, leaf: &Hash32) -> bool {
+        items
+            .iter()
+            .any(|it| it.short == short && self.key_of(file, it.src) == (*id, *leaf))
+    }
+
+    /// The prior remote entries in `p`.
+    fn prior_in(&self, p: Prefix) -> &[((JobId, Hash32), u32)] {
+        if self.prior.is_empty() {
+            return &[];
+        }
+        let start = self.prior.partition_point(|((id, _), _)| top64(id) < p.bits);
+        let n = self.prior[start..].partition_point(|((id, _), _)| p.contains(id));
+        &self.prior[start..start + n]
     }
 
     /// Appends the view's items in `p` to `out`, in (id, leaf) order.
@@ -597,13 +625,14 @@ impl Session {
                 })
             }),
         }
-        if self.remote_map.is_empty() {
+        let prior = self.prior_in(p);
+        if prior.is_empty() {
             return;
         }
         let before = out.len();
-        for ((_, leaf), &i) in self.remote_in(p) {
+        for &((_, leaf), i) in prior {
             out.push(Item {
-                short: mode.derive(leaf).1,
+                short: mode.derive(&leaf).1,
                 src: Src::Remote(i),
             });
         }
@@ -617,10 +646,11 @@ impl Session {
         out.clear();
         out.resize(1usize << b, Summary::default());
         mode.child_aggs(file, p, b, out);
-        if !self.remote_map.is_empty() {
+        let prior = self.prior_in(p);
+        if !prior.is_empty() {
             let shift = 64 - u32::from(p.len) - u32::from(b);
             let mask = (1u64 << b) - 1;
-            for ((id, leaf), _) in self.remote_in(p) {
+            for ((id, leaf), _) in prior {
                 let i = ((top64(id) >> shift) & mask) as usize;
                 let (f, _) = mode.derive(leaf);
                 out[i].count += 1;
@@ -630,12 +660,7 @@ impl Session {
     }
 
     fn view_count(&self, file: &JobFile, p: Prefix) -> u64 {
-        let remote = if self.remote_map.is_empty() {
-            0
-        } else {
-            self.remote_in(p).count() as u64
-        };
-        count_in(file, p) + remote
+        count_in(file, p) + self.prior_in(p).len() as u64
     }
 
     // ----- receiving a round -----
@@ -670,7 +695,9 @@ impl Session {
             entries: &r.entries,
             entry_pos: 0,
         };
-        let mut windows: Vec<Prefix> = Vec::new();
+        // Ranges whose answers may carry extra entries, with my items there.
+        let mut windows: Vec<(Prefix, usize, usize)> = Vec::new();
+        self.remote.reserve(r.entries.len());
         for _ in 0..answered {
             let Some(asked) = pass.outstanding.pop_front() else {
                 break;
@@ -705,7 +732,7 @@ impl Session {
                             n: wanted,
                         });
                     }
-                    windows.push(prefix);
+                    windows.push((prefix, at, n));
                 }
                 Asked::Entries { prefix, at, n } => {
                     for k in at..at + n {
@@ -714,9 +741,9 @@ impl Session {
                             self.local.push(self.entry_of(file, it.src).clone());
                         }
                     }
-                    windows.push(prefix);
+                    windows.push((prefix, at, n));
                 }
-                Asked::Want { prefix } => windows.push(prefix),
+                Asked::Want { prefix, at, n } => windows.push((prefix, at, n)),
             }
         }
         // Every column must be used up exactly, apart from the extras.
@@ -730,21 +757,27 @@ impl Session {
                 "columns hold more than the answers use",
             ));
         }
-        windows.sort_unstable();
+        windows.sort_unstable_by_key(|w| w.0);
         for e in &r.entries[rd.entry_pos..] {
             let t = top64(&e.id);
-            let i = windows.partition_point(|w| w.bits <= t);
-            let inside = i > 0 && windows[i - 1].contains_top(t);
-            if !inside {
+            let i = windows.partition_point(|w| w.0.bits <= t);
+            let Some(&(w, at, n)) = i.checked_sub(1).and_then(|i| windows.get(i)) else {
+                return Err(ReconcileError::Malformed(
+                    "entry outside the ranges it may answer",
+                ));
+            };
+            if !w.contains_top(t) {
                 return Err(ReconcileError::Malformed(
                     "entry outside the ranges it may answer",
                 ));
             }
             let leaf = leaf_hash(e);
-            if self.view_has(file, &e.id, &leaf) {
+            let short = pass.mode.derive(&leaf).1;
+            if self.items_hold(file, &pass.items[at..at + n], short, &e.id, &leaf)
+                || !self.add_remote(e, leaf)
+            {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
-            self.add_remote(e, leaf);
         }
         Ok(())
     }
@@ -796,20 +829,32 @@ impl Session {
                     return Err(ReconcileError::Malformed("whole-range op too long"));
                 }
                 let at = pass.theirs.len();
+                let mine = pass.items.len();
+                self.items_in(file, pass.mode, prefix, &mut pass.items);
+                let mine_n = pass.items.len() - mine;
                 for e in &rd.entries[rd.entry_pos..rd.entry_pos + n] {
                     if !prefix.contains(&e.id) {
                         return Err(ReconcileError::Malformed("entry outside its range"));
                     }
                     let leaf = leaf_hash(e);
-                    let is_new = !self.view_has(file, &e.id, &leaf);
-                    if is_new {
-                        self.add_remote(e, leaf);
-                    }
+                    let short = pass.mode.derive(&leaf).1;
+                    let is_new = !self.items_hold(
+                        file,
+                        &pass.items[mine..mine + mine_n],
+                        short,
+                        &e.id,
+                        &leaf,
+                    ) && self.add_remote(e, leaf);
                     pass.news.push(is_new);
                     pass.theirs.push((e.id, leaf));
                 }
                 rd.entry_pos += n;
-                Ok(Ask::Entries { prefix, at, n })
+                Ok(Ask::Entries {
+                    at,
+                    n,
+                    mine,
+                    mine_n,
+                })
             }
             _ => Err(ReconcileError::Malformed("unknown op code")),
         }
@@ -844,8 +889,14 @@ impl Session {
         if done.is_some() {
             self.state = State::Finished;
         }
-        let mut entries = w.op_entries;
-        entries.extend(w.extras);
+        let mut entries = Vec::with_capacity(w.op_entries.len() + w.extras.len());
+        for &src in w.op_entries.iter().chain(&w.extras) {
+            entries.push(self.entry_of(file, src).clone());
+        }
+        self.local.reserve(w.local.len());
+        for &src in &w.local {
+            self.local.push(self.entry_of(file, src).clone());
+        }
         let round = ReconcileRound {
             answered,
             bits: col(w.bits.into_bytes()),
@@ -892,10 +943,11 @@ impl Session {
                 sc.aggs = aggs;
             }
             Ask::Ids { prefix, at, n } => {
-                sc.items.clear();
-                self.items_in(file, mode, prefix, &mut sc.items);
+                let mine = pass.items.len();
+                self.items_in(file, mode, prefix, &mut pass.items);
+                let mine_n = pass.items.len() - mine;
                 sc.a.clear();
-                sc.a.extend(sc.items.iter().map(|it| it.short));
+                sc.a.extend(pass.items[mine..].iter().map(|it| it.short));
                 sc.a.sort_unstable();
                 let theirs = &pass.words[at..at + n];
                 sc.b.clear();
@@ -908,38 +960,41 @@ impl Session {
                     w.bits.push(want);
                 }
                 if wants {
-                    pass.outstanding.push_back(Asked::Want { prefix });
+                    pass.outstanding.push_back(Asked::Want {
+                        prefix,
+                        at: mine,
+                        n: mine_n,
+                    });
                 }
-                for it in &sc.items {
+                for it in &pass.items[mine..mine + mine_n] {
                     if sc.b.binary_search(&it.short).is_err() {
-                        let e = self.entry_of(file, it.src).clone();
-                        w.extras.push(e.clone());
-                        self.local.push(e);
+                        w.extras.push(it.src);
+                        w.local.push(it.src);
                     }
                 }
             }
-            Ask::Entries { prefix, at, n } => {
+            Ask::Entries {
+                at,
+                n,
+                mine,
+                mine_n,
+            } => {
                 for &new in &pass.news[at..at + n] {
                     w.bits.push(new);
                 }
                 sc.keys.clear();
                 sc.keys.extend_from_slice(&pass.theirs[at..at + n]);
                 sc.keys.sort_unstable();
-                sc.items.clear();
-                self.items_in(file, mode, prefix, &mut sc.items);
-                for it in &sc.items {
+                for it in &pass.items[mine..mine + mine_n] {
                     let key = self.key_of(file, it.src);
                     if sc.keys.binary_search(&key).is_err() {
-                        let e = self.entry_of(file, it.src).clone();
-                        w.extras.push(e.clone());
-                        self.local.push(e);
+                        w.extras.push(it.src);
+                        w.local.push(it.src);
                     }
                 }
             }
             Ask::Deliver { at, n } => {
-                for &src in &pass.deliver[at..at + n] {
-                    w.extras.push(self.entry_of(file, src).clone());
-                }
+                w.extras.extend_from_slice(&pass.deliver[at..at + n]);
             }
         }
         self.scratch = sc;
@@ -985,9 +1040,7 @@ impl Session {
                 let n = pass.items.len() - at;
                 w.ops.push(OP_ENTRIES);
                 w.counts.push(n as u32);
-                for it in &pass.items[at..] {
-                    w.op_entries.push(self.entry_of(file, it.src).clone());
-                }
+                w.op_entries.extend(pass.items[at..].iter().map(|it| it.src));
                 pass.outstanding
                     .push_back(Asked::Entries { prefix: p, at, n });
             }
