@@ -207,10 +207,18 @@ fn main() {
     let d = arg("--d", 100);
     let (a, b) = pair(n, d);
     let t = truth(n, d);
-    // Profiling aid: repeat only this crate's method.
+    // Profiling aids: repeat only this crate's method, or this crate's and
+    // negentropy's alternately (same files, same process).
     if let Ok(times) = std::env::var("RECONCILE_BENCH_REPEAT") {
         for _ in 0..times.parse().unwrap_or(1) {
             undchain(&a, &b, n, d, &t);
+        }
+        return;
+    }
+    if let Ok(times) = std::env::var("RECONCILE_BENCH_PAIRS") {
+        for _ in 0..times.parse().unwrap_or(1) {
+            undchain(&a, &b, n, d, &t);
+            negentropy_run(&a, &b, n, d, &t);
         }
         return;
     }

@@ -98,8 +98,8 @@ pub fn run(a: &JobFile, b: &JobFile, session: u64) -> Result<Exchange, Reconcile
         to_responder = !to_responder;
     }
     Ok(Exchange {
-        initiator: ini.outcome(),
-        responder: res.outcome(),
+        initiator: ini.into_outcome(),
+        responder: res.into_outcome(),
         messages,
         bytes: bytes_total,
     })

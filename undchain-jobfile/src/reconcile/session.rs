@@ -14,7 +14,7 @@
 //! place in the file's store, and unkeyed short ids and fingerprints are
 //! read from the file's index slots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use undchain_types::msg::{AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::wire::{self};
@@ -60,6 +60,14 @@ enum Src {
     File(u32),
     /// Among the entries learned from the peer.
     Remote(u32),
+}
+
+/// An entry learned from the peer: `received[list][i]`, with its leaf hash.
+#[derive(Debug, Clone, Copy)]
+struct Remote {
+    list: u32,
+    i: u32,
+    leaf: Hash32,
 }
 
 /// An entry of the session's view with its short id in the pass.
@@ -162,10 +170,11 @@ pub struct Session {
     keyed_started: bool,
     /// Entries this side had and the peer lacked (sorted at the end).
     local: Vec<JobEntry>,
-    /// Entries learned from the peer, by (id, leaf), and their place in
-    /// `remote`.
-    remote_map: BTreeMap<(JobId, Hash32), u32>,
-    remote: Vec<(JobEntry, Hash32)>,
+    /// Entries learned from the peer: where they sit in the received
+    /// rounds' entry lists (kept as decoded, never copied), with their leaf
+    /// hashes.
+    remote: Vec<Remote>,
+    received: Vec<Vec<JobEntry>>,
     /// The entries learned in earlier passes, sorted: the only remote
     /// entries that can lie in a range of the current pass (an entry
     /// learned in this pass lies in a leaf range, and the ranges of a pass
@@ -173,6 +182,8 @@ pub struct Session {
     prior: Vec<((JobId, Hash32), u32)>,
     scratch: Scratch,
     traffic: Traffic,
+    /// Size estimate of the reply being built (to encode without regrowing).
+    reply_hint: usize,
 }
 
 /// Writes one round.
@@ -222,11 +233,12 @@ impl Session {
             pass: None,
             keyed_started: false,
             local: Vec::new(),
-            remote_map: BTreeMap::new(),
+            received: Vec::new(),
             remote: Vec::new(),
             prior: Vec::new(),
             scratch: Scratch::default(),
             traffic: Traffic::default(),
+            reply_hint: 0,
         }
     }
 
@@ -263,13 +275,37 @@ impl Session {
         let mut only_local = self.local.clone();
         only_local.sort_unstable();
         only_local.dedup();
+        let mut only_remote: Vec<JobEntry> = self
+            .remote
+            .iter()
+            .map(|r| self.received[r.list as usize][r.i as usize].clone())
+            .collect();
+        only_remote.sort_unstable();
         Outcome {
             only_local,
-            only_remote: self
-                .remote_map
-                .values()
-                .map(|&i| self.remote[i as usize].0.clone())
-                .collect(),
+            only_remote,
+        }
+    }
+
+    /// [`Session::outcome`] without copying the entries (ends the session).
+    pub fn into_outcome(self) -> Outcome {
+        let mut only_local = self.local;
+        only_local.sort_unstable();
+        only_local.dedup();
+        let mut lists: Vec<Vec<Option<JobEntry>>> = self
+            .received
+            .into_iter()
+            .map(|l| l.into_iter().map(Some).collect())
+            .collect();
+        let mut only_remote: Vec<JobEntry> = self
+            .remote
+            .iter()
+            .filter_map(|r| lists.get_mut(r.list as usize)?.get_mut(r.i as usize)?.take())
+            .collect();
+        only_remote.sort_unstable();
+        Outcome {
+            only_local,
+            only_remote,
         }
     }
 
@@ -313,7 +349,7 @@ impl Session {
 
     /// Starts a pass: this side asks about the root.
     fn open_pass(&mut self, file: &JobFile, mode: Mode, nonce: Option<Hash32>) -> Reconcile {
-        self.prior = self.remote_map.iter().map(|(k, &i)| (*k, i)).collect();
+        self.prior = self.prior_entries();
         let mut pass = Pass::new(mode, mode.file_sum(file));
         let (count, root) = self.view_root(file, &pass);
         pass.outstanding.push_back(Asked::Root);
@@ -344,8 +380,8 @@ impl Session {
     fn view_root(&self, file: &JobFile, pass: &Pass) -> (u64, Hash32) {
         let mut sum = pass.file_sum;
         let mut count = file.len();
-        for (_, leaf) in self.remote_map.keys() {
-            sum.add(&pass.mode.root_part(leaf));
+        for r in &self.remote {
+            sum.add(&pass.mode.root_part(&r.leaf));
             count += 1;
         }
         (count, pass.mode.root(count, &sum))
@@ -390,7 +426,7 @@ impl Session {
             Ok(m) => m,
             Err(e) => return Err(self.fail(e.into())),
         };
-        let reply = self.handle_sized(file, &msg, bytes.len())?;
+        let reply = self.handle_sized(file, msg, bytes.len())?;
         Ok(reply.map(|(_, b)| b))
     }
 
@@ -401,13 +437,13 @@ impl Session {
         msg: &Reconcile,
     ) -> Result<Option<Reconcile>, ReconcileError> {
         let len = wire::encode(msg).len();
-        Ok(self.handle_sized(file, msg, len)?.map(|(m, _)| m))
+        Ok(self.handle_sized(file, msg.clone(), len)?.map(|(m, _)| m))
     }
 
     fn handle_sized(
         &mut self,
         file: &JobFile,
-        msg: &Reconcile,
+        msg: Reconcile,
         len: usize,
     ) -> Result<Option<(Reconcile, Vec<u8>)>, ReconcileError> {
         if self.state == State::Failed {
@@ -441,13 +477,13 @@ impl Session {
             Some(v) if v != file.version() => return Err(self.fail(ReconcileError::FileChanged)),
             _ => self.version = Some(file.version()),
         }
-        let reply = match self.step_body(file, &msg.body) {
+        let reply = match self.step_body(file, msg.body) {
             Ok(r) => r,
             Err(e) => return Err(self.fail(e)),
         };
         match reply {
             Some(m) => {
-                let bytes = wire::encode(&m);
+                let bytes = encode_reserved(&m, self.reply_hint);
                 if bytes.len() > self.cfg.max_message_bytes {
                     return Err(self.fail(ReconcileError::TooManyBytes {
                         got: bytes.len() as u64,
@@ -464,7 +500,7 @@ impl Session {
     fn step_body(
         &mut self,
         file: &JobFile,
-        body: &ReconcileBody,
+        body: ReconcileBody,
     ) -> Result<Option<Reconcile>, ReconcileError> {
         match body {
             ReconcileBody::Start { count, root, keyed } => {
@@ -484,19 +520,19 @@ impl Session {
                 }
                 let mode = match keyed {
                     None => Mode::Unkeyed,
-                    Some(n) => self.keyed_mode(n),
+                    Some(n) => self.keyed_mode(&n),
                 };
                 self.state = State::Running;
-                self.prior = self.remote_map.iter().map(|(k, &i)| (*k, i)).collect();
+                self.prior = self.prior_entries();
                 let mut pass = Pass::new(mode, mode.file_sum(file));
                 let (_, mine) = self.view_root(file, &pass);
-                if mine == *root {
+                if mine == root {
                     self.pass = Some(pass);
                     self.state = State::Finished;
                     return Ok(Some(self.envelope(ReconcileBody::Match)));
                 }
                 pass.to_answer
-                    .push_back(Ask::Root { peer_count: *count });
+                    .push_back(Ask::Root { peer_count: count });
                 self.pass = Some(pass);
                 Ok(Some(self.build(file)))
             }
@@ -512,13 +548,14 @@ impl Session {
                 self.state = State::Finished;
                 Ok(None)
             }
-            ReconcileBody::Abort(r) => Err(ReconcileError::PeerAborted(*r)),
+            ReconcileBody::Abort(r) => Err(ReconcileError::PeerAborted(r)),
             ReconcileBody::Round(r) => {
                 if self.state != State::Running || self.pass.is_none() {
                     return Err(ReconcileError::Unexpected("round outside a pass"));
                 }
+                let done = r.done;
                 self.absorb(file, r)?;
-                if let Some(fin) = r.done {
+                if let Some(fin) = done {
                     if !self.pass_idle() {
                         return Err(ReconcileError::Malformed(
                             "peer says done but questions are open",
@@ -555,10 +592,15 @@ impl Session {
     // ----- the session's view: the file plus what the peer sent -----
 
     #[inline]
+    fn remote_entry(&self, r: &Remote) -> &JobEntry {
+        &self.received[r.list as usize][r.i as usize]
+    }
+
+    #[inline]
     fn entry_of<'a>(&'a self, file: &'a JobFile, src: Src) -> &'a JobEntry {
         match src {
             Src::File(i) => &file.stored(i).entry,
-            Src::Remote(i) => &self.remote[i as usize].0,
+            Src::Remote(i) => self.remote_entry(&self.remote[i as usize]),
         }
     }
 
@@ -570,23 +612,9 @@ impl Session {
                 (s.entry.id, s.leaf)
             }
             Src::Remote(i) => {
-                let (e, l) = &self.remote[i as usize];
-                (e.id, *l)
+                let r = &self.remote[i as usize];
+                (self.remote_entry(r).id, r.leaf)
             }
-        }
-    }
-
-    /// Records an entry learned from the peer; false if it was already
-    /// learned.
-    fn add_remote(&mut self, e: &JobEntry, leaf: Hash32) -> bool {
-        let i = self.remote.len() as u32;
-        match self.remote_map.entry((e.id, leaf)) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(i);
-                self.remote.push((e.clone(), leaf));
-                true
-            }
-            std::collections::btree_map::Entry::Occupied(_) => false,
         }
     }
 
@@ -596,6 +624,18 @@ impl Session {
         items
             .iter()
             .any(|it| it.short == short && self.key_of(file, it.src) == (*id, *leaf))
+    }
+
+    /// Every remote entry so far, sorted by (id, leaf), for the next pass.
+    fn prior_entries(&self) -> Vec<((JobId, Hash32), u32)> {
+        let mut v: Vec<((JobId, Hash32), u32)> = self
+            .remote
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((self.remote_entry(r).id, r.leaf), i as u32))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// The prior remote entries in `p`.
@@ -665,7 +705,7 @@ impl Session {
 
     // ----- receiving a round -----
 
-    fn absorb(&mut self, file: &JobFile, r: &ReconcileRound) -> Result<(), ReconcileError> {
+    fn absorb(&mut self, file: &JobFile, r: ReconcileRound) -> Result<(), ReconcileError> {
         let Some(mut pass) = self.pass.take() else {
             return Err(ReconcileError::Unexpected("round outside a pass"));
         };
@@ -678,7 +718,7 @@ impl Session {
         &mut self,
         file: &JobFile,
         pass: &mut Pass,
-        r: &ReconcileRound,
+        r: ReconcileRound,
     ) -> Result<(), ReconcileError> {
         let answered = r.answered as usize;
         if answered > pass.outstanding.len() {
@@ -694,10 +734,10 @@ impl Session {
             shorts: U32Reader::new(&r.short_ids, "short-id column too short"),
             entries: &r.entries,
             entry_pos: 0,
+            accepted: Vec::new(),
         };
         // Ranges whose answers may carry extra entries, with my items there.
         let mut windows: Vec<(Prefix, usize, usize)> = Vec::new();
-        self.remote.reserve(r.entries.len());
         for _ in 0..answered {
             let Some(asked) = pass.outstanding.pop_front() else {
                 break;
@@ -758,7 +798,7 @@ impl Session {
             ));
         }
         windows.sort_unstable_by_key(|w| w.0);
-        for e in &r.entries[rd.entry_pos..] {
+        for (k, e) in r.entries.iter().enumerate().skip(rd.entry_pos) {
             let t = top64(&e.id);
             let i = windows.partition_point(|w| w.0.bits <= t);
             let Some(&(w, at, n)) = i.checked_sub(1).and_then(|i| windows.get(i)) else {
@@ -773,12 +813,25 @@ impl Session {
             }
             let leaf = leaf_hash(e);
             let short = pass.mode.derive(&leaf).1;
-            if self.items_hold(file, &pass.items[at..at + n], short, &e.id, &leaf)
-                || !self.add_remote(e, leaf)
-            {
+            if self.items_hold(file, &pass.items[at..at + n], short, &e.id, &leaf) {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
+            rd.accepted.push((leaf, k as u32));
         }
+        // The ranges of a pass are disjoint leaves of one tree and each is
+        // answered once, so an entry can only repeat within this round.
+        let mut accepted = core::mem::take(&mut rd.accepted);
+        let mut leaves: Vec<Hash32> = accepted.iter().map(|(l, _)| *l).collect();
+        leaves.sort_unstable();
+        if leaves.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ReconcileError::Malformed("an entry sent twice"));
+        }
+        let list = self.received.len() as u32;
+        self.remote.reserve(accepted.len());
+        for (leaf, i) in accepted.drain(..) {
+            self.remote.push(Remote { list, i, leaf });
+        }
+        self.received.push(r.entries.into_vec());
         Ok(())
     }
 
@@ -838,13 +891,11 @@ impl Session {
                     }
                     let leaf = leaf_hash(e);
                     let short = pass.mode.derive(&leaf).1;
-                    let is_new = !self.items_hold(
-                        file,
-                        &pass.items[mine..mine + mine_n],
-                        short,
-                        &e.id,
-                        &leaf,
-                    ) && self.add_remote(e, leaf);
+                    let is_new =
+                        !self.items_hold(file, &pass.items[mine..mine + mine_n], short, &e.id, &leaf);
+                    if is_new {
+                        rd.accepted.push((leaf, (rd.entry_pos + pass.news.len() - at) as u32));
+                    }
                     pass.news.push(is_new);
                     pass.theirs.push((e.id, leaf));
                 }
@@ -889,6 +940,7 @@ impl Session {
         if done.is_some() {
             self.state = State::Finished;
         }
+        self.reply_hint = w.estimate() + 64;
         let mut entries = Vec::with_capacity(w.op_entries.len() + w.extras.len());
         for &src in w.op_entries.iter().chain(&w.extras) {
             entries.push(self.entry_of(file, src).clone());
@@ -1048,6 +1100,13 @@ impl Session {
     }
 }
 
+/// `wire::encode(m)`, into a buffer reserved for `hint` bytes.
+fn encode_reserved(m: &Reconcile, hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hint.max(64));
+    out.push(undchain_types::WIRE_VERSION);
+    postcard::to_extend(m, out).unwrap_or_else(|_| wire::encode(m))
+}
+
 /// A byte column; the budget keeps every column far below its cap.
 fn col<const N: usize>(v: Vec<u8>) -> BoundedBytes<N> {
     BoundedBytes::try_from_vec(v).unwrap_or_default()
@@ -1063,6 +1122,8 @@ struct Reader<'a> {
     shorts: U32Reader<'a>,
     entries: &'a [JobEntry],
     entry_pos: usize,
+    /// (leaf hash, place in `entries`) of the entries learned.
+    accepted: Vec<(Hash32, u32)>,
 }
 
 impl Reader<'_> {
