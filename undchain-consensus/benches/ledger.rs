@@ -143,7 +143,8 @@ fn period_ledger(p: &Parties) -> Ledger {
     let per_block = BLOCK_JOBS;
     let blocks = PERIOD_JOBS / per_block;
     for b in 0..blocks {
-        let f = JobFile::from_entries((b * per_block..(b + 1) * per_block).map(|n| job(p, n))).unwrap();
+        let f =
+            JobFile::from_entries((b * per_block..(b + 1) * per_block).map(|n| job(p, n))).unwrap();
         l.apply_block(&Block::jobs(BlockNumber(b), &f)).unwrap();
     }
     let empty = JobFile::new();

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use undchain_jobfile::{JobFile, PayoutFile};
 use undchain_types::msg::{ConvergenceProposal, ConvergenceReason, ConvergenceSignature};
 use undchain_types::{
-    BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, HashContext, JobEntry,
-    PayoutPeriod, PerceptionScore, PublicKey, Signature, SigningKey, wire,
+    BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, HashContext, JobEntry, PayoutPeriod,
+    PerceptionScore, PublicKey, Signature, SigningKey, wire,
 };
 
 use crate::ledger::{Ledger, LedgerConfig, LedgerState};
@@ -160,7 +160,10 @@ pub struct GenesisInput<'a> {
 
 /// Builds the genesis from committed state. Refused unless `ledger` has
 /// just settled a period (its next block starts one).
-pub fn build_genesis(ledger: &Ledger, input: GenesisInput<'_>) -> Result<Genesis, ConvergenceError> {
+pub fn build_genesis(
+    ledger: &Ledger,
+    input: GenesisInput<'_>,
+) -> Result<Genesis, ConvergenceError> {
     let cfg = ledger.config();
     let next = ledger.next_block();
     if next.0 % cfg.blocks_per_period.max(1) != 0 {

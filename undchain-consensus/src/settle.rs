@@ -84,13 +84,8 @@ pub(crate) fn settle(x: &mut Exec<'_>) -> Settlement {
     let mut partial = 0u64;
     let mut paid: u64 = 0;
     // Claims of this block are new jobs' (never in base.claims): chain them.
-    let claims: Vec<crate::ledger::Claim> = base
-        .claims()
-        .values()
-        .chain(x.claims.values())
-        .copied()
-        .collect();
-    for c in claims {
+    let new_claims = std::mem::take(&mut x.claims);
+    for c in base.claims().values().chain(new_claims.values()) {
         if c.partial {
             partial += 1;
         } else {
@@ -99,19 +94,17 @@ pub(crate) fn settle(x: &mut Exec<'_>) -> Settlement {
         // The amount sits in the client's escrow since the receipt, and every
         // balance is bounded by the supply (a u64), so neither step can
         // saturate.
-        let mut client = x.account(&c.client);
+        let client = x.account_mut(&c.client);
         client.reserved = TokenAmount(client.reserved.0.saturating_sub(c.amount.0));
-        x.accounts.insert(c.client, client);
-        let mut partner = x.account(&c.partner);
+        let partner = x.account_mut(&c.partner);
         partner.balance = TokenAmount(partner.balance.0.saturating_add(c.amount.0));
-        x.accounts.insert(c.partner, partner);
         paid = paid.saturating_add(c.amount.0);
     }
+    x.claims = new_claims;
     let (fees, remainder) = fee_shares(x.fee_pool, &x.signed);
     for (id, share) in &fees {
-        let mut a = x.account(id);
+        let a = x.account_mut(id);
         a.balance = TokenAmount(a.balance.0.saturating_add(share.0));
-        x.accounts.insert(*id, a);
     }
     x.fee_pool = remainder;
     x.signed.clear();

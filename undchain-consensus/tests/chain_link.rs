@@ -8,7 +8,9 @@ mod ledger_support;
 use ledger_support::*;
 use undchain_consensus::links::{ChainLinkError, ChainLinks};
 use undchain_types::msg::ChainLink;
-use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, LinkRef};
+use undchain_types::{
+    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, LinkRef,
+};
 
 const X: ChainId = ChainId(1);
 const Y: ChainId = ChainId(2);
@@ -80,7 +82,10 @@ fn chain_link_silent_linked_chain_never_stalls_block_production() {
         // X tells its co-chains about its own block.
         let out = links.outgoing(BlockNumber(n), parent);
         assert_eq!(out.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![Y, Z]);
-        assert!(out.iter().all(|(_, m)| m.chain == X && m.block_hash == parent));
+        assert!(
+            out.iter()
+                .all(|(_, m)| m.chain == X && m.block_hash == parent)
+        );
     }
     // All 20 blocks were produced, one per step.
     assert_eq!(headers.len(), 20);
@@ -93,14 +98,22 @@ fn chain_link_silent_linked_chain_never_stalls_block_production() {
             hash: co_hash(Y, n),
         };
         if n < 12 {
-            assert_eq!(h.links.as_slice(), &[expect_y], "block {n}: only Y is known");
+            assert_eq!(
+                h.links.as_slice(),
+                &[expect_y],
+                "block {n}: only Y is known"
+            );
         } else {
             let expect_z = LinkRef {
                 chain: Z,
                 block: BlockNumber(n - 2),
                 hash: co_hash(Z, n - 2),
             };
-            assert_eq!(h.links.as_slice(), &[expect_y, expect_z], "block {n}: Z included");
+            assert_eq!(
+                h.links.as_slice(),
+                &[expect_y, expect_z],
+                "block {n}: Z included"
+            );
         }
     }
     assert_eq!(links.anchored(&Z).map(|r| r.block), Some(BlockNumber(17)));

@@ -7,13 +7,12 @@
 mod ledger_support;
 
 use ledger_support::*;
+use undchain_consensus::ValidatorSet;
 use undchain_consensus::convergence::{
-    ConvergenceError, Genesis, GenesisInput, GenesisVotes, build_genesis, converge,
-    convergence_due,
+    ConvergenceError, Genesis, GenesisInput, GenesisVotes, build_genesis, converge, convergence_due,
 };
 use undchain_consensus::ledger::{Block, ChainEvent, Ledger, LedgerOp};
 use undchain_consensus::score::{ScoreBook, ScoreRules};
-use undchain_consensus::ValidatorSet;
 use undchain_types::msg::{ConvergenceReason, DomainTransferTerms};
 use undchain_types::{
     BlockHeader, BlockNumber, BlockTime, ChainId, ChainParams, Hash32, HashAlgorithm, JobEntry,
@@ -118,7 +117,10 @@ fn replay(l: &mut Ledger, blocks: &[Script]) {
 fn scores() -> ScoreBook {
     let mut b = ScoreBook::new(PerceptionScore::new(200).unwrap(), ScoreRules::default());
     for (i, k) in validators().iter().enumerate() {
-        b.set(k.public(), PerceptionScore::new(500 + 10 * i as u16).unwrap());
+        b.set(
+            k.public(),
+            PerceptionScore::new(500 + 10 * i as u16).unwrap(),
+        );
     }
     b
 }
@@ -158,7 +160,8 @@ fn convergence_state_from_new_genesis_equals_state_at_old_tip() {
     assert_eq!(same.ledger.root(), old.root());
     assert_eq!(same.ledger.payout(), old.payout());
     assert_eq!(
-        same.genesis.score_book(PerceptionScore::new(200).unwrap(), ScoreRules::default()),
+        same.genesis
+            .score_book(PerceptionScore::new(200).unwrap(), ScoreRules::default()),
         scores
     );
     assert_eq!(same.genesis.validator_set, set);
@@ -178,7 +181,11 @@ fn convergence_state_from_new_genesis_equals_state_at_old_tip() {
     let mut b = sha.ledger.clone();
     let more: Vec<Script> = (0..4)
         .map(|i| Script {
-            jobs: if i == 0 { vec![job(7, C1, Some(P1))] } else { vec![] },
+            jobs: if i == 0 {
+                vec![job(7, C1, Some(P1))]
+            } else {
+                vec![]
+            },
             ops: if i == 1 {
                 vec![LedgerOp::Receipt(receipt(6, C2, P1, 11))]
             } else {
@@ -212,14 +219,19 @@ fn convergence_every_validator_computes_the_same_genesis_hash() {
     for l in ledgers.iter_mut() {
         replay(l, &h[..4]);
     }
-    let g0 = build_genesis(&ledgers[0], input(1, HashAlgorithm::Blake3, last4, &set, &scores)).unwrap();
+    let g0 = build_genesis(
+        &ledgers[0],
+        input(1, HashAlgorithm::Blake3, last4, &set, &scores),
+    )
+    .unwrap();
     let bytes = wire::encode(&g0);
     let received: Genesis = wire::decode(&bytes, 1 << 20).unwrap();
     assert_eq!(received.hash(), g0.hash());
     ledgers[1] = received.ledger(ledgers[1].config()).unwrap();
     for (i, l) in ledgers.iter_mut().enumerate() {
         if i != 1 {
-            let g = build_genesis(l, input(1, HashAlgorithm::Blake3, last4, &set, &scores)).unwrap();
+            let g =
+                build_genesis(l, input(1, HashAlgorithm::Blake3, last4, &set, &scores)).unwrap();
             assert_eq!(g.hash(), g0.hash(), "validator {i}");
             *l = g.ledger(l.config()).unwrap();
         }
@@ -258,18 +270,24 @@ fn convergence_every_validator_computes_the_same_genesis_hash() {
     // Any difference in committed state or inputs gives another hash.
     let base = hashes[0];
     let g = |l: &Ledger, last: Hash32, counter: u32| {
-        build_genesis(l, input(counter, HashAlgorithm::Sha256, last, &set, &scores))
-            .unwrap()
-            .hash()
+        build_genesis(
+            l,
+            input(counter, HashAlgorithm::Sha256, last, &set, &scores),
+        )
+        .unwrap()
+        .hash()
     };
     assert_ne!(g(&ledgers[0], Hash32([9; 32]), 2), base);
     assert_ne!(g(&ledgers[0], last8, 3), base);
     let mut other_scores = scores.clone();
     other_scores.set(validators()[0].public(), PerceptionScore::new(1).unwrap());
     assert_ne!(
-        build_genesis(&ledgers[0], input(2, HashAlgorithm::Sha256, last8, &set, &other_scores))
-            .unwrap()
-            .hash(),
+        build_genesis(
+            &ledgers[0],
+            input(2, HashAlgorithm::Sha256, last8, &set, &other_scores)
+        )
+        .unwrap()
+        .hash(),
         base
     );
     let mut diverged = fresh();
@@ -284,11 +302,19 @@ fn convergence_genesis_is_certified_by_a_quorum_only() {
     let mut l = fresh();
     replay(&mut l, &history());
     let (set, scores) = (set(), scores());
-    let g = build_genesis(&l, input(1, HashAlgorithm::Sha256, Hash32([1; 32]), &set, &scores)).unwrap();
+    let g = build_genesis(
+        &l,
+        input(1, HashAlgorithm::Sha256, Hash32([1; 32]), &set, &scores),
+    )
+    .unwrap();
     let keys = validators();
     let mut votes = GenesisVotes::new(&g);
     assert_eq!(votes.handle_signature(&g.sign(&keys[0])), Ok(false));
-    assert_eq!(votes.handle_signature(&g.sign(&keys[0])), Ok(false), "repeat is harmless");
+    assert_eq!(
+        votes.handle_signature(&g.sign(&keys[0])),
+        Ok(false),
+        "repeat is harmless"
+    );
     assert_eq!(votes.handle_signature(&g.sign(&keys[1])), Ok(false));
     assert!(votes.certificate().is_none());
     // An outsider, a forged signature, another genesis: refused.
@@ -334,7 +360,10 @@ fn convergence_hash_switch_is_real_and_blocks_continue_without_a_pause() {
     params.payout_period_us = 4_000_000; // 4 blocks, like the ledger here
     params.hash_algorithm = HashAlgorithm::Sha256;
     // Only at a boundary; the algorithm change wins over size.
-    assert_eq!(convergence_due(&params, BlockNumber(7), u64::MAX, HashAlgorithm::Blake3), None);
+    assert_eq!(
+        convergence_due(&params, BlockNumber(7), u64::MAX, HashAlgorithm::Blake3),
+        None
+    );
     assert_eq!(
         convergence_due(&params, BlockNumber(8), 0, HashAlgorithm::Blake3),
         Some(ConvergenceReason::HashAlgorithm {
@@ -342,9 +371,17 @@ fn convergence_hash_switch_is_real_and_blocks_continue_without_a_pause() {
         })
     );
     params.hash_algorithm = HashAlgorithm::Blake3;
-    assert_eq!(convergence_due(&params, BlockNumber(8), 0, HashAlgorithm::Blake3), None);
     assert_eq!(
-        convergence_due(&params, BlockNumber(8), params.convergence_size_threshold + 1, HashAlgorithm::Blake3),
+        convergence_due(&params, BlockNumber(8), 0, HashAlgorithm::Blake3),
+        None
+    );
+    assert_eq!(
+        convergence_due(
+            &params,
+            BlockNumber(8),
+            params.convergence_size_threshold + 1,
+            HashAlgorithm::Blake3
+        ),
         Some(ConvergenceReason::SizeThreshold {
             stored_bytes: params.convergence_size_threshold + 1
         })
@@ -356,15 +393,22 @@ fn convergence_hash_switch_is_real_and_blocks_continue_without_a_pause() {
     let (set, scores) = (set(), scores());
     // Off a boundary, refused.
     assert_eq!(
-        build_genesis(&old, input(1, HashAlgorithm::Sha256, Hash32::ZERO, &set, &scores))
-            .unwrap_err(),
+        build_genesis(
+            &old,
+            input(1, HashAlgorithm::Sha256, Hash32::ZERO, &set, &scores)
+        )
+        .unwrap_err(),
         ConvergenceError::NotAtBoundary {
             next: BlockNumber(5)
         }
     );
     replay(&mut old, &h[5..]);
     let last_header_hash = Hash32([0xab; 32]);
-    let c = converge(&old, input(1, HashAlgorithm::Sha256, last_header_hash, &set, &scores)).unwrap();
+    let c = converge(
+        &old,
+        input(1, HashAlgorithm::Sha256, last_header_hash, &set, &scores),
+    )
+    .unwrap();
     assert_eq!(c.archive.epoch, 0);
     assert_eq!(c.archive.last_block, BlockNumber(7));
     assert_eq!(c.archive.last_hash, last_header_hash);
@@ -393,7 +437,10 @@ fn convergence_hash_switch_is_real_and_blocks_continue_without_a_pause() {
         links: Default::default(),
         parent_signers: 0,
     };
-    assert_ne!(header.hash_with(HashAlgorithm::Sha256), header.hash_with(HashAlgorithm::Blake3));
+    assert_ne!(
+        header.hash_with(HashAlgorithm::Sha256),
+        header.hash_with(HashAlgorithm::Blake3)
+    );
     // The old chain applying the same block gets the same state under the
     // old hash: the switch changed hashes, not money.
     let mut cont = old.clone();

@@ -13,7 +13,9 @@ use undchain_consensus::links::DomainLinkError;
 use undchain_types::msg::{
     CommitSignature, DomainProofKind, DomainTransfer, DomainTransferProof, DomainTransferTerms,
 };
-use undchain_types::{BlockNumber, BoundedVec, ChainId, HashAlgorithm, Signature, SigningKey, TokenAmount};
+use undchain_types::{
+    BlockNumber, BoundedVec, ChainId, HashAlgorithm, Signature, SigningKey, TokenAmount,
+};
 
 const A: ChainId = ChainId(1);
 const B: ChainId = ChainId(2);
@@ -54,7 +56,12 @@ fn world() -> World {
             set: set_of(&a_keys),
         }],
     );
-    World { a, b, a_keys, b_keys }
+    World {
+        a,
+        b,
+        a_keys,
+        b_keys,
+    }
 }
 
 fn transfer(amount: u64, expires_at: u64, nonce: u64) -> DomainTransfer {
@@ -111,7 +118,10 @@ fn domain_link_credits_once_and_conserves_across_domains() {
     let p = lock_and_prove(&mut w, &t, 3);
     assert_eq!(w.a.account(&pk(PAYER)).balance, TokenAmount(900));
     assert_eq!(w.a.account(&pk(PAYER)).nonce, 1);
-    assert_eq!(submit(&mut w.b, p.clone()), Ok(Applied::Credited { id: t.id() }));
+    assert_eq!(
+        submit(&mut w.b, p.clone()),
+        Ok(Applied::Credited { id: t.id() })
+    );
     assert_eq!(w.b.account(&pk(PAYEE)).balance, TokenAmount(100));
     assert_eq!(w.b.inbound(&t.id()), Some(InboundState::Credited));
     // Supply left A and entered B: the pair together still holds 1000.
@@ -131,7 +141,10 @@ fn domain_link_replayed_proof_is_refused() {
     let before = w.b.clone();
     // The same proof again (any relayer may replay it): refused, no change.
     let err = submit(&mut w.b, p).unwrap_err();
-    assert_eq!(err, LedgerError::Domain(DomainLinkError::AlreadyCredited { id: t.id() }));
+    assert_eq!(
+        err,
+        LedgerError::Domain(DomainLinkError::AlreadyCredited { id: t.id() })
+    );
     assert_eq!(w.b.account(&pk(PAYEE)), before.account(&pk(PAYEE)));
     // A replayed lock on the source is refused too (nonce, then id).
     let again = w.a.verify(LedgerOp::DomainLock(t.clone())).unwrap();
@@ -201,7 +214,9 @@ fn domain_link_forged_certificate_is_refused() {
     p.transfer.terms.amount = TokenAmount(1_000_000);
     assert!(matches!(
         w.b.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(DomainLinkError::BadInclusionProof { .. }))
+        Err(LedgerError::Domain(
+            DomainLinkError::BadInclusionProof { .. }
+        ))
     ));
     assert_eq!(w.b.account(&pk(PAYEE)).balance, TokenAmount(0));
 }
@@ -282,9 +297,23 @@ fn domain_link_expired_transfer_is_refunded_and_never_credited() {
     let credit = lock_and_prove(&mut w, &t, 3);
     // Nobody relays the credit. A reaches block 4 > expires_at 3.
     empty_until(&mut w.a, 4, &[]);
-    let (h4, c4) = committed_header(A, 4, w.a.root(), &w.a_keys, &w.a_keys, HashAlgorithm::Blake3);
+    let (h4, c4) = committed_header(
+        A,
+        4,
+        w.a.root(),
+        &w.a_keys,
+        &w.a_keys,
+        HashAlgorithm::Blake3,
+    );
     // Block 3 is not past the expiry.
-    let (h3, c3) = committed_header(A, 3, w.a.root(), &w.a_keys, &w.a_keys, HashAlgorithm::Blake3);
+    let (h3, c3) = committed_header(
+        A,
+        3,
+        w.a.root(),
+        &w.a_keys,
+        &w.a_keys,
+        HashAlgorithm::Blake3,
+    );
     let early = DomainTransferProof {
         transfer: t.clone(),
         kind: DomainProofKind::Expire,
@@ -301,7 +330,10 @@ fn domain_link_expired_transfer_is_refunded_and_never_credited() {
         header: h4,
         certificate: c4,
     };
-    assert_eq!(submit(&mut w.b, expire), Ok(Applied::Expired { id: t.id() }));
+    assert_eq!(
+        submit(&mut w.b, expire),
+        Ok(Applied::Expired { id: t.id() })
+    );
     // The credit proof now arrives late: never credited.
     assert_eq!(
         submit(&mut w.b, credit).unwrap_err(),
@@ -311,14 +343,24 @@ fn domain_link_expired_transfer_is_refunded_and_never_credited() {
     // B's committed expiry record refunds the payer on A.
     let proof = w.b.prove(&LeafKey::Inbound(t.id())).unwrap();
     let bn = w.b.next_block().0 - 1;
-    let (hb, cb) = committed_header(B, bn, w.b.root(), &w.b_keys, &w.b_keys, HashAlgorithm::Sha256);
+    let (hb, cb) = committed_header(
+        B,
+        bn,
+        w.b.root(),
+        &w.b_keys,
+        &w.b_keys,
+        HashAlgorithm::Sha256,
+    );
     let refund = DomainTransferProof {
         transfer: t.clone(),
         kind: DomainProofKind::Refund { proof },
         header: hb,
         certificate: cb,
     };
-    assert_eq!(submit(&mut w.a, refund.clone()), Ok(Applied::Refunded { id: t.id() }));
+    assert_eq!(
+        submit(&mut w.a, refund.clone()),
+        Ok(Applied::Refunded { id: t.id() })
+    );
     assert_eq!(w.a.account(&pk(PAYER)).balance, TokenAmount(1_000));
     assert_eq!(
         w.a.outbound(&t.id()).map(|(_, s)| *s),
@@ -339,9 +381,16 @@ fn domain_link_lock_errors_change_nothing() {
     let mut w = world();
     let before = w.a.clone();
     // Bad nonce, too much, payer's signature forged.
-    let bad_nonce = w.a.verify(LedgerOp::DomainLock(transfer(10, 50, 5))).unwrap();
-    assert!(matches!(w.a.check(&bad_nonce), Err(LedgerError::BadNonce { .. })));
-    let too_much = w.a.verify(LedgerOp::DomainLock(transfer(5_000, 50, 0))).unwrap();
+    let bad_nonce =
+        w.a.verify(LedgerOp::DomainLock(transfer(10, 50, 5)))
+            .unwrap();
+    assert!(matches!(
+        w.a.check(&bad_nonce),
+        Err(LedgerError::BadNonce { .. })
+    ));
+    let too_much =
+        w.a.verify(LedgerOp::DomainLock(transfer(5_000, 50, 0)))
+            .unwrap();
     assert!(matches!(
         w.a.check(&too_much),
         Err(LedgerError::InsufficientBalance { .. })

@@ -5,8 +5,10 @@
 mod ledger_support;
 
 use ledger_support::*;
-use undchain_consensus::links::{LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks};
 use undchain_consensus::Ledger;
+use undchain_consensus::links::{
+    LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks,
+};
 use undchain_types::msg::{NetworkLink, NetworkLinkAction, NetworkLinkBody};
 use undchain_types::{BlockNumber, ChainId, Hash32, HashAlgorithm, SigningKey};
 
@@ -45,7 +47,13 @@ impl Net {
     }
 
     /// A message of this network's owner (or relay) to `peer`.
-    fn msg(&self, peer: &Net, session: u64, action: NetworkLinkAction, key: &SigningKey) -> NetworkLink {
+    fn msg(
+        &self,
+        peer: &Net,
+        session: u64,
+        action: NetworkLinkAction,
+        key: &SigningKey,
+    ) -> NetworkLink {
         NetworkLinkBody {
             network: self.name,
             chain: self.chain,
@@ -92,7 +100,13 @@ fn network_link_consent_required_from_both_owners() {
     let (mut a, mut b) = pair();
     // Nothing is anchored without a link.
     assert!(a.produce().is_empty());
-    let propose = a.decide(&b, 1, NetworkLinkAction::Propose { relay: a.relay.public() });
+    let propose = a.decide(
+        &b,
+        1,
+        NetworkLinkAction::Propose {
+            relay: a.relay.public(),
+        },
+    );
     assert_eq!(
         b.links.handle_remote(&propose),
         Ok(NetworkLinkEvent::Proposed {
@@ -104,30 +118,97 @@ fn network_link_consent_required_from_both_owners() {
     // anyway is refused.
     assert!(a.produce().is_empty());
     assert!(b.produce().is_empty());
-    let pushy = b.msg(&a, 1, NetworkLinkAction::Anchor { block: BlockNumber(0), block_hash: Hash32([1; 32]) }, &b.relay);
-    assert!(matches!(a.links.handle_remote(&pushy), Err(NetworkLinkError::WrongState { .. })));
+    let pushy = b.msg(
+        &a,
+        1,
+        NetworkLinkAction::Anchor {
+            block: BlockNumber(0),
+            block_hash: Hash32([1; 32]),
+        },
+        &b.relay,
+    );
+    assert!(matches!(
+        a.links.handle_remote(&pushy),
+        Err(NetworkLinkError::WrongState { .. })
+    ));
 
     // A consent signed by someone else than B's owner is refused.
-    let fake = b.msg(&a, 1, NetworkLinkAction::Consent { relay: b.relay.public() }, &b.relay);
-    assert!(matches!(a.links.handle_remote(&fake), Err(NetworkLinkError::WrongSigner { .. })));
+    let fake = b.msg(
+        &a,
+        1,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+        &b.relay,
+    );
+    assert!(matches!(
+        a.links.handle_remote(&fake),
+        Err(NetworkLinkError::WrongSigner { .. })
+    ));
     // B's owner's consent to a third network cannot be replayed to A.
     let third = Net::new("third", ChainId(9), 30);
-    let elsewhere = b.msg(&third, 1, NetworkLinkAction::Consent { relay: b.relay.public() }, &b.owner);
-    assert!(matches!(a.links.handle_remote(&elsewhere), Err(NetworkLinkError::NotForUs { .. })));
+    let elsewhere = b.msg(
+        &third,
+        1,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+        &b.owner,
+    );
+    assert!(matches!(
+        a.links.handle_remote(&elsewhere),
+        Err(NetworkLinkError::NotForUs { .. })
+    ));
     // A consent for another session does not match the proposal.
-    let wrong_session = b.msg(&a, 2, NetworkLinkAction::Consent { relay: b.relay.public() }, &b.owner);
-    assert!(matches!(a.links.handle_remote(&wrong_session), Err(NetworkLinkError::WrongState { .. })));
+    let wrong_session = b.msg(
+        &a,
+        2,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+        &b.owner,
+    );
+    assert!(matches!(
+        a.links.handle_remote(&wrong_session),
+        Err(NetworkLinkError::WrongState { .. })
+    ));
     // A tampered message fails its signature.
-    let mut tampered = b.msg(&a, 1, NetworkLinkAction::Consent { relay: b.relay.public() }, &b.owner);
+    let mut tampered = b.msg(
+        &a,
+        1,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+        &b.owner,
+    );
     tampered.session = 3;
-    assert_eq!(a.links.handle_remote(&tampered), Err(NetworkLinkError::BadSignature));
+    assert_eq!(
+        a.links.handle_remote(&tampered),
+        Err(NetworkLinkError::BadSignature)
+    );
     // A network nobody admitted cannot even propose.
-    let stranger = third.msg(&a, 1, NetworkLinkAction::Propose { relay: third.relay.public() }, &third.owner);
-    assert!(matches!(a.links.handle_remote(&stranger), Err(NetworkLinkError::UnknownPeer { .. })));
+    let stranger = third.msg(
+        &a,
+        1,
+        NetworkLinkAction::Propose {
+            relay: third.relay.public(),
+        },
+        &third.owner,
+    );
+    assert!(matches!(
+        a.links.handle_remote(&stranger),
+        Err(NetworkLinkError::UnknownPeer { .. })
+    ));
     assert!(!a.links.is_active(&b.peer_id()));
 
     // B's owner consents: the link is up on both sides.
-    let consent = b.decide(&a, 1, NetworkLinkAction::Consent { relay: b.relay.public() });
+    let consent = b.decide(
+        &a,
+        1,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+    );
     assert!(b.links.is_active(&a.peer_id()));
     assert_eq!(
         a.links.handle_remote(&consent),
@@ -140,19 +221,43 @@ fn network_link_consent_required_from_both_owners() {
     let from_a = a.produce();
     let from_b = b.produce();
     assert_eq!((from_a.len(), from_b.len()), (1, 1));
-    assert!(matches!(b.links.handle_remote(&from_a[0]), Ok(NetworkLinkEvent::Anchored { .. })));
-    assert!(matches!(a.links.handle_remote(&from_b[0]), Ok(NetworkLinkEvent::Anchored { .. })));
-    assert_eq!(a.links.anchor(&b.peer_id()).map(|(n, _)| n), Some(BlockNumber(1)));
+    assert!(matches!(
+        b.links.handle_remote(&from_a[0]),
+        Ok(NetworkLinkEvent::Anchored { .. })
+    ));
+    assert!(matches!(
+        a.links.handle_remote(&from_b[0]),
+        Ok(NetworkLinkEvent::Anchored { .. })
+    ));
+    assert_eq!(
+        a.links.anchor(&b.peer_id()).map(|(n, _)| n),
+        Some(BlockNumber(1))
+    );
     // A replayed anchor is refused.
-    assert!(matches!(b.links.handle_remote(&from_a[0]), Err(NetworkLinkError::StaleAnchor { .. })));
+    assert!(matches!(
+        b.links.handle_remote(&from_a[0]),
+        Err(NetworkLinkError::StaleAnchor { .. })
+    ));
 }
 
 #[test]
 fn network_link_ended_link_stalls_neither_chain() {
     let (mut a, mut b) = pair();
-    let propose = a.decide(&b, 1, NetworkLinkAction::Propose { relay: a.relay.public() });
+    let propose = a.decide(
+        &b,
+        1,
+        NetworkLinkAction::Propose {
+            relay: a.relay.public(),
+        },
+    );
     b.links.handle_remote(&propose).unwrap();
-    let consent = b.decide(&a, 1, NetworkLinkAction::Consent { relay: b.relay.public() });
+    let consent = b.decide(
+        &a,
+        1,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+    );
     a.links.handle_remote(&consent).unwrap();
 
     let mut anchored_at_b = 0;
@@ -189,24 +294,54 @@ fn network_link_ended_link_stalls_neither_chain() {
     assert_eq!((a.produced, b.produced), (30, 30));
     assert_eq!(anchored_at_b, 10);
     assert_eq!(refused_at_b, 3, "A's anchors while the end was in flight");
-    assert_eq!(a.links.status(&b.peer_id()), Some(&LinkStatus::Ended { session: 1 }));
+    assert_eq!(
+        a.links.status(&b.peer_id()),
+        Some(&LinkStatus::Ended { session: 1 })
+    );
     // The old proposal and consent cannot bring the link back ...
-    assert!(matches!(b.links.handle_remote(&propose), Err(NetworkLinkError::OldSession { .. })));
-    assert!(matches!(a.links.handle_remote(&consent), Err(NetworkLinkError::WrongState { .. })));
+    assert!(matches!(
+        b.links.handle_remote(&propose),
+        Err(NetworkLinkError::OldSession { .. })
+    ));
+    assert!(matches!(
+        a.links.handle_remote(&consent),
+        Err(NetworkLinkError::WrongState { .. })
+    ));
     // ... a fresh session with both consents can.
-    let p2 = a.decide(&b, 2, NetworkLinkAction::Propose { relay: a.relay.public() });
+    let p2 = a.decide(
+        &b,
+        2,
+        NetworkLinkAction::Propose {
+            relay: a.relay.public(),
+        },
+    );
     b.links.handle_remote(&p2).unwrap();
-    let c2 = b.decide(&a, 2, NetworkLinkAction::Consent { relay: b.relay.public() });
+    let c2 = b.decide(
+        &a,
+        2,
+        NetworkLinkAction::Consent {
+            relay: b.relay.public(),
+        },
+    );
     a.links.handle_remote(&c2).unwrap();
     assert!(a.links.is_active(&b.peer_id()) && b.links.is_active(&a.peer_id()));
     let m = a.produce();
-    assert!(matches!(b.links.handle_remote(&m[0]), Ok(NetworkLinkEvent::Anchored { .. })));
+    assert!(matches!(
+        b.links.handle_remote(&m[0]),
+        Ok(NetworkLinkEvent::Anchored { .. })
+    ));
 }
 
 #[test]
 fn network_link_refused_link_stalls_neither_chain() {
     let (mut a, mut b) = pair();
-    let propose = a.decide(&b, 1, NetworkLinkAction::Propose { relay: a.relay.public() });
+    let propose = a.decide(
+        &b,
+        1,
+        NetworkLinkAction::Propose {
+            relay: a.relay.public(),
+        },
+    );
     b.links.handle_remote(&propose).unwrap();
     // B's owner never consents (refusal is silence, or an end).
     for _ in 0..20 {
@@ -223,14 +358,35 @@ fn network_link_refused_link_stalls_neither_chain() {
     assert_eq!(a.ledger.next_block(), BlockNumber(25));
     // Ending twice is refused, not a crash.
     let again = b.msg(&a, 1, NetworkLinkAction::End, &b.owner);
-    assert!(matches!(b.links.handle_local(&again), Err(NetworkLinkError::WrongState { .. })));
+    assert!(matches!(
+        b.links.handle_local(&again),
+        Err(NetworkLinkError::WrongState { .. })
+    ));
 }
 
 #[test]
 fn network_link_both_proposing_the_same_session_is_mutual_consent() {
     let (mut a, mut b) = pair();
-    let pa = a.decide(&b, 5, NetworkLinkAction::Propose { relay: a.relay.public() });
-    let pb = b.decide(&a, 5, NetworkLinkAction::Propose { relay: b.relay.public() });
-    assert!(matches!(b.links.handle_remote(&pa), Ok(NetworkLinkEvent::Established { .. })));
-    assert!(matches!(a.links.handle_remote(&pb), Ok(NetworkLinkEvent::Established { .. })));
+    let pa = a.decide(
+        &b,
+        5,
+        NetworkLinkAction::Propose {
+            relay: a.relay.public(),
+        },
+    );
+    let pb = b.decide(
+        &a,
+        5,
+        NetworkLinkAction::Propose {
+            relay: b.relay.public(),
+        },
+    );
+    assert!(matches!(
+        b.links.handle_remote(&pa),
+        Ok(NetworkLinkEvent::Established { .. })
+    ));
+    assert!(matches!(
+        a.links.handle_remote(&pb),
+        Ok(NetworkLinkEvent::Established { .. })
+    ));
 }

@@ -44,7 +44,10 @@ fn client_never_sends_but_partner_does_and_is_paid_at_period_end() {
     let s = outs.last().unwrap().settlement.as_ref().unwrap();
     assert_eq!((s.completed, s.partial, s.paid), (1, 0, TokenAmount(300)));
     assert_eq!(l.account(&pk(PARTNER)).balance, TokenAmount(300));
-    assert_eq!(l.account(&pk(CLIENT)).balance, TokenAmount(1_000 - FEE - 300));
+    assert_eq!(
+        l.account(&pk(CLIENT)).balance,
+        TokenAmount(1_000 - FEE - 300)
+    );
     assert_eq!(l.account(&pk(CLIENT)).reserved, TokenAmount(0));
     assert_conserved(&l);
 }
@@ -52,7 +55,13 @@ fn client_never_sends_but_partner_does_and_is_paid_at_period_end() {
 #[test]
 fn neither_sends_the_receipt_so_the_job_is_cancelled_with_the_fee_only() {
     let mut l = ledger(&[(CLIENT, 1_000)]);
-    apply(&mut l, 0, vec![job(7, CLIENT, Some(PARTNER))], &[], &[pk(V1)]);
+    apply(
+        &mut l,
+        0,
+        vec![job(7, CLIENT, Some(PARTNER))],
+        &[],
+        &[pk(V1)],
+    );
     // End of period 0: no receipt, the job carries over once.
     let outs = empty_until(&mut l, BPP - 1, &[pk(V1)]);
     let s = outs.last().unwrap().settlement.as_ref().unwrap();
@@ -126,7 +135,10 @@ fn client_refuses_to_sign_so_the_partial_proven_part_is_paid() {
     let s = outs.last().unwrap().settlement.as_ref().unwrap();
     assert_eq!((s.completed, s.partial, s.paid), (0, 1, TokenAmount(40)));
     assert_eq!(l.account(&pk(PARTNER)).balance, TokenAmount(40));
-    assert_eq!(l.account(&pk(CLIENT)).balance, TokenAmount(1_000 - FEE - 40));
+    assert_eq!(
+        l.account(&pk(CLIENT)).balance,
+        TokenAmount(1_000 - FEE - 40)
+    );
     assert_conserved(&l);
 }
 
@@ -163,7 +175,7 @@ fn validator_gets_the_receipt_twice_and_applies_it_once() {
         }
     );
     // The refused copy changed nothing: same state as applying it once.
-    apply(&mut twin, 1, vec![], &[r.clone()], &[]);
+    apply(&mut twin, 1, vec![], std::slice::from_ref(&r), &[]);
     assert_eq!(l.root(), twin.root());
     assert_eq!(l, twin);
     // Once more in a later block: refused, naming the completion block, so
@@ -303,7 +315,8 @@ fn unaffordable_fees_refuse_the_block_and_change_nothing() {
     // Out of order, and a job committed twice, are refused too.
     let empty = JobFile::new();
     assert_eq!(
-        l.apply_block(&Block::jobs(BlockNumber(3), &empty)).unwrap_err(),
+        l.apply_block(&Block::jobs(BlockNumber(3), &empty))
+            .unwrap_err(),
         BlockError::OutOfOrder {
             expected: BlockNumber(0),
             got: BlockNumber(3)
@@ -312,7 +325,8 @@ fn unaffordable_fees_refuse_the_block_and_change_nothing() {
     apply(&mut l, 0, vec![job(1, CLIENT, None)], &[], &[]);
     let again = file(vec![job(1, CLIENT, None)]);
     assert_eq!(
-        l.apply_block(&Block::jobs(BlockNumber(1), &again)).unwrap_err(),
+        l.apply_block(&Block::jobs(BlockNumber(1), &again))
+            .unwrap_err(),
         BlockError::JobAlreadyCommitted { job: job_id(1) }
     );
     let mut cheap = job(3, CLIENT, None);

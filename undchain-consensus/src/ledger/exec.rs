@@ -87,6 +87,12 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// The overlay's copy of `id`'s account, made on first touch.
+    pub(crate) fn account_mut(&mut self, id: &PublicKey) -> &mut Account {
+        let base = self.base;
+        self.accounts.entry(*id).or_insert_with(|| base.account(id))
+    }
+
     fn domain(&self, chain: &ChainId) -> Option<&DomainInfo> {
         self.domains
             .get(chain)
@@ -197,7 +203,10 @@ impl<'a> Exec<'a> {
                     expected: fee,
                 });
             }
-            let payer = e.client_pool.first().ok_or(BlockError::NoClient { job: e.id })?;
+            let payer = e
+                .client_pool
+                .first()
+                .ok_or(BlockError::NoClient { job: e.id })?;
             let s = per_payer.entry(*payer).or_insert(0);
             *s = s.checked_add(fee.0).ok_or(BlockError::Overflow)?;
             total = total.checked_add(fee.0).ok_or(BlockError::Overflow)?;
@@ -425,7 +434,8 @@ impl<'a> Exec<'a> {
         a.balance = add(a.balance, t.amount)?;
         self.accounts.insert(t.from, a);
         self.supply.refunded = refunded;
-        self.outbound.insert(id, (t.clone(), OutboundState::Refunded));
+        self.outbound
+            .insert(id, (t.clone(), OutboundState::Refunded));
         Ok(Applied::Refunded { id })
     }
 

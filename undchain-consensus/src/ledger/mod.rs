@@ -31,6 +31,57 @@
 //! ([`Ledger::verify`]); a block carries only [`Verified`] ones and refuses
 //! an operation that no longer fits the state with a typed error in its
 //! outcome, leaving everything else of the block in force.
+//!
+//! ```
+//! use undchain_consensus::ledger::{Block, Ledger, LedgerConfig, LedgerOp};
+//! use undchain_jobfile::JobFile;
+//! use undchain_types::msg::{Receipt, ReceiptTerms};
+//! use undchain_types::{
+//!     BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm, JobEntry, JobId,
+//!     JobState, SigningKey, TokenAmount, UtilityKind,
+//! };
+//!
+//! let (client, partner) = (SigningKey::from_seed([1; 32]), SigningKey::from_seed([2; 32]));
+//! let config = LedgerConfig {
+//!     chain_id: ChainId(1),
+//!     transaction_fee: TokenAmount(10),
+//!     blocks_per_period: 2,
+//!     hash_algorithm: HashAlgorithm::Blake3,
+//! };
+//! let mut ledger =
+//!     Ledger::genesis(config, BlockNumber(0), [(client.public(), TokenAmount(500))]).unwrap();
+//! let job = JobEntry {
+//!     id: JobId::from_request_digest(&Hash32([7; 32])),
+//!     initiated_at: BlockTime(0),
+//!     kind: UtilityKind::Storage,
+//!     client_pool: BoundedVec::try_from_vec(vec![client.public()]).unwrap(),
+//!     partner_pool: BoundedVec::try_from_vec(vec![partner.public()]).unwrap(),
+//!     fee: TokenAmount(10),
+//!     state: JobState::Started,
+//! };
+//! let terms = ReceiptTerms {
+//!     chain_id: ChainId(1),
+//!     job: job.id,
+//!     client: client.public(),
+//!     partner: partner.public(),
+//!     units: 1,
+//!     amount: TokenAmount(100),
+//!     finished_at: BlockTime(1),
+//! };
+//! // Verified once on submission; the block commits the job and completes it.
+//! let receipt = ledger.verify(LedgerOp::Receipt(Receipt::sign(terms, &client, &partner))).unwrap();
+//! let jobs = JobFile::from_entries([job]).unwrap();
+//! let ops = [receipt];
+//! let block = Block { number: BlockNumber(0), jobs: &jobs, ops: &ops, signers: &[], events: &[] };
+//! let out = ledger.apply_block(&block).unwrap();
+//! assert_eq!(out.ledger_root, ledger.root());
+//! // Block 1 ends the period: the partner is paid.
+//! let empty = JobFile::new();
+//! let out = ledger.apply_block(&Block::jobs(BlockNumber(1), &empty)).unwrap();
+//! assert_eq!(out.settlement.unwrap().paid, TokenAmount(100));
+//! assert_eq!(ledger.account(&partner.public()).balance, TokenAmount(100));
+//! assert_eq!(ledger.account(&client.public()).balance, TokenAmount(390));
+//! ```
 
 pub(crate) mod exec;
 pub mod ops;
@@ -505,12 +556,7 @@ impl Ledger {
             let h = info.hash_with(algo);
             leaves.insert(
                 LeafKey::Domain(*chain),
-                root::Leaf::Domain {
-                    chain,
-                    info: &h,
-                }
-                .hash(algo)
-                .0,
+                root::Leaf::Domain { chain, info: &h }.hash(algo).0,
             );
         }
         let flat: Vec<[u8; 32]> = leaves.values().copied().collect();
@@ -615,11 +661,7 @@ impl Ledger {
             signed: self.signed.iter().map(|(k, n)| (*k, *n)).collect(),
             outbound: self.outbound.values().cloned().collect(),
             inbound: self.inbound.iter().map(|(k, s)| (*k, *s)).collect(),
-            domains: self
-                .domains
-                .iter()
-                .map(|(c, i)| (*c, i.clone()))
-                .collect(),
+            domains: self.domains.iter().map(|(c, i)| (*c, i.clone())).collect(),
             supply: self.supply,
             ops_digest: self.ops_digest,
         }

@@ -245,10 +245,18 @@ pub fn verify_leaf(algo: HashAlgorithm, root: &Hash32, leaf: &Hash32, proof: &Me
     };
     let hashes: Vec<[u8; 32]> = proof.siblings.iter().map(|h| h.0).collect();
     match algo {
-        HashAlgorithm::Blake3 => rs_merkle::MerkleProof::<Blake3Node>::new(hashes)
-            .verify(root.0, &[index], &[leaf.0], count),
-        HashAlgorithm::Sha256 => rs_merkle::MerkleProof::<Sha256Node>::new(hashes)
-            .verify(root.0, &[index], &[leaf.0], count),
+        HashAlgorithm::Blake3 => rs_merkle::MerkleProof::<Blake3Node>::new(hashes).verify(
+            root.0,
+            &[index],
+            &[leaf.0],
+            count,
+        ),
+        HashAlgorithm::Sha256 => rs_merkle::MerkleProof::<Sha256Node>::new(hashes).verify(
+            root.0,
+            &[index],
+            &[leaf.0],
+            count,
+        ),
     }
 }
 
@@ -293,13 +301,28 @@ mod tests {
         let root = merkle_root(HashAlgorithm::Blake3, &l);
         let mut p = merkle_proof(HashAlgorithm::Blake3, &l, 2).unwrap();
         p.leaf_count = 0;
-        assert!(!verify_leaf(HashAlgorithm::Blake3, &root, &Hash32(l[2]), &p));
+        assert!(!verify_leaf(
+            HashAlgorithm::Blake3,
+            &root,
+            &Hash32(l[2]),
+            &p
+        ));
         p.leaf_count = 5;
         p.leaf_index = 9;
-        assert!(!verify_leaf(HashAlgorithm::Blake3, &root, &Hash32(l[2]), &p));
+        assert!(!verify_leaf(
+            HashAlgorithm::Blake3,
+            &root,
+            &Hash32(l[2]),
+            &p
+        ));
         p.leaf_index = 2;
         p.leaf_count = u64::MAX;
-        assert!(!verify_leaf(HashAlgorithm::Blake3, &root, &Hash32(l[2]), &p));
+        assert!(!verify_leaf(
+            HashAlgorithm::Blake3,
+            &root,
+            &Hash32(l[2]),
+            &p
+        ));
         assert!(merkle_proof(HashAlgorithm::Blake3, &l, 5).is_none());
     }
 }

@@ -206,7 +206,10 @@ impl ChainLinks {
             if !self.linked.contains(&r.chain) {
                 continue;
             }
-            let newer = self.anchored.get(&r.chain).is_none_or(|a| r.block > a.block);
+            let newer = self
+                .anchored
+                .get(&r.chain)
+                .is_none_or(|a| r.block > a.block);
             if newer {
                 self.anchored.insert(r.chain, r.clone());
             }

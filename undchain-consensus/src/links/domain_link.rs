@@ -4,7 +4,8 @@
 //! A transfer moves through at most three committed steps, each applied by
 //! the [`crate::ledger::Ledger`] of one domain:
 //!
-//! 1. **Lock** (source): the payer's signed [`DomainTransfer`] debits the
+//! 1. **Lock** (source): the payer's signed
+//!    [`DomainTransfer`](undchain_types::msg::DomainTransfer) debits the
 //!    payer and writes an `Outbound(id) = Locked` leaf into the source's
 //!    state; the tokens leave the source's circulating supply.
 //! 2. **Credit** (target): a [`DomainTransferProof`] of kind `Credit`
@@ -263,7 +264,8 @@ pub fn verify_proof(
                     here,
                 });
             }
-            let algo = verify_foreign_block(registry, t.source, &p.header, &p.certificate, &mut verifier)?;
+            let algo =
+                verify_foreign_block(registry, t.source, &p.header, &p.certificate, &mut verifier)?;
             let leaf = Leaf::Outbound {
                 terms: t,
                 state: OutboundState::Locked,
@@ -295,7 +297,8 @@ pub fn verify_proof(
                     here,
                 });
             }
-            let algo = verify_foreign_block(registry, t.target, &p.header, &p.certificate, &mut verifier)?;
+            let algo =
+                verify_foreign_block(registry, t.target, &p.header, &p.certificate, &mut verifier)?;
             let leaf = Leaf::Inbound {
                 id: &id,
                 state: InboundState::Expired,

@@ -16,4 +16,6 @@ pub mod network_link;
 
 pub use chain_link::{ChainLinkError, ChainLinks};
 pub use domain_link::{DomainInfo, DomainLinkError, DomainRegistry};
-pub use network_link::{LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks};
+pub use network_link::{
+    LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks,
+};

@@ -2,7 +2,9 @@
 //! keys, jobs, signed receipts and checkpoints, and a block driver.
 #![allow(dead_code)]
 
-use undchain_consensus::ledger::{Block, BlockOutcome, ChainEvent, Ledger, LedgerConfig, LedgerOp, Verified};
+use undchain_consensus::ledger::{
+    Block, BlockOutcome, ChainEvent, Ledger, LedgerConfig, LedgerOp, Verified,
+};
 use undchain_jobfile::JobFile;
 use undchain_types::msg::{PartialCompletion, Receipt, ReceiptTerms, UsageCheckpoint};
 use undchain_types::{
@@ -147,7 +149,11 @@ pub fn empty_until(l: &mut Ledger, last: u64, signers: &[PublicKey]) -> Vec<Bloc
 
 /// Conservation: every token held equals the supply counters say.
 pub fn assert_conserved(l: &Ledger) {
-    assert_eq!(l.total_held(), l.supply().circulating(), "tokens held != circulating supply");
+    assert_eq!(
+        l.total_held(),
+        l.supply().circulating(),
+        "tokens held != circulating supply"
+    );
 }
 
 pub fn zero_hash() -> Hash32 {
@@ -176,8 +182,10 @@ pub fn validator_keys(first: u64, n: u64) -> Vec<SigningKey> {
 
 /// The set of `keys`, in order.
 pub fn set_of(keys: &[SigningKey]) -> undchain_consensus::ValidatorSet {
-    undchain_consensus::ValidatorSet::of_unknown(&keys.iter().map(|k| k.public()).collect::<Vec<_>>())
-        .unwrap()
+    undchain_consensus::ValidatorSet::of_unknown(
+        &keys.iter().map(|k| k.public()).collect::<Vec<_>>(),
+    )
+    .unwrap()
 }
 
 /// A committed header of `chain` at `number` with `ledger_root`, and a
@@ -189,7 +197,10 @@ pub fn committed_header(
     set_keys: &[SigningKey],
     signers: &[SigningKey],
     algo: HashAlgorithm,
-) -> (undchain_types::BlockHeader, undchain_types::msg::CommitCertificate) {
+) -> (
+    undchain_types::BlockHeader,
+    undchain_types::msg::CommitCertificate,
+) {
     use undchain_types::msg::{Vote, VoteKind};
     let header = undchain_types::BlockHeader {
         chain_id: chain,
