@@ -35,6 +35,9 @@ const OP_ENTRIES: u8 = 0x80;
 const MAX_SPLIT_BITS: u8 = 16;
 /// Entries a round may carry (the message type's cap, with some slack).
 const ROUND_ENTRIES: usize = 30_000;
+/// Largest range whose entries are gathered once to answer questions about
+/// its parts (instead of one walk of the index per part).
+const GATHER_MAX: u64 = 4096;
 
 /// Which side of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,34 @@ struct Item {
     src: Src,
 }
 
+/// A view entry with what range sums and slicing need.
+#[derive(Debug, Clone, Copy)]
+struct Gathered {
+    top: u64,
+    fp: u64,
+    item: Item,
+}
+
+/// The entries of `g` (sorted by id) that lie in `p`.
+fn slice_of(g: &[Gathered], p: Prefix) -> &[Gathered] {
+    let start = g.partition_point(|x| x.top < p.bits);
+    let n = g[start..].partition_point(|x| p.contains_top(x.top));
+    &g[start..start + n]
+}
+
+/// Adds the entries of `g` (all in `p`) to the `2^b` parts of `p`.
+fn slice_aggs(g: &[Gathered], p: Prefix, b: u8, out: &mut Vec<Summary>) {
+    out.clear();
+    out.resize(1usize << b, Summary::default());
+    let shift = 64 - u32::from(p.len) - u32::from(b);
+    let mask = (1u64 << b) - 1;
+    for x in g {
+        let a = &mut out[((x.top >> shift) & mask) as usize];
+        a.count += 1;
+        a.sum = a.sum.wrapping_add(x.fp);
+    }
+}
+
 /// What this side asked; the peer's next rounds answer it. `at`/`n` name
 /// a slice of one of the pass's arenas.
 #[derive(Debug)]
@@ -93,7 +124,12 @@ enum Asked {
 enum Ask {
     Root { peer_count: u64 },
     Split { prefix: Prefix, b: u8, at: usize },
-    Ids { prefix: Prefix, at: usize, n: usize },
+    Ids {
+        prefix: Prefix,
+        parent: Prefix,
+        at: usize,
+        n: usize,
+    },
     Entries {
         at: usize,
         n: usize,
@@ -121,6 +157,9 @@ struct Pass {
     news: Vec<bool>,
     /// Entries the peer wanted.
     deliver: Vec<Src>,
+    /// The view's entries of one range (`cache_for`), gathered once.
+    cache: Vec<Gathered>,
+    cache_for: Option<Prefix>,
 }
 
 impl Pass {
@@ -135,6 +174,8 @@ impl Pass {
             theirs: Vec::new(),
             news: Vec::new(),
             deliver: Vec::new(),
+            cache: Vec::new(),
+            cache_for: None,
         }
     }
 }
@@ -292,16 +333,21 @@ impl Session {
         let mut only_local = self.local;
         only_local.sort_unstable();
         only_local.dedup();
-        let mut lists: Vec<Vec<Option<JobEntry>>> = self
-            .received
-            .into_iter()
-            .map(|l| l.into_iter().map(Some).collect())
-            .collect();
-        let mut only_remote: Vec<JobEntry> = self
-            .remote
-            .iter()
-            .filter_map(|r| lists.get_mut(r.list as usize)?.get_mut(r.i as usize)?.take())
-            .collect();
+        // `remote` is in (list, place) order: walk the lists once, moving
+        // the learned entries out.
+        let mut only_remote: Vec<JobEntry> = Vec::with_capacity(self.remote.len());
+        let mut want = self.remote.iter().peekable();
+        for (list, entries) in self.received.into_iter().enumerate() {
+            for (i, e) in entries.into_iter().enumerate() {
+                if want
+                    .peek()
+                    .is_some_and(|r| r.list as usize == list && r.i as usize == i)
+                {
+                    want.next();
+                    only_remote.push(e);
+                }
+            }
+        }
         only_remote.sort_unstable();
         Outcome {
             only_local,
@@ -703,6 +749,66 @@ impl Session {
         count_in(file, p) + self.prior_in(p).len() as u64
     }
 
+    /// Fills `out` with the view's entries of `p`, sorted by (id, leaf).
+    fn gather(&self, file: &JobFile, mode: Mode, p: Prefix, out: &mut Vec<Gathered>) {
+        out.clear();
+        match mode {
+            Mode::Unkeyed => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Gathered {
+                    top: s.top,
+                    fp: s.fp,
+                    item: Item {
+                        short: s.short,
+                        src: Src::File(s.idx),
+                    },
+                })
+            }),
+            Mode::Keyed(_) => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                let (fp, short) = mode.derive(&file.stored(s.idx).leaf);
+                out.push(Gathered {
+                    top: s.top,
+                    fp,
+                    item: Item {
+                        short,
+                        src: Src::File(s.idx),
+                    },
+                })
+            }),
+        }
+        let prior = self.prior_in(p);
+        if prior.is_empty() {
+            return;
+        }
+        for &((id, leaf), i) in prior {
+            let (fp, short) = mode.derive(&leaf);
+            out.push(Gathered {
+                top: top64(&id),
+                fp,
+                item: Item {
+                    short,
+                    src: Src::Remote(i),
+                },
+            });
+        }
+        out.sort_by_key(|g| self.key_of(file, g.item.src));
+    }
+
+    /// Makes `pass.cache` hold the view's entries of `p` if it has at most
+    /// [`GATHER_MAX`] of them; whether it does.
+    fn cache(&self, file: &JobFile, pass: &mut Pass, p: Prefix) -> bool {
+        if pass.cache_for == Some(p) {
+            return true;
+        }
+        if self.view_count(file, p) > GATHER_MAX {
+            return false;
+        }
+        let mut cache = core::mem::take(&mut pass.cache);
+        self.gather(file, pass.mode, p, &mut cache);
+        pass.cache = cache;
+        pass.cache_for = Some(p);
+        true
+    }
+
     // ----- receiving a round -----
 
     fn absorb(&mut self, file: &JobFile, r: ReconcileRound) -> Result<(), ReconcileError> {
@@ -734,24 +840,35 @@ impl Session {
             shorts: U32Reader::new(&r.short_ids, "short-id column too short"),
             entries: &r.entries,
             entry_pos: 0,
-            accepted: Vec::new(),
+            accepted: Vec::with_capacity(r.entries.len()),
         };
+        // Room for what this round can add to the outcome.
+        let mine: usize = pass
+            .outstanding
+            .iter()
+            .take(answered)
+            .map(|a| match a {
+                Asked::Ids { n, .. } | Asked::Entries { n, .. } => *n,
+                _ => 0,
+            })
+            .sum();
+        self.local.reserve(mine);
         // Ranges whose answers may carry extra entries, with my items there.
-        let mut windows: Vec<(Prefix, usize, usize)> = Vec::new();
+        let mut windows: Vec<(Prefix, usize, usize)> = Vec::with_capacity(answered);
         for _ in 0..answered {
             let Some(asked) = pass.outstanding.pop_front() else {
                 break;
             };
             match asked {
                 Asked::Root => {
-                    let ask = self.read_op(file, pass, &mut rd, Prefix::ROOT)?;
+                    let ask = self.read_op(file, pass, &mut rd, Prefix::ROOT, Prefix::ROOT)?;
                     pass.to_answer.push_back(ask);
                 }
                 Asked::Split { prefix, b } => {
                     for i in 0..(1u64 << b) {
                         if rd.bits.next()? {
                             let child = prefix.child(b, i);
-                            let ask = self.read_op(file, pass, &mut rd, child)?;
+                            let ask = self.read_op(file, pass, &mut rd, child, prefix)?;
                             pass.to_answer.push_back(ask);
                         }
                     }
@@ -841,6 +958,7 @@ impl Session {
         pass: &mut Pass,
         rd: &mut Reader<'_>,
         prefix: Prefix,
+        parent: Prefix,
     ) -> Result<Ask, ReconcileError> {
         let op = *rd
             .ops
@@ -874,7 +992,12 @@ impl Session {
                 for _ in 0..n {
                     pass.words.push(rd.shorts.next()?);
                 }
-                Ok(Ask::Ids { prefix, at, n })
+                Ok(Ask::Ids {
+                    prefix,
+                    parent,
+                    at,
+                    n,
+                })
             }
             OP_ENTRIES => {
                 let n = rd.count()? as usize;
@@ -920,6 +1043,15 @@ impl Session {
         let mut w = Writer::default();
         let budget = self.cfg.max_message_bytes.saturating_sub(1024) * 7 / 8;
         let mut answered = 0u32;
+        let ids: usize = pass
+            .to_answer
+            .iter()
+            .map(|a| match a {
+                Ask::Ids { n, .. } => *n,
+                _ => 0,
+            })
+            .sum();
+        pass.items.reserve(ids + ids / 4);
         while !pass.to_answer.is_empty() {
             if answered > 0 && (w.estimate() >= budget || w.entries() >= ROUND_ENTRIES / 2) {
                 break;
@@ -974,7 +1106,15 @@ impl Session {
             }
             Ask::Split { prefix, b, at } => {
                 let mut aggs = core::mem::take(&mut sc.aggs);
-                self.view_aggs(file, mode, prefix, b, &mut aggs);
+                // Parts about the size of leaves: gather the range once and
+                // answer every part from it.
+                let cached = count_in(file, prefix) >> b <= self.cfg.leaf_max
+                    && self.cache(file, pass, prefix);
+                if cached {
+                    slice_aggs(&pass.cache, prefix, b, &mut aggs);
+                } else {
+                    self.view_aggs(file, mode, prefix, b, &mut aggs);
+                }
                 let fps = &pass.words[at..at + aggs.len()];
                 sc.diff.clear();
                 for (i, (a, f)) in aggs.iter().zip(fps).enumerate() {
@@ -986,17 +1126,33 @@ impl Session {
                 }
                 let (e, sat) = policy::estimate(sc.diff.len(), aggs.len());
                 let diff = core::mem::take(&mut sc.diff);
+                let more: u64 = diff.iter().map(|&i| aggs[i].count).sum();
+                pass.items.reserve(usize::try_from(more).unwrap_or(0).min(1 << 20));
                 for &i in &diff {
                     let child = prefix.child(b, i as u64);
                     let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
-                    self.open(file, pass, w, &mut sc, child, op);
+                    if cached {
+                        Self::open_cached(pass, w, &mut sc, child, op);
+                    } else {
+                        self.open(file, pass, w, &mut sc, child, op);
+                    }
                 }
                 sc.diff = diff;
                 sc.aggs = aggs;
             }
-            Ask::Ids { prefix, at, n } => {
+            Ask::Ids {
+                prefix,
+                parent,
+                at,
+                n,
+            } => {
                 let mine = pass.items.len();
-                self.items_in(file, mode, prefix, &mut pass.items);
+                if self.cache(file, pass, parent) {
+                    let Pass { cache, items, .. } = &mut *pass;
+                    items.extend(slice_of(cache, prefix).iter().map(|g| g.item));
+                } else {
+                    self.items_in(file, mode, prefix, &mut pass.items);
+                }
                 let mine_n = pass.items.len() - mine;
                 sc.a.clear();
                 sc.a.extend(pass.items[mine..].iter().map(|it| it.short));
@@ -1050,6 +1206,56 @@ impl Session {
             }
         }
         self.scratch = sc;
+    }
+
+    /// [`Session::open`] for a part of the range in `pass.cache`.
+    fn open_cached(pass: &mut Pass, w: &mut Writer, sc: &mut Scratch, p: Prefix, op: Op) {
+        let Pass {
+            cache,
+            items,
+            outstanding,
+            ..
+        } = pass;
+        let part = slice_of(cache, p);
+        match op {
+            Op::Split(b) => {
+                let mut aggs = core::mem::take(&mut sc.aggs2);
+                slice_aggs(part, p, b, &mut aggs);
+                w.fps.reserve(4 * aggs.len());
+                for a in &aggs {
+                    w.fps.extend(fp32(*a).to_le_bytes());
+                }
+                sc.aggs2 = aggs;
+                w.ops.push(OP_SPLIT | b);
+                outstanding.push_back(Asked::Split { prefix: p, b });
+            }
+            Op::Ids => {
+                let at = items.len();
+                items.extend(part.iter().map(|g| g.item));
+                w.ops.push(OP_IDS);
+                w.counts.push(part.len() as u32);
+                for g in part {
+                    w.shorts.extend(g.item.short.to_le_bytes());
+                }
+                outstanding.push_back(Asked::Ids {
+                    prefix: p,
+                    at,
+                    n: part.len(),
+                });
+            }
+            Op::Entries => {
+                let at = items.len();
+                items.extend(part.iter().map(|g| g.item));
+                w.ops.push(OP_ENTRIES);
+                w.counts.push(part.len() as u32);
+                w.op_entries.extend(part.iter().map(|g| g.item.src));
+                outstanding.push_back(Asked::Entries {
+                    prefix: p,
+                    at,
+                    n: part.len(),
+                });
+            }
+        }
     }
 
     fn open(
