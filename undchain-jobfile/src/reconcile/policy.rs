@@ -76,10 +76,8 @@ pub(crate) fn choose(cfg: &Config, c: u64, e: f64, saturated: bool, len: u8, roo
     // Enough parts that the next level is leaves (keeps the round trips
     // down), and about sqrt(e * c) parts, which balances fingerprints
     // against short ids.
-    let lt: f64 = std::env::var("UC_LT").ok().and_then(|v| v.parse().ok()).unwrap_or(cfg.leaf_target as f64);
-    let b_min = (cf / lt).log2().ceil().max(1.0);
-    let delta: f64 = std::env::var("UC_DELTA").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let b_opt = ((e * cf).sqrt().log2() - delta).round().max(1.0);
+    let b_min = (cf / cfg.leaf_target as f64).log2().ceil().max(1.0);
+    let b_opt = (e * cf).sqrt().log2().round().max(1.0);
     let b = (b_min.max(b_opt) as u8).clamp(1, max_b);
     let _ = ENTRY_BYTES;
     Op::Split(b)
