@@ -29,15 +29,10 @@ pub enum InsertError {
 }
 
 /// The leaf hash of an entry: blake3 under [`HashContext::JobEntry`] of
-/// its canonical encoding (equal to [`JobEntry::leaf_hash`]). Computed here
-/// without allocating: the entry is encoded into a stack buffer and hashed
-/// in one call (entries with large pools fall back to the allocating path).
+/// its canonical encoding (equal to [`JobEntry::leaf_hash`], computed
+/// without serde or allocation by [`crate::codec`]).
 pub fn leaf_hash(entry: &JobEntry) -> Hash32 {
-    let mut buf = [0u8; 256];
-    match postcard::to_slice(entry, &mut buf) {
-        Ok(bytes) => Hash32(*blake3::keyed_hash(HashContext::JobEntry.key(), bytes).as_bytes()),
-        Err(_) => entry.leaf_hash(),
-    }
+    crate::codec::leaf_hash_of(entry)
 }
 
 /// A 256-bit wrapping sum of leaf hashes (little-endian limbs).

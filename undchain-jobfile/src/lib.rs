@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod book;
+mod codec;
 pub mod file;
 pub mod index;
 pub mod merkle;

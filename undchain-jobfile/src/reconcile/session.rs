@@ -16,7 +16,9 @@
 
 use std::collections::VecDeque;
 
-use undchain_types::msg::{AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
+use undchain_types::msg::{
+    AbortReason, FinalRoot, MAX_ENTRIES, Reconcile, ReconcileBody, ReconcileRound,
+};
 use undchain_types::wire::{self};
 use undchain_types::{
     BlockNumber, BoundedBytes, BoundedVec, Hash32, HashContext, JobEntry, JobId, hash_parts,
@@ -26,7 +28,8 @@ use super::bits::{BitReader, BitWriter, U32Reader};
 use super::policy::{self, Op};
 use super::range::{Mode, Prefix, count_in, fp32, top64};
 use super::{Config, Outcome, ReconcileError, Traffic};
-use crate::file::{JobFile, Sum256, leaf_hash};
+use crate::codec::{decode_entry, encode_entry, encoded_len, leaf_hash_bytes};
+use crate::file::{JobFile, Sum256};
 use crate::index::Summary;
 
 const OP_SPLIT: u8 = 0x00;
@@ -63,14 +66,6 @@ enum Src {
     File(u32),
     /// Among the entries learned from the peer.
     Remote(u32),
-}
-
-/// An entry learned from the peer: `received[list][i]`, with its leaf hash.
-#[derive(Debug, Clone, Copy)]
-struct Remote {
-    list: u32,
-    i: u32,
-    leaf: Hash32,
 }
 
 /// An entry of the session's view with its short id in the pass.
@@ -211,11 +206,9 @@ pub struct Session {
     keyed_started: bool,
     /// Entries this side had and the peer lacked (sorted at the end).
     local: Vec<JobEntry>,
-    /// Entries learned from the peer: where they sit in the received
-    /// rounds' entry lists (kept as decoded, never copied), with their leaf
-    /// hashes.
-    remote: Vec<Remote>,
-    received: Vec<Vec<JobEntry>>,
+    /// Entries learned from the peer (as decoded from the entry column,
+    /// never copied), with their leaf hashes.
+    remote: Vec<(JobEntry, Hash32)>,
     /// The entries learned in earlier passes, sorted: the only remote
     /// entries that can lie in a range of the current pass (an entry
     /// learned in this pass lies in a leaf range, and the ranges of a pass
@@ -236,7 +229,7 @@ struct Writer {
     counts: Vec<u32>,
     shorts: Vec<u8>,
     /// Entries of whole-range ops, then extras (answers and deliveries),
-    /// named by where they live; cloned once when the round is built.
+    /// named by where they live; encoded once the round is complete.
     op_entries: Vec<Src>,
     extras: Vec<Src>,
     /// Extras that this side had and the peer lacks (for the outcome).
@@ -274,7 +267,6 @@ impl Session {
             pass: None,
             keyed_started: false,
             local: Vec::new(),
-            received: Vec::new(),
             remote: Vec::new(),
             prior: Vec::new(),
             scratch: Scratch::default(),
@@ -314,14 +306,14 @@ impl Session {
     /// entry order.
     pub fn outcome(&self) -> Outcome {
         let mut only_local = self.local.clone();
-        only_local.sort_unstable();
+        only_local.sort_unstable_by(entry_order);
         only_local.dedup();
         let mut only_remote: Vec<JobEntry> = self
             .remote
             .iter()
-            .map(|r| self.received[r.list as usize][r.i as usize].clone())
+            .map(|(e, _)| e.clone())
             .collect();
-        only_remote.sort_unstable();
+        only_remote.sort_unstable_by(entry_order);
         Outcome {
             only_local,
             only_remote,
@@ -331,24 +323,10 @@ impl Session {
     /// [`Session::outcome`] without copying the entries (ends the session).
     pub fn into_outcome(self) -> Outcome {
         let mut only_local = self.local;
-        only_local.sort_unstable();
+        only_local.sort_unstable_by(entry_order);
         only_local.dedup();
-        // `remote` is in (list, place) order: walk the lists once, moving
-        // the learned entries out.
-        let mut only_remote: Vec<JobEntry> = Vec::with_capacity(self.remote.len());
-        let mut want = self.remote.iter().peekable();
-        for (list, entries) in self.received.into_iter().enumerate() {
-            for (i, e) in entries.into_iter().enumerate() {
-                if want
-                    .peek()
-                    .is_some_and(|r| r.list as usize == list && r.i as usize == i)
-                {
-                    want.next();
-                    only_remote.push(e);
-                }
-            }
-        }
-        only_remote.sort_unstable();
+        let mut only_remote: Vec<JobEntry> = self.remote.into_iter().map(|(e, _)| e).collect();
+        only_remote.sort_unstable_by(entry_order);
         Outcome {
             only_local,
             only_remote,
@@ -426,8 +404,8 @@ impl Session {
     fn view_root(&self, file: &JobFile, pass: &Pass) -> (u64, Hash32) {
         let mut sum = pass.file_sum;
         let mut count = file.len();
-        for r in &self.remote {
-            sum.add(&pass.mode.root_part(&r.leaf));
+        for (_, leaf) in &self.remote {
+            sum.add(&pass.mode.root_part(leaf));
             count += 1;
         }
         (count, pass.mode.root(count, &sum))
@@ -638,15 +616,10 @@ impl Session {
     // ----- the session's view: the file plus what the peer sent -----
 
     #[inline]
-    fn remote_entry(&self, r: &Remote) -> &JobEntry {
-        &self.received[r.list as usize][r.i as usize]
-    }
-
-    #[inline]
     fn entry_of<'a>(&'a self, file: &'a JobFile, src: Src) -> &'a JobEntry {
         match src {
             Src::File(i) => &file.stored(i).entry,
-            Src::Remote(i) => self.remote_entry(&self.remote[i as usize]),
+            Src::Remote(i) => &self.remote[i as usize].0,
         }
     }
 
@@ -658,8 +631,8 @@ impl Session {
                 (s.entry.id, s.leaf)
             }
             Src::Remote(i) => {
-                let r = &self.remote[i as usize];
-                (self.remote_entry(r).id, r.leaf)
+                let (e, leaf) = &self.remote[i as usize];
+                (e.id, *leaf)
             }
         }
     }
@@ -678,7 +651,7 @@ impl Session {
             .remote
             .iter()
             .enumerate()
-            .map(|(i, r)| ((self.remote_entry(r).id, r.leaf), i as u32))
+            .map(|(i, (e, leaf))| ((e.id, *leaf), i as u32))
             .collect();
         v.sort_unstable();
         v
@@ -840,8 +813,10 @@ impl Session {
             shorts: U32Reader::new(&r.short_ids, "short-id column too short"),
             entries: &r.entries,
             entry_pos: 0,
-            accepted: Vec::with_capacity(r.entries.len()),
+            entry_count: 0,
+            learned: self.remote.len(),
         };
+        self.remote.reserve(r.entries.len() / 48);
         // Room for what this round can add to the outcome.
         let mine: usize = pass
             .outstanding
@@ -915,7 +890,8 @@ impl Session {
             ));
         }
         windows.sort_unstable_by_key(|w| w.0);
-        for (k, e) in r.entries.iter().enumerate().skip(rd.entry_pos) {
+        while !rd.entries_done() {
+            let (e, leaf) = rd.entry()?;
             let t = top64(&e.id);
             let i = windows.partition_point(|w| w.0.bits <= t);
             let Some(&(w, at, n)) = i.checked_sub(1).and_then(|i| windows.get(i)) else {
@@ -928,27 +904,25 @@ impl Session {
                     "entry outside the ranges it may answer",
                 ));
             }
-            let leaf = leaf_hash(e);
             let short = pass.mode.derive(&leaf).1;
             if self.items_hold(file, &pass.items[at..at + n], short, &e.id, &leaf) {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
-            rd.accepted.push((leaf, k as u32));
+            self.remote.push((e, leaf));
         }
         // The ranges of a pass are disjoint leaves of one tree and each is
         // answered once, so an entry can only repeat within this round.
-        let mut accepted = core::mem::take(&mut rd.accepted);
-        let mut leaves: Vec<Hash32> = accepted.iter().map(|(l, _)| *l).collect();
+        let mut leaves: Vec<(u64, Hash32)> = self.remote[rd.learned..]
+            .iter()
+            .map(|(_, l)| (l.short(), *l))
+            .collect();
         leaves.sort_unstable();
-        if leaves.windows(2).any(|w| w[0] == w[1]) {
+        if leaves
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+        {
             return Err(ReconcileError::Malformed("an entry sent twice"));
         }
-        let list = self.received.len() as u32;
-        self.remote.reserve(accepted.len());
-        for (leaf, i) in accepted.drain(..) {
-            self.remote.push(Remote { list, i, leaf });
-        }
-        self.received.push(r.entries.into_vec());
         Ok(())
     }
 
@@ -1001,28 +975,30 @@ impl Session {
             }
             OP_ENTRIES => {
                 let n = rd.count()? as usize;
-                if n > self.cfg.entries_max as usize || rd.entries.len() - rd.entry_pos < n {
+                if n > self.cfg.entries_max as usize {
                     return Err(ReconcileError::Malformed("whole-range op too long"));
                 }
                 let at = pass.theirs.len();
                 let mine = pass.items.len();
                 self.items_in(file, pass.mode, prefix, &mut pass.items);
                 let mine_n = pass.items.len() - mine;
-                for e in &rd.entries[rd.entry_pos..rd.entry_pos + n] {
+                for _ in 0..n {
+                    if rd.entries_done() {
+                        return Err(ReconcileError::Malformed("whole-range op too long"));
+                    }
+                    let (e, leaf) = rd.entry()?;
                     if !prefix.contains(&e.id) {
                         return Err(ReconcileError::Malformed("entry outside its range"));
                     }
-                    let leaf = leaf_hash(e);
                     let short = pass.mode.derive(&leaf).1;
                     let is_new =
                         !self.items_hold(file, &pass.items[mine..mine + mine_n], short, &e.id, &leaf);
-                    if is_new {
-                        rd.accepted.push((leaf, (rd.entry_pos + pass.news.len() - at) as u32));
-                    }
                     pass.news.push(is_new);
                     pass.theirs.push((e.id, leaf));
+                    if is_new {
+                        self.remote.push((e, leaf));
+                    }
                 }
-                rd.entry_pos += n;
                 Ok(Ask::Entries {
                     at,
                     n,
@@ -1073,9 +1049,11 @@ impl Session {
             self.state = State::Finished;
         }
         self.reply_hint = w.estimate() + 64;
-        let mut entries = Vec::with_capacity(w.op_entries.len() + w.extras.len());
-        for &src in w.op_entries.iter().chain(&w.extras) {
-            entries.push(self.entry_of(file, src).clone());
+        let srcs = || w.op_entries.iter().chain(&w.extras).copied();
+        let size: usize = srcs().map(|src| encoded_len(self.entry_of(file, src))).sum();
+        let mut entries = Vec::with_capacity(size);
+        for src in srcs() {
+            encode_entry(self.entry_of(file, src), &mut entries);
         }
         self.local.reserve(w.local.len());
         for &src in &w.local {
@@ -1088,7 +1066,7 @@ impl Session {
             fingerprints: col(w.fps),
             counts: BoundedVec::truncating(w.counts),
             short_ids: col(w.shorts),
-            entries: BoundedVec::truncating(entries),
+            entries: col(entries),
             done,
         };
         self.envelope(ReconcileBody::Round(round))
@@ -1132,7 +1110,7 @@ impl Session {
                     let child = prefix.child(b, i as u64);
                     let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
                     if cached {
-                        Self::open_cached(pass, w, &mut sc, child, op);
+                        self.open_cached(file, pass, w, &mut sc, child, op);
                     } else {
                         self.open(file, pass, w, &mut sc, child, op);
                     }
@@ -1209,7 +1187,15 @@ impl Session {
     }
 
     /// [`Session::open`] for a part of the range in `pass.cache`.
-    fn open_cached(pass: &mut Pass, w: &mut Writer, sc: &mut Scratch, p: Prefix, op: Op) {
+    fn open_cached(
+        &self,
+        _file: &JobFile,
+        pass: &mut Pass,
+        w: &mut Writer,
+        sc: &mut Scratch,
+        p: Prefix,
+        op: Op,
+    ) {
         let Pass {
             cache,
             items,
@@ -1306,6 +1292,12 @@ impl Session {
     }
 }
 
+/// The entries' order (`JobEntry`'s `Ord`: id first), comparing the ids'
+/// first 8 bytes as one integer before the rest.
+fn entry_order(a: &JobEntry, b: &JobEntry) -> core::cmp::Ordering {
+    top64(&a.id).cmp(&top64(&b.id)).then_with(|| a.cmp(b))
+}
+
 /// `wire::encode(m)`, into a buffer reserved for `hint` bytes.
 fn encode_reserved(m: &Reconcile, hint: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(hint.max(64));
@@ -1326,13 +1318,33 @@ struct Reader<'a> {
     counts: &'a [u32],
     count_pos: usize,
     shorts: U32Reader<'a>,
-    entries: &'a [JobEntry],
+    /// The entry column and the read position in it.
+    entries: &'a [u8],
     entry_pos: usize,
-    /// (leaf hash, place in `entries`) of the entries learned.
-    accepted: Vec<(Hash32, u32)>,
+    entry_count: usize,
+    /// Where this round's learned entries start in `remote`.
+    learned: usize,
 }
 
 impl Reader<'_> {
+    fn entries_done(&self) -> bool {
+        self.entry_pos >= self.entries.len()
+    }
+
+    /// The next entry of the entry column with its leaf hash (blake3 of the
+    /// very bytes received).
+    fn entry(&mut self) -> Result<(JobEntry, Hash32), ReconcileError> {
+        if self.entry_count >= MAX_ENTRIES {
+            return Err(ReconcileError::Malformed("too many entries in a round"));
+        }
+        let rest = self.entries.get(self.entry_pos..).unwrap_or_default();
+        let (e, used) = decode_entry(rest).map_err(|b| ReconcileError::Malformed(b.0))?;
+        let leaf = leaf_hash_bytes(&rest[..used]);
+        self.entry_pos += used;
+        self.entry_count += 1;
+        Ok((e, leaf))
+    }
+
     fn count(&mut self) -> Result<u32, ReconcileError> {
         let c = *self
             .counts

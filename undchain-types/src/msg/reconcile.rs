@@ -87,8 +87,12 @@ pub struct ReconcileRound {
     /// Short ids of short-id ops, [`SHORT_ID_BYTES`] little-endian each.
     pub short_ids: BoundedBytes<MAX_COLUMN>,
     /// First the entries of whole-range ops (in op order), then the entries
-    /// the receiver lacks (answers and wanted deliveries).
-    pub entries: BoundedVec<JobEntry, MAX_ENTRIES>,
+    /// the receiver lacks (answers and wanted deliveries), as one column:
+    /// each entry's canonical encoding (`wire::encode_bare` of a
+    /// [`JobEntry`]), back to back, at most
+    /// [`MAX_ENTRIES`] of them. The receiver hashes these very bytes for
+    /// the entries' leaf hashes.
+    pub entries: BoundedBytes<MAX_COLUMN>,
     /// Present when the sender expects nothing back: its entry count and
     /// root once it has applied the session's outcome, for the receiver to
     /// compare with its own.
