@@ -32,8 +32,10 @@
 //! rounds eventually outlast any network delay after it heals.
 //!
 //! Lossy networks: every `rebroadcast_us` the driver re-sends its own
-//! messages of the current round, and a validator that keeps hearing about a
-//! later height asks the sender for the decided blocks it missed
+//! messages of the current round (and the polka behind its valid value); it
+//! sends a validator it hears from in an older round the votes that let it
+//! catch up; and a validator that hears about a later height, or has been
+//! stuck in one for four intervals, asks for the decided blocks it missed
 //! ([`undchain_types::msg::BlockRequest`]), which it accepts only with a
 //! certificate that verifies against its own validator set.
 
@@ -174,6 +176,10 @@ pub struct PersistedState {
     pub own_proposal: Option<SignedProposal>,
     /// This validator's votes in the current round.
     pub own_votes: Vec<SignedVote>,
+    /// The prevotes that made the valid value valid (its polka), so that
+    /// after a restart the validator can still show others why it
+    /// re-proposes it (line 28 needs them at every receiver).
+    pub polka: Vec<SignedVote>,
 }
 
 /// What the host must do, in order.
@@ -407,6 +413,15 @@ impl<V: SignatureVerifier> Driver<V> {
                 .as_ref()
                 .map(|c| c.own_votes.clone())
                 .unwrap_or_default(),
+            polka: match (&self.cur, &self.state.valid) {
+                (Some(c), Some(v)) => c
+                    .keeper
+                    .prevotes_for(v.round, v.id)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -467,6 +482,10 @@ impl<V: SignatureVerifier> Driver<V> {
             // Our own, already signed: counting cannot conflict.
             let _ = hs.keeper.add_vote(v.clone());
             out.push(Output::Broadcast(Message::Vote(v.clone())));
+        }
+        for v in &persisted.polka {
+            // Checked when they first arrived; only members' votes count.
+            let _ = hs.keeper.add_vote(v.clone());
         }
         hs.own_proposal = persisted.own_proposal;
         hs.own_votes = persisted.own_votes;
@@ -707,6 +726,7 @@ impl<V: SignatureVerifier> Driver<V> {
             TimeoutKind::Rebroadcast => {
                 if self.state.step != Step::Commit {
                     self.rebroadcast(&mut out);
+                    self.ask_if_stuck(&mut out);
                     self.schedule(TimeoutKind::Rebroadcast, 0, &mut out);
                 }
                 return out;
@@ -968,6 +988,27 @@ impl<V: SignatureVerifier> Driver<V> {
             msgs.push(Message::Proposal(p.clone()));
         }
         out.extend(msgs.into_iter().map(|message| Output::Send { to: peer, message }));
+    }
+
+    /// A height that has run for four rebroadcast intervals may have been
+    /// decided without us (and the others gone quiet): ask everyone for
+    /// decided blocks, at most once per interval.
+    fn ask_if_stuck(&mut self, out: &mut Vec<Output>) {
+        let every = self.config.timeouts.rebroadcast_us;
+        let Some(started_at) = self.cur.as_ref().map(|c| c.started_at) else {
+            return;
+        };
+        let stuck = self.now >= started_at.plus(every.saturating_mul(4));
+        let rate_ok = self
+            .last_block_request
+            .is_none_or(|t| self.now >= t.plus(every));
+        if stuck && rate_ok {
+            self.last_block_request = Some(self.now);
+            out.push(Output::Broadcast(Message::BlockRequest(BlockRequest {
+                from: self.state.height,
+                max: MAX_BLOCKS_PER_RESPONSE as u16,
+            })));
+        }
     }
 
     /// Relays the prevotes of `round` for `id` (others' signed votes: they

@@ -23,6 +23,8 @@
 //!    `hash(last block hash, id)`; only if those run out do current unknown
 //!    holders stay, and only if those run out too do known validators fill
 //!    unknown seats, flagged as fillers. Passive validators recover a little.
+//!    If nobody at all is eligible, the set stays as it is (a chain never
+//!    stops for want of validators).
 //! 4. Otherwise each active validator that missed `missed_vote_threshold`
 //!    blocks in a row, fell under the floor or left is replaced by the best
 //!    ranked eligible passive validator of its seat's kind (an unknown seat
@@ -413,7 +415,12 @@ impl Roster {
             filling_unknown: true,
         }));
         if seats.is_empty() {
-            return Err(RosterError::NoEligibleValidators);
+            // Nobody is eligible: a running chain keeps its set rather
+            // than stop; a genesis without validators is refused.
+            return match current {
+                Some(set) => Ok(set.clone()),
+                None => Err(RosterError::NoEligibleValidators),
+            };
         }
         seats.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(ValidatorSet::new(seats)?)

@@ -10,8 +10,10 @@
 //!
 //! Deviations from the paper, all on the liveness side: "2f+1" is the quorum
 //! q = floor(2n/3)+1 and "f+1" is f+1 with f = floor((n-1)/3) (DESIGN.md
-//! "Quorum"); the proposer also schedules `timeoutPropose` while it waits for
-//! the host's value, as Malachite does, so a slow host cannot stall a round.
+//! "Quorum"); the proposer also schedules `timeoutPropose` (while it waits
+//! for the host's value, as Malachite does, and after re-proposing its
+//! valid value), so neither a slow host nor a proof of lock it cannot see
+//! stalls a round.
 
 use serde::{Deserialize, Serialize};
 use undchain_types::msg::{CommitCertificate, Round, VoteKind};
@@ -209,13 +211,20 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
             state.round = r;
             state.step = Step::Propose;
             match &state.valid {
-                // L15-L16, L19
-                Some(v) => Some(vec![RoundOutput::Proposal {
-                    round: r,
-                    id: v.id,
-                    value: v.value.clone(),
-                    pol_round: Some(v.round),
-                }]),
+                // L15-L16, L19 (and a propose timeout: should its own
+                // proposal not pass line 28 here, line 57 still moves on)
+                Some(v) => Some(vec![
+                    RoundOutput::Proposal {
+                        round: r,
+                        id: v.id,
+                        value: v.value.clone(),
+                        pol_round: Some(v.round),
+                    },
+                    RoundOutput::ScheduleTimeout {
+                        round: r,
+                        kind: TimeoutKind::Propose,
+                    },
+                ]),
                 // L18 (and a propose timeout while the host builds the value)
                 None => Some(vec![
                     RoundOutput::GetValue { round: r },
@@ -513,9 +522,10 @@ mod tests {
         let proposer = Info { input_round: 1, is_proposer: true };
         let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
         assert_eq!(
-            out,
-            vec![RoundOutput::Proposal { round: 1, id: a.id, value: a.value, pol_round: Some(0) }]
+            out[0],
+            RoundOutput::Proposal { round: 1, id: a.id, value: a.value, pol_round: Some(0) }
         );
+        assert_eq!(out[1], RoundOutput::ScheduleTimeout { round: 1, kind: TimeoutKind::Propose });
     }
 
     #[test]

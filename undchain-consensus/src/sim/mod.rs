@@ -80,7 +80,8 @@ pub struct SimConfig {
     pub behaviour: Option<Behaviour>,
     /// The seed (network randomness and anything drawn).
     pub seed: u64,
-    /// Heights every honest validator must decide.
+    /// Heights every honest validator must decide (validators stop two
+    /// heights later).
     pub heights: u64,
     /// The one-way message delay unit, microseconds.
     pub unit_us: u64,
@@ -931,8 +932,14 @@ impl Simulation {
         }
         node.chain.push(block);
         node.decided_at.push(self.now);
+        // A validator stops two heights past the target: with nothing to
+        // wait for (n = 1, no delays) it would otherwise decide forever
+        // without the clock moving. Laggards still catch up from its blocks.
+        if node.chain.len() as u64 >= self.config.heights.saturating_add(2) {
+            return;
+        }
         // The next height starts as a fresh event (at the same instant), so
-        // a validator that decides alone (n = 1) still yields to the clock.
+        // a validator that decides alone still yields to the clock.
         let incarnation = node.incarnation;
         self.push(
             self.now,
