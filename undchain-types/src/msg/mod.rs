@@ -218,7 +218,8 @@ messages! {
     72 => ChainLink(ChainLink),
     /// User -> source-domain validators (item 9).
     73 => DomainTransfer(DomainTransfer),
-    /// Anyone -> target-domain validators (item 9).
+    /// Anyone -> target-domain validators (credit, expiry) or source-domain
+    /// validators (refund) (item 9).
     74 => DomainTransferProof(Box<DomainTransferProof>),
     /// Network -> linked network (item 10).
     75 => NetworkLink(NetworkLink),
