@@ -28,7 +28,7 @@ use super::bits::{BitReader, BitWriter, U32Reader};
 use super::policy::{self, Op};
 use super::range::{Mode, Prefix, count_in, fp32, top64};
 use super::{Config, Outcome, ReconcileError, Traffic};
-use crate::codec::{decode_entry, encode_entry, encoded_len, leaf_hash_bytes};
+use crate::codec::{decode_entry, encode_entry, leaf_hash_bytes};
 use crate::file::{JobFile, Sum256};
 use crate::index::Summary;
 
@@ -229,11 +229,10 @@ struct Writer {
     counts: Vec<u32>,
     shorts: Vec<u8>,
     /// Entries of whole-range ops, then extras (answers and deliveries),
-    /// named by where they live; encoded once the round is complete.
+    /// named by where they live, encoded once the round is complete;
+    /// extras marked true also go to the outcome's local side.
     op_entries: Vec<Src>,
-    extras: Vec<Src>,
-    /// Extras that this side had and the peer lacks (for the outcome).
-    local: Vec<Src>,
+    extras: Vec<(Src, bool)>,
 }
 
 impl Writer {
@@ -853,7 +852,8 @@ impl Session {
                     for k in at..at + n {
                         let it = pass.items[k];
                         if rd.bits.next()? {
-                            self.local.push(self.entry_of(file, it.src).clone());
+                            // Recorded as local when delivered (one read of
+                            // the entry for both).
                             pass.deliver.push(it.src);
                         }
                     }
@@ -1049,15 +1049,18 @@ impl Session {
             self.state = State::Finished;
         }
         self.reply_hint = w.estimate() + 64;
-        let srcs = || w.op_entries.iter().chain(&w.extras).copied();
-        let size: usize = srcs().map(|src| encoded_len(self.entry_of(file, src))).sum();
-        let mut entries = Vec::with_capacity(size);
-        for src in srcs() {
+        let mut entries = Vec::with_capacity(48 * w.entries());
+        for &src in &w.op_entries {
             encode_entry(self.entry_of(file, src), &mut entries);
         }
-        self.local.reserve(w.local.len());
-        for &src in &w.local {
-            self.local.push(self.entry_of(file, src).clone());
+        self.local.reserve(w.extras.len());
+        for &(src, local) in &w.extras {
+            let e = self.entry_of(file, src);
+            encode_entry(e, &mut entries);
+            if local {
+                let e = e.clone();
+                self.local.push(e);
+            }
         }
         let round = ReconcileRound {
             answered,
@@ -1154,8 +1157,7 @@ impl Session {
                 }
                 for it in &pass.items[mine..mine + mine_n] {
                     if sc.b.binary_search(&it.short).is_err() {
-                        w.extras.push(it.src);
-                        w.local.push(it.src);
+                        w.extras.push((it.src, true));
                     }
                 }
             }
@@ -1174,13 +1176,13 @@ impl Session {
                 for it in &pass.items[mine..mine + mine_n] {
                     let key = self.key_of(file, it.src);
                     if sc.keys.binary_search(&key).is_err() {
-                        w.extras.push(it.src);
-                        w.local.push(it.src);
+                        w.extras.push((it.src, true));
                     }
                 }
             }
             Ask::Deliver { at, n } => {
-                w.extras.extend_from_slice(&pass.deliver[at..at + n]);
+                w.extras
+                    .extend(pass.deliver[at..at + n].iter().map(|&src| (src, true)));
             }
         }
         self.scratch = sc;
