@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(vk.total(5, VoteKind::Prevote), 1);
         assert_eq!(vk.vote_of(5, VoteKind::Prevote, &ks[1].public()), Some(&first));
         // Beyond the per-slot cap: refused, not stored.
-        for i in 2..=MAX_VOTES_PER_SLOT as u8 {
+        for i in 2..MAX_VOTES_PER_SLOT as u8 {
             vk.add_vote(vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([i; 32]))))
                 .unwrap();
         }
@@ -460,13 +460,13 @@ mod tests {
 
     #[test]
     fn refuses_strangers_and_other_heights() {
-        let ks = keys(4);
-        let mut vk = keeper(&ks[..3]);
-        let v = vote(&ks[3], 0, VoteKind::Prevote, None);
+        let ks = keys(5);
+        let mut vk = keeper(&ks[..4]);
+        let v = vote(&ks[4], 0, VoteKind::Prevote, None);
         assert_eq!(
             vk.add_vote(v),
             Err(RecordVoteError::UnknownValidator {
-                validator: ks[3].public()
+                validator: ks[4].public()
             })
         );
         let mut v = vote(&ks[0], 0, VoteKind::Prevote, None);
@@ -475,7 +475,7 @@ mod tests {
             vk.add_vote(v),
             Err(RecordVoteError::WrongHeight { .. })
         ));
-        assert_eq!(vk.add_sender(1, ks[3].public()), None);
+        assert_eq!(vk.add_sender(1, ks[4].public()), None);
         assert_eq!(vk.add_sender(1, ks[0].public()), None);
         assert_eq!(vk.add_sender(1, ks[1].public()), Some(Threshold::SkipRound));
     }
