@@ -69,8 +69,40 @@ pub(crate) fn fp32(a: Summary) -> u32 {
     (x ^ (x >> 32)) as u32
 }
 
+/// Id bits at the front of an unkeyed short id.
+pub(crate) const SHORT_ID_BITS: u32 = 12;
+
+/// The unkeyed short id of an entry in a range of prefix length `len`: the
+/// 12 id bits right after the prefix, then 20 bits of the leaf hash (its
+/// bytes 8..12, little-endian, low bits). A range's entries in id order
+/// thus come (nearly) sorted by short id, so both sides compare lists by
+/// merging them; two entries collide only if they share those 12 id bits
+/// and 20 leaf-hash bits (about 2^-32 for different ids, 2^-20 for two
+/// versions of one job), and a collision only costs the keyed pass.
+#[inline]
+pub(crate) fn unkeyed_short(len: u8, top: u64, leaf_short: u32) -> u32 {
+    let id_bits = if len >= 64 {
+        0
+    } else {
+        ((top << len) >> (64 - SHORT_ID_BITS)) as u32
+    };
+    (id_bits << (32 - SHORT_ID_BITS)) | (leaf_short & ((1 << (32 - SHORT_ID_BITS)) - 1))
+}
+
 impl Mode {
-    /// The (64-bit fingerprint, 32-bit short id) of an entry's leaf hash.
+    /// The short id of an entry (top 64 id bits `top`, leaf hash `leaf`)
+    /// in a range of prefix length `len`.
+    #[inline]
+    pub(crate) fn short(&self, len: u8, top: u64, leaf: &Hash32) -> u32 {
+        match self {
+            Mode::Unkeyed => unkeyed_short(len, top, unkeyed_parts(leaf).1),
+            Mode::Keyed(_) => self.derive(leaf).1,
+        }
+    }
+
+    /// The (64-bit fingerprint, 32-bit short id) of an entry's leaf hash
+    /// (the short id is the keyed one in a keyed pass; unkeyed short ids
+    /// also depend on the range, see [`unkeyed_short`]).
     #[inline]
     pub(crate) fn derive(&self, leaf: &Hash32) -> (u64, u32) {
         match self {

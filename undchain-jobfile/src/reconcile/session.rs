@@ -26,7 +26,7 @@ use undchain_types::{
 
 use super::bits::{BitReader, BitWriter, U32Reader};
 use super::policy::{self, Op};
-use super::range::{Mode, Prefix, count_in, fp32, top64};
+use super::range::{Mode, Prefix, count_in, fp32, top64, unkeyed_short};
 use super::{Config, Outcome, ReconcileError, Traffic};
 use crate::codec::{decode_entry, encode_entry, leaf_hash_bytes};
 use crate::file::{JobFile, Sum256};
@@ -68,19 +68,34 @@ enum Src {
     Remote(u32),
 }
 
-/// An entry of the session's view with its short id in the pass.
+/// An entry of the session's view with its short id in a range.
 #[derive(Debug, Clone, Copy)]
 struct Item {
     short: u32,
     src: Src,
 }
 
-/// A view entry with what range sums and slicing need.
+/// A view entry with what range sums and slicing need. `item.short` is
+/// the raw unkeyed short (leaf bytes 8..12) in an unkeyed pass, the keyed
+/// short id in a keyed pass; [`Gathered::item_in`] gives the range's.
 #[derive(Debug, Clone, Copy)]
 struct Gathered {
     top: u64,
     fp: u64,
     item: Item,
+}
+
+impl Gathered {
+    #[inline]
+    fn item_in(&self, mode: Mode, p: Prefix) -> Item {
+        match mode {
+            Mode::Unkeyed => Item {
+                short: unkeyed_short(p.len, self.top, self.item.short),
+                src: self.item.src,
+            },
+            Mode::Keyed(_) => self.item,
+        }
+    }
 }
 
 /// The entries of `g` (sorted by id) that lie in `p`.
@@ -180,7 +195,6 @@ impl Pass {
 struct Scratch {
     aggs: Vec<Summary>,
     aggs2: Vec<Summary>,
-    a: Vec<u32>,
     b: Vec<u32>,
     diff: Vec<usize>,
     keys: Vec<(JobId, Hash32)>,
@@ -672,7 +686,7 @@ impl Session {
         match mode {
             Mode::Unkeyed => file.for_each_prefix(p.bits, p.len, &mut |s| {
                 out.push(Item {
-                    short: s.short,
+                    short: unkeyed_short(p.len, s.top, s.short),
                     src: Src::File(s.idx),
                 })
             }),
@@ -688,9 +702,9 @@ impl Session {
             return;
         }
         let before = out.len();
-        for &((_, leaf), i) in prior {
+        for &((id, leaf), i) in prior {
             out.push(Item {
-                short: mode.derive(&leaf).1,
+                short: mode.short(p.len, top64(&id), &leaf),
                 src: Src::Remote(i),
             });
         }
@@ -752,6 +766,7 @@ impl Session {
             return;
         }
         for &((id, leaf), i) in prior {
+            // Raw unkeyed short as for file entries (see `Gathered`).
             let (fp, short) = mode.derive(&leaf);
             out.push(Gathered {
                 top: top64(&id),
@@ -904,7 +919,7 @@ impl Session {
                     "entry outside the ranges it may answer",
                 ));
             }
-            let short = pass.mode.derive(&leaf).1;
+            let short = pass.mode.short(w.len, t, &leaf);
             if self.items_hold(file, &pass.items[at..at + n], short, &e.id, &leaf) {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
@@ -990,7 +1005,7 @@ impl Session {
                     if !prefix.contains(&e.id) {
                         return Err(ReconcileError::Malformed("entry outside its range"));
                     }
-                    let short = pass.mode.derive(&leaf).1;
+                    let short = pass.mode.short(prefix.len, top64(&e.id), &leaf);
                     let is_new =
                         !self.items_hold(file, &pass.items[mine..mine + mine_n], short, &e.id, &leaf);
                     pass.news.push(is_new);
@@ -1130,21 +1145,38 @@ impl Session {
                 let mine = pass.items.len();
                 if self.cache(file, pass, parent) {
                     let Pass { cache, items, .. } = &mut *pass;
-                    items.extend(slice_of(cache, prefix).iter().map(|g| g.item));
+                    items.extend(
+                        slice_of(cache, prefix)
+                            .iter()
+                            .map(|g| g.item_in(mode, prefix)),
+                    );
                 } else {
                     self.items_in(file, mode, prefix, &mut pass.items);
                 }
                 let mine_n = pass.items.len() - mine;
-                sc.a.clear();
-                sc.a.extend(pass.items[mine..].iter().map(|it| it.short));
-                sc.a.sort_unstable();
+                // Both lists sorted by short id (an honest peer sends its
+                // list sorted; mine are nearly sorted already): two merges.
+                pass.items[mine..].sort_unstable_by_key(|it| it.short);
                 let theirs = &pass.words[at..at + n];
-                sc.b.clear();
-                sc.b.extend_from_slice(theirs);
-                sc.b.sort_unstable();
+                let sorted = theirs.is_sorted();
+                if !sorted {
+                    sc.b.clear();
+                    sc.b.extend_from_slice(theirs);
+                    sc.b.sort_unstable();
+                }
+                let their_sorted: &[u32] = if sorted { theirs } else { &sc.b };
+                let my_items = &pass.items[mine..mine + mine_n];
                 let mut wants = false;
+                let mut j = 0;
                 for s in theirs {
-                    let want = sc.a.binary_search(s).is_err();
+                    let want = if sorted {
+                        while j < my_items.len() && my_items[j].short < *s {
+                            j += 1;
+                        }
+                        !(j < my_items.len() && my_items[j].short == *s)
+                    } else {
+                        my_items.binary_search_by_key(s, |it| it.short).is_err()
+                    };
                     wants |= want;
                     w.bits.push(want);
                 }
@@ -1155,8 +1187,12 @@ impl Session {
                         n: mine_n,
                     });
                 }
+                let mut i = 0;
                 for it in &pass.items[mine..mine + mine_n] {
-                    if sc.b.binary_search(&it.short).is_err() {
+                    while i < their_sorted.len() && their_sorted[i] < it.short {
+                        i += 1;
+                    }
+                    if !(i < their_sorted.len() && their_sorted[i] == it.short) {
                         w.extras.push((it.src, true));
                     }
                 }
@@ -1198,6 +1234,7 @@ impl Session {
         p: Prefix,
         op: Op,
     ) {
+        let pass_mode = pass.mode;
         let Pass {
             cache,
             items,
@@ -1205,6 +1242,7 @@ impl Session {
             ..
         } = pass;
         let part = slice_of(cache, p);
+        let mode = pass_mode;
         match op {
             Op::Split(b) => {
                 let mut aggs = core::mem::take(&mut sc.aggs2);
@@ -1219,11 +1257,12 @@ impl Session {
             }
             Op::Ids => {
                 let at = items.len();
-                items.extend(part.iter().map(|g| g.item));
+                items.extend(part.iter().map(|g| g.item_in(mode, p)));
+                items[at..].sort_unstable_by_key(|it| it.short);
                 w.ops.push(OP_IDS);
                 w.counts.push(part.len() as u32);
-                for g in part {
-                    w.shorts.extend(g.item.short.to_le_bytes());
+                for it in &items[at..] {
+                    w.shorts.extend(it.short.to_le_bytes());
                 }
                 outstanding.push_back(Asked::Ids {
                     prefix: p,
@@ -1233,7 +1272,7 @@ impl Session {
             }
             Op::Entries => {
                 let at = items.len();
-                items.extend(part.iter().map(|g| g.item));
+                items.extend(part.iter().map(|g| g.item_in(mode, p)));
                 w.ops.push(OP_ENTRIES);
                 w.counts.push(part.len() as u32);
                 w.op_entries.extend(part.iter().map(|g| g.item.src));
@@ -1271,6 +1310,7 @@ impl Session {
             Op::Ids => {
                 let at = pass.items.len();
                 self.items_in(file, mode, p, &mut pass.items);
+                pass.items[at..].sort_unstable_by_key(|it| it.short);
                 let n = pass.items.len() - at;
                 w.ops.push(OP_IDS);
                 w.counts.push(n as u32);
