@@ -23,7 +23,7 @@ use undchain_consensus::sim::{SharedVerifier, node_key};
 use undchain_consensus::{
     Driver, DriverConfig, Output, SignatureVerifier, StrictVerifier, ValidatorSet, Validity, Value,
 };
-use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, Message, PublicKey};
+use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, PublicKey};
 
 const N: usize = 10;
 

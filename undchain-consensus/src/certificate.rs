@@ -16,7 +16,9 @@
 use std::collections::BTreeSet;
 
 use undchain_types::msg::{CommitCertificate, CommitSignature, CommittedBlock, Round, SignedVote};
-use undchain_types::{BlockNumber, BoundedVec, ChainId, Hash32, HashAlgorithm, PublicKey, Signature};
+use undchain_types::{
+    BlockNumber, BoundedVec, ChainId, Hash32, HashAlgorithm, PublicKey, Signature,
+};
 
 use crate::validator_set::ValidatorSet;
 

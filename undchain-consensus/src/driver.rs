@@ -456,7 +456,10 @@ impl<V: SignatureVerifier> Driver<V> {
         let height = persisted.round_state.height;
         self.state = persisted.round_state;
         let mut hs = HeightState::new(height, set, now);
-        for rv in [&self.state.locked, &self.state.valid].into_iter().flatten() {
+        for rv in [&self.state.locked, &self.state.valid]
+            .into_iter()
+            .flatten()
+        {
             hs.values.insert(rv.id, rv.value.clone());
             hs.validity.insert(rv.id, Validity::Valid);
         }
@@ -652,7 +655,11 @@ impl<V: SignatureVerifier> Driver<V> {
             Ok(outcome) => {
                 if let Some(ev) = outcome.evidence {
                     if let Evidence::DoubleVote { first, .. } = &ev {
-                        let slot = (first.vote.validator, first.vote.round, Some(first.vote.kind));
+                        let slot = (
+                            first.vote.validator,
+                            first.vote.round,
+                            Some(first.vote.kind),
+                        );
                         if cur.reported.insert(slot) {
                             out.push(Output::Evidence(Box::new(ev)));
                         }
@@ -987,7 +994,10 @@ impl<V: SignatureVerifier> Driver<V> {
         if let Some(p) = cur.proposals.get(&current).and_then(|ps| ps.first()) {
             msgs.push(Message::Proposal(p.clone()));
         }
-        out.extend(msgs.into_iter().map(|message| Output::Send { to: peer, message }));
+        out.extend(
+            msgs.into_iter()
+                .map(|message| Output::Send { to: peer, message }),
+        );
     }
 
     /// A height that has run for four rebroadcast intervals may have been
@@ -1107,7 +1117,11 @@ impl<V: SignatureVerifier> Driver<V> {
                 let ids: Vec<Hash32> = cur
                     .proposals
                     .get(&r)
-                    .map(|ps| ps.iter().map(|p| p.proposal.header.hash_with(algo)).collect())
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| p.proposal.header.hash_with(algo))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for id in ids {
                     if valid(cur, &id) == Some(Validity::Valid)
@@ -1125,7 +1139,8 @@ impl<V: SignatureVerifier> Driver<V> {
                     return Some((r, RoundInput::PolkaNil));
                 }
                 // L34: q prevotes of any kind, first time.
-                if cur.keeper.has_quorum_any(r, VoteKind::Prevote) && cur.fired.insert((r, Rule::L34))
+                if cur.keeper.has_quorum_any(r, VoteKind::Prevote)
+                    && cur.fired.insert((r, Rule::L34))
                 {
                     return Some((r, RoundInput::PolkaAny));
                 }
@@ -1140,7 +1155,12 @@ impl<V: SignatureVerifier> Driver<V> {
 
     /// Feeds one input to the round state machine and carries out its
     /// outputs. Returns whether the input applied.
-    fn apply_input(&mut self, input_round: Round, input: RoundInput, out: &mut Vec<Output>) -> bool {
+    fn apply_input(
+        &mut self,
+        input_round: Round,
+        input: RoundInput,
+        out: &mut Vec<Output>,
+    ) -> bool {
         let info = Info {
             input_round,
             is_proposer: self.is_proposer(input_round),
@@ -1189,7 +1209,10 @@ impl<V: SignatureVerifier> Driver<V> {
                 .sign(&self.key);
                 cur.values.entry(id).or_insert(value);
                 cur.validity.insert(id, Validity::Valid);
-                cur.proposals.entry(round).or_default().insert(0, sp.clone());
+                cur.proposals
+                    .entry(round)
+                    .or_default()
+                    .insert(0, sp.clone());
                 cur.keeper.add_sender(round, self.me);
                 cur.own_proposal = Some(sp.clone());
                 self.persist(out);

@@ -59,7 +59,9 @@ pub use certificate::{
     CertificateError, ParentCommitError, SignatureVerifier, StrictVerifier, check_parent_commit,
     verify_certificate, verify_committed_block,
 };
-pub use driver::{Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity};
+pub use driver::{
+    Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity,
+};
 pub use ledger::{
     Applied, Block, BlockError, BlockOutcome, ChainEvent, Claim, Ledger, LedgerConfig, LedgerError,
     LedgerOp, Verified,

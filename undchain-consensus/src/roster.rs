@@ -422,7 +422,7 @@ impl Roster {
                 None => Err(RosterError::NoEligibleValidators),
             };
         }
-        seats.sort_by(|a, b| a.id.cmp(&b.id));
+        seats.sort_by_key(|s| s.id);
         Ok(ValidatorSet::new(seats)?)
     }
 
@@ -499,7 +499,7 @@ impl Roster {
                 None => i += 1,
             }
         }
-        seats.sort_by(|a, b| a.id.cmp(&b.id));
+        seats.sort_by_key(|s| s.id);
         Ok(ValidatorSet::new(seats)?)
     }
 }

@@ -420,7 +420,13 @@ mod tests {
     fn happy_path_lines_11_22_36_49() {
         let mut s = RoundState::new(BlockNumber(1));
         let out = apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
-        assert!(matches!(out[0], RoundOutput::ScheduleTimeout { kind: TimeoutKind::Propose, .. }));
+        assert!(matches!(
+            out[0],
+            RoundOutput::ScheduleTimeout {
+                kind: TimeoutKind::Propose,
+                ..
+            }
+        ));
         let p = view(0, 1, None);
         let out = apply(&mut s, info(0), RoundInput::Proposal(p.clone())).unwrap();
         assert_eq!(
@@ -431,11 +437,28 @@ mod tests {
                 value: Some(p.id)
             }]
         );
-        let out = apply(&mut s, info(0), RoundInput::ProposalAndPolkaCurrent(p.clone())).unwrap();
+        let out = apply(
+            &mut s,
+            info(0),
+            RoundInput::ProposalAndPolkaCurrent(p.clone()),
+        )
+        .unwrap();
         assert_eq!(s.step, Step::Precommit);
         assert_eq!(s.locked.as_ref().map(|l| (l.round, l.id)), Some((0, p.id)));
-        assert!(matches!(out[0], RoundOutput::Vote { kind: VoteKind::Precommit, value: Some(_), .. }));
-        let out = apply(&mut s, info(0), RoundInput::ProposalAndPrecommitValue(p.clone())).unwrap();
+        assert!(matches!(
+            out[0],
+            RoundOutput::Vote {
+                kind: VoteKind::Precommit,
+                value: Some(_),
+                ..
+            }
+        ));
+        let out = apply(
+            &mut s,
+            info(0),
+            RoundInput::ProposalAndPrecommitValue(p.clone()),
+        )
+        .unwrap();
         assert!(matches!(out[0], RoundOutput::Decision(_)));
         assert_eq!(s.step, Step::Commit);
         assert_eq!(apply(&mut s, info(0), RoundInput::TimeoutPrecommit), None);
@@ -477,7 +500,12 @@ mod tests {
         s.step = Step::Propose;
         // vr = 1 >= lockedRound = 0: prevote the new value.
         let b = view(2, 2, Some(1));
-        let out = apply(&mut s, info(2), RoundInput::ProposalAndPolkaPrevious(b.clone())).unwrap();
+        let out = apply(
+            &mut s,
+            info(2),
+            RoundInput::ProposalAndPolkaPrevious(b.clone()),
+        )
+        .unwrap();
         assert_eq!(
             out,
             vec![RoundOutput::Vote {
@@ -490,7 +518,11 @@ mod tests {
         let mut s2 = RoundState::new(BlockNumber(1));
         s2.step = Step::Propose;
         assert_eq!(
-            apply(&mut s2, info(0), RoundInput::ProposalAndPolkaPrevious(view(0, 3, Some(0)))),
+            apply(
+                &mut s2,
+                info(0),
+                RoundInput::ProposalAndPolkaPrevious(view(0, 3, Some(0)))
+            ),
             None
         );
     }
@@ -500,15 +532,32 @@ mod tests {
         let mut s = RoundState::new(BlockNumber(1));
         apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
         let out = apply(&mut s, info(0), RoundInput::TimeoutPropose).unwrap();
-        assert_eq!(out, vec![RoundOutput::Vote { round: 0, kind: VoteKind::Prevote, value: None }]);
+        assert_eq!(
+            out,
+            vec![RoundOutput::Vote {
+                round: 0,
+                kind: VoteKind::Prevote,
+                value: None
+            }]
+        );
         // A stale timeout of another round does nothing.
         assert_eq!(apply(&mut s, info(3), RoundInput::TimeoutPrevote), None);
         let out = apply(&mut s, info(0), RoundInput::TimeoutPrevote).unwrap();
-        assert_eq!(out, vec![RoundOutput::Vote { round: 0, kind: VoteKind::Precommit, value: None }]);
+        assert_eq!(
+            out,
+            vec![RoundOutput::Vote {
+                round: 0,
+                kind: VoteKind::Precommit,
+                value: None
+            }]
+        );
         let out = apply(&mut s, info(0), RoundInput::TimeoutPrecommit).unwrap();
         assert_eq!(out, vec![RoundOutput::NewRound(1)]);
         assert_eq!((s.round, s.step), (1, Step::Unstarted));
-        let proposer = Info { input_round: 1, is_proposer: true };
+        let proposer = Info {
+            input_round: 1,
+            is_proposer: true,
+        };
         let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
         assert_eq!(out[0], RoundOutput::GetValue { round: 1 });
     }
@@ -517,15 +566,33 @@ mod tests {
     fn proposer_reproposes_valid_value_line_16() {
         let mut s = RoundState::new(BlockNumber(1));
         let a = view(0, 1, None);
-        s.valid = Some(RoundValue { round: 0, id: a.id, value: a.value.clone() });
+        s.valid = Some(RoundValue {
+            round: 0,
+            id: a.id,
+            value: a.value.clone(),
+        });
         s.round = 1;
-        let proposer = Info { input_round: 1, is_proposer: true };
+        let proposer = Info {
+            input_round: 1,
+            is_proposer: true,
+        };
         let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
         assert_eq!(
             out[0],
-            RoundOutput::Proposal { round: 1, id: a.id, value: a.value, pol_round: Some(0) }
+            RoundOutput::Proposal {
+                round: 1,
+                id: a.id,
+                value: a.value,
+                pol_round: Some(0)
+            }
         );
-        assert_eq!(out[1], RoundOutput::ScheduleTimeout { round: 1, kind: TimeoutKind::Propose });
+        assert_eq!(
+            out[1],
+            RoundOutput::ScheduleTimeout {
+                round: 1,
+                kind: TimeoutKind::Propose
+            }
+        );
     }
 
     #[test]

@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(n[0].notice.floor, floor());
         assert!(!book.eligible(&v));
         // Already under: no second notice.
-        assert!(book.apply(&ScoreEvent::MissedVote { validator: v }).is_empty());
+        assert!(
+            book.apply(&ScoreEvent::MissedVote { validator: v })
+                .is_empty()
+        );
         assert_eq!(book.score(&v).get(), 90);
         // Recovery back over the floor, then a new crossing notifies again.
         for _ in 0..5 {
@@ -242,7 +245,8 @@ mod tests {
         }
         assert!(book.eligible(&v));
         assert_eq!(
-            book.apply(&ScoreEvent::CensorshipEvidence { validator: v }).len(),
+            book.apply(&ScoreEvent::CensorshipEvidence { validator: v })
+                .len(),
             1
         );
     }
@@ -253,7 +257,10 @@ mod tests {
         let p = SigningKey::from_seed([3; 32]).public();
         let mut book = ScoreBook::new(floor(), ScoreRules::default());
         book.set(p, PerceptionScore::MAX);
-        book.apply(&ScoreEvent::ReceiptCompleted { client: c, partner: p });
+        book.apply(&ScoreEvent::ReceiptCompleted {
+            client: c,
+            partner: p,
+        });
         assert_eq!(book.score(&c).get(), 502);
         assert_eq!(book.score(&p), PerceptionScore::MAX);
         let n = book.apply(&ScoreEvent::FailedChallenge {
@@ -271,8 +278,12 @@ mod tests {
             .collect();
         let events: Vec<ScoreEvent> = (0..200usize)
             .map(|k| match k % 4 {
-                0 => ScoreEvent::SignedBlock { validator: ids[k % 3] },
-                1 => ScoreEvent::MissedVote { validator: ids[(k / 4) % 4] },
+                0 => ScoreEvent::SignedBlock {
+                    validator: ids[k % 3],
+                },
+                1 => ScoreEvent::MissedVote {
+                    validator: ids[(k / 4) % 4],
+                },
                 2 => ScoreEvent::ReceiptRefused {
                     identity: ids[k % 4],
                     role: Role::Client,

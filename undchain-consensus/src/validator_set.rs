@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 use undchain_types::msg::MAX_ACTIVE;
 use undchain_types::{
-    BlockNumber, Hash32, HashAlgorithm, HashContext, PublicKey, Trust, max_faulty,
-    msg::Round, quorum, wire,
+    BlockNumber, Hash32, HashAlgorithm, HashContext, PublicKey, Trust, max_faulty, msg::Round,
+    quorum, wire,
 };
 
 /// One active seat.
@@ -211,7 +211,15 @@ mod tests {
 
     #[test]
     fn quorum_follows_design_not_2f_plus_1() {
-        for (n, q, f) in [(1, 1, 0), (4, 3, 1), (5, 4, 1), (6, 5, 1), (8, 6, 2), (9, 7, 2), (10, 7, 3)] {
+        for (n, q, f) in [
+            (1, 1, 0),
+            (4, 3, 1),
+            (5, 4, 1),
+            (6, 5, 1),
+            (8, 6, 2),
+            (9, 7, 2),
+            (10, 7, 3),
+        ] {
             let set = ValidatorSet::of_unknown(&ids(n)).unwrap();
             assert_eq!((set.quorum(), set.max_faulty()), (q, f), "n={n}");
         }

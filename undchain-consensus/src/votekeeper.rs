@@ -151,8 +151,18 @@ impl VoteKeeper {
     }
 
     /// The first vote `validator` cast of `kind` in `round`, if any.
-    pub fn vote_of(&self, round: Round, kind: VoteKind, validator: &PublicKey) -> Option<&SignedVote> {
-        self.rounds.get(&round)?.kind(kind).by_voter.get(validator)?.first()
+    pub fn vote_of(
+        &self,
+        round: Round,
+        kind: VoteKind,
+        validator: &PublicKey,
+    ) -> Option<&SignedVote> {
+        self.rounds
+            .get(&round)?
+            .kind(kind)
+            .by_voter
+            .get(validator)?
+            .first()
     }
 
     /// Counts a vote and reports the thresholds it made true for the first
@@ -385,13 +395,22 @@ mod tests {
         let ks = keys(4);
         let mut vk = keeper(&ks);
         let a = Some(Hash32([1; 32]));
-        vk.add_vote(vote(&ks[0], 2, VoteKind::Precommit, a)).unwrap();
-        vk.add_vote(vote(&ks[1], 2, VoteKind::Precommit, None)).unwrap();
-        let t = vk.add_vote(vote(&ks[2], 2, VoteKind::Precommit, a)).unwrap();
+        vk.add_vote(vote(&ks[0], 2, VoteKind::Precommit, a))
+            .unwrap();
+        vk.add_vote(vote(&ks[1], 2, VoteKind::Precommit, None))
+            .unwrap();
+        let t = vk
+            .add_vote(vote(&ks[2], 2, VoteKind::Precommit, a))
+            .unwrap();
         assert_eq!(t.thresholds, vec![Threshold::PrecommitAny]);
         assert!(vk.precommit_quorums().is_empty());
-        let t = vk.add_vote(vote(&ks[3], 2, VoteKind::Precommit, a)).unwrap();
-        assert_eq!(t.thresholds, vec![Threshold::PrecommitValue(Hash32([1; 32]))]);
+        let t = vk
+            .add_vote(vote(&ks[3], 2, VoteKind::Precommit, a))
+            .unwrap();
+        assert_eq!(
+            t.thresholds,
+            vec![Threshold::PrecommitValue(Hash32([1; 32]))]
+        );
         assert_eq!(vk.precommit_quorums(), vec![(2, Hash32([1; 32]))]);
         assert_eq!(vk.precommits_for(2, Hash32([1; 32])).len(), 3);
         assert_eq!(vk.skip_to(0), Some(2));
@@ -427,7 +446,10 @@ mod tests {
         assert_eq!(vk.count(5, VoteKind::Prevote, None), 1);
         assert_eq!(vk.count(5, VoteKind::Prevote, a), 1);
         assert_eq!(vk.total(5, VoteKind::Prevote), 1);
-        assert_eq!(vk.vote_of(5, VoteKind::Prevote, &ks[1].public()), Some(&first));
+        assert_eq!(
+            vk.vote_of(5, VoteKind::Prevote, &ks[1].public()),
+            Some(&first)
+        );
         // Beyond the per-slot cap: refused, not stored.
         for i in 2..MAX_VOTES_PER_SLOT as u8 {
             vk.add_vote(vote(&ks[1], 5, VoteKind::Prevote, Some(Hash32([i; 32]))))
@@ -448,7 +470,8 @@ mod tests {
         let ks = keys(4);
         let mut vk = keeper(&ks);
         let a = Some(Hash32([1; 32]));
-        vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, None)).unwrap();
+        vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, None))
+            .unwrap();
         vk.add_vote(vote(&ks[1], 0, VoteKind::Prevote, a)).unwrap();
         vk.add_vote(vote(&ks[2], 0, VoteKind::Prevote, a)).unwrap();
         assert!(!vk.has_quorum_for(0, VoteKind::Prevote, a));

@@ -40,8 +40,15 @@ fn quorum_of_distinct_members_verifies() {
         header: header(4, 1, &set),
         certificate: c,
     };
-    verify_committed_block(&block, CHAIN, BlockNumber(4), &set, HashAlgorithm::Blake3, StrictVerifier)
-        .unwrap();
+    verify_committed_block(
+        &block,
+        CHAIN,
+        BlockNumber(4),
+        &set,
+        HashAlgorithm::Blake3,
+        StrictVerifier,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -50,12 +57,18 @@ fn insufficient_weight_is_refused_even_at_2f_plus_1() {
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3]], &set);
     assert_eq!(
         verify_certificate(&c, &set, StrictVerifier),
-        Err(CertificateError::InsufficientWeight { signers: 4, quorum: 5 })
+        Err(CertificateError::InsufficientWeight {
+            signers: 4,
+            quorum: 5
+        })
     );
     let c = cert(&[&ks[0], &ks[1], &ks[2]], &set);
     assert!(matches!(
         verify_certificate(&c, &set, StrictVerifier),
-        Err(CertificateError::InsufficientWeight { signers: 3, quorum: 5 })
+        Err(CertificateError::InsufficientWeight {
+            signers: 3,
+            quorum: 5
+        })
     ));
 }
 
@@ -69,7 +82,9 @@ fn duplicate_signer_is_refused() {
     c.signatures = BoundedVec::try_from_vec(sigs).unwrap();
     assert_eq!(
         verify_certificate(&c, &set, StrictVerifier),
-        Err(CertificateError::DuplicateSigner { validator: dup.validator })
+        Err(CertificateError::DuplicateSigner {
+            validator: dup.validator
+        })
     );
 }
 
@@ -80,7 +95,9 @@ fn unknown_signer_is_refused() {
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3], &stranger], &set);
     assert_eq!(
         verify_certificate(&c, &set, StrictVerifier),
-        Err(CertificateError::NotInSet { validator: stranger.public() })
+        Err(CertificateError::NotInSet {
+            validator: stranger.public()
+        })
     );
 }
 
@@ -94,7 +111,9 @@ fn previous_set_signer_is_refused() {
     verify_certificate(&c, &previous, StrictVerifier).unwrap();
     assert_eq!(
         verify_certificate(&c, &current, StrictVerifier),
-        Err(CertificateError::NotInSet { validator: ks[5].public() })
+        Err(CertificateError::NotInSet {
+            validator: ks[5].public()
+        })
     );
 }
 
@@ -104,8 +123,14 @@ fn forged_signature_is_refused() {
     let mut c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3], &ks[4]], &set);
     // ks[4]'s slot carries ks[0]'s signature.
     let mut sigs = c.signatures.clone().into_vec();
-    let victim = sigs.iter().position(|s| s.validator == ks[4].public()).unwrap();
-    let other = sigs.iter().position(|s| s.validator == ks[0].public()).unwrap();
+    let victim = sigs
+        .iter()
+        .position(|s| s.validator == ks[4].public())
+        .unwrap();
+    let other = sigs
+        .iter()
+        .position(|s| s.validator == ks[0].public())
+        .unwrap();
     sigs[victim] = CommitSignature {
         validator: ks[4].public(),
         signature: sigs[other].signature,
@@ -113,7 +138,9 @@ fn forged_signature_is_refused() {
     c.signatures = BoundedVec::try_from_vec(sigs).unwrap();
     assert_eq!(
         verify_certificate(&c, &set, StrictVerifier),
-        Err(CertificateError::BadSignature { validator: ks[4].public() })
+        Err(CertificateError::BadSignature {
+            validator: ks[4].public()
+        })
     );
 }
 
@@ -122,18 +149,45 @@ fn certificate_for_another_block_height_or_chain_is_refused() {
     let (ks, set) = six();
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3], &ks[4]], &set);
     let other = header(4, 2, &set);
-    let block = CommittedBlock { header: other.clone(), certificate: c.clone() };
+    let block = CommittedBlock {
+        header: other.clone(),
+        certificate: c.clone(),
+    };
     assert!(matches!(
-        verify_committed_block(&block, CHAIN, BlockNumber(4), &set, HashAlgorithm::Blake3, StrictVerifier),
+        verify_committed_block(
+            &block,
+            CHAIN,
+            BlockNumber(4),
+            &set,
+            HashAlgorithm::Blake3,
+            StrictVerifier
+        ),
         Err(CertificateError::WrongBlock { .. })
     ));
-    let block = CommittedBlock { header: header(4, 1, &set), certificate: c };
+    let block = CommittedBlock {
+        header: header(4, 1, &set),
+        certificate: c,
+    };
     assert!(matches!(
-        verify_committed_block(&block, CHAIN, BlockNumber(5), &set, HashAlgorithm::Blake3, StrictVerifier),
+        verify_committed_block(
+            &block,
+            CHAIN,
+            BlockNumber(5),
+            &set,
+            HashAlgorithm::Blake3,
+            StrictVerifier
+        ),
         Err(CertificateError::WrongHeight { .. })
     ));
     assert!(matches!(
-        verify_committed_block(&block, ChainId(8), BlockNumber(4), &set, HashAlgorithm::Blake3, StrictVerifier),
+        verify_committed_block(
+            &block,
+            ChainId(8),
+            BlockNumber(4),
+            &set,
+            HashAlgorithm::Blake3,
+            StrictVerifier
+        ),
         Err(CertificateError::WrongChain { .. })
     ));
 }
@@ -152,11 +206,16 @@ fn parent_signers_must_match_the_carried_certificate() {
     lying.parent_signers |= 1 << 3;
     assert_eq!(
         check_parent_commit(&lying, Some(&c), Some(&set), StrictVerifier),
-        Err(ParentCommitError::SignerMismatch { header: 0b111111, certificate: 0b110111 })
+        Err(ParentCommitError::SignerMismatch {
+            header: 0b111111,
+            certificate: 0b110111
+        })
     );
     assert_eq!(
         check_parent_commit(&child, None, Some(&set), StrictVerifier),
-        Err(ParentCommitError::Missing { height: BlockNumber(5) })
+        Err(ParentCommitError::Missing {
+            height: BlockNumber(5)
+        })
     );
     let mut genesis_child = header(0, 1, &set);
     genesis_child.parent_signers = 1;
@@ -170,7 +229,9 @@ fn parent_signers_must_match_the_carried_certificate() {
     thin_child.parent_signers = set.bitmap(thin.signatures.iter().map(|s| &s.validator));
     assert!(matches!(
         check_parent_commit(&thin_child, Some(&thin), Some(&set), StrictVerifier),
-        Err(ParentCommitError::Certificate(CertificateError::InsufficientWeight { .. }))
+        Err(ParentCommitError::Certificate(
+            CertificateError::InsufficientWeight { .. }
+        ))
     ));
 }
 
@@ -180,7 +241,10 @@ fn every_simulated_decision_carries_a_verifying_certificate() {
     for seed in 0..10 {
         let report = Simulation::new(SimConfig::drawn(5, 1, seed)).run();
         assert!(
-            !report.safety_violations.iter().any(|v| matches!(v, Violation::Certificate { .. })),
+            !report
+                .safety_violations
+                .iter()
+                .any(|v| matches!(v, Violation::Certificate { .. })),
             "{}",
             report.reproduce_hint()
         );

@@ -29,8 +29,12 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
     let mut d = driver(&ks[1]);
     d.start_height(BlockTime(0), BlockNumber(0), set.clone());
     let a = header(0, 1, &set);
-    d.handle_message(BlockTime(10), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &a, None)))
-        .unwrap();
+    d.handle_message(
+        BlockTime(10),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &a, None)),
+    )
+    .unwrap();
     let out = d.handle_validity(BlockTime(20), BlockNumber(0), a.hash(), Validity::Valid);
     assert_persist_before_send(&out, &ks[1]);
     let prevote = broadcast_votes(&out)[0].clone();
@@ -40,10 +44,18 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
     // Crash; restart from disk.
     let mut d2 = driver(&ks[1]);
     let out = d2.resume(BlockTime(5_000), saved, set.clone());
-    assert_eq!(broadcast_votes(&out), vec![prevote.clone()], "re-sent as it was");
+    assert_eq!(
+        broadcast_votes(&out),
+        vec![prevote.clone()],
+        "re-sent as it was"
+    );
     // The proposal arrives again and the propose timeout fires: no new prevote.
     let mut again = d2
-        .handle_message(BlockTime(5_010), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &a, None)))
+        .handle_message(
+            BlockTime(5_010),
+            ks[0].public(),
+            Message::Proposal(proposal(&ks[0], 0, &a, None)),
+        )
         .unwrap();
     again.extend(d2.handle_timeout(
         BlockTime(9_000),
@@ -68,29 +80,48 @@ fn restart_keeps_the_lock() {
     let mut d = driver(&ks[2]);
     d.start_height(BlockTime(0), BlockNumber(0), set.clone());
     let a = header(0, 1, &set);
-    d.handle_message(BlockTime(1), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &a, None)))
-        .unwrap();
+    d.handle_message(
+        BlockTime(1),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &a, None)),
+    )
+    .unwrap();
     d.handle_validity(BlockTime(2), BlockNumber(0), a.hash(), Validity::Valid);
     let mut last = Vec::new();
     for k in [&ks[0], &ks[1]] {
         last = d
-            .handle_message(BlockTime(3), k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Prevote, Some(a.hash()))))
+            .handle_message(
+                BlockTime(3),
+                k.public(),
+                Message::Vote(vote(k, 0, 0, VoteKind::Prevote, Some(a.hash()))),
+            )
             .unwrap();
     }
     let precommit = broadcast_votes(&last);
     assert_eq!(precommit.len(), 1);
-    assert_eq!(precommit[0].vote.value, Some(a.hash()), "locked and precommitted");
+    assert_eq!(
+        precommit[0].vote.value,
+        Some(a.hash()),
+        "locked and precommitted"
+    );
     assert_persist_before_send(&last, &ks[2]);
     let saved = last_persist(&last);
-    assert_eq!(saved.round_state.locked.as_ref().map(|l| l.id), Some(a.hash()));
+    assert_eq!(
+        saved.round_state.locked.as_ref().map(|l| l.id),
+        Some(a.hash())
+    );
 
     let mut d2: Driver = driver(&ks[2]);
     d2.resume(BlockTime(100), saved, set.clone());
     // Round 1 (proposer ks[1]) proposes another value, with no proof of
     // lock: the restarted validator, still locked on A, prevotes nil.
     for k in [&ks[0], &ks[1], &ks[3]] {
-        d2.handle_message(BlockTime(101), k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)))
-            .unwrap();
+        d2.handle_message(
+            BlockTime(101),
+            k.public(),
+            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
+        )
+        .unwrap();
     }
     let out = d2.handle_timeout(
         BlockTime(5_000),
@@ -102,8 +133,12 @@ fn restart_keeps_the_lock() {
     );
     assert_eq!(d2.state().round, 1, "{out:?}");
     let b = header(0, 2, &set);
-    d2.handle_message(BlockTime(5_001), ks[1].public(), Message::Proposal(proposal(&ks[1], 1, &b, None)))
-        .unwrap();
+    d2.handle_message(
+        BlockTime(5_001),
+        ks[1].public(),
+        Message::Proposal(proposal(&ks[1], 1, &b, None)),
+    )
+    .unwrap();
     let out = d2.handle_validity(BlockTime(5_002), BlockNumber(0), b.hash(), Validity::Valid);
     let votes = broadcast_votes(&out);
     assert_eq!(votes.len(), 1);

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use undchain_consensus::sim::{Behaviour, SimConfig, Simulation};
 use undchain_consensus::Output;
+use undchain_consensus::sim::{Behaviour, SimConfig, Simulation};
 use undchain_types::msg::{Evidence, VoteKind};
 use undchain_types::{BlockNumber, BlockTime, Hash32, Message};
 
@@ -19,9 +19,13 @@ fn double_vote_yields_evidence_naming_validator_height_and_round() {
     let a = Some(Hash32([1; 32]));
     let first = vote(&ks[3], 5, 2, VoteKind::Prevote, a);
     let second = vote(&ks[3], 5, 2, VoteKind::Prevote, None);
-    let out = d.handle_message(BlockTime(1), ks[3].public(), Message::Vote(first.clone())).unwrap();
+    let out = d
+        .handle_message(BlockTime(1), ks[3].public(), Message::Vote(first.clone()))
+        .unwrap();
     assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
-    let out = d.handle_message(BlockTime(2), ks[3].public(), Message::Vote(second.clone())).unwrap();
+    let out = d
+        .handle_message(BlockTime(2), ks[3].public(), Message::Vote(second.clone()))
+        .unwrap();
     let ev: Vec<&Evidence> = out
         .iter()
         .filter_map(|o| match o {
@@ -38,7 +42,11 @@ fn double_vote_yields_evidence_naming_validator_height_and_round() {
     ev.verify().unwrap();
     // The same pair again is not reported twice.
     let out = d
-        .handle_message(BlockTime(3), ks[3].public(), Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)))
+        .handle_message(
+            BlockTime(3),
+            ks[3].public(),
+            Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)),
+        )
         .unwrap();
     assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
 }
@@ -51,10 +59,18 @@ fn double_proposal_yields_evidence() {
     d.start_height(BlockTime(0), BlockNumber(0), set.clone());
     let a = header(0, 1, &set);
     let b = header(0, 2, &set);
-    d.handle_message(BlockTime(1), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &a, None)))
-        .unwrap();
+    d.handle_message(
+        BlockTime(1),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &a, None)),
+    )
+    .unwrap();
     let out = d
-        .handle_message(BlockTime(2), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &b, None)))
+        .handle_message(
+            BlockTime(2),
+            ks[0].public(),
+            Message::Proposal(proposal(&ks[0], 0, &b, None)),
+        )
         .unwrap();
     let ev = out
         .iter()
@@ -64,7 +80,10 @@ fn double_proposal_yields_evidence() {
         })
         .expect("evidence");
     assert!(matches!(*ev, Evidence::DoubleProposal { .. }));
-    assert_eq!((ev.offender(), ev.height(), ev.round()), (ks[0].public(), BlockNumber(0), 0));
+    assert_eq!(
+        (ev.offender(), ev.height(), ev.round()),
+        (ks[0].public(), BlockNumber(0), 0)
+    );
     ev.verify().unwrap();
 }
 
@@ -101,7 +120,8 @@ fn double_voters_up_to_f_never_fork_and_are_caught() {
                 report
                     .evidence
                     .iter()
-                    .any(|e| matches!(e, Evidence::DoubleVote { .. }) && e.offender() == report.nodes[0].public_key),
+                    .any(|e| matches!(e, Evidence::DoubleVote { .. })
+                        && e.offender() == report.nodes[0].public_key),
                 "{}",
                 report.reproduce_hint()
             );

@@ -26,7 +26,12 @@ fn n4f1_fault_free_network_decides_in_three_delays() {
         "{}",
         report.mean_delays_to_decide()
     );
-    assert!(report.nodes.iter().all(|n| n.rounds.iter().all(|r| *r == 0)));
+    assert!(
+        report
+            .nodes
+            .iter()
+            .all(|n| n.rounds.iter().all(|r| *r == 0))
+    );
 }
 
 #[test]

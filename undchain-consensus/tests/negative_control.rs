@@ -24,7 +24,11 @@ fn f_plus_one_equivocators_fork_n_3f_plus_1() {
     for n in [4, 7, 10] {
         let f = (n - 1) / 3;
         let found = forks(n, f + 1, 30);
-        assert!(found > 0, "n={n}: the checker never saw the fork of {} equivocators", f + 1);
+        assert!(
+            found > 0,
+            "n={n}: the checker never saw the fork of {} equivocators",
+            f + 1
+        );
     }
 }
 
@@ -32,7 +36,10 @@ fn f_plus_one_equivocators_fork_n_3f_plus_1() {
 fn drawn_behaviours_with_f_plus_one_show_violations() {
     // As the `sim` example runs it: behaviour drawn per seed.
     let reports = sweep(4, 2, 0, 40, false);
-    let bad = reports.iter().filter(|r| !r.safety_violations.is_empty()).count();
+    let bad = reports
+        .iter()
+        .filter(|r| !r.safety_violations.is_empty())
+        .count();
     assert!(bad > 0);
 }
 
@@ -43,6 +50,9 @@ fn two_q_minus_n_equivocators_fork_the_other_sizes() {
         let overlap = 2 * quorum(n) - n;
         assert!(overlap > f + 1, "n={n}");
         assert_eq!(forks(n, f + 1, 20), 0, "n={n}: f+1 cannot fork");
-        assert!(forks(n, overlap, 30) > 0, "n={n}: {overlap} equivocators fork");
+        assert!(
+            forks(n, overlap, 30) > 0,
+            "n={n}: {overlap} equivocators fork"
+        );
     }
 }

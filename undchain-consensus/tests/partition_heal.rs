@@ -57,9 +57,17 @@ fn majority_side_goes_on_and_minority_catches_up() {
             .iter()
             .filter(|t| **t < 60 * UNIT)
             .count();
-        assert!(majority_before_heal > 0, "the majority decided during the partition");
+        assert!(
+            majority_before_heal > 0,
+            "the majority decided during the partition"
+        );
         for minority in [1, 4] {
-            assert!(report.nodes[minority].decided_at.iter().all(|t| *t >= 60 * UNIT));
+            assert!(
+                report.nodes[minority]
+                    .decided_at
+                    .iter()
+                    .all(|t| *t >= 60 * UNIT)
+            );
             assert_eq!(report.nodes[minority].chain[..], report.nodes[0].chain[..8]);
         }
     }

@@ -30,35 +30,76 @@ fn silent_proposer_round_times_out_to_the_next_proposer() {
     };
     let t0 = propose_at(&start, 0);
     // Nobody hears from ks[0]: the propose timeout gives a nil prevote.
-    let out = d.handle_timeout(t0, Timeout { height: BlockNumber(0), round: 0, kind: TimeoutKind::Propose });
+    let out = d.handle_timeout(
+        t0,
+        Timeout {
+            height: BlockNumber(0),
+            round: 0,
+            kind: TimeoutKind::Propose,
+        },
+    );
     assert_eq!(broadcast_votes(&out)[0].vote.value, None);
     // q nil prevotes: nil precommit (line 44).
     let mut out = Vec::new();
     for k in [&ks[1], &ks[3]] {
-        out = d.handle_message(t0, k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None))).unwrap();
+        out = d
+            .handle_message(
+                t0,
+                k.public(),
+                Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None)),
+            )
+            .unwrap();
     }
     let pc = broadcast_votes(&out);
-    assert_eq!((pc[0].vote.kind, pc[0].vote.value), (VoteKind::Precommit, None));
+    assert_eq!(
+        (pc[0].vote.kind, pc[0].vote.value),
+        (VoteKind::Precommit, None)
+    );
     // q precommits of any kind: precommit timeout (line 47), then round 1.
     let mut out = Vec::new();
     for k in [&ks[1], &ks[3]] {
-        out = d.handle_message(t0, k.public(), Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None))).unwrap();
+        out = d
+            .handle_message(
+                t0,
+                k.public(),
+                Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
+            )
+            .unwrap();
     }
     let at = out
         .iter()
         .find_map(|o| match o {
-            Output::ScheduleTimeout { timeout, at } if timeout.kind == TimeoutKind::Precommit => Some(*at),
+            Output::ScheduleTimeout { timeout, at } if timeout.kind == TimeoutKind::Precommit => {
+                Some(*at)
+            }
             _ => None,
         })
         .unwrap();
-    let out = d.handle_timeout(at, Timeout { height: BlockNumber(0), round: 0, kind: TimeoutKind::Precommit });
+    let out = d.handle_timeout(
+        at,
+        Timeout {
+            height: BlockNumber(0),
+            round: 0,
+            kind: TimeoutKind::Precommit,
+        },
+    );
     assert_eq!(d.state().round, 1);
     let t1 = propose_at(&out, 1);
     assert!(t1.0 - at.0 > t0.0, "round 1 waits longer for its proposal");
     // ks[1] proposes in round 1 and the round goes through.
     let h = header(0, 4, &set);
-    d.handle_message(t1, ks[1].public(), Message::Proposal(proposal(&ks[1], 1, &h, None))).unwrap();
-    let out = d.handle_validity(t1, BlockNumber(0), h.hash(), undchain_consensus::Validity::Valid);
+    d.handle_message(
+        t1,
+        ks[1].public(),
+        Message::Proposal(proposal(&ks[1], 1, &h, None)),
+    )
+    .unwrap();
+    let out = d.handle_validity(
+        t1,
+        BlockNumber(0),
+        h.hash(),
+        undchain_consensus::Validity::Valid,
+    );
     assert_eq!(broadcast_votes(&out)[0].vote.value, Some(h.hash()));
 }
 

@@ -18,13 +18,21 @@ fn pending_job_file_holds_the_prevote_until_it_arrives() {
     let h = header(0, 1, &set);
     let id = h.hash();
     let out = d
-        .handle_message(BlockTime(100), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &h, None)))
+        .handle_message(
+            BlockTime(100),
+            ks[0].public(),
+            Message::Proposal(proposal(&ks[0], 0, &h, None)),
+        )
         .unwrap();
     assert!(
-        out.iter().any(|o| matches!(o, Output::CheckValue { id: x, .. } if *x == id)),
+        out.iter()
+            .any(|o| matches!(o, Output::CheckValue { id: x, .. } if *x == id)),
         "the host is asked about the value: {out:?}"
     );
-    assert!(broadcast_votes(&out).is_empty(), "no vote before the verdict");
+    assert!(
+        broadcast_votes(&out).is_empty(),
+        "no vote before the verdict"
+    );
 
     let out = d.handle_validity(BlockTime(200), BlockNumber(0), id, Validity::Pending);
     assert!(broadcast_votes(&out).is_empty(), "pending: still no vote");
@@ -55,8 +63,12 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
         })
         .expect("a propose timeout is scheduled");
     let h = header(0, 1, &set);
-    d.handle_message(BlockTime(100), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &h, None)))
-        .unwrap();
+    d.handle_message(
+        BlockTime(100),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &h, None)),
+    )
+    .unwrap();
     d.handle_validity(BlockTime(200), BlockNumber(0), h.hash(), Validity::Pending);
     let out = d.handle_timeout(
         at,
@@ -68,7 +80,10 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
     );
     let votes = broadcast_votes(&out);
     assert_eq!(votes.len(), 1);
-    assert_eq!((votes[0].vote.kind, votes[0].vote.value), (VoteKind::Prevote, None));
+    assert_eq!(
+        (votes[0].vote.kind, votes[0].vote.value),
+        (VoteKind::Prevote, None)
+    );
     // The file arriving late changes nothing: the prevote is cast.
     let out = d.handle_validity(at.plus(1), BlockNumber(0), h.hash(), Validity::Valid);
     assert!(broadcast_votes(&out).is_empty());
@@ -81,8 +96,12 @@ fn invalid_value_gets_a_nil_prevote_at_once() {
     let mut d = driver(&ks[3]);
     d.start_height(BlockTime(0), BlockNumber(0), set.clone());
     let h = header(0, 9, &set);
-    d.handle_message(BlockTime(1), ks[0].public(), Message::Proposal(proposal(&ks[0], 0, &h, None)))
-        .unwrap();
+    d.handle_message(
+        BlockTime(1),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &h, None)),
+    )
+    .unwrap();
     let out = d.handle_validity(BlockTime(2), BlockNumber(0), h.hash(), Validity::Invalid);
     let votes = broadcast_votes(&out);
     assert_eq!(votes.len(), 1);
@@ -92,9 +111,16 @@ fn invalid_value_gets_a_nil_prevote_at_once() {
 #[test]
 fn timeouts_grow_per_round() {
     let t = common::config().timeouts;
-    for kind in [TimeoutKind::Propose, TimeoutKind::Prevote, TimeoutKind::Precommit] {
+    for kind in [
+        TimeoutKind::Propose,
+        TimeoutKind::Prevote,
+        TimeoutKind::Precommit,
+    ] {
         assert!(t.duration(kind, 1) > t.duration(kind, 0), "{kind:?}");
         assert!(t.duration(kind, 10) > t.duration(kind, 1), "{kind:?}");
     }
-    assert!(t.duration(TimeoutKind::Propose, u32::MAX) >= t.duration(TimeoutKind::Propose, 10), "saturates, never wraps");
+    assert!(
+        t.duration(TimeoutKind::Propose, u32::MAX) >= t.duration(TimeoutKind::Propose, 10),
+        "saturates, never wraps"
+    );
 }

@@ -6,12 +6,12 @@
 //! applies the same blocks computes the same sets (issue 5).
 
 use proptest::prelude::*;
+use undchain_consensus::roster::ReplacementReason;
 use undchain_consensus::sim::node_key;
 use undchain_consensus::{Candidate, Roster, RosterConfig, RosterEvent, ScoreEvent, ScoreRules};
-use undchain_consensus::roster::ReplacementReason;
 use undchain_types::{
-    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, PerceptionScore, PublicKey,
-    Trust,
+    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, PerceptionScore,
+    PublicKey, Trust,
 };
 
 fn config(seats: usize, period: u64, threshold: u32) -> RosterConfig {
@@ -34,7 +34,11 @@ fn candidates(known: usize, unknown: usize) -> Vec<Candidate> {
     (0..known + unknown)
         .map(|i| Candidate {
             id: id(i),
-            trust: if i < known { Trust::Known } else { Trust::Unknown },
+            trust: if i < known {
+                Trust::Known
+            } else {
+                Trust::Unknown
+            },
             score: PerceptionScore::START,
         })
         .collect()
@@ -69,7 +73,11 @@ fn run_blocks(r: &mut Roster, count: u64, salt: u8) {
 fn share_ok(r: &Roster) {
     let set = r.validator_set();
     let cap = r.config().active_seats * 44 / 100;
-    assert!(set.known_seats() <= cap, "{} known seats, cap {cap}", set.known_seats());
+    assert!(
+        set.known_seats() <= cap,
+        "{} known seats, cap {cap}",
+        set.known_seats()
+    );
     assert!(set.len() <= r.config().active_seats);
 }
 
@@ -93,13 +101,24 @@ fn known_fill_unknown_seats_only_when_too_few_and_are_flagged() {
     assert_eq!(set.len(), 7);
     assert_eq!(set.known_seats(), 3);
     assert_eq!(set.fillers(), 2);
-    assert!(set.seats().iter().filter(|s| s.filling_unknown).all(|s| s.trust == Trust::Known));
+    assert!(
+        set.seats()
+            .iter()
+            .filter(|s| s.filling_unknown)
+            .all(|s| s.trust == Trust::Known)
+    );
     // Two unknown validators register: at the next boundary they replace
     // the fillers.
     let (h, hash) = block(0, 0, 0);
     let events = [
-        RosterEvent::Registered { id: id(50), trust: Trust::Unknown },
-        RosterEvent::Registered { id: id(51), trust: Trust::Unknown },
+        RosterEvent::Registered {
+            id: id(50),
+            trust: Trust::Unknown,
+        },
+        RosterEvent::Registered {
+            id: id(51),
+            trust: Trust::Unknown,
+        },
     ];
     r.apply_block(&h, hash, &events).unwrap();
     assert_eq!(r.validator_set().fillers(), 2, "not before the boundary");
@@ -129,7 +148,15 @@ fn unknown_validators_rotate_at_the_boundary_for_higher_scores() {
         .collect();
     assert_eq!(passive_unknown.len(), 4);
     run_blocks(&mut r, 4, 0);
-    assert_eq!(r.validator_set().seats().iter().map(|s| s.id).collect::<Vec<_>>(), first, "same set within the period");
+    assert_eq!(
+        r.validator_set()
+            .seats()
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        first,
+        "same set within the period"
+    );
     run_blocks(&mut r, 1, 0);
     let set = r.validator_set();
     for p in &passive_unknown {
@@ -172,7 +199,10 @@ fn ranking_by_score_then_last_block_hash() {
         assert_eq!(&again, &r, "same blocks, same roster");
         picks.insert(set.seats().iter().map(|s| s.id).collect::<Vec<_>>());
     }
-    assert!(picks.len() > 1, "ties go different ways for different last blocks");
+    assert!(
+        picks.len() > 1,
+        "ties go different ways for different last blocks"
+    );
 }
 
 #[test]
@@ -185,11 +215,22 @@ fn below_floor_passive_validators_never_rotate_in() {
         .map(|p| RosterEvent::Score(ScoreEvent::Equivocation { offender: *p }))
         .collect();
     let upd = r.apply_block(&h, hash, &events).unwrap();
-    assert_eq!(upd.notices.len(), passive.len(), "each gets a low-perception notice");
+    assert_eq!(
+        upd.notices.len(),
+        passive.len(),
+        "each gets a low-perception notice"
+    );
     let active: Vec<PublicKey> = r.validator_set().seats().iter().map(|s| s.id).collect();
     run_blocks(&mut r, 2, 0);
     // Nobody eligible to rotate in: the unknown holders keep their seats.
-    assert_eq!(r.validator_set().seats().iter().map(|s| s.id).collect::<Vec<_>>(), active);
+    assert_eq!(
+        r.validator_set()
+            .seats()
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        active
+    );
     for p in &passive {
         assert!(!r.validator_set().contains(p));
     }
@@ -200,8 +241,18 @@ fn missed_votes_get_a_validator_replaced_by_the_next_passive_of_its_kind() {
     // n = 4, threshold 3, long period.
     let mut r = Roster::genesis(config(4, 1000, 3), &candidates(2, 6), Hash32([5; 32])).unwrap();
     let set = r.validator_set().clone();
-    let lazy_unknown = set.seats().iter().find(|s| s.trust == Trust::Unknown).unwrap().id;
-    let lazy_known = set.seats().iter().find(|s| s.trust == Trust::Known).unwrap().id;
+    let lazy_unknown = set
+        .seats()
+        .iter()
+        .find(|s| s.trust == Trust::Unknown)
+        .unwrap()
+        .id;
+    let lazy_known = set
+        .seats()
+        .iter()
+        .find(|s| s.trust == Trust::Known)
+        .unwrap()
+        .id;
     run_blocks(&mut r, 1, 0);
     let mut replaced = Vec::new();
     for _ in 0..4 {
@@ -231,7 +282,13 @@ fn unknown_seat_falls_back_to_a_flagged_known_filler() {
     // n = 4: 1 known seat, 3 unknown seats, exactly 3 unknown validators.
     let mut r = Roster::genesis(config(4, 1000, 2), &candidates(3, 3), Hash32([6; 32])).unwrap();
     assert_eq!(r.validator_set().fillers(), 0);
-    let lazy = r.validator_set().seats().iter().find(|s| s.trust == Trust::Unknown).unwrap().id;
+    let lazy = r
+        .validator_set()
+        .seats()
+        .iter()
+        .find(|s| s.trust == Trust::Unknown)
+        .unwrap()
+        .id;
     run_blocks(&mut r, 1, 0);
     for _ in 0..3 {
         let prev = r.previous_set().unwrap().clone();
@@ -246,7 +303,11 @@ fn unknown_seat_falls_back_to_a_flagged_known_filler() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Random histories: the known share never exceeds 44%, after a
     /// rotation fillers appear only when no eligible unknown validator is

@@ -29,22 +29,40 @@ fn rotation_boundary_sets_rotate_identically_and_keep_the_known_share() {
     let sets = &report.nodes[0].sets;
     assert!(sets.len() >= 14);
     for node in &report.nodes {
-        assert_eq!(node.sets[..14], sets[..14], "every validator, passive ones too, holds the same sets");
+        assert_eq!(
+            node.sets[..14],
+            sets[..14],
+            "every validator, passive ones too, holds the same sets"
+        );
     }
     for (h, set) in sets.iter().enumerate().take(14) {
-        assert!(set.known_seats() <= 1, "n = 4: floor(44%) = 1 known seat (height {h})");
+        assert!(
+            set.known_seats() <= 1,
+            "n = 4: floor(44%) = 1 known seat (height {h})"
+        );
         assert_eq!(set.len(), 4);
         if h % 4 != 0 {
-            assert_eq!(set, &sets[h - 1], "no change inside a period without missed votes (height {h})");
+            assert_eq!(
+                set,
+                &sets[h - 1],
+                "no change inside a period without missed votes (height {h})"
+            );
         }
     }
     // Unknown seats rotate: 4 unknown validators for 3 unknown seats, so
     // the passive one comes in at the first boundary.
     let unknown = |s: &undchain_consensus::ValidatorSet| -> Vec<PublicKey> {
-        s.seats().iter().filter(|x| x.trust == Trust::Unknown).map(|x| x.id).collect()
+        s.seats()
+            .iter()
+            .filter(|x| x.trust == Trust::Unknown)
+            .map(|x| x.id)
+            .collect()
     };
     assert_ne!(unknown(&sets[0]), unknown(&sets[4]));
-    let came_in: Vec<_> = unknown(&sets[4]).into_iter().filter(|x| !sets[3].contains(x)).collect();
+    let came_in: Vec<_> = unknown(&sets[4])
+        .into_iter()
+        .filter(|x| !sets[3].contains(x))
+        .collect();
     assert!(!came_in.is_empty());
     // The newcomer really takes part: blocks keep being decided after it
     // came in, at round 0 (no proposer of the new set is missing).
@@ -56,14 +74,20 @@ fn rotation_boundary_silent_validator_is_replaced_after_missed_votes() {
     let cfg = SimConfig {
         heights: 14,
         faults: FaultPlan::none(),
-        rotation: Some(RotationPlan { blocks_per_period: 1000, ..plan() }),
+        rotation: Some(RotationPlan {
+            blocks_per_period: 1000,
+            ..plan()
+        }),
         ..SimConfig::drawn(4, 1, 2).with_behaviour(Behaviour::Silent)
     };
     let report = Simulation::new(cfg).run();
     assert!(report.ok(), "{}", report.reproduce_hint());
     let silent = report.nodes[0].public_key;
     let sets = &report.nodes[1].sets;
-    let first_in = sets.iter().position(|s| s.contains(&silent)).expect("silent validator holds a seat at genesis");
+    let first_in = sets
+        .iter()
+        .position(|s| s.contains(&silent))
+        .expect("silent validator holds a seat at genesis");
     let out = sets
         .iter()
         .enumerate()
@@ -74,7 +98,11 @@ fn rotation_boundary_silent_validator_is_replaced_after_missed_votes() {
     // It misses block h (reported in h+1's header); three in a row, then
     // replaced for the next height.
     assert!(out <= first_in + 3 + 2, "replaced at height {out}");
-    assert!(sets[out..].iter().all(|s| !s.contains(&silent) && s.known_seats() <= 1 && s.len() == 4));
+    assert!(
+        sets[out..]
+            .iter()
+            .all(|s| !s.contains(&silent) && s.known_seats() <= 1 && s.len() == 4)
+    );
 }
 
 #[test]

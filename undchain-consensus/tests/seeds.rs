@@ -20,12 +20,22 @@ fn sweep_n(n: usize) {
             failures.push(r.reproduce_hint());
         }
     }
-    assert!(failures.is_empty(), "n={n}: {} failing seeds:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "n={n}: {} failing seeds:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(heights >= SEEDS * 6, "n={n}: {heights} heights");
     // The draw really varies faults and behaviours.
-    let behaviours: std::collections::BTreeSet<_> = reports.iter().filter_map(|r| r.config.behaviour).collect();
+    let behaviours: std::collections::BTreeSet<_> =
+        reports.iter().filter_map(|r| r.config.behaviour).collect();
     assert_eq!(behaviours.len(), 5, "n={n}");
-    assert!(reports.iter().any(|r| !r.config.faults.partitions.is_empty()));
+    assert!(
+        reports
+            .iter()
+            .any(|r| !r.config.faults.partitions.is_empty())
+    );
     assert!(reports.iter().any(|r| !r.config.faults.crashes.is_empty()));
     assert!(reports.iter().any(|r| r.max_round > 0));
 }

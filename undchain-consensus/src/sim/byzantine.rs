@@ -108,7 +108,12 @@ impl Coalition {
         honest.sort_unstable();
         let right = honest.split_off(honest.len().div_ceil(2));
         let mut left = honest;
-        left.extend(recipients.iter().copied().filter(|r| self.members.contains(r)));
+        left.extend(
+            recipients
+                .iter()
+                .copied()
+                .filter(|r| self.members.contains(r)),
+        );
         (left, right)
     }
 }
@@ -134,7 +139,12 @@ pub fn transform(
     coalition: &mut Coalition,
     msg: Message,
 ) -> Vec<(usize, Message)> {
-    let everyone = |m: &Message| ctx.recipients.iter().map(|r| (*r, m.clone())).collect::<Vec<_>>();
+    let everyone = |m: &Message| {
+        ctx.recipients
+            .iter()
+            .map(|r| (*r, m.clone()))
+            .collect::<Vec<_>>()
+    };
     // Messages it relays (signed by others) cannot be rewritten: only its
     // own signature is at its disposal.
     let own = match &msg {
@@ -169,14 +179,19 @@ pub fn transform(
                 .insert((p.proposal.height, p.proposal.round), (id_left, id_right));
             let alt = Message::Proposal(alt.sign(ctx.key));
             let (left, right) = coalition.halves(ctx.recipients);
-            let mut out: Vec<(usize, Message)> =
-                left.into_iter().map(|r| (r, Message::Proposal(p.clone()))).collect();
+            let mut out: Vec<(usize, Message)> = left
+                .into_iter()
+                .map(|r| (r, Message::Proposal(p.clone())))
+                .collect();
             out.extend(right.into_iter().map(|r| (r, alt.clone())));
             out
         }
         (Behaviour::EquivocatingProposer | Behaviour::DoubleVoter, Message::Vote(v)) => {
             let (left, right) = coalition.halves(ctx.recipients);
-            let split = coalition.splits.get(&(v.vote.height, v.vote.round)).copied();
+            let split = coalition
+                .splits
+                .get(&(v.vote.height, v.vote.round))
+                .copied();
             let (lv, rv) = match (split, v.vote.value) {
                 // Follow the proposer's split: each half sees votes for
                 // the value it was shown.
@@ -278,10 +293,21 @@ mod tests {
             &mut c,
             Message::Proposal(p.clone()),
         );
-        let to = |i: usize| out.iter().find(|(r, _)| *r == i).map(|(_, m)| m.clone()).unwrap();
+        let to = |i: usize| {
+            out.iter()
+                .find(|(r, _)| *r == i)
+                .map(|(_, m)| m.clone())
+                .unwrap()
+        };
         assert_eq!(to(2), Message::Proposal(p.clone()));
-        assert_eq!(to(1), Message::Proposal(p.clone()), "coalition sees the left value");
-        let Message::Proposal(alt) = to(3) else { panic!() };
+        assert_eq!(
+            to(1),
+            Message::Proposal(p.clone()),
+            "coalition sees the left value"
+        );
+        let Message::Proposal(alt) = to(3) else {
+            panic!()
+        };
         assert_ne!(alt.proposal.header, p.proposal.header);
         alt.verify().unwrap();
         // The other member's prevote for the left value goes right as the
@@ -318,7 +344,10 @@ mod tests {
             .collect();
         assert!(votes.contains(&(2, Some(p.proposal.header.hash()))));
         assert!(votes.contains(&(3, Some(alt.proposal.header.hash()))));
-        assert!(votes.contains(&(3, Some(p.proposal.header.hash()))), "evidence pair");
+        assert!(
+            votes.contains(&(3, Some(p.proposal.header.hash()))),
+            "evidence pair"
+        );
     }
 
     #[test]

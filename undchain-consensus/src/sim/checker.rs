@@ -201,7 +201,11 @@ mod tests {
         c.sent(3, &id, &v(Some(Hash32([1; 32]))));
         assert!(matches!(
             c.violations[1],
-            Violation::HonestEquivocation { node: 3, round: 0, .. }
+            Violation::HonestEquivocation {
+                node: 3,
+                round: 0,
+                ..
+            }
         ));
         assert!(c.violations.iter().all(Violation::is_safety));
     }

@@ -35,13 +35,14 @@ use std::rc::Rc;
 
 use undchain_types::msg::{BlockResponse, CommittedBlock, Evidence, Round};
 use undchain_types::{
-    BlockHeader, BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm,
-    HashContext, Message, PerceptionScore, PublicKey, Signature, SigningKey, Trust, hash,
-    hash_parts,
+    BlockHeader, BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm, HashContext,
+    Message, PerceptionScore, PublicKey, Signature, SigningKey, Trust, hash, hash_parts,
 };
 
 use crate::certificate::{SignatureVerifier, check_parent_commit, verify_committed_block};
-use crate::driver::{Driver, DriverConfig, Output, PersistedState, Timeout, TimeoutConfig, Validity};
+use crate::driver::{
+    Driver, DriverConfig, Output, PersistedState, Timeout, TimeoutConfig, Validity,
+};
 use crate::roster::{Candidate, Roster, RosterConfig};
 use crate::round::{Step, Value};
 use crate::score::ScoreRules;
@@ -141,8 +142,11 @@ impl SimConfig {
 /// and every validator would otherwise check the same broadcast again.
 #[derive(Debug, Clone, Default)]
 pub struct SharedVerifier {
-    cache: Rc<RefCell<BTreeMap<(PublicKey, Hash32, Signature), bool>>>,
+    cache: Rc<RefCell<VerifyCache>>,
 }
+
+/// Verdicts by (signer, digest, signature).
+type VerifyCache = BTreeMap<(PublicKey, Hash32, Signature), bool>;
 
 impl SignatureVerifier for SharedVerifier {
     fn verify(&mut self, signer: &PublicKey, digest: &Hash32, signature: &Signature) -> bool {
@@ -245,7 +249,7 @@ enum Event {
     Deliver {
         to: usize,
         from: usize,
-        msg: Message,
+        msg: Box<Message>,
     },
     Timer {
         node: usize,
@@ -366,7 +370,11 @@ impl Simulation {
         let genesis_hash = hash_parts(HashContext::Genesis, &[b"sim", &config.seed.to_le_bytes()]);
         let verifier = SharedVerifier::default();
         let keys: Vec<SigningKey> = (0..total).map(node_key).collect();
-        let index_of = keys.iter().enumerate().map(|(i, k)| (k.public(), i)).collect();
+        let index_of = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.public(), i))
+            .collect();
         let (static_set, roster) = match &config.rotation {
             None => {
                 let ids: Vec<PublicKey> = keys[..config.n].iter().map(|k| k.public()).collect();
@@ -559,7 +567,7 @@ impl Simulation {
                 let Some(d) = self.nodes[to].driver.as_mut() else {
                     return;
                 };
-                match d.handle_message(now, from_pk, msg) {
+                match d.handle_message(now, from_pk, *msg) {
                     Ok(out) => self.carry_out(to, out),
                     Err(e) => {
                         self.refused += 1;
@@ -719,11 +727,14 @@ impl Simulation {
                 height, id, value, ..
             } => {
                 let verdict = self.check_value(i, height, &value);
-                let pending = self.rng.chance(self.config.faults.pending_validity_permille);
+                let pending = self
+                    .rng
+                    .chance(self.config.faults.pending_validity_permille);
                 let answer = if pending { Validity::Pending } else { verdict };
                 if pending {
                     let later = self.now
-                        + self.config.unit_us * self.rng.range(1, self.config.faults.pending_units.max(1));
+                        + self.config.unit_us
+                            * self.rng.range(1, self.config.faults.pending_units.max(1));
                     let incarnation = self.nodes[i].incarnation;
                     self.push(
                         later,
@@ -749,7 +760,8 @@ impl Simulation {
             Output::ServeBlocks { to, request } => {
                 let chain = &self.nodes[i].chain;
                 let from = (request.from.0 as usize).min(chain.len());
-                let max = usize::from(request.max).min(undchain_types::msg::MAX_BLOCKS_PER_RESPONSE);
+                let max =
+                    usize::from(request.max).min(undchain_types::msg::MAX_BLOCKS_PER_RESPONSE);
                 let blocks: Vec<CommittedBlock> =
                     chain[from..(from + max).min(chain.len())].to_vec();
                 if blocks.is_empty() {
@@ -787,17 +799,17 @@ impl Simulation {
             if to == i || self.config.faults.partitioned(self.now, i, to) {
                 continue;
             }
-            let delays = self
-                .config
-                .faults
-                .deliveries(&mut self.rng, self.now, self.config.unit_us);
+            let delays =
+                self.config
+                    .faults
+                    .deliveries(&mut self.rng, self.now, self.config.unit_us);
             for d in delays {
                 self.push(
                     self.now + d,
                     Event::Deliver {
                         to,
                         from: i,
-                        msg: m.clone(),
+                        msg: Box::new(m.clone()),
                     },
                 );
             }
@@ -845,7 +857,12 @@ impl Simulation {
     }
 
     /// What is wrong with `header` as block `height` on node `i`'s chain.
-    fn header_problem(&self, i: usize, height: BlockNumber, header: &BlockHeader) -> Option<String> {
+    fn header_problem(
+        &self,
+        i: usize,
+        height: BlockNumber,
+        header: &BlockHeader,
+    ) -> Option<String> {
         let node = &self.nodes[i];
         if header.chain_id != SIM_CHAIN || header.epoch != 0 {
             return Some("wrong chain or epoch".into());
@@ -856,7 +873,10 @@ impl Simulation {
         if header.time != BlockTime(height.0) {
             return Some("wrong block time".into());
         }
-        let parent = node.chain.last().map_or(self.genesis_hash, |b| b.header.hash());
+        let parent = node
+            .chain
+            .last()
+            .map_or(self.genesis_hash, |b| b.header.hash());
         if header.parent != parent {
             return Some("parent is not the previous block".into());
         }
@@ -1009,7 +1029,13 @@ impl Simulation {
 /// Runs `seeds` drawn seeds from `first` for `n` validators with
 /// `byzantine` Byzantine ones and returns the reports (the seed-sweep
 /// tests and the `sim` example share this).
-pub fn sweep(n: usize, byzantine: usize, first: u64, seeds: u64, fault_free: bool) -> Vec<SimReport> {
+pub fn sweep(
+    n: usize,
+    byzantine: usize,
+    first: u64,
+    seeds: u64,
+    fault_free: bool,
+) -> Vec<SimReport> {
     (first..first.saturating_add(seeds))
         .map(|seed| {
             let cfg = if fault_free {

@@ -76,7 +76,10 @@ mod tests {
             assert_eq!(x, b.range(3, 9));
             assert!((3..=9).contains(&x));
         }
-        assert_ne!(SimRng::fork(42, 1).next_u64(), SimRng::fork(42, 2).next_u64());
+        assert_ne!(
+            SimRng::fork(42, 1).next_u64(),
+            SimRng::fork(42, 2).next_u64()
+        );
         assert_eq!(a.below(0), 0);
         let hits = (0..10_000).filter(|_| a.chance(100)).count();
         assert!((700..1300).contains(&hits), "{hits}");

@@ -5,9 +5,7 @@
 use undchain_consensus::sim::node_key;
 use undchain_consensus::{Driver, DriverConfig, Output, TimeoutConfig, ValidatorSet, Value};
 use undchain_types::msg::{Proposal, Round, SignedProposal, SignedVote, Vote, VoteKind};
-use undchain_types::{
-    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, Message, SigningKey,
-};
+use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, Message, SigningKey};
 
 pub const CHAIN: ChainId = ChainId(7);
 pub const UNIT: u64 = 1_000;
@@ -54,7 +52,12 @@ pub fn value(h: &BlockHeader) -> Value {
     }
 }
 
-pub fn proposal(k: &SigningKey, round: Round, h: &BlockHeader, pol: Option<Round>) -> SignedProposal {
+pub fn proposal(
+    k: &SigningKey,
+    round: Round,
+    h: &BlockHeader,
+    pol: Option<Round>,
+) -> SignedProposal {
     Proposal {
         chain_id: CHAIN,
         height: h.number,
