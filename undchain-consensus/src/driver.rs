@@ -142,6 +142,15 @@ impl DriverConfig {
             max_rounds_ahead: 64,
         }
     }
+
+    /// The settings of a chain: its id and hash algorithm, default
+    /// timeouts.
+    pub fn from_params(params: &undchain_types::ChainParams) -> Self {
+        DriverConfig {
+            hash_algorithm: params.hash_algorithm,
+            ..Self::new(params.chain_id)
+        }
+    }
 }
 
 /// A timeout the host schedules and hands back when it fires.
