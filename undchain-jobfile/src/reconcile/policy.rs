@@ -54,8 +54,7 @@ pub(crate) fn choose(cfg: &Config, c: u64, e: f64, saturated: bool, len: u8, roo
             return if c <= 2 { Op::Entries } else { Op::Ids };
         }
         let parts = (cf / cfg.root_part as f64).max(2.0);
-        let mut b = (parts.log2().round() as u8).clamp(1, max_b.min(cfg.root_bits_max));
-        if let Some(v) = std::env::var("UC_ROOT").ok().and_then(|v| v.parse().ok()) { b = v; }
+        let b = (parts.log2().round() as u8).clamp(1, max_b.min(cfg.root_bits_max));
         return Op::Split(b);
     }
     // Most of the range differs: shipping it whole costs about what the
@@ -79,8 +78,7 @@ pub(crate) fn choose(cfg: &Config, c: u64, e: f64, saturated: bool, len: u8, roo
     // against short ids.
     let b_min = (cf / cfg.leaf_target as f64).log2().ceil().max(1.0);
     let b_opt = (e * cf).sqrt().log2().round().max(1.0);
-    let mut b = (b_min.max(b_opt) as u8).clamp(1, max_b);
-    if std::env::var("UC_ALIGN").is_ok() { let a = 4 - (len % 4); b = if a == 0 { 4 } else { a }; }
+    let b = (b_min.max(b_opt) as u8).clamp(1, max_b);
     let _ = ENTRY_BYTES;
     Op::Split(b)
 }

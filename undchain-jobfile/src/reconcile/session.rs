@@ -98,11 +98,30 @@ impl Gathered {
     }
 }
 
-/// The entries of `g` (sorted by id) that lie in `p`.
-fn slice_of(g: &[Gathered], p: Prefix) -> &[Gathered] {
-    let start = g.partition_point(|x| x.top < p.bits);
-    let n = g[start..].partition_point(|x| p.contains_top(x.top));
-    &g[start..start + n]
+/// The entries of `g` (sorted by id) that lie in `p`. Parts are usually
+/// asked for in order, so the search starts with a short scan from `hint`
+/// (where the previous part ended), which it updates.
+fn slice_of<'a>(g: &'a [Gathered], p: Prefix, hint: &mut usize) -> &'a [Gathered] {
+    let mut start = (*hint).min(g.len());
+    if start > 0 && g[start - 1].top >= p.bits {
+        start = g.partition_point(|x| x.top < p.bits);
+    } else {
+        let mut k = 0;
+        while start < g.len() && g[start].top < p.bits {
+            start += 1;
+            k += 1;
+            if k == 8 {
+                start += g[start..].partition_point(|x| x.top < p.bits);
+                break;
+            }
+        }
+    }
+    let mut end = start;
+    while end < g.len() && p.contains_top(g[end].top) {
+        end += 1;
+    }
+    *hint = end;
+    &g[start..end]
 }
 
 /// Adds the entries of `g` (all in `p`) to the `2^b` parts of `p`.
@@ -170,6 +189,8 @@ struct Pass {
     /// The view's entries of one range (`cache_for`), gathered once.
     cache: Vec<Gathered>,
     cache_for: Option<Prefix>,
+    /// Where the last part sliced from `cache` ended.
+    cache_hint: usize,
 }
 
 impl Pass {
@@ -186,6 +207,7 @@ impl Pass {
             deliver: Vec::new(),
             cache: Vec::new(),
             cache_for: None,
+            cache_hint: 0,
         }
     }
 }
@@ -319,14 +341,14 @@ impl Session {
     /// entry order.
     pub fn outcome(&self) -> Outcome {
         let mut only_local = self.local.clone();
-        only_local.sort_unstable_by(entry_order);
+        only_local.sort_by(entry_order);
         only_local.dedup();
         let mut only_remote: Vec<JobEntry> = self
             .remote
             .iter()
             .map(|(e, _)| e.clone())
             .collect();
-        only_remote.sort_unstable_by(entry_order);
+        only_remote.sort_by(entry_order);
         Outcome {
             only_local,
             only_remote,
@@ -336,10 +358,10 @@ impl Session {
     /// [`Session::outcome`] without copying the entries (ends the session).
     pub fn into_outcome(self) -> Outcome {
         let mut only_local = self.local;
-        only_local.sort_unstable_by(entry_order);
+        only_local.sort_by(entry_order);
         only_local.dedup();
         let mut only_remote: Vec<JobEntry> = self.remote.into_iter().map(|(e, _)| e).collect();
-        only_remote.sort_unstable_by(entry_order);
+        only_remote.sort_by(entry_order);
         Outcome {
             only_local,
             only_remote,
@@ -793,6 +815,7 @@ impl Session {
         self.gather(file, pass.mode, p, &mut cache);
         pass.cache = cache;
         pass.cache_for = Some(p);
+        pass.cache_hint = 0;
         true
     }
 
@@ -830,7 +853,7 @@ impl Session {
             entry_count: 0,
             learned: self.remote.len(),
         };
-        self.remote.reserve(r.entries.len() / 48);
+        self.remote.reserve(r.entries.len() / 38);
         // Room for what this round can add to the outcome.
         let mine: usize = pass
             .outstanding
@@ -905,10 +928,17 @@ impl Session {
             ));
         }
         windows.sort_unstable_by_key(|w| w.0);
+        // Extras come in answer order, which is id order: try the window of
+        // the previous entry before searching.
+        let mut last = 0usize;
         while !rd.entries_done() {
             let (e, leaf) = rd.entry()?;
             let t = top64(&e.id);
-            let i = windows.partition_point(|w| w.0.bits <= t);
+            let i = match windows.get(last) {
+                Some(w) if w.0.contains_top(t) => last + 1,
+                _ => windows.partition_point(|w| w.0.bits <= t),
+            };
+            last = i.saturating_sub(1);
             let Some(&(w, at, n)) = i.checked_sub(1).and_then(|i| windows.get(i)) else {
                 return Err(ReconcileError::Malformed(
                     "entry outside the ranges it may answer",
@@ -1069,7 +1099,12 @@ impl Session {
             encode_entry(self.entry_of(file, src), &mut entries);
         }
         self.local.reserve(w.extras.len());
-        for &(src, local) in &w.extras {
+        for (k, &(src, local)) in w.extras.iter().enumerate() {
+            // Touch an entry a few places ahead so that its cache misses
+            // overlap with this one's encoding.
+            if let Some(&(ahead, _)) = w.extras.get(k + 6) {
+                core::hint::black_box(self.entry_of(file, ahead).initiated_at);
+            }
             let e = self.entry_of(file, src);
             encode_entry(e, &mut entries);
             if local {
@@ -1144,9 +1179,14 @@ impl Session {
             } => {
                 let mine = pass.items.len();
                 if self.cache(file, pass, parent) {
-                    let Pass { cache, items, .. } = &mut *pass;
+                    let Pass {
+                        cache,
+                        items,
+                        cache_hint,
+                        ..
+                    } = &mut *pass;
                     items.extend(
-                        slice_of(cache, prefix)
+                        slice_of(cache, prefix, cache_hint)
                             .iter()
                             .map(|g| g.item_in(mode, prefix)),
                     );
@@ -1239,9 +1279,10 @@ impl Session {
             cache,
             items,
             outstanding,
+            cache_hint,
             ..
         } = pass;
-        let part = slice_of(cache, p);
+        let part = slice_of(cache, p, cache_hint);
         let mode = pass_mode;
         match op {
             Op::Split(b) => {
