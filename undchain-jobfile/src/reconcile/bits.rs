@@ -38,19 +38,29 @@ impl BitWriter {
 pub(crate) struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// The current byte, shifted so that the next bit is bit 0.
+    cur: u8,
 }
 
 impl<'a> BitReader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        BitReader { bytes, pos: 0 }
+        BitReader {
+            bytes,
+            pos: 0,
+            cur: 0,
+        }
     }
 
+    #[inline]
     pub(crate) fn next(&mut self) -> Result<bool, ReconcileError> {
-        let byte = self
-            .bytes
-            .get(self.pos / 8)
-            .ok_or(ReconcileError::Malformed("bit column too short"))?;
-        let bit = (byte >> (self.pos % 8)) & 1 == 1;
+        if self.pos % 8 == 0 {
+            self.cur = *self
+                .bytes
+                .get(self.pos / 8)
+                .ok_or(ReconcileError::Malformed("bit column too short"))?;
+        }
+        let bit = self.cur & 1 == 1;
+        self.cur >>= 1;
         self.pos += 1;
         Ok(bit)
     }
@@ -78,6 +88,7 @@ impl<'a> U32Reader<'a> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn next(&mut self) -> Result<u32, ReconcileError> {
         let s = self
             .bytes
@@ -87,6 +98,24 @@ impl<'a> U32Reader<'a> {
         let mut b = [0u8; 4];
         b.copy_from_slice(s);
         Ok(u32::from_le_bytes(b))
+    }
+
+    /// Appends the next `n` values to `out`.
+    pub(crate) fn take_into(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), ReconcileError> {
+        let end = n
+            .checked_mul(4)
+            .and_then(|b| b.checked_add(self.pos))
+            .ok_or(ReconcileError::Malformed(self.what))?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(ReconcileError::Malformed(self.what))?;
+        out.extend(
+            s.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        self.pos = end;
+        Ok(())
     }
 
     pub(crate) fn remaining(&self) -> usize {

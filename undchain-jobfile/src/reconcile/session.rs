@@ -927,15 +927,18 @@ impl Session {
                 "columns hold more than the answers use",
             ));
         }
-        windows.sort_unstable_by_key(|w| w.0);
+        if !windows.is_sorted_by_key(|w| w.0) {
+            windows.sort_unstable_by_key(|w| w.0);
+        }
         // Extras come in answer order, which is id order: try the window of
         // the previous entry before searching.
         let mut last = 0usize;
         while !rd.entries_done() {
             let (e, leaf) = rd.entry()?;
             let t = top64(&e.id);
-            let i = match windows.get(last) {
-                Some(w) if w.0.contains_top(t) => last + 1,
+            let i = match (windows.get(last), windows.get(last + 1)) {
+                (Some(w), _) if w.0.contains_top(t) => last + 1,
+                (_, Some(w)) if w.0.contains_top(t) => last + 2,
                 _ => windows.partition_point(|w| w.0.bits <= t),
             };
             last = i.saturating_sub(1);
@@ -957,15 +960,7 @@ impl Session {
         }
         // The ranges of a pass are disjoint leaves of one tree and each is
         // answered once, so an entry can only repeat within this round.
-        let mut leaves: Vec<(u64, Hash32)> = self.remote[rd.learned..]
-            .iter()
-            .map(|(_, l)| (l.short(), *l))
-            .collect();
-        leaves.sort_unstable();
-        if leaves
-            .windows(2)
-            .any(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
-        {
+        if has_repeat(&self.remote[rd.learned..]) {
             return Err(ReconcileError::Malformed("an entry sent twice"));
         }
         Ok(())
@@ -995,10 +990,7 @@ impl Session {
                     return Err(ReconcileError::Malformed("fingerprint column too short"));
                 }
                 let at = pass.words.len();
-                pass.words.reserve(k);
-                for _ in 0..k {
-                    pass.words.push(rd.fps.next()?);
-                }
+                rd.fps.take_into(k, &mut pass.words)?;
                 Ok(Ask::Split { prefix, b, at })
             }
             OP_IDS => {
@@ -1007,10 +999,7 @@ impl Session {
                     return Err(ReconcileError::Malformed("short-id list too long"));
                 }
                 let at = pass.words.len();
-                pass.words.reserve(n);
-                for _ in 0..n {
-                    pass.words.push(rd.shorts.next()?);
-                }
+                rd.shorts.take_into(n, &mut pass.words)?;
                 Ok(Ask::Ids {
                     prefix,
                     parent,
@@ -1373,6 +1362,33 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether two of `learned` have the same leaf hash (sorting 8-byte keys,
+/// then comparing whole hashes only where keys meet).
+fn has_repeat(learned: &[(JobEntry, Hash32)]) -> bool {
+    let mut keys: Vec<(u64, u32)> = learned
+        .iter()
+        .enumerate()
+        .map(|(i, (_, l))| (l.short(), i as u32))
+        .collect();
+    keys.sort_unstable();
+    let mut start = 0;
+    while start < keys.len() {
+        let mut end = start + 1;
+        while end < keys.len() && keys[end].0 == keys[start].0 {
+            end += 1;
+        }
+        for a in start..end {
+            for b in a + 1..end {
+                if learned[keys[a].1 as usize].1 == learned[keys[b].1 as usize].1 {
+                    return true;
+                }
+            }
+        }
+        start = end;
+    }
+    false
 }
 
 /// The entries' order (`JobEntry`'s `Ord`: id first), comparing the ids'
