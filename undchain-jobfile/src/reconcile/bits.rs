@@ -88,18 +88,6 @@ impl<'a> U32Reader<'a> {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn next(&mut self) -> Result<u32, ReconcileError> {
-        let s = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or(ReconcileError::Malformed(self.what))?;
-        self.pos += 4;
-        let mut b = [0u8; 4];
-        b.copy_from_slice(s);
-        Ok(u32::from_le_bytes(b))
-    }
-
     /// Appends the next `n` values to `out`.
     pub(crate) fn take_into(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), ReconcileError> {
         let end = n
