@@ -11,8 +11,8 @@
 
 use undchain_types::job::MAX_POOL;
 use undchain_types::{
-    BlockTime, BoundedVec, Hash32, HashContext, JobEntry, JobId, JobState, PublicKey,
-    TokenAmount, UtilityKind,
+    BlockTime, BoundedVec, Hash32, HashContext, JobEntry, JobId, JobState, PublicKey, TokenAmount,
+    UtilityKind,
 };
 
 /// Largest encoding of an entry: id, two varints of at most 10 bytes, two
@@ -284,7 +284,17 @@ mod tests {
 
     fn entries() -> Vec<JobEntry> {
         let mut out = Vec::new();
-        let times = [0u64, 1, 127, 128, 16_383, 16_384, 1 << 35, u64::MAX - 1, u64::MAX];
+        let times = [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            1 << 35,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for (i, &t) in times.iter().enumerate() {
             for (j, kind) in UtilityKind::ALL.iter().enumerate() {
                 let pool = |n: usize| -> BoundedVec<PublicKey, MAX_POOL> {

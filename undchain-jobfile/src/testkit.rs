@@ -63,6 +63,9 @@ pub struct Exchange {
     pub messages: u32,
     /// Encoded bytes of every message, both directions.
     pub bytes: u64,
+    /// Whether a keyed pass ran (after the unkeyed one ended with
+    /// different roots).
+    pub keyed_pass: bool,
 }
 
 impl Exchange {
@@ -97,12 +100,28 @@ pub fn run(a: &JobFile, b: &JobFile, session: u64) -> Result<Exchange, Reconcile
         }
         to_responder = !to_responder;
     }
+    let keyed_pass = ini.keyed_pass_ran() || res.keyed_pass_ran();
     Ok(Exchange {
+        keyed_pass,
         initiator: ini.into_outcome(),
         responder: res.into_outcome(),
         messages,
         bytes: bytes_total,
     })
+}
+
+/// The 4-byte wire fingerprint of a range with summary `s` (what a split
+/// sends per part in an unkeyed pass), for tests that craft collisions.
+pub fn range_fingerprint(s: crate::Summary) -> u32 {
+    crate::reconcile::wire_fingerprint(s)
+}
+
+/// The unkeyed short id of `e` in a range whose prefix is `prefix_len`
+/// bits long (what a short-id list carries in an unkeyed pass), for tests
+/// that craft collisions.
+pub fn unkeyed_short_id(prefix_len: u8, e: &JobEntry) -> u32 {
+    let leaf = crate::file::leaf_hash(e);
+    crate::reconcile::unkeyed_short_id(prefix_len, &e.id, &leaf)
 }
 
 /// The body of the `reconcile_responder` fuzz target: an honest initiator

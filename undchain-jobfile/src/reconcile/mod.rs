@@ -21,8 +21,20 @@ mod session;
 
 pub use session::{Role, Session};
 
+/// The 4-byte fingerprint of a range with summary `s`, as an unkeyed split
+/// sends it (`docs/PROTOCOL.md` "Job files and reconciliation").
+pub(crate) fn wire_fingerprint(s: crate::Summary) -> u32 {
+    range::fp32(s)
+}
+
+/// The unkeyed short id of the entry (`id`, `leaf`) in a range whose
+/// prefix is `prefix_len` bits long.
+pub(crate) fn unkeyed_short_id(prefix_len: u8, id: &JobId, leaf: &undchain_types::Hash32) -> u32 {
+    range::Mode::Unkeyed.short(prefix_len, range::top64(id), leaf)
+}
+
 use undchain_types::msg::AbortReason;
-use undchain_types::{JobEntry, WireError};
+use undchain_types::{JobEntry, JobId, WireError};
 
 /// Limits and tuning of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,7 +107,9 @@ impl Mode {
     pub(crate) fn derive(&self, leaf: &Hash32) -> (u64, u32) {
         match self {
             Mode::Unkeyed => unkeyed_parts(leaf),
-            Mode::Keyed(key) => unkeyed_parts(&Hash32(*blake3::keyed_hash(key, &leaf.0).as_bytes())),
+            Mode::Keyed(key) => {
+                unkeyed_parts(&Hash32(*blake3::keyed_hash(key, &leaf.0).as_bytes()))
+            }
         }
     }
 

@@ -151,8 +151,14 @@ enum Asked {
 /// What the peer asked; this side's next rounds answer it.
 #[derive(Debug)]
 enum Ask {
-    Root { peer_count: u64 },
-    Split { prefix: Prefix, b: u8, at: usize },
+    Root {
+        peer_count: u64,
+    },
+    Split {
+        prefix: Prefix,
+        b: u8,
+        at: usize,
+    },
     Ids {
         prefix: Prefix,
         parent: Prefix,
@@ -165,7 +171,10 @@ enum Ask {
         mine: usize,
         mine_n: usize,
     },
-    Deliver { at: usize, n: usize },
+    Deliver {
+        at: usize,
+        n: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -328,8 +337,7 @@ impl Session {
 
     /// Whether a keyed pass was started (by either side) in this session.
     pub fn keyed_pass_ran(&self) -> bool {
-        self.keyed_started
-            || matches!(self.pass.as_ref().map(|p| p.mode), Some(Mode::Keyed(_)))
+        self.keyed_started || matches!(self.pass.as_ref().map(|p| p.mode), Some(Mode::Keyed(_)))
     }
 
     /// Messages and bytes so far.
@@ -343,11 +351,7 @@ impl Session {
         let mut only_local = self.local.clone();
         only_local.sort_by(entry_order);
         only_local.dedup();
-        let mut only_remote: Vec<JobEntry> = self
-            .remote
-            .iter()
-            .map(|(e, _)| e.clone())
-            .collect();
+        let mut only_remote: Vec<JobEntry> = self.remote.iter().map(|(e, _)| e.clone()).collect();
         only_remote.sort_by(entry_order);
         Outcome {
             only_local,
@@ -590,8 +594,7 @@ impl Session {
                     self.state = State::Finished;
                     return Ok(Some(self.envelope(ReconcileBody::Match)));
                 }
-                pass.to_answer
-                    .push_back(Ask::Root { peer_count: count });
+                pass.to_answer.push_back(Ask::Root { peer_count: count });
                 self.pass = Some(pass);
                 Ok(Some(self.build(file)))
             }
@@ -602,6 +605,12 @@ impl Session {
                     .ok_or(ReconcileError::Unexpected("match before start"))?;
                 if pass.outstanding.len() != 1 || !matches!(pass.outstanding[0], Asked::Root) {
                     return Err(ReconcileError::Unexpected("match in the middle of a pass"));
+                }
+                // This side opened a keyed pass because the unkeyed one
+                // ended with different views: equal keyed roots now would
+                // contradict that, so the peer lies (or its file moved).
+                if matches!(pass.mode, Mode::Keyed(_)) {
+                    return Err(ReconcileError::Unresolved);
                 }
                 pass.outstanding.clear();
                 self.state = State::Finished;
@@ -674,7 +683,14 @@ impl Session {
 
     /// Whether `items` (my view of a range) hold the entry (`id`, `leaf`)
     /// whose short id in this pass is `short`.
-    fn items_hold(&self, file: &JobFile, items: &[Item], short: u32, id: &JobId, leaf: &Hash32) -> bool {
+    fn items_hold(
+        &self,
+        file: &JobFile,
+        items: &[Item],
+        short: u32,
+        id: &JobId,
+        leaf: &Hash32,
+    ) -> bool {
         items
             .iter()
             .any(|it| it.short == short && self.key_of(file, it.src) == (*id, *leaf))
@@ -697,7 +713,9 @@ impl Session {
         if self.prior.is_empty() {
             return &[];
         }
-        let start = self.prior.partition_point(|((id, _), _)| top64(id) < p.bits);
+        let start = self
+            .prior
+            .partition_point(|((id, _), _)| top64(id) < p.bits);
         let n = self.prior[start..].partition_point(|((id, _), _)| p.contains(id));
         &self.prior[start..start + n]
     }
@@ -1025,8 +1043,13 @@ impl Session {
                         return Err(ReconcileError::Malformed("entry outside its range"));
                     }
                     let short = pass.mode.short(prefix.len, top64(&e.id), &leaf);
-                    let is_new =
-                        !self.items_hold(file, &pass.items[mine..mine + mine_n], short, &e.id, &leaf);
+                    let is_new = !self.items_hold(
+                        file,
+                        &pass.items[mine..mine + mine_n],
+                        short,
+                        &e.id,
+                        &leaf,
+                    );
                     pass.news.push(is_new);
                     pass.theirs.push((e.id, leaf));
                     if is_new {
@@ -1147,7 +1170,8 @@ impl Session {
                 let (e, sat) = policy::estimate(sc.diff.len(), aggs.len());
                 let diff = core::mem::take(&mut sc.diff);
                 let more: u64 = diff.iter().map(|&i| aggs[i].count).sum();
-                pass.items.reserve(usize::try_from(more).unwrap_or(0).min(1 << 20));
+                pass.items
+                    .reserve(usize::try_from(more).unwrap_or(0).min(1 << 20));
                 for &i in &diff {
                     let child = prefix.child(b, i as u64);
                     let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
@@ -1347,8 +1371,7 @@ impl Session {
                 for it in &pass.items[at..] {
                     w.shorts.extend(it.short.to_le_bytes());
                 }
-                pass.outstanding
-                    .push_back(Asked::Ids { prefix: p, at, n });
+                pass.outstanding.push_back(Asked::Ids { prefix: p, at, n });
             }
             Op::Entries => {
                 let at = pass.items.len();
@@ -1356,7 +1379,8 @@ impl Session {
                 let n = pass.items.len() - at;
                 w.ops.push(OP_ENTRIES);
                 w.counts.push(n as u32);
-                w.op_entries.extend(pass.items[at..].iter().map(|it| it.src));
+                w.op_entries
+                    .extend(pass.items[at..].iter().map(|it| it.src));
                 pass.outstanding
                     .push_back(Asked::Entries { prefix: p, at, n });
             }
