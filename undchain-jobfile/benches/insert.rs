@@ -1,14 +1,18 @@
 //! Insert throughput of a job file beside raw blake3 hashing of the same
-//! bytes (the entries' canonical encodings under the job-entry context).
+//! bytes (the entries' canonical encodings under the job-entry context),
+//! the crate's leaf hash alone (hand-written encoder + blake3) and the
+//! serde-based `JobEntry::leaf_hash`; and 1M inserts, where the index no
+//! longer fits in cache.
 //!
 //! `cargo bench -p undchain-jobfile --bench insert`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use undchain_jobfile::JobFile;
+use undchain_jobfile::{JobFile, leaf_hash};
 use undchain_jobfile::testkit::bench_entry;
 use undchain_types::{HashContext, hash, wire};
 
 const N: u64 = 100_000;
+const N_BIG: u64 = 1_000_000;
 
 fn bench(c: &mut Criterion) {
     let entries: Vec<_> = (0..N).map(bench_entry).collect();
@@ -38,7 +42,16 @@ fn bench(c: &mut Criterion) {
             x
         })
     });
-    g.bench_function("encode_and_blake3_100k", |b| {
+    g.bench_function("leaf_hash_100k", |b| {
+        b.iter(|| {
+            let mut x = 0u8;
+            for e in &entries {
+                x ^= leaf_hash(e).0[0];
+            }
+            x
+        })
+    });
+    g.bench_function("serde_encode_and_blake3_100k", |b| {
         b.iter(|| {
             let mut x = 0u8;
             for e in &entries {
@@ -46,6 +59,25 @@ fn bench(c: &mut Criterion) {
             }
             x
         })
+    });
+    g.finish();
+
+    let big: Vec<_> = (0..N_BIG).map(bench_entry).collect();
+    let mut g = c.benchmark_group("jobfile_insert_1m");
+    g.throughput(Throughput::Elements(N_BIG));
+    g.sample_size(10);
+    g.bench_function("insert_1m_into_empty", |b| {
+        b.iter_batched(
+            || big.clone(),
+            |es| {
+                let mut f = JobFile::new();
+                for e in es {
+                    let _ = f.insert(e);
+                }
+                f
+            },
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }
