@@ -1388,29 +1388,34 @@ impl Session {
     }
 }
 
-/// Whether two of `learned` have the same leaf hash (sorting 8-byte keys,
-/// then comparing whole hashes only where keys meet).
+/// Whether two of `learned` have the same leaf hash: an open-addressing
+/// table on the hashes' first 8 bytes, whole hashes compared only where
+/// those meet.
 fn has_repeat(learned: &[(JobEntry, Hash32)]) -> bool {
-    let mut keys: Vec<(u64, u32)> = learned
-        .iter()
-        .enumerate()
-        .map(|(i, (_, l))| (l.short(), i as u32))
-        .collect();
-    keys.sort_unstable();
-    let mut start = 0;
-    while start < keys.len() {
-        let mut end = start + 1;
-        while end < keys.len() && keys[end].0 == keys[start].0 {
-            end += 1;
-        }
-        for a in start..end {
-            for b in a + 1..end {
-                if learned[keys[a].1 as usize].1 == learned[keys[b].1 as usize].1 {
-                    return true;
+    if learned.len() < 2 {
+        return false;
+    }
+    let size = (learned.len() * 2).next_power_of_two();
+    let mask = size - 1;
+    // Slot value: index + 1 (0 = empty).
+    let mut table = vec![0u32; size];
+    for (i, (_, leaf)) in learned.iter().enumerate() {
+        let key = leaf.short();
+        let mut at = (key as usize) & mask;
+        loop {
+            match table[at] {
+                0 => {
+                    table[at] = i as u32 + 1;
+                    break;
+                }
+                j => {
+                    if learned[j as usize - 1].1 == *leaf {
+                        return true;
+                    }
+                    at = (at + 1) & mask;
                 }
             }
         }
-        start = end;
     }
     false
 }
