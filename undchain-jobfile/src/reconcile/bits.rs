@@ -24,6 +24,11 @@ impl BitWriter {
         self.used = self.used.wrapping_add(1);
     }
 
+    /// Makes room for `bits` more bits.
+    pub(crate) fn reserve(&mut self, bits: usize) {
+        self.bytes.reserve(bits.div_ceil(8));
+    }
+
     pub(crate) fn len_bytes(&self) -> usize {
         self.bytes.len()
     }

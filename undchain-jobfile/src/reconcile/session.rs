@@ -878,11 +878,15 @@ impl Session {
             .iter()
             .take(answered)
             .map(|a| match a {
-                Asked::Ids { n, .. } | Asked::Entries { n, .. } => *n,
+                Asked::Ids { n, .. } => *n,
                 _ => 0,
             })
             .sum();
-        self.local.reserve(mine);
+        // Room for what this round adds to the pass's lists.
+        pass.deliver.reserve(mine);
+        pass.words
+            .reserve(r.fingerprints.len() / 4 + r.short_ids.len() / 4);
+        pass.to_answer.reserve(r.ops.len() + answered);
         // Ranges whose answers may carry extra entries, with my items there.
         let mut windows: Vec<(Prefix, usize, usize)> = Vec::with_capacity(answered);
         for _ in 0..answered {
@@ -1085,6 +1089,15 @@ impl Session {
             })
             .sum();
         pass.items.reserve(ids + ids / 4);
+        let (bits, extras) = pass.to_answer.iter().fold((0usize, 0usize), |(b, x), a| match a {
+            Ask::Split { b: k, .. } => (b + (1usize << k), x),
+            Ask::Ids { n, .. } => (b + n, x + n),
+            Ask::Entries { n, mine_n, .. } => (b + n, x + mine_n),
+            Ask::Deliver { n, .. } => (b, x + n),
+            Ask::Root { .. } => (b, x),
+        });
+        w.bits.reserve(bits);
+        w.extras.reserve(extras);
         while !pass.to_answer.is_empty() {
             if answered > 0 && (w.estimate() >= budget || w.entries() >= ROUND_ENTRIES / 2) {
                 break;
@@ -1170,8 +1183,12 @@ impl Session {
                 let (e, sat) = policy::estimate(sc.diff.len(), aggs.len());
                 let diff = core::mem::take(&mut sc.diff);
                 let more: u64 = diff.iter().map(|&i| aggs[i].count).sum();
-                pass.items
-                    .reserve(usize::try_from(more).unwrap_or(0).min(1 << 20));
+                let more = usize::try_from(more).unwrap_or(0).min(1 << 20);
+                pass.items.reserve(more);
+                pass.outstanding.reserve(diff.len());
+                w.shorts.reserve(4 * more);
+                w.ops.reserve(diff.len());
+                w.counts.reserve(diff.len());
                 for &i in &diff {
                     let child = prefix.child(b, i as u64);
                     let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
