@@ -7,8 +7,8 @@
 //! `cargo bench -p undchain-jobfile --bench insert`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use undchain_jobfile::{JobFile, leaf_hash};
 use undchain_jobfile::testkit::bench_entry;
+use undchain_jobfile::{JobFile, leaf_hash};
 use undchain_types::{HashContext, hash, wire};
 
 const N: u64 = 100_000;

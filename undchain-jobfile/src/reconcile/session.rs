@@ -1089,13 +1089,16 @@ impl Session {
             })
             .sum();
         pass.items.reserve(ids + ids / 4);
-        let (bits, extras) = pass.to_answer.iter().fold((0usize, 0usize), |(b, x), a| match a {
-            Ask::Split { b: k, .. } => (b + (1usize << k), x),
-            Ask::Ids { n, .. } => (b + n, x + n),
-            Ask::Entries { n, mine_n, .. } => (b + n, x + mine_n),
-            Ask::Deliver { n, .. } => (b, x + n),
-            Ask::Root { .. } => (b, x),
-        });
+        let (bits, extras) = pass
+            .to_answer
+            .iter()
+            .fold((0usize, 0usize), |(b, x), a| match a {
+                Ask::Split { b: k, .. } => (b + (1usize << k), x),
+                Ask::Ids { n, .. } => (b + n, x + n),
+                Ask::Entries { n, mine_n, .. } => (b + n, x + mine_n),
+                Ask::Deliver { n, .. } => (b, x + n),
+                Ask::Root { .. } => (b, x),
+            });
         w.bits.reserve(bits);
         w.extras.reserve(extras);
         while !pass.to_answer.is_empty() {
