@@ -9,7 +9,10 @@
 //! * `shared_verify`: one signature check per message for all ten (as the
 //!   simulator does, and as a host with a verification cache would);
 //! * `strict_verify`: every validator checks every signature itself (ten
-//!   separate machines).
+//!   separate machines);
+//! * `crypto_floor`: the peer figure: signing and strictly verifying the 21
+//!   messages of one height once, nothing else (what `shared_verify` cannot
+//!   go below).
 //!
 //! ```text
 //! cargo bench -p undchain-consensus --bench agreement
@@ -23,6 +26,7 @@ use undchain_consensus::sim::{SharedVerifier, node_key};
 use undchain_consensus::{
     Driver, DriverConfig, Output, SignatureVerifier, StrictVerifier, ValidatorSet, Validity, Value,
 };
+use undchain_types::msg::{Vote, VoteKind};
 use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, PublicKey};
 
 const N: usize = 10;
@@ -130,6 +134,32 @@ fn bench(c: &mut Criterion) {
             black_box(net.decided)
         });
         assert_eq!(net.decided as u64, net.height * N as u64);
+    });
+    g.bench_function("crypto_floor", |b| {
+        let keys: Vec<_> = (0..N).map(node_key).collect();
+        let mut round = 0u64;
+        b.iter(|| {
+            round += 1;
+            let mut ok = 0;
+            for i in 0..21 {
+                let k = &keys[i % N];
+                let v = Vote {
+                    chain_id: ChainId(1),
+                    height: BlockNumber(round),
+                    round: 0,
+                    kind: if i < 11 {
+                        VoteKind::Prevote
+                    } else {
+                        VoteKind::Precommit
+                    },
+                    value: Some(Hash32([i as u8; 32])),
+                    validator: k.public(),
+                }
+                .sign(k);
+                ok += usize::from(v.verify().is_ok());
+            }
+            black_box(ok)
+        });
     });
     g.bench_function("strict_verify", |b| {
         let mut net = Net::new(|| StrictVerifier);

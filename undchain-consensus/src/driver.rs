@@ -329,12 +329,19 @@ enum Rule {
     L47,
 }
 
+/// A proposal with its block hash (computed once).
+#[derive(Debug, Clone)]
+struct Proposed {
+    id: Hash32,
+    signed: SignedProposal,
+}
+
 /// Per-height bookkeeping.
 #[derive(Debug, Clone)]
 struct HeightState {
     set: ValidatorSet,
     keeper: VoteKeeper,
-    proposals: BTreeMap<Round, Vec<SignedProposal>>,
+    proposals: BTreeMap<Round, Vec<Proposed>>,
     values: BTreeMap<Hash32, Value>,
     validity: BTreeMap<Hash32, Validity>,
     asked: BTreeSet<Hash32>,
@@ -487,7 +494,10 @@ impl<V: SignatureVerifier> Driver<V> {
             hs.proposals
                 .entry(p.proposal.round)
                 .or_default()
-                .push(p.clone());
+                .push(Proposed {
+                    id,
+                    signed: p.clone(),
+                });
             out.push(Output::Broadcast(Message::Proposal(p.clone())));
         }
         for v in &persisted.own_votes {
@@ -589,7 +599,7 @@ impl<V: SignatureVerifier> Driver<V> {
             });
         }
         let known = cur.proposals.get(&round);
-        if known.is_some_and(|ps| ps.contains(&sp)) || p.proposer == me {
+        if known.is_some_and(|ps| ps.iter().any(|x| x.signed == sp)) || p.proposer == me {
             return Ok(out);
         }
         if !self
@@ -603,7 +613,7 @@ impl<V: SignatureVerifier> Driver<V> {
         if let Some(first) = list.first() {
             if cur.reported.insert((p.proposer, round, None)) {
                 out.push(Output::Evidence(Box::new(Evidence::DoubleProposal {
-                    first: Box::new(first.clone()),
+                    first: Box::new(first.signed.clone()),
                     second: Box::new(sp.clone()),
                 })));
             }
@@ -611,7 +621,10 @@ impl<V: SignatureVerifier> Driver<V> {
         if list.len() >= MAX_PROPOSALS_PER_ROUND {
             return Ok(out);
         }
-        list.push(sp.clone());
+        list.push(Proposed {
+            id,
+            signed: sp.clone(),
+        });
         cur.values.entry(id).or_insert_with(|| Value {
             header: sp.proposal.header.clone(),
             parent_certificate: sp.proposal.parent_certificate.clone(),
@@ -1001,7 +1014,7 @@ impl<V: SignatureVerifier> Driver<V> {
             .map(|v| Message::Vote(v.clone()))
             .collect();
         if let Some(p) = cur.proposals.get(&current).and_then(|ps| ps.first()) {
-            msgs.push(Message::Proposal(p.clone()));
+            msgs.push(Message::Proposal(p.signed.clone()));
         }
         out.extend(
             msgs.into_iter()
@@ -1057,7 +1070,6 @@ impl<V: SignatureVerifier> Driver<V> {
 
     /// The next applicable rule, as a state machine input.
     fn next_input(&mut self) -> Option<(Round, RoundInput)> {
-        let algo = self.config.hash_algorithm;
         let step = self.state.step;
         let r = self.state.round;
         let cur = self.cur.as_mut()?;
@@ -1090,9 +1102,9 @@ impl<V: SignatureVerifier> Driver<V> {
         }
         // L22 / L28: the proposal of this round, while step = propose.
         if step == Step::Propose {
-            if let Some(sp) = cur.proposals.get(&r).and_then(|ps| ps.first()) {
-                let id = sp.proposal.header.hash_with(algo);
-                let pol = sp.proposal.pol_round;
+            if let Some(first) = cur.proposals.get(&r).and_then(|ps| ps.first()) {
+                let id = first.id;
+                let pol = first.signed.proposal.pol_round;
                 match pol {
                     None => match valid(cur, &id) {
                         Some(Validity::Valid) => {
@@ -1126,11 +1138,7 @@ impl<V: SignatureVerifier> Driver<V> {
                 let ids: Vec<Hash32> = cur
                     .proposals
                     .get(&r)
-                    .map(|ps| {
-                        ps.iter()
-                            .map(|p| p.proposal.header.hash_with(algo))
-                            .collect()
-                    })
+                    .map(|ps| ps.iter().map(|p| p.id).collect())
                     .unwrap_or_default();
                 for id in ids {
                     if valid(cur, &id) == Some(Validity::Valid)
@@ -1218,10 +1226,13 @@ impl<V: SignatureVerifier> Driver<V> {
                 .sign(&self.key);
                 cur.values.entry(id).or_insert(value);
                 cur.validity.insert(id, Validity::Valid);
-                cur.proposals
-                    .entry(round)
-                    .or_default()
-                    .insert(0, sp.clone());
+                cur.proposals.entry(round).or_default().insert(
+                    0,
+                    Proposed {
+                        id,
+                        signed: sp.clone(),
+                    },
+                );
                 cur.keeper.add_sender(round, self.me);
                 cur.own_proposal = Some(sp.clone());
                 self.persist(out);
