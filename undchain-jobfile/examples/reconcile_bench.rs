@@ -10,7 +10,11 @@
 //! Every method ships the same encoded `JobEntry` (32-byte id, 8-byte
 //! initiation time, empty pools: 45 bytes) and counts every message byte in
 //! both directions; `rounds` is messages / 2 rounded up; `cpu_ms` times the
-//! reconciliation alone on files built beforehand.
+//! reconciliation alone on files built beforehand: the median of `--runs R`
+//! runs (default 5; this crate's method and negentropy's alternate, so
+//! that neither pays alone for a cold process; the whole-file transfer runs
+//! once). Rounds and bytes are the same in every run; `ok` is whether every
+//! run returned the true symmetric difference.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -46,10 +50,37 @@ fn truth(n: u64, d: u64) -> Truth {
     }
 }
 
-fn line(method: &str, n: u64, d: u64, messages: u64, bytes: u64, ms: f64, ok: bool) {
+/// One run of one method.
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    messages: u64,
+    bytes: u64,
+    ms: f64,
+    ok: bool,
+}
+
+/// Prints the line of a method from its runs (median time).
+fn line(method: &str, n: u64, d: u64, runs: &[Measure]) {
+    let mut ms: Vec<f64> = runs.iter().map(|m| m.ms).collect();
+    ms.sort_by(f64::total_cmp);
+    let median = if ms.is_empty() {
+        0.0
+    } else if ms.len() % 2 == 1 {
+        ms[ms.len() / 2]
+    } else {
+        (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
+    };
+    let first = runs.first().copied().unwrap_or(Measure {
+        messages: 0,
+        bytes: 0,
+        ms: 0.0,
+        ok: false,
+    });
+    let ok = !runs.is_empty() && runs.iter().all(|m| m.ok);
     println!(
-        "method={method} n={n} d={d} rounds={} bytes={bytes} cpu_ms={ms:.3} ok={ok}",
-        messages.div_ceil(2)
+        "method={method} n={n} d={d} rounds={} bytes={} cpu_ms={median:.3} ok={ok}",
+        first.messages.div_ceil(2),
+        first.bytes
     );
 }
 
@@ -64,7 +95,7 @@ fn entries_bytes(entries: &[JobEntry]) -> u64 {
         .sum()
 }
 
-fn undchain(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
+fn undchain(a: &JobFile, b: &JobFile, t: &Truth) -> Measure {
     let start = Instant::now();
     let ex = run(a, b, 0x5EED_0000_0000_0001);
     let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -72,31 +103,47 @@ fn undchain(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
         Ok(ex) => {
             let la: BTreeSet<JobId> = ex.initiator.only_local.iter().map(|e| e.id).collect();
             let lb: BTreeSet<JobId> = ex.initiator.only_remote.iter().map(|e| e.id).collect();
-            let ok = la == t.only_a && lb == t.only_b;
-            line("undchain", n, d, u64::from(ex.messages), ex.bytes, ms, ok);
+            Measure {
+                messages: u64::from(ex.messages),
+                bytes: ex.bytes,
+                ms,
+                ok: la == t.only_a && lb == t.only_b,
+            }
         }
         Err(e) => {
             eprintln!("undchain session failed: {e}");
-            line("undchain", n, d, 0, 0, ms, false);
+            Measure {
+                messages: 0,
+                bytes: 0,
+                ms,
+                ok: false,
+            }
         }
     }
 }
 
-fn negentropy_run(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
-    let storage = |f: &JobFile| {
-        let mut s = NegentropyStorageVector::with_capacity(f.len() as usize);
-        for e in f.entries() {
-            s.insert(e.initiated_at.0, Id::from_byte_array(e.id.0.0))
-                .expect("insert");
-        }
-        s.seal().expect("seal");
-        s
-    };
-    let sa = storage(a);
-    let sb = storage(b);
+/// A negentropy storage of a file's (initiation time, id) pairs, built
+/// before any timing.
+fn storage(f: &JobFile) -> NegentropyStorageVector {
+    let mut s = NegentropyStorageVector::with_capacity(f.len() as usize);
+    for e in f.entries() {
+        s.insert(e.initiated_at.0, Id::from_byte_array(e.id.0.0))
+            .expect("insert");
+    }
+    s.seal().expect("seal");
+    s
+}
+
+fn negentropy_run(
+    a: &JobFile,
+    b: &JobFile,
+    sa: &NegentropyStorageVector,
+    sb: &NegentropyStorageVector,
+    t: &Truth,
+) -> Measure {
     let start = Instant::now();
-    let mut client = Negentropy::borrowed(&sa, 0).expect("client");
-    let mut relay = Negentropy::borrowed(&sb, 0).expect("relay");
+    let mut client = Negentropy::borrowed(sa, 0).expect("client");
+    let mut relay = Negentropy::borrowed(sb, 0).expect("relay");
     let mut msg = client.initiate().expect("initiate");
     let mut messages = 1u64;
     let mut bytes = msg.len() as u64;
@@ -149,18 +196,15 @@ fn negentropy_run(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
         .iter()
         .map(|i| JobId(undchain_types::Hash32(i.to_bytes())))
         .collect();
-    line(
-        "negentropy",
-        n,
-        d,
+    Measure {
         messages,
         bytes,
         ms,
-        la == t.only_a && lb == t.only_b,
-    );
+        ok: la == t.only_a && lb == t.only_b,
+    }
 }
 
-fn full(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
+fn full(a: &JobFile, b: &JobFile, t: &Truth) -> Measure {
     let start = Instant::now();
     // The initiator ships its whole file; the responder answers with what
     // the initiator lacks.
@@ -191,38 +235,35 @@ fn full(a: &JobFile, b: &JobFile, n: u64, d: u64, t: &Truth) {
     bytes += entries_bytes(&reply).max(2);
     let only_b: BTreeSet<JobId> = reply.iter().map(|e| e.id).collect();
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    line(
-        "full",
-        n,
-        d,
-        2,
+    Measure {
+        messages: 2,
         bytes,
         ms,
-        only_a == t.only_a && only_b == t.only_b,
-    );
+        ok: only_a == t.only_a && only_b == t.only_b,
+    }
 }
 
 fn main() {
     let n = arg("--n", 100_000);
     let d = arg("--d", 100);
+    let runs = arg("--runs", 5).max(1);
     let (a, b) = pair(n, d);
     let t = truth(n, d);
-    // Profiling aids: repeat only this crate's method, or this crate's and
-    // negentropy's alternately (same files, same process).
+    // Profiling aid: repeat only this crate's method, printing every run.
     if let Ok(times) = std::env::var("RECONCILE_BENCH_REPEAT") {
         for _ in 0..times.parse().unwrap_or(1) {
-            undchain(&a, &b, n, d, &t);
+            line("undchain", n, d, &[undchain(&a, &b, &t)]);
         }
         return;
     }
-    if let Ok(times) = std::env::var("RECONCILE_BENCH_PAIRS") {
-        for _ in 0..times.parse().unwrap_or(1) {
-            undchain(&a, &b, n, d, &t);
-            negentropy_run(&a, &b, n, d, &t);
-        }
-        return;
+    let (sa, sb) = (storage(&a), storage(&b));
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..runs {
+        ours.push(undchain(&a, &b, &t));
+        theirs.push(negentropy_run(&a, &b, &sa, &sb, &t));
     }
-    undchain(&a, &b, n, d, &t);
-    negentropy_run(&a, &b, n, d, &t);
-    full(&a, &b, n, d, &t);
+    line("undchain", n, d, &ours);
+    line("negentropy", n, d, &theirs);
+    line("full", n, d, &[full(&a, &b, &t)]);
 }
