@@ -461,7 +461,9 @@ impl<V: SignatureVerifier> Driver<V> {
 
     /// Restarts from a persisted state for its height, signed by `set`:
     /// re-sends the messages it had signed in its round (never new,
-    /// different ones) and re-arms the current step's timeout.
+    /// different ones) and re-arms the current step's timeout. Use it only
+    /// when the host's chain has no block at that height yet; otherwise
+    /// start the next height with [`Driver::start_height`].
     pub fn resume(
         &mut self,
         now: BlockTime,
