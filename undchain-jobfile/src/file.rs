@@ -30,7 +30,7 @@ pub enum InsertError {
 
 /// The leaf hash of an entry: blake3 under [`HashContext::JobEntry`] of
 /// its canonical encoding (equal to [`JobEntry::leaf_hash`], computed
-/// without serde or allocation by [`crate::codec`]).
+/// without serde or allocation by the crate's hand-written encoder).
 pub fn leaf_hash(entry: &JobEntry) -> Hash32 {
     crate::codec::leaf_hash_of(entry)
 }

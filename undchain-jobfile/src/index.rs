@@ -6,7 +6,7 @@
 //!
 //! Layout (chosen by measurement, `docs/BENCHMARKS.md` "undchain-jobfile"):
 //! - the entries themselves live in one dense `store` vector (no allocation
-//!   per entry); the trie only holds 24-byte [`Slot`]s: the id's first 8
+//!   per entry); the trie only holds 24-byte slots: the id's first 8
 //!   bytes, the entry's unkeyed fingerprint and short id (both cut from its
 //!   leaf hash at insert) and the entry's place in the store, so that range
 //!   summaries and short-id lists never touch the entries;
@@ -14,7 +14,7 @@
 //!   node summaries, node kinds and slot chunks sit in parallel arrays, so
 //!   the summaries of the parts of a range are a few contiguous reads and
 //!   sibling leaves' slots are adjacent in memory;
-//! - every node owns a fixed chunk of [`LEAF_CAP`] slots, used while it is
+//! - every node owns a fixed chunk of `LEAF_CAP` (32) slots, used while it is
 //!   a leaf (sorted by id): no leaf ever allocates; a full leaf bursts into
 //!   16 children by the next nibble, and a subtree that shrinks to half of
 //!   it collapses back into one leaf.

@@ -50,7 +50,9 @@
 //! ```
 //!
 //! Dependencies: `undchain-types` (vocabulary and messages), `blake3`
-//! (keyed fingerprints of the slow pass), `rs_merkle` (closed-file Merkle
+//! (leaf hashes computed over the hand-encoded entry, keyed fingerprints of
+//! the slow pass), `postcard` (the wire format's encoder, to encode a
+//! reply into a buffer sized beforehand), `rs_merkle` (closed-file Merkle
 //! trees, named by the project), `thiserror` (typed errors). Dev only:
 //! `proptest`, `criterion`, and `negentropy` 0.5 (the field's reference
 //! reconciliation, the benchmark's peer).
