@@ -131,6 +131,56 @@ fn a_crafted_short_id_collision_is_settled_by_the_keyed_pass() {
     assert_settled(&fa, &fb, &a, &b);
 }
 
+#[test]
+fn a_collision_beside_other_differences_is_settled_with_the_learned_entries_in_view() {
+    // Besides the colliding pair (first half of the id space), each side
+    // holds entries the other lacks in the second half: the unkeyed pass
+    // settles those, so the keyed pass runs over views that include what
+    // each side has just learned.
+    let common = shared(300);
+    let (a, b) = fingerprint_collision(&JobFile::from_entries(common.clone()).unwrap());
+    let second_half = |from: u64| -> Vec<JobEntry> {
+        (from..)
+            .map(|n| entry(n, 9_000 + n))
+            .filter(|e| e.id.0.0[0] >= 0x80)
+            .take(25)
+            .collect()
+    };
+    let only_a = second_half(5_000_000);
+    let only_b = second_half(6_000_000);
+    let fa = JobFile::from_entries(
+        common
+            .iter()
+            .cloned()
+            .chain([a.clone()])
+            .chain(only_a.iter().cloned()),
+    )
+    .unwrap();
+    let fb = JobFile::from_entries(
+        common
+            .iter()
+            .cloned()
+            .chain([b.clone()])
+            .chain(only_b.iter().cloned()),
+    )
+    .unwrap();
+    let ex = run(&fa, &fb, 12).expect("the keyed pass settles the collision");
+    assert!(ex.keyed_pass);
+    let sorted = |mut v: Vec<JobEntry>| {
+        v.sort();
+        v
+    };
+    let want_a = sorted(only_a.iter().cloned().chain([a.clone()]).collect());
+    let want_b = sorted(only_b.iter().cloned().chain([b.clone()]).collect());
+    assert_eq!(ex.initiator.only_local, want_a);
+    assert_eq!(ex.initiator.only_remote, want_b);
+    assert_eq!(ex.responder.only_local, want_b);
+    assert_eq!(ex.responder.only_remote, want_a);
+    let a2 = apply(&fa, &ex.initiator.only_remote);
+    let b2 = apply(&fb, &ex.responder.only_remote);
+    assert_eq!(a2.root(), b2.root());
+}
+
 /// How the lying initiator bends its messages once the keyed pass starts.
 #[derive(Debug, Clone, Copy)]
 enum Lie {
