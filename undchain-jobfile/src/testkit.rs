@@ -78,7 +78,17 @@ impl Exchange {
 /// Runs a full session between `a` (initiator) and `b` (responder) in one
 /// process, through encoded bytes.
 pub fn run(a: &JobFile, b: &JobFile, session: u64) -> Result<Exchange, ReconcileError> {
-    let cfg_a = Config::for_entries(a.len().max(b.len()));
+    run_with(a, b, session, Config::for_entries(a.len().max(b.len())))
+}
+
+/// [`run`] with both sides on `cfg`.
+pub fn run_with(
+    a: &JobFile,
+    b: &JobFile,
+    session: u64,
+    cfg: Config,
+) -> Result<Exchange, ReconcileError> {
+    let cfg_a = cfg;
     let cfg_b = cfg_a.clone();
     let block = BlockNumber(1);
     let mut ini = Session::new(Role::Initiator, session, block, cfg_a, Hash32([0xA1; 32]));

@@ -12,10 +12,20 @@
 use std::collections::HashMap;
 
 use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
-use undchain_jobfile::testkit::{entry, range_fingerprint, run, unkeyed_short_id};
+use undchain_jobfile::testkit::{entry, range_fingerprint, run_with, unkeyed_short_id};
 use undchain_jobfile::{JobFile, Summary};
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody};
 use undchain_types::{BlockNumber, Hash32, JobEntry, JobId};
+
+/// The default limits, with the first split of a file always cutting the
+/// id space in two halves (so that the crafted collision is in the part
+/// the unkeyed pass compares, whatever the tuned split widths are).
+fn halves(entries: u64) -> Config {
+    Config {
+        root_part: u64::MAX,
+        ..Config::for_entries(entries)
+    }
+}
 
 /// Entries `0..n` (the part both files share).
 fn shared(n: u64) -> Vec<JobEntry> {
@@ -82,7 +92,7 @@ fn apply(file: &JobFile, add: &[JobEntry]) -> JobFile {
 }
 
 fn assert_settled(fa: &JobFile, fb: &JobFile, a: &JobEntry, b: &JobEntry) {
-    let ex = run(fa, fb, 11).expect("the keyed pass settles a collision");
+    let ex = run_with(fa, fb, 11, halves(fa.len())).expect("the keyed pass settles a collision");
     assert!(
         ex.keyed_pass,
         "the collision must have hidden the difference"
@@ -164,7 +174,8 @@ fn a_collision_beside_other_differences_is_settled_with_the_learned_entries_in_v
             .chain(only_b.iter().cloned()),
     )
     .unwrap();
-    let ex = run(&fa, &fb, 12).expect("the keyed pass settles the collision");
+    let ex =
+        run_with(&fa, &fb, 12, halves(fa.len())).expect("the keyed pass settles the collision");
     assert!(ex.keyed_pass);
     let sorted = |mut v: Vec<JobEntry>| {
         v.sort();
@@ -203,7 +214,7 @@ fn lying_keyed_pass(lie: Lie) -> (ReconcileError, undchain_jobfile::Traffic, Con
     let common = shared(300);
     let (a, b) = fingerprint_collision(&JobFile::from_entries(common.clone()).unwrap());
     let (fa, fb) = files(&common, &a, &b);
-    let cfg = Config::for_entries(fa.len());
+    let cfg = halves(fa.len());
     let block = BlockNumber(3);
     let mut ini = Session::new(Role::Initiator, 5, block, cfg.clone(), Hash32([1; 32]));
     let mut res = Session::new(Role::Responder, 5, block, cfg.clone(), Hash32([2; 32]));

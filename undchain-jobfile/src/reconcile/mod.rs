@@ -46,10 +46,11 @@ pub struct Config {
     pub max_bytes: u64,
     /// Largest message this side sends or accepts.
     pub max_message_bytes: usize,
-    /// Ranges with at most this many entries are leaves (short ids or
-    /// whole-range transfer).
+    /// A whole file with at most this many entries is listed at once (short
+    /// ids or whole-range transfer) instead of split.
     pub leaf_max: u64,
-    /// Average entries per part that a split aims for at least.
+    /// Average entries per part that a split aims for at least; a part this
+    /// small is listed rather than split again.
     pub leaf_target: u64,
     /// Entries per part of the first split of the whole file.
     pub root_part: u64,
@@ -71,8 +72,8 @@ impl Config {
             max_message_bytes: 16 << 20,
             leaf_max: 96,
             leaf_target: 24,
-            root_part: 256,
-            root_bits_max: 14,
+            root_part: 48,
+            root_bits_max: 11,
             ids_max: 4096,
             entries_max: 4096,
         }

@@ -142,10 +142,27 @@ fn slice_aggs(g: &[Gathered], p: Prefix, b: u8, out: &mut Vec<Summary>) {
 #[derive(Debug)]
 enum Asked {
     Root,
-    Split { prefix: Prefix, b: u8 },
-    Ids { prefix: Prefix, at: usize, n: usize },
-    Entries { prefix: Prefix, at: usize, n: usize },
-    Want { prefix: Prefix, at: usize, n: usize },
+    /// `depth`: splits above `prefix` (0 for the whole space).
+    Split {
+        prefix: Prefix,
+        b: u8,
+        depth: u8,
+    },
+    Ids {
+        prefix: Prefix,
+        at: usize,
+        n: usize,
+    },
+    Entries {
+        prefix: Prefix,
+        at: usize,
+        n: usize,
+    },
+    Want {
+        prefix: Prefix,
+        at: usize,
+        n: usize,
+    },
 }
 
 /// What the peer asked; this side's next rounds answer it.
@@ -158,6 +175,8 @@ enum Ask {
         prefix: Prefix,
         b: u8,
         at: usize,
+        /// Splits above `prefix`.
+        depth: u8,
     },
     Ids {
         prefix: Prefix,
@@ -228,6 +247,7 @@ struct Scratch {
     aggs2: Vec<Summary>,
     b: Vec<u32>,
     diff: Vec<usize>,
+    ops: Vec<Op>,
     keys: Vec<(JobId, Hash32)>,
 }
 
@@ -895,14 +915,21 @@ impl Session {
             };
             match asked {
                 Asked::Root => {
-                    let ask = self.read_op(file, pass, &mut rd, Prefix::ROOT, Prefix::ROOT)?;
+                    let ask = self.read_op(file, pass, &mut rd, Prefix::ROOT, Prefix::ROOT, 0)?;
                     pass.to_answer.push_back(ask);
                 }
-                Asked::Split { prefix, b } => {
+                Asked::Split { prefix, b, depth } => {
                     for i in 0..(1u64 << b) {
                         if rd.bits.next()? {
                             let child = prefix.child(b, i);
-                            let ask = self.read_op(file, pass, &mut rd, child, prefix)?;
+                            let ask = self.read_op(
+                                file,
+                                pass,
+                                &mut rd,
+                                child,
+                                prefix,
+                                depth.saturating_add(1),
+                            )?;
                             pass.to_answer.push_back(ask);
                         }
                     }
@@ -995,6 +1022,7 @@ impl Session {
         rd: &mut Reader<'_>,
         prefix: Prefix,
         parent: Prefix,
+        depth: u8,
     ) -> Result<Ask, ReconcileError> {
         let op = *rd
             .ops
@@ -1013,7 +1041,12 @@ impl Session {
                 }
                 let at = pass.words.len();
                 rd.fps.take_into(k, &mut pass.words)?;
-                Ok(Ask::Split { prefix, b, at })
+                Ok(Ask::Split {
+                    prefix,
+                    b,
+                    at,
+                    depth,
+                })
             }
             OP_IDS => {
                 let n = rd.count()? as usize;
@@ -1160,10 +1193,16 @@ impl Session {
             Ask::Root { peer_count } => {
                 let c = self.view_count(file, Prefix::ROOT);
                 let e = (c.abs_diff(peer_count) as f64).max(1.0);
-                let op = policy::choose(&self.cfg, c, e, false, 0, true);
-                self.open(file, pass, w, &mut sc, Prefix::ROOT, op);
+                let op = policy::choose(&self.cfg, c, e, false, 0, 0);
+                self.open(file, pass, w, &mut sc, Prefix::ROOT, op, 0);
             }
-            Ask::Split { prefix, b, at } => {
+            Ask::Split {
+                prefix,
+                b,
+                at,
+                depth,
+            } => {
+                let depth = depth.saturating_add(1);
                 let mut aggs = core::mem::take(&mut sc.aggs);
                 // Parts about the size of leaves: gather the range once and
                 // answer every part from it.
@@ -1192,17 +1231,24 @@ impl Session {
                 w.shorts.reserve(4 * more);
                 w.ops.reserve(diff.len());
                 w.counts.reserve(diff.len());
-                for &i in &diff {
+                let mut ops = core::mem::take(&mut sc.ops);
+                ops.clear();
+                ops.extend(diff.iter().map(|&i| {
+                    let len = prefix.len + b;
+                    policy::choose(&self.cfg, aggs[i].count, e, sat, len, depth)
+                }));
+                policy::settle_level(&self.cfg, &mut ops, diff.iter().map(|&i| aggs[i].count));
+                for (&i, &op) in diff.iter().zip(&ops) {
                     let child = prefix.child(b, i as u64);
-                    let op = policy::choose(&self.cfg, aggs[i].count, e, sat, child.len, false);
                     if cached {
-                        self.open_cached(file, pass, w, &mut sc, child, op);
+                        self.open_cached(file, pass, w, &mut sc, child, op, depth);
                     } else {
-                        self.open(file, pass, w, &mut sc, child, op);
+                        self.open(file, pass, w, &mut sc, child, op, depth);
                     }
                 }
                 sc.diff = diff;
                 sc.aggs = aggs;
+                sc.ops = ops;
             }
             Ask::Ids {
                 prefix,
@@ -1298,6 +1344,7 @@ impl Session {
     }
 
     /// [`Session::open`] for a part of the range in `pass.cache`.
+    #[allow(clippy::too_many_arguments)]
     fn open_cached(
         &self,
         _file: &JobFile,
@@ -1306,6 +1353,7 @@ impl Session {
         sc: &mut Scratch,
         p: Prefix,
         op: Op,
+        depth: u8,
     ) {
         let pass_mode = pass.mode;
         let Pass {
@@ -1327,7 +1375,11 @@ impl Session {
                 }
                 sc.aggs2 = aggs;
                 w.ops.push(OP_SPLIT | b);
-                outstanding.push_back(Asked::Split { prefix: p, b });
+                outstanding.push_back(Asked::Split {
+                    prefix: p,
+                    b,
+                    depth,
+                });
             }
             Op::Ids => {
                 let at = items.len();
@@ -1359,6 +1411,7 @@ impl Session {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         file: &JobFile,
@@ -1367,6 +1420,7 @@ impl Session {
         sc: &mut Scratch,
         p: Prefix,
         op: Op,
+        depth: u8,
     ) {
         let mode = pass.mode;
         match op {
@@ -1379,7 +1433,11 @@ impl Session {
                 }
                 sc.aggs2 = aggs;
                 w.ops.push(OP_SPLIT | b);
-                pass.outstanding.push_back(Asked::Split { prefix: p, b });
+                pass.outstanding.push_back(Asked::Split {
+                    prefix: p,
+                    b,
+                    depth,
+                });
             }
             Op::Ids => {
                 let at = pass.items.len();
