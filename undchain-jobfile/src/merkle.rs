@@ -8,7 +8,7 @@
 //! and an odd node is promoted unchanged (rs_merkle's layout).
 
 use rs_merkle::{Hasher, MerkleTree};
-use undchain_types::msg::{MAX_PROOF_DEPTH, MerkleProof};
+use undchain_types::msg::MerkleProof;
 use undchain_types::{BlockNumber, BoundedVec, Hash32, HashContext, JobId, hash};
 
 use crate::file::JobFile;
@@ -137,23 +137,13 @@ impl ClosedFile {
 /// Checks that `leaf` is in the tree with root `root` according to
 /// `proof`. Never panics on a malformed proof; returns `false` instead.
 pub fn verify_inclusion(root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> bool {
-    if proof.leaf_count == 0
-        || proof.leaf_index >= proof.leaf_count
-        || proof.siblings.len() > MAX_PROOF_DEPTH
-    {
-        return false;
-    }
-    // A tree of `leaf_count` leaves has at most ceil(log2) siblings per proof.
-    let depth = 64 - (proof.leaf_count - 1).leading_zeros() as usize;
-    if proof.siblings.len() > depth {
-        return false;
-    }
-    let (Ok(index), Ok(count)) = (
-        usize::try_from(proof.leaf_index),
-        usize::try_from(proof.leaf_count),
-    ) else {
+    let Some((index, count)) = proof.shape() else {
         return false;
     };
-    let hashes: Vec<[u8; 32]> = proof.siblings.iter().map(|h| h.0).collect();
-    rs_merkle::MerkleProof::<JobFileHasher>::new(hashes).verify(root.0, &[index], &[leaf.0], count)
+    rs_merkle::MerkleProof::<JobFileHasher>::new(proof.sibling_bytes()).verify(
+        root.0,
+        &[index],
+        &[leaf.0],
+        count,
+    )
 }

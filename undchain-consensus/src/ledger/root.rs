@@ -13,7 +13,7 @@
 
 use rs_merkle::{Hasher, MerkleTree};
 use serde::{Deserialize, Serialize};
-use undchain_types::msg::{DomainTransferTerms, MAX_PROOF_DEPTH, MerkleProof};
+use undchain_types::msg::{DomainTransferTerms, MerkleProof};
 use undchain_types::{
     BoundedVec, ChainId, Hash32, HashAlgorithm, HashContext, PublicKey, TokenAmount, wire,
 };
@@ -227,23 +227,10 @@ pub fn merkle_proof(algo: HashAlgorithm, leaves: &[[u8; 32]], index: usize) -> O
 /// Whether `leaf` is under `root` by `proof`, with `algo`. Never panics on a
 /// malformed proof: anything out of shape is `false`.
 pub fn verify_leaf(algo: HashAlgorithm, root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> bool {
-    if proof.leaf_count == 0
-        || proof.leaf_index >= proof.leaf_count
-        || proof.siblings.len() > MAX_PROOF_DEPTH
-    {
-        return false;
-    }
-    let depth = 64 - (proof.leaf_count - 1).leading_zeros() as usize;
-    if proof.siblings.len() > depth {
-        return false;
-    }
-    let (Ok(index), Ok(count)) = (
-        usize::try_from(proof.leaf_index),
-        usize::try_from(proof.leaf_count),
-    ) else {
+    let Some((index, count)) = proof.shape() else {
         return false;
     };
-    let hashes: Vec<[u8; 32]> = proof.siblings.iter().map(|h| h.0).collect();
+    let hashes = proof.sibling_bytes();
     match algo {
         HashAlgorithm::Blake3 => rs_merkle::MerkleProof::<Blake3Node>::new(hashes).verify(
             root.0,

@@ -84,6 +84,31 @@ pub struct MerkleProof {
     pub siblings: BoundedVec<Hash32, MAX_PROOF_DEPTH>,
 }
 
+impl MerkleProof {
+    /// The leaf index and leaf count, if the proof has a shape a tree of
+    /// `leaf_count` leaves can produce (index in range, at most
+    /// ceil(log2(leaf_count)) siblings); `None` for anything malformed, so
+    /// verifiers refuse it before hashing.
+    pub fn shape(&self) -> Option<(usize, usize)> {
+        if self.leaf_count == 0 || self.leaf_index >= self.leaf_count {
+            return None;
+        }
+        let depth = 64 - (self.leaf_count - 1).leading_zeros() as usize;
+        if self.siblings.len() > depth {
+            return None;
+        }
+        Some((
+            usize::try_from(self.leaf_index).ok()?,
+            usize::try_from(self.leaf_count).ok()?,
+        ))
+    }
+
+    /// The sibling hashes as raw bytes (rs_merkle's proof input).
+    pub fn sibling_bytes(&self) -> Vec<[u8; 32]> {
+        self.siblings.iter().map(|h| h.0).collect()
+    }
+}
+
 /// Load and health of a validator (DESIGN.md "Network status is used").
 /// Piggybacks on job-file deltas; also sent alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
