@@ -16,8 +16,9 @@
 //! - [`correlate`], [`queue`], [`rate`], [`cooldown`]: request correlation,
 //!   bounded outbound queues, per-peer rate limits, at-capacity cooldowns and
 //!   heartbeat expiry.
-//! - [`transport`]: the trait the node's QUIC transport and the simulator
-//!   implement; [`memory`]: the in-memory implementation.
+//! - [`transport`]: the trait the node's QUIC transport and the simulation
+//!   kit's in-memory network (`undchain-sim`) implement, and the admission
+//!   rules both apply.
 //!
 //! ```
 //! use undchain_net::{Outreach, OutreachAction, PeerBook, RetryPolicy};
@@ -51,7 +52,6 @@
 pub mod cooldown;
 pub mod correlate;
 pub mod frame;
-pub mod memory;
 pub mod outreach;
 pub mod peer_book;
 pub mod queue;
@@ -63,7 +63,6 @@ pub mod transport;
 pub use cooldown::{CapacityCooldown, Liveness, TooSoon};
 pub use correlate::{CorrelateError, Correlation, CorrelationKey, Correlator, correlation};
 pub use frame::{FrameDecoder, FrameError, decode_envelope, encode_frame, frame_envelope};
-pub use memory::{MemoryNetwork, MemoryTransport};
 pub use outreach::{AttemptId, Outreach, OutreachAction, OutreachError, Payload};
 pub use peer_book::{PeerBook, PeerBookConfig, PeerEntry, ScreamTarget};
 pub use queue::{OutboundQueues, QueueError, QueueLimits};

@@ -335,7 +335,8 @@ pub fn admit_frame(
     }
 }
 
-/// A transport: the QUIC one in `undchain-node`, [`crate::memory`] here.
+/// A transport: the QUIC one in `undchain-node`, the in-memory one in
+/// `undchain-sim`.
 pub trait Transport {
     /// This side's identity (its TLS raw public key).
     fn local_key(&self) -> PublicKey;

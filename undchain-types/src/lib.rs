@@ -6,8 +6,10 @@
 //! chain parameters with the defaults of DESIGN.md ([`ChainParams`]), every
 //! message of the three user stories ([`msg`]), signed envelopes
 //! ([`Envelope`], [`SignedEnvelope`]), the wire encoding ([`wire`]), a pure
-//! replay guard ([`ReplayGuard`]) and the validator list
-//! ([`ValidatorBook`]).
+//! replay guard ([`ReplayGuard`]), the validator list ([`ValidatorBook`]),
+//! and the machine vocabulary every pure state machine speaks
+//! ([`machine`]: [`LocalTime`] as `now`, [`Ready`] batches, the one
+//! deterministic random stream [`SplitMix64`]).
 //!
 //! The crate is pure: it never touches a socket, a clock, a file or a
 //! thread. Randomness (key seeds) and time are arguments.
@@ -49,10 +51,13 @@ pub mod envelope;
 pub mod hash;
 pub mod ids;
 pub mod job;
+pub mod machine;
 pub mod msg;
 pub mod params;
 pub mod replay;
+pub mod rng;
 pub mod roles;
+pub mod time;
 pub mod validator_list;
 pub mod wire;
 
@@ -66,9 +71,12 @@ pub use ids::{
     quorum,
 };
 pub use job::{JobEntry, JobState};
+pub use machine::{AdvanceError, Outbox, Ready, ReadyNumber};
 pub use msg::{Message, MessageKind};
 pub use params::{ChainParams, ParamsError};
 pub use replay::{ClockDomain, ReplayConfig, ReplayError, ReplayGuard, Verdict};
+pub use rng::SplitMix64;
 pub use roles::{Activity, Role, Trust, UtilityKind, ValidatorClass};
+pub use time::LocalTime;
 pub use validator_list::{ValidatorBook, ValidatorListError, ValidatorRecord};
 pub use wire::{WIRE_VERSION, WireError};

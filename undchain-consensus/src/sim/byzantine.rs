@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use undchain_types::msg::{Round, Vote};
 use undchain_types::{BlockNumber, Hash32, HashAlgorithm, HashContext, Message, SigningKey, hash};
 
-use super::rng::SimRng;
+use super::SimRng;
 
 /// One Byzantine behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -234,8 +234,9 @@ pub fn transform(
                     break;
                 }
                 let old = ctx.rng.below(coalition.history.len() as u64) as usize;
-                let to = ctx.rng.pick(ctx.recipients);
-                out.push((to, coalition.history[old].clone()));
+                if let Some(to) = ctx.rng.pick(ctx.recipients) {
+                    out.push((to, coalition.history[old].clone()));
+                }
             }
             out
         }

@@ -3,7 +3,7 @@
 //! prints "reproduce with seed=...").
 //!
 //! n validators run the real [`Driver`]s over a virtual clock (simulated
-//! microseconds) and a network ([`network::FaultPlan`]) that drops,
+//! microseconds) and a network ([`FaultPlan`], from `undchain-sim`) that drops,
 //! duplicates, delays, reorders and partitions messages; honest validators
 //! crash (between inputs, or "torn" in the middle of carrying out outputs)
 //! and restart from what they persisted; the first `byzantine` validators
@@ -25,8 +25,6 @@
 
 pub mod byzantine;
 pub mod checker;
-pub mod network;
-pub mod rng;
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -50,8 +48,9 @@ use crate::validator_set::ValidatorSet;
 
 pub use byzantine::{ActorCtx, Behaviour, Coalition, transform};
 pub use checker::{Checker, Violation};
-pub use network::{Crash, FaultPlan, Partition};
-pub use rng::SimRng;
+/// The simulator's random stream: the kit's (`undchain_sim::SplitMix64`).
+pub use undchain_sim::SplitMix64 as SimRng;
+pub use undchain_sim::{Crash, FaultPlan, Partition};
 
 /// The simulated chain's id.
 pub const SIM_CHAIN: ChainId = ChainId(0x51);
@@ -101,7 +100,11 @@ impl SimConfig {
     pub fn drawn(n: usize, byzantine: usize, seed: u64) -> Self {
         let unit_us = 1_000;
         let mut rng = SimRng::fork(seed, 1);
-        let behaviour = (byzantine > 0).then(|| rng.pick(&Behaviour::ALL));
+        let behaviour = if byzantine > 0 {
+            rng.pick(&Behaviour::ALL)
+        } else {
+            None
+        };
         let faults = FaultPlan::draw(&mut rng, n, byzantine, unit_us);
         SimConfig {
             n,

@@ -2,17 +2,13 @@
 //! keys, impostors refused, unlisted validator claims refused (learned on
 //! the first read), bad frames dropped or the connection closed cleanly.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::support::*;
 use undchain_net::frame::{FrameError, encode_frame};
 use undchain_net::transport::REFUSED_ON_FIRST_READ;
-use undchain_net::{
-    Claim, MemoryNetwork, MemoryTransport, PeerClass, Transport, TransportConfig, TransportError,
-    TransportEvent,
-};
+use undchain_net::{Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent};
+use undchain_sim::{MemoryNetwork, MemoryTransport};
 use undchain_types::{BlockTime, ChainId, Envelope, msg::TimeProbe};
 
 fn node(net: &MemoryNetwork, addr: &str, k: u8, validators: &[u8]) -> MemoryTransport {

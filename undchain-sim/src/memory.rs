@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use undchain_types::msg::Endpoint;
 use undchain_types::{PublicKey, SignedEnvelope};
 
-use crate::frame::{FrameDecoder, FrameError, frame_envelope};
-use crate::rate::RateLimiter;
-use crate::transport::{
+use undchain_net::frame::{FrameDecoder, FrameError, frame_envelope};
+use undchain_net::rate::RateLimiter;
+use undchain_net::transport::{
     Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent, admit_frame,
     admit_peer, classify,
 };

@@ -1,13 +1,14 @@
-//! Faults of the simulated world: a network that drops, duplicates, delays,
-//! reorders and partitions messages, validators that crash and restart,
-//! and job files that are still being reconciled when a proposal arrives.
+//! Faults of a simulated world: a network that drops, duplicates, delays,
+//! reorders and partitions messages, nodes that crash and restart, and job
+//! files that are still being reconciled when a proposal arrives. Times are
+//! virtual microseconds since the run's start.
 //!
 //! All faults happen before `heal_at_us`; afterwards the network only
 //! jitters within its bound (partial synchrony: after the global
 //! stabilisation time every delay is at most `(100 + jitter)%` of the unit),
 //! so the run can check liveness after the heal.
 
-use super::rng::SimRng;
+use undchain_types::SplitMix64 as SimRng;
 
 /// A window during which `side` cannot talk with the other nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,14 +93,14 @@ impl FaultPlan {
         let heal_at_us = unit_us * rng.range(20, 80);
         let mut plan = FaultPlan {
             heal_at_us,
-            drop_permille: rng.pick(&[0, 20, 50, 100, 250]),
-            duplicate_permille: rng.pick(&[0, 20, 100]),
-            jitter_percent: rng.pick(&[0, 25, 50, 90]),
-            long_delay_permille: rng.pick(&[0, 10, 50]),
+            drop_permille: rng.pick(&[0, 20, 50, 100, 250]).unwrap_or(0),
+            duplicate_permille: rng.pick(&[0, 20, 100]).unwrap_or(0),
+            jitter_percent: rng.pick(&[0, 25, 50, 90]).unwrap_or(0),
+            long_delay_permille: rng.pick(&[0, 10, 50]).unwrap_or(0),
             long_delay_units: 10,
             partitions: Vec::new(),
             crashes: Vec::new(),
-            pending_validity_permille: rng.pick(&[0, 100, 300]),
+            pending_validity_permille: rng.pick(&[0, 100, 300]).unwrap_or(0),
             pending_units: 6,
         };
         if nodes >= 2 && rng.chance(500) {
