@@ -33,8 +33,8 @@ use undchain_types::{
 };
 
 use crate::ledger::{Ledger, LedgerConfig, LedgerState};
-use crate::score::{ScoreBook, ScoreRules};
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// Why a convergence runs now, if it does: only at a payout-period boundary
 /// (`next_block` starts a period); a hash-algorithm change wins over size.

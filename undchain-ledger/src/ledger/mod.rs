@@ -33,7 +33,7 @@
 //! outcome, leaving everything else of the block in force.
 //!
 //! ```
-//! use undchain_consensus::ledger::{Block, Ledger, LedgerConfig, LedgerOp};
+//! use undchain_ledger::ledger::{Block, Ledger, LedgerConfig, LedgerOp};
 //! use undchain_jobfile::JobFile;
 //! use undchain_types::msg::{Receipt, ReceiptTerms};
 //! use undchain_types::{
@@ -96,9 +96,9 @@ use undchain_types::{
     TokenAmount,
 };
 
-use crate::certificate::{SignatureVerifier, StrictVerifier};
 use crate::links::domain_link::{DomainInfo, DomainLinkError, DomainRegistry, verify_proof};
 use crate::settle::Settlement;
+use undchain_consensus::certificate::{SignatureVerifier, StrictVerifier};
 
 pub use ops::{ChainEvent, LedgerOp, Verified};
 pub use root::{Account, InboundState, LeafKey, Meta, OutboundState, Supply};
@@ -677,7 +677,7 @@ impl Ledger {
     /// [`Ledger::verify`] with the host's signature verifier (a host that
     /// already checked these signatures, or a simulator generating valid
     /// operations, need not pay for ed25519 twice; see
-    /// [`crate::certificate::SignatureVerifier`]).
+    /// [`undchain_consensus::certificate::SignatureVerifier`]).
     pub fn verify_with(
         &self,
         op: LedgerOp,

@@ -11,7 +11,7 @@ use undchain_types::{
     BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, JobId, PublicKey, TokenAmount,
 };
 
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// A user operation, as submitted (unverified).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use undchain_types::msg::{CommitCertificate, DomainProofKind, DomainTransferProof};
 use undchain_types::{BlockHeader, BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, wire};
 
-use crate::certificate::{CertificateError, SignatureVerifier, verify_certificate};
 use crate::ledger::root::{InboundState, Leaf, OutboundState, verify_leaf};
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::certificate::{CertificateError, SignatureVerifier, verify_certificate};
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// What this chain knows of another domain: its hash algorithm and its
 /// validator sets, each from the height it took office.

@@ -5,15 +5,13 @@
 //! balance goes negative, escrow always equals the open claims, and every
 //! fee collected is either paid to a validator or still in the pool.
 
-mod ledger_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use ledger_support::*;
+use crate::support::*;
 use proptest::prelude::*;
-use undchain_consensus::convergence::{GenesisInput, build_genesis};
-use undchain_consensus::ledger::{Applied, Block, ChainEvent, LedgerOp, Verified};
 use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_ledger::convergence::{GenesisInput, build_genesis};
+use undchain_ledger::ledger::{Applied, Block, ChainEvent, LedgerOp, Verified};
 use undchain_types::{Hash32, HashAlgorithm, JobEntry, PerceptionScore, TokenAmount};
 
 const CLIENTS: [u64; 3] = [1, 2, 3];

@@ -2,11 +2,9 @@
 //! "Network link"): both owners must consent, either may end the link, and
 //! a refused or ended link stalls neither chain.
 
-mod ledger_support;
-
-use ledger_support::*;
-use undchain_consensus::Ledger;
-use undchain_consensus::links::{
+use crate::support::*;
+use undchain_ledger::Ledger;
+use undchain_ledger::links::{
     LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks,
 };
 use undchain_types::msg::{NetworkLink, NetworkLinkAction, NetworkLinkBody};
