@@ -83,30 +83,33 @@
 //! assert_eq!(ledger.account(&client.public()).balance, TokenAmount(390));
 //! ```
 
+mod block;
+mod error;
 pub(crate) mod exec;
 pub mod ops;
 pub mod root;
+mod submit;
 
 use std::collections::BTreeMap;
 
-use undchain_jobfile::{Completion, JobFile, PayoutError, PayoutFile};
+use undchain_jobfile::PayoutFile;
 use undchain_types::msg::{DomainTransferTerms, MerkleProof};
 use undchain_types::{
     BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, JobId, PayoutPeriod, PublicKey,
     TokenAmount,
 };
 
-use crate::links::domain_link::{DomainInfo, DomainLinkError, DomainRegistry, verify_proof};
-use crate::settle::Settlement;
-use undchain_consensus::certificate::{SignatureVerifier, StrictVerifier};
+use crate::links::domain_link::{DomainInfo, DomainRegistry};
 
+pub use block::{Applied, Block, BlockOutcome, Refused};
+pub use error::{BlockError, GenesisError, LedgerError};
 pub use ops::{ChainEvent, LedgerOp, Verified};
 pub use root::{Account, InboundState, LeafKey, Meta, OutboundState, Supply};
 
 /// The chain settings the ledger depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
-    /// This chain.
+    /// The chain this ledger keeps; operations signed for another are refused.
     pub chain_id: ChainId,
     /// Fee per job ([`ChainParams::transaction_fee`]).
     pub transaction_fee: TokenAmount,
@@ -117,7 +120,7 @@ pub struct LedgerConfig {
 }
 
 impl LedgerConfig {
-    /// The settings of `params`.
+    /// The ledger's settings from chain parameters `params` (a period has at least one block).
     pub fn from_params(params: &ChainParams) -> Self {
         LedgerConfig {
             chain_id: params.chain_id,
@@ -144,260 +147,12 @@ impl LedgerConfig {
 pub struct Claim {
     /// The paying client (its escrow holds `amount`).
     pub client: PublicKey,
-    /// The partner paid.
+    /// The partner the escrowed amount goes to at settlement.
     pub partner: PublicKey,
-    /// The amount.
+    /// The amount held in the client's escrow and paid to the partner.
     pub amount: TokenAmount,
     /// Whether it pays a partial completion (the proven part).
     pub partial: bool,
-}
-
-/// Why an operation was refused. A refused operation changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LedgerError {
-    /// Signed for another chain.
-    #[error("signed for {got}, this chain is {expected}")]
-    WrongChain {
-        /// This chain.
-        expected: ChainId,
-        /// The chain named.
-        got: ChainId,
-    },
-    /// A signature does not verify.
-    #[error("signature of {signer:?} does not verify")]
-    BadSignature {
-        /// Whose signature.
-        signer: PublicKey,
-    },
-    /// The job is not in the payout file (nor in the block's job file).
-    #[error("job {job} is not committed")]
-    UnknownJob {
-        /// The job.
-        job: JobId,
-    },
-    /// The job already has its completion (the first receipt counts).
-    #[error("job {job} is already {state:?}")]
-    AlreadyCompleted {
-        /// The job.
-        job: JobId,
-        /// Its completion, with the block that recorded it.
-        state: Completion,
-    },
-    /// The paying client is not in the job's client pool.
-    #[error("{client:?} is not a client of job {job}")]
-    NotAClient {
-        /// The job.
-        job: JobId,
-        /// The key named as client.
-        client: PublicKey,
-    },
-    /// The partner is not in the job's (non-empty) partner pool.
-    #[error("{partner:?} is not a partner of job {job}")]
-    NotAPartner {
-        /// The job.
-        job: JobId,
-        /// The key named as partner.
-        partner: PublicKey,
-    },
-    /// The payer's balance does not cover the amount.
-    #[error("{account:?} holds {available}, needs {needed}")]
-    InsufficientBalance {
-        /// The payer.
-        account: PublicKey,
-        /// What it needs.
-        needed: TokenAmount,
-        /// What it holds.
-        available: TokenAmount,
-    },
-    /// A transfer with another nonce than the account's next.
-    #[error("{account:?} expects nonce {expected}, got {got}")]
-    BadNonce {
-        /// The account.
-        account: PublicKey,
-        /// Its next nonce.
-        expected: u64,
-        /// The transfer's.
-        got: u64,
-    },
-    /// A credit or mint would overflow the supply.
-    #[error("amount overflows the token supply")]
-    Overflow,
-    /// A domain-link step was refused.
-    #[error("domain link: {0}")]
-    Domain(#[from] DomainLinkError),
-}
-
-/// Why a whole block was refused. A refused block changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BlockError {
-    /// Blocks apply in order, every number once (empty blocks too, so that
-    /// period ends are never skipped).
-    #[error("expected block {expected}, got {got}")]
-    OutOfOrder {
-        /// The next block.
-        expected: BlockNumber,
-        /// The block given.
-        got: BlockNumber,
-    },
-    /// A job of the file is already in the payout file.
-    #[error("job {job} is already committed")]
-    JobAlreadyCommitted {
-        /// The job.
-        job: JobId,
-    },
-    /// A job carries another fee than the chain's.
-    #[error("job {job} carries fee {fee}, the chain's is {expected}")]
-    WrongFee {
-        /// The job.
-        job: JobId,
-        /// Its fee.
-        fee: TokenAmount,
-        /// The chain's.
-        expected: TokenAmount,
-    },
-    /// A job with an empty client pool (nobody pays the fee).
-    #[error("job {job} has no client")]
-    NoClient {
-        /// The job.
-        job: JobId,
-    },
-    /// A requester cannot pay the fees of its jobs in the block.
-    #[error("{payer:?} owes {needed} in fees, holds {available}")]
-    UnaffordableFees {
-        /// The requester.
-        payer: PublicKey,
-        /// Fees of its jobs in the block.
-        needed: TokenAmount,
-        /// Its balance.
-        available: TokenAmount,
-    },
-    /// A chain event cannot apply.
-    #[error("chain event {index}: {error}")]
-    Event {
-        /// Its index in the block.
-        index: usize,
-        /// Why.
-        error: LedgerError,
-    },
-    /// The payout file refused the job file.
-    #[error("payout file: {0}")]
-    Payout(#[from] PayoutError),
-    /// Totals overflow.
-    #[error("block totals overflow")]
-    Overflow,
-}
-
-/// Why a genesis allocation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GenesisError {
-    /// An account listed twice.
-    #[error("account {account:?} is allocated twice")]
-    Duplicate {
-        /// The account.
-        account: PublicKey,
-    },
-    /// The allocations overflow the supply.
-    #[error("allocations overflow the token supply")]
-    Overflow,
-}
-
-/// One block as the ledger applies it.
-#[derive(Debug, Clone, Copy)]
-pub struct Block<'a> {
-    /// Its number.
-    pub number: BlockNumber,
-    /// Its committed job file.
-    pub jobs: &'a JobFile,
-    /// Verified user operations, in block order.
-    pub ops: &'a [Verified],
-    /// Active validators that signed (a block's `parent_signers` mapped
-    /// through the parent's set); they share the period's fees.
-    pub signers: &'a [PublicKey],
-    /// Chain-owner events, applied first.
-    pub events: &'a [ChainEvent],
-}
-
-impl<'a> Block<'a> {
-    /// A block with only a job file.
-    pub fn jobs(number: BlockNumber, jobs: &'a JobFile) -> Self {
-        Block {
-            number,
-            jobs,
-            ops: &[],
-            signers: &[],
-            events: &[],
-        }
-    }
-}
-
-/// What one accepted operation did (the host answers the submitter from
-/// it: client story step 5's block number of completion).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// A receipt completed the job in this block.
-    Completed {
-        /// The job.
-        job: JobId,
-        /// The block.
-        block: BlockNumber,
-    },
-    /// A partial completion recorded the proven part.
-    Partial {
-        /// The job.
-        job: JobId,
-        /// The block.
-        block: BlockNumber,
-        /// The proven amount.
-        amount: TokenAmount,
-    },
-    /// A domain transfer was locked here (source).
-    Locked {
-        /// The transfer.
-        id: Hash32,
-    },
-    /// A domain transfer was credited here (target).
-    Credited {
-        /// The transfer.
-        id: Hash32,
-    },
-    /// A domain transfer was recorded as expired here (target).
-    Expired {
-        /// The transfer.
-        id: Hash32,
-    },
-    /// A domain transfer was refunded here (source).
-    Refunded {
-        /// The transfer.
-        id: Hash32,
-    },
-}
-
-/// An operation of the block that was refused (and changed nothing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// Its index among the block's operations.
-    pub index: usize,
-    /// Its id.
-    pub op: Hash32,
-    /// Why.
-    pub error: LedgerError,
-}
-
-/// The result of a block.
-#[derive(Debug, Clone)]
-pub struct BlockOutcome {
-    /// The block.
-    pub number: BlockNumber,
-    /// The state root after it (the header's `ledger_root`).
-    pub ledger_root: Hash32,
-    /// Accepted operations, in order.
-    pub applied: Vec<Applied>,
-    /// Refused operations, in order.
-    pub refused: Vec<Refused>,
-    /// Fees the block's jobs paid.
-    pub fees_collected: TokenAmount,
-    /// The period's settlement, if the block ended one.
-    pub settlement: Option<Settlement>,
 }
 
 /// The ledger of one chain.
@@ -423,21 +178,21 @@ pub struct Ledger {
 /// and what a convergence genesis carries.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerState {
-    /// The next block.
+    /// The block number the ledger applies next.
     pub next_block: BlockNumber,
-    /// Accounts, by key.
+    /// Every non-empty account, sorted by key.
     pub accounts: Vec<(PublicKey, Account)>,
     /// Fees collected and not yet paid.
     pub fee_pool: TokenAmount,
     /// Blocks signed per validator in the current period.
     pub signed: Vec<(PublicKey, u64)>,
-    /// Outgoing domain transfers.
+    /// Outgoing domain transfers with their terms and state, sorted by transfer id.
     pub outbound: Vec<(DomainTransferTerms, OutboundState)>,
-    /// Incoming domain transfers.
+    /// Incoming domain transfers' records, by transfer id.
     pub inbound: Vec<(Hash32, InboundState)>,
-    /// Registered domains.
+    /// Registered foreign domains, by chain id.
     pub domains: Vec<(ChainId, DomainInfo)>,
-    /// Supply counters.
+    /// The supply counters (genesis, minted, imported, exported, refunded).
     pub supply: Supply,
     /// Running digest of applied operations.
     pub ops_digest: Hash32,
@@ -564,7 +319,7 @@ impl Ledger {
         self.leaves = leaves;
     }
 
-    /// The settings.
+    /// The chain settings this ledger was built with.
     pub fn config(&self) -> &LedgerConfig {
         &self.config
     }
@@ -609,7 +364,7 @@ impl Ledger {
         &self.signed
     }
 
-    /// Supply counters.
+    /// The supply counters; [`Supply::circulating`] always equals [`Ledger::total_held`].
     pub fn supply(&self) -> Supply {
         self.supply
     }
@@ -624,12 +379,12 @@ impl Ledger {
             + u128::from(self.fee_pool.0)
     }
 
-    /// Registered foreign domains.
+    /// Registered foreign domains whose domain-link proofs this chain accepts.
     pub fn domains(&self) -> &DomainRegistry {
         &self.domains
     }
 
-    /// An outgoing domain transfer.
+    /// An outgoing domain transfer's terms and state, by transfer id.
     pub fn outbound(&self, id: &Hash32) -> Option<&(DomainTransferTerms, OutboundState)> {
         self.outbound.get(id)
     }
@@ -665,192 +420,6 @@ impl Ledger {
             supply: self.supply,
             ops_digest: self.ops_digest,
         }
-    }
-
-    /// Submission check, stateless part: signatures, chain, and for domain
-    /// proofs the foreign certificate and inclusion proof. Done once, when
-    /// an operation arrives; the result can go into any later block.
-    pub fn verify(&self, op: LedgerOp) -> Result<Verified, LedgerError> {
-        self.verify_with(op, StrictVerifier)
-    }
-
-    /// [`Ledger::verify`] with the host's signature verifier (a host that
-    /// already checked these signatures, or a simulator generating valid
-    /// operations, need not pay for ed25519 twice; see
-    /// [`undchain_consensus::certificate::SignatureVerifier`]).
-    pub fn verify_with(
-        &self,
-        op: LedgerOp,
-        mut verifier: impl SignatureVerifier,
-    ) -> Result<Verified, LedgerError> {
-        let chain = self.config.chain_id;
-        match &op {
-            LedgerOp::Receipt(r) => {
-                let t = &r.terms;
-                if t.chain_id != chain {
-                    return Err(LedgerError::WrongChain {
-                        expected: chain,
-                        got: t.chain_id,
-                    });
-                }
-                let d = t.digest();
-                if !verifier.verify(&t.client, &d, &r.client_sig) {
-                    return Err(LedgerError::BadSignature { signer: t.client });
-                }
-                if !verifier.verify(&t.partner, &d, &r.partner_sig) {
-                    return Err(LedgerError::BadSignature { signer: t.partner });
-                }
-            }
-            LedgerOp::Partial(p) => {
-                let c = &p.last_checkpoint.checkpoint;
-                if c.chain_id != chain {
-                    return Err(LedgerError::WrongChain {
-                        expected: chain,
-                        got: c.chain_id,
-                    });
-                }
-                if !verifier.verify(&c.client, &c.digest(), &p.last_checkpoint.client_sig) {
-                    return Err(LedgerError::BadSignature { signer: c.client });
-                }
-            }
-            LedgerOp::DomainLock(t) => {
-                if t.terms.source != chain {
-                    return Err(DomainLinkError::NotForThisChain {
-                        expected: t.terms.source,
-                        here: chain,
-                    }
-                    .into());
-                }
-                if !verifier.verify(&t.terms.from, &t.id(), &t.signature) {
-                    return Err(LedgerError::BadSignature {
-                        signer: t.terms.from,
-                    });
-                }
-            }
-            LedgerOp::DomainProof(p) => verify_proof(&self.domains, chain, p, &mut verifier)?,
-        }
-        let id = op.id();
-        Ok(Verified { op, id })
-    }
-
-    /// Submission check, stateful part: whether `op` would apply in the next
-    /// block against the committed state (unknown job, already completed,
-    /// balance, nonce, replayed proof). The same checks run again when a
-    /// block carries it; a receipt for a job of the block being built
-    /// passes there.
-    pub fn check(&self, op: &Verified) -> Result<(), LedgerError> {
-        let empty = JobFile::new();
-        let mut x = exec::Exec::new(self, self.next_block, &empty);
-        x.apply_op(op).map(|_| ())
-    }
-
-    /// Jobs of `jobs` (in file order) whose requesters cannot pay the fee
-    /// given the jobs before them: a proposer leaves these out.
-    pub fn unaffordable_jobs(&self, jobs: &JobFile) -> Vec<JobId> {
-        let fee = self.config.transaction_fee.0;
-        let mut spent: BTreeMap<PublicKey, u64> = BTreeMap::new();
-        let mut out = Vec::new();
-        for e in jobs.entries() {
-            let Some(payer) = e.client_pool.first() else {
-                out.push(e.id);
-                continue;
-            };
-            let s = spent.entry(*payer).or_insert(0);
-            let want = s.saturating_add(fee);
-            if want > self.account(payer).balance.0 {
-                out.push(e.id);
-            } else {
-                *s = want;
-            }
-        }
-        out
-    }
-
-    /// Runs `block` without changing anything: its outcome and the state
-    /// root it leads to (a proposer's header, a validator's check of a
-    /// proposal). A settlement in the outcome lists payments; its
-    /// cancelled and carried jobs and settled file are filled only by
-    /// [`Ledger::apply_block`].
-    pub fn preview(&self, block: &Block<'_>) -> Result<BlockOutcome, BlockError> {
-        let x = exec::Exec::run(self, block)?;
-        Ok(x.outcome)
-    }
-
-    /// Applies committed `block`: all of it, or (on error) nothing.
-    pub fn apply_block(&mut self, block: &Block<'_>) -> Result<BlockOutcome, BlockError> {
-        let x = exec::Exec::run(self, block)?;
-        self.commit(block, x)
-    }
-
-    fn commit(&mut self, block: &Block<'_>, x: exec::Done) -> Result<BlockOutcome, BlockError> {
-        // The only fallible step comes first, so an error leaves the ledger
-        // untouched (it cannot fail after the checks in `run`).
-        self.payout.commit_block(block.number, block.jobs)?;
-        let exec::Done {
-            accounts,
-            marks,
-            claims,
-            outbound,
-            inbound,
-            domains,
-            fee_pool,
-            signed,
-            supply,
-            ops_digest,
-            leaf_changes,
-            root,
-            mut outcome,
-        } = x;
-        for (id, a) in accounts {
-            if a.is_empty() {
-                self.accounts.remove(&id);
-            } else {
-                self.accounts.insert(id, a);
-            }
-        }
-        for (job, c) in marks {
-            let r = match c {
-                Completion::Complete { block } => self.payout.mark_complete(&job, block),
-                Completion::Partial {
-                    block,
-                    units,
-                    amount,
-                } => self.payout.mark_partial(&job, block, units, amount),
-                Completion::Open | Completion::Cancelled => Ok(()),
-            };
-            debug_assert!(r.is_ok(), "mark checked in run: {r:?}");
-        }
-        self.claims.extend(claims);
-        for (id, v) in outbound {
-            self.outbound.insert(id, v);
-        }
-        self.inbound.extend(inbound);
-        self.domains.extend(domains);
-        self.fee_pool = fee_pool;
-        self.signed = signed;
-        self.supply = supply;
-        self.ops_digest = ops_digest;
-        for (k, v) in leaf_changes {
-            match v {
-                Some(h) => self.leaves.insert(k, h),
-                None => self.leaves.remove(&k),
-            };
-        }
-        self.root = root;
-        self.next_block = block.number.next();
-        if let Some(s) = outcome.settlement.as_mut() {
-            let next = PayoutFile::new(
-                PayoutPeriod(self.payout.period().0.saturating_add(1)),
-                self.config.blocks_per_period,
-            );
-            let roll = std::mem::replace(&mut self.payout, next).roll_over();
-            self.payout = roll.next;
-            self.claims.clear();
-            s.cancelled = roll.cancelled;
-            s.carried = roll.carried;
-            s.settled = Some(roll.settled);
-        }
-        Ok(outcome)
     }
 }
 
