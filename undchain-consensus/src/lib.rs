@@ -15,12 +15,11 @@
 //! * [`certificate`]: commit certificates and their verification.
 //! * [`sim`]: n validators over a virtual clock and a faulty network, with
 //!   Byzantine actors and invariant checks; failing runs print their seed.
-//! * [`ledger`], [`settle`]: accounts, fees, receipts and partial
-//!   completions over the payout file, period-end settlement, the Merkle
-//!   state root (docs/PROTOCOL.md "Ledger, payouts, convergence and links").
-//! * [`convergence`]: a new genesis from committed state, certified by a
-//!   quorum; hash-algorithm switches.
-//! * [`links`]: chain, domain and network links.
+//!
+//! The ledger, settlement, convergence and links that act on agreed blocks
+//! live in `undchain-ledger`, which depends on this crate; this crate
+//! depends on neither it nor `undchain-jobfile`, so agreement builds and
+//! embeds on its own.
 //!
 //! The crate never touches a socket, clock, file, thread or random source:
 //! time (`now`) and seeds are inputs, and the host carries out the outputs.
@@ -37,20 +36,14 @@
 //!
 //! Dependencies: `undchain-types` (vocabulary), `serde` (persisted state
 //! and the roster are serialisable for the host's storage), `thiserror`
-//! (typed errors), `undchain-jobfile` (the payout file the ledger settles
-//! over), `rs_merkle` (the ledger's state root and inclusion proofs, the
-//! project's Merkle crate, as for job files).
+//! (typed errors).
 #![forbid(unsafe_code)]
 
 pub mod certificate;
-pub mod convergence;
 pub mod driver;
-pub mod ledger;
-pub mod links;
 pub mod roster;
 pub mod round;
 pub mod score;
-pub mod settle;
 pub mod sim;
 pub mod validator_set;
 pub mod votekeeper;
@@ -62,13 +55,8 @@ pub use certificate::{
 pub use driver::{
     Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity,
 };
-pub use ledger::{
-    Applied, Block, BlockError, BlockOutcome, ChainEvent, Claim, Ledger, LedgerConfig, LedgerError,
-    LedgerOp, Verified,
-};
 pub use roster::{Candidate, Roster, RosterConfig, RosterError, RosterEvent, RosterUpdate};
 pub use round::{RoundState, Step, TimeoutKind, Value};
 pub use score::{ScoreBook, ScoreEvent, ScoreNotice, ScoreRules};
-pub use settle::Settlement;
 pub use validator_set::{Seat, ValidatorSet, ValidatorSetError};
 pub use votekeeper::{RecordVoteError, Threshold, VoteKeeper};

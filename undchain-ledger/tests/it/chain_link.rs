@@ -3,10 +3,8 @@
 //! co-chains; a silent co-chain never stalls this chain, and its hash is
 //! included once it arrives.
 
-mod ledger_support;
-
-use ledger_support::*;
-use undchain_consensus::links::{ChainLinkError, ChainLinks};
+use crate::support::*;
+use undchain_ledger::links::{ChainLinkError, ChainLinks};
 use undchain_types::msg::ChainLink;
 use undchain_types::{
     BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, LinkRef,
@@ -27,7 +25,7 @@ fn co_hash(chain: ChainId, block: u64) -> Hash32 {
 /// waits for a co-chain.
 fn produce(
     links: &mut ChainLinks,
-    ledger: &mut undchain_consensus::Ledger,
+    ledger: &mut undchain_ledger::Ledger,
     parent: Hash32,
     n: u64,
 ) -> BlockHeader {

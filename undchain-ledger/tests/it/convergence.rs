@@ -4,15 +4,13 @@
 //! quorum certifies it, a hash-algorithm switch is real, and blocks go on
 //! without a pause.
 
-mod ledger_support;
-
-use ledger_support::*;
+use crate::support::*;
 use undchain_consensus::ValidatorSet;
-use undchain_consensus::convergence::{
+use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_ledger::convergence::{
     ConvergenceError, Genesis, GenesisInput, GenesisVotes, build_genesis, converge, convergence_due,
 };
-use undchain_consensus::ledger::{Block, ChainEvent, Ledger, LedgerOp};
-use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_ledger::ledger::{Block, ChainEvent, Ledger, LedgerOp};
 use undchain_types::msg::{ConvergenceReason, DomainTransferTerms};
 use undchain_types::{
     BlockHeader, BlockNumber, BlockTime, ChainId, ChainParams, Hash32, HashAlgorithm, JobEntry,
@@ -87,8 +85,8 @@ fn history() -> Vec<Script> {
 
 /// The state without the running operations digest, which is a hash and
 /// so follows the chain's algorithm.
-fn money(l: &Ledger) -> undchain_consensus::ledger::LedgerState {
-    undchain_consensus::ledger::LedgerState {
+fn money(l: &Ledger) -> undchain_ledger::ledger::LedgerState {
+    undchain_ledger::ledger::LedgerState {
         ops_digest: Hash32::ZERO,
         ..l.state()
     }

@@ -33,8 +33,8 @@ use undchain_types::{
 };
 
 use crate::ledger::{Ledger, LedgerConfig, LedgerState};
-use crate::score::{ScoreBook, ScoreRules};
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// Why a convergence runs now, if it does: only at a payout-period boundary
 /// (`next_block` starts a period); a hash-algorithm change wins over size.
@@ -59,7 +59,7 @@ pub fn convergence_due(
 /// A job of the open payout file, as carried into a genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenJob {
-    /// The job.
+    /// The job entry as committed (its pools, fee and state).
     pub entry: JobEntry,
     /// The block that committed it.
     pub block: BlockNumber,
@@ -70,7 +70,7 @@ pub struct OpenJob {
 /// A new genesis: everything the next epoch starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
-    /// The chain.
+    /// The chain whose next epoch this genesis starts.
     pub chain_id: ChainId,
     /// Convergence counter: the new epoch (the old one + 1).
     pub counter: u32,
@@ -97,48 +97,48 @@ pub enum ConvergenceError {
     /// The ledger is not at a payout-period boundary.
     #[error("block {next} does not start a payout period")]
     NotAtBoundary {
-        /// The ledger's next block.
+        /// The ledger's next block, which does not start a payout period.
         next: BlockNumber,
     },
     /// The ledger still holds unsettled completions.
     #[error("{claims} completions are not settled yet")]
     Unsettled {
-        /// How many.
+        /// The number of completions recorded and not yet paid out.
         claims: usize,
     },
     /// A genesis whose open payout file cannot be rebuilt (a job not carried
     /// over from the previous period).
     #[error("open job {job} is not a carried-over job of the previous period")]
     BadOpenJob {
-        /// The job.
+        /// The open job that was not carried over from the previous period.
         job: undchain_types::JobId,
     },
     /// A signature for another genesis or counter.
     #[error("signature is for genesis {got:?}, collecting {expected:?}")]
     WrongGenesis {
-        /// The genesis collected.
+        /// The hash of the genesis whose signatures are being collected.
         expected: Hash32,
-        /// The one signed.
+        /// The hash of the genesis the signature covers.
         got: Hash32,
     },
     /// The signer holds no seat in the genesis's validator set.
     #[error("{validator:?} holds no seat in the genesis validator set")]
     NotInSet {
-        /// The signer.
+        /// The key that signed, absent from the genesis's validator set.
         validator: PublicKey,
     },
     /// The signature does not verify.
     #[error("genesis signature of {validator:?} does not verify")]
     BadSignature {
-        /// The signer.
+        /// The key whose signature over the genesis failed verification.
         validator: PublicKey,
     },
     /// Fewer than q distinct valid signers.
     #[error("{signers} genesis signers, quorum is {quorum}")]
     NoQuorum {
-        /// Signers.
+        /// The number of distinct seated validators whose signatures verified.
         signers: usize,
-        /// q.
+        /// The quorum q of the genesis's validator set.
         quorum: usize,
     },
 }
@@ -154,7 +154,7 @@ pub struct GenesisInput<'a> {
     pub last_block_hash: Hash32,
     /// The validator set of the first new block.
     pub validator_set: &'a ValidatorSet,
-    /// The perception scores.
+    /// The score book at the old chain's tip; the genesis carries every score it holds.
     pub scores: &'a ScoreBook,
 }
 
@@ -290,18 +290,18 @@ impl Genesis {
 /// including `last_block` of epoch `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveOld {
-    /// The old epoch.
+    /// The epoch (convergence counter) that ends with this convergence.
     pub epoch: u32,
-    /// Its last block.
+    /// The old epoch's last block number.
     pub last_block: BlockNumber,
-    /// That block's hash.
+    /// The hash of that last block, under the old epoch's algorithm.
     pub last_hash: Hash32,
 }
 
 /// A completed convergence, as each validator computes it locally.
 #[derive(Debug, Clone)]
 pub struct Converged {
-    /// The new genesis.
+    /// The genesis every validator computed from the same committed state.
     pub genesis: Genesis,
     /// Its hash: the parent of the next block.
     pub genesis_hash: Hash32,
@@ -331,11 +331,11 @@ pub fn converge(ledger: &Ledger, input: GenesisInput<'_>) -> Result<Converged, C
 /// A quorum's signatures over one genesis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenesisCertificate {
-    /// The chain.
+    /// The chain the certified genesis belongs to.
     pub chain_id: ChainId,
-    /// Convergence counter.
+    /// The convergence counter of the certified genesis (the new epoch).
     pub counter: u32,
-    /// The genesis.
+    /// The hash of the certified genesis ([`Genesis::hash`]).
     pub genesis_hash: Hash32,
     /// q or more signatures, by signer.
     pub signatures: BTreeMap<PublicKey, Signature>,

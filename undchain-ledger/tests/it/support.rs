@@ -1,11 +1,10 @@
 //! Helpers shared by the ledger, settlement, convergence and link tests:
 //! keys, jobs, signed receipts and checkpoints, and a block driver.
-#![allow(dead_code)]
 
-use undchain_consensus::ledger::{
+use undchain_jobfile::JobFile;
+use undchain_ledger::ledger::{
     Block, BlockOutcome, ChainEvent, Ledger, LedgerConfig, LedgerOp, Verified,
 };
-use undchain_jobfile::JobFile;
 use undchain_types::msg::{PartialCompletion, Receipt, ReceiptTerms, UsageCheckpoint};
 use undchain_types::{
     BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm, HashContext, JobEntry,
@@ -154,10 +153,6 @@ pub fn assert_conserved(l: &Ledger) {
         l.supply().circulating(),
         "tokens held != circulating supply"
     );
-}
-
-pub fn zero_hash() -> Hash32 {
-    Hash32::ZERO
 }
 
 /// A ledger of chain `chain` with `alloc`.

@@ -3,7 +3,7 @@
 //! paid in full, 5% partially, the rest carried over), beside a plain
 //! `BTreeMap` doing the same balance moves as the peer.
 //!
-//! `cargo bench -p undchain-consensus --bench ledger`
+//! `cargo bench -p undchain-ledger --bench ledger`
 //!
 //! Receipts are built with placeholder signatures and admitted with a
 //! verifier that accepts them: signatures are checked once at submission
@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use undchain_consensus::certificate::SignatureVerifier;
-use undchain_consensus::ledger::{Block, Ledger, LedgerConfig, LedgerOp, Verified};
 use undchain_jobfile::JobFile;
+use undchain_ledger::ledger::{Block, Ledger, LedgerConfig, LedgerOp, Verified};
 use undchain_types::msg::{PartialCompletion, Receipt, ReceiptTerms, UsageCheckpoint};
 use undchain_types::{
     BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm, HashContext, JobEntry,

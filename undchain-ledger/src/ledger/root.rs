@@ -21,7 +21,7 @@ use undchain_types::{
 /// One account of the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Account {
-    /// Spendable tokens.
+    /// Tokens the account can spend or pay fees with now.
     pub balance: TokenAmount,
     /// Tokens held in escrow for recorded completions until the period's
     /// settlement pays them to the partner.
@@ -87,13 +87,13 @@ impl Supply {
 /// The summary leaf: what is not per account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
-    /// The chain.
+    /// The chain this ledger keeps.
     pub chain_id: ChainId,
     /// The next block the ledger expects.
     pub next_block: u64,
     /// Fees collected and not yet paid to validators.
     pub fee_pool: TokenAmount,
-    /// Supply counters.
+    /// The supply counters, so the root commits to how tokens entered and left.
     pub supply: Supply,
     /// Hash of this period's tally of blocks signed per validator (the fee
     /// shares).
@@ -107,9 +107,9 @@ pub struct Meta {
 /// The key that orders leaves (and names one for a proof).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LeafKey {
-    /// The summary leaf.
+    /// The summary leaf ([`Meta`]); it sorts first.
     Meta,
-    /// An account.
+    /// An account's leaf, named by the account's key.
     Account(PublicKey),
     /// An outgoing domain transfer, by id.
     Outbound(Hash32),
@@ -122,32 +122,32 @@ pub enum LeafKey {
 /// A state leaf, as hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Leaf<'a> {
-    /// The summary.
+    /// The summary leaf: what is not per account ([`Meta`]).
     Meta(&'a Meta),
-    /// An account.
+    /// One account's balance, escrow and nonce, under its key.
     Account {
-        /// Its key.
+        /// The account's public key, which also orders the leaf.
         id: &'a PublicKey,
-        /// Its content.
+        /// The account's balance, escrow and nonce.
         account: &'a Account,
     },
-    /// An outgoing transfer.
+    /// An outgoing domain transfer, as its source domain records it.
     Outbound {
         /// The transfer's terms (their hash is the id).
         terms: &'a DomainTransferTerms,
-        /// Its state.
+        /// Whether the transfer is still locked or was refunded.
         state: OutboundState,
     },
-    /// An incoming transfer.
+    /// An incoming domain transfer, as its target domain records it.
     Inbound {
-        /// The transfer id.
+        /// The transfer's id (the hash of its terms).
         id: &'a Hash32,
-        /// Its state.
+        /// Whether the transfer was credited or recorded as expired.
         state: InboundState,
     },
-    /// A registered domain.
+    /// A foreign domain registered by a chain event.
     Domain {
-        /// The domain's chain.
+        /// The chain id of the foreign domain.
         chain: &'a ChainId,
         /// Hash of its registration (algorithm and validator sets).
         info: &'a Hash32,
@@ -161,11 +161,11 @@ impl Leaf<'_> {
     }
 }
 
-/// Inner-node hasher, blake3.
+/// The rs_merkle inner-node hasher of blake3 chains ([`HashContext::LedgerNode`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Blake3Node;
 
-/// Inner-node hasher, SHA-256.
+/// The rs_merkle inner-node hasher of SHA-256 chains ([`HashContext::LedgerNode`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Sha256Node;
 

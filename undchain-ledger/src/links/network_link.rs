@@ -23,9 +23,9 @@ use undchain_types::{BlockNumber, ChainId, Hash32, PublicKey, SigningKey};
 /// This network, as the link sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalNetwork {
-    /// Its name.
+    /// The network's name, as link messages address it.
     pub name: String,
-    /// Its chain.
+    /// The chain of this network whose blocks the link anchors.
     pub chain: ChainId,
     /// Its owner, who signs proposals, consents and ends.
     pub owner: PublicKey,
@@ -37,29 +37,29 @@ pub type PeerId = (String, ChainId);
 /// Where the link with one peer stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkStatus {
-    /// No link.
+    /// No link has been proposed with this peer since it was admitted.
     Idle,
     /// This side proposed session `session`; waiting for consent.
     ProposedByUs {
-        /// The session.
+        /// The session number this side proposed.
         session: u64,
-        /// This side's relay.
+        /// The key this side named to relay its anchors in the session.
         relay: PublicKey,
     },
     /// The peer proposed; this side's owner has not consented.
     ProposedByThem {
-        /// The session.
+        /// The session number the peer proposed.
         session: u64,
-        /// The peer's relay.
+        /// The key the peer named to relay its anchors.
         relay: PublicKey,
     },
-    /// Both consented.
+    /// Both owners consented; anchors are sent and accepted.
     Active {
-        /// The session.
+        /// The session number both owners consented to.
         session: u64,
-        /// This side's relay.
+        /// The key that relays this side's anchors.
         ours: PublicKey,
-        /// The peer's relay.
+        /// The key that relays the peer's anchors.
         theirs: PublicKey,
     },
     /// Ended by either side.
@@ -93,49 +93,49 @@ pub enum NetworkLinkError {
     WrongSigner {
         /// The key that may sign it.
         expected: PublicKey,
-        /// The signer.
+        /// The key that did sign it.
         got: PublicKey,
     },
     /// The message is addressed to another network.
     #[error("message is for network {network:?} chain {chain}, not for this one")]
     NotForUs {
-        /// The network named.
+        /// The network name the message is addressed to.
         network: String,
-        /// Its chain.
+        /// The chain the message is addressed to.
         chain: ChainId,
     },
     /// A local message not from this network.
     #[error("local message names network {network:?} chain {chain}")]
     NotOurs {
-        /// The network named.
+        /// The network name the local message carries.
         network: String,
-        /// Its chain.
+        /// The chain the local message carries.
         chain: ChainId,
     },
     /// The foreign network was not admitted by this chain's owner.
     #[error("network {network:?} chain {chain} is not an admitted peer")]
     UnknownPeer {
-        /// The network.
+        /// The name of the network that was not admitted.
         network: String,
-        /// Its chain.
+        /// The chain of the network that was not admitted.
         chain: ChainId,
     },
     /// An anchor, consent or end without the matching link state.
     #[error("no {needed} link in session {session} (status {status:?})")]
     WrongState {
-        /// What was needed.
+        /// The link state the message needs (`open`, `active`, `proposed-by-us`, ...).
         needed: &'static str,
-        /// The message's session.
+        /// The session the message names.
         session: u64,
-        /// The current status.
+        /// The link's status when the message arrived.
         status: LinkStatus,
     },
     /// A session not after the last one.
     #[error("session {got} is not after session {last}")]
     OldSession {
-        /// The last session.
+        /// The latest session seen with this peer.
         last: u64,
-        /// The message's.
+        /// The session the message names.
         got: u64,
     },
     /// An anchor not after the last one.
@@ -143,7 +143,7 @@ pub enum NetworkLinkError {
     StaleAnchor {
         /// The last anchored block.
         last: BlockNumber,
-        /// The new one.
+        /// The block number the new anchor names.
         got: BlockNumber,
     },
     /// A local anchor: anchors are made by [`NetworkLinks::anchors_to_send`].
@@ -151,35 +151,35 @@ pub enum NetworkLinkError {
     LocalAnchor,
 }
 
-/// What changed.
+/// What a handled network-link message changed, for the host to act on or report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkLinkEvent {
     /// A proposal is pending (ours or theirs).
     Proposed {
-        /// The peer.
+        /// The foreign network (name and chain) the proposal is with.
         peer: PeerId,
         /// Whether this side proposed.
         by_us: bool,
     },
     /// Both consented: anchoring starts.
     Established {
-        /// The peer.
+        /// The foreign network (name and chain) now linked.
         peer: PeerId,
-        /// The session.
+        /// The session both owners consented to.
         session: u64,
     },
     /// A foreign block hash was anchored.
     Anchored {
-        /// The peer.
+        /// The foreign network (name and chain) whose block was anchored.
         peer: PeerId,
-        /// Its block.
+        /// The number of the anchored foreign block.
         block: BlockNumber,
-        /// Its hash.
+        /// The foreign block's hash, as the peer's relay signed it.
         hash: Hash32,
     },
-    /// The link ended.
+    /// The link ended, by either owner; no more anchors are accepted in its session.
     Ended {
-        /// The peer.
+        /// The foreign network (name and chain) whose link ended.
         peer: PeerId,
         /// Whether this side ended it.
         by_us: bool,
@@ -201,7 +201,7 @@ pub struct NetworkLinks {
 }
 
 impl NetworkLinks {
-    /// No links yet.
+    /// A link book for `local` with no admitted peers and no links yet.
     pub fn new(local: LocalNetwork) -> Self {
         NetworkLinks {
             local,
@@ -209,7 +209,7 @@ impl NetworkLinks {
         }
     }
 
-    /// This network.
+    /// This network's name, chain and owner.
     pub fn local(&self) -> &LocalNetwork {
         &self.local
     }

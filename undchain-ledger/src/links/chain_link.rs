@@ -29,42 +29,42 @@ pub enum ChainLinkError {
     /// A chain cannot link to itself.
     #[error("a chain cannot link to itself ({chain})")]
     SelfLink {
-        /// The chain.
+        /// The chain named as its own co-chain.
         chain: ChainId,
     },
     /// A co-chain listed twice (in the configuration or in one header).
     #[error("chain {chain} listed twice")]
     Duplicate {
-        /// The chain.
+        /// The co-chain named twice.
         chain: ChainId,
     },
     /// A link from, or an anchor of, a chain that is not linked.
     #[error("chain {chain} is not linked to this chain")]
     NotLinked {
-        /// The chain.
+        /// The chain that is not among this chain's co-chains.
         chain: ChainId,
     },
     /// An older block than the one already known.
     #[error("chain {chain}: block {got} is older than the known {have}")]
     Stale {
-        /// The chain.
+        /// The co-chain whose block went backwards.
         chain: ChainId,
-        /// The known block.
+        /// The latest block of that co-chain already known.
         have: BlockNumber,
-        /// The block given.
+        /// The older block number offered.
         got: BlockNumber,
     },
     /// Two hashes for one block of a co-chain: that chain forked, or someone
     /// lies about it; kept as evidence.
     #[error("chain {chain}: block {block} announced as {have:?} and as {got:?}")]
     Conflict {
-        /// The chain.
+        /// The co-chain with two hashes for one block.
         chain: ChainId,
-        /// The block.
+        /// The block number both hashes claim.
         block: BlockNumber,
-        /// The hash known.
+        /// The hash already known for that block.
         have: Hash32,
-        /// The other hash.
+        /// The conflicting hash just offered.
         got: Hash32,
     },
 }
@@ -102,7 +102,7 @@ impl ChainLinks {
         })
     }
 
-    /// The linked co-chains.
+    /// The co-chains this chain links to, in configuration order.
     pub fn linked(&self) -> &[ChainId] {
         &self.linked
     }

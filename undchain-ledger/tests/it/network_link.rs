@@ -2,11 +2,9 @@
 //! "Network link"): both owners must consent, either may end the link, and
 //! a refused or ended link stalls neither chain.
 
-mod ledger_support;
-
-use ledger_support::*;
-use undchain_consensus::Ledger;
-use undchain_consensus::links::{
+use crate::support::*;
+use undchain_ledger::Ledger;
+use undchain_ledger::links::{
     LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks,
 };
 use undchain_types::msg::{NetworkLink, NetworkLinkAction, NetworkLinkBody};
@@ -64,6 +62,13 @@ impl Net {
         }
         .sign(key)
         .unwrap()
+    }
+
+    /// A consent from this network to `peer` for `session`, naming this
+    /// network's relay, signed by `key` (the owner, or a key that may not).
+    fn consent(&self, peer: &Net, session: u64, key: &SigningKey) -> NetworkLink {
+        let relay = self.relay.public();
+        self.msg(peer, session, NetworkLinkAction::Consent { relay }, key)
     }
 
     fn decide(&mut self, peer: &Net, session: u64, action: NetworkLinkAction) -> NetworkLink {
@@ -133,54 +138,26 @@ fn network_link_consent_required_from_both_owners() {
     ));
 
     // A consent signed by someone else than B's owner is refused.
-    let fake = b.msg(
-        &a,
-        1,
-        NetworkLinkAction::Consent {
-            relay: b.relay.public(),
-        },
-        &b.relay,
-    );
+    let fake = b.consent(&a, 1, &b.relay);
     assert!(matches!(
         a.links.handle_remote(&fake),
         Err(NetworkLinkError::WrongSigner { .. })
     ));
     // B's owner's consent to a third network cannot be replayed to A.
     let third = Net::new("third", ChainId(9), 30);
-    let elsewhere = b.msg(
-        &third,
-        1,
-        NetworkLinkAction::Consent {
-            relay: b.relay.public(),
-        },
-        &b.owner,
-    );
+    let elsewhere = b.consent(&third, 1, &b.owner);
     assert!(matches!(
         a.links.handle_remote(&elsewhere),
         Err(NetworkLinkError::NotForUs { .. })
     ));
     // A consent for another session does not match the proposal.
-    let wrong_session = b.msg(
-        &a,
-        2,
-        NetworkLinkAction::Consent {
-            relay: b.relay.public(),
-        },
-        &b.owner,
-    );
+    let wrong_session = b.consent(&a, 2, &b.owner);
     assert!(matches!(
         a.links.handle_remote(&wrong_session),
         Err(NetworkLinkError::WrongState { .. })
     ));
     // A tampered message fails its signature.
-    let mut tampered = b.msg(
-        &a,
-        1,
-        NetworkLinkAction::Consent {
-            relay: b.relay.public(),
-        },
-        &b.owner,
-    );
+    let mut tampered = b.consent(&a, 1, &b.owner);
     tampered.session = 3;
     assert_eq!(
         a.links.handle_remote(&tampered),

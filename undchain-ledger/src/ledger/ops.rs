@@ -11,7 +11,7 @@ use undchain_types::{
     BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, JobId, PublicKey, TokenAmount,
 };
 
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// A user operation, as submitted (unverified).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,12 +72,12 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// The operation.
+    /// The operation as submitted, now known to carry valid signatures.
     pub fn op(&self) -> &LedgerOp {
         &self.op
     }
 
-    /// Its id ([`LedgerOp::id`]).
+    /// The operation's id ([`LedgerOp::id`]), computed once at verification.
     pub fn id(&self) -> Hash32 {
         self.id
     }
@@ -96,22 +96,22 @@ pub enum ChainEvent {
     /// Explicit minting: the only way, besides genesis and domain links,
     /// that the supply grows.
     Mint {
-        /// The account credited.
+        /// The account the minted tokens are credited to.
         to: PublicKey,
-        /// The amount.
+        /// The number of tokens minted; the supply's `minted` counter grows by it.
         amount: TokenAmount,
     },
     /// Registers (or updates) a foreign domain whose domain-link proofs this
     /// chain accepts: its algorithm and the validator set that signs from
     /// height `from` on.
     RegisterDomain {
-        /// The domain's chain.
+        /// The chain id of the foreign domain.
         chain: ChainId,
-        /// Its hash algorithm.
+        /// The hash algorithm of the domain's block hashes and ledger roots.
         algorithm: HashAlgorithm,
         /// First height the set signs.
         from: BlockNumber,
-        /// The set.
+        /// The validator set whose commit certificates the domain's proofs carry from `from` on.
         set: ValidatorSet,
     },
 }

@@ -3,13 +3,11 @@
 //! target exactly once, only with a valid certificate of a registered
 //! domain and a valid inclusion proof; an expired one is refunded.
 
-mod ledger_support;
-
-use ledger_support::*;
+use crate::support::*;
 use undchain_consensus::CertificateError;
-use undchain_consensus::ledger::{Applied, ChainEvent, Ledger, LedgerError, LedgerOp};
-use undchain_consensus::ledger::{InboundState, LeafKey, OutboundState};
-use undchain_consensus::links::DomainLinkError;
+use undchain_ledger::ledger::{Applied, ChainEvent, Ledger, LedgerError, LedgerOp};
+use undchain_ledger::ledger::{InboundState, LeafKey, OutboundState};
+use undchain_ledger::links::DomainLinkError;
 use undchain_types::msg::{
     CommitSignature, DomainProofKind, DomainTransfer, DomainTransferProof, DomainTransferTerms,
 };

@@ -31,7 +31,7 @@ use crate::ledger::exec::Exec;
 /// The result of a period's settlement.
 #[derive(Debug, Clone)]
 pub struct Settlement {
-    /// The period settled.
+    /// The payout period this settlement closed.
     pub period: PayoutPeriod,
     /// Jobs paid in full (receipts).
     pub completed: u64,

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use undchain_types::msg::{CommitCertificate, DomainProofKind, DomainTransferProof};
 use undchain_types::{BlockHeader, BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, wire};
 
-use crate::certificate::{CertificateError, SignatureVerifier, verify_certificate};
 use crate::ledger::root::{InboundState, Leaf, OutboundState, verify_leaf};
-use crate::validator_set::ValidatorSet;
+use undchain_consensus::certificate::{CertificateError, SignatureVerifier, verify_certificate};
+use undchain_consensus::validator_set::ValidatorSet;
 
 /// What this chain knows of another domain: its hash algorithm and its
 /// validator sets, each from the height it took office.
@@ -68,21 +68,21 @@ pub enum DomainLinkError {
     /// The domain is not registered here.
     #[error("domain {chain} is not registered on this chain")]
     UnknownDomain {
-        /// The domain.
+        /// The domain's chain id, absent from this chain's registry.
         chain: ChainId,
     },
     /// The transfer (or proof) is meant for another chain.
     #[error("this step applies on {expected}, not on {here}")]
     NotForThisChain {
-        /// Where it applies.
+        /// The chain the transfer or proof is meant for.
         expected: ChainId,
-        /// This chain.
+        /// This chain, where the step was submitted.
         here: ChainId,
     },
     /// Source and target are the same domain.
     #[error("source and target are both {chain}")]
     SameDomain {
-        /// The chain.
+        /// The chain named as both source and target.
         chain: ChainId,
     },
     /// The header is from another chain than the step needs.
@@ -90,23 +90,23 @@ pub enum DomainLinkError {
     WrongHeaderChain {
         /// The chain the step needs.
         expected: ChainId,
-        /// The header's chain.
+        /// The chain of the header given.
         got: ChainId,
     },
     /// No validator set registered for the header's height.
     #[error("no validator set of {chain} registered for height {height}")]
     NoSetForHeight {
-        /// The domain.
+        /// The domain whose registered sets all start after the height.
         chain: ChainId,
-        /// The height.
+        /// The header's height, which no registered set covers.
         height: BlockNumber,
     },
     /// The header names another validator set than the registered one.
     #[error("header's validator set hash {header:?} is not the registered set's {registered:?}")]
     SetMismatch {
-        /// The header's.
+        /// The validator set hash the header names.
         header: Hash32,
-        /// The registered set's.
+        /// The hash of the set registered for the header's height.
         registered: Hash32,
     },
     /// The certificate is not for the header (chain, height or hash).
@@ -120,62 +120,62 @@ pub enum DomainLinkError {
     /// ledger root.
     #[error("inclusion proof of transfer {id:?} does not verify under the header's ledger root")]
     BadInclusionProof {
-        /// The transfer.
+        /// The id of the transfer whose inclusion proof failed.
         id: Hash32,
     },
     /// An expiry proof's header is not past the transfer's expiry.
     #[error("source block {header} is not past expires_at {expires_at}")]
     NotExpired {
-        /// The transfer's expiry.
+        /// The transfer's `expires_at` block, as its terms set it.
         expires_at: BlockNumber,
-        /// The header's number.
+        /// The number of the source header offered as proof of expiry.
         header: BlockNumber,
     },
     /// A lock whose expiry is already behind.
     #[error("transfer expires at {expires_at}, before block {block}")]
     ExpiryPassed {
-        /// The transfer's expiry.
+        /// The transfer's `expires_at` block, as its terms set it.
         expires_at: BlockNumber,
         /// The block it would lock in.
         block: BlockNumber,
     },
-    /// A zero-token transfer.
+    /// A transfer of zero tokens: nothing would move, so it is refused rather than recorded.
     #[error("transfer of zero tokens")]
     ZeroAmount,
     /// The transfer was already credited here (a replayed proof).
     #[error("transfer {id:?} was already credited")]
     AlreadyCredited {
-        /// The transfer.
+        /// The id of the transfer already credited here.
         id: Hash32,
     },
     /// The transfer was recorded as expired here; it is never credited.
     #[error("transfer {id:?} expired")]
     AlreadyExpired {
-        /// The transfer.
+        /// The id of the transfer recorded here as expired.
         id: Hash32,
     },
     /// The transfer is already locked (a replayed lock).
     #[error("transfer {id:?} is already locked")]
     AlreadyLocked {
-        /// The transfer.
+        /// The id of the transfer already locked.
         id: Hash32,
     },
     /// No such outgoing transfer on this chain.
     #[error("no outgoing transfer {id:?} here")]
     UnknownTransfer {
-        /// The transfer.
+        /// The id for which this chain has no outgoing transfer.
         id: Hash32,
     },
     /// The outgoing transfer was already refunded.
     #[error("transfer {id:?} was already refunded")]
     AlreadyRefunded {
-        /// The transfer.
+        /// The id of the transfer already refunded.
         id: Hash32,
     },
     /// A registration for this chain itself.
     #[error("cannot register this chain ({chain}) as a foreign domain")]
     SelfRegistration {
-        /// The chain.
+        /// This chain's own id, named in the registration.
         chain: ChainId,
     },
 }

@@ -2,11 +2,9 @@
 //! touches money (client story step 3; partner story "utility complete";
 //! DESIGN.md "Client to validator" step 5, "Payout file").
 
-mod ledger_support;
-
-use ledger_support::*;
-use undchain_consensus::ledger::{Applied, Block, BlockError, LedgerError, LedgerOp};
+use crate::support::*;
 use undchain_jobfile::{Completion, JobFile};
+use undchain_ledger::ledger::{Applied, Block, BlockError, LedgerError, LedgerOp};
 use undchain_types::msg::Receipt;
 use undchain_types::{BlockNumber, ChainId, Signature, TokenAmount};
 
