@@ -3,18 +3,11 @@
 
 use undchain_jobfile::testkit::entry;
 use undchain_jobfile::{Completion, JobBook, PayoutError};
-use undchain_types::{
-    BlockNumber, BlockTime, ChainId, ChainParams, PayoutPeriod, SigningKey, TokenAmount,
-};
+use undchain_types::{BlockNumber, BlockTime, ChainParams, PayoutPeriod, TokenAmount};
 
+/// Genesis at 0, 5 blocks per payout period.
 fn params() -> ChainParams {
-    let mut p = ChainParams::new(
-        ChainId(1),
-        SigningKey::from_seed([2; 32]).public(),
-        BlockTime(0),
-    );
-    p.payout_period_us = 5 * p.block_interval_us;
-    p
+    crate::helpers::params(2, BlockTime(0), 5)
 }
 
 #[test]
