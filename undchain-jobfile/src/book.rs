@@ -31,7 +31,7 @@ pub enum Filed {
     /// Already filed: in the open file of `block`, or committed in `block`
     /// (`committed`). A retried request gets the same answer.
     Duplicate {
-        /// Where it is.
+        /// The block whose open file holds it, or that committed it.
         block: BlockNumber,
         /// Whether that block is closed.
         committed: bool,
@@ -44,15 +44,15 @@ pub enum BookError {
     /// The job is not in the current block's open file.
     #[error("job {id} is not in the open file of block {block}")]
     NotOpen {
-        /// The job.
+        /// The job the operation named.
         id: JobId,
-        /// The block.
+        /// The current block, whose open file lacks the job.
         block: BlockNumber,
     },
     /// The block is not one of the two open blocks.
     #[error("block {block} is not open (open: {current} and the next)")]
     BlockNotOpen {
-        /// The block.
+        /// The block the operation named.
         block: BlockNumber,
         /// The oldest open block.
         current: BlockNumber,

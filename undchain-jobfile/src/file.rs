@@ -20,7 +20,7 @@ pub enum InsertError {
     /// The file already holds an entry with this id.
     #[error("job {id} is already in the file")]
     Duplicate {
-        /// The id.
+        /// The id the file already holds.
         id: JobId,
     },
     /// The file holds the most entries it can index (`u32::MAX - 1`).

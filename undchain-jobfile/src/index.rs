@@ -65,7 +65,7 @@ pub(crate) fn unkeyed_parts(leaf: &Hash32) -> (u64, u32) {
 /// group, so the summary of `[lo, hi)` is `below(hi) - below(lo)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Entries.
+    /// How many entries the set holds.
     pub count: u64,
     /// Wrapping sum of their 64-bit fingerprints.
     pub sum: u64,

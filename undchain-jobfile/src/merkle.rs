@@ -74,12 +74,13 @@ impl ClosedFile {
         }
     }
 
-    /// The block.
+    /// The block whose job file this is (closed at that block's end).
     pub fn block(&self) -> BlockNumber {
         self.block
     }
 
-    /// The entries.
+    /// The closed file's entries, as a job file (roots and range
+    /// summaries still available).
     pub fn file(&self) -> &JobFile {
         &self.file
     }

@@ -21,7 +21,7 @@ use crate::file::{JobFile, Sum256};
 /// Where a committed job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Completion {
-    /// No receipt yet.
+    /// No receipt has been recorded for the job yet.
     Open,
     /// Receipt signed by client and partner, recorded in `block`.
     Complete {
@@ -74,7 +74,8 @@ pub struct PayoutRecord {
     pub entry: JobEntry,
     /// The block whose job file committed it.
     pub block: BlockNumber,
-    /// The completion column.
+    /// Where the job stands: open, complete, partly complete or
+    /// cancelled (the completion column).
     pub completion: Completion,
     /// The period it was carried over from (a job carries over once).
     pub carried_from: Option<PayoutPeriod>,
@@ -86,42 +87,42 @@ pub enum PayoutError {
     /// The job is already in the file.
     #[error("job {id} is already committed (block {block})")]
     AlreadyCommitted {
-        /// The job.
+        /// The job that was to be committed.
         id: JobId,
-        /// Where it is.
+        /// The block whose job file already committed it.
         block: BlockNumber,
     },
     /// The block belongs to another payout period.
     #[error("block {block} belongs to {got}, not to this file's {period}")]
     WrongPeriod {
-        /// The block.
+        /// The block the change named.
         block: BlockNumber,
-        /// Its period.
+        /// The payout period that block belongs to.
         got: PayoutPeriod,
-        /// The file's period.
+        /// The payout period this file covers.
         period: PayoutPeriod,
     },
     /// No such job in the file.
     #[error("job {id} is not in the payout file")]
     UnknownJob {
-        /// The job.
+        /// The job the change named.
         id: JobId,
     },
     /// The job already has a final completion state; the first receipt
     /// counts (DESIGN.md "Client to validator" step 5).
     #[error("job {id} is already settled as {state:?}")]
     AlreadySettled {
-        /// The job.
+        /// The job the change named.
         id: JobId,
-        /// Its state.
+        /// The final state already recorded for it.
         state: Completion,
     },
     /// A completion recorded before the job was committed.
     #[error("completion at block {at} precedes the job's commit block {committed}")]
     CompletionBeforeCommit {
-        /// Completion block.
+        /// The block the completion was to be recorded in.
         at: BlockNumber,
-        /// Commit block.
+        /// The block whose job file committed the job.
         committed: BlockNumber,
     },
 }
@@ -159,7 +160,7 @@ impl PayoutFile {
         }
     }
 
-    /// The period.
+    /// The payout period this file covers.
     pub fn period(&self) -> PayoutPeriod {
         self.period
     }

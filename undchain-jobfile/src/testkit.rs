@@ -55,9 +55,9 @@ pub fn pair(n: u64, d: u64) -> (JobFile, JobFile) {
 /// The result of driving two sessions to the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
-    /// The initiator's outcome.
+    /// What the initiator (the first file's side) lacked and had alone.
     pub initiator: Outcome,
-    /// The responder's outcome.
+    /// What the responder (the second file's side) lacked and had alone.
     pub responder: Outcome,
     /// Messages sent by both sides.
     pub messages: u32,

@@ -42,7 +42,7 @@ pub struct Config {
     /// Most messages in a session, both directions (each side counts the
     /// ones it sees).
     pub max_messages: u16,
-    /// Most bytes sent plus received.
+    /// Most bytes sent plus received in a session.
     pub max_bytes: u64,
     /// Largest message this side sends or accepts.
     pub max_message_bytes: usize,
@@ -92,9 +92,10 @@ pub struct Outcome {
 /// Message and byte counts of a session, as seen by one side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
-    /// Messages sent.
+    /// Messages this side sent (its start, rounds, match).
     pub sent: u32,
-    /// Messages received.
+    /// Messages this side received that passed the session and step
+    /// checks (one refused after those checks included).
     pub received: u32,
     /// Bytes sent (encoded messages).
     pub bytes_sent: u64,
@@ -102,7 +103,10 @@ pub struct Traffic {
     pub bytes_received: u64,
 }
 
-/// Why a session failed. Every variant ends the session.
+/// Why a session refused a message or call. Every variant but
+/// [`ReconcileError::Finished`] (the answer of a session already failed)
+/// and a refused second [`Session::start`] fails the session; `Session`'s
+/// "Refusals" says what a refusal leaves behind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReconcileError {
     /// The bytes are not a reconciliation message.
@@ -117,21 +121,21 @@ pub enum ReconcileError {
         "message for session {got_session} block {got_block}, expected {session} block {block}"
     )]
     WrongSession {
-        /// Expected session.
+        /// This session's id.
         session: u64,
-        /// Expected block.
+        /// The block this session reconciles.
         block: u64,
-        /// Session got.
+        /// The session id the message carried.
         got_session: u64,
-        /// Block got.
+        /// The block the message carried.
         got_block: u64,
     },
     /// Out-of-order or replayed message.
     #[error("message step {got}, expected {expected}")]
     Step {
-        /// Expected.
+        /// The step this session expected next.
         expected: u16,
-        /// Got.
+        /// The step the message carried.
         got: u16,
     },
     /// A message that makes no sense now (e.g. a round before a start).
@@ -140,16 +144,17 @@ pub enum ReconcileError {
     /// More messages than [`Config::max_messages`].
     #[error("more than {limit} messages")]
     TooManyMessages {
-        /// The limit.
+        /// The configured most messages ([`Config::max_messages`]).
         limit: u16,
     },
     /// More bytes than [`Config::max_bytes`], or one message larger than
     /// [`Config::max_message_bytes`].
     #[error("{got} bytes exceed the limit of {limit}")]
     TooManyBytes {
-        /// Bytes so far (or of the message).
+        /// Bytes of the session so far, or of the one message.
         got: u64,
-        /// The limit.
+        /// The limit it exceeds ([`Config::max_bytes`] or
+        /// [`Config::max_message_bytes`]).
         limit: u64,
     },
     /// The local file changed during the session.
@@ -159,10 +164,10 @@ pub enum ReconcileError {
     /// or its file changed.
     #[error("roots still differ after the keyed pass")]
     Unresolved,
-    /// The peer aborted.
+    /// The peer sent an abort message, with its reason.
     #[error("the peer aborted: {0:?}")]
     PeerAborted(AbortReason),
-    /// The session is over.
+    /// The session already failed; it refuses every message.
     #[error("the session is already finished")]
     Finished,
 }

@@ -15,7 +15,7 @@ pub(crate) enum Op {
     Split(u8),
     /// Send the short ids of every entry.
     Ids,
-    /// Send every entry.
+    /// Send every entry of the range (a whole-range transfer).
     Entries,
 }
 

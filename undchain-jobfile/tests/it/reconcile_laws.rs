@@ -10,18 +10,14 @@ use undchain_jobfile::JobFile;
 use undchain_jobfile::testkit::{Exchange, entry, pair, run};
 use undchain_types::JobEntry;
 
+use crate::helpers::{apply, sorted};
+
+/// A file holding `entry(n, 1_000 + n)` for each `n` of `ids`.
 fn file_of(ids: &BTreeSet<u64>) -> JobFile {
     JobFile::from_entries(ids.iter().map(|&n| entry(n, 1_000 + n))).unwrap()
 }
 
-fn apply(file: &JobFile, add: &[JobEntry]) -> JobFile {
-    let mut f = file.clone();
-    for e in add {
-        f.insert(e.clone()).unwrap();
-    }
-    f
-}
-
+/// Reconciles the files of `a_ids` and `b_ids` and checks the law.
 fn check(a_ids: &BTreeSet<u64>, b_ids: &BTreeSet<u64>) -> Exchange {
     let a = file_of(a_ids);
     let b = file_of(b_ids);
@@ -34,14 +30,16 @@ fn check(a_ids: &BTreeSet<u64>, b_ids: &BTreeSet<u64>) -> Exchange {
         .difference(a_ids)
         .map(|&n| entry(n, 1_000 + n))
         .collect();
-    let sort = |mut v: Vec<JobEntry>| {
-        v.sort();
-        v
-    };
-    assert_eq!(sort(ex.initiator.only_local.clone()), sort(only_a.clone()));
-    assert_eq!(sort(ex.initiator.only_remote.clone()), sort(only_b.clone()));
-    assert_eq!(sort(ex.responder.only_local.clone()), sort(only_b));
-    assert_eq!(sort(ex.responder.only_remote.clone()), sort(only_a));
+    assert_eq!(
+        sorted(ex.initiator.only_local.clone()),
+        sorted(only_a.clone())
+    );
+    assert_eq!(
+        sorted(ex.initiator.only_remote.clone()),
+        sorted(only_b.clone())
+    );
+    assert_eq!(sorted(ex.responder.only_local.clone()), sorted(only_b));
+    assert_eq!(sorted(ex.responder.only_remote.clone()), sorted(only_a));
     let a2 = apply(&a, &ex.initiator.only_remote);
     let b2 = apply(&b, &ex.responder.only_remote);
     assert_eq!(a2.root(), b2.root());
@@ -49,6 +47,7 @@ fn check(a_ids: &BTreeSet<u64>, b_ids: &BTreeSet<u64>) -> Exchange {
     ex
 }
 
+/// Pairs of sets of every shape the law must hold for.
 fn sets() -> impl Strategy<Value = (BTreeSet<u64>, BTreeSet<u64>)> {
     // A shared pool plus a private part on each side, with sizes that cover
     // leaves, one split and two levels of splits.

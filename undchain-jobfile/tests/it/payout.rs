@@ -2,19 +2,34 @@
 //! closed for that block; completions; carry over once, then cancel.
 
 use undchain_jobfile::testkit::entry;
-use undchain_jobfile::{Completion, JobBook, PayoutError};
-use undchain_types::{
-    BlockNumber, BlockTime, ChainId, ChainParams, PayoutPeriod, SigningKey, TokenAmount,
-};
+use undchain_jobfile::{Completion, JobBook, PayoutError, Rollover};
+use undchain_types::{BlockNumber, BlockTime, ChainParams, PayoutPeriod, TokenAmount};
 
+/// Genesis at 0, 5 blocks per payout period.
 fn params() -> ChainParams {
-    let mut p = ChainParams::new(
-        ChainId(1),
-        SigningKey::from_seed([2; 32]).public(),
-        BlockTime(0),
-    );
-    p.payout_period_us = 5 * p.block_interval_us;
-    p
+    crate::helpers::params(2, BlockTime(0), 5)
+}
+
+/// Files the requests of block `b` in `book`: `b * 37 % 11 + 1` of them,
+/// 1 ms apart from the block's start, jobs numbered on from `*job`.
+fn file_block(book: &mut JobBook, p: &ChainParams, b: u64, job: &mut u64) {
+    for k in 0..(b * 37 % 11 + 1) {
+        let t = p.block_start(BlockNumber(b)).plus(k * 1_000);
+        book.file(entry(*job, t.0), t);
+        *job += 1;
+    }
+}
+
+/// Closes `n` blocks; the rollover of the last period boundary among them.
+fn close_blocks(book: &mut JobBook, n: usize) -> Option<Rollover> {
+    let mut roll = None;
+    for _ in 0..n {
+        let c = book.close_current().unwrap();
+        if c.rollover.is_some() {
+            roll = c.rollover;
+        }
+    }
+    roll
 }
 
 #[test]
@@ -24,11 +39,7 @@ fn derived_job_files_equal_the_closed_ones() {
     let mut closed = Vec::new();
     let mut job = 0u64;
     for b in 0..5u64 {
-        for k in 0..(b * 37 % 11 + 1) {
-            let t = p.block_start(BlockNumber(b)).plus(k * 1_000);
-            book.file(entry(job, t.0), t);
-            job += 1;
-        }
+        file_block(&mut book, &p, b, &mut job);
         let c = book.close_current().unwrap();
         closed.push(c.file);
         if b < 4 {
@@ -40,11 +51,7 @@ fn derived_job_files_equal_the_closed_ones() {
     let mut book2 = JobBook::new(p.clone(), BlockNumber(0));
     let mut job = 0u64;
     for b in 0..4u64 {
-        for k in 0..(b * 37 % 11 + 1) {
-            let t = p.block_start(BlockNumber(b)).plus(k * 1_000);
-            book2.file(entry(job, t.0), t);
-            job += 1;
-        }
+        file_block(&mut book2, &p, b, &mut job);
         book2.close_current().unwrap();
     }
     for (b, c) in closed.iter().enumerate().take(4) {
@@ -78,14 +85,7 @@ fn completion_column_and_carry_over_once_then_cancel() {
         Err(PayoutError::UnknownJob { .. })
     ));
     // Close the rest of period 0: rollover.
-    let mut roll = None;
-    for _ in 1..5 {
-        let c = book.close_current().unwrap();
-        if c.rollover.is_some() {
-            roll = c.rollover;
-        }
-    }
-    let r = roll.expect("period 0 ended");
+    let r = close_blocks(&mut book, 4).expect("period 0 ended");
     assert_eq!(r.settled.period(), PayoutPeriod(0));
     assert_eq!(r.carried.len(), 2);
     assert!(r.cancelled.is_empty());
@@ -97,14 +97,7 @@ fn completion_column_and_carry_over_once_then_cancel() {
     book.payout_mut()
         .mark_complete(&entry(2, 2).id, BlockNumber(6))
         .unwrap();
-    let mut roll = None;
-    for _ in 0..5 {
-        let c = book.close_current().unwrap();
-        if c.rollover.is_some() {
-            roll = c.rollover;
-        }
-    }
-    let r = roll.expect("period 1 ended");
+    let r = close_blocks(&mut book, 5).expect("period 1 ended");
     assert_eq!(r.cancelled, vec![entry(3, 3).id]);
     assert!(r.carried.is_empty());
     assert_eq!(

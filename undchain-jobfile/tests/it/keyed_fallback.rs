@@ -17,6 +17,8 @@ use undchain_jobfile::{JobFile, Summary};
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody};
 use undchain_types::{BlockNumber, Hash32, JobEntry, JobId};
 
+use crate::helpers::{ExpectErr, apply, sorted};
+
 /// The default limits, with the first split of a file always cutting the
 /// id space in two halves (so that the crafted collision is in the part
 /// the unkeyed pass compares, whatever the tuned split widths are).
@@ -77,20 +79,15 @@ fn birthday(
     panic!("no collision in 2^20 candidates");
 }
 
+/// The two sides' files: `common` plus `a` on one side, `b` on the other.
 fn files(common: &[JobEntry], a: &JobEntry, b: &JobEntry) -> (JobFile, JobFile) {
     let fa = JobFile::from_entries(common.iter().cloned().chain([a.clone()])).unwrap();
     let fb = JobFile::from_entries(common.iter().cloned().chain([b.clone()])).unwrap();
     (fa, fb)
 }
 
-fn apply(file: &JobFile, add: &[JobEntry]) -> JobFile {
-    let mut f = file.clone();
-    for e in add {
-        f.insert(e.clone()).unwrap();
-    }
-    f
-}
-
+/// Reconciles `fa` (with `a`) and `fb` (with `b`) and checks that the keyed
+/// pass ran and settled exactly that difference.
 fn assert_settled(fa: &JobFile, fb: &JobFile, a: &JobEntry, b: &JobEntry) {
     let ex = run_with(fa, fb, 11, halves(fa.len())).expect("the keyed pass settles a collision");
     assert!(
@@ -177,10 +174,6 @@ fn a_collision_beside_other_differences_is_settled_with_the_learned_entries_in_v
     let ex =
         run_with(&fa, &fb, 12, halves(fa.len())).expect("the keyed pass settles the collision");
     assert!(ex.keyed_pass);
-    let sorted = |mut v: Vec<JobEntry>| {
-        v.sort();
-        v
-    };
     let want_a = sorted(only_a.iter().cloned().chain([a.clone()]).collect());
     let want_b = sorted(only_b.iter().cloned().chain([b.clone()]).collect());
     assert_eq!(ex.initiator.only_local, want_a);
@@ -270,6 +263,7 @@ fn lying_keyed_pass(lie: Lie) -> (ReconcileError, undchain_jobfile::Traffic, Con
     panic!("no end after 200 messages");
 }
 
+/// `m` with `f` applied to its final root, if it has one.
 fn with_done(mut m: Reconcile, f: impl FnOnce(&mut FinalRoot)) -> Reconcile {
     if let ReconcileBody::Round(r) = &mut m.body
         && let Some(done) = &mut r.done
@@ -281,31 +275,18 @@ fn with_done(mut m: Reconcile, f: impl FnOnce(&mut FinalRoot)) -> Reconcile {
 
 #[test]
 fn a_peer_lying_in_the_keyed_pass_ends_with_a_typed_error_within_bounds() {
-    for lie in [
-        Lie::WrongRoot,
-        Lie::DropEntries,
-        Lie::FalseMatch,
-        Lie::Garbage,
-        Lie::Replay,
-    ] {
+    let cases: [(Lie, ExpectErr); 5] = [
+        (Lie::WrongRoot, |e| *e == ReconcileError::Unresolved),
+        (Lie::DropEntries, |e| {
+            matches!(e, ReconcileError::Unresolved | ReconcileError::Malformed(_))
+        }),
+        (Lie::FalseMatch, |e| *e == ReconcileError::Unresolved),
+        (Lie::Garbage, |e| matches!(e, ReconcileError::Wire(_))),
+        (Lie::Replay, |e| matches!(e, ReconcileError::Step { .. })),
+    ];
+    for (lie, expected) in cases {
         let (err, t, cfg) = lying_keyed_pass(lie);
-        match lie {
-            Lie::WrongRoot | Lie::FalseMatch => {
-                assert_eq!(err, ReconcileError::Unresolved, "{lie:?}")
-            }
-            Lie::DropEntries => assert!(
-                matches!(
-                    err,
-                    ReconcileError::Unresolved | ReconcileError::Malformed(_)
-                ),
-                "{lie:?}: {err:?}"
-            ),
-            Lie::Garbage => assert!(matches!(err, ReconcileError::Wire(_)), "{lie:?}: {err:?}"),
-            Lie::Replay => assert!(
-                matches!(err, ReconcileError::Step { .. }),
-                "{lie:?}: {err:?}"
-            ),
-        }
+        assert!(expected(&err), "{lie:?}: {err:?}");
         assert!(
             t.sent + t.received <= u32::from(cfg.max_messages),
             "{lie:?}"

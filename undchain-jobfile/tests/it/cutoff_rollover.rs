@@ -8,16 +8,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use undchain_jobfile::testkit::entry;
 use undchain_jobfile::{Filed, JobBook, target_block};
-use undchain_types::{BlockNumber, BlockTime, ChainId, ChainParams, SigningKey};
+use undchain_types::{BlockNumber, BlockTime, ChainParams};
 
+/// Genesis at 1 s, 10 blocks per payout period.
 fn params() -> ChainParams {
-    let mut p = ChainParams::new(
-        ChainId(1),
-        SigningKey::from_seed([1; 32]).public(),
-        BlockTime(1_000_000),
-    );
-    p.payout_period_us = 10 * p.block_interval_us; // 10 blocks per period
-    p
+    crate::helpers::params(1, BlockTime(1_000_000), 10)
 }
 
 #[test]
@@ -25,16 +20,23 @@ fn cutoff_rule_at_the_edges() {
     let p = params();
     let b0 = p.block_start(BlockNumber(3));
     let end = p.block_start(BlockNumber(4));
-    // Start of the block: this block.
-    assert_eq!(target_block(&p, b0), BlockNumber(3));
-    // One microsecond before the cutoff starts: this block.
-    assert_eq!(
-        target_block(&p, end.minus(p.cutoff_us() + 1)),
-        BlockNumber(3)
-    );
-    // Exactly at the cutoff and inside it: the next block.
-    assert_eq!(target_block(&p, end.minus(p.cutoff_us())), BlockNumber(4));
-    assert_eq!(target_block(&p, end.minus(1)), BlockNumber(4));
+    let cases = [
+        ("start of the block", b0, BlockNumber(3)),
+        (
+            "one microsecond before the cutoff starts",
+            end.minus(p.cutoff_us() + 1),
+            BlockNumber(3),
+        ),
+        (
+            "exactly at the cutoff",
+            end.minus(p.cutoff_us()),
+            BlockNumber(4),
+        ),
+        ("inside the cutoff", end.minus(1), BlockNumber(4)),
+    ];
+    for (what, t, want) in cases {
+        assert_eq!(target_block(&p, t), want, "{what}");
+    }
     // The cutoff of the last block of a period rolls into the next period.
     let last = p.period_start(undchain_types::PayoutPeriod(1)).0 - 1;
     let t = p.block_start(BlockNumber(last + 1)).minus(1);

@@ -6,14 +6,13 @@
 use proptest::prelude::*;
 use undchain_jobfile::JobFile;
 use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
-use undchain_jobfile::testkit::{entry, fuzz_reconcile_responder};
+use undchain_jobfile::testkit::fuzz_reconcile_responder;
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::{BlockNumber, BoundedBytes, Hash32, wire};
 
-fn file(n: u64) -> JobFile {
-    JobFile::from_entries((0..n).map(|i| entry(i, i))).unwrap()
-}
+use crate::helpers::{ExpectErr, file};
 
+/// An initiator of session 1 at block 2 over `f`, and its first message.
 fn initiator(f: &JobFile) -> (Session, Reconcile) {
     let cfg = Config::for_entries(f.len());
     let mut s = Session::new(Role::Initiator, 1, BlockNumber(2), cfg, Hash32([5; 32]));
@@ -21,6 +20,7 @@ fn initiator(f: &JobFile) -> (Session, Reconcile) {
     (s, m)
 }
 
+/// `r` as the message of session 1 at block 2 with step `step`.
 fn round(step: u16, r: ReconcileRound) -> Reconcile {
     Reconcile {
         session: 1,
@@ -30,6 +30,7 @@ fn round(step: u16, r: ReconcileRound) -> Reconcile {
     }
 }
 
+/// A round that answers nothing and carries nothing.
 fn empty_round() -> ReconcileRound {
     ReconcileRound {
         answered: 0,
@@ -118,39 +119,75 @@ fn replayed_and_out_of_order_messages_are_refused() {
     ));
 }
 
+/// What a bad input to a fresh initiator is.
+enum Input {
+    Bytes(Vec<u8>),
+    Message(Reconcile),
+}
+
 #[test]
 fn oversize_and_garbage_messages_are_typed_errors() {
     let f = file(100);
-    let (mut ini, _) = initiator(&f);
-    let big = vec![1u8; 17 << 20];
-    assert!(matches!(
-        ini.handle_bytes(&f, &big),
-        Err(ReconcileError::TooManyBytes { .. })
-    ));
-    let (mut ini, _) = initiator(&f);
-    assert!(matches!(
-        ini.handle_bytes(&f, &[1, 2, 3]),
-        Err(ReconcileError::Wire(_))
-    ));
     // Columns that do not match the questions.
-    let (mut ini, _) = initiator(&f);
-    let mut r = empty_round();
-    r.answered = 1;
-    r.ops = BoundedBytes::try_from_vec(vec![0x40]).unwrap();
-    r.counts = vec![10].try_into().unwrap();
-    r.short_ids = BoundedBytes::try_from_vec(vec![0; 8]).unwrap();
-    assert!(matches!(
-        ini.handle(&f, &round(1, r)),
-        Err(ReconcileError::Malformed(_))
-    ));
+    let mut mismatch = empty_round();
+    mismatch.answered = 1;
+    mismatch.ops = BoundedBytes::try_from_vec(vec![0x40]).unwrap();
+    mismatch.counts = vec![10].try_into().unwrap();
+    mismatch.short_ids = BoundedBytes::try_from_vec(vec![0; 8]).unwrap();
     // Answers to questions never asked.
+    let mut unasked = empty_round();
+    unasked.answered = 5;
+    let cases: [(&str, Input, ExpectErr); 4] = [
+        ("oversize", Input::Bytes(vec![1u8; 17 << 20]), |e| {
+            matches!(e, ReconcileError::TooManyBytes { .. })
+        }),
+        ("garbage", Input::Bytes(vec![1, 2, 3]), |e| {
+            matches!(e, ReconcileError::Wire(_))
+        }),
+        (
+            "mismatched columns",
+            Input::Message(round(1, mismatch)),
+            |e| matches!(e, ReconcileError::Malformed(_)),
+        ),
+        ("unasked answers", Input::Message(round(1, unasked)), |e| {
+            matches!(e, ReconcileError::Malformed(_))
+        }),
+    ];
+    for (what, input, expected) in cases {
+        let (mut ini, _) = initiator(&f);
+        let got = match &input {
+            Input::Bytes(b) => ini.handle_bytes(&f, b).map(|_| ()),
+            Input::Message(m) => ini.handle(&f, m).map(|_| ()),
+        };
+        assert!(matches!(&got, Err(e) if expected(e)), "{what}: {got:?}");
+    }
+}
+
+/// What a refusal leaves behind (`Session`, "Refusals"): a second start
+/// changes nothing; any other error fails the session, which then refuses
+/// everything with `Finished` and counts nothing more.
+#[test]
+fn refusals_leave_what_the_session_doc_says() {
+    let f = file(100);
     let (mut ini, _) = initiator(&f);
-    let mut r = empty_round();
-    r.answered = 5;
+    let before = ini.traffic();
+    assert!(matches!(ini.start(&f), Err(ReconcileError::Unexpected(_))));
+    assert!(!ini.is_failed());
+    assert_eq!(ini.traffic(), before);
+    let mut bad = empty_round();
+    bad.answered = 5;
     assert!(matches!(
-        ini.handle(&f, &round(1, r)),
+        ini.handle(&f, &round(1, bad)),
         Err(ReconcileError::Malformed(_))
     ));
+    assert!(ini.is_failed());
+    let failed = ini.traffic();
+    assert_eq!(failed.received, before.received + 1);
+    assert!(matches!(
+        ini.handle(&f, &round(2, empty_round())),
+        Err(ReconcileError::Finished)
+    ));
+    assert_eq!(ini.traffic(), failed);
 }
 
 #[test]

@@ -7,6 +7,8 @@ use undchain_jobfile::testkit::entry;
 use undchain_jobfile::{JobFile, verify_inclusion};
 use undchain_types::{BlockNumber, Hash32, JobId};
 
+use crate::helpers::file;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -92,7 +94,7 @@ fn duplicates_are_refused() {
 #[test]
 fn inclusion_proofs_verify_and_tampered_ones_fail() {
     for n in [1u64, 2, 3, 7, 100, 1_001] {
-        let f = JobFile::from_entries((0..n).map(|i| entry(i, i))).unwrap();
+        let f = file(n);
         let merkle = f.merkle_root();
         let closed = f.close(BlockNumber(5));
         assert_eq!(closed.merkle_root(), merkle);

@@ -1,0 +1,302 @@
+//! The session's view of the set: the file plus the entries learned from
+//! the peer. Ranges are read from the file's index; entries learned in an
+//! earlier pass (`prior`) are merged in, because they can lie in any range
+//! of the current pass. Entries learned in the current pass cannot (each
+//! lies in a leaf range of this pass's tree, which has no descendants), so
+//! they count only in the view's root.
+
+use undchain_types::{Hash32, JobEntry, JobId};
+
+use super::super::range::{Mode, Prefix, count_in, top64, unkeyed_short};
+use super::pass::Pass;
+use crate::file::{JobFile, Sum256};
+use crate::index::Summary;
+
+/// Largest range whose entries are gathered once to answer questions about
+/// its parts (instead of one walk of the index per part).
+const GATHER_MAX: u64 = 4096;
+
+/// A remote entry learned in an earlier pass: its (id, leaf hash), the key
+/// the view sorts by, and its place in the session's list of learned
+/// entries.
+pub(super) type PriorEntry = ((JobId, Hash32), u32);
+
+/// Where an entry of the session's view lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Src {
+    /// In the file's store, at this index.
+    File(u32),
+    /// Among the entries learned from the peer, at this index.
+    Remote(u32),
+}
+
+/// An entry of the session's view with its short id in a range.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Item {
+    pub(super) short: u32,
+    pub(super) src: Src,
+}
+
+/// A view entry with what range sums and slicing need. `item.short` is
+/// the raw unkeyed short (leaf bytes 8..12) in an unkeyed pass, the keyed
+/// short id in a keyed pass; [`Gathered::item_in`] gives the range's.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Gathered {
+    pub(super) top: u64,
+    pub(super) fp: u64,
+    pub(super) item: Item,
+}
+
+impl Gathered {
+    /// The entry as an item of the range `p`, with its short id there.
+    #[inline]
+    pub(super) fn item_in(&self, mode: Mode, p: Prefix) -> Item {
+        match mode {
+            Mode::Unkeyed => Item {
+                short: unkeyed_short(p.len, self.top, self.item.short),
+                src: self.item.src,
+            },
+            Mode::Keyed(_) => self.item,
+        }
+    }
+}
+
+/// The entries of `g` (sorted by id) that lie in `p`. Parts are usually
+/// asked for in order, so the search starts with a short scan from `hint`
+/// (where the previous part ended), which it updates.
+pub(super) fn slice_of<'a>(g: &'a [Gathered], p: Prefix, hint: &mut usize) -> &'a [Gathered] {
+    let mut start = (*hint).min(g.len());
+    if start > 0 && g[start - 1].top >= p.bits {
+        start = g.partition_point(|x| x.top < p.bits);
+    } else {
+        let mut k = 0;
+        while start < g.len() && g[start].top < p.bits {
+            start += 1;
+            k += 1;
+            if k == 8 {
+                start += g[start..].partition_point(|x| x.top < p.bits);
+                break;
+            }
+        }
+    }
+    let mut end = start;
+    while end < g.len() && p.contains_top(g[end].top) {
+        end += 1;
+    }
+    *hint = end;
+    &g[start..end]
+}
+
+/// Adds the entries of `g` (all in `p`) to the `2^b` parts of `p`.
+pub(super) fn slice_aggs(g: &[Gathered], p: Prefix, b: u8, out: &mut Vec<Summary>) {
+    out.clear();
+    out.resize(1usize << b, Summary::default());
+    let shift = 64 - u32::from(p.len) - u32::from(b);
+    let mask = (1u64 << b) - 1;
+    for x in g {
+        let a = &mut out[((x.top >> shift) & mask) as usize];
+        a.count += 1;
+        a.sum = a.sum.wrapping_add(x.fp);
+    }
+}
+
+/// Every learned entry, sorted by (id, leaf): the `prior` of the next pass.
+pub(super) fn prior_entries(remote: &[(JobEntry, Hash32)]) -> Vec<PriorEntry> {
+    let mut v: Vec<PriorEntry> = remote
+        .iter()
+        .enumerate()
+        .map(|(i, (e, leaf))| ((e.id, *leaf), i as u32))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The session's view, borrowed for one step: the file, every entry
+/// learned from the peer, and those of them learned in earlier passes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct View<'a> {
+    /// The local job file, unchanged for the whole session.
+    pub(super) file: &'a JobFile,
+    /// The entries learned from the peer, with their leaf hashes.
+    pub(super) remote: &'a [(JobEntry, Hash32)],
+    /// The entries of `remote` learned before the current pass, sorted.
+    pub(super) prior: &'a [PriorEntry],
+}
+
+impl<'a> View<'a> {
+    /// The entry `src` names.
+    #[inline]
+    pub(super) fn entry_of(&self, src: Src) -> &'a JobEntry {
+        match src {
+            Src::File(i) => &self.file.stored(i).entry,
+            Src::Remote(i) => &self.remote[i as usize].0,
+        }
+    }
+
+    /// The (id, leaf hash) of the entry `src` names.
+    #[inline]
+    pub(super) fn key_of(&self, src: Src) -> (JobId, Hash32) {
+        match src {
+            Src::File(i) => {
+                let s = self.file.stored(i);
+                (s.entry.id, s.leaf)
+            }
+            Src::Remote(i) => {
+                let (e, leaf) = &self.remote[i as usize];
+                (e.id, *leaf)
+            }
+        }
+    }
+
+    /// Whether `items` (my view of a range) hold the entry (`id`, `leaf`)
+    /// whose short id in this pass is `short`.
+    pub(super) fn items_hold(&self, items: &[Item], short: u32, id: &JobId, leaf: &Hash32) -> bool {
+        items
+            .iter()
+            .any(|it| it.short == short && self.key_of(it.src) == (*id, *leaf))
+    }
+
+    /// Count and pass root of the whole view, in `mode`, given the file's
+    /// root-part sum `file_sum` in that mode.
+    pub(super) fn root(&self, mode: Mode, file_sum: &Sum256) -> (u64, Hash32) {
+        let mut sum = *file_sum;
+        let mut count = self.file.len();
+        for (_, leaf) in self.remote {
+            sum.add(&mode.root_part(leaf));
+            count += 1;
+        }
+        (count, mode.root(count, &sum))
+    }
+
+    /// The prior remote entries in `p`.
+    fn prior_in(&self, p: Prefix) -> &'a [PriorEntry] {
+        if self.prior.is_empty() {
+            return &[];
+        }
+        let start = self
+            .prior
+            .partition_point(|((id, _), _)| top64(id) < p.bits);
+        let n = self.prior[start..].partition_point(|((id, _), _)| p.contains(id));
+        &self.prior[start..start + n]
+    }
+
+    /// Appends the view's items in `p` to `out`, in (id, leaf) order.
+    pub(super) fn items_in(&self, mode: Mode, p: Prefix, out: &mut Vec<Item>) {
+        let file = self.file;
+        let start = out.len();
+        match mode {
+            Mode::Unkeyed => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Item {
+                    short: unkeyed_short(p.len, s.top, s.short),
+                    src: Src::File(s.idx),
+                })
+            }),
+            Mode::Keyed(_) => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Item {
+                    short: mode.derive(&file.stored(s.idx).leaf).1,
+                    src: Src::File(s.idx),
+                })
+            }),
+        }
+        let prior = self.prior_in(p);
+        if prior.is_empty() {
+            return;
+        }
+        let before = out.len();
+        for &((id, leaf), i) in prior {
+            out.push(Item {
+                short: mode.short(p.len, top64(&id), &leaf),
+                src: Src::Remote(i),
+            });
+        }
+        if out.len() != before {
+            out[start..].sort_by_key(|it| self.key_of(it.src));
+        }
+    }
+
+    /// Summaries of the `2^b` parts of `p` over the view, into `out`.
+    pub(super) fn aggs(&self, mode: Mode, p: Prefix, b: u8, out: &mut Vec<Summary>) {
+        out.clear();
+        out.resize(1usize << b, Summary::default());
+        mode.child_aggs(self.file, p, b, out);
+        let prior = self.prior_in(p);
+        if !prior.is_empty() {
+            let shift = 64 - u32::from(p.len) - u32::from(b);
+            let mask = (1u64 << b) - 1;
+            for ((id, leaf), _) in prior {
+                let i = ((top64(id) >> shift) & mask) as usize;
+                let (f, _) = mode.derive(leaf);
+                out[i].count += 1;
+                out[i].sum = out[i].sum.wrapping_add(f);
+            }
+        }
+    }
+
+    /// How many entries of the view lie in `p`.
+    pub(super) fn count(&self, p: Prefix) -> u64 {
+        count_in(self.file, p) + self.prior_in(p).len() as u64
+    }
+
+    /// Fills `out` with the view's entries of `p`, sorted by (id, leaf).
+    fn gather(&self, mode: Mode, p: Prefix, out: &mut Vec<Gathered>) {
+        let file = self.file;
+        out.clear();
+        match mode {
+            Mode::Unkeyed => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                out.push(Gathered {
+                    top: s.top,
+                    fp: s.fp,
+                    item: Item {
+                        short: s.short,
+                        src: Src::File(s.idx),
+                    },
+                })
+            }),
+            Mode::Keyed(_) => file.for_each_prefix(p.bits, p.len, &mut |s| {
+                let (fp, short) = mode.derive(&file.stored(s.idx).leaf);
+                out.push(Gathered {
+                    top: s.top,
+                    fp,
+                    item: Item {
+                        short,
+                        src: Src::File(s.idx),
+                    },
+                })
+            }),
+        }
+        let prior = self.prior_in(p);
+        if prior.is_empty() {
+            return;
+        }
+        for &((id, leaf), i) in prior {
+            // Raw unkeyed short as for file entries (see `Gathered`).
+            let (fp, short) = mode.derive(&leaf);
+            out.push(Gathered {
+                top: top64(&id),
+                fp,
+                item: Item {
+                    short,
+                    src: Src::Remote(i),
+                },
+            });
+        }
+        out.sort_by_key(|g| self.key_of(g.item.src));
+    }
+
+    /// Makes `pass.cache` hold the view's entries of `p` if it has at most
+    /// [`GATHER_MAX`] of them; whether it does.
+    pub(super) fn cache(&self, pass: &mut Pass, p: Prefix) -> bool {
+        if pass.cache_for == Some(p) {
+            return true;
+        }
+        if self.count(p) > GATHER_MAX {
+            return false;
+        }
+        let mut cache = core::mem::take(&mut pass.cache);
+        self.gather(pass.mode, p, &mut cache);
+        pass.cache = cache;
+        pass.cache_for = Some(p);
+        pass.cache_hint = 0;
+        true
+    }
+}
