@@ -6,8 +6,8 @@
 //! At the period's end ([`PayoutFile::roll_over`]) complete jobs pay client
 //! to partner, partial ones pay the proven part, and open ones carry over
 //! into the next period's file once; an open job that was already carried
-//! over is cancelled (only its fee is paid). Settlement itself (issue 6,
-//! `undchain-consensus`) iterates [`PayoutFile::records`].
+//! over is cancelled (only its fee is paid). Settlement itself
+//! (`undchain-ledger`) iterates [`PayoutFile::records`].
 
 use std::collections::BTreeMap;
 
