@@ -56,7 +56,7 @@ impl Method {
 /// local clock, with a bound on the estimate's error.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Reading<P> {
-    /// Whose clock.
+    /// The peer whose clock was read.
     pub peer: P,
     /// The estimated clock difference, microseconds.
     pub value: i64,
@@ -87,20 +87,20 @@ pub enum AgreeError {
     /// Fewer than `3f + 1` readings for the `f` faults to tolerate.
     #[error("{got} readings cannot tolerate {f} faults: need at least {need} (3f + 1)")]
     TooFewReadings {
-        /// Readings given.
+        /// How many readings were given.
         got: usize,
-        /// Faults to tolerate.
+        /// How many faulty readings were to be tolerated.
         f: usize,
-        /// 3f + 1.
+        /// The least number of readings that tolerates them, `3f + 1`.
         need: usize,
     },
     /// Of `members` clocks only `got` answered: more than `f` are missing
     /// (a quorum `members - f` must answer).
     #[error("only {got} of {members} clocks answered: need {need}")]
     TooFewReplies {
-        /// Readings given.
+        /// How many member clocks answered.
         got: usize,
-        /// Members of the set.
+        /// How many clocks the member set has.
         members: usize,
         /// Needed answers (`members - f`, the quorum).
         need: usize,
@@ -108,9 +108,9 @@ pub enum AgreeError {
     /// More readings than members.
     #[error("{got} readings for {members} members")]
     TooManyReadings {
-        /// Readings given.
+        /// How many readings were given.
         got: usize,
-        /// Members of the set.
+        /// How many clocks the member set has.
         members: usize,
     },
     /// Two readings name the same peer.

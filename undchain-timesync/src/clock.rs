@@ -8,7 +8,7 @@
 //! ([`BlockClock::step`]); a backward step holds the clock still until the
 //! stepped time catches up, so even then it never runs backwards.
 
-use undchain_types::{BlockNumber, BlockTime, ChainParams, PayoutPeriod};
+use undchain_types::{BlockNumber, BlockTime, ChainParams, LocalTime, PayoutPeriod};
 
 use crate::sample::PPM;
 
@@ -18,20 +18,20 @@ pub const MAX_SLEW_PPM: u32 = 100_000;
 /// Where a block-clock reading falls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockPosition {
-    /// The agreed time.
+    /// The agreed time this position describes.
     pub time: BlockTime,
-    /// The block it falls in.
+    /// The block whose span holds `time`.
     pub block: BlockNumber,
-    /// That block's start.
+    /// When that block starts (inclusive).
     pub block_start: BlockTime,
-    /// That block's end (the next block's start).
+    /// When that block ends: the next block's start (exclusive).
     pub block_end: BlockTime,
     /// The cutoff instant: a request arriving at or after it goes to the
     /// next block's job file.
     pub cutoff: BlockTime,
     /// Whether `time` is at or past the cutoff.
     pub past_cutoff: bool,
-    /// The payout period of the block.
+    /// The payout period the block belongs to.
     pub period: PayoutPeriod,
 }
 
@@ -41,7 +41,7 @@ pub enum ClockError {
     /// Slew rate zero or above [`MAX_SLEW_PPM`].
     #[error("slew_ppm = {got}: must be 1..={MAX_SLEW_PPM}")]
     Slew {
-        /// The value given.
+        /// The slew rate that was given, ppm.
         got: u32,
     },
 }
@@ -56,7 +56,7 @@ pub struct BlockClock {
     /// Unused slew allowance, in ppm-microseconds (kept so that frequent
     /// reads still slew).
     credit: i128,
-    last_local: i64,
+    last_local: LocalTime,
     last_time: u64,
 }
 
@@ -65,7 +65,7 @@ impl BlockClock {
     /// at most `slew_ppm` (e.g. 500, as NTP).
     pub fn new(
         params: &ChainParams,
-        now: i64,
+        now: LocalTime,
         correction: i64,
         slew_ppm: u32,
     ) -> Result<Self, ClockError> {
@@ -85,15 +85,15 @@ impl BlockClock {
         Ok(c)
     }
 
-    fn raw(&self, local: i64) -> u64 {
-        let t = i128::from(local) + i128::from(self.effective);
+    fn raw(&self, local: LocalTime) -> u64 {
+        let t = i128::from(local.micros()) + i128::from(self.effective);
         u64::try_from(t.max(0)).unwrap_or(u64::MAX)
     }
 
     /// Advances the slew to local time `now` (a local time earlier than the
     /// last one is treated as no time passing).
-    fn advance(&mut self, now: i64) {
-        let elapsed = i128::from(now) - i128::from(self.last_local);
+    fn advance(&mut self, now: LocalTime) {
+        let elapsed = i128::from(now.micros()) - i128::from(self.last_local.micros());
         if elapsed <= 0 {
             return;
         }
@@ -118,7 +118,7 @@ impl BlockClock {
 
     /// The agreed time at local time `now`; never less than any earlier
     /// reading.
-    pub fn now(&mut self, now: i64) -> BlockTime {
+    pub fn now(&mut self, now: LocalTime) -> BlockTime {
         self.advance(now);
         let t = self.raw(now).max(self.last_time);
         self.last_time = t;
@@ -126,13 +126,13 @@ impl BlockClock {
     }
 
     /// A round moved the logical clock: slew towards `correction`.
-    pub fn set_target(&mut self, now: i64, correction: i64) {
+    pub fn set_target(&mut self, now: LocalTime, correction: i64) {
         self.advance(now);
         self.target = correction;
     }
 
     /// A quorum-approved resync: step by `step_us` at local time `now`.
-    pub fn step(&mut self, now: i64, step_us: i64) {
+    pub fn step(&mut self, now: LocalTime, step_us: i64) {
         self.advance(now);
         self.effective = self.effective.saturating_add(step_us);
         self.target = self.target.saturating_add(step_us);
@@ -150,7 +150,7 @@ impl BlockClock {
     }
 
     /// Where local time `now` falls: block, bounds, cutoff, payout period.
-    pub fn position(&mut self, now: i64) -> BlockPosition {
+    pub fn position(&mut self, now: LocalTime) -> BlockPosition {
         let time = self.now(now);
         position_of(&self.params, time)
     }
@@ -215,31 +215,35 @@ mod tests {
 
     #[test]
     fn small_corrections_slew_at_the_bounded_rate() {
-        let mut c = BlockClock::new(&params(), 0, 5_000_000, 500).unwrap();
-        assert_eq!(c.now(0), BlockTime(5_000_000));
-        c.set_target(0, 5_001_000);
+        let t = LocalTime::from_micros;
+        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500).unwrap();
+        assert_eq!(c.now(t(0)), BlockTime(5_000_000));
+        c.set_target(t(0), 5_001_000);
         // 1 s at 500 ppm moves 500 us, read in 1 ms steps
         for ms in 1..=1_000 {
-            c.now(ms * 1_000);
+            c.now(t(ms * 1_000));
         }
         assert_eq!(c.correction(), 5_000_500);
-        assert_eq!(c.now(3_000_000), BlockTime(3_000_000 + 5_001_000));
+        assert_eq!(c.now(t(3_000_000)), BlockTime(3_000_000 + 5_001_000));
         // slewing backwards still runs forwards
-        c.set_target(3_000_000, 5_000_000);
-        let a = c.now(3_000_001);
-        let b = c.now(3_000_002);
+        c.set_target(t(3_000_000), 5_000_000);
+        let a = c.now(t(3_000_001));
+        let b = c.now(t(3_000_002));
         assert!(b >= a);
     }
 
     #[test]
     fn only_a_step_jumps_and_backward_steps_hold() {
-        let mut c = BlockClock::new(&params(), 0, 5_000_000, 500).unwrap();
-        c.step(0, 1_000_000);
-        assert_eq!(c.now(0), BlockTime(6_000_000));
-        c.step(10, -500_000);
-        assert_eq!(c.now(10), BlockTime(6_000_000));
-        assert_eq!(c.now(400_000), BlockTime(6_000_000));
-        assert_eq!(c.now(600_000), BlockTime(6_100_000));
-        assert!(BlockClock::new(&params(), 0, 0, 0).is_err());
+        let t = LocalTime::from_micros;
+        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500).unwrap();
+        c.step(t(0), 1_000_000);
+        assert_eq!(c.now(t(0)), BlockTime(6_000_000));
+        c.step(t(10), -500_000);
+        // a table of (local time, block time): held until the stepped time
+        // catches up, then running again
+        for (local, block) in [(10, 6_000_000), (400_000, 6_000_000), (600_000, 6_100_000)] {
+            assert_eq!(c.now(t(local)), BlockTime(block), "at local {local}");
+        }
+        assert!(BlockClock::new(&params(), t(0), 0, 0).is_err());
     }
 }

@@ -1,7 +1,7 @@
-//! The probe exchange shared by the bootstrap, running and join machines:
+//! The probe exchange shared by [`crate::TimeSync`] and [`crate::Join`]:
 //! configuration, the messages and outputs they produce, and the prober
 //! that matches replies to probes (docs/PROTOCOL.md "Time consensus",
-//! *Exchange*).
+//! *Samples*).
 //!
 //! A probe is a nonce challenge: the reply must echo the nonce and the send
 //! time and come from the peer that was probed. The replier's clock reading
@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use undchain_types::Message;
 use undchain_types::msg::{TimePhase, TimeProbe, TimeReply};
+use undchain_types::{LocalTime, Message, SplitMix64};
 
 use crate::agree::{AgreeError, Agreement, Method, Reading};
+use crate::rounds::clamp_i64;
 use crate::sample::{Sample, SampleError, SampleLimits, SampleWindow};
 
 /// Most probes a round may send to each peer.
@@ -40,12 +41,15 @@ pub struct SyncConfig {
     pub period_us: u64,
     /// What a sample must satisfy (delay limit, assumed drift).
     pub limits: SampleLimits,
-    /// Bootstrap stops once the kept readings' spread is at most this,
-    /// microseconds ...
+    /// Bootstrap stops once the kept readings' spread is at most this many
+    /// microseconds, or after [`Self::bootstrap_max_rounds`] successful
+    /// rounds, whichever comes first.
     pub bootstrap_target_spread_us: u64,
-    /// ... or after this many rounds.
+    /// The most successful bootstrap rounds before the machine announces
+    /// its clock whatever the spread (a liar must not keep it bootstrapping
+    /// forever).
     pub bootstrap_max_rounds: u32,
-    /// Join attempts before giving up.
+    /// How many times a joiner probes the active set before it gives up.
     pub join_attempts: u32,
 }
 
@@ -71,38 +75,38 @@ pub enum ConfigError {
     /// `probes_per_round` outside 1..=16.
     #[error("probes_per_round = {got}: must be 1..={MAX_PROBES_PER_ROUND}")]
     Probes {
-        /// The value given.
+        /// The number of probes per round that was given.
         got: u8,
     },
     /// The collection window cannot hold the probes and a round trip.
     #[error("collect_us = {collect}: must exceed the probing span plus max_delay_us ({needed})")]
     Collect {
-        /// The value given.
+        /// The collection window that was given, microseconds.
         collect: u64,
-        /// Probing span plus the delay limit.
+        /// The probing span plus the delay limit, microseconds: the window
+        /// must be longer than this.
         needed: u64,
     },
     /// Rounds would overlap.
     #[error("period_us = {period}: must exceed collect_us = {collect}")]
     Period {
-        /// The value given.
+        /// The round period that was given, microseconds.
         period: u64,
-        /// The collection window.
+        /// The collection window it must exceed, microseconds.
         collect: u64,
     },
     /// A zero where a positive number is needed.
     #[error("{field} = 0: must be positive")]
     Zero {
-        /// The field.
+        /// The name of the field that is zero.
         field: &'static str,
     },
     /// The member set does not contain this validator, or is empty.
-    #[error(
-        "the member set must be non-empty and (for bootstrap and running) contain this validator"
-    )]
+    #[error("the member set must be non-empty and (for a member's machine) contain this validator")]
     Members,
-    /// A running machine was asked for before bootstrap or join agreed.
-    #[error("no agreed time yet: bootstrap or join has not finished")]
+    /// A joiner was turned into a member's machine before it agreed on the
+    /// network's time.
+    #[error("no agreed time yet: join has not finished")]
     NotSynced,
 }
 
@@ -147,9 +151,9 @@ impl SyncConfig {
 /// A time message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimeMsg {
-    /// A probe.
+    /// A probe: a nonce challenge carrying the prober's send time.
     Probe(TimeProbe),
-    /// A reply to a probe.
+    /// The answer to a probe, with the replier's timestamps and reading.
     Reply(TimeReply),
 }
 
@@ -162,29 +166,29 @@ impl From<TimeMsg> for Message {
     }
 }
 
-/// Why a reply was not used. Faults are data: the node may lower the
-/// sender's perception score.
+/// Why a reply was refused (nothing changed). Faults are data: the node may
+/// lower the sender's perception score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
     /// The reply's nonce matches no outstanding probe (late, replayed or
     /// forged).
     #[error("no outstanding probe with nonce {nonce}")]
     UnknownNonce {
-        /// The nonce.
+        /// The nonce the reply carried.
         nonce: u64,
     },
     /// The nonce was sent to another peer.
     #[error("nonce {nonce} was sent to another peer")]
     WrongPeer {
-        /// The nonce.
+        /// The nonce the reply carried.
         nonce: u64,
     },
     /// The echoed send time differs from the one sent.
     #[error("echoed t1 = {echoed}, sent {sent}")]
     EchoMismatch {
-        /// What was sent.
+        /// The send time the probe carried.
         sent: i64,
-        /// What came back.
+        /// The send time the reply echoed.
         echoed: i64,
     },
     /// The timestamps make no sample.
@@ -202,7 +206,7 @@ pub enum ExchangeError {
     ReadingOutOfRange,
 }
 
-/// A round's result.
+/// What a round (or a join attempt) agreed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoundResult {
     /// Round counter of the machine that computed it (from 0).
@@ -210,40 +214,21 @@ pub struct RoundResult {
     /// The new correction: agreed clock = local clock + correction,
     /// microseconds.
     pub correction: i64,
-    /// The agreement it came from.
+    /// The agreement the correction came from (spread, bound, survivors).
     pub agreement: Agreement,
 }
 
-/// What a time machine asks its driver to do, or tells it.
+/// What a time machine asks its host to do, or tells it (docs/ARCHITECTURE.md
+/// "The machine vocabulary").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<P> {
-    /// Send `msg` to `to` (in a signed envelope). For a reply the driver may
+    /// Send `msg` to `to` (in a signed envelope). For a reply the host may
     /// restamp `t3` at the moment it actually sends.
     Send {
-        /// The peer.
+        /// The peer to send to.
         to: P,
-        /// The message.
+        /// The probe or reply to send.
         msg: TimeMsg,
-    },
-    /// Call `handle_timer` once the local clock reads `at_local_us` (a
-    /// later `SetTimer` replaces an earlier one).
-    SetTimer {
-        /// Local clock time, microseconds.
-        at_local_us: i64,
-    },
-    /// A reply was refused.
-    Refused {
-        /// The sender.
-        from: P,
-        /// Why.
-        error: ExchangeError,
-    },
-    /// A round could not agree (too few answers); the next round retries.
-    RoundFailed {
-        /// The round.
-        round: u64,
-        /// Why.
-        error: AgreeError,
     },
     /// A round agreed: the logical clock's correction changed (slew the
     /// block clock towards it, [`crate::BlockClock::set_target`]).
@@ -251,41 +236,110 @@ pub enum Output<P> {
     /// Bootstrap or join finished: this is the network's time. Announce it
     /// and start the block clock with this correction.
     Synced(RoundResult),
-    /// Join gave up after its attempts (too few synced replies).
+    /// Something an operator should see; nothing for the host to carry out.
+    Event(SyncEvent),
+}
+
+/// What a time machine reports to an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncEvent {
+    /// A round could not agree (too few answers); the next round retries.
+    RoundFailed {
+        /// The counter of the round that failed.
+        round: u64,
+        /// Why the readings could not be agreed on.
+        error: AgreeError,
+    },
+    /// Join gave up after its attempts (too few synced replies); the
+    /// machine stays idle.
     JoinFailed {
-        /// Attempts made.
+        /// How many attempts were made.
         attempts: u32,
-        /// The last error.
+        /// Why the last attempt could not agree.
         error: AgreeError,
     },
 }
 
-/// `splitmix64`: nonces from a caller-given seed (randomness is an input).
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The reply to `probe` received at local time `t2` and sent at `t3`, with
 /// the replier's `reading` (its clock minus its local clock) and `phase`.
-pub fn reply_to(probe: &TimeProbe, t2: i64, t3: i64, reading: i64, phase: TimePhase) -> TimeReply {
+pub fn reply_to(
+    probe: &TimeProbe,
+    t2: LocalTime,
+    t3: LocalTime,
+    reading: i64,
+    phase: TimePhase,
+) -> TimeReply {
     TimeReply {
         nonce: probe.nonce,
         t1: probe.t1,
-        t2,
-        t3,
+        t2: t2.micros(),
+        t3: t3.micros(),
         reading,
         phase,
+    }
+}
+
+/// A round that is collecting replies: when it started and how many waves
+/// of probes it sent. The probe waves and the end of collection are due at
+/// fixed offsets from the start ([`SyncConfig::probe_spacing_us`],
+/// [`SyncConfig::collect_us`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Collecting {
+    started: LocalTime,
+    sent: u8,
+}
+
+impl Collecting {
+    /// A round that started at `now` and sent its first wave of probes.
+    pub(crate) fn begun(now: LocalTime) -> Self {
+        Collecting {
+            started: now,
+            sent: 1,
+        }
+    }
+
+    fn probe_due_at(&self, cfg: &SyncConfig) -> i128 {
+        i128::from(self.started.micros()) + i128::from(self.sent) * i128::from(cfg.probe_spacing_us)
+    }
+
+    fn end(&self, cfg: &SyncConfig) -> i128 {
+        i128::from(self.started.micros()) + i128::from(cfg.collect_us)
+    }
+
+    /// Whether the collection window is over at `now`: the round is to be
+    /// computed.
+    pub(crate) fn is_over(&self, now: LocalTime, cfg: &SyncConfig) -> bool {
+        i128::from(now.micros()) >= self.end(cfg)
+    }
+
+    /// Counts off the waves of probes due by `now` and returns how many to
+    /// send.
+    pub(crate) fn take_due(&mut self, now: LocalTime, cfg: &SyncConfig) -> u8 {
+        let mut due = 0;
+        while self.sent < cfg.probes_per_round && i128::from(now.micros()) >= self.probe_due_at(cfg)
+        {
+            self.sent += 1;
+            due += 1;
+        }
+        due
+    }
+
+    /// When the next wave of probes or the end of collection is due.
+    pub(crate) fn wake_at(&self, cfg: &SyncConfig) -> LocalTime {
+        let end = self.end(cfg);
+        let next = if self.sent < cfg.probes_per_round {
+            self.probe_due_at(cfg)
+        } else {
+            end
+        };
+        LocalTime(clamp_i64(next.min(end)))
     }
 }
 
 /// Probes a set of peers round by round and turns replies into readings.
 #[derive(Debug, Clone)]
 pub(crate) struct Prober<P> {
-    nonce_state: u64,
+    nonces: SplitMix64,
     /// nonce -> (peer, t1); bounded by peers x probes per round, cleared
     /// each round.
     outstanding: BTreeMap<u64, (P, i64)>,
@@ -299,7 +353,7 @@ pub(crate) struct Prober<P> {
 impl<P: Ord + Clone> Prober<P> {
     pub(crate) fn new(cfg: &SyncConfig, nonce_seed: u64, accept_bootstrap: bool) -> Self {
         Prober {
-            nonce_state: nonce_seed,
+            nonces: SplitMix64::new(nonce_seed),
             outstanding: BTreeMap::new(),
             window: SampleWindow::new(cfg.collect_us, usize::from(cfg.probes_per_round)),
             readings: BTreeMap::new(),
@@ -308,7 +362,7 @@ impl<P: Ord + Clone> Prober<P> {
     }
 
     /// Forgets the previous round's probes and readings.
-    pub(crate) fn new_round(&mut self, now: i64) {
+    pub(crate) fn new_round(&mut self, now: LocalTime) {
         self.outstanding.clear();
         self.readings.clear();
         self.window.prune(now);
@@ -317,30 +371,33 @@ impl<P: Ord + Clone> Prober<P> {
     /// Probes every peer once.
     pub(crate) fn probe_all<'a>(
         &mut self,
-        now: i64,
+        now: LocalTime,
         peers: impl Iterator<Item = &'a P>,
         out: &mut Vec<Output<P>>,
     ) where
         P: 'a,
     {
         for peer in peers {
-            let mut nonce = splitmix64(&mut self.nonce_state);
+            let mut nonce = self.nonces.next_u64();
             while self.outstanding.contains_key(&nonce) {
-                nonce = splitmix64(&mut self.nonce_state);
+                nonce = self.nonces.next_u64();
             }
-            self.outstanding.insert(nonce, (peer.clone(), now));
+            self.outstanding.insert(nonce, (peer.clone(), now.micros()));
             out.push(Output::Send {
                 to: peer.clone(),
-                msg: TimeMsg::Probe(TimeProbe { nonce, t1: now }),
+                msg: TimeMsg::Probe(TimeProbe {
+                    nonce,
+                    t1: now.micros(),
+                }),
             });
         }
     }
 
     /// Checks a reply received at local time `now` and records its sample
-    /// and reading.
+    /// and reading; a refused reply changes nothing.
     pub(crate) fn handle_reply(
         &mut self,
-        now: i64,
+        now: LocalTime,
         from: &P,
         reply: &TimeReply,
         limits: &SampleLimits,
@@ -361,7 +418,7 @@ impl<P: Ord + Clone> Prober<P> {
         if reply.phase == TimePhase::Bootstrap && !self.accept_bootstrap {
             return Err(ExchangeError::NotSynced);
         }
-        let sample = Sample::from_exchange(reply.t1, reply.t2, reply.t3, now, limits)?;
+        let sample = Sample::from_exchange(reply.t1, reply.t2, reply.t3, now.micros(), limits)?;
         // offset + reading must fit: keep both within a quarter of i64.
         let lim = i64::MAX / 4;
         if reply.reading.unsigned_abs() > lim.unsigned_abs()
@@ -377,7 +434,7 @@ impl<P: Ord + Clone> Prober<P> {
 
     /// This round's readings: per peer, the lowest-delay sample's offset
     /// plus the peer's latest reading.
-    pub(crate) fn readings(&self, now: i64, drift_ppm: u32) -> Vec<Reading<P>> {
+    pub(crate) fn readings(&self, now: LocalTime, drift_ppm: u32) -> Vec<Reading<P>> {
         self.readings
             .iter()
             .filter_map(|(peer, reading)| {
@@ -414,21 +471,49 @@ mod tests {
     #[test]
     fn default_config_is_valid_and_bad_ones_name_the_field() {
         SyncConfig::default().validate().unwrap();
-        let c = SyncConfig {
-            probes_per_round: 0,
-            ..SyncConfig::default()
-        };
-        assert_eq!(c.validate(), Err(ConfigError::Probes { got: 0 }));
-        let c = SyncConfig {
-            collect_us: 100,
-            ..SyncConfig::default()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::Collect { .. })));
-        let c = SyncConfig {
-            period_us: 300_000,
-            ..SyncConfig::default()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::Period { .. })));
+        let d = SyncConfig::default;
+        let table = [
+            (
+                SyncConfig {
+                    probes_per_round: 0,
+                    ..d()
+                },
+                ConfigError::Probes { got: 0 },
+            ),
+            (
+                SyncConfig {
+                    collect_us: 100,
+                    ..d()
+                },
+                // three spacings of 10 ms plus the 200 ms delay limit
+                ConfigError::Collect {
+                    collect: 100,
+                    needed: 230_000,
+                },
+            ),
+            (
+                SyncConfig {
+                    period_us: 300_000,
+                    ..d()
+                },
+                ConfigError::Period {
+                    period: 300_000,
+                    collect: 300_000,
+                },
+            ),
+            (
+                SyncConfig {
+                    join_attempts: 0,
+                    ..d()
+                },
+                ConfigError::Zero {
+                    field: "join_attempts",
+                },
+            ),
+        ];
+        for (cfg, expected) in table {
+            assert_eq!(cfg.validate(), Err(expected));
+        }
     }
 
     #[test]
@@ -436,7 +521,7 @@ mod tests {
         let cfg = SyncConfig::default();
         let mut p = Prober::new(&cfg, 7, true);
         let mut out = Vec::new();
-        p.probe_all(1_000, [1u32, 2].iter(), &mut out);
+        p.probe_all(LocalTime(1_000), [1u32, 2].iter(), &mut out);
         let Output::Send {
             msg: TimeMsg::Probe(probe),
             ..
@@ -444,26 +529,47 @@ mod tests {
         else {
             panic!("expected a probe, got {:?}", out[0]);
         };
-        let good = reply_to(&probe, 5_000, 5_010, 0, TimePhase::Synced);
+        let good = reply_to(
+            &probe,
+            LocalTime(5_000),
+            LocalTime(5_010),
+            0,
+            TimePhase::Synced,
+        );
+        let at = LocalTime(1_100);
         assert_eq!(
-            p.handle_reply(1_100, &2, &good, &cfg.limits),
+            p.handle_reply(at, &2, &good, &cfg.limits),
             Err(ExchangeError::WrongPeer { nonce: probe.nonce })
         );
         let mut bad = good.clone();
         bad.t1 += 1;
         assert!(matches!(
-            p.handle_reply(1_100, &1, &bad, &cfg.limits),
+            p.handle_reply(at, &1, &bad, &cfg.limits),
             Err(ExchangeError::EchoMismatch { .. })
         ));
-        p.handle_reply(1_100, &1, &good, &cfg.limits).unwrap();
+        p.handle_reply(at, &1, &good, &cfg.limits).unwrap();
         // a replay of the same reply finds no outstanding probe
         assert!(matches!(
-            p.handle_reply(1_100, &1, &good, &cfg.limits),
+            p.handle_reply(at, &1, &good, &cfg.limits),
             Err(ExchangeError::UnknownNonce { .. })
         ));
-        let rs = p.readings(1_100, 0);
+        let rs = p.readings(at, 0);
         assert_eq!(rs.len(), 1);
         // offset ((5000-1000) + (5010-1100)) / 2 = 3955
         assert_eq!(rs[0].value, 3_955);
+    }
+
+    #[test]
+    fn collecting_sends_waves_at_their_offsets_and_wakes_for_the_next() {
+        let cfg = SyncConfig::default();
+        let mut c = Collecting::begun(LocalTime(0));
+        assert_eq!(c.wake_at(&cfg), LocalTime(10_000));
+        assert_eq!(c.take_due(LocalTime(9_999), &cfg), 0);
+        assert_eq!(c.take_due(LocalTime(25_000), &cfg), 2);
+        assert_eq!(c.wake_at(&cfg), LocalTime(30_000));
+        assert_eq!(c.take_due(LocalTime(30_000), &cfg), 1);
+        assert_eq!(c.wake_at(&cfg), LocalTime(300_000));
+        assert!(!c.is_over(LocalTime(299_999), &cfg));
+        assert!(c.is_over(LocalTime(300_000), &cfg));
     }
 }

@@ -7,19 +7,28 @@
 //! the same rule as a round, but without a reading of its own: its own
 //! clock is never trusted. At least a quorum (`n - f`) must answer; missing
 //! answers count as faults.
+//!
+//! [`Join`] is its own machine, not a phase of [`TimeSync`]: a joiner is
+//! not a member of the clock it reads (it answers no probes and its
+//! reading counts nowhere), it can give up for good, and the member set it
+//! runs in afterwards is the host's to name when rotation admits it
+//! ([`Join::into_time_sync`]).
 
 use std::collections::BTreeSet;
 
+use undchain_types::LocalTime;
 use undchain_types::msg::TimeReply;
 
 use crate::agree::{AgreeError, agree_among};
-use crate::exchange::{ConfigError, ExchangeError, Output, Prober, RoundResult, SyncConfig};
-use crate::running::Running;
+use crate::exchange::{
+    Collecting, ConfigError, ExchangeError, Output, Prober, RoundResult, SyncConfig, SyncEvent,
+};
+use crate::rounds::TimeSync;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
-    Collecting { started: i64, sent: u8 },
+    Collecting(Collecting),
     Done,
     Failed,
 }
@@ -37,7 +46,8 @@ pub struct Join<P> {
 }
 
 impl<P: Ord + Clone> Join<P> {
-    /// A joiner that will inherit the time of the `active` validators.
+    /// A joiner that will inherit the time of the `active` validators;
+    /// `nonce_seed` is fresh randomness for probe nonces.
     pub fn new(active: BTreeSet<P>, cfg: SyncConfig, nonce_seed: u64) -> Result<Self, ConfigError> {
         cfg.validate()?;
         if active.is_empty() {
@@ -53,8 +63,9 @@ impl<P: Ord + Clone> Join<P> {
         })
     }
 
-    /// Probes every active validator (first attempt).
-    pub fn start(&mut self, now: i64) -> Vec<Output<P>> {
+    /// Probes every active validator (the first attempt) at local time
+    /// `now`; a second call does nothing.
+    pub fn start(&mut self, now: LocalTime) -> Vec<Output<P>> {
         let mut out = Vec::new();
         if self.state == State::Idle {
             self.begin(now, &mut out);
@@ -62,72 +73,54 @@ impl<P: Ord + Clone> Join<P> {
         out
     }
 
-    fn begin(&mut self, now: i64, out: &mut Vec<Output<P>>) {
+    fn begin(&mut self, now: LocalTime, out: &mut Vec<Output<P>>) {
         self.prober.new_round(now);
         self.prober.probe_all(now, self.active.iter(), out);
-        self.state = State::Collecting {
-            started: now,
-            sent: 1,
-        };
-        out.push(Output::SetTimer {
-            at_local_us: self.wake_at(now),
-        });
+        self.state = State::Collecting(Collecting::begun(now));
     }
 
-    fn wake_at(&self, started: i64) -> i64 {
-        let State::Collecting { sent, .. } = self.state else {
-            return started;
-        };
-        let end = i128::from(started) + i128::from(self.cfg.collect_us);
-        let next = if sent < self.cfg.probes_per_round {
-            i128::from(started) + i128::from(sent) * i128::from(self.cfg.probe_spacing_us)
-        } else {
-            end
-        };
-        crate::rounds::clamp_i64(next.min(end))
-    }
-
-    /// A reply arrived: only synced readings of active validators count.
-    pub fn handle_reply(&mut self, now: i64, from: P, reply: &TimeReply) -> Vec<Output<P>> {
+    /// A reply arrived at local time `now`: only synced readings of active
+    /// validators answering an outstanding probe count; anything else is
+    /// refused and changes nothing.
+    pub fn handle_reply(
+        &mut self,
+        now: LocalTime,
+        from: P,
+        reply: &TimeReply,
+    ) -> Result<(), ExchangeError> {
         if !self.active.contains(&from) {
-            return vec![Output::Refused {
-                from,
-                error: ExchangeError::NotMember,
-            }];
+            return Err(ExchangeError::NotMember);
         }
-        if !matches!(self.state, State::Collecting { .. }) {
-            return vec![Output::Refused {
-                from,
-                error: ExchangeError::UnknownNonce { nonce: reply.nonce },
-            }];
+        if !matches!(self.state, State::Collecting(_)) {
+            return Err(ExchangeError::UnknownNonce { nonce: reply.nonce });
         }
-        match self
-            .prober
+        self.prober
             .handle_reply(now, &from, reply, &self.cfg.limits)
-        {
-            Ok(()) => Vec::new(),
-            Err(error) => vec![Output::Refused { from, error }],
+    }
+
+    /// When the joiner next wants [`Self::handle_timeout`]: the next wave
+    /// of probes or the end of the attempt. `None` before [`Self::start`]
+    /// and once joined or given up.
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
+        match self.state {
+            State::Collecting(c) => Some(c.wake_at(&self.cfg)),
+            State::Idle | State::Done | State::Failed => None,
         }
     }
 
-    /// The timer fired (calling early is harmless).
-    pub fn handle_timer(&mut self, now: i64) -> Vec<Output<P>> {
+    /// Does what is due at local time `now` (calling early does nothing):
+    /// sends due probes, or ends the attempt with [`Output::Synced`], a
+    /// retry, or [`SyncEvent::JoinFailed`] after the last attempt.
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Vec<Output<P>> {
         let mut out = Vec::new();
-        let State::Collecting { started, mut sent } = self.state else {
+        let State::Collecting(mut c) = self.state else {
             return out;
         };
-        while sent < self.cfg.probes_per_round
-            && i128::from(now)
-                >= i128::from(started) + i128::from(sent) * i128::from(self.cfg.probe_spacing_us)
-        {
-            self.prober.probe_all(now, self.active.iter(), &mut out);
-            sent += 1;
-        }
-        self.state = State::Collecting { started, sent };
-        if i128::from(now) < i128::from(started) + i128::from(self.cfg.collect_us) {
-            out.push(Output::SetTimer {
-                at_local_us: self.wake_at(started),
-            });
+        if !c.is_over(now, &self.cfg) {
+            for _ in 0..c.take_due(now, &self.cfg) {
+                self.prober.probe_all(now, self.active.iter(), &mut out);
+            }
+            self.state = State::Collecting(c);
             return out;
         }
         let readings = self.prober.readings(now, self.cfg.limits.drift_ppm);
@@ -149,17 +142,17 @@ impl<P: Ord + Clone> Join<P> {
         out
     }
 
-    fn retry_or_fail(&mut self, now: i64, error: AgreeError, out: &mut Vec<Output<P>>) {
-        out.push(Output::RoundFailed {
+    fn retry_or_fail(&mut self, now: LocalTime, error: AgreeError, out: &mut Vec<Output<P>>) {
+        out.push(Output::Event(SyncEvent::RoundFailed {
             round: u64::from(self.attempts - 1),
             error,
-        });
+        }));
         if self.attempts >= self.cfg.join_attempts {
             self.state = State::Failed;
-            out.push(Output::JoinFailed {
+            out.push(Output::Event(SyncEvent::JoinFailed {
                 attempts: self.attempts,
                 error,
-            });
+            }));
         } else {
             self.begin(now, out);
         }
@@ -176,16 +169,17 @@ impl<P: Ord + Clone> Join<P> {
         self.state == State::Failed
     }
 
-    /// After [`Output::Synced`]: the running machine of `me`, now one of
-    /// `members`. Before that, [`ConfigError::NotSynced`] (check
+    /// After [`Output::Synced`]: the running-phase [`TimeSync`] of `me`,
+    /// now one of `members`, with the inherited correction (the host calls
+    /// [`TimeSync::start`]). Before that, [`ConfigError::NotSynced`] (check
     /// [`Self::synced`] first).
-    pub fn into_running(
+    pub fn into_time_sync(
         self,
         me: P,
         members: BTreeSet<P>,
         nonce_seed: u64,
-    ) -> Result<Running<P>, ConfigError> {
+    ) -> Result<TimeSync<P>, ConfigError> {
         let r = self.synced.ok_or(ConfigError::NotSynced)?;
-        Running::new(me, members, self.cfg, r.correction, nonce_seed)
+        TimeSync::running(me, members, self.cfg, r.correction, nonce_seed)
     }
 }

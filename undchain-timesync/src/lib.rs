@@ -6,11 +6,15 @@
 //!   per-peer lowest-delay filter ([`SampleWindow`]).
 //! * [`mod@agree`]: the Welch-Lynch fault-tolerant midpoint ([`agree()`],
 //!   [`Method::Ftm`]) and, for comparison, trimmed mean, median and mean.
-//! * Sans-IO machines, inputs carrying the local clock `now`, outputs plain
-//!   [`Output`]s: [`Bootstrap`] brings a network's time online, [`Running`]
-//!   keeps it agreed with periodic rounds, [`Join`] inherits it, and
-//!   [`Resync`] steps it with a quorum's signed approvals, never out of the
-//!   current payout period.
+//! * Sans-IO machines in the project's machine vocabulary (docs/ARCHITECTURE.md
+//!   "The machine vocabulary"): inputs carry the local clock
+//!   `now: LocalTime`, timers are `poll_timeout` / `handle_timeout`,
+//!   refused inputs are `Err` and change nothing, outputs are plain
+//!   [`Output`]s. [`TimeSync`] brings a network's time online (bootstrap)
+//!   and keeps it agreed with periodic rounds (running), handing over from
+//!   one phase to the other itself; [`Join`] inherits a running network's
+//!   time; [`Resync`] steps it with a quorum's signed approvals, never out
+//!   of the current payout period.
 //! * [`BlockClock`]: agreed time to block, cutoff and payout period; never
 //!   runs backwards.
 //! * [`sim`]: the seeded precision simulator behind the `precision_sim`
@@ -31,28 +35,29 @@
 //! assert_eq!(a.spread_us, 20);
 //! ```
 //!
-//! Dependencies: `undchain-types` (messages, chain parameters, quorum) and
-//! `thiserror` (typed errors). `proptest` for the laws in tests.
+//! Dependencies: `undchain-types` (messages, chain parameters, quorum,
+//! `LocalTime`, `SplitMix64`), `undchain-sim` (the simulation kit behind
+//! [`sim`]) and `thiserror` (typed errors). `proptest` for the laws in
+//! tests.
 #![forbid(unsafe_code)]
 
 pub mod agree;
-pub mod bootstrap;
 pub mod clock;
 pub mod exchange;
 pub mod join;
 pub mod resync;
-mod rounds;
-pub mod running;
+pub mod rounds;
 pub mod sample;
 pub mod sim;
 
 pub use agree::{AgreeError, Agreement, Method, Reading, agree, agree_among};
-pub use bootstrap::{Bootstrap, Handover};
 pub use clock::{BlockClock, BlockPosition, ClockError, period_bounds, position_of};
 pub use exchange::{
-    ConfigError, ExchangeError, Output, RoundResult, SyncConfig, TimeMsg, reply_to,
+    ConfigError, ExchangeError, Output, RoundResult, SyncConfig, SyncEvent, TimeMsg, reply_to,
 };
 pub use join::Join;
-pub use resync::{Resync, ResyncApplied, ResyncError, ResyncMsg, ResyncOutput, clamp_step};
-pub use running::Running;
+pub use resync::{
+    Resync, ResyncApplied, ResyncError, ResyncEvent, ResyncMsg, ResyncOutput, clamp_step,
+};
+pub use rounds::TimeSync;
 pub use sample::{Sample, SampleError, SampleLimits, SampleWindow};

@@ -24,44 +24,56 @@ pub const MAX_PENDING: usize = 32;
 /// A resync message to broadcast to the active validators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResyncMsg {
-    /// A proposal.
+    /// A proposal to step the agreed clock, from its proposer.
     Proposal(TimeResyncProposal),
-    /// An approval.
+    /// A validator's signed approval of a proposal.
     Approval(TimeResyncApproval),
 }
 
 /// A step that reached its quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncApplied {
-    /// The proposal's digest.
+    /// The digest of the proposal that reached its quorum.
     pub proposal: Hash32,
-    /// The step the proposal asked for.
+    /// The step the proposal asked for, microseconds.
     pub requested_us: i64,
     /// The step to apply now, after clamping into the payout period: call
-    /// [`crate::BlockClock::step`] and [`crate::Running::apply_step`].
+    /// [`crate::BlockClock::step`] and [`crate::TimeSync::apply_step`].
     pub step_us: i64,
-    /// The approvers counted.
+    /// The active validators whose approvals were counted.
     pub approvers: BTreeSet<PublicKey>,
 }
 
-/// What the resync machine asks for or tells.
+/// What the resync machine asks its host to do, or tells it
+/// (docs/ARCHITECTURE.md "The machine vocabulary").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResyncOutput {
-    /// Broadcast to the active validators (boxed: keys and signatures are
-    /// large).
-    Broadcast(Box<ResyncMsg>),
-    /// Apply this step.
+    /// Broadcast `msg` to the active validators.
+    Broadcast {
+        /// The proposal or approval (boxed: keys and signatures are large).
+        msg: Box<ResyncMsg>,
+    },
+    /// A proposal reached its quorum: apply this step to the block clock
+    /// and the time machine.
     Apply(ResyncApplied),
-    /// This validator does not approve the proposal.
+    /// Something an operator should see; nothing for the host to carry out.
+    Event(ResyncEvent),
+}
+
+/// What the resync machine reports to an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncEvent {
+    /// This validator does not approve the proposal: its own reference
+    /// says another step (or none) is due.
     Declined {
-        /// The proposal's digest.
+        /// The digest of the proposal declined.
         proposal: Hash32,
-        /// Its own reference step, if it had one.
+        /// This validator's own reference step, if it had one.
         reference_us: Option<i64>,
     },
 }
 
-/// Why a resync message was refused.
+/// Why a resync message was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResyncError {
     /// The proposal is for another chain.
@@ -76,20 +88,20 @@ pub enum ResyncError {
     /// The step exceeds the chain's `max_resync_step_us`.
     #[error("step {step_us} us exceeds the maximum {max_us} us")]
     StepTooLarge {
-        /// The step.
+        /// The step the proposal asked for, microseconds.
         step_us: i64,
-        /// The chain's maximum.
+        /// The chain's `max_resync_step_us`.
         max_us: u64,
     },
-    /// A zero step.
+    /// The proposal steps the clock by nothing.
     #[error("zero step")]
     ZeroStep,
     /// The proposal names another payout period than the current one.
     #[error("proposal for {proposed}, current period is {current}")]
     WrongPeriod {
-        /// The proposal's period.
+        /// The payout period the proposal names.
         proposed: PayoutPeriod,
-        /// The current period.
+        /// The payout period agreed time is in now.
         current: PayoutPeriod,
     },
     /// The approval's signature does not verify.
@@ -160,6 +172,7 @@ impl Resync {
         position_of(&self.params, now).period
     }
 
+    /// Drops the proposals of past payout periods: they can never apply.
     fn prune(&mut self, now: BlockTime) {
         let current = self.current_period(now);
         self.pending.retain(|_, p| p.proposal.period >= current);
@@ -191,6 +204,24 @@ impl Resync {
         Ok(())
     }
 
+    /// Whether the proposal with `digest` can be stored at `now`: it is
+    /// pending already, or fewer than [`MAX_PENDING`] proposals would be
+    /// pending once past periods are dropped. Checked before anything
+    /// changes, so that a refusal changes nothing.
+    fn check_room(&self, now: BlockTime, digest: &Hash32) -> Result<(), ResyncError> {
+        let current = self.current_period(now);
+        let live = self
+            .pending
+            .values()
+            .filter(|p| p.proposal.period >= current)
+            .count();
+        if self.pending.contains_key(digest) || live < MAX_PENDING {
+            Ok(())
+        } else {
+            Err(ResyncError::TooManyPending)
+        }
+    }
+
     /// Proposes stepping the agreed clock by `step_us` at agreed time `now`;
     /// the proposer approves its own proposal.
     pub fn propose(
@@ -198,7 +229,6 @@ impl Resync {
         now: BlockTime,
         step_us: i64,
     ) -> Result<Vec<ResyncOutput>, ResyncError> {
-        self.prune(now);
         let proposal = TimeResyncProposal {
             chain_id: self.params.chain_id,
             id: self.next_id,
@@ -207,31 +237,27 @@ impl Resync {
             step_us,
         };
         self.check(now, &proposal)?;
+        self.check_room(now, &proposal.digest())?;
+        self.prune(now);
         self.next_id += 1;
         let mut out = vec![broadcast(ResyncMsg::Proposal(proposal.clone()))];
-        self.insert(proposal.clone())?;
+        self.insert(proposal.clone());
         let approval = proposal.approve(&self.key);
         out.push(broadcast(ResyncMsg::Approval(approval.clone())));
-        out.extend(self.count(now, approval)?);
+        out.extend(self.count(now, approval));
         Ok(out)
     }
 
-    fn insert(&mut self, proposal: TimeResyncProposal) -> Result<Hash32, ResyncError> {
+    /// Stores a checked proposal of the current period (room checked by
+    /// [`Self::check_room`]).
+    fn insert(&mut self, proposal: TimeResyncProposal) -> Hash32 {
         let digest = proposal.digest();
-        if !self.pending.contains_key(&digest) {
-            if self.pending.len() >= MAX_PENDING {
-                return Err(ResyncError::TooManyPending);
-            }
-            self.pending.insert(
-                digest,
-                Pending {
-                    proposal,
-                    approvals: BTreeSet::new(),
-                    applied: false,
-                },
-            );
-        }
-        Ok(digest)
+        self.pending.entry(digest).or_insert(Pending {
+            proposal,
+            approvals: BTreeSet::new(),
+            applied: false,
+        });
+        digest
     }
 
     /// A proposal arrived from `from` at agreed time `now`. `reference_us`
@@ -244,13 +270,14 @@ impl Resync {
         proposal: TimeResyncProposal,
         reference_us: Option<i64>,
     ) -> Result<Vec<ResyncOutput>, ResyncError> {
-        self.prune(now);
         if *from != proposal.proposer {
             return Err(ResyncError::NotProposer);
         }
         self.check(now, &proposal)?;
+        self.check_room(now, &proposal.digest())?;
+        self.prune(now);
         let fresh = !self.pending.contains_key(&proposal.digest());
-        let digest = self.insert(proposal.clone())?;
+        let digest = self.insert(proposal.clone());
         let mut out = Vec::new();
         if fresh {
             let agrees = reference_us.is_some_and(|r| {
@@ -260,12 +287,12 @@ impl Resync {
             if agrees {
                 let approval = proposal.approve(&self.key);
                 out.push(broadcast(ResyncMsg::Approval(approval.clone())));
-                out.extend(self.count(now, approval)?);
+                out.extend(self.count(now, approval));
             } else {
-                out.push(ResyncOutput::Declined {
+                out.push(ResyncOutput::Event(ResyncEvent::Declined {
                     proposal: digest,
                     reference_us,
-                });
+                }));
             }
             let early: Vec<TimeResyncApproval> = self
                 .early
@@ -275,7 +302,7 @@ impl Resync {
                 .collect();
             for a in early {
                 self.early.remove(&a.approver);
-                out.extend(self.count(now, a)?);
+                out.extend(self.count(now, a));
             }
         }
         Ok(out)
@@ -289,47 +316,47 @@ impl Resync {
         now: BlockTime,
         approval: TimeResyncApproval,
     ) -> Result<Vec<ResyncOutput>, ResyncError> {
-        self.prune(now);
         if !self.active.contains(&approval.approver) {
             return Err(ResyncError::NotActive);
         }
         approval.verify().map_err(|_| ResyncError::BadSignature)?;
-        if !self.pending.contains_key(&approval.proposal) {
-            self.early.insert(approval.approver, approval);
-            return Ok(Vec::new());
-        }
-        self.count(now, approval)
-    }
-
-    /// Counts a verified approval of a pending proposal; applies at quorum.
-    fn count(
-        &mut self,
-        now: BlockTime,
-        approval: TimeResyncApproval,
-    ) -> Result<Vec<ResyncOutput>, ResyncError> {
-        let q = self.quorum();
         let current = self.current_period(now);
-        let Some(p) = self.pending.get_mut(&approval.proposal) else {
-            return Ok(Vec::new());
-        };
-        p.approvals.insert(approval.approver);
-        if p.applied || p.approvals.len() < q {
-            return Ok(Vec::new());
-        }
-        if p.proposal.period != current {
+        if let Some(p) = self.pending.get(&approval.proposal)
+            && p.proposal.period > current
+        {
+            // Agreed time is before the proposal's period: it cannot apply.
             return Err(ResyncError::WrongPeriod {
                 proposed: p.proposal.period,
                 current,
             });
         }
+        self.prune(now);
+        if !self.pending.contains_key(&approval.proposal) {
+            self.early.insert(approval.approver, approval);
+            return Ok(Vec::new());
+        }
+        Ok(self.count(now, approval))
+    }
+
+    /// Counts a verified approval of a pending proposal of the current
+    /// period (the callers check both); applies at quorum, once.
+    fn count(&mut self, now: BlockTime, approval: TimeResyncApproval) -> Vec<ResyncOutput> {
+        let q = self.quorum();
+        let Some(p) = self.pending.get_mut(&approval.proposal) else {
+            return Vec::new();
+        };
+        p.approvals.insert(approval.approver);
+        if p.applied || p.approvals.len() < q {
+            return Vec::new();
+        }
         p.applied = true;
         let step = clamp_step(&self.params, now, p.proposal.period, p.proposal.step_us);
-        Ok(vec![ResyncOutput::Apply(ResyncApplied {
+        vec![ResyncOutput::Apply(ResyncApplied {
             proposal: approval.proposal,
             requested_us: p.proposal.step_us,
             step_us: step,
             approvers: p.approvals.clone(),
-        })])
+        })]
     }
 }
 
@@ -344,6 +371,6 @@ pub fn clamp_step(params: &ChainParams, now: BlockTime, period: PayoutPeriod, st
     crate::rounds::clamp_i64(step)
 }
 
-fn broadcast(m: ResyncMsg) -> ResyncOutput {
-    ResyncOutput::Broadcast(Box::new(m))
+fn broadcast(msg: ResyncMsg) -> ResyncOutput {
+    ResyncOutput::Broadcast { msg: Box::new(msg) }
 }

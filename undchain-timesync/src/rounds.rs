@@ -1,209 +1,304 @@
-//! The round engine behind [`crate::Bootstrap`] and [`crate::Running`]: one
-//! Welch-Lynch round probes every member, collects for a window, then sets
-//! the correction to the fault-tolerant midpoint of the readings, one's own
-//! included (docs/PROTOCOL.md "Time consensus", *Rounds*).
+//! [`TimeSync`]: the time machine of one active validator, from the first
+//! bootstrap round to the running network's periodic rounds
+//! (docs/PROTOCOL.md "Time consensus", *Rounds*).
+//!
+//! A Welch-Lynch round probes every other member, collects replies for
+//! [`SyncConfig::collect_us`], then sets the correction to the
+//! fault-tolerant midpoint of every member's reading, one's own included.
+//! The machine is in one of two phases, the one its replies state
+//! ([`TimePhase`]):
+//!
+//! * **Bootstrap** (design notes, validator story item 2): the network's
+//!   time is being brought online. The clock starts at the local clock
+//!   (correction 0) and rounds run back to back; one round at least halves
+//!   the honest spread (plus the reading error). Once the kept readings'
+//!   spread is small ([`SyncConfig::bootstrap_target_spread_us`], or after
+//!   [`SyncConfig::bootstrap_max_rounds`] successful rounds) the machine
+//!   announces its clock ([`Output::Synced`]), forgets the bootstrap's
+//!   probes and turns itself into a running machine at the same instant:
+//!   the host swaps nothing.
+//! * **Running** (`Synced`): a round starts at every multiple of
+//!   [`SyncConfig::period_us`] of agreed time, so all honest validators
+//!   start within their skew of one another, and only `Synced` readings
+//!   count. A result ([`Output::Adjusted`]) moves the logical clock; the
+//!   host slews its [`crate::BlockClock`] towards it, and only a
+//!   quorum-approved resync ([`crate::Resync`], [`TimeSync::apply_step`])
+//!   steps it.
+//!
+//! With reading error at most `u/2` (one-way delays in `[a, a+u]`) and drift
+//! at most `rho`, the honest clocks stay within `3u + 4 rho R` of each other
+//! (`R` the period): one round maps skew `y` to at most `(y + u)/2 + u`, and
+//! the clocks drift apart by `2 rho R` between rounds.
+//!
+//! Timers follow the machine vocabulary: [`TimeSync::poll_timeout`] says
+//! when the next probe wave, round end or round start is due, and
+//! [`TimeSync::handle_timeout`] does what is due at `now` (calling it early
+//! does nothing).
 
 use std::collections::BTreeSet;
 
+use undchain_types::LocalTime;
 use undchain_types::msg::{TimePhase, TimeProbe, TimeReply};
 
-use crate::agree::{AgreeError, Reading, agree_among};
-use crate::exchange::{ExchangeError, Output, Prober, RoundResult, SyncConfig, TimeMsg, reply_to};
+use crate::agree::{Reading, agree_among};
+use crate::exchange::{
+    Collecting, ConfigError, ExchangeError, Output, Prober, RoundResult, SyncConfig, SyncEvent,
+    TimeMsg, reply_to,
+};
 
-/// How rounds are scheduled.
+/// What the machine waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Back to back, from the local clock; replies say `Bootstrap`.
-    Bootstrap,
-    /// At every multiple of `period_us` of agreed time; replies say `Synced`.
-    Running,
-    /// No more rounds (bootstrap finished, waiting to be turned into a
-    /// running machine); replies say `Synced`.
-    Halted,
+enum Schedule {
+    /// [`TimeSync::start`] has not been called.
+    NotStarted,
+    /// The next round starts at local time `start_at`.
+    Idle { start_at: LocalTime },
+    /// A round is probing and collecting replies.
+    Collecting(Collecting),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle { start_at: i64 },
-    Collecting { started: i64, sent: u8 },
-    Halted,
-}
-
+/// The time machine of one active validator: bootstrap, then running.
 #[derive(Debug, Clone)]
-pub(crate) struct Engine<P> {
-    pub(crate) me: P,
-    pub(crate) members: BTreeSet<P>,
-    pub(crate) cfg: SyncConfig,
-    pub(crate) correction: i64,
-    pub(crate) round: u64,
-    pub(crate) mode: Mode,
+pub struct TimeSync<P> {
+    me: P,
+    members: BTreeSet<P>,
+    cfg: SyncConfig,
+    correction: i64,
+    round: u64,
+    phase: TimePhase,
     prober: Prober<P>,
-    state: State,
+    schedule: Schedule,
     /// The period boundary (index) of the last scheduled running round.
     last_boundary: Option<i128>,
+    /// Successful bootstrap rounds so far.
+    bootstrap_successes: u32,
+    synced: Option<RoundResult>,
 }
 
-impl<P: Ord + Clone> Engine<P> {
-    pub(crate) fn new(
+impl<P: Ord + Clone> TimeSync<P> {
+    /// The machine of `me` among the active validators `members` (`me`
+    /// included) bringing a new network's time online: it starts in the
+    /// bootstrap phase with the local clock (correction 0). `nonce_seed` is
+    /// fresh randomness for probe nonces.
+    pub fn bootstrap(
+        me: P,
+        members: BTreeSet<P>,
+        cfg: SyncConfig,
+        nonce_seed: u64,
+    ) -> Result<Self, ConfigError> {
+        Self::new(me, members, cfg, 0, nonce_seed, TimePhase::Bootstrap)
+    }
+
+    /// The machine of `me` among `members` (`me` included) whose clock
+    /// already agrees with the network's: agreed time is `local +
+    /// correction`, the correction coming from [`crate::Join`] or from
+    /// storage. It starts in the running phase.
+    pub fn running(
         me: P,
         members: BTreeSet<P>,
         cfg: SyncConfig,
         correction: i64,
         nonce_seed: u64,
-        mode: Mode,
-    ) -> Result<Self, crate::ConfigError> {
+    ) -> Result<Self, ConfigError> {
+        Self::new(me, members, cfg, correction, nonce_seed, TimePhase::Synced)
+    }
+
+    fn new(
+        me: P,
+        members: BTreeSet<P>,
+        cfg: SyncConfig,
+        correction: i64,
+        nonce_seed: u64,
+        phase: TimePhase,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         if !members.contains(&me) {
-            return Err(crate::ConfigError::Members);
+            return Err(ConfigError::Members);
         }
-        Ok(Engine {
-            prober: Prober::new(&cfg, nonce_seed, mode == Mode::Bootstrap),
+        Ok(TimeSync {
+            prober: Prober::new(&cfg, nonce_seed, phase == TimePhase::Bootstrap),
             me,
             members,
             cfg,
             correction,
             round: 0,
-            mode,
-            state: State::Halted,
+            phase,
+            schedule: Schedule::NotStarted,
             last_boundary: None,
+            bootstrap_successes: 0,
+            synced: None,
         })
     }
 
-    fn phase(&self) -> TimePhase {
-        match self.mode {
-            Mode::Bootstrap => TimePhase::Bootstrap,
-            Mode::Running | Mode::Halted => TimePhase::Synced,
+    /// Schedules the first round from local time `now`: at once in the
+    /// bootstrap phase (the outputs are its probes), at the next period
+    /// boundary of agreed time in the running phase.
+    pub fn start(&mut self, now: LocalTime) -> Vec<Output<P>> {
+        self.schedule = Schedule::Idle {
+            start_at: self.next_start(now),
+        };
+        self.handle_timeout(now)
+    }
+
+    /// A probe arrived at local time `now`: the reply carries this
+    /// validator's clock and phase (tentative while bootstrapping). Anyone
+    /// may probe (a joining validator is not a member yet); the transport
+    /// rate-limits.
+    pub fn handle_probe(&self, now: LocalTime, from: P, probe: &TimeProbe) -> Vec<Output<P>> {
+        vec![Output::Send {
+            to: from,
+            msg: TimeMsg::Reply(reply_to(probe, now, now, self.correction, self.phase)),
+        }]
+    }
+
+    /// A reply arrived at local time `now`. It is refused, changing
+    /// nothing, when the sender is not another member, when it answers no
+    /// outstanding probe, and (in the running phase) when its reading is a
+    /// bootstrap one ([`ExchangeError::NotSynced`]).
+    pub fn handle_reply(
+        &mut self,
+        now: LocalTime,
+        from: P,
+        reply: &TimeReply,
+    ) -> Result<(), ExchangeError> {
+        if from == self.me || !self.members.contains(&from) {
+            return Err(ExchangeError::NotMember);
         }
+        self.prober
+            .handle_reply(now, &from, reply, &self.cfg.limits)
+    }
+
+    /// When the machine next wants [`Self::handle_timeout`]: the next wave
+    /// of probes, the end of collection or the next round's start. `None`
+    /// before [`Self::start`].
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
+        match self.schedule {
+            Schedule::NotStarted => None,
+            Schedule::Idle { start_at } => Some(start_at),
+            Schedule::Collecting(c) => Some(c.wake_at(&self.cfg)),
+        }
+    }
+
+    /// Does what is due at local time `now` (calling early does nothing).
+    /// A finished round yields [`Output::Adjusted`], the bootstrap's last
+    /// one [`Output::Synced`], a failed one [`SyncEvent::RoundFailed`].
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Vec<Output<P>> {
+        let mut out = Vec::new();
+        let mut finished = false;
+        // At most: start a round, finish it, start the next (bootstrap).
+        for _ in 0..3 {
+            match self.schedule {
+                Schedule::NotStarted => break,
+                Schedule::Idle { start_at } => {
+                    if now < start_at {
+                        break;
+                    }
+                    self.begin_round(now, &mut out);
+                }
+                Schedule::Collecting(mut c) => {
+                    if !c.is_over(now, &self.cfg) {
+                        for _ in 0..c.take_due(now, &self.cfg) {
+                            self.probe_others(now, &mut out);
+                        }
+                        self.schedule = Schedule::Collecting(c);
+                        break;
+                    }
+                    // A probe still due now could only be answered after
+                    // its round is computed: it is not sent.
+                    if finished {
+                        break;
+                    }
+                    finished = true;
+                    self.finish_round(now, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// A quorum-approved resync step ([`crate::Resync`]) moves the logical
+    /// clock too.
+    pub fn apply_step(&mut self, step_us: i64) {
+        self.correction = self.correction.saturating_add(step_us);
+    }
+
+    /// The active set changed (rotation at a payout-period boundary); a set
+    /// without this validator is refused and changes nothing.
+    pub fn set_members(&mut self, members: BTreeSet<P>) -> Result<(), ConfigError> {
+        if !members.contains(&self.me) {
+            return Err(ConfigError::Members);
+        }
+        self.prober.retain_members(&members);
+        self.members = members;
+        Ok(())
+    }
+
+    /// The logical clock's correction: this validator's clock reads local
+    /// time plus this (tentative while bootstrapping).
+    pub fn correction(&self) -> i64 {
+        self.correction
+    }
+
+    /// The phase this validator's replies state: `Bootstrap` until the
+    /// bootstrap announced its clock, `Synced` after.
+    pub fn phase(&self) -> TimePhase {
+        self.phase
+    }
+
+    /// The announced bootstrap result, once bootstrap finished (`None` for a
+    /// machine built with [`Self::running`]).
+    pub fn synced(&self) -> Option<RoundResult> {
+        self.synced
+    }
+
+    /// Rounds run so far, bootstrap rounds and failed rounds included.
+    pub fn rounds(&self) -> u64 {
+        self.round
+    }
+
+    /// Whether a round is collecting replies now.
+    pub fn is_collecting(&self) -> bool {
+        matches!(self.schedule, Schedule::Collecting(_))
+    }
+
+    /// The active validators whose clocks this machine agrees with.
+    pub fn members(&self) -> &BTreeSet<P> {
+        &self.members
     }
 
     /// Local time at which the next round starts, seen from `now`. A
     /// running round starts at the next period boundary of agreed time that
     /// has not had a round yet (a correction may move the clock back across
     /// the boundary just used).
-    fn next_start(&mut self, now: i64) -> i64 {
-        match self.mode {
-            Mode::Bootstrap => now,
-            Mode::Running | Mode::Halted => {
-                let period = i128::from(self.cfg.period_us.max(1));
-                let agreed = i128::from(now) + i128::from(self.correction);
-                let mut k = agreed.div_euclid(period) + 1;
-                if let Some(last) = self.last_boundary {
-                    k = k.max(last + 1);
-                }
-                self.last_boundary = Some(k);
-                clamp_i64(k * period - i128::from(self.correction))
-            }
+    fn next_start(&mut self, now: LocalTime) -> LocalTime {
+        if self.phase == TimePhase::Bootstrap {
+            return now;
         }
-    }
-
-    pub(crate) fn start(&mut self, now: i64) -> Vec<Output<P>> {
-        self.state = State::Idle {
-            start_at: self.next_start(now),
-        };
-        self.handle_timer(now).0
-    }
-
-    pub(crate) fn halt(&mut self) {
-        self.mode = Mode::Halted;
-        self.state = State::Halted;
-    }
-
-    pub(crate) fn resume_running(&mut self, now: i64) -> Vec<Output<P>> {
-        self.mode = Mode::Running;
-        self.prober.accept_bootstrap = false;
-        self.start(now)
-    }
-
-    /// Answers any prober (joiners are not members yet).
-    pub(crate) fn handle_probe(&self, now: i64, from: P, probe: &TimeProbe) -> Vec<Output<P>> {
-        vec![Output::Send {
-            to: from,
-            msg: TimeMsg::Reply(reply_to(probe, now, now, self.correction, self.phase())),
-        }]
-    }
-
-    pub(crate) fn handle_reply(&mut self, now: i64, from: P, reply: &TimeReply) -> Vec<Output<P>> {
-        if from == self.me || !self.members.contains(&from) {
-            return vec![Output::Refused {
-                from,
-                error: ExchangeError::NotMember,
-            }];
+        let period = i128::from(self.cfg.period_us.max(1));
+        let agreed = i128::from(now.micros()) + i128::from(self.correction);
+        let mut k = agreed.div_euclid(period) + 1;
+        if let Some(last) = self.last_boundary {
+            k = k.max(last + 1);
         }
-        match self
-            .prober
-            .handle_reply(now, &from, reply, &self.cfg.limits)
-        {
-            Ok(()) => Vec::new(),
-            Err(error) => vec![Output::Refused { from, error }],
-        }
+        self.last_boundary = Some(k);
+        LocalTime(clamp_i64(k * period - i128::from(self.correction)))
     }
 
-    fn begin_round(&mut self, now: i64, out: &mut Vec<Output<P>>) {
-        self.prober.new_round(now);
-        let me = self.me.clone();
+    fn probe_others(&mut self, now: LocalTime, out: &mut Vec<Output<P>>) {
+        let me = &self.me;
         self.prober
-            .probe_all(now, self.members.iter().filter(|p| **p != me), out);
-        self.state = State::Collecting {
-            started: now,
-            sent: 1,
-        };
+            .probe_all(now, self.members.iter().filter(|p| *p != me), out);
     }
 
-    /// Does what is due at `now`; returns the outputs and, if a round ended,
-    /// its outcome (the correction is already updated on success).
-    pub(crate) fn handle_timer(
-        &mut self,
-        now: i64,
-    ) -> (Vec<Output<P>>, Option<Result<RoundResult, AgreeError>>) {
-        let mut out = Vec::new();
-        let mut outcome = None;
-        // At most: start a round, finish it, start the next (bootstrap).
-        for _ in 0..3 {
-            match self.state {
-                State::Halted => break,
-                State::Idle { start_at } => {
-                    if now < start_at {
-                        break;
-                    }
-                    self.begin_round(now, &mut out);
-                }
-                State::Collecting { started, sent } => {
-                    let mut sent = sent;
-                    while sent < self.cfg.probes_per_round
-                        && i128::from(now)
-                            >= i128::from(started)
-                                + i128::from(sent) * i128::from(self.cfg.probe_spacing_us)
-                    {
-                        let me = self.me.clone();
-                        self.prober.probe_all(
-                            now,
-                            self.members.iter().filter(|p| **p != me),
-                            &mut out,
-                        );
-                        sent += 1;
-                    }
-                    self.state = State::Collecting { started, sent };
-                    if i128::from(now) < i128::from(started) + i128::from(self.cfg.collect_us) {
-                        break;
-                    }
-                    if outcome.is_some() {
-                        break;
-                    }
-                    outcome = Some(self.finish_round(now, &mut out));
-                }
-            }
-        }
-        if let Some(at) = self.wake_at() {
-            out.push(Output::SetTimer { at_local_us: at });
-        }
-        (out, outcome)
+    fn begin_round(&mut self, now: LocalTime, out: &mut Vec<Output<P>>) {
+        self.prober.new_round(now);
+        self.probe_others(now, out);
+        self.schedule = Schedule::Collecting(Collecting::begun(now));
     }
 
-    fn finish_round(
-        &mut self,
-        now: i64,
-        out: &mut Vec<Output<P>>,
-    ) -> Result<RoundResult, AgreeError> {
+    /// Computes the round from the readings collected and schedules the
+    /// next one.
+    fn finish_round(&mut self, now: LocalTime, out: &mut Vec<Output<P>>) {
         let mut readings = self.prober.readings(now, self.cfg.limits.drift_ppm);
         readings.push(Reading {
             peer: self.me.clone(),
@@ -212,53 +307,44 @@ impl<P: Ord + Clone> Engine<P> {
         });
         let round = self.round;
         self.round += 1;
-        let result = agree_among(&readings, self.members.len(), self.cfg.method).map(|a| {
-            self.correction = a.value;
-            RoundResult {
-                round,
-                correction: a.value,
-                agreement: a,
+        match agree_among(&readings, self.members.len(), self.cfg.method) {
+            Ok(agreement) => {
+                self.correction = agreement.value;
+                let result = RoundResult {
+                    round,
+                    correction: agreement.value,
+                    agreement,
+                };
+                let o = self.conclude(now, result);
+                out.push(o);
             }
-        });
-        if let Err(error) = result {
-            out.push(Output::RoundFailed { round, error });
+            Err(error) => out.push(Output::Event(SyncEvent::RoundFailed { round, error })),
         }
-        self.state = State::Idle {
+        self.schedule = Schedule::Idle {
             start_at: self.next_start(now),
         };
-        result
     }
 
-    fn wake_at(&self) -> Option<i64> {
-        match self.state {
-            State::Halted => None,
-            State::Idle { start_at } => Some(start_at),
-            State::Collecting { started, sent } => {
-                let end = i128::from(started) + i128::from(self.cfg.collect_us);
-                let next_probe = if sent < self.cfg.probes_per_round {
-                    i128::from(started) + i128::from(sent) * i128::from(self.cfg.probe_spacing_us)
-                } else {
-                    end
-                };
-                Some(clamp_i64(next_probe.min(end)))
+    /// What a successful round means in this phase; the bootstrap's last
+    /// round hands over to the running phase.
+    fn conclude(&mut self, now: LocalTime, result: RoundResult) -> Output<P> {
+        if self.phase == TimePhase::Bootstrap {
+            self.bootstrap_successes += 1;
+            if result.agreement.spread_us <= self.cfg.bootstrap_target_spread_us
+                || self.bootstrap_successes >= self.cfg.bootstrap_max_rounds
+            {
+                self.phase = TimePhase::Synced;
+                self.prober.accept_bootstrap = false;
+                self.prober.new_round(now);
+                self.synced = Some(result);
+                return Output::Synced(result);
             }
         }
-    }
-
-    pub(crate) fn set_members(&mut self, members: BTreeSet<P>) -> Result<(), crate::ConfigError> {
-        if !members.contains(&self.me) {
-            return Err(crate::ConfigError::Members);
-        }
-        self.prober.retain_members(&members);
-        self.members = members;
-        Ok(())
-    }
-
-    pub(crate) fn is_collecting(&self) -> bool {
-        matches!(self.state, State::Collecting { .. })
+        Output::Adjusted(result)
     }
 }
 
+/// `v` saturated into the i64 range.
 pub(crate) fn clamp_i64(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }

@@ -18,6 +18,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use undchain_types::LocalTime;
+
 /// Parts per million: the unit of drift rates.
 pub const PPM: i128 = 1_000_000;
 
@@ -52,39 +54,39 @@ pub enum SampleError {
     /// own clock went backwards or the timestamps are mixed up.
     #[error("round trip runs backwards: t1 = {t1}, t4 = {t4}")]
     RoundTripReversed {
-        /// Probe send time.
+        /// When the probe left, on the prober's local clock.
         t1: i64,
-        /// Reply receive time.
+        /// When the reply arrived, on the prober's local clock.
         t4: i64,
     },
     /// The replier claims to have sent before it received (`t3 < t2`).
     #[error("replier's timestamps run backwards: t2 = {t2}, t3 = {t3}")]
     ReplierReversed {
-        /// Replier receive time.
+        /// When the probe arrived, on the replier's local clock.
         t2: i64,
-        /// Replier send time.
+        /// When the reply left, on the replier's local clock.
         t3: i64,
     },
     /// The replier claims to have held the probe longer than the whole
     /// round trip took: `(t4 - t1) - (t3 - t2) < 0`.
     #[error("negative delay {delay_us} us: replier's hold time exceeds the round trip")]
     NegativeDelay {
-        /// The computed delay.
+        /// The delay the four timestamps give, microseconds (negative).
         delay_us: i128,
     },
     /// The round trip is longer than [`SampleLimits::max_delay_us`].
     #[error("absurd delay {delay_us} us (limit {max_us} us)")]
     AbsurdDelay {
-        /// The computed delay.
+        /// The delay the four timestamps give, microseconds.
         delay_us: i128,
-        /// The limit.
+        /// The longest round trip believed, microseconds.
         max_us: u64,
     },
     /// The timestamps are so far apart that the offset does not fit the
     /// clock's range (about 146,000 years).
     #[error("offset out of range: twice the offset is {offset_x2}")]
     OffsetOutOfRange {
-        /// The computed doubled offset.
+        /// Twice the offset the four timestamps give, microseconds.
         offset_x2: i128,
     },
 }
@@ -101,7 +103,7 @@ pub struct Sample {
     /// over the exchange.
     pub error_us: u64,
     /// When the sample was taken: `t4`, the prober's local clock.
-    pub at_us: i64,
+    pub at: LocalTime,
 }
 
 impl Sample {
@@ -148,7 +150,7 @@ impl Sample {
             offset_x2,
             delay_us,
             error_us: (delay_us / 2).saturating_add(1).saturating_add(drift),
-            at_us: t4,
+            at: LocalTime(t4),
         })
     }
 
@@ -158,10 +160,10 @@ impl Sample {
         self.offset_x2.div_euclid(2)
     }
 
-    /// The error bound at local time `now_us`: the bound at the exchange
-    /// plus both clocks' drift since (an old sample grows stale).
-    pub fn error_at(&self, now_us: i64, drift_ppm: u32) -> u64 {
-        let age = (i128::from(now_us) - i128::from(self.at_us)).max(0);
+    /// The error bound at local time `now`: the bound at the exchange plus
+    /// both clocks' drift since (an old sample grows stale).
+    pub fn error_at(&self, now: LocalTime, drift_ppm: u32) -> u64 {
+        let age = (i128::from(now.micros()) - i128::from(self.at.micros())).max(0);
         self.error_us.saturating_add(drift_us(age, drift_ppm))
     }
 }
@@ -196,8 +198,8 @@ impl<P: Ord + Clone> SampleWindow<P> {
         }
     }
 
-    /// Records a sample of `peer`; the oldest is dropped past the per-peer
-    /// cap.
+    /// Records a sample of `peer`; past the per-peer cap the peer's oldest
+    /// sample is dropped.
     pub fn insert(&mut self, peer: P, sample: Sample) {
         let q = self.samples.entry(peer).or_default();
         if q.len() >= self.per_peer {
@@ -207,22 +209,22 @@ impl<P: Ord + Clone> SampleWindow<P> {
     }
 
     /// The lowest-delay sample of `peer` taken within the window before
-    /// `now_us` (ties: the newest).
-    pub fn best(&self, peer: &P, now_us: i64) -> Option<Sample> {
-        let oldest = i128::from(now_us) - i128::from(self.window_us);
+    /// `now` (ties: the newest).
+    pub fn best(&self, peer: &P, now: LocalTime) -> Option<Sample> {
+        let oldest = i128::from(now.micros()) - i128::from(self.window_us);
         self.samples
             .get(peer)?
             .iter()
-            .filter(|s| i128::from(s.at_us) >= oldest && s.at_us <= now_us)
-            .min_by(|a, b| a.delay_us.cmp(&b.delay_us).then(b.at_us.cmp(&a.at_us)))
+            .filter(|s| i128::from(s.at.micros()) >= oldest && s.at <= now)
+            .min_by(|a, b| a.delay_us.cmp(&b.delay_us).then(b.at.cmp(&a.at)))
             .copied()
     }
 
-    /// Drops every sample older than the window.
-    pub fn prune(&mut self, now_us: i64) {
-        let oldest = i128::from(now_us) - i128::from(self.window_us);
+    /// Drops every sample older than the window at local time `now`.
+    pub fn prune(&mut self, now: LocalTime) {
+        let oldest = i128::from(now.micros()) - i128::from(self.window_us);
         for q in self.samples.values_mut() {
-            q.retain(|s| i128::from(s.at_us) >= oldest);
+            q.retain(|s| i128::from(s.at.micros()) >= oldest);
         }
         self.samples.retain(|_, q| !q.is_empty());
     }
@@ -249,7 +251,7 @@ mod tests {
             Sample::from_exchange(1_000, 1_600, 1_620, 1_220, &SampleLimits::default()).unwrap();
         assert_eq!(s.offset_us(), 500);
         assert_eq!(s.delay_us, 200);
-        assert_eq!(s.at_us, 1_220);
+        assert_eq!(s.at, LocalTime(1_220));
         assert!(s.error_us >= 100);
     }
 
@@ -285,24 +287,24 @@ mod tests {
             offset_x2: 0,
             delay_us: delay,
             error_us: delay / 2 + 1,
-            at_us: at,
+            at: LocalTime(at),
         };
         w.insert(1u8, s(300, 100));
         w.insert(1u8, s(100, 200));
         w.insert(1u8, s(200, 900));
-        assert_eq!(w.best(&1, 1_000).unwrap().delay_us, 100);
+        assert_eq!(w.best(&1, LocalTime(1_000)).unwrap().delay_us, 100);
         // at 1_250 the 100-us sample (taken at 200) is out of the window
-        assert_eq!(w.best(&1, 1_250).unwrap().delay_us, 200);
-        w.prune(2_000);
-        assert_eq!(w.best(&1, 2_000), None);
+        assert_eq!(w.best(&1, LocalTime(1_250)).unwrap().delay_us, 200);
+        w.prune(LocalTime(2_000));
+        assert_eq!(w.best(&1, LocalTime(2_000)), None);
         assert_eq!(w.peers().count(), 0);
     }
 
     #[test]
     fn error_grows_with_age() {
         let s = Sample::from_exchange(0, 0, 0, 100, &SampleLimits::default()).unwrap();
-        assert_eq!(s.error_at(100, 100), s.error_us);
+        assert_eq!(s.error_at(LocalTime(100), 100), s.error_us);
         // 1 s later at 100 ppm: two clocks diverge by up to 200 us
-        assert_eq!(s.error_at(1_000_100, 100), s.error_us + 200);
+        assert_eq!(s.error_at(LocalTime(1_000_100), 100), s.error_us + 200);
     }
 }

@@ -1,21 +1,23 @@
 //! A seeded precision simulator: `n` validators, `f` of them two-faced
-//! liars, running [`Running`] rounds over a network with random one-way
+//! liars, running [`TimeSync`] rounds over a network with random one-way
 //! delays, with drifting local clocks that start up to a second apart
 //! (docs/BENCHMARKS.md "undchain-timesync: precision simulation").
 //!
-//! It drives the very machines a node runs ([`Bootstrap`], then
-//! [`Running`]); only the network, the clocks and the liars are simulated.
-//! As in a real network the validators first bootstrap (rounds back to
-//! back, from clocks up to a second apart) and then run the `rounds`
-//! periodic rounds; [`SimConfig::bootstrap`] `= false` skips the bootstrap
-//! and starts the periodic rounds straight from the initial offsets. Everything is a function of the seed (a
-//! `splitmix64` stream), so a run replays exactly.
+//! It drives the very machine a node runs ([`TimeSync`]); only the
+//! network, the clocks and the liars are simulated, with the project's
+//! simulation kit (`undchain-sim`: [`SplitMix64`], [`EventQueue`],
+//! [`DriftingClock`]). As in a real network the validators first bootstrap
+//! (rounds back to back, from clocks up to a second apart) and then run the
+//! `rounds` periodic rounds; [`SimConfig::bootstrap`] `= false` skips the
+//! bootstrap and starts the periodic rounds straight from the initial
+//! offsets. Everything is a function of the seed (one [`SplitMix64`]
+//! stream), so a run replays exactly.
 //!
 //! The liars are omniscient and two-faced: to the honest validators whose
 //! clocks are in the upper half they report a clock `liar_push_us` above
 //! the highest honest clock, to the others one as far below the lowest.
 //! This is the adversary that keeps a trimmed mean from converging as fast
-//! as the midpoint (the two-faced test in `tests/agreement_laws.rs`).
+//! as the midpoint (the two-faced test in `tests/it/agreement_laws.rs`).
 //!
 //! Measured: the largest pairwise skew between honest logical clocks
 //! (`local + correction`) over the last half of the periodic rounds,
@@ -24,15 +26,16 @@
 //! inside the range the honest clocks spanned during that round, widened by
 //! the reading error `u/2` and the drift over the round.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
-use undchain_types::msg::TimePhase;
+use undchain_sim::{DriftingClock, EventQueue, SplitMix64};
+use undchain_types::LocalTime;
+use undchain_types::msg::{TimePhase, TimeProbe};
 
 use crate::agree::Method;
-use crate::bootstrap::Bootstrap;
-use crate::exchange::{Output, SyncConfig, TimeMsg, reply_to};
-use crate::running::Running;
+use crate::exchange::{Output, SyncConfig, SyncEvent, TimeMsg, reply_to};
+use crate::rounds::TimeSync;
 use crate::sample::{PPM, SampleLimits};
 
 /// Simulation settings (the `precision_sim` example's flags).
@@ -42,7 +45,7 @@ pub struct SimConfig {
     pub n: usize,
     /// Of them two-faced liars (`--f`).
     pub f: usize,
-    /// The seed (`--seed`).
+    /// The seed every random draw of the run comes from (`--seed`).
     pub seed: u64,
     /// Least one-way delay, microseconds (`--delay-min-us`).
     pub delay_min_us: u64,
@@ -59,9 +62,10 @@ pub struct SimConfig {
     /// How far beyond the honest range the liars report, microseconds.
     pub liar_push_us: u64,
     /// Whether the validators first bring the network online with
-    /// [`Bootstrap`] rounds (back to back) before the `rounds` periodic
-    /// rounds, as a real network does; `false` starts the periodic rounds
-    /// straight from the initial offsets.
+    /// bootstrap rounds (back to back, [`TimeSync::bootstrap`]) before the
+    /// `rounds` periodic rounds, as a real network does; `false` starts the
+    /// periodic rounds straight from the initial offsets
+    /// ([`TimeSync::running`]).
     pub bootstrap: bool,
 }
 
@@ -89,24 +93,24 @@ pub enum SimError {
     /// `n` outside 1..=64 or no honest validator.
     #[error("n = {n}, f = {f}: need 1 <= n <= 64 and f < n")]
     Size {
-        /// Validators.
+        /// The number of validators asked for.
         n: usize,
-        /// Liars.
+        /// How many of them were to be liars.
         f: usize,
     },
     /// `delay_min_us > delay_max_us`, or delays above 10 s.
     #[error("delays [{min}, {max}] us: need min <= max <= 10 s")]
     Delays {
-        /// Least delay.
+        /// The least one-way delay asked for, microseconds.
         min: u64,
-        /// Largest delay.
+        /// The largest one-way delay asked for, microseconds.
         max: u64,
     },
     /// A round period too short for the probing and the delays, or above
     /// one day.
     #[error("resync period {ms} ms is too short for the delays, or above one day")]
     Period {
-        /// The period.
+        /// The round period asked for, milliseconds.
         ms: u64,
     },
     /// Zero or more than 100,000 rounds.
@@ -120,14 +124,14 @@ pub enum SimError {
     Config(#[from] crate::exchange::ConfigError),
 }
 
-/// One method's result.
+/// What one run with one agreement method measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimReport {
-    /// The method.
+    /// The agreement method the run used.
     pub method: Method,
     /// Largest pairwise honest skew over the last half of the rounds, us.
     pub max_honest_skew_us: u64,
-    /// `3u + 4 rho R`.
+    /// The precision bound `3u + 4 rho R` for the run's settings, us.
     pub bound_us: u64,
     /// Whether every round result stayed inside the honest range.
     pub within_honest_range: bool,
@@ -161,64 +165,13 @@ pub fn bound_us(cfg: &SimConfig) -> u64 {
     u64::try_from(3 * u + drift).unwrap_or(u64::MAX)
 }
 
-/// A `splitmix64` stream: the simulator's only source of randomness.
-#[derive(Debug, Clone)]
-pub struct SimRng(u64);
-
-impl SimRng {
-    /// A stream from `seed`.
-    pub fn new(seed: u64) -> Self {
-        SimRng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        crate::exchange::splitmix64(&mut self.0)
-    }
-
-    /// Uniform in `lo..=hi` (`lo <= hi`).
-    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
-        // 128-bit multiply-shift: unbiased enough for a simulator.
-        let pick = (u128::from(self.next_u64()) * span) >> 64;
-        (i128::from(lo) + pick as i128) as i64
-    }
-}
-
-/// A drifting local clock: `base + t + drift * t / 1e6` at real time `t`.
-#[derive(Debug, Clone, Copy)]
-struct LocalClock {
-    base: i64,
-    drift_ppm: i64,
-}
-
-impl LocalClock {
-    fn at(&self, t: i64) -> i64 {
-        let t = i128::from(t);
-        let v = i128::from(self.base) + t + (i128::from(self.drift_ppm) * t).div_euclid(PPM);
-        v as i64
-    }
-
-    /// The first real time at which the clock reads at least `local`.
-    fn real_at(&self, local: i64, not_before: i64) -> i64 {
-        let num = (i128::from(local) - i128::from(self.base)) * PPM;
-        let mut t = num.div_euclid(PPM + i128::from(self.drift_ppm)) as i64;
-        while self.at(t) < local {
-            t += 1;
-        }
-        while t > not_before && self.at(t - 1) >= local {
-            t -= 1;
-        }
-        t.max(not_before)
-    }
-}
-
+/// What the simulator's event queue holds, in virtual time.
 #[derive(Debug, Clone)]
 enum Ev {
-    Timer {
-        node: usize,
-        at_local: i64,
-    },
+    /// Honest `node`'s timer for local time `at_local` (stale if the node
+    /// has armed another since).
+    Timer { node: usize, at_local: i64 },
+    /// A message arrives at `to`.
     Deliver {
         to: usize,
         from: usize,
@@ -226,39 +179,10 @@ enum Ev {
     },
 }
 
-/// A validator's machine: bootstrap, then running.
-enum Machine {
-    Boot(Box<Bootstrap<usize>>),
-    Run(Box<Running<usize>>),
-    /// Transient, while bootstrap hands over.
-    Gone,
-}
-
-impl Machine {
-    fn correction(&self) -> i64 {
-        match self {
-            Machine::Boot(m) => m.correction(),
-            Machine::Run(m) => m.correction(),
-            Machine::Gone => 0,
-        }
-    }
-
-    fn is_collecting(&self) -> bool {
-        match self {
-            Machine::Boot(m) => m.is_collecting(),
-            Machine::Run(m) => m.is_collecting(),
-            Machine::Gone => false,
-        }
-    }
-
-    fn is_running(&self) -> bool {
-        matches!(self, Machine::Run(_))
-    }
-}
-
 struct Honest {
-    clock: LocalClock,
-    machine: Machine,
+    clock: DriftingClock,
+    machine: TimeSync<usize>,
+    /// The local time the node's timer is armed for.
     timer: Option<i64>,
     completed: u64,
     /// Range of honest `clock - real time` seen during the current round.
@@ -269,10 +193,10 @@ struct Honest {
 
 struct World {
     cfg: SimConfig,
-    rng: SimRng,
+    rng: SplitMix64,
     honest: Vec<Honest>,
-    queue: BTreeMap<(i64, u64), Ev>,
-    seq: u64,
+    /// Events by virtual time (microseconds from the run's start).
+    queue: EventQueue<Ev, i64>,
     now: i64,
     tol: i128,
     half: u64,
@@ -304,8 +228,10 @@ pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
     }
 }
 
-/// Runs the simulation for one method.
-pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
+/// Refuses settings the simulator cannot run, then derives the machine
+/// configuration ([`sync_config`]) and refuses it too if the machines
+/// would.
+fn checked_sync_config(cfg: &SimConfig, method: Method) -> Result<SyncConfig, SimError> {
     if cfg.n == 0 || cfg.n > 64 || cfg.f >= cfg.n {
         return Err(SimError::Size { n: cfg.n, f: cfg.f });
     }
@@ -328,68 +254,18 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
     if sync.validate().is_err() {
         return Err(SimError::Period { ms: cfg.resync_ms });
     }
-    let mut rng = SimRng::new(cfg.seed);
-    let h = cfg.n - cfg.f;
-    let members: BTreeSet<usize> = (0..cfg.n).collect();
-    let epoch: i64 = 1_700_000_000_000_000;
-    let spread = i64::try_from(cfg.max_initial_offset_us).unwrap_or(i64::MAX / 4);
-    let rho = i64::from(cfg.drift_ppm);
-    let mut honest = Vec::with_capacity(h);
-    for i in 0..h {
-        let clock = LocalClock {
-            base: epoch + rng.range(0, spread),
-            drift_ppm: rng.range(-rho, rho),
-        };
-        let seed = rng.next_u64();
-        let machine = if cfg.bootstrap {
-            Machine::Boot(Box::new(Bootstrap::new(
-                i,
-                members.clone(),
-                sync.clone(),
-                seed,
-            )?))
-        } else {
-            Machine::Run(Box::new(Running::new(
-                i,
-                members.clone(),
-                sync.clone(),
-                0,
-                seed,
-            )?))
-        };
-        honest.push(Honest {
-            clock,
-            machine,
-            timer: None,
-            completed: 0,
-            hull: None,
-            prev: 0,
-        });
-    }
-    let u = i128::from(cfg.delay_max_us - cfg.delay_min_us);
-    let drift_span = i128::from(sync.collect_us) + 4 * i128::from(cfg.delay_max_us);
-    let tol = u / 2 + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
-    let mut w = World {
-        cfg: cfg.clone(),
-        rng,
-        honest,
-        queue: BTreeMap::new(),
-        seq: 0,
-        now: 0,
-        tol,
-        half: u64::from(cfg.rounds / 2),
-        max_skew: 0,
-        within: true,
-        failed: 0,
-    };
-    for i in 0..h {
-        let local = w.honest[i].clock.at(0);
-        let out = match &mut w.honest[i].machine {
-            Machine::Boot(m) => m.start(local),
-            Machine::Run(m) => m.start(local),
-            Machine::Gone => Vec::new(),
-        };
+    Ok(sync)
+}
+
+/// Runs the simulation for one method.
+pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
+    let sync = checked_sync_config(cfg, method)?;
+    let mut w = World::new(cfg, &sync)?;
+    for i in 0..w.honest.len() {
+        let local = LocalTime(w.honest[i].clock.at(0));
+        let out = w.honest[i].machine.start(local);
         w.handle_outputs(i, out);
+        w.arm(i);
     }
     let target = u64::from(cfg.rounds);
     let deadline = i64::try_from(
@@ -397,7 +273,7 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
             + u128::from(cfg.max_initial_offset_us) * 2,
     )
     .unwrap_or(i64::MAX);
-    while let Some(((t, _), ev)) = w.queue.pop_first() {
+    while let Some((t, ev)) = w.queue.pop() {
         if t > deadline || w.honest.iter().all(|n| n.completed >= target) {
             break;
         }
@@ -417,14 +293,74 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
 }
 
 impl World {
-    fn push(&mut self, t: i64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((t, self.seq), ev);
+    /// The honest validators' clocks and machines, drawn from the seed.
+    fn new(cfg: &SimConfig, sync: &SyncConfig) -> Result<World, SimError> {
+        let mut rng = SplitMix64::new(cfg.seed);
+        let h = cfg.n - cfg.f;
+        let members: BTreeSet<usize> = (0..cfg.n).collect();
+        let epoch: i64 = 1_700_000_000_000_000;
+        let spread = i64::try_from(cfg.max_initial_offset_us).unwrap_or(i64::MAX / 4);
+        let rho = i64::from(cfg.drift_ppm);
+        let mut honest = Vec::with_capacity(h);
+        for i in 0..h {
+            let clock = DriftingClock {
+                base: epoch + rng.range_i64(0, spread),
+                drift_ppm: rng.range_i64(-rho, rho),
+            };
+            let seed = rng.next_u64();
+            let machine = if cfg.bootstrap {
+                TimeSync::bootstrap(i, members.clone(), sync.clone(), seed)?
+            } else {
+                TimeSync::running(i, members.clone(), sync.clone(), 0, seed)?
+            };
+            honest.push(Honest {
+                clock,
+                machine,
+                timer: None,
+                completed: 0,
+                hull: None,
+                prev: 0,
+            });
+        }
+        let u = i128::from(cfg.delay_max_us - cfg.delay_min_us);
+        let drift_span = i128::from(sync.collect_us) + 4 * i128::from(cfg.delay_max_us);
+        let tol = u / 2 + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
+        Ok(World {
+            cfg: cfg.clone(),
+            rng,
+            honest,
+            queue: EventQueue::new(),
+            now: 0,
+            tol,
+            half: u64::from(cfg.rounds / 2),
+            max_skew: 0,
+            within: true,
+            failed: 0,
+        })
     }
 
     fn delay(&mut self) -> i64 {
         let (a, b) = (self.cfg.delay_min_us, self.cfg.delay_max_us);
-        self.rng.range(a as i64, b as i64)
+        self.rng.range_i64(a as i64, b as i64)
+    }
+
+    /// Honest node `i`'s local clock now.
+    fn local(&self, i: usize) -> LocalTime {
+        LocalTime(self.honest[i].clock.at(self.now))
+    }
+
+    /// Arms honest node `i`'s timer for what its machine asks
+    /// ([`TimeSync::poll_timeout`]), if that changed.
+    fn arm(&mut self, i: usize) {
+        let want = self.honest[i].machine.poll_timeout().map(LocalTime::micros);
+        if want == self.honest[i].timer {
+            return;
+        }
+        self.honest[i].timer = want;
+        if let Some(at_local) = want {
+            let t = self.honest[i].clock.real_at(at_local, self.now);
+            self.queue.push(t, Ev::Timer { node: i, at_local });
+        }
     }
 
     /// `clock - real time` of honest node `i`, with an optional override of
@@ -465,25 +401,26 @@ impl World {
                     return;
                 }
                 self.honest[node].timer = None;
-                let local = self.honest[node].clock.at(self.now);
-                let out = match &mut self.honest[node].machine {
-                    Machine::Boot(m) => m.handle_timer(local),
-                    Machine::Run(m) => m.handle_timer(local),
-                    Machine::Gone => Vec::new(),
-                };
+                let local = self.local(node);
+                let out = self.honest[node].machine.handle_timeout(local);
                 self.handle_outputs(node, out);
+                self.arm(node);
             }
             Ev::Deliver { to, from, msg } => {
                 if to < self.honest.len() {
-                    let local = self.honest[to].clock.at(self.now);
-                    let out = match (&mut self.honest[to].machine, &msg) {
-                        (Machine::Boot(m), TimeMsg::Probe(p)) => m.handle_probe(local, from, p),
-                        (Machine::Run(m), TimeMsg::Probe(p)) => m.handle_probe(local, from, p),
-                        (Machine::Boot(m), TimeMsg::Reply(r)) => m.handle_reply(local, from, r),
-                        (Machine::Run(m), TimeMsg::Reply(r)) => m.handle_reply(local, from, r),
-                        (Machine::Gone, _) => Vec::new(),
+                    let local = self.local(to);
+                    let m = &mut self.honest[to].machine;
+                    let out = match &msg {
+                        TimeMsg::Probe(p) => m.handle_probe(local, from, p),
+                        // A refused reply changes nothing; the simulator
+                        // has no perception score to lower.
+                        TimeMsg::Reply(r) => {
+                            let _ = m.handle_reply(local, from, r);
+                            Vec::new()
+                        }
                     };
                     self.handle_outputs(to, out);
+                    self.arm(to);
                 } else if let TimeMsg::Probe(p) = msg {
                     self.lie(to, from, &p);
                 }
@@ -492,7 +429,7 @@ impl World {
     }
 
     /// Liar `liar` answers honest `to`'s probe with a two-faced reading.
-    fn lie(&mut self, liar: usize, to: usize, probe: &undchain_types::msg::TimeProbe) {
+    fn lie(&mut self, liar: usize, to: usize, probe: &TimeProbe) {
         if to >= self.honest.len() {
             return;
         }
@@ -510,10 +447,10 @@ impl World {
         let target_rel = if high { hi + push } else { lo - push };
         let local_to = i128::from(self.honest[to].clock.at(self.now));
         let reading = target_rel + i128::from(self.now) - local_to;
-        let t = local_to as i64;
+        let t = LocalTime(local_to as i64);
         let reply = reply_to(probe, t, t, reading as i64, TimePhase::Synced);
         let d = self.delay();
-        self.push(
+        self.queue.push(
             self.now + d,
             Ev::Deliver {
                 to,
@@ -531,32 +468,25 @@ impl World {
             match o {
                 Output::Send { to, msg } => {
                     let d = self.delay();
-                    self.push(self.now + d, Ev::Deliver { to, from: i, msg });
+                    self.queue
+                        .push(self.now + d, Ev::Deliver { to, from: i, msg });
                 }
-                Output::SetTimer { at_local_us } => {
-                    self.honest[i].timer = Some(at_local_us);
-                    let t = self.honest[i].clock.real_at(at_local_us, self.now);
-                    self.push(
-                        t,
-                        Ev::Timer {
-                            node: i,
-                            at_local: at_local_us,
-                        },
-                    );
+                // A round of the running phase counts towards `rounds`;
+                // bootstrap rounds (the last of which is `Synced`, after
+                // which the machine already runs) do not.
+                Output::Adjusted(_) => {
+                    let running = self.honest[i].machine.phase() == TimePhase::Synced;
+                    self.record_round(i, before, running);
                 }
-                Output::Adjusted(_) => self.record_round(i, before),
-                Output::Synced(_) => {
-                    self.record_round(i, before);
-                    self.hand_over(i);
-                }
-                Output::RoundFailed { .. } => {
+                Output::Synced(_) => self.record_round(i, before, false),
+                Output::Event(SyncEvent::RoundFailed { .. }) => {
                     self.failed += 1;
-                    if self.honest[i].machine.is_running() {
+                    if self.honest[i].machine.phase() == TimePhase::Synced {
                         self.honest[i].completed += 1;
                     }
                     self.honest[i].hull = None;
                 }
-                _ => {}
+                Output::Event(SyncEvent::JoinFailed { .. }) => {}
             }
         }
         if self.honest[i].machine.is_collecting() && self.honest[i].hull.is_none() {
@@ -566,19 +496,7 @@ impl World {
         self.honest[i].prev = self.honest[i].machine.correction();
     }
 
-    /// Bootstrap announced: the validator turns into a running one.
-    fn hand_over(&mut self, i: usize) {
-        let local = self.honest[i].clock.at(self.now);
-        let machine = std::mem::replace(&mut self.honest[i].machine, Machine::Gone);
-        if let Machine::Boot(b) = machine
-            && let Ok((run, out)) = b.into_running(local)
-        {
-            self.honest[i].machine = Machine::Run(Box::new(run));
-            self.handle_outputs(i, out);
-        }
-    }
-
-    fn record_round(&mut self, i: usize, before: i64) {
+    fn record_round(&mut self, i: usize, before: i64, counts: bool) {
         let (lo_b, hi_b, skew_before) = self.skew(Some((i, before)));
         let (lo_a, hi_a, skew_after) = self.skew(None);
         let new_rel = self.rel(i, None);
@@ -588,7 +506,7 @@ impl World {
                 self.within = false;
             }
         }
-        if self.honest[i].machine.is_running() {
+        if counts {
             self.honest[i].completed += 1;
         }
         self.widen_hulls(lo_a.min(lo_b), hi_a.max(hi_b));

@@ -4,15 +4,9 @@
 
 use proptest::prelude::*;
 use undchain_timesync::{BlockClock, position_of};
-use undchain_types::{BlockTime, ChainId, ChainParams, SigningKey};
+use undchain_types::LocalTime;
 
-fn params() -> ChainParams {
-    ChainParams::new(
-        ChainId(1),
-        SigningKey::from_seed([3; 32]).public(),
-        BlockTime(1_000_000),
-    )
-}
+use crate::support::params;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -41,24 +35,24 @@ proptest! {
         ops in prop::collection::vec(op(), 1..200),
     ) {
         let p = params();
-        let mut c = BlockClock::new(&p, start, correction, slew).unwrap();
+        let mut c = BlockClock::new(&p, LocalTime(start), correction, slew).unwrap();
         let mut local = start;
-        let mut last = c.now(local);
+        let mut last = c.now(LocalTime(local));
         let mut base = correction;
         for (dt, op) in ops {
             local += dt; // the local clock may even glitch backwards
             match op {
                 Op::Read => {}
-                Op::Target(d) => c.set_target(local, base + d),
+                Op::Target(d) => c.set_target(LocalTime(local), base + d),
                 Op::Step(s) => {
-                    c.step(local, s);
+                    c.step(LocalTime(local), s);
                     base += s;
                 }
             }
-            let t = c.now(local);
+            let t = c.now(LocalTime(local));
             prop_assert!(t >= last, "{:?} < {:?}", t, last);
             last = t;
-            let pos = c.position(local);
+            let pos = c.position(LocalTime(local));
             prop_assert!(pos.block_start <= pos.time || pos.time < p.genesis_time);
             prop_assert!(pos.time < pos.block_end);
             prop_assert_eq!(pos, position_of(&p, pos.time));
@@ -71,12 +65,12 @@ proptest! {
         slew in 1u32..=1_000,
         reads in prop::collection::vec(1i64..100_000, 1..100),
     ) {
-        let mut c = BlockClock::new(&params(), 0, 0, slew).unwrap();
-        c.set_target(0, gap);
+        let mut c = BlockClock::new(&params(), LocalTime(0), 0, slew).unwrap();
+        c.set_target(LocalTime(0), gap);
         let mut local = 0;
         for dt in reads {
             local += dt;
-            c.now(local);
+            c.now(LocalTime(local));
             let allowed = i128::from(local) * i128::from(slew) / 1_000_000;
             prop_assert!(i128::from(c.correction().abs()) <= allowed);
             prop_assert!(c.correction().abs() <= gap.abs());

@@ -5,7 +5,7 @@
 //! converges too slowly; bootstrap matters; runs replay from the seed.
 
 use undchain_timesync::Method;
-use undchain_timesync::sim::{SimConfig, bound_us, run};
+use undchain_timesync::sim::{SimConfig, SimError, bound_us, run};
 
 #[test]
 fn ftm_stays_within_the_bound_and_the_honest_range_on_default_settings() {
@@ -94,15 +94,25 @@ fn the_same_seed_replays_the_same_run() {
 
 #[test]
 fn impossible_settings_are_refused() {
-    let bad = |f: &dyn Fn(&mut SimConfig)| {
+    // (what is wrong, the error that names it)
+    type Change = fn(&mut SimConfig);
+    let table: [(Change, SimError); 6] = [
+        (|c| c.f = 10, SimError::Size { n: 10, f: 10 }),
+        (|c| c.n = 0, SimError::Size { n: 0, f: 3 }),
+        (
+            |c| c.delay_min_us = 5_000,
+            SimError::Delays {
+                min: 5_000,
+                max: 3_000,
+            },
+        ),
+        (|c| c.rounds = 0, SimError::Rounds(0)),
+        (|c| c.resync_ms = 1, SimError::Period { ms: 1 }),
+        (|c| c.drift_ppm = 5_000, SimError::Drift(5_000)),
+    ];
+    for (change, error) in table {
         let mut c = SimConfig::default();
-        f(&mut c);
-        run(&c, Method::Ftm).is_err()
-    };
-    assert!(bad(&|c| c.f = 10));
-    assert!(bad(&|c| c.n = 0));
-    assert!(bad(&|c| c.delay_min_us = 5_000));
-    assert!(bad(&|c| c.rounds = 0));
-    assert!(bad(&|c| c.resync_ms = 1));
-    assert!(bad(&|c| c.drift_ppm = 5_000));
+        change(&mut c);
+        assert_eq!(run(&c, Method::Ftm), Err(error));
+    }
 }

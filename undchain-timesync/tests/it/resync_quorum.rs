@@ -5,23 +5,13 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use undchain_timesync::{Resync, ResyncError, ResyncMsg, ResyncOutput, clamp_step, position_of};
-use undchain_types::msg::TimeResyncProposal;
-use undchain_types::{
-    BlockTime, ChainId, ChainParams, PayoutPeriod, PublicKey, Signature, SigningKey, quorum,
+use undchain_timesync::{
+    Resync, ResyncError, ResyncEvent, ResyncMsg, ResyncOutput, clamp_step, position_of,
 };
+use undchain_types::msg::TimeResyncProposal;
+use undchain_types::{BlockTime, ChainId, ChainParams, PayoutPeriod, Signature, quorum};
 
-fn key(i: u8) -> SigningKey {
-    SigningKey::from_seed([i.wrapping_add(1); 32])
-}
-
-fn params() -> ChainParams {
-    ChainParams::new(ChainId(7), key(200).public(), BlockTime(1_000_000))
-}
-
-fn active(n: u8) -> BTreeSet<PublicKey> {
-    (0..n).map(|i| key(i).public()).collect()
-}
+use crate::support::{active, key, params};
 
 /// Agreed time `offset` into payout period `p`.
 fn at(params: &ChainParams, p: u64, offset: u64) -> BlockTime {
@@ -129,7 +119,7 @@ proptest! {
             (0..n).map(|i| Resync::new(&params, key(i), active(n), 0)).collect();
         let out = machines[0].propose(now, step).unwrap();
         let proposal = out.iter().find_map(|o| match o {
-            ResyncOutput::Broadcast(m) => match &**m {
+            ResyncOutput::Broadcast { msg } => match &**msg {
                 ResyncMsg::Proposal(p) => Some(p.clone()),
                 ResyncMsg::Approval(_) => None,
             },
@@ -140,8 +130,8 @@ proptest! {
         for m in machines.iter_mut().skip(1) {
             let o = m.handle_proposal(now, &key(0).public(), proposal.clone(), Some(step)).unwrap();
             for x in o {
-                if let ResyncOutput::Broadcast(m) = x
-                    && let ResyncMsg::Approval(a) = *m
+                if let ResyncOutput::Broadcast { msg } = x
+                    && let ResyncMsg::Approval(a) = *msg
                 {
                     approvals.push(a);
                 }
@@ -177,35 +167,41 @@ fn proposals_are_checked_before_anything_counts() {
         p
     };
     let k0 = key(0).public();
-    assert_eq!(
-        m.handle_proposal(now, &k0, with(&|p| p.step_us = 1_000_001), Some(0)),
-        Err(ResyncError::StepTooLarge {
-            step_us: 1_000_001,
-            max_us: 1_000_000
-        })
-    );
-    assert_eq!(
-        m.handle_proposal(now, &k0, with(&|p| p.period = PayoutPeriod(3)), Some(0)),
-        Err(ResyncError::WrongPeriod {
-            proposed: PayoutPeriod(3),
-            current: PayoutPeriod(2)
-        })
-    );
-    assert_eq!(
-        m.handle_proposal(now, &k0, with(&|p| p.chain_id = ChainId(8)), Some(0)),
-        Err(ResyncError::WrongChain)
-    );
-    assert_eq!(
-        m.handle_proposal(now, &key(2).public(), good.clone(), Some(0)),
-        Err(ResyncError::NotProposer)
-    );
-    assert_eq!(
-        m.handle_proposal(now, &k0, with(&|p| p.step_us = 0), Some(0)),
-        Err(ResyncError::ZeroStep)
-    );
+    // (sender, proposal, why refused)
+    let table = [
+        (
+            k0,
+            with(&|p| p.step_us = 1_000_001),
+            ResyncError::StepTooLarge {
+                step_us: 1_000_001,
+                max_us: 1_000_000,
+            },
+        ),
+        (
+            k0,
+            with(&|p| p.period = PayoutPeriod(3)),
+            ResyncError::WrongPeriod {
+                proposed: PayoutPeriod(3),
+                current: PayoutPeriod(2),
+            },
+        ),
+        (
+            k0,
+            with(&|p| p.chain_id = ChainId(8)),
+            ResyncError::WrongChain,
+        ),
+        (key(2).public(), good.clone(), ResyncError::NotProposer),
+        (k0, with(&|p| p.step_us = 0), ResyncError::ZeroStep),
+    ];
+    for (from, proposal, error) in table {
+        assert_eq!(m.handle_proposal(now, &from, proposal, Some(0)), Err(error));
+    }
     // a reference far from the proposal declines
     let out = m.handle_proposal(now, &k0, good.clone(), Some(0)).unwrap();
-    assert!(matches!(out[..], [ResyncOutput::Declined { .. }]));
+    assert!(matches!(
+        out[..],
+        [ResyncOutput::Event(ResyncEvent::Declined { .. })]
+    ));
     // approvals from outside the set and forged ones are refused
     assert_eq!(
         m.handle_approval(now, good.approve(&key(50))),
@@ -217,6 +213,40 @@ fn proposals_are_checked_before_anything_counts() {
         m.handle_approval(now, forged),
         Err(ResyncError::BadSignature)
     );
+}
+
+#[test]
+fn a_refused_proposal_changes_nothing() {
+    // A full pending table refuses a new proposal; the proposer's next id
+    // and the table are as they were, so the same proposal goes through
+    // once a past period's proposals have dropped out.
+    let params = params();
+    let now = at(&params, 0, 10_000_000);
+    let mut m = Resync::new(&params, key(0), active(4), 0);
+    for id in 0..undchain_timesync::resync::MAX_PENDING as u64 {
+        let p = TimeResyncProposal {
+            chain_id: params.chain_id,
+            id,
+            proposer: key(1).public(),
+            period: PayoutPeriod(0),
+            step_us: 1_000,
+        };
+        m.handle_proposal(now, &key(1).public(), p, None).unwrap();
+    }
+    assert_eq!(m.propose(now, 2_000), Err(ResyncError::TooManyPending));
+    let later = at(&params, 1, 10_000_000);
+    let out = m.propose(later, 2_000).unwrap();
+    let ids: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            ResyncOutput::Broadcast { msg } => match &**msg {
+                ResyncMsg::Proposal(p) => Some(p.id),
+                ResyncMsg::Approval(_) => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![0], "the refused proposal used no id");
 }
 
 #[test]

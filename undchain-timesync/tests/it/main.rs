@@ -1,0 +1,12 @@
+//! The time-sync crate's integration tests, one binary: the agreement
+//! laws, the estimator, the block clock, resync, the time machines'
+//! scenarios and the precision simulator, with shared fixtures in
+//! `support`.
+
+mod agreement_laws;
+mod block_clock;
+mod bootstrap_join;
+mod estimator;
+mod precision_sim;
+mod resync_quorum;
+mod support;
