@@ -226,7 +226,8 @@ pub enum TransportEvent {
     Closed {
         /// The peer at the other end.
         peer: PublicKey,
-        /// Why it closed.
+        /// What closed it: the peer, this side, an idle timeout or a
+        /// framing error.
         error: TransportError,
     },
 }
