@@ -7,21 +7,22 @@
 //! [`Liveness`] tracks the last still-active heartbeat of each partner and
 //! reports, in deadline order, those that missed `misses` heartbeats in a
 //! row: a partner whose last heartbeat was at `t` is gone once
-//! `now > t + misses * interval`.
+//! `now > t + misses * interval`. It wakes like every machine: at
+//! [`Liveness::poll_timeout`], through [`Liveness::handle_timeout`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use undchain_types::{ChainParams, PublicKey};
+use undchain_types::{ChainParams, LocalTime, PublicKey};
 
 /// A second at-capacity message inside the cooldown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{peer} sent at-capacity {since_us}us after its last one; the cooldown is {cooldown_us}us")]
 pub struct TooSoon {
-    /// The partner.
+    /// The partner whose message was refused.
     pub peer: PublicKey,
     /// Time since its last accepted at-capacity message, us.
     pub since_us: u64,
-    /// The cooldown, us.
+    /// The cooldown it must wait between two such messages, us.
     pub cooldown_us: u64,
 }
 
@@ -29,11 +30,12 @@ pub struct TooSoon {
 #[derive(Debug, Clone)]
 pub struct CapacityCooldown {
     cooldown_us: u64,
-    last: BTreeMap<PublicKey, u64>,
+    last: BTreeMap<PublicKey, LocalTime>,
 }
 
 impl CapacityCooldown {
-    /// Cooldowns of `cooldown_us`.
+    /// Cooldowns of `cooldown_us` microseconds between two at-capacity
+    /// messages of one partner.
     pub fn new(cooldown_us: u64) -> Self {
         CapacityCooldown {
             cooldown_us,
@@ -46,12 +48,12 @@ impl CapacityCooldown {
         Self::new(params.capacity_cooldown_us)
     }
 
-    /// Records an at-capacity message of `peer` at `now_us`, or refuses it
-    /// inside the cooldown. Entries past their cooldown are pruned, so
-    /// memory holds only partners within one cooldown.
-    pub fn record(&mut self, peer: PublicKey, now_us: u64) -> Result<(), TooSoon> {
+    /// Records an at-capacity message of `peer` at `now`, or refuses it
+    /// (changing nothing) inside the cooldown. Entries past their cooldown
+    /// are pruned, so memory holds only partners within one cooldown.
+    pub fn record(&mut self, peer: PublicKey, now: LocalTime) -> Result<(), TooSoon> {
         if let Some(&t) = self.last.get(&peer) {
-            let since_us = now_us.saturating_sub(t);
+            let since_us = now.since(t);
             if since_us < self.cooldown_us {
                 return Err(TooSoon {
                     peer,
@@ -61,18 +63,17 @@ impl CapacityCooldown {
             }
         }
         let cooldown = self.cooldown_us;
-        self.last
-            .retain(|_, t| now_us.saturating_sub(*t) < cooldown);
-        self.last.insert(peer, now_us);
+        self.last.retain(|_, t| now.since(*t) < cooldown);
+        self.last.insert(peer, now);
         Ok(())
     }
 
-    /// Whether `peer` is at capacity at `now_us` (inside the cooldown of its
+    /// Whether `peer` is at capacity at `now` (inside the cooldown of its
     /// last at-capacity message).
-    pub fn is_at_capacity(&self, peer: &PublicKey, now_us: u64) -> bool {
+    pub fn is_at_capacity(&self, peer: &PublicKey, now: LocalTime) -> bool {
         self.last
             .get(peer)
-            .is_some_and(|t| now_us.saturating_sub(*t) < self.cooldown_us)
+            .is_some_and(|t| now.since(*t) < self.cooldown_us)
     }
 
     /// Clears `peer` (it announced capacity again, or signed off).
@@ -86,8 +87,8 @@ impl CapacityCooldown {
 pub struct Liveness {
     interval_us: u64,
     misses: u8,
-    last: BTreeMap<PublicKey, u64>,
-    deadlines: BTreeSet<(u64, PublicKey)>,
+    last: BTreeMap<PublicKey, LocalTime>,
+    deadlines: BTreeSet<(LocalTime, PublicKey)>,
 }
 
 impl Liveness {
@@ -106,17 +107,17 @@ impl Liveness {
         Self::new(params.heartbeat_us, params.heartbeat_misses)
     }
 
-    fn deadline(&self, t: u64) -> u64 {
-        t.saturating_add(self.interval_us.saturating_mul(u64::from(self.misses)))
+    fn deadline(&self, t: LocalTime) -> LocalTime {
+        t.plus(self.interval_us.saturating_mul(u64::from(self.misses)))
     }
 
-    /// A still-active heartbeat (or any sign of life) from `peer`.
-    pub fn heartbeat(&mut self, peer: PublicKey, now_us: u64) {
-        if let Some(old) = self.last.insert(peer, now_us) {
+    /// A still-active heartbeat (or any sign of life) from `peer` at `now`.
+    pub fn heartbeat(&mut self, peer: PublicKey, now: LocalTime) {
+        if let Some(old) = self.last.insert(peer, now) {
             let d = self.deadline(old);
             self.deadlines.remove(&(d, peer));
         }
-        let d = self.deadline(now_us);
+        let d = self.deadline(now);
         self.deadlines.insert((d, peer));
     }
 
@@ -128,19 +129,20 @@ impl Liveness {
         }
     }
 
-    /// Whether `peer` is tracked and not yet gone at `now_us`.
-    pub fn is_alive(&self, peer: &PublicKey, now_us: u64) -> bool {
+    /// Whether `peer` is tracked and not yet gone at `now`.
+    pub fn is_alive(&self, peer: &PublicKey, now: LocalTime) -> bool {
         self.last
             .get(peer)
-            .is_some_and(|t| now_us <= self.deadline(*t))
+            .is_some_and(|t| now <= self.deadline(*t))
     }
 
-    /// Removes and returns the peers that missed `misses` heartbeats by
-    /// `now_us`, earliest deadline first.
-    pub fn poll_gone(&mut self, now_us: u64) -> Vec<PublicKey> {
+    /// Time passed: removes and returns the peers that missed `misses`
+    /// heartbeats by `now`, earliest deadline first (nothing when called
+    /// early).
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Vec<PublicKey> {
         let mut out = Vec::new();
         while let Some(&(d, peer)) = self.deadlines.first() {
-            if d >= now_us {
+            if d >= now {
                 break;
             }
             self.deadlines.pop_first();
@@ -150,12 +152,13 @@ impl Liveness {
         out
     }
 
-    /// When [`Liveness::poll_gone`] may next report someone.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.deadlines.first().map(|(d, _)| d.saturating_add(1))
+    /// When [`Liveness::handle_timeout`] may next report someone: just past
+    /// the earliest deadline (a peer is gone only once `now` is beyond it).
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
+        self.deadlines.first().map(|(d, _)| d.plus(1))
     }
 
-    /// Peers tracked.
+    /// How many partners are tracked.
     pub fn len(&self) -> usize {
         self.last.len()
     }

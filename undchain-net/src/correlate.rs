@@ -10,27 +10,29 @@
 //! the challenge id, a capacity test and its result the test id, a job-file
 //! request and its reply the block number. A [`Correlator`] remembers
 //! pending requests per peer with a deadline, resolves replies (giving the
-//! round trip, which feeds the peer book's latency) and reports the expired
-//! ones. Memory is bounded per peer and in total.
+//! round trip, which feeds the peer book's latency) and, woken with
+//! [`Correlator::handle_timeout`] at the time [`Correlator::poll_timeout`]
+//! names, reports the expired ones. Memory is bounded per peer and in total.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use undchain_types::{BlockNumber, JobId, Message, PublicKey, SignedEnvelope};
+use undchain_types::{BlockNumber, JobId, LocalTime, Message, PublicKey, SignedEnvelope};
 
 /// What pairs a reply with its request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CorrelationKey {
-    /// UtilityRequest -> RequestAck.
+    /// A `UtilityRequest`, answered by a `RequestAck` for the job its
+    /// digest names.
     UtilityRequest(JobId),
-    /// Receipt -> CompletionAck.
+    /// A `Receipt`, answered by a `CompletionAck` for its job.
     Receipt(JobId),
-    /// TimeProbe -> TimeReply.
+    /// A `TimeProbe`, answered by the `TimeReply` echoing its nonce.
     TimeProbe(u64),
-    /// Challenge -> ChallengeResponse.
+    /// A `Challenge`, answered by the `ChallengeResponse` with its id.
     Challenge(u64),
-    /// CapacityTest -> CapacityTestResult.
+    /// A `CapacityTest`, answered by the `CapacityTestResult` with its id.
     CapacityTest(u64),
-    /// JobFileRequest -> JobFileReply.
+    /// A `JobFileRequest`, answered by the `JobFileReply` for its block.
     JobFile(BlockNumber),
 }
 
@@ -72,23 +74,23 @@ pub enum CorrelateError {
     /// The same request to the same peer is already pending.
     #[error("request {key:?} to {peer} is already pending")]
     Duplicate {
-        /// The peer.
+        /// The peer the request was for.
         peer: PublicKey,
-        /// The key.
+        /// The request's key, already pending for that peer.
         key: CorrelationKey,
     },
     /// The peer has too many pending requests.
     #[error("{peer} already has {cap} pending requests")]
     PeerFull {
-        /// The peer.
+        /// The peer the request was for.
         peer: PublicKey,
-        /// The cap.
+        /// How many requests may be pending per peer.
         cap: usize,
     },
     /// Too many pending requests in total.
     #[error("{cap} requests are already pending in total")]
     Full {
-        /// The cap.
+        /// How many requests may be pending over all peers.
         cap: usize,
     },
 }
@@ -96,21 +98,22 @@ pub enum CorrelateError {
 /// A reply matched to its request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolved {
-    /// When the request was registered, us.
-    pub sent_us: u64,
-    /// Round trip, us.
+    /// When the request was registered.
+    pub sent: LocalTime,
+    /// Time from registering the request to its reply, us (the latency
+    /// sample the peer book takes).
     pub rtt_us: u64,
 }
 
 /// A request whose deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
-    /// The peer.
+    /// The peer that did not answer.
     pub peer: PublicKey,
-    /// The request.
+    /// The request that went unanswered.
     pub key: CorrelationKey,
-    /// When it was sent, us.
-    pub sent_us: u64,
+    /// When it was registered.
+    pub sent: LocalTime,
 }
 
 /// Pending requests with deadlines. Deterministic: ordered maps only.
@@ -118,9 +121,9 @@ pub struct Expired {
 pub struct Correlator {
     per_peer_cap: usize,
     total_cap: usize,
-    pending: BTreeMap<(PublicKey, CorrelationKey), (u64, u64)>,
+    pending: BTreeMap<(PublicKey, CorrelationKey), (LocalTime, LocalTime)>,
     per_peer: BTreeMap<PublicKey, usize>,
-    deadlines: BTreeSet<(u64, PublicKey, CorrelationKey)>,
+    deadlines: BTreeSet<(LocalTime, PublicKey, CorrelationKey)>,
 }
 
 impl Correlator {
@@ -136,7 +139,7 @@ impl Correlator {
         }
     }
 
-    /// Pending requests.
+    /// How many requests are pending, over all peers.
     pub fn len(&self) -> usize {
         self.pending.len()
     }
@@ -146,13 +149,14 @@ impl Correlator {
         self.pending.is_empty()
     }
 
-    /// Remembers a request `key` sent to `peer` at `now_us`, expiring at
-    /// `now_us + timeout_us`.
+    /// Remembers a request `key` sent to `peer` at `now`, expiring
+    /// `timeout_us` later; refused (changing nothing) when it is already
+    /// pending or a cap is reached.
     pub fn register(
         &mut self,
         peer: PublicKey,
         key: CorrelationKey,
-        now_us: u64,
+        now: LocalTime,
         timeout_us: u64,
     ) -> Result<(), CorrelateError> {
         if self.pending.contains_key(&(peer, key)) {
@@ -170,14 +174,14 @@ impl Correlator {
                 cap: self.total_cap,
             });
         }
-        let deadline = now_us.saturating_add(timeout_us);
-        self.pending.insert((peer, key), (now_us, deadline));
+        let deadline = now.plus(timeout_us);
+        self.pending.insert((peer, key), (now, deadline));
         *self.per_peer.entry(peer).or_insert(0) += 1;
         self.deadlines.insert((deadline, peer, key));
         Ok(())
     }
 
-    fn remove(&mut self, peer: PublicKey, key: CorrelationKey) -> Option<(u64, u64)> {
+    fn remove(&mut self, peer: PublicKey, key: CorrelationKey) -> Option<(LocalTime, LocalTime)> {
         let (sent, deadline) = self.pending.remove(&(peer, key))?;
         self.deadlines.remove(&(deadline, peer, key));
         if let Some(n) = self.per_peer.get_mut(&peer) {
@@ -189,18 +193,18 @@ impl Correlator {
         Some((sent, deadline))
     }
 
-    /// A reply `key` arrived from `peer` at `now_us`: the matching request,
+    /// A reply `key` arrived from `peer` at `now`: the matching request,
     /// or `None` for an unsolicited or late reply (whose request expired).
     pub fn resolve(
         &mut self,
         peer: &PublicKey,
         key: CorrelationKey,
-        now_us: u64,
+        now: LocalTime,
     ) -> Option<Resolved> {
-        let (sent_us, _) = self.remove(*peer, key)?;
+        let (sent, _) = self.remove(*peer, key)?;
         Some(Resolved {
-            sent_us,
-            rtt_us: now_us.saturating_sub(sent_us),
+            sent,
+            rtt_us: now.since(sent),
         })
     }
 
@@ -218,23 +222,24 @@ impl Correlator {
         keys
     }
 
-    /// Removes and returns the requests whose deadline is at or before
-    /// `now_us`, oldest deadline first.
-    pub fn poll_expired(&mut self, now_us: u64) -> Vec<Expired> {
+    /// Time passed: removes and returns the requests whose deadline is at
+    /// or before `now`, oldest deadline first (nothing when called early).
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Vec<Expired> {
         let mut out = Vec::new();
         while let Some(&(deadline, peer, key)) = self.deadlines.first() {
-            if deadline > now_us {
+            if deadline > now {
                 break;
             }
-            if let Some((sent_us, _)) = self.remove(peer, key) {
-                out.push(Expired { peer, key, sent_us });
+            if let Some((sent, _)) = self.remove(peer, key) {
+                out.push(Expired { peer, key, sent });
             }
         }
         out
     }
 
-    /// The earliest deadline.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    /// When [`Correlator::handle_timeout`] should next be called: the
+    /// earliest deadline of a pending request.
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
         self.deadlines.first().map(|(d, _, _)| *d)
     }
 }

@@ -39,7 +39,7 @@ pub enum FrameError {
     TooLarge {
         /// Length announced by the prefix.
         len: u64,
-        /// The limit.
+        /// The largest frame this decoder accepts, bytes.
         max: usize,
     },
     /// A length prefix of zero: no envelope is empty. The stream's framing is
@@ -52,7 +52,7 @@ pub enum FrameError {
         /// Bytes the frame needed, header included (4 when even the header
         /// was incomplete).
         expected: u64,
-        /// Bytes that arrived.
+        /// Bytes of the frame that arrived before the stream ended.
         got: u64,
     },
     /// The frame was delimited correctly but does not hold a valid envelope.
@@ -114,7 +114,7 @@ enum State {
     Header { have: [u8; HEADER_LEN], n: usize },
     /// Reading a body of `len` bytes into `buf`.
     Body { len: usize, buf: Vec<u8> },
-    /// Framing lost.
+    /// Framing lost: every later read reports this error.
     Failed(FrameError),
 }
 
@@ -155,7 +155,7 @@ impl FrameDecoder {
         }
     }
 
-    /// The frame limit.
+    /// The largest frame this decoder accepts, bytes.
     pub fn max_frame(&self) -> usize {
         self.max_frame
     }

@@ -3,8 +3,14 @@
 //! retries and scream cast"; DESIGN.md "Validator list and connections";
 //! design notes, client story step 1).
 //!
-//! Pure policy, no sockets, clocks, files, threads or RNG: time (`now_us`,
-//! a monotonic microsecond count) and seeds are inputs.
+//! Pure policy, no sockets, clocks, files, threads or RNG: time and seeds
+//! are inputs. Every machine here speaks the workspace's machine vocabulary
+//! (docs/ARCHITECTURE.md "The machine vocabulary"): `now` is a
+//! [`LocalTime`](undchain_types::LocalTime), a machine with timers says when
+//! to wake it with `poll_timeout()` and is woken with `handle_timeout(now)`
+//! (early or twice is harmless), and a refused input returns a typed error
+//! and changes nothing. Jitter is drawn from a caller-given seed with the
+//! workspace's one stream, [`SplitMix64`](undchain_types::SplitMix64).
 //!
 //! - [`frame`]: length-prefixed envelopes on a stream, limit checked before
 //!   allocating, partial reads, typed errors.
@@ -22,7 +28,7 @@
 //!
 //! ```
 //! use undchain_net::{Outreach, OutreachAction, PeerBook, RetryPolicy};
-//! use undchain_types::{BlockTime, ChainId, Envelope, Role, SigningKey, ValidatorBook, msg::Hello};
+//! use undchain_types::{BlockTime, ChainId, Envelope, LocalTime, Role, SigningKey, ValidatorBook, msg::Hello};
 //!
 //! let v = SigningKey::from_seed([1; 32]).public();
 //! let list = ValidatorBook::parse(&format!(
@@ -36,13 +42,15 @@
 //! let hello = Envelope::new(me.public(), ChainId(1), 1, BlockTime(0), Hello { role: Role::Client, nonce: 5 })
 //!     .sign(&me);
 //! let mut out = Outreach::new(v, &book, RetryPolicy::default(), 42, hello).unwrap();
-//! let first = out.start(0);
-//! assert!(matches!(first[0], OutreachAction::Send { .. }));
+//! let first = out.start(LocalTime::ZERO).unwrap();
+//! let OutreachAction::Send { id, to, .. } = &first[0] else { unreachable!() };
+//! assert_eq!(*to, v);
 //! // The validator answered within 3 ms: delivered, latency recorded.
-//! let id = match &first[0] { OutreachAction::Send { id, .. } => *id, _ => unreachable!() };
-//! let done = out.handle_success(id, 3_000, &mut book);
+//! let done = out.handle_success(*id, LocalTime::from_micros(3_000), &mut book).unwrap();
 //! assert!(matches!(done[0], OutreachAction::Reached { .. }));
 //! assert_eq!(book.get(&v).unwrap().best_latency_us(), 3_000);
+//! // Anything after that is refused and changes nothing.
+//! assert!(out.handle_success(*id, LocalTime::from_micros(4_000), &mut book).is_err());
 //! ```
 //!
 //! Dependencies: `undchain-types` (envelopes, keys, the validator list) and
@@ -63,7 +71,9 @@ pub mod transport;
 pub use cooldown::{CapacityCooldown, Liveness, TooSoon};
 pub use correlate::{CorrelateError, Correlation, CorrelationKey, Correlator, correlation};
 pub use frame::{FrameDecoder, FrameError, decode_envelope, encode_frame, frame_envelope};
-pub use outreach::{AttemptId, Outreach, OutreachAction, OutreachError, Payload};
+pub use outreach::{
+    AttemptId, Outreach, OutreachAction, OutreachError, OutreachInputError, Payload,
+};
 pub use peer_book::{PeerBook, PeerBookConfig, PeerEntry, ScreamTarget};
 pub use queue::{OutboundQueues, QueueError, QueueLimits};
 pub use rate::{RateLimit, RateLimited, RateLimiter};

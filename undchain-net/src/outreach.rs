@@ -13,12 +13,20 @@
 //!
 //! The machine never holds the message itself: [`Payload::Message`] tells the
 //! caller to send its message, [`Payload::Hello`] the hello.
+//!
+//! It speaks the machine vocabulary (docs/ARCHITECTURE.md "The machine
+//! vocabulary"): `now` is a [`LocalTime`], [`Outreach::poll_timeout`] says
+//! when to wake it and [`Outreach::handle_timeout`] wakes it (early or twice
+//! is harmless). An outcome the machine cannot be in a position to receive
+//! (a try it never started, a failure of a try no longer under way, anything
+//! after it finished) is refused with an [`OutreachInputError`] and changes
+//! nothing, not even the peer book.
 
 use undchain_types::msg::Endpoint;
-use undchain_types::{PublicKey, SignedEnvelope};
+use undchain_types::{LocalTime, PublicKey, SignedEnvelope};
 
 use crate::peer_book::{PeerBook, ScreamTarget};
-use crate::retry::{Retry, RetryAction, RetryPolicy};
+use crate::retry::{Retry, RetryAction, RetryPolicy, RetryState};
 use crate::scream::{ScreamAction, ScreamCast, ScreamError};
 
 /// Which try an outcome is about.
@@ -33,7 +41,8 @@ pub enum AttemptId {
 /// What a try carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
-    /// The caller's message.
+    /// The caller's own message, which the outreach never holds: the caller
+    /// sends it.
     Message,
     /// The signed public hello (scream cast).
     Hello(Box<SignedEnvelope>),
@@ -42,42 +51,43 @@ pub enum Payload {
 /// What the caller should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutreachAction {
-    /// Connect to `validator` at `endpoint` (authenticated handshake under
-    /// that key) and send `payload`; report the outcome with `id`.
+    /// Connect to validator `to` at `endpoint` (authenticated handshake
+    /// under that key) and send `msg`; report the outcome with `id`.
     Send {
-        /// The try.
+        /// The try the outcome is to be reported under.
         id: AttemptId,
-        /// Whom.
-        validator: PublicKey,
-        /// Where.
+        /// The validator to connect to, whose key the handshake expects.
+        to: PublicKey,
+        /// The medium and address to use.
         endpoint: Endpoint,
-        /// What.
-        payload: Payload,
-        /// When it times out.
-        deadline_us: u64,
+        /// What to send once connected.
+        msg: Payload,
+        /// When the try times out if the transport reports nothing.
+        deadline: LocalTime,
     },
     /// Every retry to the target failed; the scream cast starts over
     /// `targets` addresses.
     ScreamCastStarted {
-        /// Addresses in the cast.
+        /// How many addresses the cast will try, at most.
         targets: usize,
     },
     /// Done: `validator` was reached at `endpoint` by try `id`. After a
     /// scream cast this is the validator that answered the hello: send the
     /// message through it.
     Reached {
-        /// The try.
+        /// The try that got through.
         id: AttemptId,
-        /// Whom.
+        /// The validator that answered.
         validator: PublicKey,
-        /// Where.
+        /// The medium and address it answered on.
         endpoint: Endpoint,
     },
-    /// Done: nobody answered.
+    /// Done: nobody answered, neither the target nor any scream cast
+    /// address.
     GaveUp {
-        /// Retry attempts made.
+        /// How many retry attempts were made to the target.
         attempts: u8,
-        /// Scream cast addresses tried.
+        /// How many scream cast addresses were tried.
         screamed: usize,
     },
 }
@@ -88,16 +98,46 @@ pub enum OutreachError {
     /// The target is not in the peer book (no media to try).
     #[error("validator {0} is not in the peer book: no address to try")]
     UnknownTarget(PublicKey),
-    /// The hello is not a hello.
+    /// The hello a scream cast would carry is not a hello.
     #[error(transparent)]
     Scream(#[from] ScreamError),
+}
+
+/// Why an outreach refused an input. A refused input changes nothing: not
+/// the outreach, not the peer book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutreachInputError {
+    /// [`Outreach::start`] was called a second time.
+    #[error("the outreach was already started")]
+    AlreadyStarted,
+    /// An outcome arrived after the outreach reached someone or gave up.
+    #[error("outcome of {id:?} after the outreach finished")]
+    Finished {
+        /// The try the outcome was about.
+        id: AttemptId,
+    },
+    /// An outcome of a try this outreach never started (a retry attempt
+    /// beyond those made, a scream cast index not tried yet).
+    #[error("{id:?} was never started by this outreach")]
+    UnknownAttempt {
+        /// The try the outcome was about.
+        id: AttemptId,
+    },
+    /// A failure of a try that is no longer under way: it already failed or
+    /// timed out (a late success still counts; a late failure teaches
+    /// nothing new).
+    #[error("failure of {id:?}, which is no longer under way")]
+    NotInFlight {
+        /// The try the outcome was about.
+        id: AttemptId,
+    },
 }
 
 #[derive(Debug, Clone)]
 enum Phase {
     Retrying {
         retry: Retry,
-        current: Option<(u8, Endpoint, u64)>,
+        current: Option<(u8, Endpoint, LocalTime)>,
     },
     Screaming(Box<ScreamCast>, u8),
     Done,
@@ -111,7 +151,7 @@ pub struct Outreach {
     policy: RetryPolicy,
     hello: SignedEnvelope,
     phase: Phase,
-    scream_started: Vec<(usize, u64)>,
+    scream_started: Vec<(usize, LocalTime)>,
 }
 
 impl Outreach {
@@ -153,7 +193,8 @@ impl Outreach {
         &self.target
     }
 
-    /// Whether it ended.
+    /// Whether it ended: the target (or, after a scream cast, another
+    /// validator) was reached, or nobody answered.
     pub fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Done)
     }
@@ -166,15 +207,15 @@ impl Outreach {
         }
     }
 
-    /// Starts attempt 1.
-    pub fn start(&mut self, now_us: u64) -> Vec<OutreachAction> {
+    /// Starts attempt 1; refused if it was already started.
+    pub fn start(&mut self, now: LocalTime) -> Result<Vec<OutreachAction>, OutreachInputError> {
+        let Phase::Retrying { retry, .. } = &mut self.phase else {
+            return Err(OutreachInputError::AlreadyStarted);
+        };
+        let action = retry.start(now).ok_or(OutreachInputError::AlreadyStarted)?;
         let mut out = Vec::new();
-        if let Phase::Retrying { retry, .. } = &mut self.phase
-            && let Some(a) = retry.start(now_us)
-        {
-            self.on_retry(a, now_us, None, &mut out);
-        }
-        out
+        self.on_retry(action, now, None, &mut out);
+        Ok(out)
     }
 
     fn endpoint_for(&self, attempt: u8) -> Endpoint {
@@ -182,28 +223,72 @@ impl Outreach {
         self.media[i].clone()
     }
 
+    /// How many retry attempts have been started so far.
+    fn retries_made(&self) -> u8 {
+        match &self.phase {
+            Phase::Retrying { retry, .. } => match retry.state() {
+                RetryState::Idle => 0,
+                RetryState::InFlight { attempt, .. } => attempt,
+                RetryState::Backoff { next, .. } => next.saturating_sub(1),
+                RetryState::Delivered { attempts } | RetryState::Exhausted { attempts } => attempts,
+            },
+            Phase::Screaming(_, attempts) => *attempts,
+            Phase::Done => 0,
+        }
+    }
+
+    /// Refuses an outcome of `id` unless this outreach is running and
+    /// started that try.
+    fn check_known(&self, id: AttemptId) -> Result<(), OutreachInputError> {
+        let known = match (id, &self.phase) {
+            (_, Phase::Done) => return Err(OutreachInputError::Finished { id }),
+            (AttemptId::Retry(a), _) => (1..=self.retries_made()).contains(&a),
+            (AttemptId::Scream(i), Phase::Screaming(cast, _)) => i < cast.tried(),
+            (AttemptId::Scream(_), Phase::Retrying { .. }) => false,
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(OutreachInputError::UnknownAttempt { id })
+        }
+    }
+
+    /// Refuses a failure of `id` unless that try is under way.
+    fn check_in_flight(&self, id: AttemptId) -> Result<(), OutreachInputError> {
+        self.check_known(id)?;
+        let in_flight = match (id, &self.phase) {
+            (AttemptId::Retry(a), Phase::Retrying { current, .. }) => {
+                current.as_ref().is_some_and(|(c, _, _)| *c == a)
+            }
+            (AttemptId::Scream(i), Phase::Screaming(cast, _)) => cast.is_in_flight(i),
+            _ => false,
+        };
+        if in_flight {
+            Ok(())
+        } else {
+            Err(OutreachInputError::NotInFlight { id })
+        }
+    }
+
     fn on_retry(
         &mut self,
         action: RetryAction,
-        now_us: u64,
+        now: LocalTime,
         book: Option<&PeerBook>,
         out: &mut Vec<OutreachAction>,
     ) {
         match action {
-            RetryAction::Attempt {
-                attempt,
-                deadline_us,
-            } => {
+            RetryAction::Attempt { attempt, deadline } => {
                 let endpoint = self.endpoint_for(attempt);
                 if let Phase::Retrying { current, .. } = &mut self.phase {
-                    *current = Some((attempt, endpoint.clone(), now_us));
+                    *current = Some((attempt, endpoint.clone(), now));
                 }
                 out.push(OutreachAction::Send {
                     id: AttemptId::Retry(attempt),
-                    validator: self.target,
+                    to: self.target,
                     endpoint,
-                    payload: Payload::Message,
-                    deadline_us,
+                    msg: Payload::Message,
+                    deadline,
                 });
             }
             RetryAction::Delivered { attempt } => {
@@ -227,9 +312,9 @@ impl Outreach {
                 match cast {
                     Ok(mut cast) => {
                         out.push(OutreachAction::ScreamCastStarted { targets });
-                        let actions = cast.start(now_us);
+                        let actions = cast.start(now);
                         self.phase = Phase::Screaming(Box::new(cast), attempts);
-                        self.on_scream(actions, now_us, out);
+                        self.on_scream(actions, now, out);
                     }
                     // Checked in `new`; kept total rather than panicking.
                     Err(_) => {
@@ -247,23 +332,24 @@ impl Outreach {
     fn on_scream(
         &mut self,
         actions: Vec<ScreamAction>,
-        now_us: u64,
+        now: LocalTime,
         out: &mut Vec<OutreachAction>,
     ) {
         for a in actions {
             match a {
-                ScreamAction::Try {
+                ScreamAction::Send {
                     index,
-                    target,
-                    deadline_us,
+                    to,
+                    msg,
+                    deadline,
                 } => {
-                    self.scream_started.push((index, now_us));
+                    self.scream_started.push((index, now));
                     out.push(OutreachAction::Send {
                         id: AttemptId::Scream(index),
-                        validator: target.validator,
-                        endpoint: target.endpoint,
-                        payload: Payload::Hello(Box::new(self.hello.clone())),
-                        deadline_us,
+                        to: to.validator,
+                        endpoint: to.endpoint,
+                        msg: Payload::Hello(msg),
+                        deadline,
                     });
                 }
                 ScreamAction::Reached { index } => {
@@ -292,7 +378,7 @@ impl Outreach {
         }
     }
 
-    fn who(&self, id: AttemptId) -> Option<(PublicKey, Endpoint, Option<u64>)> {
+    fn who(&self, id: AttemptId) -> Option<(PublicKey, Endpoint, Option<LocalTime>)> {
         match (id, &self.phase) {
             (AttemptId::Retry(a), _) => {
                 let started = match &self.phase {
@@ -317,33 +403,33 @@ impl Outreach {
         }
     }
 
-    /// Try `id` got through at `now_us` (the hello or message was
-    /// acknowledged). Records success and the round trip in `book`.
+    /// Try `id` got through at `now` (the hello or message was
+    /// acknowledged), even after it timed out. Records success and the round
+    /// trip in `book`. Refused (changing nothing) when the outreach finished
+    /// or never started that try.
     pub fn handle_success(
         &mut self,
         id: AttemptId,
-        now_us: u64,
+        now: LocalTime,
         book: &mut PeerBook,
-    ) -> Vec<OutreachAction> {
+    ) -> Result<Vec<OutreachAction>, OutreachInputError> {
+        self.check_known(id)?;
         let mut out = Vec::new();
-        if self.is_done() {
-            return out;
-        }
         if let Some((v, ep, started)) = self.who(id) {
             book.observe_success(&v, &ep);
             if let Some(t) = started {
-                book.observe_latency(&v, &ep, now_us.saturating_sub(t));
+                book.observe_latency(&v, &ep, now.since(t));
             }
         }
         match (&mut self.phase, id) {
             (Phase::Retrying { retry, .. }, AttemptId::Retry(a)) => {
                 if let Some(act) = retry.handle_success(a) {
-                    self.on_retry(act, now_us, Some(book), &mut out);
+                    self.on_retry(act, now, Some(book), &mut out);
                 }
             }
             (Phase::Screaming(cast, _), AttemptId::Scream(i)) => {
                 let acts = cast.handle_success(i);
-                self.on_scream(acts, now_us, &mut out);
+                self.on_scream(acts, now, &mut out);
             }
             // A retry attempt that answers during the scream cast still
             // reaches the target.
@@ -357,21 +443,19 @@ impl Outreach {
             }
             _ => {}
         }
-        out
+        Ok(out)
     }
 
-    /// Try `id` failed at `now_us` before its timeout. Records the failure
-    /// in `book`.
+    /// Try `id` failed at `now` before its timeout. Records the failure in
+    /// `book`. Refused (changing nothing) unless that try is under way.
     pub fn handle_failure(
         &mut self,
         id: AttemptId,
-        now_us: u64,
+        now: LocalTime,
         book: &mut PeerBook,
-    ) -> Vec<OutreachAction> {
+    ) -> Result<Vec<OutreachAction>, OutreachInputError> {
+        self.check_in_flight(id)?;
         let mut out = Vec::new();
-        if self.is_done() {
-            return out;
-        }
         let target = self.target;
         let retry_ep = match id {
             AttemptId::Retry(a) => Some(self.endpoint_for(a)),
@@ -388,66 +472,63 @@ impl Outreach {
                     *current = None;
                     book.observe_failure(&target, ep);
                 }
-                if let Some(act) = retry.handle_failure(a, now_us) {
-                    self.on_retry(act, now_us, Some(book), &mut out);
+                if let Some(act) = retry.handle_failure(a, now) {
+                    self.on_retry(act, now, Some(book), &mut out);
                 }
             }
             (Phase::Screaming(cast, _), AttemptId::Scream(i)) => {
                 if let Some(t) = cast.order().get(i) {
                     book.observe_failure(&t.validator, &t.endpoint);
                 }
-                let acts = cast.handle_failure(i, now_us);
-                self.on_scream(acts, now_us, &mut out);
+                let acts = cast.handle_failure(i, now);
+                self.on_scream(acts, now, &mut out);
             }
             _ => {}
         }
-        out
+        Ok(out)
     }
 
     /// Time passed: times out tries (recorded as failures in `book`) and
-    /// starts what comes next.
-    pub fn handle_timer(&mut self, now_us: u64, book: &mut PeerBook) -> Vec<OutreachAction> {
+    /// starts what comes next. Calling it before anything is due, or after
+    /// the outreach finished, does nothing.
+    pub fn handle_timeout(&mut self, now: LocalTime, book: &mut PeerBook) -> Vec<OutreachAction> {
         let mut out = Vec::new();
         match &mut self.phase {
             Phase::Retrying { retry, current } => {
                 if let Some((_, ep, _)) = current.clone()
-                    && retry.poll_timeout().is_some_and(|t| now_us >= t)
+                    && retry.poll_timeout().is_some_and(|t| now >= t)
                 {
                     book.observe_failure(&self.target, &ep);
                     *current = None;
                 }
-                if let Some(act) = retry.handle_timer(now_us) {
-                    self.on_retry(act, now_us, Some(book), &mut out);
+                if let Some(act) = retry.handle_timeout(now) {
+                    self.on_retry(act, now, Some(book), &mut out);
                 }
             }
             Phase::Screaming(cast, _) => {
+                let limit = self.policy.scream_timeout_us;
                 let timed_out: Vec<ScreamTarget> = self
                     .scream_started
                     .iter()
-                    .filter(|(i, t)| {
-                        now_us >= t.saturating_add(self.policy.scream_timeout_us)
-                            && *i < cast.order().len()
-                    })
+                    .filter(|(i, t)| now >= t.plus(limit) && *i < cast.order().len())
                     .map(|(i, _)| cast.order()[*i].clone())
                     .collect();
-                let acts = cast.handle_timer(now_us);
+                let acts = cast.handle_timeout(now);
                 if !timed_out.is_empty() {
                     for t in &timed_out {
                         book.observe_failure(&t.validator, &t.endpoint);
                     }
-                    let limit = self.policy.scream_timeout_us;
-                    self.scream_started
-                        .retain(|(_, t)| now_us < t.saturating_add(limit));
+                    self.scream_started.retain(|(_, t)| now < t.plus(limit));
                 }
-                self.on_scream(acts, now_us, &mut out);
+                self.on_scream(acts, now, &mut out);
             }
             Phase::Done => {}
         }
         out
     }
 
-    /// When [`Outreach::handle_timer`] should next be called.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    /// When [`Outreach::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
         match &self.phase {
             Phase::Retrying { retry, .. } => retry.poll_timeout(),
             Phase::Screaming(cast, _) => cast.poll_timeout(),

@@ -56,7 +56,7 @@ impl Default for PeerBookConfig {
 /// What the node knows of one medium of one validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediumState {
-    /// Medium and address.
+    /// The medium and address this state is about.
     pub endpoint: Endpoint,
     /// Latency from the list (or the unlisted default), us.
     pub expected_latency_us: u64,
@@ -66,11 +66,13 @@ pub struct MediumState {
     /// Moving average of outcomes, per mille (the listed reliability until
     /// the first outcome).
     pub reliability_permille: u16,
-    /// Latency samples taken.
+    /// How many latency samples were taken (0: the latency is still the
+    /// expectation).
     pub samples: u64,
-    /// Successful contacts.
+    /// How many contacts over this medium succeeded.
     pub successes: u64,
-    /// Failed contacts.
+    /// How many contacts over this medium failed (refused, timed out,
+    /// wrong key).
     pub failures: u64,
 }
 
@@ -100,7 +102,7 @@ pub struct Sources {
 /// One validator of the book.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEntry {
-    /// Its identity.
+    /// The validator's identity key.
     pub id: PublicKey,
     /// Its alias from the bootstrap list, if any.
     pub alias: Option<String>,
@@ -142,7 +144,7 @@ impl PeerEntry {
 pub struct ScreamTarget {
     /// The medium's latency when the plan was made, us (sort key).
     pub latency_us: u64,
-    /// The validator.
+    /// The validator expected at the address.
     pub validator: PublicKey,
     /// The medium and address.
     pub endpoint: Endpoint,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use undchain_types::PublicKey;
 
-/// Queue bounds.
+/// How much the outbound queues may hold, per peer and in total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     /// Items per peer (default 1,024).
@@ -39,27 +39,27 @@ pub enum QueueError {
     /// The peer's queue holds its maximum number of items.
     #[error("outbound queue to {peer} is full ({cap} items)")]
     PeerItems {
-        /// The peer.
+        /// The peer whose queue is full.
         peer: PublicKey,
-        /// The cap.
+        /// How many items a peer's queue may hold.
         cap: usize,
     },
     /// The peer's queue would exceed its byte bound.
     #[error("outbound queue to {peer} would hold {would} bytes, above {cap}")]
     PeerBytes {
-        /// The peer.
+        /// The peer whose queue would overflow.
         peer: PublicKey,
-        /// Bytes after the push.
+        /// Bytes the peer's queue would hold after the push.
         would: usize,
-        /// The cap.
+        /// How many bytes a peer's queue may hold.
         cap: usize,
     },
     /// All queues together would exceed the total bound.
     #[error("outbound queues would hold {would} bytes in all, above {cap}")]
     TotalBytes {
-        /// Bytes after the push.
+        /// Bytes all queues would hold after the push.
         would: usize,
-        /// The cap.
+        /// How many bytes all queues together may hold.
         cap: usize,
     },
 }

@@ -10,11 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use undchain_types::PublicKey;
+use undchain_types::{LocalTime, PublicKey};
 
 const SCALE: u64 = 1_000_000;
 
-/// Rate limit settings.
+/// Rate limit settings: how many messages a peer may send at once and how
+/// fast its allowance comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Tokens a peer may spend at once (default 256).
@@ -39,7 +40,7 @@ impl Default for RateLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{peer} is over its rate limit: retry in {retry_after_us}us")]
 pub struct RateLimited {
-    /// The peer.
+    /// The peer whose message was refused.
     pub peer: PublicKey,
     /// When enough tokens will be there, us from now (`u64::MAX` if the
     /// cost exceeds the burst and never will be).
@@ -49,7 +50,7 @@ pub struct RateLimited {
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     micro_tokens: u64,
-    last_us: u64,
+    last: LocalTime,
 }
 
 /// Token buckets per peer.
@@ -57,7 +58,7 @@ struct Bucket {
 pub struct RateLimiter {
     cfg: RateLimit,
     buckets: BTreeMap<PublicKey, Bucket>,
-    by_last: BTreeMap<(u64, PublicKey), ()>,
+    by_last: BTreeMap<(LocalTime, PublicKey), ()>,
 }
 
 impl RateLimiter {
@@ -70,31 +71,37 @@ impl RateLimiter {
         }
     }
 
-    /// Peers tracked.
+    /// How many peers have a bucket (at most `max_peers`).
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }
 
-    /// Spends `cost` tokens of `peer` at `now_us`, or refuses.
-    pub fn check(&mut self, peer: &PublicKey, now_us: u64, cost: u64) -> Result<(), RateLimited> {
+    /// Spends `cost` tokens of `peer` at `now`, or refuses. A refusal
+    /// spends no token.
+    pub fn check(
+        &mut self,
+        peer: &PublicKey,
+        now: LocalTime,
+        cost: u64,
+    ) -> Result<(), RateLimited> {
         let cap = self.cfg.burst.saturating_mul(SCALE);
         let mut b = match self.buckets.get(peer) {
             Some(b) => {
-                self.by_last.remove(&(b.last_us, *peer));
+                self.by_last.remove(&(b.last, *peer));
                 *b
             }
             None => Bucket {
                 micro_tokens: cap,
-                last_us: now_us,
+                last: now,
             },
         };
         // Refill: per_second tokens per 1e6 us = per_second micro-tokens/us.
-        let elapsed = now_us.saturating_sub(b.last_us);
+        let elapsed = now.since(b.last);
         b.micro_tokens = b
             .micro_tokens
             .saturating_add(elapsed.saturating_mul(self.cfg.per_second))
             .min(cap);
-        b.last_us = b.last_us.max(now_us);
+        b.last = b.last.max(now);
         let need = cost.saturating_mul(SCALE);
         let result = if b.micro_tokens >= need {
             b.micro_tokens -= need;
@@ -111,7 +118,7 @@ impl RateLimiter {
             })
         };
         self.buckets.insert(*peer, b);
-        self.by_last.insert((b.last_us, *peer), ());
+        self.by_last.insert((b.last, *peer), ());
         while self.buckets.len() > self.cfg.max_peers.max(1) {
             let Some(((_, victim), ())) = self.by_last.pop_first() else {
                 break;
@@ -121,10 +128,11 @@ impl RateLimiter {
         result
     }
 
-    /// Forgets `peer`.
+    /// Forgets `peer`'s bucket (it disconnected); it comes back with a
+    /// full one.
     pub fn forget(&mut self, peer: &PublicKey) {
         if let Some(b) = self.buckets.remove(peer) {
-            self.by_last.remove(&(b.last_us, *peer));
+            self.by_last.remove(&(b.last, *peer));
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use undchain_types::{MessageKind, SignedEnvelope};
+use undchain_types::{LocalTime, MessageKind, SignedEnvelope};
 
 use crate::peer_book::ScreamTarget;
 
@@ -23,7 +23,7 @@ pub enum ScreamError {
     /// A scream cast may only carry a signed public hello.
     #[error("a scream cast carries only a signed Hello, not {kind:?}")]
     NotAHello {
-        /// The kind offered.
+        /// The kind of the message that was offered instead of a hello.
         kind: MessageKind,
     },
 }
@@ -31,24 +31,27 @@ pub enum ScreamError {
 /// What the caller should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScreamAction {
-    /// Connect to `target` (authenticated handshake under its key) and send
-    /// the hello; the try times out at `deadline_us`.
-    Try {
-        /// Index in [`ScreamCast::order`].
+    /// Connect to `to` (authenticated handshake under its key) and send it
+    /// `msg`, the hello; the try times out at `deadline`.
+    Send {
+        /// This try's index in [`ScreamCast::order`], which the caller
+        /// reports the outcome under.
         index: usize,
-        /// Where.
-        target: ScreamTarget,
-        /// When this try times out.
-        deadline_us: u64,
+        /// The validator and address to try.
+        to: ScreamTarget,
+        /// The signed public hello the cast carries.
+        msg: Box<SignedEnvelope>,
+        /// When this try times out if the transport reports nothing.
+        deadline: LocalTime,
     },
     /// Target `index` answered: the cast is over.
     Reached {
-        /// Index in [`ScreamCast::order`].
+        /// The index in [`ScreamCast::order`] of the target that answered.
         index: usize,
     },
-    /// Every address failed.
+    /// Every address failed; the cast is over.
     Exhausted {
-        /// Addresses tried.
+        /// How many addresses were tried (all of the order).
         tried: usize,
     },
 }
@@ -61,7 +64,7 @@ pub struct ScreamCast {
     width: usize,
     timeout_us: u64,
     next: usize,
-    in_flight: BTreeMap<usize, u64>,
+    in_flight: BTreeMap<usize, LocalTime>,
     finished: bool,
 }
 
@@ -99,31 +102,44 @@ impl ScreamCast {
         &self.order
     }
 
+    /// How many addresses have been tried so far (started, whatever their
+    /// outcome): indices below this are known tries.
+    pub fn tried(&self) -> usize {
+        self.next
+    }
+
+    /// Whether try `index` is under way (started, neither answered, failed
+    /// nor timed out).
+    pub fn is_in_flight(&self, index: usize) -> bool {
+        self.in_flight.contains_key(&index)
+    }
+
     /// Whether it has ended (reached or exhausted).
     pub fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// Starts the first `width` tries.
-    pub fn start(&mut self, now_us: u64) -> Vec<ScreamAction> {
+    pub fn start(&mut self, now: LocalTime) -> Vec<ScreamAction> {
         let mut out = Vec::new();
-        self.fill(now_us, &mut out);
+        self.fill(now, &mut out);
         out
     }
 
-    fn fill(&mut self, now_us: u64, out: &mut Vec<ScreamAction>) {
+    fn fill(&mut self, now: LocalTime, out: &mut Vec<ScreamAction>) {
         if self.finished {
             return;
         }
         while self.in_flight.len() < self.width && self.next < self.order.len() {
             let index = self.next;
             self.next += 1;
-            let deadline_us = now_us.saturating_add(self.timeout_us);
-            self.in_flight.insert(index, deadline_us);
-            out.push(ScreamAction::Try {
+            let deadline = now.plus(self.timeout_us);
+            self.in_flight.insert(index, deadline);
+            out.push(ScreamAction::Send {
                 index,
-                target: self.order[index].clone(),
-                deadline_us,
+                to: self.order[index].clone(),
+                msg: Box::new(self.hello.clone()),
+                deadline,
             });
         }
         if self.in_flight.is_empty() && self.next >= self.order.len() {
@@ -132,7 +148,8 @@ impl ScreamCast {
         }
     }
 
-    /// Try `index` got through.
+    /// Try `index` got through (even after it timed out); an index not
+    /// tried yet, or a cast already over, does nothing.
     pub fn handle_success(&mut self, index: usize) -> Vec<ScreamAction> {
         if self.finished || index >= self.next {
             return Vec::new();
@@ -142,25 +159,27 @@ impl ScreamCast {
         vec![ScreamAction::Reached { index }]
     }
 
-    /// Try `index` failed before its timeout.
-    pub fn handle_failure(&mut self, index: usize, now_us: u64) -> Vec<ScreamAction> {
+    /// Try `index` failed before its timeout; a try not in flight does
+    /// nothing.
+    pub fn handle_failure(&mut self, index: usize, now: LocalTime) -> Vec<ScreamAction> {
         let mut out = Vec::new();
         if self.in_flight.remove(&index).is_some() {
-            self.fill(now_us, &mut out);
+            self.fill(now, &mut out);
         }
         out
     }
 
     /// Time passed: tries past their deadline fail, the next ones start.
-    pub fn handle_timer(&mut self, now_us: u64) -> Vec<ScreamAction> {
+    /// Calling it before anything is due does nothing.
+    pub fn handle_timeout(&mut self, now: LocalTime) -> Vec<ScreamAction> {
         let mut out = Vec::new();
-        self.in_flight.retain(|_, deadline| *deadline > now_us);
-        self.fill(now_us, &mut out);
+        self.in_flight.retain(|_, deadline| *deadline > now);
+        self.fill(now, &mut out);
         out
     }
 
-    /// When [`ScreamCast::handle_timer`] should next be called.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    /// When [`ScreamCast::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
         if self.finished {
             return None;
         }

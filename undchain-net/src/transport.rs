@@ -29,7 +29,7 @@
 use std::collections::BTreeSet;
 
 use undchain_types::msg::MediumKind;
-use undchain_types::{ChainId, EnvelopeError, PublicKey, SignedEnvelope};
+use undchain_types::{ChainId, EnvelopeError, LocalTime, PublicKey, SignedEnvelope};
 
 use crate::frame::{FrameError, decode_envelope};
 use crate::rate::{RateLimit, RateLimiter};
@@ -66,11 +66,11 @@ pub enum TransportError {
          (impostor or stale validator list); refused during the TLS handshake"
     )]
     WrongKey {
-        /// Where.
+        /// The address that was dialled.
         address: String,
-        /// The key the list names.
+        /// The key the list names for that address.
         expected: PublicKey,
-        /// The key presented.
+        /// The key the peer at that address presented instead.
         presented: PublicKey,
     },
     /// A peer claimed to be a validator under a key no list names (seen by
@@ -80,14 +80,14 @@ pub enum TransportError {
          bootstrap list names that key"
     )]
     NotAListedValidator {
-        /// The key it presented.
+        /// The key the peer presented with its validator claim.
         key: PublicKey,
     },
     /// The accepting side refused this connection (seen by the connecting
     /// side, on its first read).
     #[error("{peer} refused the connection: {reason} ({REFUSED_ON_FIRST_READ})")]
     RefusedByPeer {
-        /// The peer.
+        /// The peer that refused us.
         peer: PublicKey,
         /// Its reason, as it sent it.
         reason: String,
@@ -95,51 +95,51 @@ pub enum TransportError {
     /// The peer presented something that is not a usable ed25519 raw key.
     #[error("{address} presented no usable ed25519 raw public key: {reason}")]
     BadPeerKey {
-        /// Where.
+        /// The address of the peer.
         address: String,
-        /// What was wrong.
+        /// What was wrong with the key it presented.
         reason: String,
     },
     /// Nobody answered at `address`.
     #[error("{address} is unreachable: {reason}")]
     Unreachable {
-        /// Where.
+        /// The address nobody answered at.
         address: String,
-        /// Why.
+        /// What the transport saw (no listener, a timeout, ...).
         reason: String,
     },
     /// The handshake failed for another reason.
     #[error("handshake with {address} failed: {reason}")]
     Handshake {
-        /// Where.
+        /// The address of the peer.
         address: String,
-        /// Why.
+        /// What the TLS or QUIC layer reported.
         reason: String,
     },
     /// This transport does not speak the medium.
     #[error("medium {medium:?} is not supported by this transport")]
     UnsupportedMedium {
-        /// The medium.
+        /// The medium the endpoint named.
         medium: MediumKind,
     },
     /// The address does not parse.
     #[error("address {address:?} is not usable: {reason}")]
     BadAddress {
-        /// The address.
+        /// The address as given.
         address: String,
-        /// Why.
+        /// What is wrong with it.
         reason: String,
     },
     /// No connection (or connection under way) to the peer.
     #[error("not connected to {peer}")]
     NotConnected {
-        /// The peer.
+        /// The peer there is no connection to.
         peer: PublicKey,
     },
     /// The peer's outbound queue is full.
     #[error("outbound queue to {peer} is full ({cap} envelopes or {cap_bytes} bytes)")]
     QueueFull {
-        /// The peer.
+        /// The peer whose queue is full.
         peer: PublicKey,
         /// The cap in envelopes.
         cap: usize,
@@ -155,15 +155,15 @@ pub enum TransportError {
     /// The peer is over its rate limit; the envelope was dropped.
     #[error("{peer} is over its rate limit; envelope dropped")]
     RateLimited {
-        /// The peer.
+        /// The peer over its limit.
         peer: PublicKey,
     },
-    /// The connection closed.
+    /// The connection closed, by either side or by an idle timeout.
     #[error("connection to {peer} closed: {reason}")]
     Closed {
-        /// The peer.
+        /// The peer at the other end.
         peer: PublicKey,
-        /// Why.
+        /// Who closed it and why, as far as this side knows.
         reason: String,
     },
     /// The transport was shut down.
@@ -174,7 +174,8 @@ pub enum TransportError {
     Io(String),
 }
 
-/// What happened.
+/// What a transport reports through [`Transport::poll_event`]: connections
+/// coming up or going down, envelopes received, frames dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
     /// A connection is up, under the peer's authenticated key.
@@ -185,7 +186,8 @@ pub enum TransportEvent {
         class: PeerClass,
         /// Whether the peer connected to us.
         inbound: bool,
-        /// The peer's address.
+        /// The peer's address (as dialled, or as seen on an inbound
+        /// connection).
         address: String,
     },
     /// An envelope arrived (decoded; verified when the config says so).
@@ -199,32 +201,33 @@ pub enum TransportEvent {
     },
     /// An incoming frame was dropped; the connection survives.
     Dropped {
-        /// The peer.
+        /// The peer the frame came from.
         peer: PublicKey,
-        /// Why.
+        /// Why the frame was dropped (framing, rate limit, envelope).
         error: TransportError,
     },
     /// An outbound connection attempt failed.
     ConnectFailed {
         /// The key that was expected.
         peer: PublicKey,
-        /// Where.
+        /// The address that was dialled.
         address: String,
-        /// Why.
+        /// Why the attempt failed (wrong key, unreachable, handshake).
         error: TransportError,
     },
     /// This side refused an inbound peer.
     Refused {
-        /// The peer's key.
+        /// The key the refused peer presented.
         peer: PublicKey,
-        /// Why.
+        /// Why it was refused.
         error: TransportError,
     },
-    /// A connection closed.
+    /// A connection closed; envelopes to the peer need a new connection.
     Closed {
-        /// The peer.
+        /// The peer at the other end.
         peer: PublicKey,
-        /// Why.
+        /// What closed it: the peer, this side, an idle timeout or a
+        /// framing error.
         error: TransportError,
     },
 }
@@ -295,19 +298,19 @@ pub fn admit_peer(
     Ok(class)
 }
 
-/// What becomes of one received frame: decode, rate-limit, verify. Every
-/// transport calls this, so every transport drops the same frames for the
-/// same reasons.
+/// What becomes of one frame received at `now`: rate-limit, decode,
+/// verify. Every transport calls this, so every transport drops the same
+/// frames for the same reasons.
 pub fn admit_frame(
     cfg: &TransportConfig,
     limiter: &mut RateLimiter,
     peer: PublicKey,
     class: PeerClass,
     frame: &[u8],
-    now_us: u64,
+    now: LocalTime,
 ) -> TransportEvent {
     let dropped = |error| TransportEvent::Dropped { peer, error };
-    if limiter.check(&peer, now_us, 1).is_err() {
+    if limiter.check(&peer, now, 1).is_err() {
         return dropped(TransportError::RateLimited { peer });
     }
     let envelope = match decode_envelope(frame, cfg.max_frame) {

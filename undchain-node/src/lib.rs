@@ -1,6 +1,7 @@
 //! `undchain-node`: the reference node's shell around the pure crates. So
-//! far it holds the QUIC transport ([`transport`]); the runtime, storage,
-//! CLI and devnet build on it.
+//! far it holds the QUIC transport ([`transport`]) and the monotonic clock
+//! the shell reads `now` from ([`clock`]); the runtime, storage, CLI and
+//! devnet build on them.
 //!
 //! ```
 //! use undchain_net::{Claim, TransportEvent};
@@ -35,4 +36,7 @@
 //! key itself), `thiserror`, `tracing` (logs).
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod transport;
+
+pub use clock::MonotonicClock;

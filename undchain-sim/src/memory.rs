@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use undchain_types::msg::Endpoint;
-use undchain_types::{PublicKey, SignedEnvelope};
+use undchain_types::{LocalTime, PublicKey, SignedEnvelope};
 
 use undchain_net::frame::{FrameDecoder, FrameError, frame_envelope};
 use undchain_net::rate::RateLimiter;
@@ -50,7 +50,7 @@ struct Node {
 #[derive(Debug, Default)]
 struct Net {
     nodes: BTreeMap<String, Node>,
-    now_us: u64,
+    now: LocalTime,
 }
 
 /// The shared in-memory network.
@@ -104,9 +104,10 @@ impl MemoryNetwork {
         })
     }
 
-    /// Sets the clock the rate limits read, us.
-    pub fn set_now(&self, now_us: u64) {
-        self.lock().now_us = now_us;
+    /// Sets the network's clock, which the rate limits of every node read
+    /// (a simulator passes its virtual time).
+    pub fn set_now(&self, now: LocalTime) {
+        self.lock().now = now;
     }
 
     /// Takes the node at `address` down (connections to it close, new ones
@@ -170,7 +171,7 @@ fn deliver(
     to: &str,
     mut bytes: &[u8],
 ) -> Result<(), TransportError> {
-    let now = net.now_us;
+    let now = net.now;
     let node = net.nodes.get_mut(to).ok_or_else(|| unreachable(to))?;
     let Node {
         conns,

@@ -33,7 +33,7 @@ pub struct LinkRef {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct BlockHeader {
-    /// The chain.
+    /// The chain this header belongs to (a header is never valid on another chain).
     pub chain_id: ChainId,
     /// Convergence counter: 0 for the first genesis, +1 per convergence.
     pub epoch: u32,

@@ -29,7 +29,7 @@ pub struct TooLong {
 pub struct BoundedVec<T, const N: usize>(Vec<T>);
 
 impl<T, const N: usize> BoundedVec<T, N> {
-    /// The cap.
+    /// The most items the list may hold; decoding refuses a longer length prefix.
     pub const CAP: usize = N;
 
     /// An empty list.
@@ -66,7 +66,7 @@ impl<T, const N: usize> BoundedVec<T, N> {
         Ok(())
     }
 
-    /// The items.
+    /// The items, in order.
     pub fn as_slice(&self) -> &[T] {
         &self.0
     }
@@ -153,7 +153,7 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for BoundedVec<T
 pub struct BoundedBytes<const N: usize>(Vec<u8>);
 
 impl<const N: usize> BoundedBytes<N> {
-    /// The cap.
+    /// The most bytes the string may hold; decoding refuses a longer length prefix.
     pub const CAP: usize = N;
 
     /// Wraps `bytes`, refusing more than `N`.
@@ -172,7 +172,7 @@ impl<const N: usize> BoundedBytes<N> {
         Self::try_from_vec(bytes.to_vec())
     }
 
-    /// The bytes.
+    /// The bytes, as a slice.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -264,7 +264,7 @@ impl<const N: usize> BoundedString<N> {
         Self(text[..end].to_owned())
     }
 
-    /// The text.
+    /// The text, as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -177,12 +177,12 @@ impl KeyCache {
         }
     }
 
-    /// Keys held.
+    /// How many prepared keys the cache holds.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether empty.
+    /// Whether the cache holds no key.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -210,7 +210,7 @@ impl KeyCache {
 pub struct PreparedKey(ed25519_dalek::VerifyingKey);
 
 impl PreparedKey {
-    /// The identity.
+    /// The public key this prepared key was made from.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.to_bytes())
     }

@@ -36,7 +36,7 @@ pub struct Envelope {
     /// When sent: block time for validators, wall-clock for clients and
     /// partners.
     pub sent_at: BlockTime,
-    /// The message.
+    /// The message itself.
     pub body: Message,
 }
 
@@ -88,7 +88,7 @@ pub enum EnvelopeError {
     WrongChain {
         /// Chain in the envelope.
         got: ChainId,
-        /// This chain.
+        /// The chain the receiver is on.
         expected: ChainId,
     },
 }
@@ -116,7 +116,7 @@ impl PartialEq for SenderKey {
 impl Eq for SenderKey {}
 
 impl SignedEnvelope {
-    /// The envelope.
+    /// The envelope that was signed.
     pub fn envelope(&self) -> &Envelope {
         &self.envelope
     }
@@ -126,17 +126,17 @@ impl SignedEnvelope {
         self.envelope
     }
 
-    /// The sender.
+    /// The sender's key, which the signature is checked against.
     pub fn sender(&self) -> &PublicKey {
         &self.envelope.sender
     }
 
-    /// The body.
+    /// The message the envelope carries.
     pub fn body(&self) -> &Message {
         &self.envelope.body
     }
 
-    /// The signature.
+    /// The sender's signature over the envelope's digest.
     pub fn signature(&self) -> &Signature {
         &self.signature
     }

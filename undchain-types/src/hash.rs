@@ -34,7 +34,7 @@ impl Hash32 {
         u64::from_le_bytes(b)
     }
 
-    /// Lower-case hex.
+    /// The hash as 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
         to_hex(&self.0)
     }

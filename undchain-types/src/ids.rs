@@ -119,7 +119,7 @@ impl fmt::Display for JobId {
 pub struct TokenAmount(pub u64);
 
 impl TokenAmount {
-    /// Zero tokens.
+    /// No tokens at all.
     pub const ZERO: TokenAmount = TokenAmount(0);
 
     /// `self + o`, or `None` on overflow.
@@ -172,7 +172,7 @@ impl PerceptionScore {
         PerceptionScore(v.clamp(0, 1000) as u16)
     }
 
-    /// The value.
+    /// The score, 0..=1000.
     pub const fn get(self) -> u16 {
         self.0
     }

@@ -106,7 +106,7 @@ pub enum ParamsError {
     /// A duration that must be positive is zero.
     #[error("{field} = 0: must be positive")]
     Zero {
-        /// The field.
+        /// The name of the zero field.
         field: &'static str,
     },
     /// Cutoff of 100% or more would leave no time to file a request.
@@ -138,7 +138,7 @@ pub enum ParamsError {
     AckFanout {
         /// The value given.
         got: u8,
-        /// Active seats.
+        /// The number of active seats (`active_seats`).
         seats: u8,
     },
     /// Partner list cap outside 1..=256.

@@ -105,11 +105,11 @@ pub enum ReplayError {
     /// Sent too long ago.
     #[error("envelope sent at {sent_at} is older than the window ({past_us}us before {now})")]
     Stale {
-        /// Its time.
+        /// When the envelope says it was sent.
         sent_at: BlockTime,
-        /// Now.
+        /// The receiver's time when it checked.
         now: BlockTime,
-        /// The window.
+        /// How far in the past an envelope may be sent, us.
         past_us: u64,
     },
     /// Sent too far in the future.
@@ -117,18 +117,18 @@ pub enum ReplayError {
         "envelope sent at {sent_at} is further ahead than the window ({ahead_us}us after {now})"
     )]
     Future {
-        /// Its time.
+        /// When the envelope says it was sent.
         sent_at: BlockTime,
-        /// Now.
+        /// The receiver's time when it checked.
         now: BlockTime,
-        /// The window.
+        /// How far in the future an envelope may be sent, us.
         ahead_us: u64,
     },
     /// Its sequence (or its sender) was forgotten to bound memory; it may
     /// have been seen, so it is refused.
     #[error("sequence {seq} is at or below the sender's forgotten horizon")]
     Forgotten {
-        /// The sequence.
+        /// The refused sequence number.
         seq: u64,
     },
 }
@@ -167,7 +167,7 @@ impl ReplayGuard {
         }
     }
 
-    /// Remembered senders.
+    /// How many senders the guard remembers.
     pub fn senders(&self) -> usize {
         self.senders.len()
     }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub enum UtilityKind {
-    /// Storing data.
+    /// Storing data for a client.
     Storage,
-    /// Running computations.
+    /// Running computations for a client.
     Computation,
     /// Access to a resource or network.
     Access,
@@ -41,7 +41,7 @@ impl fmt::Display for UtilityKind {
 pub enum Role {
     /// Asks for utility.
     Client,
-    /// Provides utility.
+    /// Provides utility to clients.
     Partner,
     /// Keeps job files, the payout file and the chain.
     Validator,

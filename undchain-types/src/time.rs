@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub struct LocalTime(pub i64);
 
 impl LocalTime {
-    /// The origin.
+    /// The origin of the host's clock.
     pub const ZERO: LocalTime = LocalTime(0);
 
     /// The reading `us` microseconds after the origin.

@@ -27,7 +27,7 @@ use crate::msg::{Endpoint, MAX_ADDRESS, MAX_MEDIA, MediumKind};
 
 /// Most validators a list may name.
 pub const MAX_VALIDATORS: usize = 1024;
-/// Longest alias.
+/// The longest alias a list entry may have, bytes.
 pub const MAX_ALIAS: usize = 64;
 
 /// Which entry of the list an error is about.
@@ -54,9 +54,9 @@ pub enum ValidatorListError {
     /// Not valid TOML.
     #[error("validator list is not valid TOML at line {line}, column {column}: {message}")]
     Syntax {
-        /// 1-based line.
+        /// The line of the error, counting from 1.
         line: usize,
-        /// 1-based column.
+        /// The column of the error, counting from 1.
         column: usize,
         /// The parser's message.
         message: String,
@@ -67,37 +67,37 @@ pub enum ValidatorListError {
     /// More entries than [`MAX_VALIDATORS`].
     #[error("validator list has {count} entries, more than {MAX_VALIDATORS}")]
     TooMany {
-        /// Entries found.
+        /// How many entries the file holds.
         count: usize,
     },
     /// A top-level key other than `validator`.
     #[error("unknown top-level key {key:?} (expected only [[validator]] entries)")]
     UnknownTopLevel {
-        /// The key.
+        /// The key found at the top level.
         key: String,
     },
     /// A required field is missing.
     #[error("{entry}: missing field `{field}`")]
     MissingField {
-        /// The entry.
+        /// The entry the field is missing from.
         entry: EntryRef,
-        /// The field.
+        /// The name of the missing field.
         field: &'static str,
     },
     /// A field has the wrong type or an impossible value.
     #[error("{entry}: field `{field}`: {reason}")]
     BadField {
-        /// The entry.
+        /// The entry holding the bad field.
         entry: EntryRef,
         /// The field (`media[2].address` for a medium's field).
         field: String,
-        /// What is wrong.
+        /// What is wrong with the value.
         reason: String,
     },
     /// The id is not a usable public key.
     #[error("{entry}: field `id`: {reason}")]
     BadId {
-        /// The entry.
+        /// The entry whose id was refused.
         entry: EntryRef,
         /// Why the key was refused.
         reason: CryptoError,
@@ -105,15 +105,15 @@ pub enum ValidatorListError {
     /// An unknown field (likely a typo).
     #[error("{entry}: unknown field `{field}`")]
     UnknownField {
-        /// The entry.
+        /// The entry holding the unknown field.
         entry: EntryRef,
-        /// The field.
+        /// The name of the unknown field, as written.
         field: String,
     },
     /// An entry with no media.
     #[error("{entry}: no [[validator.media]]: at least one medium is required")]
     NoMedia {
-        /// The entry.
+        /// The entry without media.
         entry: EntryRef,
     },
     /// Two entries share an id.
@@ -148,9 +148,9 @@ pub struct MediumInfo {
 /// One validator of the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatorRecord {
-    /// Human name.
+    /// The operator's name for the validator, unique in the list.
     pub alias: String,
-    /// Identity.
+    /// The validator's identity key, which its TLS handshake must present.
     pub id: PublicKey,
     /// Appointed by the chain owner.
     pub known: bool,

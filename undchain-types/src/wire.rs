@@ -30,7 +30,7 @@ pub enum Invalid {
     ListTooLong {
         /// The length announced.
         len: usize,
-        /// The cap.
+        /// The most items the list may hold.
         cap: usize,
     },
     /// A byte string exceeds its cap.
@@ -38,7 +38,7 @@ pub enum Invalid {
     BytesTooLong {
         /// The length announced.
         len: usize,
-        /// The cap.
+        /// The most bytes the string may hold.
         cap: usize,
     },
     /// A text exceeds its cap.
@@ -46,7 +46,7 @@ pub enum Invalid {
     TextTooLong {
         /// The length announced.
         len: usize,
-        /// The cap.
+        /// The most bytes the text may hold.
         cap: usize,
     },
     /// A public key was refused.
@@ -85,9 +85,9 @@ pub enum WireError {
     /// Input larger than the frame limit; refused before parsing.
     #[error("input of {len} bytes exceeds the frame limit of {max}")]
     FrameTooLarge {
-        /// Bytes offered.
+        /// How many bytes were offered.
         len: usize,
-        /// The limit.
+        /// The frame limit the caller decodes under, bytes.
         max: usize,
     },
     /// The leading version byte is not one this code reads.
@@ -102,7 +102,7 @@ pub enum WireError {
     /// Bytes were left after the value.
     #[error("{count} trailing bytes after the value")]
     TrailingBytes {
-        /// How many.
+        /// How many bytes were left over.
         count: usize,
     },
     /// A variable-length integer was malformed or overflowed its type.

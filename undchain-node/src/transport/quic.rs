@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use quinn::{ConnectionError, VarInt};
@@ -44,13 +44,16 @@ use undchain_net::transport::{
     admit_peer, classify,
 };
 use undchain_types::msg::{Endpoint, MediumKind};
-use undchain_types::{PublicKey, SignedEnvelope, SigningKey};
+use undchain_types::{LocalTime, PublicKey, SignedEnvelope, SigningKey};
+
+use crate::clock::MonotonicClock;
 
 use super::tls::{self, ALPN_USER, ALPN_VALIDATOR};
 
-/// Application close codes.
+/// The QUIC application close codes this transport sends, so the peer can
+/// tell a refusal and a framing error from a normal close.
 pub mod close_code {
-    /// Normal close.
+    /// A normal close (disconnect, shutdown, a superseded connection).
     pub const NORMAL: u32 = 0;
     /// Refused: a validator claim under an unlisted key.
     pub const REFUSED: u32 = 1;
@@ -113,7 +116,7 @@ struct Shared {
     limiter: Mutex<RateLimiter>,
     events: mpsc::Sender<TransportEvent>,
     next_id: AtomicU64,
-    start: Instant,
+    clock: MonotonicClock,
     endpoint: quinn::Endpoint,
 }
 
@@ -173,7 +176,7 @@ impl QuicTransport {
             links: Mutex::new(BTreeMap::new()),
             events: events_tx,
             next_id: AtomicU64::new(1),
-            start: Instant::now(),
+            clock: MonotonicClock::new(),
             endpoint,
         });
         let accept = tokio::spawn(accept_loop(shared.clone()));
@@ -184,12 +187,14 @@ impl QuicTransport {
         })
     }
 
-    /// The bound address.
+    /// The address the UDP socket is bound to (with the port picked when
+    /// binding to port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
         self.shared.endpoint.local_addr().map_err(io)
     }
 
-    /// This node's identity.
+    /// This node's identity key, which it presents as its TLS raw public
+    /// key.
     pub fn local_key(&self) -> PublicKey {
         self.shared.key
     }
@@ -349,8 +354,9 @@ impl Transport for QuicTransport {
 }
 
 impl Shared {
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    /// The transport's clock, read once per received frame.
+    fn now(&self) -> LocalTime {
+        self.clock.now()
     }
 
     async fn emit(&self, ev: TransportEvent) {
@@ -648,6 +654,7 @@ async fn read_stream(
                 while !input.is_empty() {
                     match dec.decode(&mut input) {
                         Ok(Some(frame)) => {
+                            let now = shared.now();
                             let ev = {
                                 let mut limiter = lock(&shared.limiter);
                                 admit_frame(
@@ -656,7 +663,7 @@ async fn read_stream(
                                     peer,
                                     class,
                                     &frame,
-                                    shared.now_us(),
+                                    now,
                                 )
                             };
                             shared.emit(ev).await;

@@ -9,7 +9,7 @@ use undchain_net::frame::{FrameError, encode_frame};
 use undchain_net::transport::REFUSED_ON_FIRST_READ;
 use undchain_net::{Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent};
 use undchain_sim::{MemoryNetwork, MemoryTransport};
-use undchain_types::{BlockTime, ChainId, Envelope, msg::TimeProbe};
+use undchain_types::{BlockTime, ChainId, Envelope, LocalTime, msg::TimeProbe};
 
 fn node(net: &MemoryNetwork, addr: &str, k: u8, validators: &[u8]) -> MemoryTransport {
     let mut t = net.join(addr, pk(k), TransportConfig::default()).unwrap();
@@ -215,7 +215,7 @@ fn memory_dead_validator_is_unreachable_and_rate_limits_apply() {
             ..
         })
     ));
-    net.set_now(1_000_000);
+    net.set_now(LocalTime::from_micros(1_000_000));
     c.send(&pk(2), &hello(7)).unwrap();
     assert!(matches!(
         w.drain_events()[..],

@@ -66,7 +66,7 @@ pub struct RequestAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct InclusionNotice {
-    /// The job.
+    /// The job the notice is about.
     pub job: JobId,
     /// The block it was committed in.
     pub block: BlockNumber,
@@ -94,9 +94,9 @@ pub struct ForwardedRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct PartnerOffer {
-    /// The job.
+    /// The job the offer is for.
     pub job: JobId,
-    /// The partner.
+    /// The partner willing to serve it.
     pub partner: PublicKey,
     /// The partner's perception score.
     pub score: PerceptionScore,
@@ -117,13 +117,13 @@ pub struct PartnerOffer {
 pub struct ReceiptTerms {
     /// The chain (a receipt is never valid on another chain).
     pub chain_id: ChainId,
-    /// The job.
+    /// The job the receipt settles.
     pub job: JobId,
     /// The paying client.
     pub client: PublicKey,
     /// The serving partner.
     pub partner: PublicKey,
-    /// Units delivered.
+    /// How many units were delivered.
     pub units: u64,
     /// Amount the client pays the partner.
     pub amount: TokenAmount,
@@ -176,7 +176,7 @@ impl Receipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CompletionAck {
-    /// The job.
+    /// The job whose completion is confirmed.
     pub job: JobId,
     /// The block whose ledger records the completion.
     pub block: BlockNumber,
@@ -190,7 +190,7 @@ pub struct CompletionAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct JobFileRequest {
-    /// The block.
+    /// The block whose job file is wanted.
     pub block: BlockNumber,
     /// Resume after this job id (None: from the start).
     pub after: Option<JobId>,
@@ -205,7 +205,7 @@ pub const MAX_ENTRIES: usize = 32 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct JobFileReply {
-    /// The block.
+    /// The block whose job file this page is from.
     pub block: BlockNumber,
     /// Whether the file is closed (root is the Merkle root in the header) or
     /// still open (root is the incremental fingerprint root).

@@ -22,9 +22,9 @@ pub const MAX_ACTIVE: usize = 10;
 pub enum MediumKind {
     /// QUIC over UDP (the reference transport).
     Quic,
-    /// TCP.
+    /// A TCP stream (the reference node's QUIC transport refuses it).
     Tcp,
-    /// Plain UDP.
+    /// Plain UDP (the reference node speaks QUIC over it).
     Udp,
 }
 
@@ -53,7 +53,7 @@ impl MediumKind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct Endpoint {
-    /// The medium.
+    /// The medium to use.
     pub medium: MediumKind,
     /// Routing information, e.g. `203.0.113.7:7100`.
     pub address: BoundedString<MAX_ADDRESS>,
@@ -63,9 +63,9 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ValidatorInfo {
-    /// Its identity.
+    /// The validator's identity key.
     pub id: PublicKey,
-    /// Its class.
+    /// Whether it is active or passive, known or unknown.
     pub class: ValidatorClass,
     /// How to reach it.
     pub media: BoundedVec<Endpoint, MAX_MEDIA>,
@@ -116,7 +116,7 @@ impl MerkleProof {
 pub struct NetworkStatus {
     /// Load in per-mille of the validator's own capacity.
     pub load_permille: u16,
-    /// Open connections.
+    /// How many connections the validator has open.
     pub connections: u32,
     /// How far behind the latest decided block it is, in blocks.
     pub lag_blocks: u32,

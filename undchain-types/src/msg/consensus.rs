@@ -22,17 +22,17 @@ pub type Round = u32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct Proposal {
-    /// The chain.
+    /// The chain the proposal is for.
     pub chain_id: ChainId,
     /// Height (block number).
     pub height: BlockNumber,
-    /// Round.
+    /// The round of the proposal at its height.
     pub round: Round,
     /// Proof-of-lock round (Tendermint `validRound`), if any.
     pub pol_round: Option<Round>,
     /// The proposed value.
     pub header: BlockHeader,
-    /// The proposer.
+    /// The proposer, whose key signs the proposal.
     pub proposer: PublicKey,
     /// The parent block's commit certificate the proposer chose; its signers
     /// are `header.parent_signers`. `None` only for the first block of an
@@ -59,7 +59,7 @@ impl Proposal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct SignedProposal {
-    /// The proposal.
+    /// The proposal that was signed.
     pub proposal: Proposal,
     /// The proposer's signature.
     pub signature: Signature,
@@ -88,17 +88,17 @@ pub enum VoteKind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct Vote {
-    /// The chain.
+    /// The chain the vote is for.
     pub chain_id: ChainId,
-    /// Height.
+    /// The height (block number) voted at.
     pub height: BlockNumber,
-    /// Round.
+    /// The round voted in.
     pub round: Round,
     /// Prevote or precommit.
     pub kind: VoteKind,
     /// The block hash voted for; `None` is nil.
     pub value: Option<Hash32>,
-    /// The voter.
+    /// The voter, whose key signs the vote.
     pub validator: PublicKey,
 }
 
@@ -121,7 +121,7 @@ impl Vote {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct SignedVote {
-    /// The vote.
+    /// The vote that was signed.
     pub vote: Vote,
     /// The voter's signature.
     pub signature: Signature,
@@ -140,7 +140,7 @@ impl SignedVote {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CommitSignature {
-    /// The signer.
+    /// The validator whose precommit this is.
     pub validator: PublicKey,
     /// Its precommit signature.
     pub signature: Signature,
@@ -152,9 +152,9 @@ pub struct CommitSignature {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CommitCertificate {
-    /// The chain.
+    /// The chain of the decided block.
     pub chain_id: ChainId,
-    /// Height.
+    /// The height (block number) of the decided block.
     pub height: BlockNumber,
     /// The round that decided.
     pub round: Round,
@@ -300,9 +300,9 @@ pub struct BlockRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CommittedBlock {
-    /// The header.
+    /// The decided block's header.
     pub header: BlockHeader,
-    /// Its certificate.
+    /// The commit certificate that decided it.
     pub certificate: CommitCertificate,
 }
 

@@ -19,7 +19,7 @@ use crate::ids::{BlockNumber, ChainId, TokenAmount};
 pub struct ChainLink {
     /// The sending chain.
     pub chain: ChainId,
-    /// Its block.
+    /// The sending chain's block being anchored.
     pub block: BlockNumber,
     /// That block's hash.
     pub block_hash: Hash32,
@@ -43,7 +43,7 @@ pub struct DomainTransferTerms {
     pub from: PublicKey,
     /// Payee on the target.
     pub to: PublicKey,
-    /// Amount.
+    /// How many tokens move.
     pub amount: TokenAmount,
     /// Last source block at which the target may still credit it; a
     /// committed source block past it lets the target record the transfer
@@ -120,7 +120,7 @@ pub enum DomainProofKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct DomainTransferProof {
-    /// The transfer.
+    /// The transfer this proves a step of.
     pub transfer: DomainTransfer,
     /// Which step this proves.
     pub kind: DomainProofKind,
@@ -147,9 +147,9 @@ pub enum NetworkLinkAction {
     },
     /// Anchors a block hash of the sending network. Signed by the relay.
     Anchor {
-        /// The block.
+        /// The sending network's block being anchored.
         block: BlockNumber,
-        /// Its hash.
+        /// That block's hash.
         block_hash: Hash32,
     },
     /// Ends the link (either side may). Signed by the owner.
@@ -195,7 +195,7 @@ pub struct NetworkLinkBody<'a> {
     pub peer_network: &'a str,
     /// The receiving network's chain.
     pub peer_chain: ChainId,
-    /// Link session.
+    /// The link session the message belongs to (see [`NetworkLink::session`]).
     pub session: u64,
     /// What the message does.
     pub action: &'a NetworkLinkAction,

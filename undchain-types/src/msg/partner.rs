@@ -22,7 +22,7 @@ pub const MAX_EVIDENCE: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ReadyToProvide {
-    /// Kinds offered.
+    /// The utility kinds the partner offers.
     pub kinds: BoundedVec<UtilityKind, 3>,
     /// Jobs it can take at once.
     pub capacity: u32,
@@ -48,11 +48,11 @@ pub struct Subscribe {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct JobNotification {
-    /// The job.
+    /// The job the notification is about.
     pub job: JobId,
-    /// Its kind.
+    /// The kind of utility the job asks for.
     pub kind: UtilityKind,
-    /// Units wanted.
+    /// How many units the client wants.
     pub units: u64,
     /// Most the client pays per unit.
     pub max_price_per_unit: TokenAmount,
@@ -67,7 +67,7 @@ pub struct JobNotification {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct JobResponse {
-    /// The job.
+    /// The job the partner wants.
     pub job: JobId,
     /// Price per unit the partner asks.
     pub price_per_unit: TokenAmount,
@@ -81,7 +81,7 @@ pub struct JobResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ConnectionDetails {
-    /// The job.
+    /// The job the details are for.
     pub job: JobId,
     /// The identity to expect at the other end (checked in the handshake).
     pub peer: PublicKey,
@@ -94,7 +94,7 @@ pub struct ConnectionDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct UtilityStarted {
-    /// The job.
+    /// The job whose utility started.
     pub job: JobId,
     /// The client it is serving.
     pub client: PublicKey,
@@ -106,7 +106,7 @@ pub struct UtilityStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct PayoutPoolConfirmation {
-    /// The job.
+    /// The job that entered the payout pool.
     pub job: JobId,
     /// The block whose payout pool holds it.
     pub block: BlockNumber,
@@ -126,7 +126,7 @@ pub struct StillActive {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct AtCapacity {
-    /// Jobs running.
+    /// How many jobs the partner is running.
     pub running: u32,
 }
 
@@ -135,7 +135,7 @@ pub struct AtCapacity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct SignOff {
-    /// Why (free text).
+    /// Why the partner signs off, in free text for the operators.
     pub reason: BoundedString<MAX_DETAIL>,
 }
 
@@ -144,13 +144,13 @@ pub struct SignOff {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct UsageCheckpoint {
-    /// The chain.
+    /// The chain the checkpoint is for (never valid on another chain).
     pub chain_id: ChainId,
-    /// The job.
+    /// The job being delivered.
     pub job: JobId,
-    /// The client.
+    /// The client receiving the utility, who signs the checkpoint.
     pub client: PublicKey,
-    /// The partner.
+    /// The partner delivering it.
     pub partner: PublicKey,
     /// Units delivered so far.
     pub units: u64,
@@ -158,7 +158,7 @@ pub struct UsageCheckpoint {
     pub amount: TokenAmount,
     /// Checkpoint counter (increasing).
     pub counter: u32,
-    /// Client's clock.
+    /// When the checkpoint was taken, by the client's clock.
     pub at: BlockTime,
 }
 
@@ -222,7 +222,7 @@ pub struct Challenge {
     pub nonce: [u8; 32],
     /// Kind-specific task (data to store and prove, work to compute).
     pub payload: BoundedBytes<MAX_CHALLENGE>,
-    /// Answer deadline.
+    /// When the answer must have arrived.
     pub deadline: BlockTime,
 }
 
@@ -232,7 +232,7 @@ pub struct Challenge {
 pub struct ChallengeResponse {
     /// The challenge answered.
     pub id: u64,
-    /// The answer.
+    /// The partner's answer, computed from the nonce and payload.
     pub answer: BoundedBytes<MAX_CHALLENGE>,
 }
 
@@ -242,7 +242,7 @@ pub struct ChallengeResponse {
 pub enum Requirement {
     /// It failed (or did not answer) a resource challenge.
     Challenge {
-        /// The challenge.
+        /// The id of the challenge it failed.
         id: u64,
     },
     /// Its latency to the validators is too high for this domain.
@@ -254,7 +254,7 @@ pub enum Requirement {
     },
     /// It claimed a kind it cannot provide.
     Kind {
-        /// The kind.
+        /// The kind it claimed.
         kind: UtilityKind,
     },
     /// Its heartbeats stopped.
@@ -266,7 +266,7 @@ pub enum Requirement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct RequirementFailed {
-    /// Which requirement.
+    /// The requirement the partner failed.
     pub requirement: Requirement,
     /// Detail for the operator.
     pub detail: BoundedString<MAX_DETAIL>,
@@ -279,9 +279,9 @@ pub struct RequirementFailed {
 pub struct LowPerception {
     /// The role it may not take.
     pub role: Role,
-    /// Its score.
+    /// The identity's perception score.
     pub score: PerceptionScore,
-    /// The floor.
+    /// The lowest score the role accepts.
     pub floor: PerceptionScore,
 }
 
@@ -300,16 +300,16 @@ pub struct WorkRequest {
 pub enum WorkStatusReason {
     /// There is work: this many open jobs of its kinds.
     Available {
-        /// Open jobs.
+        /// How many open jobs of its kinds there are.
         open_jobs: u32,
     },
     /// No client demand for its kinds.
     NoDemand,
     /// Its score is under the floor.
     UnderFloor {
-        /// Its score.
+        /// The partner's perception score.
         score: PerceptionScore,
-        /// The floor.
+        /// The lowest score that gets work.
         floor: PerceptionScore,
     },
     /// It failed a requirement.
@@ -324,7 +324,7 @@ pub enum WorkStatusReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct WorkStatus {
-    /// Why.
+    /// The answer: work is available, or why there is none.
     pub reason: WorkStatusReason,
 }
 
@@ -333,7 +333,7 @@ pub struct WorkStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CensorshipEvidence {
-    /// The job.
+    /// The job the partner responded to.
     pub job: JobId,
     /// The block whose job file held it.
     pub block: BlockNumber,
@@ -349,9 +349,9 @@ pub struct CensorshipEvidence {
 pub struct CensorshipComplaint {
     /// The chain owner it is addressed to.
     pub chain_owner: PublicKey,
-    /// Validators accused.
+    /// The validators the partner accuses of ignoring its responses.
     pub accused: BoundedVec<PublicKey, MAX_ACTIVE>,
-    /// The evidence.
+    /// The jobs and unanswered responses that show it.
     pub evidence: BoundedVec<CensorshipEvidence, MAX_EVIDENCE>,
 }
 
@@ -376,7 +376,7 @@ pub enum ConnectionProblem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ConnectionReport {
-    /// The job.
+    /// The job whose connection details were relayed.
     pub job: JobId,
     /// The validator that relayed the details.
     pub relayed_by: PublicKey,

@@ -103,7 +103,7 @@ pub struct ReconcileRound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct FinalRoot {
-    /// Entries.
+    /// How many entries the side holds.
     pub count: u64,
     /// The 32-byte root (keyed in a keyed pass).
     pub root: Hash32,

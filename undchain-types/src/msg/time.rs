@@ -62,11 +62,11 @@ pub enum TimePhase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct TimeResyncProposal {
-    /// The chain.
+    /// The chain whose clock the proposal steps.
     pub chain_id: ChainId,
     /// Proposal counter (per proposer).
     pub id: u64,
-    /// The proposer.
+    /// The validator proposing the step.
     pub proposer: PublicKey,
     /// The payout period the result must stay within.
     pub period: PayoutPeriod,
@@ -97,7 +97,7 @@ impl TimeResyncProposal {
 pub struct TimeResyncApproval {
     /// Digest of the proposal approved.
     pub proposal: Hash32,
-    /// The approver.
+    /// The approving validator.
     pub approver: PublicKey,
     /// Its signature over the proposal digest.
     pub signature: Signature,

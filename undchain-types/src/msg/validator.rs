@@ -43,9 +43,9 @@ pub struct ValidatorHello {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ValidatorContact {
-    /// Its identity.
+    /// The validator's identity key.
     pub id: PublicKey,
-    /// Its alias.
+    /// The validator's alias from its list entry.
     pub alias: BoundedString<64>,
     /// How to reach it.
     pub media: BoundedVec<Endpoint, MAX_MEDIA>,
@@ -82,7 +82,7 @@ pub struct CapacityTest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct CapacityTestResult {
-    /// The test.
+    /// The test this result answers.
     pub id: u64,
     /// Requests it filed.
     pub stored_requests: u32,
@@ -98,7 +98,7 @@ pub struct CapacityTestResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct PayoutFileSummary {
-    /// The period.
+    /// The payout period the file covers.
     pub period: PayoutPeriod,
     /// Jobs in the file.
     pub count: u64,
@@ -106,11 +106,11 @@ pub struct PayoutFileSummary {
     pub root: Hash32,
     /// Jobs still open.
     pub open: u64,
-    /// Jobs complete.
+    /// How many jobs are complete.
     pub complete: u64,
     /// Jobs partially complete.
     pub partial: u64,
-    /// Jobs cancelled.
+    /// How many jobs were cancelled.
     pub cancelled: u64,
 }
 
@@ -143,7 +143,7 @@ pub struct ConvergenceProposal {
     pub last_block: Hash32,
     /// Hash of the new genesis.
     pub genesis_hash: Hash32,
-    /// Why.
+    /// Why the convergence runs.
     pub reason: ConvergenceReason,
 }
 
@@ -152,11 +152,11 @@ pub struct ConvergenceProposal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct ConvergenceSignature {
-    /// Convergence counter.
+    /// The convergence counter of the genesis signed.
     pub counter: u32,
     /// The genesis signed.
     pub genesis_hash: Hash32,
-    /// The signer.
+    /// The validator signing.
     pub validator: PublicKey,
     /// Its signature over the genesis hash.
     pub signature: Signature,

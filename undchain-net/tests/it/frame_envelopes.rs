@@ -2,9 +2,7 @@
 //! truncated and corrupted frames get typed errors, and the stream survives
 //! or closes as docs/PROTOCOL.md says.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use proptest::prelude::*;
 use undchain_net::frame::{FrameDecoder, FrameError, HEADER_LEN, decode_envelope, frame_envelope};
 use undchain_types::WireError;

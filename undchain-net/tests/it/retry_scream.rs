@@ -2,88 +2,43 @@
 //! (issue 7: "[retry]: a dead validator gets exactly 4 attempts then the
 //! [scream] cast order; a live one after 2 failures stops retrying").
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_net::{
-    AttemptId, Outreach, OutreachAction, OutreachError, Payload, PeerBook, RetryPolicy, ScreamCast,
-    ScreamError,
+    AttemptId, Outreach, OutreachAction, OutreachError, OutreachInputError, Payload, RetryPolicy,
+    ScreamCast, ScreamError,
 };
-use undchain_types::msg::{Endpoint, ValidatorInfo};
-use undchain_types::{
-    Activity, BlockTime, BoundedVec, ChainId, ChainParams, MessageKind, Trust, ValidatorClass,
-};
+use undchain_sim::node_key;
+use undchain_types::msg::Endpoint;
+use undchain_types::{BlockTime, ChainId, ChainParams, LocalTime, MessageKind, PublicKey};
 
-fn book() -> PeerBook {
-    let l = list(&[
-        V {
-            alias: "alpha",
-            key: 1,
-            media: &[
-                ("quic", "127.0.0.1:7101", 10),
-                ("udp", "127.0.0.1:7201", 40),
-            ],
-        },
-        V {
-            alias: "beta",
-            key: 2,
-            media: &[("quic", "127.0.0.1:7102", 20)],
-        },
-        V {
-            alias: "gamma",
-            key: 3,
-            media: &[("quic", "127.0.0.1:7103", 5), ("tcp", "127.0.0.1:7303", 60)],
-        },
-    ]);
-    let mut b = PeerBook::from_bootstrap(&l);
-    // The validator set also names delta (not in the bootstrap list) and beta.
-    b.set_validator_set(&[
-        ValidatorInfo {
-            id: pk(4),
-            class: ValidatorClass {
-                activity: Activity::Passive,
-                trust: Trust::Unknown,
-            },
-            media: BoundedVec::try_from_vec(vec![quic("127.0.0.1:7104")]).unwrap(),
-        },
-        ValidatorInfo {
-            id: pk(2),
-            class: ValidatorClass {
-                activity: Activity::Active,
-                trust: Trust::Known,
-            },
-            media: BoundedVec::try_from_vec(vec![quic("127.0.0.1:7102")]).unwrap(),
-        },
-    ]);
-    b
-}
-
+/// One `Send` the outreach asked for, and when.
 struct Sent {
     id: AttemptId,
-    validator: undchain_types::PublicKey,
+    validator: PublicKey,
     endpoint: Endpoint,
     payload: Payload,
-    deadline_us: u64,
-    at_us: u64,
+    deadline: LocalTime,
+    at: LocalTime,
 }
 
-fn sends(actions: &[OutreachAction], now: u64, into: &mut Vec<Sent>) {
+/// Collects the `Send`s among `actions`, asked for at `now`.
+fn sends(actions: &[OutreachAction], now: LocalTime, into: &mut Vec<Sent>) {
     for a in actions {
         if let OutreachAction::Send {
             id,
-            validator,
+            to,
             endpoint,
-            payload,
-            deadline_us,
+            msg,
+            deadline,
         } = a
         {
             into.push(Sent {
                 id: *id,
-                validator: *validator,
+                validator: *to,
                 endpoint: endpoint.clone(),
-                payload: payload.clone(),
-                deadline_us: *deadline_us,
-                at_us: now,
+                payload: msg.clone(),
+                deadline: *deadline,
+                at: now,
             });
         }
     }
@@ -98,15 +53,15 @@ fn retry_dead_validator_gets_exactly_four_attempts_then_scream_cast_order() {
     let mut o = Outreach::new(pk(1), &book, policy, 0xfeed, hello(9)).unwrap();
     let mut sent = Vec::new();
     let mut all = Vec::new();
-    let mut now = 0;
-    let a = o.start(now);
+    let mut now = LocalTime::ZERO;
+    let a = o.start(now).unwrap();
     sends(&a, now, &mut sent);
     all.extend(a);
     // Nobody ever answers: only timers move it on.
     while let Some(t) = o.poll_timeout() {
         assert!(t >= now, "timers never go back");
         now = t;
-        let a = o.handle_timer(now, &mut book);
+        let a = o.handle_timeout(now, &mut book);
         sends(&a, now, &mut sent);
         all.extend(a);
         if all
@@ -125,7 +80,7 @@ fn retry_dead_validator_gets_exactly_four_attempts_then_scream_cast_order() {
         assert_eq!(s.id, AttemptId::Retry(i as u8 + 1));
         assert_eq!(s.validator, pk(1));
         assert_eq!(s.payload, Payload::Message);
-        assert_eq!(s.deadline_us - s.at_us, 6_000_000, "6 s timeout each");
+        assert_eq!(s.deadline.since(s.at), 6_000_000, "6 s timeout each");
     }
     // Attempts alternate over alpha's media, best latency first.
     assert_eq!(retries[0].endpoint.address.as_str(), "127.0.0.1:7101");
@@ -133,7 +88,7 @@ fn retry_dead_validator_gets_exactly_four_attempts_then_scream_cast_order() {
     assert_eq!(retries[2].endpoint.address.as_str(), "127.0.0.1:7101");
     // Backoff between attempts: after the timeout, 250 ms doubling, +<=50% jitter.
     for (i, w) in retries.windows(2).enumerate() {
-        let gap = w[1].at_us - w[0].deadline_us;
+        let gap = w[1].at.since(w[0].deadline);
         let base = 250_000u64 << i;
         assert!(
             gap >= base && gap <= base + base / 2,
@@ -150,14 +105,13 @@ fn retry_dead_validator_gets_exactly_four_attempts_then_scream_cast_order() {
             _ => None,
         })
         .unwrap();
-    let order: Vec<(undchain_types::PublicKey, String)> = o
+    let order: Vec<(PublicKey, String)> = o
         .scream_order()
         .unwrap()
         .iter()
         .map(|t| (t.validator, t.endpoint.address.as_str().to_owned()))
         .collect();
-    let order_ref: Vec<(undchain_types::PublicKey, &str)> =
-        order.iter().map(|(v, a)| (*v, a.as_str())).collect();
+    let order_ref: Vec<(PublicKey, &str)> = order.iter().map(|(v, a)| (*v, a.as_str())).collect();
     assert_eq!(
         order_ref,
         vec![
@@ -174,11 +128,11 @@ fn retry_dead_validator_gets_exactly_four_attempts_then_scream_cast_order() {
     // each carrying only the signed hello.
     while let Some(t) = o.poll_timeout() {
         now = t;
-        let a = o.handle_timer(now, &mut book);
+        let a = o.handle_timeout(now, &mut book);
         sends(&a, now, &mut sent);
         all.extend(a);
     }
-    let screamed: Vec<(undchain_types::PublicKey, String)> = sent
+    let screamed: Vec<(PublicKey, String)> = sent
         .iter()
         .filter(|s| matches!(s.id, AttemptId::Scream(_)))
         .map(|s| {
@@ -209,27 +163,30 @@ fn retry_live_validator_after_two_failures_stops_retrying() {
     let mut book = book();
     let mut o = Outreach::new(pk(2), &book, RetryPolicy::default(), 7, hello(9)).unwrap();
     let mut sent = Vec::new();
-    let a = o.start(0);
-    sends(&a, 0, &mut sent);
+    let a = o.start(at(0)).unwrap();
+    sends(&a, at(0), &mut sent);
     // Attempt 1 is refused at once.
     assert!(
-        o.handle_failure(AttemptId::Retry(1), 1_000, &mut book)
+        o.handle_failure(AttemptId::Retry(1), at(1_000), &mut book)
+            .unwrap()
             .is_empty()
     );
     let t = o.poll_timeout().unwrap();
-    let a = o.handle_timer(t, &mut book);
+    let a = o.handle_timeout(t, &mut book);
     sends(&a, t, &mut sent);
     // Attempt 2 times out.
     let t2 = o.poll_timeout().unwrap();
-    assert_eq!(t2, t + 6_000_000);
-    assert!(o.handle_timer(t2, &mut book).is_empty());
+    assert_eq!(t2, t.plus(6_000_000));
+    assert!(o.handle_timeout(t2, &mut book).is_empty());
     let t3 = o.poll_timeout().unwrap();
-    let a = o.handle_timer(t3, &mut book);
+    let a = o.handle_timeout(t3, &mut book);
     sends(&a, t3, &mut sent);
     assert_eq!(sent.len(), 3);
     assert_eq!(sent[2].id, AttemptId::Retry(3));
     // Attempt 3 answers after 4 ms.
-    let done = o.handle_success(AttemptId::Retry(3), t3 + 4_000, &mut book);
+    let done = o
+        .handle_success(AttemptId::Retry(3), t3.plus(4_000), &mut book)
+        .unwrap();
     assert_eq!(
         done,
         vec![OutreachAction::Reached {
@@ -241,10 +198,12 @@ fn retry_live_validator_after_two_failures_stops_retrying() {
     // No more retries, ever.
     assert!(o.is_done());
     assert_eq!(o.poll_timeout(), None);
-    assert!(o.handle_timer(t3 + 60_000_000, &mut book).is_empty());
-    assert!(
-        o.handle_failure(AttemptId::Retry(3), t3 + 1, &mut book)
-            .is_empty()
+    assert!(o.handle_timeout(t3.plus(60_000_000), &mut book).is_empty());
+    assert_eq!(
+        o.handle_failure(AttemptId::Retry(3), t3.plus(1), &mut book),
+        Err(OutreachInputError::Finished {
+            id: AttemptId::Retry(3)
+        })
     );
     let beta = &book.get(&pk(2)).unwrap().media[0];
     assert_eq!((beta.failures, beta.successes, beta.samples), (2, 1, 1));
@@ -260,20 +219,24 @@ fn scream_cast_stops_at_the_first_validator_that_answers() {
         ..RetryPolicy::default()
     };
     let mut o = Outreach::new(pk(1), &book, policy, 1, hello(9)).unwrap();
-    o.start(0);
-    let a = o.handle_timer(6_000_000, &mut book);
+    o.start(at(0)).unwrap();
+    let a = o.handle_timeout(at(6_000_000), &mut book);
     let mut sent = Vec::new();
-    sends(&a, 6_000_000, &mut sent);
+    sends(&a, at(6_000_000), &mut sent);
     // Width 2: the two lowest-latency addresses are tried at once.
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].validator, pk(3));
     assert_eq!(sent[1].validator, pk(1));
     // gamma refuses; the next address (beta) starts.
-    let a = o.handle_failure(sent[0].id, 6_001_000, &mut book);
-    sends(&a, 6_001_000, &mut sent);
+    let a = o
+        .handle_failure(sent[0].id, at(6_001_000), &mut book)
+        .unwrap();
+    sends(&a, at(6_001_000), &mut sent);
     assert_eq!(sent[2].validator, pk(2));
     // beta answers the hello: reached, cast over.
-    let a = o.handle_success(sent[2].id, 6_003_000, &mut book);
+    let a = o
+        .handle_success(sent[2].id, at(6_003_000), &mut book)
+        .unwrap();
     assert_eq!(
         a,
         vec![OutreachAction::Reached {
@@ -287,7 +250,7 @@ fn scream_cast_stops_at_the_first_validator_that_answers() {
 
 #[test]
 fn scream_cast_refuses_anything_but_a_hello() {
-    let k = key(9);
+    let k = node_key(9);
     let not_hello = undchain_types::Envelope::new(
         k.public(),
         ChainId(1),
@@ -318,11 +281,11 @@ fn retry_jitter_replays_from_the_seed() {
     let run = |seed: u64| {
         let mut book = book();
         let mut o = Outreach::new(pk(1), &book, RetryPolicy::default(), seed, hello(9)).unwrap();
-        o.start(0);
+        o.start(at(0)).unwrap();
         let mut times = Vec::new();
         while let Some(t) = o.poll_timeout() {
             times.push(t);
-            o.handle_timer(t, &mut book);
+            o.handle_timeout(t, &mut book);
         }
         times
     };

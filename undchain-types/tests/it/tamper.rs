@@ -1,6 +1,6 @@
 //! Tampering: any flipped byte, another chain id, another kind tag.
 
-mod common;
+use crate::support;
 
 use undchain_types::wire::{DEFAULT_MAX_FRAME, WireError};
 use undchain_types::{ChainId, EnvelopeError, MessageKind, SignedEnvelope};
@@ -13,9 +13,9 @@ fn decode_and_verify(bytes: &[u8]) -> Result<(), String> {
 #[test]
 fn flipping_any_byte_makes_decode_or_verify_fail() {
     for signed in [
-        common::receipt_envelope(3),
-        common::request_envelope(),
-        common::receipt_envelope(200),
+        support::receipt_envelope(3),
+        support::request_envelope(),
+        support::receipt_envelope(200),
     ] {
         let bytes = signed.to_bytes();
         decode_and_verify(&bytes).unwrap();
@@ -35,7 +35,7 @@ fn flipping_any_byte_makes_decode_or_verify_fail() {
 
 #[test]
 fn signature_for_another_chain_id_fails() {
-    let signed = common::receipt_envelope(1);
+    let signed = support::receipt_envelope(1);
     let mut env = signed.envelope().clone();
     env.chain_id = ChainId(8);
     // Re-encode with the other chain id and keep the original signature.
@@ -52,7 +52,7 @@ fn signature_for_another_chain_id_fails() {
 
 #[test]
 fn signature_for_another_kind_tag_fails() {
-    let signed = common::receipt_envelope(1);
+    let signed = support::receipt_envelope(1);
     let mut env = signed.envelope().clone();
     env.kind = MessageKind::CompletionAck;
     let mut bytes = undchain_types::wire::encode(&env);
@@ -65,6 +65,6 @@ fn signature_for_another_kind_tag_fails() {
         })
     );
     // Even signed over the wrong tag by the right key, it never decodes.
-    let resigned = env.sign(&common::key(1));
+    let resigned = env.sign(&support::key(1));
     assert!(SignedEnvelope::from_bytes(&resigned.to_bytes(), DEFAULT_MAX_FRAME).is_err());
 }

@@ -1,6 +1,6 @@
 //! Truncated, garbage and oversized inputs get typed errors; never a panic.
 
-mod common;
+use crate::support;
 
 use proptest::prelude::*;
 use undchain_types::wire::{self, DEFAULT_MAX_FRAME, Invalid, WIRE_VERSION, WireError};
@@ -8,7 +8,7 @@ use undchain_types::{Message, SignedEnvelope};
 
 #[test]
 fn truncation_at_every_length_is_a_typed_error() {
-    let bytes = common::receipt_envelope(9).to_bytes();
+    let bytes = support::receipt_envelope(9).to_bytes();
     for len in 0..bytes.len() {
         let err = SignedEnvelope::from_bytes(&bytes[..len], DEFAULT_MAX_FRAME).unwrap_err();
         assert!(
@@ -30,7 +30,7 @@ fn truncation_at_every_length_is_a_typed_error() {
 
 #[test]
 fn oversized_input_is_refused_before_parsing() {
-    let bytes = common::receipt_envelope(9).to_bytes();
+    let bytes = support::receipt_envelope(9).to_bytes();
     assert_eq!(
         SignedEnvelope::from_bytes(&bytes, bytes.len() - 1),
         Err(WireError::FrameTooLarge {
@@ -42,7 +42,7 @@ fn oversized_input_is_refused_before_parsing() {
 
 #[test]
 fn wrong_version_is_named() {
-    let mut bytes = common::receipt_envelope(9).to_bytes();
+    let mut bytes = support::receipt_envelope(9).to_bytes();
     bytes[0] = 2;
     assert_eq!(
         SignedEnvelope::from_bytes(&bytes, DEFAULT_MAX_FRAME),
@@ -52,7 +52,7 @@ fn wrong_version_is_named() {
 
 #[test]
 fn unknown_kind_tag_is_named() {
-    let signed = common::receipt_envelope(9);
+    let signed = support::receipt_envelope(9);
     let env = signed.envelope();
     // sender (32) + chain id varint + kind varint: rebuild with tag 999.
     let mut head = wire::encode_bare(&env.sender);

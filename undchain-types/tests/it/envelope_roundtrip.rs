@@ -1,7 +1,7 @@
 //! Every message kind survives encode/decode inside a signed envelope, and
 //! the signature verifies after the round trip.
 
-mod common;
+use crate::support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -69,16 +69,16 @@ proptest! {
 
 #[test]
 fn signature_by_another_key_fails() {
-    let env = common::request_envelope().into_envelope();
+    let env = support::request_envelope().into_envelope();
     // Signed by a key that is not the sender.
-    let forged = env.sign(&common::key(99));
+    let forged = env.sign(&support::key(99));
     let back = SignedEnvelope::from_bytes(&forged.to_bytes(), DEFAULT_MAX_FRAME).unwrap();
     assert!(back.verify().is_err());
 }
 
 #[test]
 fn decoded_envelopes_verify_with_and_without_a_key_cache() {
-    let signed = common::receipt_envelope(4);
+    let signed = support::receipt_envelope(4);
     let bytes = signed.to_bytes();
     let mut cache = undchain_types::KeyCache::new(2);
     for _ in 0..3 {
@@ -88,17 +88,17 @@ fn decoded_envelopes_verify_with_and_without_a_key_cache() {
     }
     assert_eq!(cache.len(), 1);
     // A cached key never vouches for another sender's envelope.
-    let other = common::request_envelope();
+    let other = support::request_envelope();
     let back = SignedEnvelope::from_bytes(&other.to_bytes(), DEFAULT_MAX_FRAME).unwrap();
     back.verify_with(&mut cache).unwrap();
     assert_eq!(cache.len(), 2);
-    let forged = other.envelope().clone().sign(&common::key(1));
+    let forged = other.envelope().clone().sign(&support::key(1));
     let back = SignedEnvelope::from_bytes(&forged.to_bytes(), DEFAULT_MAX_FRAME).unwrap();
     assert!(back.verify_with(&mut cache).is_err());
     assert!(back.verify().is_err());
     // Capacity bounds the cache.
-    let third = common::receipt_envelope(5).envelope().clone();
-    let k9 = common::key(9);
+    let third = support::receipt_envelope(5).envelope().clone();
+    let k9 = support::key(9);
     let mut e = third;
     e.sender = k9.public();
     let s = e.sign(&k9);

@@ -3,7 +3,7 @@
 //! Small-order points from "Taming the many EdDSAs" (Chalkias, Garillot,
 //! Nikolaenko, 2020), Table 6; s >= L; non-canonical R.
 
-mod common;
+use crate::support;
 
 use ed25519_dalek::Verifier as _;
 use undchain_types::hash::from_hex32;
@@ -63,7 +63,7 @@ fn the_weak_key_universal_forgery_is_refused() {
     // ...and that we refuse it: the key cannot even be held.
     assert_eq!(PublicKey::from_bytes(&identity), Err(CryptoError::WeakKey));
     // An envelope whose sender is that key does not decode.
-    let good = common::request_envelope();
+    let good = support::request_envelope();
     let mut bytes = good.to_bytes();
     bytes[1..33].copy_from_slice(&identity); // sender is the first field
     assert_eq!(
@@ -74,7 +74,7 @@ fn the_weak_key_universal_forgery_is_refused() {
 
 #[test]
 fn s_at_or_above_l_is_refused() {
-    let key = common::key(5);
+    let key = support::key(5);
     let digest = hash(HashContext::Receipt, b"terms");
     let sig = key.sign_digest(&digest);
     key.public().verify_digest(&digest, &sig).unwrap();
@@ -99,7 +99,7 @@ fn s_at_or_above_l_is_refused() {
 
 #[test]
 fn small_order_r_is_refused() {
-    let key = common::key(6);
+    let key = support::key(6);
     let digest = hash(HashContext::Vote, b"vote");
     let sig = key.sign_digest(&digest);
     for hex in SMALL_ORDER {
@@ -116,7 +116,7 @@ fn small_order_r_is_refused() {
 
 #[test]
 fn non_canonical_r_is_refused() {
-    let key = common::key(7);
+    let key = support::key(7);
     let digest = hash(HashContext::Vote, b"vote");
     let sig = key.sign_digest(&digest);
     // y = p + 1 (0x7fff..ffee): a non-canonical encoding of y = 1.

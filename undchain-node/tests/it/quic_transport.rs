@@ -2,72 +2,17 @@
 //! ways, an impostor refused, an unlisted validator claim refused on the
 //! first read, frame errors dropped or closing the connection cleanly.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::*;
 use undchain_net::frame::{FrameError, encode_frame};
 use undchain_net::transport::REFUSED_ON_FIRST_READ;
 use undchain_net::{Claim, PeerClass, Transport, TransportError, TransportEvent};
 use undchain_node::transport::{QuicConfig, QuicTransport};
-use undchain_types::msg::{Endpoint, Hello, MediumKind};
-use undchain_types::{
-    BlockTime, BoundedString, ChainId, Envelope, PublicKey, Role, SignedEnvelope, SigningKey,
-};
-
-fn key(i: u8) -> SigningKey {
-    SigningKey::from_seed([i; 32])
-}
-
-fn any() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn node(i: u8, listed: &[u8]) -> QuicTransport {
-    let t = QuicTransport::bind(any(), key(i), QuicConfig::default()).unwrap();
-    t.set_validator_keys(
-        listed
-            .iter()
-            .map(|k| key(*k).public())
-            .collect::<BTreeSet<_>>(),
-    );
-    t
-}
-
-fn hello(i: u8, seq: u64) -> SignedEnvelope {
-    let k = key(i);
-    Envelope::new(
-        k.public(),
-        ChainId(1),
-        seq,
-        BlockTime(0),
-        Hello {
-            role: Role::Client,
-            nonce: seq,
-        },
-    )
-    .sign(&k)
-}
-
-/// The next event matching `want`, skipping others; fails after 10 s so a
-/// broken test cannot hang (not a timing assertion).
-async fn wait_for(t: &mut QuicTransport, want: impl Fn(&TransportEvent) -> bool) -> TransportEvent {
-    let fut = async {
-        loop {
-            let ev = t.next_event().await.expect("transport open");
-            if want(&ev) {
-                return ev;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .expect("event did not come")
-}
-
-fn pk(i: u8) -> PublicKey {
-    key(i).public()
-}
+use undchain_sim::node_key;
+use undchain_types::BoundedString;
+use undchain_types::msg::{Endpoint, MediumKind};
 
 #[tokio::test]
 async fn quic_two_endpoints_exchange_signed_envelopes() {
@@ -356,7 +301,7 @@ async fn quic_dead_address_is_unreachable() {
         idle_timeout: Duration::from_millis(300),
         ..QuicConfig::default()
     };
-    let c = QuicTransport::bind(any(), key(7), cfg).unwrap();
+    let c = QuicTransport::bind(any(), node_key(7), cfg).unwrap();
     // A bound UDP socket that never answers.
     let silent = std::net::UdpSocket::bind(any()).unwrap();
     let err = c
@@ -377,7 +322,7 @@ async fn quic_outbound_queue_is_bounded_while_the_handshake_runs() {
         idle_timeout: Duration::from_millis(300),
         ..QuicConfig::default()
     };
-    let mut c = QuicTransport::bind(any(), key(7), cfg).unwrap();
+    let mut c = QuicTransport::bind(any(), node_key(7), cfg).unwrap();
     // Nobody answers there: the handshake stays pending and nothing drains.
     let silent = std::net::UdpSocket::bind(any()).unwrap();
     let ep = Endpoint {

@@ -1,5 +1,5 @@
-//! Shared fixtures for the integration tests.
-#![allow(dead_code)]
+//! Fixtures shared by the integration tests: test keys and signed receipt
+//! and request envelopes.
 
 use undchain_types::msg::{Receipt, ReceiptTerms};
 use undchain_types::{

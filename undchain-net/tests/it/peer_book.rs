@@ -1,9 +1,7 @@
 //! Peer book: ordering follows observed latency, reliability drops after
 //! failures, reloads keep observations, and who counts as a validator.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_net::PeerBook;
 use undchain_types::msg::ValidatorInfo;
 use undchain_types::{Activity, BoundedVec, Trust, ValidatorClass};

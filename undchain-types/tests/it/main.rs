@@ -1,0 +1,10 @@
+//! undchain-types' integration tests, one binary (shared fixtures in
+//! [`support`]).
+
+mod envelope_roundtrip;
+mod fuzz_seeds;
+mod malleability;
+mod support;
+mod tamper;
+mod validator_list;
+mod wire_errors;
