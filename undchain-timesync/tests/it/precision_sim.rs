@@ -96,9 +96,17 @@ fn the_same_seed_replays_the_same_run() {
 fn impossible_settings_are_refused() {
     // (what is wrong, the error that names it)
     type Change = fn(&mut SimConfig);
-    let table: [(Change, SimError); 6] = [
-        (|c| c.f = 10, SimError::Size { n: 10, f: 10 }),
-        (|c| c.n = 0, SimError::Size { n: 0, f: 3 }),
+    let table: [(Change, SimError); 7] = [
+        (
+            |c| c.f = 10,
+            SimError::TooManyLiars {
+                n: 10,
+                f: 10,
+                need: 31,
+            },
+        ),
+        (|c| c.n = 0, SimError::Size { n: 0 }),
+        (|c| c.asymmetry_us = 10_000_001, SimError::Asymmetry(10_000_001)),
         (
             |c| c.delay_min_us = 5_000,
             SimError::Delays {
