@@ -61,6 +61,10 @@ enum Schedule {
 }
 
 /// The time machine of one active validator: bootstrap, then running.
+///
+/// Of its `n` members it tolerates `f = floor((n - 1) / 3)` faulty ones
+/// (DESIGN.md "Quorum"), taken from the member set itself, so no
+/// configuration can ask it for more than `n >= 3f + 1` allows.
 #[derive(Debug, Clone)]
 pub struct TimeSync<P> {
     me: P,
