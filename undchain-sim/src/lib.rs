@@ -15,6 +15,8 @@
 //!   virtual time.
 //! - [`FaultPlan`]: what the network and the nodes suffer in one run (loss,
 //!   duplication, delay, reorder, partitions, crashes), drawn from a seed.
+//! - [`LinkDelays`]: per directed link a fixed base delay of its own (so a
+//!   path may be slower one way than the other) plus per-message jitter.
 //! - [`MemoryNetwork`] / [`MemoryTransport`]: an in-memory network behind
 //!   the same `undchain_net::Transport` trait as the node's QUIC transport.
 //! - [`node_key`]: the fixed test identities every test and simulator uses.
@@ -41,12 +43,14 @@
 pub mod clock;
 pub mod faults;
 pub mod keys;
+pub mod links;
 pub mod memory;
 pub mod queue;
 
 pub use clock::DriftingClock;
 pub use faults::{Crash, FaultPlan, Partition};
 pub use keys::{node_key, node_keys};
+pub use links::LinkDelays;
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use queue::EventQueue;
 pub use undchain_types::SplitMix64;

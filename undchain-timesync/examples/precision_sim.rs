@@ -5,13 +5,19 @@
 //! ```text
 //! cargo run --release -p undchain-timesync --example precision_sim -- \
 //!     --n 10 --f 3 --seed S [--delay-min-us A] [--delay-max-us B] \
-//!     [--drift-ppm RHO] [--resync-ms R] [--rounds K]
+//!     [--asymmetry-us ASYM] [--drift-ppm RHO] [--resync-ms R] [--rounds K]
 //! ```
+//!
+//! A message's one-way delay is the jitter, uniform in `[A, B]`, plus its
+//! directed link's fixed part, drawn per seed in `[0, ASYM]` for each link
+//! `a -> b` on its own (default 0: every link alike), so a path can be
+//! slower one way than the other: the error no time exchange can see.
 //!
 //! Prints one line per method:
 //! `method=<ftm|trimmed_mean|median|mean> max_honest_skew_us=<X> bound_us=<B> within_honest_range=<true|false>`.
-//! Details (rounds completed, failed rounds, final skew) go to stderr with
-//! `--verbose`. The validators bootstrap first, as a real network does;
+//! Details (rounds completed, failed rounds, final skew and, with
+//! `--asymmetry-us`, the largest asymmetry the seed drew for a path between
+//! honest validators) go to stderr with `--verbose`. The validators bootstrap first, as a real network does;
 //! `--no-bootstrap` starts the periodic rounds straight from the initial
 //! offsets (the harder case for slowly converging methods).
 
@@ -42,6 +48,7 @@ fn parse_args() -> Result<(SimConfig, bool), String> {
             "--seed" => cfg.seed = value.parse().map_err(bad)?,
             "--delay-min-us" => cfg.delay_min_us = value.parse().map_err(bad)?,
             "--delay-max-us" => cfg.delay_max_us = value.parse().map_err(bad)?,
+            "--asymmetry-us" => cfg.asymmetry_us = value.parse().map_err(bad)?,
             "--drift-ppm" => cfg.drift_ppm = value.parse().map_err(bad)?,
             "--resync-ms" => cfg.resync_ms = value.parse().map_err(bad)?,
             "--rounds" => cfg.rounds = value.parse().map_err(bad)?,
@@ -57,7 +64,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("precision_sim: {e}");
             eprintln!(
-                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--no-bootstrap] [--verbose]"
+                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--asymmetry-us ASYM] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--no-bootstrap] [--verbose]"
             );
             return ExitCode::from(2);
         }
@@ -71,8 +78,15 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
                 if verbose {
+                    // Only runs with asymmetry name it: the symmetric
+                    // lines stay as they always were.
+                    let asym = if cfg.asymmetry_us > 0 {
+                        format!(" max_link_asymmetry_us={}", report.max_link_asymmetry_us)
+                    } else {
+                        String::new()
+                    };
                     eprintln!(
-                        "  {}: rounds_completed={} failed_rounds={} final_skew_us={} (seed={})",
+                        "  {}: rounds_completed={} failed_rounds={} final_skew_us={}{asym} (seed={})",
                         method.name(),
                         report.rounds_completed,
                         report.failed_rounds,

@@ -38,11 +38,26 @@ pub struct BlockPosition {
 /// A block clock that cannot be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
-    /// Slew rate zero or above [`MAX_SLEW_PPM`].
-    #[error("slew_ppm = {got}: must be 1..={MAX_SLEW_PPM}")]
+    /// Slew rate above [`MAX_SLEW_PPM`]: the clock would run visibly fast
+    /// or slow for whoever reads block times.
+    #[error("slew_ppm = {got}: at most {MAX_SLEW_PPM}")]
     Slew {
         /// The slew rate that was given, ppm.
         got: u32,
+    },
+    /// Slew rate not above the drift the correction has to follow, `2 rho`
+    /// (this clock and the agreed one may each drift by `rho`, the other
+    /// way): the block clock would fall ever further behind the logical
+    /// clock, or, at exactly `2 rho`, never close a gap once opened.
+    #[error(
+        "slew_ppm = {slew_ppm} cannot follow clocks drifting by {drift_ppm} ppm each: must exceed {}",
+        2 * u64::from(*drift_ppm)
+    )]
+    SlewNotAboveDrift {
+        /// The slew rate that was given, ppm.
+        slew_ppm: u32,
+        /// The assumed drift of each clock, ppm.
+        drift_ppm: u32,
     },
 }
 
@@ -62,15 +77,28 @@ pub struct BlockClock {
 
 impl BlockClock {
     /// A clock reading `local + correction` from local time `now`, slewing
-    /// at most `slew_ppm` (e.g. 500, as NTP).
+    /// at most `slew_ppm` (e.g. 500, as NTP) towards the logical clock's
+    /// corrections. `drift_ppm` is the drift the time machines assume for
+    /// every clock ([`crate::SampleLimits::drift_ppm`]): the correction
+    /// moves by up to `2 drift_ppm` on its own (this clock one way, the
+    /// agreed time the other), so a slew rate not above that is refused
+    /// ([`ClockError::SlewNotAboveDrift`]), as is one above
+    /// [`MAX_SLEW_PPM`].
     pub fn new(
         params: &ChainParams,
         now: LocalTime,
         correction: i64,
         slew_ppm: u32,
+        drift_ppm: u32,
     ) -> Result<Self, ClockError> {
-        if slew_ppm == 0 || slew_ppm > MAX_SLEW_PPM {
+        if slew_ppm > MAX_SLEW_PPM {
             return Err(ClockError::Slew { got: slew_ppm });
+        }
+        if u64::from(slew_ppm) <= 2 * u64::from(drift_ppm) {
+            return Err(ClockError::SlewNotAboveDrift {
+                slew_ppm,
+                drift_ppm,
+            });
         }
         let mut c = BlockClock {
             params: params.clone(),
@@ -216,7 +244,7 @@ mod tests {
     #[test]
     fn small_corrections_slew_at_the_bounded_rate() {
         let t = LocalTime::from_micros;
-        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500).unwrap();
+        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500, 100).unwrap();
         assert_eq!(c.now(t(0)), BlockTime(5_000_000));
         c.set_target(t(0), 5_001_000);
         // 1 s at 500 ppm moves 500 us, read in 1 ms steps
@@ -235,7 +263,7 @@ mod tests {
     #[test]
     fn only_a_step_jumps_and_backward_steps_hold() {
         let t = LocalTime::from_micros;
-        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500).unwrap();
+        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500, 100).unwrap();
         c.step(t(0), 1_000_000);
         assert_eq!(c.now(t(0)), BlockTime(6_000_000));
         c.step(t(10), -500_000);
@@ -244,6 +272,5 @@ mod tests {
         for (local, block) in [(10, 6_000_000), (400_000, 6_000_000), (600_000, 6_100_000)] {
             assert_eq!(c.now(t(local)), BlockTime(block), "at local {local}");
         }
-        assert!(BlockClock::new(&params(), t(0), 0, 0).is_err());
     }
 }

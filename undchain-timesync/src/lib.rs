@@ -59,5 +59,5 @@ pub use join::Join;
 pub use resync::{
     Resync, ResyncApplied, ResyncError, ResyncEvent, ResyncMsg, ResyncOutput, clamp_step,
 };
-pub use rounds::TimeSync;
+pub use rounds::{TimeSync, precision_bound_us};
 pub use sample::{Sample, SampleError, SampleLimits, SampleWindow};

@@ -25,10 +25,12 @@
 //!   quorum-approved resync ([`crate::Resync`], [`TimeSync::apply_step`])
 //!   steps it.
 //!
-//! With reading error at most `u/2` (one-way delays in `[a, a+u]`) and drift
-//! at most `rho`, the honest clocks stay within `3u + 4 rho R` of each other
-//! (`R` the period): one round maps skew `y` to at most `(y + u)/2 + u`, and
-//! the clocks drift apart by `2 rho R` between rounds.
+//! With reading error at most `e = (u + a)/2` (one-way delays jitter over a
+//! spread `u`; `a` the largest fixed delay asymmetry of a path, which no
+//! exchange can see) and drift at most `rho`, the honest clocks stay within
+//! [`precision_bound_us`] `= 3(u + a) + 4 rho R` of each other (`R` the
+//! period): one round maps skew `y` to at most `y/2 + 3e`, and the clocks
+//! drift apart by `2 rho R` between rounds.
 //!
 //! Timers follow the machine vocabulary: [`TimeSync::poll_timeout`] says
 //! when the next probe wave, round end or round start is due, and
@@ -45,6 +47,7 @@ use crate::exchange::{
     Collecting, ConfigError, ExchangeError, Output, Prober, RoundResult, SyncConfig, SyncEvent,
     TimeMsg, reply_to,
 };
+use crate::sample::PPM;
 
 /// What the machine waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,10 @@ enum Schedule {
 }
 
 /// The time machine of one active validator: bootstrap, then running.
+///
+/// Of its `n` members it tolerates `f = floor((n - 1) / 3)` faulty ones
+/// (DESIGN.md "Quorum"), taken from the member set itself, so no
+/// configuration can ask it for more than `n >= 3f + 1` allows.
 #[derive(Debug, Clone)]
 pub struct TimeSync<P> {
     me: P,
@@ -342,6 +349,28 @@ impl<P: Ord + Clone> TimeSync<P> {
         }
         Output::Adjusted(result)
     }
+}
+
+/// The precision bound of docs/PROTOCOL.md "Time consensus", *Precision*:
+/// the largest skew between two honest logical clocks once the rounds
+/// run, `3(u + a) + 4 rho R` microseconds, rounded up and saturating.
+///
+/// `jitter_spread_us` is `u`, how much one path's one-way delay varies
+/// from message to message; `asymmetry_us` is `a`, the largest difference
+/// between the fixed delays of the two directions of a path between honest
+/// validators (an offset estimate is off by up to `(u + a)/2`); `drift_ppm`
+/// is `rho`; `period_us` is `R`. `a` is an assumption about the network,
+/// like `rho`: the exchange measures only round trips, so no validator can
+/// measure it.
+pub fn precision_bound_us(
+    jitter_spread_us: u64,
+    asymmetry_us: u64,
+    drift_ppm: u32,
+    period_us: u64,
+) -> u64 {
+    let reading = 3 * (i128::from(jitter_spread_us) + i128::from(asymmetry_us));
+    let drift = (4 * i128::from(drift_ppm) * i128::from(period_us) + PPM - 1) / PPM;
+    u64::try_from(reading + drift).unwrap_or(u64::MAX)
 }
 
 /// `v` saturated into the i64 range.

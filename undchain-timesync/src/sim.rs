@@ -1,17 +1,22 @@
 //! A seeded precision simulator: `n` validators, `f` of them two-faced
-//! liars, running [`TimeSync`] rounds over a network with random one-way
-//! delays, with drifting local clocks that start up to a second apart
-//! (docs/BENCHMARKS.md "undchain-timesync: precision simulation").
+//! liars, running [`TimeSync`] rounds over a network whose one-way delays
+//! are a fixed part per directed link (drawn per seed in
+//! `[0, asymmetry_us]`, so a path may be slower one way than the other)
+//! plus random jitter, with drifting local clocks that start up to a
+//! second apart (docs/BENCHMARKS.md "undchain-timesync: precision
+//! simulation").
 //!
 //! It drives the very machine a node runs ([`TimeSync`]); only the
 //! network, the clocks and the liars are simulated, with the project's
 //! simulation kit (`undchain-sim`: [`SplitMix64`], [`EventQueue`],
-//! [`DriftingClock`]). As in a real network the validators first bootstrap
+//! [`DriftingClock`], [`LinkDelays`]). As in a real network the validators first bootstrap
 //! (rounds back to back, from clocks up to a second apart) and then run the
 //! `rounds` periodic rounds; [`SimConfig::bootstrap`] `= false` skips the
 //! bootstrap and starts the periodic rounds straight from the initial
 //! offsets. Everything is a function of the seed (one [`SplitMix64`]
-//! stream), so a run replays exactly.
+//! stream for clocks and jitter, a fork of it for the links' fixed parts,
+//! so that a run with asymmetry differs from the symmetric run of the same
+//! seed only by the links), so a run replays exactly.
 //!
 //! The liars are omniscient and two-faced: to the honest validators whose
 //! clocks are in the upper half they report a clock `liar_push_us` above
@@ -24,18 +29,18 @@
 //! sampled just before and after every round result, and whether every
 //! round result (bootstrap rounds included) lay
 //! inside the range the honest clocks spanned during that round, widened by
-//! the reading error `u/2` and the drift over the round.
+//! the reading error `(u + a)/2` and the drift over the round.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use undchain_sim::{DriftingClock, EventQueue, SplitMix64};
-use undchain_types::LocalTime;
+use undchain_sim::{DriftingClock, EventQueue, LinkDelays, SplitMix64};
 use undchain_types::msg::{TimePhase, TimeProbe};
+use undchain_types::{LocalTime, max_faulty};
 
 use crate::agree::Method;
 use crate::exchange::{Output, SyncConfig, SyncEvent, TimeMsg, reply_to};
-use crate::rounds::TimeSync;
+use crate::rounds::{TimeSync, precision_bound_us};
 use crate::sample::{PPM, SampleLimits};
 
 /// Simulation settings (the `precision_sim` example's flags).
@@ -47,10 +52,15 @@ pub struct SimConfig {
     pub f: usize,
     /// The seed every random draw of the run comes from (`--seed`).
     pub seed: u64,
-    /// Least one-way delay, microseconds (`--delay-min-us`).
+    /// Least jitter of a one-way delay, microseconds (`--delay-min-us`).
     pub delay_min_us: u64,
-    /// Largest one-way delay, microseconds (`--delay-max-us`).
+    /// Largest jitter of a one-way delay, microseconds (`--delay-max-us`).
     pub delay_max_us: u64,
+    /// Each directed link's fixed delay, added to every message's jitter,
+    /// is drawn per seed uniformly in `[0, asymmetry_us]`, so the two
+    /// directions of a path differ by up to this (`--asymmetry-us`; 0, the
+    /// default: every link alike).
+    pub asymmetry_us: u64,
     /// Largest honest drift, ppm (`--drift-ppm`).
     pub drift_ppm: u32,
     /// Round period, milliseconds of agreed time (`--resync-ms`).
@@ -77,6 +87,7 @@ impl Default for SimConfig {
             seed: 1,
             delay_min_us: 1_000,
             delay_max_us: 3_000,
+            asymmetry_us: 0,
             drift_ppm: 50,
             resync_ms: 10_000,
             rounds: 50,
@@ -90,13 +101,23 @@ impl Default for SimConfig {
 /// Settings the simulator refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
-    /// `n` outside 1..=64 or no honest validator.
-    #[error("n = {n}, f = {f}: need 1 <= n <= 64 and f < n")]
+    /// `n` outside 1..=64.
+    #[error("n = {n}: need 1 <= n <= 64")]
     Size {
+        /// The number of validators asked for.
+        n: usize,
+    },
+    /// More liars than the agreement tolerates: `n < 3f + 1` (DESIGN.md
+    /// "Quorum"), so the liars could outvote the honest clocks and no
+    /// precision bound holds.
+    #[error("n = {n} validators cannot tolerate f = {f} liars: need n >= 3f + 1 = {need}")]
+    TooManyLiars {
         /// The number of validators asked for.
         n: usize,
         /// How many of them were to be liars.
         f: usize,
+        /// The least `n` that tolerates `f` liars, `3f + 1`.
+        need: usize,
     },
     /// `delay_min_us > delay_max_us`, or delays above 10 s.
     #[error("delays [{min}, {max}] us: need min <= max <= 10 s")]
@@ -106,6 +127,9 @@ pub enum SimError {
         /// The largest one-way delay asked for, microseconds.
         max: u64,
     },
+    /// A link asymmetry above 10 s.
+    #[error("asymmetry {0} us: at most 10 s")]
+    Asymmetry(u64),
     /// A round period too short for the probing and the delays, or above
     /// one day.
     #[error("resync period {ms} ms is too short for the delays, or above one day")]
@@ -131,7 +155,8 @@ pub struct SimReport {
     pub method: Method,
     /// Largest pairwise honest skew over the last half of the rounds, us.
     pub max_honest_skew_us: u64,
-    /// The precision bound `3u + 4 rho R` for the run's settings, us.
+    /// The precision bound `3(u + a) + 4 rho R` for the run's settings
+    /// ([`bound_us`]), us.
     pub bound_us: u64,
     /// Whether every round result stayed inside the honest range.
     pub within_honest_range: bool,
@@ -141,6 +166,9 @@ pub struct SimReport {
     pub failed_rounds: u64,
     /// Honest skew at the end of the run, us.
     pub final_skew_us: u64,
+    /// The largest fixed delay asymmetry the seed drew for a path between
+    /// two honest validators, us (at most [`SimConfig::asymmetry_us`]).
+    pub max_link_asymmetry_us: u64,
 }
 
 impl fmt::Display for SimReport {
@@ -156,14 +184,22 @@ impl fmt::Display for SimReport {
     }
 }
 
-/// `3u + 4 rho R` in microseconds (`u` the delay spread, `R` the period),
-/// rounded up.
+/// The protocol's precision bound [`precision_bound_us`] `= 3(u + a) +
+/// 4 rho R` for `cfg`, in microseconds: `u` the jitter spread
+/// (`delay_max_us - delay_min_us`), `a` the asymmetry (`asymmetry_us`: two
+/// fixed parts in `[0, a]` differ by at most `a`), `R` the period.
 pub fn bound_us(cfg: &SimConfig) -> u64 {
-    let u = i128::from(cfg.delay_max_us.saturating_sub(cfg.delay_min_us));
-    let r = i128::from(cfg.resync_ms) * 1_000;
-    let drift = (4 * i128::from(cfg.drift_ppm) * r + PPM - 1) / PPM;
-    u64::try_from(3 * u + drift).unwrap_or(u64::MAX)
+    precision_bound_us(
+        cfg.delay_max_us.saturating_sub(cfg.delay_min_us),
+        cfg.asymmetry_us,
+        cfg.drift_ppm,
+        cfg.resync_ms.saturating_mul(1_000),
+    )
 }
+
+/// The label of the stream the links' fixed parts are drawn from
+/// ([`SplitMix64::fork`] of the seed).
+const LINKS_STREAM: u64 = 0x4c49_4e4b; // "LINK"
 
 /// What the simulator's event queue holds, in virtual time.
 #[derive(Debug, Clone)]
@@ -194,6 +230,7 @@ struct Honest {
 struct World {
     cfg: SimConfig,
     rng: SplitMix64,
+    links: LinkDelays,
     honest: Vec<Honest>,
     /// Events by virtual time (microseconds from the run's start).
     queue: EventQueue<Ev, i64>,
@@ -209,7 +246,8 @@ struct World {
 pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
     let period = cfg.resync_ms.saturating_mul(1_000);
     let spacing = (period / 10_000).clamp(100, 2_000);
-    let max_delay = cfg.delay_max_us.saturating_mul(4).saturating_add(1_000);
+    let longest = cfg.delay_max_us.saturating_add(cfg.asymmetry_us);
+    let max_delay = longest.saturating_mul(4).saturating_add(1_000);
     // A short window: a reading ages (drifts) until the round applies it.
     let collect = spacing * 3 + max_delay + 1_000;
     SyncConfig {
@@ -232,14 +270,24 @@ pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
 /// configuration ([`sync_config`]) and refuses it too if the machines
 /// would.
 fn checked_sync_config(cfg: &SimConfig, method: Method) -> Result<SyncConfig, SimError> {
-    if cfg.n == 0 || cfg.n > 64 || cfg.f >= cfg.n {
-        return Err(SimError::Size { n: cfg.n, f: cfg.f });
+    if cfg.n == 0 || cfg.n > 64 {
+        return Err(SimError::Size { n: cfg.n });
+    }
+    if cfg.f > max_faulty(cfg.n) {
+        return Err(SimError::TooManyLiars {
+            n: cfg.n,
+            f: cfg.f,
+            need: 3 * cfg.f + 1,
+        });
     }
     if cfg.delay_min_us > cfg.delay_max_us || cfg.delay_max_us > 10_000_000 {
         return Err(SimError::Delays {
             min: cfg.delay_min_us,
             max: cfg.delay_max_us,
         });
+    }
+    if cfg.asymmetry_us > 10_000_000 {
+        return Err(SimError::Asymmetry(cfg.asymmetry_us));
     }
     if cfg.rounds == 0 || cfg.rounds > 100_000 {
         return Err(SimError::Rounds(cfg.rounds));
@@ -289,6 +337,7 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
         rounds_completed: w.honest.iter().map(|n| n.completed).min().unwrap_or(0),
         failed_rounds: w.failed,
         final_skew_us: u64::try_from(final_skew).unwrap_or(u64::MAX),
+        max_link_asymmetry_us: w.links.max_asymmetry_us(w.honest.len()),
     })
 }
 
@@ -322,12 +371,22 @@ impl World {
                 prev: 0,
             });
         }
-        let u = i128::from(cfg.delay_max_us - cfg.delay_min_us);
-        let drift_span = i128::from(sync.collect_us) + 4 * i128::from(cfg.delay_max_us);
-        let tol = u / 2 + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
+        let links = LinkDelays::draw(
+            &mut SplitMix64::fork(cfg.seed, LINKS_STREAM),
+            cfg.n,
+            cfg.asymmetry_us,
+            cfg.delay_min_us,
+            cfg.delay_max_us,
+        );
+        // A reading is off by at most (u + a)/2: jitter and asymmetry.
+        let reading_error = i128::from(cfg.delay_max_us - cfg.delay_min_us + cfg.asymmetry_us) / 2;
+        let longest = i128::from(cfg.delay_max_us + cfg.asymmetry_us);
+        let drift_span = i128::from(sync.collect_us) + 4 * longest;
+        let tol = reading_error + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
         Ok(World {
             cfg: cfg.clone(),
             rng,
+            links,
             honest,
             queue: EventQueue::new(),
             now: 0,
@@ -339,9 +398,11 @@ impl World {
         })
     }
 
-    fn delay(&mut self) -> i64 {
-        let (a, b) = (self.cfg.delay_min_us, self.cfg.delay_max_us);
-        self.rng.range_i64(a as i64, b as i64)
+    /// The delay of one message `from -> to`: the link's fixed part plus
+    /// jitter (at most 20 s, checked).
+    fn delay(&mut self, from: usize, to: usize) -> i64 {
+        let d = self.links.delay_us(&mut self.rng, from, to);
+        i64::try_from(d).unwrap_or(i64::MAX / 4)
     }
 
     /// Honest node `i`'s local clock now.
@@ -449,7 +510,7 @@ impl World {
         let reading = target_rel + i128::from(self.now) - local_to;
         let t = LocalTime(local_to as i64);
         let reply = reply_to(probe, t, t, reading as i64, TimePhase::Synced);
-        let d = self.delay();
+        let d = self.delay(liar, to);
         self.queue.push(
             self.now + d,
             Ev::Deliver {
@@ -467,7 +528,7 @@ impl World {
         for o in out {
             match o {
                 Output::Send { to, msg } => {
-                    let d = self.delay();
+                    let d = self.delay(i, to);
                     self.queue
                         .push(self.now + d, Ev::Deliver { to, from: i, msg });
                 }

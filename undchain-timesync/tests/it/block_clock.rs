@@ -1,9 +1,10 @@
 //! The block clock never runs backwards (docs/PROTOCOL.md "Time
 //! consensus", *Block clock*), whatever corrections, steps and local-clock
-//! glitches it is fed, and it maps time to blocks by DESIGN.md's rule.
+//! glitches it is fed, and it maps time to blocks by DESIGN.md's rule. A
+//! slew rate that could not follow the drifting correction is refused.
 
 use proptest::prelude::*;
-use undchain_timesync::{BlockClock, position_of};
+use undchain_timesync::{BlockClock, ClockError, position_of};
 use undchain_types::LocalTime;
 
 use crate::support::params;
@@ -26,6 +27,57 @@ fn op() -> impl Strategy<Value = (i64, Op)> {
     )
 }
 
+#[test]
+fn a_slew_rate_not_above_the_drift_bound_is_refused() {
+    // (slew ppm, drift ppm per clock, the refusal): the correction follows
+    // up to 2 rho of relative drift, so the slew must exceed 2 rho.
+    let refused = |slew_ppm, drift_ppm| {
+        Some(ClockError::SlewNotAboveDrift {
+            slew_ppm,
+            drift_ppm,
+        })
+    };
+    let table = [
+        (0, 0, refused(0, 0)),
+        (1, 0, None),
+        (100, 100, refused(100, 100)),
+        (200, 100, refused(200, 100)),
+        (201, 100, None),
+        (500, 100, None),
+        (100_000, 50_000, refused(100_000, 50_000)),
+        (100_001, 0, Some(ClockError::Slew { got: 100_001 })),
+    ];
+    for (slew, drift, want) in table {
+        let got = BlockClock::new(&params(), LocalTime(0), 0, slew, drift).err();
+        assert_eq!(got, want, "slew {slew} ppm, drift {drift} ppm");
+    }
+    let msg = refused(200, 100).unwrap().to_string();
+    assert!(msg.contains("must exceed 200"), "{msg}");
+}
+
+#[test]
+fn the_slowest_accepted_slew_still_catches_up_with_a_drifting_correction() {
+    // rho = 100 ppm: the logical clock's correction runs away at the full
+    // relative drift, 200 us a second, from a 1 ms head start. At 201 ppm
+    // the block clock closes the gap by 1 us a second; at 200 (refused)
+    // it never would.
+    let t = |s: i64| LocalTime(s * 1_000_000);
+    let mut c = BlockClock::new(&params(), t(0), 0, 201, 100).unwrap();
+    let mut target = 1_000;
+    c.set_target(t(0), target);
+    let mut last_gap = i64::MAX;
+    for s in 1..=1_200 {
+        target += 200;
+        c.set_target(t(s), target);
+        c.now(t(s));
+        let gap = target - c.correction();
+        assert!(gap <= last_gap, "gap grew to {gap} at {s} s");
+        last_gap = gap;
+    }
+    // down to the last second's 200 us (plus the 1 us the rate leaves)
+    assert!(last_gap <= 201, "gap {last_gap}");
+}
+
 proptest! {
     #[test]
     fn block_clock_never_runs_backwards(
@@ -35,7 +87,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..200),
     ) {
         let p = params();
-        let mut c = BlockClock::new(&p, LocalTime(start), correction, slew).unwrap();
+        let mut c = BlockClock::new(&p, LocalTime(start), correction, slew, 0).unwrap();
         let mut local = start;
         let mut last = c.now(LocalTime(local));
         let mut base = correction;
@@ -65,7 +117,7 @@ proptest! {
         slew in 1u32..=1_000,
         reads in prop::collection::vec(1i64..100_000, 1..100),
     ) {
-        let mut c = BlockClock::new(&params(), LocalTime(0), 0, slew).unwrap();
+        let mut c = BlockClock::new(&params(), LocalTime(0), 0, slew, 0).unwrap();
         c.set_target(LocalTime(0), gap);
         let mut local = 0;
         for dt in reads {

@@ -1,9 +1,10 @@
 //! The time-sync crate's integration tests, one binary: the agreement
-//! laws, the estimator, the block clock, resync, the time machines'
-//! scenarios and the precision simulator, with shared fixtures in
-//! `support`.
+//! laws, the estimator, asymmetric paths, the block clock, resync, the
+//! time machines' scenarios and the precision simulator, with shared
+//! fixtures in `support`.
 
 mod agreement_laws;
+mod asymmetric_paths;
 mod block_clock;
 mod bootstrap_join;
 mod estimator;

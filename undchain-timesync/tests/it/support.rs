@@ -1,11 +1,12 @@
 //! Fixtures shared by the time-sync tests: chain parameters, member sets
 //! and a small network that drives the time machines as a host would
 //! (inputs, `poll_timeout` / `handle_timeout`, outputs carried out), with
-//! random one-way delays, fixed clock offsets and optional two-faced liars.
+//! the kit's per-link delays (`undchain_sim::LinkDelays`), fixed clock
+//! offsets and optional two-faced liars.
 
 use std::collections::BTreeSet;
 
-use undchain_sim::{EventQueue, SplitMix64, node_key};
+use undchain_sim::{EventQueue, LinkDelays, SplitMix64, node_key};
 use undchain_timesync::{
     AgreeError, ExchangeError, Join, Output, RoundResult, SyncConfig, SyncEvent, TimeMsg, TimeSync,
     reply_to,
@@ -65,7 +66,8 @@ enum Event {
 }
 
 /// A network of time machines with fixed clock offsets (local clock = real
-/// time + offset) and one-way delays drawn uniformly from 1..=3 ms.
+/// time + offset) and one-way delays drawn uniformly from 1..=3 ms, or as
+/// [`Net::with_links`] says.
 pub struct Net {
     /// The nodes, by index.
     pub nodes: Vec<Node>,
@@ -76,10 +78,13 @@ pub struct Net {
     /// Real time now, microseconds.
     pub now: i64,
     rng: SplitMix64,
+    links: LinkDelays,
     /// The last `Synced` result per node.
     pub synced: Vec<Option<RoundResult>>,
     /// How many `Adjusted` results each node had.
     pub adjusted: Vec<u32>,
+    /// The last `Adjusted` result per node.
+    pub last_adjusted: Vec<Option<RoundResult>>,
     /// Each node's failed rounds, in order.
     pub round_failed: Vec<Vec<AgreeError>>,
     /// Each node's refused replies, in order.
@@ -99,12 +104,21 @@ impl Net {
             timers: vec![None; n],
             now: 0,
             rng: SplitMix64::new(seed),
+            links: LinkDelays::symmetric(1_000, 3_000),
             synced: vec![None; n],
             adjusted: vec![0; n],
+            last_adjusted: vec![None; n],
             round_failed: vec![Vec::new(); n],
             refused: vec![Vec::new(); n],
             join_failed: vec![false; n],
         }
+    }
+
+    /// The same network with one-way delays from `links` (call before
+    /// [`Self::start`]).
+    pub fn with_links(mut self, links: LinkDelays) -> Self {
+        self.links = links;
+        self
     }
 
     fn local(&self, i: usize) -> LocalTime {
@@ -126,7 +140,7 @@ impl Net {
     }
 
     fn send(&mut self, from: usize, to: usize, msg: TimeMsg) {
-        let d = self.rng.range_i64(1_000, 3_000);
+        let d = i64::try_from(self.links.delay_us(&mut self.rng, from, to)).unwrap_or(i64::MAX / 4);
         self.queue
             .push(self.now + d, (to, Event::Msg { from, msg }));
     }
@@ -137,7 +151,10 @@ impl Net {
             match o {
                 Output::Send { to, msg } => self.send(i, to, msg),
                 Output::Synced(r) => self.synced[i] = Some(r),
-                Output::Adjusted(_) => self.adjusted[i] += 1,
+                Output::Adjusted(r) => {
+                    self.adjusted[i] += 1;
+                    self.last_adjusted[i] = Some(r);
+                }
                 Output::Event(SyncEvent::RoundFailed { error, .. }) => {
                     self.round_failed[i].push(error)
                 }
