@@ -15,9 +15,11 @@
 //!
 //! Prints one line per method:
 //! `method=<ftm|trimmed_mean|median|mean> max_honest_skew_us=<X> bound_us=<B> within_honest_range=<true|false>`.
-//! Details (rounds completed, failed rounds, final skew and, with
-//! `--asymmetry-us`, the largest asymmetry the seed drew for a path between
-//! honest validators) go to stderr with `--verbose`. The validators bootstrap first, as a real network does;
+//! Details (rounds completed, failed rounds, final skew, the largest honest
+//! skew at the instant a validator ended its bootstrap, the most rounds a
+//! bootstrap took and, with `--asymmetry-us`, the largest asymmetry the
+//! seed drew for a path between honest validators) go to stderr with
+//! `--verbose`. The validators bootstrap first, as a real network does;
 //! `--no-bootstrap` starts the periodic rounds straight from the initial
 //! offsets (the harder case for slowly converging methods).
 
@@ -86,11 +88,13 @@ fn main() -> ExitCode {
                         String::new()
                     };
                     eprintln!(
-                        "  {}: rounds_completed={} failed_rounds={} final_skew_us={}{asym} (seed={})",
+                        "  {}: rounds_completed={} failed_rounds={} final_skew_us={} handover_skew_us={} bootstrap_rounds={}{asym} (seed={})",
                         method.name(),
                         report.rounds_completed,
                         report.failed_rounds,
                         report.final_skew_us,
+                        report.max_handover_skew_us,
+                        report.max_bootstrap_rounds,
                         cfg.seed
                     );
                 }

@@ -181,6 +181,33 @@ pub fn agree_among<P: Ord>(
     Ok(combine(&vals, f, method))
 }
 
+/// The span, microseconds, that holds the true value of every clock in
+/// `readings`: from the lowest `value - error_us` to the highest `value +
+/// error_us` (0 for no readings), saturating.
+///
+/// [`Agreement::spread_us`] and [`Agreement::bound_us`] describe only the
+/// survivors, and the trimming may have dropped honest clocks that are far
+/// off; this covers every clock that was read, liars included, so no
+/// honest clock among them lies outside it whatever the liars said. A
+/// member that was not read is not covered: a caller that needs every
+/// member's clock checks that all of them are in `readings`
+/// (docs/PROTOCOL.md "Time consensus", *Rounds*, the bootstrap's stop
+/// rule).
+pub fn span_with_errors_us<P>(readings: &[Reading<P>]) -> u64 {
+    let lo = readings
+        .iter()
+        .map(|r| i128::from(r.value) - i128::from(r.error_us))
+        .min();
+    let hi = readings
+        .iter()
+        .map(|r| i128::from(r.value) + i128::from(r.error_us))
+        .max();
+    match (lo, hi) {
+        (Some(lo), Some(hi)) => u64::try_from(hi - lo).unwrap_or(u64::MAX),
+        _ => 0,
+    }
+}
+
 fn sorted_checked<P: Ord>(readings: &[Reading<P>]) -> Result<Vec<&Reading<P>>, AgreeError> {
     let mut by_peer: Vec<&Reading<P>> = readings.iter().collect();
     by_peer.sort_by(|a, b| a.peer.cmp(&b.peer));
@@ -283,6 +310,23 @@ mod tests {
             agree_among(&rs, 4, Method::Ftm),
             Err(AgreeError::TooManyReadings { got: 5, members: 4 })
         );
+    }
+
+    #[test]
+    fn the_span_with_errors_covers_every_reading_not_just_the_survivors() {
+        let e = |peer: u32, value: i64, error_us: u64| Reading {
+            peer,
+            value,
+            error_us,
+        };
+        // Survivors 11 and 12 (spread 1); the trimmed 400 ms clock and
+        // every error bound still count: [10 - 3, 400_000 + 5].
+        let rs = [e(1, 10, 3), e(2, 12, 0), e(3, 11, 1), e(4, 400_000, 5)];
+        assert_eq!(agree(&rs, 1, Method::Ftm).unwrap().spread_us, 1);
+        assert_eq!(span_with_errors_us(&rs), 400_005 - 7);
+        assert_eq!(span_with_errors_us::<u32>(&[]), 0);
+        let wide = [e(1, i64::MIN, u64::MAX), e(2, i64::MAX, u64::MAX)];
+        assert_eq!(span_with_errors_us(&wide), u64::MAX);
     }
 
     #[test]

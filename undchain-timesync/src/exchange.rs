@@ -41,13 +41,21 @@ pub struct SyncConfig {
     pub period_us: u64,
     /// What a sample must satisfy (delay limit, assumed drift).
     pub limits: SampleLimits,
-    /// Bootstrap stops once the kept readings' spread is at most this many
-    /// microseconds, or after [`Self::bootstrap_max_rounds`] successful
-    /// rounds, whichever comes first.
+    /// Bootstrap stops after a round that read every member and found all
+    /// their clocks, each reading widened by its error bound, within a
+    /// span of at most this many microseconds
+    /// ([`crate::span_with_errors_us`]), or after
+    /// [`Self::bootstrap_max_rounds`] successful rounds, whichever comes
+    /// first. The error bounds are half a round trip each, so on paths
+    /// with round trips above this target only the round limit ends the
+    /// bootstrap.
     pub bootstrap_target_spread_us: u64,
     /// The most successful bootstrap rounds before the machine announces
-    /// its clock whatever the spread (a liar must not keep it bootstrapping
-    /// forever).
+    /// its clock whatever the spread: one liar (a reading out of the
+    /// target, or none) can keep every validator from passing the test,
+    /// and must not keep it bootstrapping forever. The rounds halve the
+    /// honest spread, so 40 bring clocks that started up to 2^40 us
+    /// (12 days) apart to within a microsecond of the reading error.
     pub bootstrap_max_rounds: u32,
     /// How many times a joiner probes the active set before it gives up.
     pub join_attempts: u32,

@@ -50,7 +50,7 @@ pub mod rounds;
 pub mod sample;
 pub mod sim;
 
-pub use agree::{AgreeError, Agreement, Method, Reading, agree, agree_among};
+pub use agree::{AgreeError, Agreement, Method, Reading, agree, agree_among, span_with_errors_us};
 pub use clock::{BlockClock, BlockPosition, ClockError, period_bounds, position_of};
 pub use exchange::{
     ConfigError, ExchangeError, Output, RoundResult, SyncConfig, SyncEvent, TimeMsg, reply_to,

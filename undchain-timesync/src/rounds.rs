@@ -11,12 +11,14 @@
 //! * **Bootstrap** (design notes, validator story item 2): the network's
 //!   time is being brought online. The clock starts at the local clock
 //!   (correction 0) and rounds run back to back; one round at least halves
-//!   the honest spread (plus the reading error). Once the kept readings'
-//!   spread is small ([`SyncConfig::bootstrap_target_spread_us`], or after
-//!   [`SyncConfig::bootstrap_max_rounds`] successful rounds) the machine
-//!   announces its clock ([`Output::Synced`]), forgets the bootstrap's
-//!   probes and turns itself into a running machine at the same instant:
-//!   the host swaps nothing.
+//!   the honest spread (plus the reading error). Once a round read every
+//!   member and all their clocks, error bounds included, lie within
+//!   [`SyncConfig::bootstrap_target_spread_us`] (the survivors' spread
+//!   alone proves nothing: the trimming may have dropped honest clocks
+//!   that are far off), or after [`SyncConfig::bootstrap_max_rounds`]
+//!   successful rounds, the machine announces its clock
+//!   ([`Output::Synced`]), forgets the bootstrap's probes and turns itself
+//!   into a running machine at the same instant: the host swaps nothing.
 //! * **Running** (`Synced`): a round starts at every multiple of
 //!   [`SyncConfig::period_us`] of agreed time, so all honest validators
 //!   start within their skew of one another, and only `Synced` readings
@@ -42,7 +44,7 @@ use std::collections::BTreeSet;
 use undchain_types::LocalTime;
 use undchain_types::msg::{TimePhase, TimeProbe, TimeReply};
 
-use crate::agree::{Reading, agree_among};
+use crate::agree::{Reading, agree_among, span_with_errors_us};
 use crate::exchange::{
     Collecting, ConfigError, ExchangeError, Output, Prober, RoundResult, SyncConfig, SyncEvent,
     TimeMsg, reply_to,
@@ -314,6 +316,7 @@ impl<P: Ord + Clone> TimeSync<P> {
         });
         let round = self.round;
         self.round += 1;
+        let all_within_target = self.all_within_target(&readings);
         match agree_among(&readings, self.members.len(), self.cfg.method) {
             Ok(agreement) => {
                 self.correction = agreement.value;
@@ -322,7 +325,7 @@ impl<P: Ord + Clone> TimeSync<P> {
                     correction: agreement.value,
                     agreement,
                 };
-                let o = self.conclude(now, result);
+                let o = self.conclude(now, result, all_within_target);
                 out.push(o);
             }
             Err(error) => out.push(Output::Event(SyncEvent::RoundFailed { round, error })),
@@ -332,14 +335,35 @@ impl<P: Ord + Clone> TimeSync<P> {
         };
     }
 
+    /// The bootstrap's stop test (docs/PROTOCOL.md "Time consensus",
+    /// *Rounds*): every member was read this round, one's own clock
+    /// included, and the span that holds all their true clocks
+    /// ([`span_with_errors_us`]) is within the target. The survivors'
+    /// spread would not do: under two-faced liars the trimming drops the
+    /// far honest clocks, and the survivors of the validators on one side
+    /// are close together in every round while the other side is still far
+    /// off. A reading that is missing may be such a clock, so it fails the
+    /// test too.
+    fn all_within_target(&self, readings: &[Reading<P>]) -> bool {
+        readings.len() == self.members.len()
+            && span_with_errors_us(readings) <= self.cfg.bootstrap_target_spread_us
+    }
+
     /// What a successful round means in this phase; the bootstrap's last
-    /// round hands over to the running phase.
-    fn conclude(&mut self, now: LocalTime, result: RoundResult) -> Output<P> {
+    /// round hands over to the running phase: the first whose readings
+    /// were all within the target, or the last one
+    /// [`SyncConfig::bootstrap_max_rounds`] allows, by which the halving
+    /// has brought any plausible initial spread down to the reading error
+    /// (a liar can keep the test from passing, never make it pass).
+    fn conclude(
+        &mut self,
+        now: LocalTime,
+        result: RoundResult,
+        all_within_target: bool,
+    ) -> Output<P> {
         if self.phase == TimePhase::Bootstrap {
             self.bootstrap_successes += 1;
-            if result.agreement.spread_us <= self.cfg.bootstrap_target_spread_us
-                || self.bootstrap_successes >= self.cfg.bootstrap_max_rounds
-            {
+            if all_within_target || self.bootstrap_successes >= self.cfg.bootstrap_max_rounds {
                 self.phase = TimePhase::Synced;
                 self.prober.accept_bootstrap = false;
                 self.prober.new_round(now);

@@ -29,7 +29,9 @@
 //! sampled just before and after every round result, and whether every
 //! round result (bootstrap rounds included) lay
 //! inside the range the honest clocks spanned during that round, widened by
-//! the reading error `(u + a)/2` and the drift over the round.
+//! the reading error `(u + a)/2` and the drift over the round; and the
+//! honest skew at every instant a validator ended its bootstrap (what the
+//! stop rule let through).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -169,6 +171,14 @@ pub struct SimReport {
     /// The largest fixed delay asymmetry the seed drew for a path between
     /// two honest validators, us (at most [`SimConfig::asymmetry_us`]).
     pub max_link_asymmetry_us: u64,
+    /// The largest honest skew at the instant an honest validator ended
+    /// its bootstrap ([`Output::Synced`]), us: how far apart the clocks
+    /// were when one of them started to run (0 without bootstrap).
+    pub max_handover_skew_us: u64,
+    /// The most rounds an honest validator ran before it ended its
+    /// bootstrap, failed ones included (0 without bootstrap): what the stop
+    /// rule cost.
+    pub max_bootstrap_rounds: u64,
 }
 
 impl fmt::Display for SimReport {
@@ -238,6 +248,10 @@ struct World {
     tol: i128,
     half: u64,
     max_skew: i128,
+    /// The largest honest skew seen at a `Synced`.
+    handover_skew: i128,
+    /// The most rounds a validator's bootstrap took.
+    bootstrap_rounds: u64,
     within: bool,
     failed: u64,
 }
@@ -260,7 +274,9 @@ pub fn sync_config(cfg: &SimConfig, method: Method) -> SyncConfig {
             max_delay_us: max_delay,
             drift_ppm: cfg.drift_ppm,
         },
-        // bootstrap until the survivors are within half the bound
+        // bootstrap until every reading, error bounds included, is within
+        // half the bound: below the bound minus one period's drift, which
+        // the running rounds need (docs/PROTOCOL.md, *Precision*)
         bootstrap_target_spread_us: (bound_us(cfg) / 2).max(1),
         ..SyncConfig::default()
     }
@@ -338,6 +354,8 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
         failed_rounds: w.failed,
         final_skew_us: u64::try_from(final_skew).unwrap_or(u64::MAX),
         max_link_asymmetry_us: w.links.max_asymmetry_us(w.honest.len()),
+        max_handover_skew_us: u64::try_from(w.handover_skew).unwrap_or(u64::MAX),
+        max_bootstrap_rounds: w.bootstrap_rounds,
     })
 }
 
@@ -393,6 +411,8 @@ impl World {
             tol,
             half: u64::from(cfg.rounds / 2),
             max_skew: 0,
+            handover_skew: 0,
+            bootstrap_rounds: 0,
             within: true,
             failed: 0,
         })
@@ -539,7 +559,12 @@ impl World {
                     let running = self.honest[i].machine.phase() == TimePhase::Synced;
                     self.record_round(i, before, running);
                 }
-                Output::Synced(_) => self.record_round(i, before, false),
+                Output::Synced(_) => {
+                    self.record_round(i, before, false);
+                    self.handover_skew = self.handover_skew.max(self.skew(None).2);
+                    let rounds = self.honest[i].machine.rounds();
+                    self.bootstrap_rounds = self.bootstrap_rounds.max(rounds);
+                }
                 Output::Event(SyncEvent::RoundFailed { .. }) => {
                     self.failed += 1;
                     if self.honest[i].machine.phase() == TimePhase::Synced {
