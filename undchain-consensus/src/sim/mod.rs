@@ -28,7 +28,7 @@ pub mod checker;
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
 
 use undchain_types::msg::{BlockResponse, CommittedBlock, Evidence, Round};
@@ -42,7 +42,7 @@ use crate::driver::{
     Driver, DriverConfig, Output, PersistedState, Timeout, TimeoutConfig, Validity,
 };
 use crate::roster::{Candidate, Roster, RosterConfig};
-use crate::round::{Step, Value};
+use crate::round::{Step, TimeoutKind, Value};
 use crate::score::ScoreRules;
 use crate::validator_set::ValidatorSet;
 
@@ -254,10 +254,9 @@ enum Event {
         from: usize,
         msg: Box<Message>,
     },
-    Timer {
+    Wake {
         node: usize,
         incarnation: u64,
-        timeout: Timeout,
     },
     Validity {
         node: usize,
@@ -323,6 +322,25 @@ struct Node {
     torn_crash: Option<u64>,
     restarts: u32,
     sets: Vec<ValidatorSet>,
+    // The driver's pending timeouts (at, arming order, timeout) and the
+    // wake-up the host has scheduled for the earliest.
+    timers: Vec<(u64, u64, Timeout)>,
+    timer_seq: u64,
+    wake_at: Option<u64>,
+}
+
+/// One batch of outputs, split as a `Ready` splits it.
+#[derive(Debug, Default)]
+struct Batch {
+    immediate: Vec<Output>,
+    persist: Option<PersistedState>,
+    after_persist: Vec<Output>,
+}
+
+impl Batch {
+    fn steps(&self) -> usize {
+        self.immediate.len() + usize::from(self.persist.is_some()) + self.after_persist.len()
+    }
 }
 
 /// Most events one run may process (a guard against a livelock bug, which
@@ -426,6 +444,9 @@ impl Simulation {
                 torn_crash: None,
                 restarts: 0,
                 sets: Vec::new(),
+                timers: Vec::new(),
+                timer_seq: 0,
+                wake_at: None,
             })
             .collect();
         Simulation {
@@ -538,6 +559,7 @@ impl Simulation {
             .persisted
             .clone()
             .filter(|p| p.round_state.height == tip && p.round_state.step != Step::Commit);
+        self.nodes[i].timers.clear();
         let out = match resume {
             Some(p) => driver.resume(now, p, set.clone()),
             None => driver.start_height(now, tip, set.clone()),
@@ -580,17 +602,25 @@ impl Simulation {
                     }
                 }
             }
-            Event::Timer {
-                node,
-                incarnation,
-                timeout,
-            } => {
-                if self.nodes[node].incarnation != incarnation {
+            Event::Wake { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation
+                    || self.nodes[node].wake_at != Some(self.now)
+                {
                     return;
                 }
+                self.nodes[node].wake_at = None;
                 let now = BlockTime(self.now);
-                if let Some(d) = self.nodes[node].driver.as_mut() {
-                    let out = d.handle_timeout(now, timeout);
+                let t = self.now;
+                let n = &mut self.nodes[node];
+                let mut due: Vec<(u64, u64, Timeout)> =
+                    n.timers.iter().copied().filter(|e| e.0 <= t).collect();
+                due.sort_unstable();
+                n.timers.retain(|e| e.0 > t);
+                if let Some(d) = n.driver.as_mut() {
+                    let mut out = Vec::new();
+                    for (_, _, timeout) in due {
+                        out.extend(d.handle_timeout(now, timeout));
+                    }
                     self.carry_out(node, out);
                 }
             }
@@ -648,6 +678,7 @@ impl Simulation {
                     self.checker.set_used(node, height, set.hash());
                 }
                 let now = BlockTime(self.now);
+                self.nodes[node].timers.clear();
                 if let Some(d) = self.nodes[node].driver.as_mut() {
                     let out = d.start_height(now, height, set);
                     self.carry_out(node, out);
@@ -659,42 +690,121 @@ impl Simulation {
     fn crash_now(&mut self, i: usize, down_us: u64) {
         let node = &mut self.nodes[i];
         node.driver = None;
+        node.timers.clear();
+        node.wake_at = None;
         node.torn_crash = None;
         node.incarnation += 1;
         self.push(self.now + down_us, Event::Restart { node: i });
     }
 
-    /// Carries out a driver's outputs in order, as a node's host would.
+    /// Splits a driver's outputs as a `Ready` batch does: timers go to
+    /// the driver's pending list, own signed messages after the write.
+    fn batch(&mut self, i: usize, outputs: Vec<Output>) -> Batch {
+        let me = self.nodes[i].pk;
+        let mut b = Batch::default();
+        for o in outputs {
+            match o {
+                Output::Persist(s) => b.persist = Some(*s),
+                Output::ScheduleTimeout { timeout, at } => {
+                    let n = &mut self.nodes[i];
+                    n.timer_seq += 1;
+                    n.timers.push((at.0, n.timer_seq, timeout));
+                }
+                Output::Broadcast(ref m) | Output::Send { message: ref m, .. }
+                    if signed_by(m, &me) =>
+                {
+                    b.after_persist.push(o)
+                }
+                o => b.immediate.push(o),
+            }
+        }
+        b
+    }
+
+    /// Carries out a driver's batches as a node's host would: what
+    /// promises nothing, then the write, then what needed it; answers to
+    /// requests made meanwhile form the next batch. A torn crash hits after
+    /// a drawn number of the first batch's steps.
     fn carry_out(&mut self, i: usize, outputs: Vec<Output>) {
-        let mut work: VecDeque<Output> = outputs.into();
+        let mut batch = self.batch(i, outputs);
         let cut = self.nodes[i]
             .torn_crash
-            .map(|down| (self.rng.below(work.len() as u64 + 1), down));
+            .map(|down| (self.rng.below(batch.steps() as u64 + 1), down));
         let mut done = 0u64;
-        while let Some(o) = work.pop_front() {
-            if let Some((at, down)) = cut {
-                if done == at {
-                    self.crash_now(i, down);
+        loop {
+            let mut next: Vec<Output> = Vec::new();
+            let mut steps: Vec<Option<Output>> = batch.immediate.drain(..).map(Some).collect();
+            if batch.persist.is_some() {
+                steps.push(None);
+            }
+            steps.extend(batch.after_persist.drain(..).map(Some));
+            if steps.is_empty() {
+                break;
+            }
+            for step in steps {
+                if let Some((at, down)) = cut {
+                    if done == at {
+                        self.crash_now(i, down);
+                        return;
+                    }
+                }
+                done += 1;
+                if self.nodes[i].driver.is_none() {
                     return;
                 }
+                match step {
+                    None => self.nodes[i].persisted = batch.persist.take(),
+                    Some(o) => self.carry_out_one(i, o, &mut next),
+                }
             }
-            done += 1;
-            if self.nodes[i].driver.is_none() {
-                return;
-            }
-            self.carry_out_one(i, o, &mut work);
+            batch = self.batch(i, next);
         }
         if let Some((_, down)) = cut {
             if self.nodes[i].driver.is_some() {
                 self.crash_now(i, down);
+                return;
+            }
+        }
+        self.schedule_wake(i);
+    }
+
+    /// Schedules a wake-up for the driver's earliest pending timeout that
+    /// can still act, unless one is scheduled earlier already.
+    fn schedule_wake(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        let Some(d) = n.driver.as_ref() else {
+            return;
+        };
+        let st = d.state();
+        let due = n
+            .timers
+            .iter()
+            .filter(|(_, _, t)| {
+                t.height == st.height
+                    && st.step != Step::Commit
+                    && (t.kind == TimeoutKind::Rebroadcast || t.round >= st.round)
+            })
+            .map(|e| e.0)
+            .min();
+        if let Some(at) = due {
+            if n.wake_at.is_none_or(|w| at < w) {
+                let incarnation = n.incarnation;
+                self.nodes[i].wake_at = Some(at);
+                self.push(
+                    at,
+                    Event::Wake {
+                        node: i,
+                        incarnation,
+                    },
+                );
             }
         }
     }
 
-    fn carry_out_one(&mut self, i: usize, o: Output, work: &mut VecDeque<Output>) {
+    fn carry_out_one(&mut self, i: usize, o: Output, work: &mut Vec<Output>) {
         let now = BlockTime(self.now);
         match o {
-            Output::Persist(s) => self.nodes[i].persisted = Some(*s),
+            Output::Persist(_) => {}
             Output::Broadcast(msg) => {
                 if self.nodes[i].honest {
                     let id = self.nodes[i].pk;
@@ -708,17 +818,7 @@ impl Simulation {
                     self.route(i, &[r], message);
                 }
             }
-            Output::ScheduleTimeout { timeout, at } => {
-                let incarnation = self.nodes[i].incarnation;
-                self.push(
-                    at.0,
-                    Event::Timer {
-                        node: i,
-                        incarnation,
-                        timeout,
-                    },
-                );
-            }
+            Output::ScheduleTimeout { .. } => {}
             Output::GetValue { height, round } => {
                 if let Some(value) = self.build_value(i, height, round) {
                     if let Some(d) = self.nodes[i].driver.as_mut() {
@@ -1063,4 +1163,13 @@ pub fn fingerprint(report: &SimReport) -> Hash32 {
     bytes.extend_from_slice(&report.end_us.to_le_bytes());
     bytes.extend_from_slice(&report.messages_delivered.to_le_bytes());
     hash(HashContext::Genesis, &bytes)
+}
+
+/// Whether `m` is a proposal or vote signed by `me`.
+fn signed_by(m: &Message, me: &PublicKey) -> bool {
+    match m {
+        Message::Proposal(p) => p.proposal.proposer == *me,
+        Message::Vote(v) => v.vote.validator == *me,
+        _ => false,
+    }
 }
