@@ -60,7 +60,8 @@ pub use certificate::{
     verify_certificate, verify_committed_block,
 };
 pub use driver::{
-    Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity,
+    Driver, DriverConfig, DriverReady, InputError, Output, PersistedState, Timeout, TimeoutConfig,
+    Validity,
 };
 pub use ledger::{
     Applied, Block, BlockError, BlockOutcome, ChainEvent, Claim, Ledger, LedgerConfig, LedgerError,

@@ -85,7 +85,7 @@ pub struct VoteOutcome {
     pub evidence: Option<Evidence>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct KindVotes {
     /// Each voter's votes, first one first.
     by_voter: BTreeMap<PublicKey, Vec<SignedVote>>,
@@ -93,7 +93,7 @@ struct KindVotes {
     tally: BTreeMap<Option<Hash32>, usize>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct RoundVotes {
     prevotes: KindVotes,
     precommits: KindVotes,
@@ -112,7 +112,7 @@ impl RoundVotes {
 }
 
 /// Votes of one height.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoteKeeper {
     height: BlockNumber,
     set: ValidatorSet,

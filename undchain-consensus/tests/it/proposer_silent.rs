@@ -2,90 +2,58 @@
 //! round with a longer timeout) and the next proposer's value is decided
 //! (paper lines 57-67; issue 5).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_consensus::sim::{Behaviour, FaultPlan, SimConfig, Simulation};
-use undchain_consensus::{Output, Timeout, TimeoutKind};
+use undchain_consensus::{TimeoutKind, Validity};
 use undchain_types::msg::VoteKind;
-use undchain_types::{BlockNumber, BlockTime, Message};
+use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn silent_proposer_round_times_out_to_the_next_proposer() {
     let ks = keys(4);
     let set = set_of(&ks);
     let mut d = driver(&ks[2]);
-    let start = d.start_height(BlockTime(0), BlockNumber(0), set.clone());
-    let propose_at = |out: &[Output], round| {
-        out.iter()
-            .find_map(|o| match o {
-                Output::ScheduleTimeout { timeout, at }
-                    if timeout.kind == TimeoutKind::Propose && timeout.round == round =>
-                {
-                    Some(*at)
-                }
-                _ => None,
-            })
-            .unwrap()
-    };
-    let t0 = propose_at(&start, 0);
+    d.start_height(at(0), BlockNumber(0), set.clone());
+    take(&mut d);
+    let t0 = due(&d, TimeoutKind::Propose, 0);
     // Nobody hears from ks[0]: the propose timeout gives a nil prevote.
-    let out = d.handle_timeout(
-        t0,
-        Timeout {
-            height: BlockNumber(0),
-            round: 0,
-            kind: TimeoutKind::Propose,
-        },
-    );
-    assert_eq!(broadcast_votes(&out)[0].vote.value, None);
+    d.handle_timeout(t0);
+    assert_eq!(take(&mut d).votes()[0].vote.value, None);
     // q nil prevotes: nil precommit (line 44).
-    let mut out = Vec::new();
+    let mut last = Handed::default();
     for k in [&ks[1], &ks[3]] {
-        out = d
-            .handle_message(
-                t0,
-                k.public(),
-                Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None)),
-            )
-            .unwrap();
+        d.handle_message(
+            t0,
+            k.public(),
+            Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None)),
+        )
+        .unwrap();
+        last = take(&mut d);
     }
-    let pc = broadcast_votes(&out);
+    let pc = last.votes();
     assert_eq!(
         (pc[0].vote.kind, pc[0].vote.value),
         (VoteKind::Precommit, None)
     );
     // q precommits of any kind: precommit timeout (line 47), then round 1.
-    let mut out = Vec::new();
     for k in [&ks[1], &ks[3]] {
-        out = d
-            .handle_message(
-                t0,
-                k.public(),
-                Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
-            )
-            .unwrap();
-    }
-    let at = out
-        .iter()
-        .find_map(|o| match o {
-            Output::ScheduleTimeout { timeout, at } if timeout.kind == TimeoutKind::Precommit => {
-                Some(*at)
-            }
-            _ => None,
-        })
+        d.handle_message(
+            t0,
+            k.public(),
+            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
+        )
         .unwrap();
-    let out = d.handle_timeout(
-        at,
-        Timeout {
-            height: BlockNumber(0),
-            round: 0,
-            kind: TimeoutKind::Precommit,
-        },
-    );
+    }
+    take(&mut d);
+    let pc_at = due(&d, TimeoutKind::Precommit, 0);
+    d.handle_timeout(pc_at);
+    take(&mut d);
     assert_eq!(d.state().round, 1);
-    let t1 = propose_at(&out, 1);
-    assert!(t1.0 - at.0 > t0.0, "round 1 waits longer for its proposal");
+    let t1 = due(&d, TimeoutKind::Propose, 1);
+    assert!(
+        t1.since(pc_at) > t0.since(at(0)),
+        "round 1 waits longer for its proposal"
+    );
     // ks[1] proposes in round 1 and the round goes through.
     let h = header(0, 4, &set);
     d.handle_message(
@@ -94,13 +62,9 @@ fn silent_proposer_round_times_out_to_the_next_proposer() {
         Message::Proposal(proposal(&ks[1], 1, &h, None)),
     )
     .unwrap();
-    let out = d.handle_validity(
-        t1,
-        BlockNumber(0),
-        h.hash(),
-        undchain_consensus::Validity::Valid,
-    );
-    assert_eq!(broadcast_votes(&out)[0].vote.value, Some(h.hash()));
+    d.handle_validity(t1, BlockNumber(0), h.hash(), Validity::Valid)
+        .unwrap();
+    assert_eq!(take(&mut d).votes()[0].vote.value, Some(h.hash()));
 }
 
 #[test]

@@ -2,28 +2,27 @@
 //! until it arrives, or until `timeoutPropose` gives a nil prevote (issue 5,
 //! "Agreement"; design notes, validator story item 4).
 
-mod common;
-
-use common::*;
-use undchain_consensus::{Output, Timeout, TimeoutKind, Validity};
+use crate::support::*;
+use undchain_consensus::{Output, TimeoutKind, Validity};
 use undchain_types::msg::VoteKind;
-use undchain_types::{BlockNumber, BlockTime, Message};
+use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn pending_job_file_holds_the_prevote_until_it_arrives() {
     let ks = keys(4);
     let set = set_of(&ks);
     let mut d = driver(&ks[1]);
-    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    d.start_height(at(0), BlockNumber(0), set.clone());
+    take(&mut d);
     let h = header(0, 1, &set);
     let id = h.hash();
-    let out = d
-        .handle_message(
-            BlockTime(100),
-            ks[0].public(),
-            Message::Proposal(proposal(&ks[0], 0, &h, None)),
-        )
-        .unwrap();
+    d.handle_message(
+        at(100),
+        ks[0].public(),
+        Message::Proposal(proposal(&ks[0], 0, &h, None)),
+    )
+    .unwrap();
+    let out = take(&mut d).outputs();
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::CheckValue { id: x, .. } if *x == id)),
@@ -34,17 +33,24 @@ fn pending_job_file_holds_the_prevote_until_it_arrives() {
         "no vote before the verdict"
     );
 
-    let out = d.handle_validity(BlockTime(200), BlockNumber(0), id, Validity::Pending);
-    assert!(broadcast_votes(&out).is_empty(), "pending: still no vote");
+    d.handle_validity(at(200), BlockNumber(0), id, Validity::Pending)
+        .unwrap();
+    assert!(take(&mut d).votes().is_empty(), "pending: still no vote");
 
-    let out = d.handle_validity(BlockTime(300), BlockNumber(0), id, Validity::Valid);
-    let votes = broadcast_votes(&out);
+    d.handle_validity(at(300), BlockNumber(0), id, Validity::Valid)
+        .unwrap();
+    let handed = take(&mut d);
+    let votes = handed.votes();
     assert_eq!(votes.len(), 1);
     assert_eq!(
         (votes[0].vote.kind, votes[0].vote.round, votes[0].vote.value),
         (VoteKind::Prevote, 0, Some(id))
     );
-    assert_persist_before_send(&out, &ks[1]);
+    let batch = &handed.batches[0];
+    assert!(
+        batch.persist[0].own_votes.contains(&votes[0]),
+        "the batch that sends the prevote persists it"
+    );
 }
 
 #[test]
@@ -52,41 +58,30 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
     let ks = keys(4);
     let set = set_of(&ks);
     let mut d = driver(&ks[2]);
-    let out = d.start_height(BlockTime(0), BlockNumber(0), set.clone());
-    let at = out
-        .iter()
-        .find_map(|o| match o {
-            Output::ScheduleTimeout { timeout, at } if timeout.kind == TimeoutKind::Propose => {
-                Some(*at)
-            }
-            _ => None,
-        })
-        .expect("a propose timeout is scheduled");
+    d.start_height(at(0), BlockNumber(0), set.clone());
+    take(&mut d);
+    let timeout = due(&d, TimeoutKind::Propose, 0);
     let h = header(0, 1, &set);
     d.handle_message(
-        BlockTime(100),
+        at(100),
         ks[0].public(),
         Message::Proposal(proposal(&ks[0], 0, &h, None)),
     )
     .unwrap();
-    d.handle_validity(BlockTime(200), BlockNumber(0), h.hash(), Validity::Pending);
-    let out = d.handle_timeout(
-        at,
-        Timeout {
-            height: BlockNumber(0),
-            round: 0,
-            kind: TimeoutKind::Propose,
-        },
-    );
-    let votes = broadcast_votes(&out);
+    d.handle_validity(at(200), BlockNumber(0), h.hash(), Validity::Pending)
+        .unwrap();
+    take(&mut d);
+    d.handle_timeout(timeout);
+    let votes = take(&mut d).votes();
     assert_eq!(votes.len(), 1);
     assert_eq!(
         (votes[0].vote.kind, votes[0].vote.value),
         (VoteKind::Prevote, None)
     );
     // The file arriving late changes nothing: the prevote is cast.
-    let out = d.handle_validity(at.plus(1), BlockNumber(0), h.hash(), Validity::Valid);
-    assert!(broadcast_votes(&out).is_empty());
+    d.handle_validity(timeout.plus(1), BlockNumber(0), h.hash(), Validity::Valid)
+        .unwrap();
+    assert!(take(&mut d).votes().is_empty());
 }
 
 #[test]
@@ -94,23 +89,25 @@ fn invalid_value_gets_a_nil_prevote_at_once() {
     let ks = keys(4);
     let set = set_of(&ks);
     let mut d = driver(&ks[3]);
-    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    d.start_height(at(0), BlockNumber(0), set.clone());
     let h = header(0, 9, &set);
     d.handle_message(
-        BlockTime(1),
+        at(1),
         ks[0].public(),
         Message::Proposal(proposal(&ks[0], 0, &h, None)),
     )
     .unwrap();
-    let out = d.handle_validity(BlockTime(2), BlockNumber(0), h.hash(), Validity::Invalid);
-    let votes = broadcast_votes(&out);
+    take(&mut d);
+    d.handle_validity(at(2), BlockNumber(0), h.hash(), Validity::Invalid)
+        .unwrap();
+    let votes = take(&mut d).votes();
     assert_eq!(votes.len(), 1);
     assert_eq!(votes[0].vote.value, None);
 }
 
 #[test]
 fn timeouts_grow_per_round() {
-    let t = common::config().timeouts;
+    let t = config().timeouts;
     for kind in [
         TimeoutKind::Propose,
         TimeoutKind::Prevote,
