@@ -10,7 +10,7 @@
 //!
 //! Deviations from the paper, all on the liveness side: "2f+1" is the quorum
 //! q = floor(2n/3)+1 and "f+1" is f+1 with f = floor((n-1)/3) (DESIGN.md
-//! "Quorum"); the proposer also schedules `timeoutPropose` (while it waits
+//! "Quorum"); the proposer also starts `timeoutPropose` (while it waits
 //! for the host's value, as Malachite does, and after re-proposing its
 //! valid value), so neither a slow host nor a proof of lock it cannot see
 //! stalls a round.
@@ -33,11 +33,11 @@ pub struct Value {
 /// locked in (the paper's `lockedValue/lockedRound`, `validValue/validRound`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundValue {
-    /// The round.
+    /// The round the value was locked, seen valid or decided in.
     pub round: Round,
-    /// The block hash.
+    /// The value's block hash, which votes name.
     pub id: Hash32,
-    /// The value.
+    /// The header and parent certificate themselves.
     pub value: Value,
 }
 
@@ -46,11 +46,12 @@ pub struct RoundValue {
 pub enum Step {
     /// Before `StartRound` (line 11).
     Unstarted,
-    /// `step = propose`.
+    /// `step = propose`: waiting for the round's proposal.
     Propose,
-    /// `step = prevote`.
+    /// `step = prevote`: prevoted, waiting for the round's prevotes.
     Prevote,
-    /// `step = precommit`.
+    /// `step = precommit`: precommitted, waiting for the round's
+    /// precommits.
     Precommit,
     /// Decided (line 51); the height is over.
     Commit,
@@ -59,17 +60,19 @@ pub enum Step {
 /// The state of one height (lines 2-9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundState {
-    /// `h_p`.
+    /// The height being agreed on (`h_p`).
     pub height: BlockNumber,
-    /// `round_p`.
+    /// The round this validator is in (`round_p`).
     pub round: Round,
-    /// `step_p`.
+    /// Where in the round it is (`step_p`).
     pub step: Step,
-    /// `lockedValue_p`, `lockedRound_p`.
+    /// The value it is locked on and the round it locked in
+    /// (`lockedValue_p`, `lockedRound_p`), if any.
     pub locked: Option<RoundValue>,
-    /// `validValue_p`, `validRound_p`.
+    /// The latest value it saw a polka for, and that polka's round
+    /// (`validValue_p`, `validRound_p`), if any.
     pub valid: Option<RoundValue>,
-    /// `decision_p[h_p]`.
+    /// The decided value, once decided (`decision_p[h_p]`).
     pub decision: Option<RoundValue>,
 }
 
@@ -90,11 +93,11 @@ impl RoundState {
 /// A proposal as the state machine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalView {
-    /// The proposal's round.
+    /// The round the proposal is for.
     pub round: Round,
-    /// The block hash.
+    /// The proposed value's block hash.
     pub id: Hash32,
-    /// The value.
+    /// The proposed header and parent certificate.
     pub value: Value,
     /// `vr`: the proof-of-lock round, if any.
     pub pol_round: Option<Round>,
@@ -139,11 +142,13 @@ pub enum RoundInput {
 /// Which timeout to schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TimeoutKind {
-    /// `timeoutPropose`.
+    /// `timeoutPropose`: how long to wait for the round's proposal.
     Propose,
-    /// `timeoutPrevote`.
+    /// `timeoutPrevote`: how long to wait for more prevotes after q of any
+    /// kind.
     Prevote,
-    /// `timeoutPrecommit`.
+    /// `timeoutPrecommit`: how long to wait for more precommits after q of
+    /// any kind.
     Precommit,
     /// Not in the paper: re-send own messages of the current round (gossip
     /// over a lossy network).
@@ -158,37 +163,37 @@ pub enum RoundOutput {
     NewRound(Round),
     /// Broadcast a proposal (line 19).
     Proposal {
-        /// Round.
+        /// The round proposed in.
         round: Round,
-        /// Block hash.
+        /// The proposed value's block hash.
         id: Hash32,
-        /// Value.
+        /// The proposed header and parent certificate.
         value: Value,
-        /// `validRound_p`.
+        /// The proof-of-lock round `vr` (`validRound_p`), if re-proposing.
         pol_round: Option<Round>,
     },
     /// Ask the host for a value (line 18).
     GetValue {
-        /// Round.
+        /// The round this validator proposes in.
         round: Round,
     },
-    /// Broadcast a vote.
+    /// Sign and broadcast a vote (lines 24-67).
     Vote {
-        /// Round.
+        /// The round voted in.
         round: Round,
         /// Prevote or precommit.
         kind: VoteKind,
-        /// Block hash or nil.
+        /// The block hash voted for, or `None` for nil.
         value: Option<Hash32>,
     },
-    /// Schedule a timeout for a round.
-    ScheduleTimeout {
-        /// Round.
+    /// Start a timeout for a round (the driver keeps it pending).
+    StartTimeout {
+        /// The round the timeout belongs to.
         round: Round,
-        /// Which.
+        /// Which of the paper's timeouts.
         kind: TimeoutKind,
     },
-    /// Decided (line 51).
+    /// Decided this value (line 51).
     Decision(RoundValue),
 }
 
@@ -206,44 +211,8 @@ pub struct Info {
 pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Vec<RoundOutput>> {
     let this_round = state.round == info.input_round;
     match (state.step, input) {
-        // L11-L19: StartRound as proposer: the valid value if any, else getValue().
-        (Step::Unstarted, RoundInput::NewRound(r)) if info.is_proposer => {
-            state.round = r;
-            state.step = Step::Propose;
-            match &state.valid {
-                // L15-L16, L19 (and a propose timeout: should its own
-                // proposal not pass line 28 here, line 57 still moves on)
-                Some(v) => Some(vec![
-                    RoundOutput::Proposal {
-                        round: r,
-                        id: v.id,
-                        value: v.value.clone(),
-                        pol_round: Some(v.round),
-                    },
-                    RoundOutput::ScheduleTimeout {
-                        round: r,
-                        kind: TimeoutKind::Propose,
-                    },
-                ]),
-                // L18 (and a propose timeout while the host builds the value)
-                None => Some(vec![
-                    RoundOutput::GetValue { round: r },
-                    RoundOutput::ScheduleTimeout {
-                        round: r,
-                        kind: TimeoutKind::Propose,
-                    },
-                ]),
-            }
-        }
-        // L11-L13, L20-L21: StartRound as non-proposer.
-        (Step::Unstarted, RoundInput::NewRound(r)) => {
-            state.round = r;
-            state.step = Step::Propose;
-            Some(vec![RoundOutput::ScheduleTimeout {
-                round: r,
-                kind: TimeoutKind::Propose,
-            }])
-        }
+        // L11-L21: StartRound.
+        (Step::Unstarted, RoundInput::NewRound(r)) => Some(start_round(state, r, info.is_proposer)),
         // L18-L19: the host's value arrives.
         (Step::Propose, RoundInput::ProposeValue(value, id)) if this_round && info.is_proposer => {
             Some(vec![RoundOutput::Proposal {
@@ -286,7 +255,7 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
         (Step::Propose, RoundInput::TimeoutPropose) if this_round => Some(prevote(state, None)),
         // L34-L35: q prevotes of any kind, first time: schedule timeoutPrevote.
         (Step::Prevote, RoundInput::PolkaAny) if this_round => {
-            Some(vec![RoundOutput::ScheduleTimeout {
+            Some(vec![RoundOutput::StartTimeout {
                 round: state.round,
                 kind: TimeoutKind::Prevote,
             }])
@@ -329,7 +298,7 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
             Some(vec![RoundOutput::Decision(rv)])
         }
         // L47-L48: q precommits of any kind, first time: schedule timeoutPrecommit.
-        (_, RoundInput::PrecommitAny) if this_round => Some(vec![RoundOutput::ScheduleTimeout {
+        (_, RoundInput::PrecommitAny) if this_round => Some(vec![RoundOutput::StartTimeout {
             round: state.round,
             kind: TimeoutKind::Precommit,
         }]),
@@ -340,6 +309,34 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
         // L55-L56: f+1 messages of a higher round: StartRound(round).
         (_, RoundInput::SkipRound(r)) if r > state.round => Some(round_skip(state, r)),
         _ => None,
+    }
+}
+
+/// L11-L21: `StartRound(r)`: step = propose; the proposer proposes its
+/// valid value (L15-L16, L19) or asks the host for one (L18); everyone
+/// starts `timeoutPropose` (L21; the proposer too, so that should its own
+/// proposal not pass line 28, or the host be slow, line 57 still moves on).
+fn start_round(state: &mut RoundState, r: Round, proposer: bool) -> Vec<RoundOutput> {
+    state.round = r;
+    state.step = Step::Propose;
+    let timeout = RoundOutput::StartTimeout {
+        round: r,
+        kind: TimeoutKind::Propose,
+    };
+    if !proposer {
+        return vec![timeout];
+    }
+    match &state.valid {
+        Some(v) => vec![
+            RoundOutput::Proposal {
+                round: r,
+                id: v.id,
+                value: v.value.clone(),
+                pol_round: Some(v.round),
+            },
+            timeout,
+        ],
+        None => vec![RoundOutput::GetValue { round: r }, timeout],
     }
 }
 
@@ -422,7 +419,7 @@ mod tests {
         let out = apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
         assert!(matches!(
             out[0],
-            RoundOutput::ScheduleTimeout {
+            RoundOutput::StartTimeout {
                 kind: TimeoutKind::Propose,
                 ..
             }
@@ -588,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             out[1],
-            RoundOutput::ScheduleTimeout {
+            RoundOutput::StartTimeout {
                 round: 1,
                 kind: TimeoutKind::Propose
             }

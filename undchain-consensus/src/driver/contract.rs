@@ -89,7 +89,8 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// Defaults for `chain_id`.
+    /// The default settings for `chain_id` (timeouts for a 250 ms delay,
+    /// 64 rounds ahead at most).
     pub fn new(chain_id: ChainId) -> Self {
         DriverConfig {
             chain_id,
@@ -127,7 +128,7 @@ pub struct Timeout {
 pub enum Validity {
     /// Valid: may be voted for.
     Valid,
-    /// Invalid: prevote nil.
+    /// Invalid: prevote nil for it.
     Invalid,
     /// Not known yet (the job file is being reconciled): do not vote for it
     /// yet; a later call says Valid or Invalid.
@@ -208,7 +209,7 @@ pub enum Output {
 /// state, its pending timeouts and its next batch are as if it never came.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    /// For another chain.
+    /// The message is for another chain.
     #[error("message for {got}, this is {expected}")]
     WrongChain {
         /// This driver's chain.
@@ -216,7 +217,7 @@ pub enum InputError {
         /// The chain the message names.
         got: ChainId,
     },
-    /// Not an agreement message.
+    /// The message is not an agreement message.
     #[error("{kind} is not an agreement message")]
     NotAgreement {
         /// The kind of message that arrived.
@@ -266,7 +267,7 @@ pub enum InputError {
         /// How far ahead a message may be ([`DriverConfig::max_rounds_ahead`]).
         max: Round,
     },
-    /// Evidence that is not evidence.
+    /// Evidence whose two messages do not conflict, or do not verify.
     #[error("evidence refused: {0}")]
     Evidence(#[from] undchain_types::msg::EvidenceError),
     /// A decided block whose certificate does not verify.

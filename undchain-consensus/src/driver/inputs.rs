@@ -154,7 +154,8 @@ impl<V: SignatureVerifier> Driver<V> {
         }
     }
 
-    /// A signed proposal.
+    /// A signed proposal: checked (chain, header, height, round, proposer,
+    /// signature), then kept and its value asked about.
     fn handle_proposal(
         &mut self,
         now: LocalTime,

@@ -111,7 +111,7 @@ impl<V: SignatureVerifier> Driver<V> {
                 let height = self.state.height;
                 self.emit(Output::GetValue { height, round });
             }
-            RoundOutput::ScheduleTimeout { round, kind } => self.start_timeout(kind, round),
+            RoundOutput::StartTimeout { round, kind } => self.start_timeout(kind, round),
             RoundOutput::Proposal {
                 round,
                 id,

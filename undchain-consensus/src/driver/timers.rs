@@ -31,7 +31,7 @@ impl Timers {
         self.pending.retain(|_, t| keep(t));
     }
 
-    /// Forgets every timeout.
+    /// Forgets every timeout (a new height starts afresh).
     pub(super) fn clear(&mut self) {
         self.pending.clear();
     }

@@ -44,7 +44,7 @@ impl Behaviour {
         Behaviour::Replayer,
     ];
 
-    /// A short name.
+    /// The behaviour's name on the command line and in reports.
     pub const fn name(self) -> &'static str {
         match self {
             Behaviour::EquivocatingProposer => "equivocating-proposer",
@@ -125,9 +125,9 @@ pub struct ActorCtx<'a> {
     pub key: &'a SigningKey,
     /// Everyone the message would go to.
     pub recipients: &'a [usize],
-    /// The run's randomness.
+    /// The run's random stream (rewrites that draw stay reproducible).
     pub rng: &'a mut SplitMix64,
-    /// The chain's hash algorithm.
+    /// The chain's hash algorithm, to name rewritten values by their id.
     pub hash_algorithm: HashAlgorithm,
 }
 

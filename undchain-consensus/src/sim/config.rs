@@ -87,7 +87,7 @@ impl SimConfig {
         }
     }
 
-    /// Sets the behaviour.
+    /// The same run with every Byzantine validator behaving as `b`.
     pub fn with_behaviour(mut self, b: Behaviour) -> Self {
         self.behaviour = Some(b);
         self
@@ -134,7 +134,7 @@ pub struct SimReport {
     /// Sum over honest decisions of (decision time - height start) in
     /// delay units.
     pub delay_units_sum: f64,
-    /// Honest decisions measured.
+    /// How many honest decisions the sum covers.
     pub decisions_measured: u64,
     /// Evidence honest validators produced.
     pub evidence: Vec<Evidence>,

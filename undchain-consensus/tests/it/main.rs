@@ -26,6 +26,7 @@ mod reconciling_proposal;
 mod refusals;
 mod rotation;
 mod rotation_boundary;
+mod round_machine;
 mod rules;
 mod seeds;
 mod timers;
