@@ -11,10 +11,17 @@
 //!   boundaries, replacement after missed votes.
 //! * [`votekeeper`], [`round`], [`driver`]: the Tendermint algorithm
 //!   (arXiv 1807.04938) split as in Malachite: tallies, the round state
-//!   machine (arms cite the paper's lines), the driver across rounds.
+//!   machine (arms cite the paper's lines), the driver across rounds. The
+//!   driver speaks the machine vocabulary (docs/ARCHITECTURE.md): inputs
+//!   take `now: LocalTime`, timers are `poll_timeout` / `handle_timeout`,
+//!   a refused input changes nothing, and outputs come as
+//!   [`DriverReady`] batches (the state to persist, then what needed it)
+//!   that the host acknowledges with [`Driver::advance`].
 //! * [`certificate`]: commit certificates and their verification.
-//! * [`sim`]: n validators over a virtual clock and a faulty network, with
-//!   Byzantine actors and invariant checks; failing runs print their seed.
+//! * [`sim`]: n validators over a virtual clock and a faulty network (the
+//!   `undchain-sim` kit), with Byzantine actors and invariant checks; the
+//!   simulator carries out the drivers' batches as a node would; failing
+//!   runs print their seed.
 //! * [`ledger`], [`settle`]: accounts, fees, receipts and partial
 //!   completions over the payout file, period-end settlement, the Merkle
 //!   state root (docs/PROTOCOL.md "Ledger, payouts, convergence and links").
@@ -23,7 +30,8 @@
 //! * [`links`]: chain, domain and network links.
 //!
 //! The crate never touches a socket, clock, file, thread or random source:
-//! time (`now`) and seeds are inputs, and the host carries out the outputs.
+//! time (`now`) and seeds are inputs, and the host carries out the outputs
+//! batch by batch.
 //!
 //! ```
 //! use undchain_consensus::sim::{SimConfig, Simulation};

@@ -343,12 +343,7 @@ impl<V: SignatureVerifier> Driver<V> {
         round: Round,
         value: Value,
     ) -> Result<(), InputError> {
-        if height != self.state.height {
-            return Err(InputError::WrongHeight {
-                height,
-                current: self.state.height,
-            });
-        }
+        self.check_height(height)?;
         if round != self.state.round {
             return Err(InputError::WrongRound {
                 round,
@@ -376,12 +371,7 @@ impl<V: SignatureVerifier> Driver<V> {
         id: Hash32,
         validity: Validity,
     ) -> Result<(), InputError> {
-        if height != self.state.height {
-            return Err(InputError::WrongHeight {
-                height,
-                current: self.state.height,
-            });
-        }
+        self.check_height(height)?;
         let Some(cur) = self.cur.as_mut() else {
             return Err(InputError::NotAsked { id });
         };
@@ -432,6 +422,17 @@ impl<V: SignatureVerifier> Driver<V> {
             return Err(InputError::WrongChain {
                 expected: self.config.chain_id,
                 got,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a host answer for `height` is for the running height.
+    fn check_height(&self, height: BlockNumber) -> Result<(), InputError> {
+        if height != self.state.height {
+            return Err(InputError::WrongHeight {
+                height,
+                current: self.state.height,
             });
         }
         Ok(())

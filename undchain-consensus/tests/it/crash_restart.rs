@@ -12,17 +12,9 @@ use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn restart_resends_the_same_prevote_and_never_a_different_one() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[1]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 1, 0);
     let a = header(0, 1, &set);
-    d.handle_message(
-        at(10),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &a, at(10));
     take(&mut d);
     d.handle_validity(at(20), BlockNumber(0), a.hash(), Validity::Valid)
         .unwrap();
@@ -40,12 +32,7 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
         "re-sent as it was"
     );
     // The proposal arrives again and the timeouts fire: no new prevote.
-    d2.handle_message(
-        at(5_010),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d2, &ks[0], 0, &a, at(5_010));
     let mut again = take(&mut d2).votes();
     d2.handle_timeout(at(9_000));
     again.extend(take(&mut d2).votes());
@@ -59,17 +46,9 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
 
 #[test]
 fn restart_keeps_the_lock() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
-    d.handle_message(
-        at(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
     d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
         .unwrap();
     take(&mut d);
@@ -100,25 +79,20 @@ fn restart_keeps_the_lock() {
     d2.resume(at(100), saved, set.clone());
     // Round 1 (proposer ks[1]) proposes another value, with no proof of
     // lock: the restarted validator, still locked on A, prevotes nil.
-    for k in [&ks[0], &ks[1], &ks[3]] {
-        d2.handle_message(
-            at(101),
-            k.public(),
-            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
-        )
-        .unwrap();
-    }
+    cast_votes(
+        &mut d2,
+        &[&ks[0], &ks[1], &ks[3]],
+        (0, 0),
+        VoteKind::Precommit,
+        None,
+        at(101),
+    );
     take(&mut d2);
     d2.handle_timeout(at(5_000));
     assert_eq!(d2.state().round, 1, "timeoutPrecommit moved to round 1");
     take(&mut d2);
     let b = header(0, 2, &set);
-    d2.handle_message(
-        at(5_001),
-        ks[1].public(),
-        Message::Proposal(proposal(&ks[1], 1, &b, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d2, &ks[1], 1, &b, at(5_001));
     d2.handle_validity(at(5_002), BlockNumber(0), b.hash(), Validity::Valid)
         .unwrap();
     let votes = take(&mut d2).votes();

@@ -20,10 +20,7 @@ fn evidence(out: &[Output]) -> Vec<Evidence> {
 
 #[test]
 fn double_vote_yields_evidence_naming_validator_height_and_round() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[1]);
-    d.start_height(at(0), BlockNumber(5), set.clone());
+    let (ks, _, mut d) = started(4, 1, 5);
     take(&mut d);
     let a = Some(Hash32([1; 32]));
     let first = vote(&ks[3], 5, 2, VoteKind::Prevote, a);
@@ -53,25 +50,12 @@ fn double_vote_yields_evidence_naming_validator_height_and_round() {
 
 #[test]
 fn double_proposal_yields_evidence() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
     let b = header(0, 2, &set);
-    d.handle_message(
-        at(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
     take(&mut d);
-    d.handle_message(
-        at(2),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &b, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &b, at(2));
     let ev = evidence(&take(&mut d).outputs());
     let ev = ev.first().expect("evidence");
     assert!(matches!(ev, Evidence::DoubleProposal { .. }));

@@ -10,10 +10,7 @@ use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn silent_proposer_round_times_out_to_the_next_proposer() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     take(&mut d);
     let t0 = due(&d, TimeoutKind::Propose, 0);
     // Nobody hears from ks[0]: the propose timeout gives a nil prevote.
@@ -36,14 +33,14 @@ fn silent_proposer_round_times_out_to_the_next_proposer() {
         (VoteKind::Precommit, None)
     );
     // q precommits of any kind: precommit timeout (line 47), then round 1.
-    for k in [&ks[1], &ks[3]] {
-        d.handle_message(
-            t0,
-            k.public(),
-            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
-        )
-        .unwrap();
-    }
+    cast_votes(
+        &mut d,
+        &[&ks[1], &ks[3]],
+        (0, 0),
+        VoteKind::Precommit,
+        None,
+        t0,
+    );
     take(&mut d);
     let pc_at = due(&d, TimeoutKind::Precommit, 0);
     d.handle_timeout(pc_at);
@@ -56,12 +53,7 @@ fn silent_proposer_round_times_out_to_the_next_proposer() {
     );
     // ks[1] proposes in round 1 and the round goes through.
     let h = header(0, 4, &set);
-    d.handle_message(
-        t1,
-        ks[1].public(),
-        Message::Proposal(proposal(&ks[1], 1, &h, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[1], 1, &h, t1);
     d.handle_validity(t1, BlockNumber(0), h.hash(), Validity::Valid)
         .unwrap();
     assert_eq!(take(&mut d).votes()[0].vote.value, Some(h.hash()));

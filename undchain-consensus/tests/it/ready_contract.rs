@@ -229,25 +229,17 @@ fn one_write_per_batch_holds_the_latest_state() {
     // ks[2] hears the prevotes of the others first, then learns the value
     // is valid: it prevotes and, with q prevotes, locks and precommits in
     // the same input. One write covers both votes.
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
-    d.handle_message(
-        at(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
-    for k in [&ks[0], &ks[1], &ks[3]] {
-        d.handle_message(
-            at(2),
-            k.public(),
-            Message::Vote(vote(k, 0, 0, VoteKind::Prevote, Some(a.hash()))),
-        )
-        .unwrap();
-    }
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
+    cast_votes(
+        &mut d,
+        &[&ks[0], &ks[1], &ks[3]],
+        (0, 0),
+        VoteKind::Prevote,
+        Some(a.hash()),
+        at(2),
+    );
     take(&mut d);
     d.handle_validity(at(3), BlockNumber(0), a.hash(), Validity::Valid)
         .unwrap();

@@ -4,24 +4,16 @@
 
 use crate::support::*;
 use undchain_consensus::{Output, TimeoutKind, Validity};
+use undchain_types::BlockNumber;
 use undchain_types::msg::VoteKind;
-use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn pending_job_file_holds_the_prevote_until_it_arrives() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[1]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 1, 0);
     take(&mut d);
     let h = header(0, 1, &set);
     let id = h.hash();
-    d.handle_message(
-        at(100),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &h, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &h, at(100));
     let out = take(&mut d).outputs();
     assert!(
         out.iter()
@@ -55,19 +47,11 @@ fn pending_job_file_holds_the_prevote_until_it_arrives() {
 
 #[test]
 fn pending_job_file_times_out_to_a_nil_prevote() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     take(&mut d);
     let timeout = due(&d, TimeoutKind::Propose, 0);
     let h = header(0, 1, &set);
-    d.handle_message(
-        at(100),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &h, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &h, at(100));
     d.handle_validity(at(200), BlockNumber(0), h.hash(), Validity::Pending)
         .unwrap();
     take(&mut d);
@@ -86,17 +70,9 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
 
 #[test]
 fn invalid_value_gets_a_nil_prevote_at_once() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[3]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 3, 0);
     let h = header(0, 9, &set);
-    d.handle_message(
-        at(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &h, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &h, at(1));
     take(&mut d);
     d.handle_validity(at(2), BlockNumber(0), h.hash(), Validity::Invalid)
         .unwrap();

@@ -188,3 +188,178 @@ fn every_arm_by_paper_line() {
         }
     }
 }
+
+// Scenarios through several arms.
+
+#[test]
+fn happy_path_lines_11_22_36_49() {
+    let mut s = RoundState::new(BlockNumber(1));
+    let out = apply(&mut s, info(0), I::NewRound(0)).unwrap();
+    assert!(matches!(
+        out[0],
+        RoundOutput::StartTimeout {
+            kind: TimeoutKind::Propose,
+            ..
+        }
+    ));
+    let p = view(0, 1, None);
+    let out = apply(&mut s, info(0), I::Proposal(p.clone())).unwrap();
+    assert_eq!(
+        out,
+        vec![RoundOutput::Vote {
+            round: 0,
+            kind: VoteKind::Prevote,
+            value: Some(p.id)
+        }]
+    );
+    let out = apply(&mut s, info(0), I::ProposalAndPolkaCurrent(p.clone())).unwrap();
+    assert_eq!(s.step, Step::Precommit);
+    assert_eq!(s.locked.as_ref().map(|l| (l.round, l.id)), Some((0, p.id)));
+    assert!(matches!(
+        out[0],
+        RoundOutput::Vote {
+            kind: VoteKind::Precommit,
+            value: Some(_),
+            ..
+        }
+    ));
+    let out = apply(&mut s, info(0), I::ProposalAndPrecommitValue(p.clone())).unwrap();
+    assert!(matches!(out[0], RoundOutput::Decision(_)));
+    assert_eq!(s.step, Step::Commit);
+    assert_eq!(apply(&mut s, info(0), I::TimeoutPrecommit), None);
+}
+
+#[test]
+fn locked_validator_prevotes_nil_for_other_value_line_26() {
+    let mut s = RoundState::new(BlockNumber(1));
+    let a = view(0, 1, None);
+    s.locked = Some(RoundValue {
+        round: 0,
+        id: a.id,
+        value: a.value,
+    });
+    s.round = 1;
+    s.step = Step::Propose;
+    let b = view(1, 2, None);
+    let out = apply(&mut s, info(1), I::Proposal(b)).unwrap();
+    assert_eq!(
+        out,
+        vec![RoundOutput::Vote {
+            round: 1,
+            kind: VoteKind::Prevote,
+            value: None
+        }]
+    );
+}
+
+#[test]
+fn polka_previous_unlocks_lines_28_30() {
+    let mut s = RoundState::new(BlockNumber(1));
+    let a = view(0, 1, None);
+    s.locked = Some(RoundValue {
+        round: 0,
+        id: a.id,
+        value: a.value,
+    });
+    s.round = 2;
+    s.step = Step::Propose;
+    // vr = 1 >= lockedRound = 0: prevote the new value.
+    let b = view(2, 2, Some(1));
+    let out = apply(&mut s, info(2), I::ProposalAndPolkaPrevious(b.clone())).unwrap();
+    assert_eq!(
+        out,
+        vec![RoundOutput::Vote {
+            round: 2,
+            kind: VoteKind::Prevote,
+            value: Some(b.id)
+        }]
+    );
+    // vr not below the round: the arm does not apply.
+    let mut s2 = RoundState::new(BlockNumber(1));
+    s2.step = Step::Propose;
+    assert_eq!(
+        apply(
+            &mut s2,
+            info(0),
+            I::ProposalAndPolkaPrevious(view(0, 3, Some(0)))
+        ),
+        None
+    );
+}
+
+#[test]
+fn timeouts_lines_57_61_65() {
+    let mut s = RoundState::new(BlockNumber(1));
+    apply(&mut s, info(0), I::NewRound(0)).unwrap();
+    let out = apply(&mut s, info(0), I::TimeoutPropose).unwrap();
+    assert_eq!(
+        out,
+        vec![RoundOutput::Vote {
+            round: 0,
+            kind: VoteKind::Prevote,
+            value: None
+        }]
+    );
+    // A stale timeout of another round does nothing.
+    assert_eq!(apply(&mut s, info(3), I::TimeoutPrevote), None);
+    let out = apply(&mut s, info(0), I::TimeoutPrevote).unwrap();
+    assert_eq!(
+        out,
+        vec![RoundOutput::Vote {
+            round: 0,
+            kind: VoteKind::Precommit,
+            value: None
+        }]
+    );
+    let out = apply(&mut s, info(0), I::TimeoutPrecommit).unwrap();
+    assert_eq!(out, vec![RoundOutput::NewRound(1)]);
+    assert_eq!((s.round, s.step), (1, Step::Unstarted));
+    let proposer = Info {
+        input_round: 1,
+        is_proposer: true,
+    };
+    let out = apply(&mut s, proposer, I::NewRound(1)).unwrap();
+    assert_eq!(out[0], RoundOutput::GetValue { round: 1 });
+}
+
+#[test]
+fn proposer_reproposes_valid_value_line_16() {
+    let mut s = RoundState::new(BlockNumber(1));
+    let a = view(0, 1, None);
+    s.valid = Some(RoundValue {
+        round: 0,
+        id: a.id,
+        value: a.value.clone(),
+    });
+    s.round = 1;
+    let proposer = Info {
+        input_round: 1,
+        is_proposer: true,
+    };
+    let out = apply(&mut s, proposer, I::NewRound(1)).unwrap();
+    assert_eq!(
+        out[0],
+        RoundOutput::Proposal {
+            round: 1,
+            id: a.id,
+            value: a.value,
+            pol_round: Some(0)
+        }
+    );
+    assert_eq!(
+        out[1],
+        RoundOutput::StartTimeout {
+            round: 1,
+            kind: TimeoutKind::Propose
+        }
+    );
+}
+
+#[test]
+fn skip_round_line_55_only_forward() {
+    let mut s = RoundState::new(BlockNumber(1));
+    apply(&mut s, info(0), I::NewRound(0)).unwrap();
+    assert_eq!(apply(&mut s, info(0), I::SkipRound(0)), None);
+    let out = apply(&mut s, info(4), I::SkipRound(4)).unwrap();
+    assert_eq!(out, vec![RoundOutput::NewRound(4)]);
+}

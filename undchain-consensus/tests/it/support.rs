@@ -192,3 +192,49 @@ pub fn observe(d: &Driver) -> Observed {
         poll: d.poll_timeout(),
     }
 }
+
+/// Hands `d` the proposal `by` signed for `h` in `round` (no proof of
+/// lock), which must be accepted.
+pub fn offer_proposal(
+    d: &mut Driver,
+    by: &SigningKey,
+    round: Round,
+    h: &BlockHeader,
+    now: LocalTime,
+) {
+    d.handle_message(
+        now,
+        by.public(),
+        Message::Proposal(proposal(by, round, h, None)),
+    )
+    .unwrap();
+}
+
+/// Hands `d` one vote of `kind` from each of `from`, which must be
+/// accepted.
+pub fn cast_votes(
+    d: &mut Driver,
+    from: &[&SigningKey],
+    (height, round): (u64, Round),
+    kind: VoteKind,
+    value: Option<Hash32>,
+    now: LocalTime,
+) {
+    for k in from {
+        d.handle_message(
+            now,
+            k.public(),
+            Message::Vote(vote(k, height, round, kind, value)),
+        )
+        .unwrap();
+    }
+}
+
+/// `n` validators and node `me`'s driver, started at `height` at time 0.
+pub fn started(n: usize, me: usize, height: u64) -> (Vec<SigningKey>, ValidatorSet, Driver) {
+    let ks = keys(n);
+    let set = set_of(&ks);
+    let mut d = driver(&ks[me]);
+    d.start_height(at(0), BlockNumber(height), set.clone());
+    (ks, set, d)
+}

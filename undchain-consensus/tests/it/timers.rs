@@ -9,20 +9,6 @@ use undchain_types::{BlockNumber, LocalTime, Message};
 
 use crate::support::*;
 
-/// ks[2] at height 0 of four validators (ks[0] proposes round 0).
-fn started() -> (
-    Vec<undchain_types::SigningKey>,
-    undchain_consensus::ValidatorSet,
-    Driver,
-) {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(at(0), BlockNumber(0), set.clone());
-    take(&mut d);
-    (ks, set, d)
-}
-
 fn pending(d: &Driver) -> Vec<(LocalTime, TimeoutKind, u32)> {
     d.pending_timeouts()
         .into_iter()
@@ -53,7 +39,8 @@ fn a_started_height_waits_for_its_proposal_and_its_resend_interval() {
 
 #[test]
 fn waking_early_late_or_twice_is_harmless() {
-    let (_, _, mut d) = started();
+    let (_, _, mut d) = started(4, 2, 0);
+    take(&mut d);
     let propose = d.poll_timeout().unwrap();
     let before = observe(&d);
     d.handle_timeout(propose.minus(1));
@@ -78,7 +65,8 @@ fn waking_early_late_or_twice_is_harmless() {
 
 #[test]
 fn timeouts_due_together_fire_in_one_call_in_the_order_they_started() {
-    let (_, _, mut d) = started();
+    let (_, _, mut d) = started(4, 2, 0);
+    take(&mut d);
     // Far past both the propose timeout and the re-send interval: the nil
     // prevote comes first, then its re-send.
     d.handle_timeout(at(1_000_000));
@@ -101,7 +89,8 @@ fn timeouts_due_together_fire_in_one_call_in_the_order_they_started() {
 
 #[test]
 fn what_is_pending_follows_the_height_and_round() {
-    let (ks, set, mut d) = started();
+    let (ks, set, mut d) = started(4, 2, 0);
+    take(&mut d);
     let t = config().timeouts;
     let a = header(0, 1, &set);
     // Each row: an input, then the pending timeouts (besides the re-send
@@ -126,28 +115,14 @@ fn what_is_pending_follows_the_height_and_round() {
         (
             "q prevotes of any kind: timeoutPrevote (line 34)",
             |d, ks, _| {
-                for k in [&ks[1], &ks[3]] {
-                    d.handle_message(
-                        at(3),
-                        k.public(),
-                        Message::Vote(vote(k, 0, 0, VoteKind::Prevote, None)),
-                    )
-                    .unwrap();
-                }
+                cast_votes(d, &[&ks[1], &ks[3]], (0, 0), VoteKind::Prevote, None, at(3));
             },
             vec![(TimeoutKind::Prevote, 0), (TimeoutKind::Propose, 0)],
         ),
         (
             "f+1 validators in round 3: round 0's timeouts can no longer act",
             |d, ks, _| {
-                for k in [&ks[1], &ks[3]] {
-                    d.handle_message(
-                        at(4),
-                        k.public(),
-                        Message::Vote(vote(k, 0, 3, VoteKind::Prevote, None)),
-                    )
-                    .unwrap();
-                }
+                cast_votes(d, &[&ks[1], &ks[3]], (0, 3), VoteKind::Prevote, None, at(4));
             },
             vec![(TimeoutKind::Propose, 3)],
         ),
@@ -171,24 +146,20 @@ fn what_is_pending_follows_the_height_and_round() {
 
 #[test]
 fn a_decided_height_waits_for_nothing() {
-    let (ks, set, mut d) = started();
+    let (ks, set, mut d) = started(4, 2, 0);
+    take(&mut d);
     let a = header(0, 1, &set);
-    d.handle_message(
-        at(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
     d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
         .unwrap();
-    for k in [&ks[0], &ks[1], &ks[3]] {
-        d.handle_message(
-            at(3),
-            k.public(),
-            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, Some(a.hash()))),
-        )
-        .unwrap();
-    }
+    cast_votes(
+        &mut d,
+        &[&ks[0], &ks[1], &ks[3]],
+        (0, 0),
+        VoteKind::Precommit,
+        Some(a.hash()),
+        at(3),
+    );
     assert!(
         take(&mut d)
             .outputs()
