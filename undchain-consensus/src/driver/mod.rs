@@ -67,6 +67,7 @@
 //! let mut stored = None;
 //! let mut decided = None;
 //! while let Some(batch) = driver.ready() {
+//!     let number = batch.number();
 //!     for o in batch.immediate {
 //!         match o {
 //!             Output::GetValue { height, round } => {
@@ -95,7 +96,7 @@
 //!         stored = Some(state.clone());
 //!     }
 //!     assert!(batch.after_persist.iter().all(|o| matches!(o, Output::Broadcast { .. })));
-//!     driver.advance(batch.number()).unwrap();
+//!     driver.advance(number).unwrap();
 //! }
 //! assert_eq!(decided.unwrap().header.number, BlockNumber(0));
 //! assert!(stored.is_some());
