@@ -4,7 +4,8 @@
 //! network model and no faults; the host answers `GetValue` and
 //! `CheckValue` at once. One iteration decides one height at all ten
 //! validators (one network decision: 1 proposal, 20 votes, each delivered
-//! to 9 peers). Two variants:
+//! to 9 peers); each driver's batches are acknowledged at once (storage
+//! that answers immediately). Three variants:
 //!
 //! * `shared_verify`: one signature check per message for all ten (as the
 //!   simulator does, and as a host with a verification cache would);
@@ -22,12 +23,13 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use undchain_consensus::sim::{SharedVerifier, node_key};
+use undchain_consensus::sim::SharedVerifier;
 use undchain_consensus::{
     Driver, DriverConfig, Output, SignatureVerifier, StrictVerifier, ValidatorSet, Validity, Value,
 };
+use undchain_sim::node_key;
 use undchain_types::msg::{Vote, VoteKind};
-use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, PublicKey};
+use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, LocalTime, PublicKey};
 
 const N: usize = 10;
 
@@ -75,48 +77,63 @@ impl<V: SignatureVerifier> Net<V> {
         }
     }
 
+    /// Queues what driver `i` has for its host: each batch acknowledged at
+    /// once (storage that answers immediately), its outputs in order.
+    fn drain(&mut self, i: usize, work: &mut VecDeque<(usize, Output)>) {
+        while let Some(batch) = self.drivers[i].ready() {
+            self.drivers[i]
+                .advance(batch.number())
+                .expect("the outstanding batch");
+            work.extend(
+                batch
+                    .immediate
+                    .into_iter()
+                    .chain(batch.after_persist)
+                    .map(|o| (i, o)),
+            );
+        }
+    }
+
     /// Runs one height to a decision at every validator.
     fn height(&mut self) {
-        let now = BlockTime(self.height);
+        let now = LocalTime::from_micros(self.height as i64);
         let h = BlockNumber(self.height);
         let mut work: VecDeque<(usize, Output)> = VecDeque::new();
         for i in 0..N {
-            let out = self.drivers[i].start_height(now, h, self.set.clone());
-            work.extend(out.into_iter().map(|o| (i, o)));
+            self.drivers[i].start_height(now, h, self.set.clone());
+            self.drain(i, &mut work);
         }
         let mut decided_hash = None;
         while let Some((i, o)) = work.pop_front() {
-            let more = match o {
-                Output::Broadcast(m) => {
-                    let mut more = Vec::new();
+            match o {
+                Output::Broadcast { msg } => {
                     for j in (0..N).filter(|j| *j != i) {
-                        let out = self.drivers[j]
-                            .handle_message(now, self.ids[i], m.clone())
-                            .unwrap_or_default();
-                        more.extend(out.into_iter().map(|o| (j, o)));
+                        if self.drivers[j]
+                            .handle_message(now, self.ids[i], msg.clone())
+                            .is_ok()
+                        {
+                            self.drain(j, &mut work);
+                        }
                     }
-                    more
                 }
                 Output::GetValue { height, round } => {
                     let v = Value {
                         header: self.header(round),
                         parent_certificate: None,
                     };
-                    let out = self.drivers[i].propose_value(now, height, round, v);
-                    out.into_iter().map(|o| (i, o)).collect()
+                    let _ = self.drivers[i].propose_value(now, height, round, v);
+                    self.drain(i, &mut work);
                 }
                 Output::CheckValue { height, id, .. } => {
-                    let out = self.drivers[i].handle_validity(now, height, id, Validity::Valid);
-                    out.into_iter().map(|o| (i, o)).collect()
+                    let _ = self.drivers[i].handle_validity(now, height, id, Validity::Valid);
+                    self.drain(i, &mut work);
                 }
                 Output::Decide(b) => {
                     decided_hash = Some(b.header.hash());
                     self.decided += 1;
-                    Vec::new()
                 }
-                _ => Vec::new(),
-            };
-            work.extend(more);
+                _ => {}
+            }
         }
         self.parent = decided_hash.expect("decided");
         self.height += 1;

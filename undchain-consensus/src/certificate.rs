@@ -47,53 +47,53 @@ impl<V: SignatureVerifier + ?Sized> SignatureVerifier for &mut V {
 /// Why a certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
-    /// For another chain.
+    /// The certificate is for another chain.
     #[error("certificate is for {got}, expected {expected}")]
     WrongChain {
-        /// Expected chain.
+        /// The chain the verifier is on.
         expected: ChainId,
-        /// The certificate's chain.
+        /// The chain the certificate names.
         got: ChainId,
     },
-    /// For another height.
+    /// The certificate is for another height.
     #[error("certificate is for height {got}, expected {expected}")]
     WrongHeight {
-        /// Expected height.
+        /// The height the verifier expected.
         expected: BlockNumber,
-        /// The certificate's height.
+        /// The height the certificate names.
         got: BlockNumber,
     },
-    /// For another block.
+    /// The certificate is for another block than the header it came with.
     #[error("certificate is for block {got:?}, the header hashes to {expected:?}")]
     WrongBlock {
-        /// The header's hash.
+        /// The hash of the header it came with.
         expected: Hash32,
-        /// The certificate's block hash.
+        /// The block hash the certificate names.
         got: Hash32,
     },
     /// A signer appears twice.
     #[error("signer {validator:?} appears twice")]
     DuplicateSigner {
-        /// The signer.
+        /// The validator whose signature appears twice.
         validator: PublicKey,
     },
     /// A signer holds no seat in this height's set (unknown, or from a
     /// previous set).
     #[error("signer {validator:?} holds no seat in this height's validator set")]
     NotInSet {
-        /// The signer.
+        /// The key that signed without a seat.
         validator: PublicKey,
     },
     /// A signature does not verify.
     #[error("precommit signature of {validator:?} does not verify")]
     BadSignature {
-        /// The signer.
+        /// The validator the bad signature claims to be from.
         validator: PublicKey,
     },
     /// Fewer than q distinct valid signers.
     #[error("{signers} signers, quorum is {quorum}")]
     InsufficientWeight {
-        /// Signers found.
+        /// How many distinct members signed.
         signers: usize,
         /// q for the set.
         quorum: usize,
@@ -211,7 +211,7 @@ pub enum ParentCommitError {
     /// A block after the first came without its parent's certificate.
     #[error("proposal for block {height} carries no parent certificate")]
     Missing {
-        /// The proposed block.
+        /// The number of the proposed block.
         height: BlockNumber,
     },
     /// The first block of an epoch cannot name parent signers.
@@ -223,9 +223,9 @@ pub enum ParentCommitError {
     /// `parent_signers` does not list exactly the certificate's signers.
     #[error("parent_signers {header:#b} but the certificate's signers are {certificate:#b}")]
     SignerMismatch {
-        /// The header's bitmap.
+        /// The signer bitmap the header claims.
         header: u16,
-        /// The certificate's.
+        /// The bitmap of the certificate's actual signers.
         certificate: u16,
     },
 }

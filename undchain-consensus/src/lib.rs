@@ -11,10 +11,17 @@
 //!   boundaries, replacement after missed votes.
 //! * [`votekeeper`], [`round`], [`driver`]: the Tendermint algorithm
 //!   (arXiv 1807.04938) split as in Malachite: tallies, the round state
-//!   machine (arms cite the paper's lines), the driver across rounds.
+//!   machine (arms cite the paper's lines), the driver across rounds. The
+//!   driver speaks the machine vocabulary (docs/ARCHITECTURE.md): inputs
+//!   take `now: LocalTime`, timers are `poll_timeout` / `handle_timeout`,
+//!   a refused input changes nothing, and outputs come as
+//!   [`DriverReady`] batches (the state to persist, then what needed it)
+//!   that the host acknowledges with [`Driver::advance`].
 //! * [`certificate`]: commit certificates and their verification.
-//! * [`sim`]: n validators over a virtual clock and a faulty network, with
-//!   Byzantine actors and invariant checks; failing runs print their seed.
+//! * [`sim`]: n validators over a virtual clock and a faulty network (the
+//!   `undchain-sim` kit), with Byzantine actors and invariant checks; the
+//!   simulator carries out the drivers' batches as a node would; failing
+//!   runs print their seed.
 //!
 //! The ledger, settlement, convergence and links that act on agreed blocks
 //! live in `undchain-ledger`, which depends on this crate; this crate
@@ -22,7 +29,8 @@
 //! embeds on its own.
 //!
 //! The crate never touches a socket, clock, file, thread or random source:
-//! time (`now`) and seeds are inputs, and the host carries out the outputs.
+//! time (`now`) and seeds are inputs, and the host carries out the outputs
+//! batch by batch.
 //!
 //! ```
 //! use undchain_consensus::sim::{SimConfig, Simulation};
@@ -53,7 +61,8 @@ pub use certificate::{
     verify_certificate, verify_committed_block,
 };
 pub use driver::{
-    Driver, DriverConfig, InputError, Output, PersistedState, Timeout, TimeoutConfig, Validity,
+    Driver, DriverConfig, DriverReady, InputError, Output, PersistedState, Timeout, TimeoutConfig,
+    Validity,
 };
 pub use roster::{Candidate, Roster, RosterConfig, RosterError, RosterEvent, RosterUpdate};
 pub use round::{RoundState, Step, TimeoutKind, Value};

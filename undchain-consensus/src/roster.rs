@@ -46,7 +46,7 @@ use crate::validator_set::{Seat, ValidatorSet, ValidatorSetError};
 /// The chain settings rotation depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RosterConfig {
-    /// Active seats n.
+    /// How many seats are active, n.
     pub active_seats: usize,
     /// Most known seats: floor(known share % of n), at most 44%.
     pub max_known_active: usize,
@@ -54,9 +54,10 @@ pub struct RosterConfig {
     pub missed_vote_threshold: u32,
     /// Blocks per payout period.
     pub blocks_per_period: u64,
-    /// The perception floor.
+    /// The perception score under which a validator loses its seat and
+    /// cannot rotate in.
     pub floor: PerceptionScore,
-    /// Score rules.
+    /// How committed events move perception scores.
     pub rules: ScoreRules,
     /// Hash algorithm for tie-breaks and the set hash.
     pub hash_algorithm: HashAlgorithm,
@@ -80,11 +81,11 @@ impl RosterConfig {
 /// A validator named at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
-    /// Its identity.
+    /// The validator's key.
     pub id: PublicKey,
     /// Known (appointed) or unknown.
     pub trust: Trust,
-    /// Its starting score.
+    /// The perception score it starts with.
     pub score: PerceptionScore,
 }
 
@@ -93,17 +94,17 @@ pub struct Candidate {
 pub enum RosterEvent {
     /// A validator registered (starts passive).
     Registered {
-        /// Its identity.
+        /// The new validator's key.
         id: PublicKey,
         /// Known (appointed by the chain owner) or unknown.
         trust: Trust,
     },
     /// A validator signed off for good.
     Left {
-        /// Its identity.
+        /// The departing validator's key.
         id: PublicKey,
     },
-    /// A score event.
+    /// Something that moves a perception score.
     Score(ScoreEvent),
 }
 
@@ -114,7 +115,7 @@ pub enum ReplacementReason {
     MissedVotes,
     /// Its score fell under the floor.
     BelowFloor,
-    /// It signed off.
+    /// It signed off for good.
     Left,
 }
 
@@ -125,7 +126,7 @@ pub struct Replacement {
     pub out: PublicKey,
     /// Who took it (`None`: the seat was dropped).
     pub taken_by: Option<PublicKey>,
-    /// Why.
+    /// Why it left the seat.
     pub reason: ReplacementReason,
 }
 
@@ -151,15 +152,15 @@ pub enum RosterError {
     /// A genesis candidate appears twice.
     #[error("genesis candidate {id:?} appears twice")]
     DuplicateCandidate {
-        /// The candidate.
+        /// The key listed twice.
         id: PublicKey,
     },
     /// A block applied out of order.
     #[error("block {got} applied, but the roster is at height {expected}")]
     OutOfOrder {
-        /// The height expected.
+        /// The height the roster is at (the next block it can apply).
         expected: BlockNumber,
-        /// The block's number.
+        /// The number of the block applied.
         got: BlockNumber,
     },
     /// The chosen seats do not form a set (cannot happen with valid
@@ -239,12 +240,12 @@ impl Roster {
         self.height
     }
 
-    /// The scores.
+    /// Every validator's perception score.
     pub fn scores(&self) -> &ScoreBook {
         &self.scores
     }
 
-    /// The settings.
+    /// The settings the roster was made with.
     pub fn config(&self) -> &RosterConfig {
         &self.config
     }

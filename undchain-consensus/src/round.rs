@@ -10,7 +10,7 @@
 //!
 //! Deviations from the paper, all on the liveness side: "2f+1" is the quorum
 //! q = floor(2n/3)+1 and "f+1" is f+1 with f = floor((n-1)/3) (DESIGN.md
-//! "Quorum"); the proposer also schedules `timeoutPropose` (while it waits
+//! "Quorum"); the proposer also starts `timeoutPropose` (while it waits
 //! for the host's value, as Malachite does, and after re-proposing its
 //! valid value), so neither a slow host nor a proof of lock it cannot see
 //! stalls a round.
@@ -33,11 +33,11 @@ pub struct Value {
 /// locked in (the paper's `lockedValue/lockedRound`, `validValue/validRound`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundValue {
-    /// The round.
+    /// The round the value was locked, seen valid or decided in.
     pub round: Round,
-    /// The block hash.
+    /// The value's block hash, which votes name.
     pub id: Hash32,
-    /// The value.
+    /// The header and parent certificate themselves.
     pub value: Value,
 }
 
@@ -46,11 +46,12 @@ pub struct RoundValue {
 pub enum Step {
     /// Before `StartRound` (line 11).
     Unstarted,
-    /// `step = propose`.
+    /// `step = propose`: waiting for the round's proposal.
     Propose,
-    /// `step = prevote`.
+    /// `step = prevote`: prevoted, waiting for the round's prevotes.
     Prevote,
-    /// `step = precommit`.
+    /// `step = precommit`: precommitted, waiting for the round's
+    /// precommits.
     Precommit,
     /// Decided (line 51); the height is over.
     Commit,
@@ -59,17 +60,19 @@ pub enum Step {
 /// The state of one height (lines 2-9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundState {
-    /// `h_p`.
+    /// The height being agreed on (`h_p`).
     pub height: BlockNumber,
-    /// `round_p`.
+    /// The round this validator is in (`round_p`).
     pub round: Round,
-    /// `step_p`.
+    /// Where in the round it is (`step_p`).
     pub step: Step,
-    /// `lockedValue_p`, `lockedRound_p`.
+    /// The value it is locked on and the round it locked in
+    /// (`lockedValue_p`, `lockedRound_p`), if any.
     pub locked: Option<RoundValue>,
-    /// `validValue_p`, `validRound_p`.
+    /// The latest value it saw a polka for, and that polka's round
+    /// (`validValue_p`, `validRound_p`), if any.
     pub valid: Option<RoundValue>,
-    /// `decision_p[h_p]`.
+    /// The decided value, once decided (`decision_p[h_p]`).
     pub decision: Option<RoundValue>,
 }
 
@@ -90,11 +93,11 @@ impl RoundState {
 /// A proposal as the state machine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalView {
-    /// The proposal's round.
+    /// The round the proposal is for.
     pub round: Round,
-    /// The block hash.
+    /// The proposed value's block hash.
     pub id: Hash32,
-    /// The value.
+    /// The proposed header and parent certificate.
     pub value: Value,
     /// `vr`: the proof-of-lock round, if any.
     pub pol_round: Option<Round>,
@@ -139,11 +142,13 @@ pub enum RoundInput {
 /// Which timeout to schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TimeoutKind {
-    /// `timeoutPropose`.
+    /// `timeoutPropose`: how long to wait for the round's proposal.
     Propose,
-    /// `timeoutPrevote`.
+    /// `timeoutPrevote`: how long to wait for more prevotes after q of any
+    /// kind.
     Prevote,
-    /// `timeoutPrecommit`.
+    /// `timeoutPrecommit`: how long to wait for more precommits after q of
+    /// any kind.
     Precommit,
     /// Not in the paper: re-send own messages of the current round (gossip
     /// over a lossy network).
@@ -158,37 +163,37 @@ pub enum RoundOutput {
     NewRound(Round),
     /// Broadcast a proposal (line 19).
     Proposal {
-        /// Round.
+        /// The round proposed in.
         round: Round,
-        /// Block hash.
+        /// The proposed value's block hash.
         id: Hash32,
-        /// Value.
+        /// The proposed header and parent certificate.
         value: Value,
-        /// `validRound_p`.
+        /// The proof-of-lock round `vr` (`validRound_p`), if re-proposing.
         pol_round: Option<Round>,
     },
     /// Ask the host for a value (line 18).
     GetValue {
-        /// Round.
+        /// The round this validator proposes in.
         round: Round,
     },
-    /// Broadcast a vote.
+    /// Sign and broadcast a vote (lines 24-67).
     Vote {
-        /// Round.
+        /// The round voted in.
         round: Round,
         /// Prevote or precommit.
         kind: VoteKind,
-        /// Block hash or nil.
+        /// The block hash voted for, or `None` for nil.
         value: Option<Hash32>,
     },
-    /// Schedule a timeout for a round.
-    ScheduleTimeout {
-        /// Round.
+    /// Start a timeout for a round (the driver keeps it pending).
+    StartTimeout {
+        /// The round the timeout belongs to.
         round: Round,
-        /// Which.
+        /// Which of the paper's timeouts.
         kind: TimeoutKind,
     },
-    /// Decided (line 51).
+    /// Decided this value (line 51).
     Decision(RoundValue),
 }
 
@@ -206,44 +211,8 @@ pub struct Info {
 pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Vec<RoundOutput>> {
     let this_round = state.round == info.input_round;
     match (state.step, input) {
-        // L11-L19: StartRound as proposer: the valid value if any, else getValue().
-        (Step::Unstarted, RoundInput::NewRound(r)) if info.is_proposer => {
-            state.round = r;
-            state.step = Step::Propose;
-            match &state.valid {
-                // L15-L16, L19 (and a propose timeout: should its own
-                // proposal not pass line 28 here, line 57 still moves on)
-                Some(v) => Some(vec![
-                    RoundOutput::Proposal {
-                        round: r,
-                        id: v.id,
-                        value: v.value.clone(),
-                        pol_round: Some(v.round),
-                    },
-                    RoundOutput::ScheduleTimeout {
-                        round: r,
-                        kind: TimeoutKind::Propose,
-                    },
-                ]),
-                // L18 (and a propose timeout while the host builds the value)
-                None => Some(vec![
-                    RoundOutput::GetValue { round: r },
-                    RoundOutput::ScheduleTimeout {
-                        round: r,
-                        kind: TimeoutKind::Propose,
-                    },
-                ]),
-            }
-        }
-        // L11-L13, L20-L21: StartRound as non-proposer.
-        (Step::Unstarted, RoundInput::NewRound(r)) => {
-            state.round = r;
-            state.step = Step::Propose;
-            Some(vec![RoundOutput::ScheduleTimeout {
-                round: r,
-                kind: TimeoutKind::Propose,
-            }])
-        }
+        // L11-L21: StartRound.
+        (Step::Unstarted, RoundInput::NewRound(r)) => Some(start_round(state, r, info.is_proposer)),
         // L18-L19: the host's value arrives.
         (Step::Propose, RoundInput::ProposeValue(value, id)) if this_round && info.is_proposer => {
             Some(vec![RoundOutput::Proposal {
@@ -286,7 +255,7 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
         (Step::Propose, RoundInput::TimeoutPropose) if this_round => Some(prevote(state, None)),
         // L34-L35: q prevotes of any kind, first time: schedule timeoutPrevote.
         (Step::Prevote, RoundInput::PolkaAny) if this_round => {
-            Some(vec![RoundOutput::ScheduleTimeout {
+            Some(vec![RoundOutput::StartTimeout {
                 round: state.round,
                 kind: TimeoutKind::Prevote,
             }])
@@ -329,7 +298,7 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
             Some(vec![RoundOutput::Decision(rv)])
         }
         // L47-L48: q precommits of any kind, first time: schedule timeoutPrecommit.
-        (_, RoundInput::PrecommitAny) if this_round => Some(vec![RoundOutput::ScheduleTimeout {
+        (_, RoundInput::PrecommitAny) if this_round => Some(vec![RoundOutput::StartTimeout {
             round: state.round,
             kind: TimeoutKind::Precommit,
         }]),
@@ -340,6 +309,34 @@ pub fn apply(state: &mut RoundState, info: Info, input: RoundInput) -> Option<Ve
         // L55-L56: f+1 messages of a higher round: StartRound(round).
         (_, RoundInput::SkipRound(r)) if r > state.round => Some(round_skip(state, r)),
         _ => None,
+    }
+}
+
+/// L11-L21: `StartRound(r)`: step = propose; the proposer proposes its
+/// valid value (L15-L16, L19) or asks the host for one (L18); everyone
+/// starts `timeoutPropose` (L21; the proposer too, so that should its own
+/// proposal not pass line 28, or the host be slow, line 57 still moves on).
+fn start_round(state: &mut RoundState, r: Round, proposer: bool) -> Vec<RoundOutput> {
+    state.round = r;
+    state.step = Step::Propose;
+    let timeout = RoundOutput::StartTimeout {
+        round: r,
+        kind: TimeoutKind::Propose,
+    };
+    if !proposer {
+        return vec![timeout];
+    }
+    match &state.valid {
+        Some(v) => vec![
+            RoundOutput::Proposal {
+                round: r,
+                id: v.id,
+                value: v.value.clone(),
+                pol_round: Some(v.round),
+            },
+            timeout,
+        ],
+        None => vec![RoundOutput::GetValue { round: r }, timeout],
     }
 }
 
@@ -368,239 +365,4 @@ fn round_skip(state: &mut RoundState, round: Round) -> Vec<RoundOutput> {
     state.round = round;
     state.step = Step::Unstarted;
     vec![RoundOutput::NewRound(round)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use undchain_types::{ChainId, Hash32};
-
-    fn value(tag: u8) -> (Value, Hash32) {
-        let header = BlockHeader {
-            chain_id: ChainId(1),
-            epoch: 0,
-            number: BlockNumber(1),
-            time: Default::default(),
-            parent: Hash32::ZERO,
-            job_root: Hash32([tag; 32]),
-            job_count: 0,
-            ledger_root: Hash32::ZERO,
-            validator_set_hash: Hash32::ZERO,
-            links: Default::default(),
-            parent_signers: 0,
-        };
-        let id = header.hash();
-        (
-            Value {
-                header,
-                parent_certificate: None,
-            },
-            id,
-        )
-    }
-
-    fn view(round: Round, tag: u8, pol: Option<Round>) -> ProposalView {
-        let (value, id) = value(tag);
-        ProposalView {
-            round,
-            id,
-            value,
-            pol_round: pol,
-        }
-    }
-
-    fn info(r: Round) -> Info {
-        Info {
-            input_round: r,
-            is_proposer: false,
-        }
-    }
-
-    #[test]
-    fn happy_path_lines_11_22_36_49() {
-        let mut s = RoundState::new(BlockNumber(1));
-        let out = apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
-        assert!(matches!(
-            out[0],
-            RoundOutput::ScheduleTimeout {
-                kind: TimeoutKind::Propose,
-                ..
-            }
-        ));
-        let p = view(0, 1, None);
-        let out = apply(&mut s, info(0), RoundInput::Proposal(p.clone())).unwrap();
-        assert_eq!(
-            out,
-            vec![RoundOutput::Vote {
-                round: 0,
-                kind: VoteKind::Prevote,
-                value: Some(p.id)
-            }]
-        );
-        let out = apply(
-            &mut s,
-            info(0),
-            RoundInput::ProposalAndPolkaCurrent(p.clone()),
-        )
-        .unwrap();
-        assert_eq!(s.step, Step::Precommit);
-        assert_eq!(s.locked.as_ref().map(|l| (l.round, l.id)), Some((0, p.id)));
-        assert!(matches!(
-            out[0],
-            RoundOutput::Vote {
-                kind: VoteKind::Precommit,
-                value: Some(_),
-                ..
-            }
-        ));
-        let out = apply(
-            &mut s,
-            info(0),
-            RoundInput::ProposalAndPrecommitValue(p.clone()),
-        )
-        .unwrap();
-        assert!(matches!(out[0], RoundOutput::Decision(_)));
-        assert_eq!(s.step, Step::Commit);
-        assert_eq!(apply(&mut s, info(0), RoundInput::TimeoutPrecommit), None);
-    }
-
-    #[test]
-    fn locked_validator_prevotes_nil_for_other_value_line_26() {
-        let mut s = RoundState::new(BlockNumber(1));
-        let a = view(0, 1, None);
-        s.locked = Some(RoundValue {
-            round: 0,
-            id: a.id,
-            value: a.value,
-        });
-        s.round = 1;
-        s.step = Step::Propose;
-        let b = view(1, 2, None);
-        let out = apply(&mut s, info(1), RoundInput::Proposal(b)).unwrap();
-        assert_eq!(
-            out,
-            vec![RoundOutput::Vote {
-                round: 1,
-                kind: VoteKind::Prevote,
-                value: None
-            }]
-        );
-    }
-
-    #[test]
-    fn polka_previous_unlocks_lines_28_30() {
-        let mut s = RoundState::new(BlockNumber(1));
-        let a = view(0, 1, None);
-        s.locked = Some(RoundValue {
-            round: 0,
-            id: a.id,
-            value: a.value,
-        });
-        s.round = 2;
-        s.step = Step::Propose;
-        // vr = 1 >= lockedRound = 0: prevote the new value.
-        let b = view(2, 2, Some(1));
-        let out = apply(
-            &mut s,
-            info(2),
-            RoundInput::ProposalAndPolkaPrevious(b.clone()),
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            vec![RoundOutput::Vote {
-                round: 2,
-                kind: VoteKind::Prevote,
-                value: Some(b.id)
-            }]
-        );
-        // vr not below the round: the arm does not apply.
-        let mut s2 = RoundState::new(BlockNumber(1));
-        s2.step = Step::Propose;
-        assert_eq!(
-            apply(
-                &mut s2,
-                info(0),
-                RoundInput::ProposalAndPolkaPrevious(view(0, 3, Some(0)))
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn timeouts_lines_57_61_65() {
-        let mut s = RoundState::new(BlockNumber(1));
-        apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
-        let out = apply(&mut s, info(0), RoundInput::TimeoutPropose).unwrap();
-        assert_eq!(
-            out,
-            vec![RoundOutput::Vote {
-                round: 0,
-                kind: VoteKind::Prevote,
-                value: None
-            }]
-        );
-        // A stale timeout of another round does nothing.
-        assert_eq!(apply(&mut s, info(3), RoundInput::TimeoutPrevote), None);
-        let out = apply(&mut s, info(0), RoundInput::TimeoutPrevote).unwrap();
-        assert_eq!(
-            out,
-            vec![RoundOutput::Vote {
-                round: 0,
-                kind: VoteKind::Precommit,
-                value: None
-            }]
-        );
-        let out = apply(&mut s, info(0), RoundInput::TimeoutPrecommit).unwrap();
-        assert_eq!(out, vec![RoundOutput::NewRound(1)]);
-        assert_eq!((s.round, s.step), (1, Step::Unstarted));
-        let proposer = Info {
-            input_round: 1,
-            is_proposer: true,
-        };
-        let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
-        assert_eq!(out[0], RoundOutput::GetValue { round: 1 });
-    }
-
-    #[test]
-    fn proposer_reproposes_valid_value_line_16() {
-        let mut s = RoundState::new(BlockNumber(1));
-        let a = view(0, 1, None);
-        s.valid = Some(RoundValue {
-            round: 0,
-            id: a.id,
-            value: a.value.clone(),
-        });
-        s.round = 1;
-        let proposer = Info {
-            input_round: 1,
-            is_proposer: true,
-        };
-        let out = apply(&mut s, proposer, RoundInput::NewRound(1)).unwrap();
-        assert_eq!(
-            out[0],
-            RoundOutput::Proposal {
-                round: 1,
-                id: a.id,
-                value: a.value,
-                pol_round: Some(0)
-            }
-        );
-        assert_eq!(
-            out[1],
-            RoundOutput::ScheduleTimeout {
-                round: 1,
-                kind: TimeoutKind::Propose
-            }
-        );
-    }
-
-    #[test]
-    fn skip_round_line_55_only_forward() {
-        let mut s = RoundState::new(BlockNumber(1));
-        apply(&mut s, info(0), RoundInput::NewRound(0)).unwrap();
-        assert_eq!(apply(&mut s, info(0), RoundInput::SkipRound(0)), None);
-        let out = apply(&mut s, info(4), RoundInput::SkipRound(4)).unwrap();
-        assert_eq!(out, vec![RoundOutput::NewRound(4)]);
-    }
 }

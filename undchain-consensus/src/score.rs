@@ -21,52 +21,52 @@ pub enum ScoreEvent {
     /// An active validator's precommit is in a block's committed signer set
     /// (the next header's `parent_signers`).
     SignedBlock {
-        /// The validator.
+        /// The validator whose precommit counted.
         validator: PublicKey,
     },
     /// An active validator's precommit is missing from it.
     MissedVote {
-        /// The validator.
+        /// The validator whose precommit is missing.
         validator: PublicKey,
     },
     /// Committed equivocation evidence (double vote or double proposal).
     Equivocation {
-        /// The offender.
+        /// The validator that signed both messages.
         offender: PublicKey,
     },
     /// A partner (or candidate validator) failed a resource challenge or a
     /// capacity test.
     FailedChallenge {
-        /// Who failed.
+        /// The identity that failed.
         identity: PublicKey,
-        /// In which role.
+        /// The role it failed in (its score there moves).
         role: Role,
     },
     /// Committed censorship evidence against a validator (DESIGN.md
     /// "Partner to validator": jobs existed and validators ignored it).
     CensorshipEvidence {
-        /// The validator.
+        /// The validator that ignored the jobs.
         validator: PublicKey,
     },
     /// A receipt signed by both sides completed a job.
     ReceiptCompleted {
-        /// The client.
+        /// The client that asked for the job.
         client: PublicKey,
-        /// The partner.
+        /// The partner that did it.
         partner: PublicKey,
     },
     /// A side refused to sign a receipt (proven by a partial completion) or
     /// vanished without signing off.
     ReceiptRefused {
-        /// Who refused.
+        /// The identity that did not sign.
         identity: PublicKey,
-        /// In which role.
+        /// The role it held in the job (client or partner).
         role: Role,
     },
     /// A passive validator recovers a little at each payout-period boundary
     /// (DESIGN.md "Scores": passive validators recover slowly).
     PassiveRecovery {
-        /// The validator.
+        /// The passive validator that recovers.
         validator: PublicKey,
     },
 }
@@ -136,9 +136,9 @@ impl Default for ScoreRules {
 /// A notice the host sends to an identity that fell under the floor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoreNotice {
-    /// Who it goes to.
+    /// The identity that fell under the floor, to whom it goes.
     pub identity: PublicKey,
-    /// The message body.
+    /// The `LowPerception` message to send it.
     pub notice: LowPerception,
 }
 
@@ -160,12 +160,12 @@ impl ScoreBook {
         }
     }
 
-    /// The floor.
+    /// The score under which an identity is below the floor.
     pub fn floor(&self) -> PerceptionScore {
         self.floor
     }
 
-    /// The rules.
+    /// How events move scores in this book.
     pub fn rules(&self) -> &ScoreRules {
         &self.rules
     }

@@ -63,19 +63,19 @@ pub enum ValidatorSetError {
     /// More than [`MAX_ACTIVE`] seats.
     #[error("validator set has {count} seats, more than {MAX_ACTIVE}")]
     TooMany {
-        /// Seats given.
+        /// How many seats were given.
         count: usize,
     },
     /// One validator in two seats.
     #[error("validator {validator:?} holds two seats")]
     Duplicate {
-        /// The validator.
+        /// The validator listed twice.
         validator: PublicKey,
     },
     /// Only a known validator can fill an unknown seat.
     #[error("validator {validator:?} is flagged as filling an unknown seat but is not known")]
     FillerNotKnown {
-        /// The validator.
+        /// The unknown validator flagged as a filler.
         validator: PublicKey,
     },
 }
@@ -128,12 +128,12 @@ impl ValidatorSet {
         self.seats.is_empty()
     }
 
-    /// q = floor(2n/3)+1.
+    /// The quorum q = floor(2n/3)+1 of this set's n seats.
     pub fn quorum(&self) -> usize {
         quorum(self.len())
     }
 
-    /// f = floor((n-1)/3).
+    /// How many faulty seats it tolerates, f = floor((n-1)/3).
     pub fn max_faulty(&self) -> usize {
         max_faulty(self.len())
     }

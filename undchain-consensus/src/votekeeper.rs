@@ -50,15 +50,15 @@ pub enum RecordVoteError {
     /// The vote is for another height.
     #[error("vote for height {got}, keeper is at {expected}")]
     WrongHeight {
-        /// The keeper's height.
+        /// The height this keeper tallies.
         expected: BlockNumber,
-        /// The vote's height.
+        /// The height the vote names.
         got: BlockNumber,
     },
     /// The voter holds no seat in this height's set.
     #[error("voter {validator:?} is not in this height's validator set")]
     UnknownValidator {
-        /// The voter.
+        /// The key that signed the vote.
         validator: PublicKey,
     },
     /// The voter already cast [`MAX_VOTES_PER_SLOT`] different votes of
@@ -66,9 +66,9 @@ pub enum RecordVoteError {
     /// evidence).
     #[error("conflicting {:?} from {:?} in round {}", existing.vote.kind, existing.vote.validator, existing.vote.round)]
     ConflictingVote {
-        /// The vote counted.
+        /// The validator's first vote for the slot (the one counted).
         existing: Box<SignedVote>,
-        /// The conflicting one.
+        /// The further, different vote that was not counted.
         conflicting: Box<SignedVote>,
     },
 }
@@ -85,7 +85,7 @@ pub struct VoteOutcome {
     pub evidence: Option<Evidence>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct KindVotes {
     /// Each voter's votes, first one first.
     by_voter: BTreeMap<PublicKey, Vec<SignedVote>>,
@@ -93,7 +93,7 @@ struct KindVotes {
     tally: BTreeMap<Option<Hash32>, usize>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct RoundVotes {
     prevotes: KindVotes,
     precommits: KindVotes,
@@ -112,7 +112,7 @@ impl RoundVotes {
 }
 
 /// Votes of one height.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoteKeeper {
     height: BlockNumber,
     set: ValidatorSet,
@@ -129,12 +129,12 @@ impl VoteKeeper {
         }
     }
 
-    /// The height.
+    /// The height whose votes this keeper tallies.
     pub fn height(&self) -> BlockNumber {
         self.height
     }
 
-    /// The validator set.
+    /// The validator set whose members' votes count.
     pub fn validator_set(&self) -> &ValidatorSet {
         &self.set
     }

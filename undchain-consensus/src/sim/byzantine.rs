@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use undchain_types::msg::{Round, Vote};
 use undchain_types::{BlockNumber, Hash32, HashAlgorithm, HashContext, Message, SigningKey, hash};
 
-use super::SimRng;
+use undchain_sim::SplitMix64;
 
 /// One Byzantine behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,7 +44,7 @@ impl Behaviour {
         Behaviour::Replayer,
     ];
 
-    /// A short name.
+    /// The behaviour's name on the command line and in reports.
     pub const fn name(self) -> &'static str {
         match self {
             Behaviour::EquivocatingProposer => "equivocating-proposer",
@@ -125,9 +125,9 @@ pub struct ActorCtx<'a> {
     pub key: &'a SigningKey,
     /// Everyone the message would go to.
     pub recipients: &'a [usize],
-    /// The run's randomness.
-    pub rng: &'a mut SimRng,
-    /// The chain's hash algorithm.
+    /// The run's random stream (rewrites that draw stay reproducible).
+    pub rng: &'a mut SplitMix64,
+    /// The chain's hash algorithm, to name rewritten values by their id.
     pub hash_algorithm: HashAlgorithm,
 }
 
@@ -271,7 +271,7 @@ mod tests {
         let k0 = SigningKey::from_seed([1; 32]);
         let k1 = SigningKey::from_seed([2; 32]);
         let mut c = Coalition::new([0, 1]);
-        let mut rng = SimRng::new(3);
+        let mut rng = SplitMix64::new(3);
         let p = Proposal {
             chain_id: ChainId(1),
             height: BlockNumber(0),
@@ -362,7 +362,7 @@ mod tests {
             ActorCtx {
                 key: &k,
                 recipients: &[1, 2],
-                rng: &mut SimRng::new(0),
+                rng: &mut SplitMix64::new(0),
                 hash_algorithm: HashAlgorithm::Blake3,
             },
             &mut Coalition::new([0]),

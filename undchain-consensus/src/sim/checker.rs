@@ -12,7 +12,7 @@ use undchain_types::{BlockNumber, Hash32, Message, PublicKey};
 pub enum Violation {
     /// Two honest validators decided different blocks at one height.
     Agreement {
-        /// The height.
+        /// The height decided twice.
         height: BlockNumber,
         /// One node and its block.
         first: (usize, Hash32),
@@ -22,49 +22,49 @@ pub enum Violation {
     /// An honest validator decided a block that is not valid on top of its
     /// own chain.
     Validity {
-        /// The node.
+        /// The node that decided it.
         node: usize,
-        /// The height.
+        /// The height it was decided at.
         height: BlockNumber,
-        /// What is wrong.
+        /// What is wrong with the header.
         reason: String,
     },
     /// An honest validator signed two different messages for one slot
     /// (possibly across a restart).
     HonestEquivocation {
-        /// The node.
+        /// The node that signed both.
         node: usize,
-        /// The height.
+        /// The slot's height.
         height: BlockNumber,
-        /// The round.
+        /// The slot's round.
         round: Round,
-        /// Which step (`None`: proposal).
+        /// The slot's step (`None`: proposal).
         kind: Option<VoteKind>,
     },
     /// A decided block's certificate does not verify against the height's
     /// validator set.
     Certificate {
-        /// The node.
+        /// The node that decided it.
         node: usize,
-        /// The height.
+        /// The height it was decided at.
         height: BlockNumber,
-        /// The error.
+        /// Why the certificate does not verify.
         reason: String,
     },
     /// Honest validators used different validator sets at one height.
     ValidatorSet {
-        /// The height.
+        /// The height the sets differ at.
         height: BlockNumber,
         /// The nodes that disagree.
         nodes: (usize, usize),
     },
     /// An honest validator did not reach the target height after the heal.
     Liveness {
-        /// The node.
+        /// The node that fell short.
         node: usize,
-        /// Heights it decided.
+        /// How many heights it decided.
         decided: u64,
-        /// Heights required.
+        /// How many it had to decide.
         target: u64,
     },
 }
@@ -82,7 +82,7 @@ pub struct Checker {
     decided: BTreeMap<BlockNumber, (usize, Hash32)>,
     signed: BTreeMap<(usize, BlockNumber, Round, Option<VoteKind>), Hash32>,
     sets: BTreeMap<BlockNumber, (usize, Hash32)>,
-    /// Violations so far.
+    /// Every violation flagged so far, in the order found.
     pub violations: Vec<Violation>,
 }
 

@@ -2,20 +2,19 @@
 //! every refusal is a typed error saying what was wrong (STYLE.md "Errors
 //! and faults are data").
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use proptest::prelude::*;
 use undchain_consensus::certificate::certificate_from_precommits;
-use undchain_consensus::sim::node_key;
 use undchain_consensus::{CertificateError, InputError, Output};
+use undchain_sim::node_key;
 use undchain_types::msg::{BlockResponse, CommittedBlock, Hello, VoteKind};
-use undchain_types::{BlockNumber, BlockTime, BoundedVec, ChainId, Message, Role};
+use undchain_types::{BlockNumber, BoundedVec, ChainId, Message, Role};
 
 fn started(k: usize) -> (Vec<undchain_types::SigningKey>, undchain_consensus::Driver) {
     let ks = keys(4);
     let mut d = driver(&ks[k]);
-    d.start_height(BlockTime(0), BlockNumber(3), set_of(&ks));
+    d.start_height(at(0), BlockNumber(3), set_of(&ks));
+    take(&mut d);
     (ks, d)
 }
 
@@ -28,7 +27,7 @@ fn each_refusal_names_what_was_wrong() {
     let mut bad = vote(&ks[2], 3, 0, VoteKind::Prevote, None);
     bad.signature.0[5] ^= 1;
     assert_eq!(
-        d.handle_message(BlockTime(1), from, Message::Vote(bad)),
+        d.handle_message(at(1), from, Message::Vote(bad)),
         Err(InputError::BadSignature {
             signer: ks[2].public()
         })
@@ -37,7 +36,7 @@ fn each_refusal_names_what_was_wrong() {
     let stranger = node_key(40);
     assert!(matches!(
         d.handle_message(
-            BlockTime(1),
+            at(1),
             from,
             Message::Vote(vote(&stranger, 3, 0, VoteKind::Prevote, None))
         ),
@@ -47,7 +46,7 @@ fn each_refusal_names_what_was_wrong() {
     let h = header(3, 1, &set);
     assert!(matches!(
         d.handle_message(
-            BlockTime(1),
+            at(1),
             from,
             Message::Proposal(proposal(&ks[2], 0, &h, None))
         ),
@@ -59,13 +58,13 @@ fn each_refusal_names_what_was_wrong() {
     let mut p = proposal(&ks[3], 0, &wrong_height, None);
     p.proposal.height = BlockNumber(3);
     assert!(matches!(
-        d.handle_message(BlockTime(1), from, Message::Proposal(p)),
+        d.handle_message(at(1), from, Message::Proposal(p)),
         Err(InputError::HeaderMismatch { .. })
     ));
 
     assert!(matches!(
         d.handle_message(
-            BlockTime(1),
+            at(1),
             from,
             Message::Vote(vote(&ks[2], 3, 1_000, VoteKind::Prevote, None))
         ),
@@ -75,13 +74,13 @@ fn each_refusal_names_what_was_wrong() {
     let mut other_chain = vote(&ks[2], 3, 0, VoteKind::Prevote, None);
     other_chain.vote.chain_id = ChainId(99);
     assert!(matches!(
-        d.handle_message(BlockTime(1), from, Message::Vote(other_chain)),
+        d.handle_message(at(1), from, Message::Vote(other_chain)),
         Err(InputError::WrongChain { .. })
     ));
 
     assert!(matches!(
         d.handle_message(
-            BlockTime(1),
+            at(1),
             from,
             Message::Hello(Hello {
                 role: Role::Client,
@@ -106,7 +105,7 @@ fn each_refusal_names_what_was_wrong() {
         tip: BlockNumber(3),
     };
     assert_eq!(
-        d.handle_message(BlockTime(1), from, Message::BlockResponse(resp)),
+        d.handle_message(at(1), from, Message::BlockResponse(resp)),
         Err(InputError::Certificate(
             CertificateError::InsufficientWeight {
                 signers: 2,
@@ -119,11 +118,11 @@ fn each_refusal_names_what_was_wrong() {
     // Stale heights are ignored quietly; nothing to refuse.
     assert_eq!(
         d.handle_message(
-            BlockTime(1),
+            at(1),
             from,
             Message::Vote(vote(&ks[2], 1, 0, VoteKind::Prevote, None))
         ),
-        Ok(vec![])
+        Ok(())
     );
 }
 
@@ -145,10 +144,12 @@ fn a_good_block_response_decides() {
         blocks: BoundedVec::try_from_vec(vec![block.clone()]).unwrap(),
         tip: BlockNumber(3),
     };
-    let out = d
-        .handle_message(BlockTime(1), ks[0].public(), Message::BlockResponse(resp))
+    d.handle_message(at(1), ks[0].public(), Message::BlockResponse(resp))
         .unwrap();
-    assert_eq!(out, vec![Output::Decide(Box::new(block))]);
+    assert_eq!(
+        take(&mut d).outputs(),
+        vec![Output::Decide(Box::new(block))]
+    );
 }
 
 proptest! {
@@ -163,7 +164,8 @@ proptest! {
     fn arbitrary_messages_never_panic(msgs in proptest::collection::vec(any::<Message>(), 1..4)) {
         let (ks, mut d) = started(2);
         for m in msgs {
-            let _ = d.handle_message(BlockTime(5), ks[0].public(), m);
+            let _ = d.handle_message(at(5), ks[0].public(), m);
+            take(&mut d);
         }
         prop_assert_eq!(d.state().height, BlockNumber(3));
     }
@@ -187,8 +189,8 @@ proptest! {
                 let v = value.map(|t| header(height, t, &set).hash());
                 Message::Vote(vote(k, height, round, kind, v))
             };
-            if let Ok(out) = d.handle_message(BlockTime(7), k.public(), msg) {
-                for o in out {
+            if d.handle_message(at(7), k.public(), msg).is_ok() {
+                for o in take(&mut d).outputs() {
                     if let Output::Decide(b) = o {
                         prop_assert!(b.certificate.signatures.len() >= 3);
                     }

@@ -7,8 +7,8 @@
 
 use proptest::prelude::*;
 use undchain_consensus::roster::ReplacementReason;
-use undchain_consensus::sim::node_key;
 use undchain_consensus::{Candidate, Roster, RosterConfig, RosterEvent, ScoreEvent, ScoreRules};
+use undchain_sim::node_key;
 use undchain_types::{
     BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, PerceptionScore,
     PublicKey, Trust,

@@ -4,69 +4,40 @@
 //! restart from what they persisted"; "no honest equivocation across
 //! restarts").
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_consensus::sim::{Behaviour, Crash, FaultPlan, SimConfig, Simulation, Violation};
-use undchain_consensus::{Driver, Output, PersistedState, Timeout, TimeoutKind, Validity};
+use undchain_consensus::{Driver, Validity};
 use undchain_types::msg::VoteKind;
-use undchain_types::{BlockNumber, BlockTime, Message};
-
-fn last_persist(out: &[Output]) -> PersistedState {
-    out.iter()
-        .rev()
-        .find_map(|o| match o {
-            Output::Persist(s) => Some((**s).clone()),
-            _ => None,
-        })
-        .expect("a Persist output")
-}
+use undchain_types::{BlockNumber, Message};
 
 #[test]
 fn restart_resends_the_same_prevote_and_never_a_different_one() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[1]);
-    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 1, 0);
     let a = header(0, 1, &set);
-    d.handle_message(
-        BlockTime(10),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
-    let out = d.handle_validity(BlockTime(20), BlockNumber(0), a.hash(), Validity::Valid);
-    assert_persist_before_send(&out, &ks[1]);
-    let prevote = broadcast_votes(&out)[0].clone();
-    let saved = last_persist(&out);
+    offer_proposal(&mut d, &ks[0], 0, &a, at(10));
+    take(&mut d);
+    d.handle_validity(at(20), BlockNumber(0), a.hash(), Validity::Valid)
+        .unwrap();
+    let handed = take(&mut d);
+    let prevote = handed.votes()[0].clone();
+    let saved = handed.persisted().expect("the prevote's batch persists");
     assert_eq!(saved.own_votes, vec![prevote.clone()]);
 
     // Crash; restart from disk.
     let mut d2 = driver(&ks[1]);
-    let out = d2.resume(BlockTime(5_000), saved, set.clone());
+    d2.resume(at(5_000), saved, set.clone());
     assert_eq!(
-        broadcast_votes(&out),
+        take(&mut d2).votes(),
         vec![prevote.clone()],
         "re-sent as it was"
     );
-    // The proposal arrives again and the propose timeout fires: no new prevote.
-    let mut again = d2
-        .handle_message(
-            BlockTime(5_010),
-            ks[0].public(),
-            Message::Proposal(proposal(&ks[0], 0, &a, None)),
-        )
-        .unwrap();
-    again.extend(d2.handle_timeout(
-        BlockTime(9_000),
-        Timeout {
-            height: BlockNumber(0),
-            round: 0,
-            kind: TimeoutKind::Propose,
-        },
-    ));
+    // The proposal arrives again and the timeouts fire: no new prevote.
+    offer_proposal(&mut d2, &ks[0], 0, &a, at(5_010));
+    let mut again = take(&mut d2).votes();
+    d2.handle_timeout(at(9_000));
+    again.extend(take(&mut d2).votes());
     assert!(
-        broadcast_votes(&again)
+        again
             .iter()
             .all(|v| v.vote.kind != VoteKind::Prevote || v == &prevote),
         "{again:?}"
@@ -75,72 +46,56 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
 
 #[test]
 fn restart_keeps_the_lock() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
-    d.handle_message(
-        BlockTime(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
-    d.handle_validity(BlockTime(2), BlockNumber(0), a.hash(), Validity::Valid);
-    let mut last = Vec::new();
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
+    d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
+        .unwrap();
+    take(&mut d);
+    let mut last = Handed::default();
     for k in [&ks[0], &ks[1]] {
-        last = d
-            .handle_message(
-                BlockTime(3),
-                k.public(),
-                Message::Vote(vote(k, 0, 0, VoteKind::Prevote, Some(a.hash()))),
-            )
-            .unwrap();
+        d.handle_message(
+            at(3),
+            k.public(),
+            Message::Vote(vote(k, 0, 0, VoteKind::Prevote, Some(a.hash()))),
+        )
+        .unwrap();
+        last = take(&mut d);
     }
-    let precommit = broadcast_votes(&last);
+    let precommit = last.votes();
     assert_eq!(precommit.len(), 1);
     assert_eq!(
         precommit[0].vote.value,
         Some(a.hash()),
         "locked and precommitted"
     );
-    assert_persist_before_send(&last, &ks[2]);
-    let saved = last_persist(&last);
+    let saved = last.persisted().expect("the precommit's batch persists");
     assert_eq!(
         saved.round_state.locked.as_ref().map(|l| l.id),
         Some(a.hash())
     );
 
     let mut d2: Driver = driver(&ks[2]);
-    d2.resume(BlockTime(100), saved, set.clone());
+    d2.resume(at(100), saved, set.clone());
     // Round 1 (proposer ks[1]) proposes another value, with no proof of
     // lock: the restarted validator, still locked on A, prevotes nil.
-    for k in [&ks[0], &ks[1], &ks[3]] {
-        d2.handle_message(
-            BlockTime(101),
-            k.public(),
-            Message::Vote(vote(k, 0, 0, VoteKind::Precommit, None)),
-        )
-        .unwrap();
-    }
-    let out = d2.handle_timeout(
-        BlockTime(5_000),
-        Timeout {
-            height: BlockNumber(0),
-            round: 0,
-            kind: TimeoutKind::Precommit,
-        },
+    cast_votes(
+        &mut d2,
+        &[&ks[0], &ks[1], &ks[3]],
+        (0, 0),
+        VoteKind::Precommit,
+        None,
+        at(101),
     );
-    assert_eq!(d2.state().round, 1, "{out:?}");
+    take(&mut d2);
+    d2.handle_timeout(at(5_000));
+    assert_eq!(d2.state().round, 1, "timeoutPrecommit moved to round 1");
+    take(&mut d2);
     let b = header(0, 2, &set);
-    d2.handle_message(
-        BlockTime(5_001),
-        ks[1].public(),
-        Message::Proposal(proposal(&ks[1], 1, &b, None)),
-    )
-    .unwrap();
-    let out = d2.handle_validity(BlockTime(5_002), BlockNumber(0), b.hash(), Validity::Valid);
-    let votes = broadcast_votes(&out);
+    offer_proposal(&mut d2, &ks[1], 1, &b, at(5_001));
+    d2.handle_validity(at(5_002), BlockNumber(0), b.hash(), Validity::Valid)
+        .unwrap();
+    let votes = take(&mut d2).votes();
     assert_eq!(votes.len(), 1);
     assert_eq!((votes[0].vote.round, votes[0].vote.value), (1, None));
 }

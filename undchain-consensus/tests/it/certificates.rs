@@ -2,15 +2,13 @@
 //! knows the height's validator set; duplicate, unknown or previous-set
 //! signers, bad signatures and insufficient weight are refused (issue 5).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_consensus::certificate::certificate_from_precommits;
-use undchain_consensus::sim::node_key;
 use undchain_consensus::{
     CertificateError, ParentCommitError, StrictVerifier, ValidatorSet, check_parent_commit,
     verify_certificate, verify_committed_block,
 };
+use undchain_sim::node_key;
 use undchain_types::msg::{CommitCertificate, CommitSignature, CommittedBlock, VoteKind};
 use undchain_types::{BlockNumber, BoundedVec, ChainId, HashAlgorithm, SigningKey};
 

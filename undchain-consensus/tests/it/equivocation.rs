@@ -2,84 +2,63 @@
 //! them) cannot fork the chain; conflicting signed messages become evidence
 //! naming the validator, height and round (issue 5, "Evidence").
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use undchain_consensus::Output;
 use undchain_consensus::sim::{Behaviour, SimConfig, Simulation};
 use undchain_types::msg::{Evidence, VoteKind};
-use undchain_types::{BlockNumber, BlockTime, Hash32, Message};
+use undchain_types::{BlockNumber, Hash32, Message};
+
+/// The evidence among `out`.
+fn evidence(out: &[Output]) -> Vec<Evidence> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Evidence(e) => Some((**e).clone()),
+            _ => None,
+        })
+        .collect()
+}
 
 #[test]
 fn double_vote_yields_evidence_naming_validator_height_and_round() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[1]);
-    d.start_height(BlockTime(0), BlockNumber(5), set.clone());
+    let (ks, _, mut d) = started(4, 1, 5);
+    take(&mut d);
     let a = Some(Hash32([1; 32]));
     let first = vote(&ks[3], 5, 2, VoteKind::Prevote, a);
     let second = vote(&ks[3], 5, 2, VoteKind::Prevote, None);
-    let out = d
-        .handle_message(BlockTime(1), ks[3].public(), Message::Vote(first.clone()))
+    d.handle_message(at(1), ks[3].public(), Message::Vote(first.clone()))
         .unwrap();
-    assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
-    let out = d
-        .handle_message(BlockTime(2), ks[3].public(), Message::Vote(second.clone()))
+    assert!(evidence(&take(&mut d).outputs()).is_empty());
+    d.handle_message(at(2), ks[3].public(), Message::Vote(second.clone()))
         .unwrap();
-    let ev: Vec<&Evidence> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Evidence(e) => Some(&**e),
-            _ => None,
-        })
-        .collect();
+    let ev = evidence(&take(&mut d).outputs());
     assert_eq!(ev.len(), 1);
-    let ev = ev[0];
+    let ev = &ev[0];
     assert_eq!(ev.offender(), ks[3].public());
     assert_eq!(ev.height(), BlockNumber(5));
     assert_eq!(ev.round(), 2);
     assert_eq!(ev, &Evidence::DoubleVote { first, second });
     ev.verify().unwrap();
     // The same pair again is not reported twice.
-    let out = d
-        .handle_message(
-            BlockTime(3),
-            ks[3].public(),
-            Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)),
-        )
-        .unwrap();
-    assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
+    d.handle_message(
+        at(3),
+        ks[3].public(),
+        Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)),
+    )
+    .unwrap();
+    assert!(evidence(&take(&mut d).outputs()).is_empty());
 }
 
 #[test]
 fn double_proposal_yields_evidence() {
-    let ks = keys(4);
-    let set = set_of(&ks);
-    let mut d = driver(&ks[2]);
-    d.start_height(BlockTime(0), BlockNumber(0), set.clone());
+    let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
     let b = header(0, 2, &set);
-    d.handle_message(
-        BlockTime(1),
-        ks[0].public(),
-        Message::Proposal(proposal(&ks[0], 0, &a, None)),
-    )
-    .unwrap();
-    let out = d
-        .handle_message(
-            BlockTime(2),
-            ks[0].public(),
-            Message::Proposal(proposal(&ks[0], 0, &b, None)),
-        )
-        .unwrap();
-    let ev = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Evidence(e) => Some(e.clone()),
-            _ => None,
-        })
-        .expect("evidence");
-    assert!(matches!(*ev, Evidence::DoubleProposal { .. }));
+    offer_proposal(&mut d, &ks[0], 0, &a, at(1));
+    take(&mut d);
+    offer_proposal(&mut d, &ks[0], 0, &b, at(2));
+    let ev = evidence(&take(&mut d).outputs());
+    let ev = ev.first().expect("evidence");
+    assert!(matches!(ev, Evidence::DoubleProposal { .. }));
     assert_eq!(
         (ev.offender(), ev.height(), ev.round()),
         (ks[0].public(), BlockNumber(0), 0)

@@ -1,0 +1,526 @@
+//! The driver's inputs. Each checks everything that can refuse it (chain,
+//! height, round, membership, signature) before it changes anything, so a
+//! refused input leaves the driver exactly as it was.
+
+use undchain_types::msg::{Evidence, Round, SignedProposal, SignedVote};
+use undchain_types::{BlockNumber, ChainId, Hash32, LocalTime, Message, PublicKey};
+
+use super::contract::{InputError, Output, PersistedState, Timeout, Validity};
+use super::{Driver, HeightState, Proposed, msg_height};
+use crate::certificate::SignatureVerifier;
+use crate::round::{RoundInput, Step, TimeoutKind, Value};
+use crate::validator_set::ValidatorSet;
+use crate::votekeeper::RecordVoteError;
+
+/// At most this many distinct proposals are kept per round (the first is
+/// "the" proposal; more only matter to follow an equivocating proposer's
+/// polka and for evidence).
+const MAX_PROPOSALS_PER_ROUND: usize = 3;
+
+/// Where a message for some height goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The running, undecided height: handle it.
+    Current,
+    /// An earlier height, or the current one once decided: drop it.
+    Stale,
+    /// A later height (or any height while idle): keep the next height's
+    /// messages, and ask for the blocks in between if this validator seems
+    /// behind.
+    Later,
+}
+
+impl<V: SignatureVerifier> Driver<V> {
+    /// Starts `height`, signed by `set` (after a decision, or at genesis).
+    pub fn start_height(&mut self, now: LocalTime, height: BlockNumber, set: ValidatorSet) {
+        self.now = now;
+        self.state = crate::round::RoundState::new(height);
+        self.cur = Some(HeightState::new(height, set, now));
+        self.timers.clear();
+        self.start_timeout(TimeoutKind::Rebroadcast, 0);
+        self.apply_input(0, RoundInput::NewRound(0));
+        self.replay_buffered();
+        self.process();
+    }
+
+    /// Restarts from a persisted state for its height, signed by `set`:
+    /// re-sends the messages it had signed in its round (never new,
+    /// different ones) and restarts the current step's timeout. Use it only
+    /// when the host's chain has no block at that height yet; otherwise
+    /// start the next height with [`Driver::start_height`].
+    pub fn resume(&mut self, now: LocalTime, persisted: PersistedState, set: ValidatorSet) {
+        self.now = now;
+        let height = persisted.round_state.height;
+        self.state = persisted.round_state;
+        self.timers.clear();
+        let mut hs = HeightState::new(height, set, now);
+        for rv in [&self.state.locked, &self.state.valid]
+            .into_iter()
+            .flatten()
+        {
+            hs.values.insert(rv.id, rv.value.clone());
+            hs.validity.insert(rv.id, Validity::Valid);
+        }
+        let mut resend = Vec::new();
+        if let Some(p) = &persisted.own_proposal {
+            let id = p.proposal.header.hash_with(self.config.hash_algorithm);
+            hs.keeper.add_sender(p.proposal.round, self.me);
+            hs.values.insert(
+                id,
+                Value {
+                    header: p.proposal.header.clone(),
+                    parent_certificate: p.proposal.parent_certificate.clone(),
+                },
+            );
+            hs.validity.insert(id, Validity::Valid);
+            hs.proposals
+                .entry(p.proposal.round)
+                .or_default()
+                .push(Proposed {
+                    id,
+                    signed: p.clone(),
+                });
+            resend.push(Message::Proposal(p.clone()));
+        }
+        for v in &persisted.own_votes {
+            // Our own, already signed: counting cannot conflict.
+            let _ = hs.keeper.add_vote(v.clone());
+            resend.push(Message::Vote(v.clone()));
+        }
+        for v in &persisted.polka {
+            // Checked when they first arrived; only members' votes count.
+            let _ = hs.keeper.add_vote(v.clone());
+        }
+        hs.own_proposal = persisted.own_proposal;
+        hs.own_votes = persisted.own_votes;
+        self.cur = Some(hs);
+        for msg in resend {
+            self.emit(Output::Broadcast { msg });
+        }
+        self.start_timeout(TimeoutKind::Rebroadcast, 0);
+        self.restart_step();
+        self.replay_buffered();
+        self.process();
+    }
+
+    /// After [`Driver::resume`]: what the persisted step was waiting for.
+    fn restart_step(&mut self) {
+        let round = self.state.round;
+        match self.state.step {
+            Step::Unstarted => {
+                self.apply_input(round, RoundInput::NewRound(round));
+            }
+            Step::Propose => {
+                let proposer = self.is_proposer(round);
+                let has_own = self.cur.as_ref().is_some_and(|c| c.own_proposal.is_some());
+                if proposer && !has_own {
+                    // The host's value never came before the crash: ask again.
+                    // (Starting the round again would re-propose a valid
+                    // value, which is the same message if one was signed.)
+                    self.state.step = Step::Unstarted;
+                    self.apply_input(round, RoundInput::NewRound(round));
+                } else {
+                    self.start_timeout(TimeoutKind::Propose, round);
+                }
+            }
+            Step::Prevote => self.start_timeout(TimeoutKind::Prevote, round),
+            Step::Precommit => self.start_timeout(TimeoutKind::Precommit, round),
+            Step::Commit => {}
+        }
+    }
+
+    /// Any agreement message from peer `from`.
+    pub fn handle_message(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        message: Message,
+    ) -> Result<(), InputError> {
+        match message {
+            Message::Proposal(p) => self.handle_proposal(now, from, p),
+            Message::Vote(v) => self.handle_vote(now, from, v),
+            Message::BlockRequest(request) => {
+                self.emit(Output::ServeBlocks { to: from, request });
+                Ok(())
+            }
+            Message::BlockResponse(r) => self.handle_blocks(now, r.blocks.into_vec()),
+            Message::CommitCertificate(c) => self.handle_certificate(now, c),
+            Message::Evidence(e) => {
+                e.verify()?;
+                self.emit(Output::Evidence(Box::new(e)));
+                Ok(())
+            }
+            other => Err(InputError::NotAgreement { kind: other.kind() }),
+        }
+    }
+
+    /// A signed proposal: checked (chain, header, height, round, proposer,
+    /// signature), then kept and its value asked about.
+    fn handle_proposal(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        sp: SignedProposal,
+    ) -> Result<(), InputError> {
+        let p = &sp.proposal;
+        self.check_chain(p.chain_id)?;
+        if p.header.number != p.height || p.header.chain_id != p.chain_id {
+            return Err(InputError::HeaderMismatch {
+                height: p.height,
+                number: p.header.number,
+            });
+        }
+        match self.route(p.height) {
+            Route::Stale => return Ok(()),
+            Route::Later => {
+                self.now = now;
+                self.defer(p.height, from, Message::Proposal(sp));
+                return Ok(());
+            }
+            Route::Current => {}
+        }
+        let (height, round) = (p.height, p.round);
+        self.check_round(round)?;
+        let Some(cur) = self.cur.as_ref() else {
+            return Ok(());
+        };
+        let expected = cur.set.proposer(height, round);
+        if p.proposer != expected {
+            return Err(InputError::NotProposer {
+                height,
+                round,
+                expected,
+                got: p.proposer,
+            });
+        }
+        let known = cur.proposals.get(&round);
+        if known.is_some_and(|ps| ps.iter().any(|x| x.signed == sp)) || p.proposer == self.me {
+            return Ok(());
+        }
+        if !self
+            .verifier
+            .verify(&p.proposer, &p.digest(), &sp.signature)
+        {
+            return Err(InputError::BadSignature { signer: p.proposer });
+        }
+        self.now = now;
+        self.record_proposal(sp);
+        Ok(())
+    }
+
+    /// Keeps a checked proposal of the current height (evidence if it is
+    /// the proposer's second one for the round) and asks about its value.
+    fn record_proposal(&mut self, sp: SignedProposal) {
+        let algo = self.config.hash_algorithm;
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        let (round, proposer) = (sp.proposal.round, sp.proposal.proposer);
+        let id = sp.proposal.header.hash_with(algo);
+        let list = cur.proposals.entry(round).or_default();
+        let evidence = match list.first() {
+            Some(first) if cur.reported.insert((proposer, round, None)) => {
+                Some(Evidence::DoubleProposal {
+                    first: Box::new(first.signed.clone()),
+                    second: Box::new(sp.clone()),
+                })
+            }
+            _ => None,
+        };
+        let full = list.len() >= MAX_PROPOSALS_PER_ROUND;
+        if !full {
+            list.push(Proposed {
+                id,
+                signed: sp.clone(),
+            });
+            cur.values.entry(id).or_insert_with(|| Value {
+                header: sp.proposal.header.clone(),
+                parent_certificate: sp.proposal.parent_certificate.clone(),
+            });
+            cur.keeper.add_sender(round, proposer);
+        }
+        if let Some(e) = evidence {
+            self.emit(Output::Evidence(Box::new(e)));
+        }
+        if full {
+            return;
+        }
+        self.ask_validity(round, id);
+        self.process();
+    }
+
+    /// A signed prevote or precommit.
+    fn handle_vote(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        sv: SignedVote,
+    ) -> Result<(), InputError> {
+        let v = &sv.vote;
+        self.check_chain(v.chain_id)?;
+        match self.route(v.height) {
+            Route::Stale => return Ok(()),
+            Route::Later => {
+                self.now = now;
+                self.defer(v.height, from, Message::Vote(sv));
+                return Ok(());
+            }
+            Route::Current => {}
+        }
+        self.check_round(v.round)?;
+        let Some(cur) = self.cur.as_ref() else {
+            return Ok(());
+        };
+        let duplicate = cur.keeper.has_vote(&sv);
+        if !duplicate {
+            if !cur.set.contains(&v.validator) {
+                return Err(InputError::NotInSet {
+                    validator: v.validator,
+                    height: v.height,
+                });
+            }
+            if !self
+                .verifier
+                .verify(&v.validator, &v.digest(), &sv.signature)
+            {
+                return Err(InputError::BadSignature {
+                    signer: v.validator,
+                });
+            }
+        }
+        self.now = now;
+        if v.round < self.state.round {
+            self.help_lagging(from, v.round);
+        }
+        if !duplicate {
+            self.record_vote(sv);
+        }
+        Ok(())
+    }
+
+    /// Counts a checked vote of a member (evidence the first time it
+    /// conflicts with an earlier one for its slot) and runs the rules it
+    /// may enable.
+    fn record_vote(&mut self, sv: SignedVote) {
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        let evidence = match cur.keeper.add_vote(sv) {
+            Ok(outcome) => outcome.evidence.and_then(|ev| {
+                let Evidence::DoubleVote { first, .. } = &ev else {
+                    return None;
+                };
+                let slot = (
+                    first.vote.validator,
+                    first.vote.round,
+                    Some(first.vote.kind),
+                );
+                cur.reported.insert(slot).then_some(ev)
+            }),
+            // Over the per-slot cap: not counted; evidence went out before.
+            // (Membership and height were checked before: the other
+            // refusals cannot happen here.)
+            Err(
+                RecordVoteError::ConflictingVote { .. }
+                | RecordVoteError::UnknownValidator { .. }
+                | RecordVoteError::WrongHeight { .. },
+            ) => return,
+        };
+        if let Some(ev) = evidence {
+            self.emit(Output::Evidence(Box::new(ev)));
+        }
+        self.process();
+    }
+
+    /// The host's value for `height`, `round` (answer to
+    /// [`Output::GetValue`]). Refused if no value is wanted for that round
+    /// any more (another round or height, a proposal already signed, the
+    /// propose step over).
+    pub fn propose_value(
+        &mut self,
+        now: LocalTime,
+        height: BlockNumber,
+        round: Round,
+        value: Value,
+    ) -> Result<(), InputError> {
+        self.check_height(height)?;
+        if round != self.state.round {
+            return Err(InputError::WrongRound {
+                round,
+                current: self.state.round,
+            });
+        }
+        let has_own = self.cur.as_ref().is_some_and(|c| c.own_proposal.is_some());
+        if has_own || self.state.step != Step::Propose || !self.is_proposer(round) {
+            return Err(InputError::ValueNotWanted { height, round });
+        }
+        self.now = now;
+        let id = value.header.hash_with(self.config.hash_algorithm);
+        self.apply_input(round, RoundInput::ProposeValue(value, id));
+        self.process();
+        Ok(())
+    }
+
+    /// The host's verdict on a value it was asked about (answer to
+    /// [`Output::CheckValue`]; a later answer replaces a
+    /// [`Validity::Pending`] one).
+    pub fn handle_validity(
+        &mut self,
+        now: LocalTime,
+        height: BlockNumber,
+        id: Hash32,
+        validity: Validity,
+    ) -> Result<(), InputError> {
+        self.check_height(height)?;
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(InputError::NotAsked { id });
+        };
+        if !cur.asked.contains(&id) {
+            return Err(InputError::NotAsked { id });
+        }
+        self.now = now;
+        cur.validity.insert(id, validity);
+        self.process();
+        Ok(())
+    }
+
+    /// Fires every pending timeout due at `now` (earliest first); does
+    /// nothing if none is due.
+    pub fn handle_timeout(&mut self, now: LocalTime) {
+        self.now = now;
+        for timeout in self.timers.take_due(now) {
+            self.fire(timeout);
+        }
+    }
+
+    /// One due timeout: a paper timeout feeds the round state machine (a
+    /// stale one does nothing there); the re-send interval re-sends and
+    /// starts again.
+    fn fire(&mut self, timeout: Timeout) {
+        if timeout.height != self.state.height || self.cur.is_none() {
+            return;
+        }
+        let input = match timeout.kind {
+            TimeoutKind::Rebroadcast => {
+                if self.state.step != Step::Commit {
+                    self.rebroadcast();
+                    self.ask_if_stuck();
+                    self.start_timeout(TimeoutKind::Rebroadcast, 0);
+                }
+                return;
+            }
+            TimeoutKind::Propose => RoundInput::TimeoutPropose,
+            TimeoutKind::Prevote => RoundInput::TimeoutPrevote,
+            TimeoutKind::Precommit => RoundInput::TimeoutPrecommit,
+        };
+        self.apply_input(timeout.round, input);
+        self.process();
+    }
+
+    pub(super) fn check_chain(&self, got: ChainId) -> Result<(), InputError> {
+        if got != self.config.chain_id {
+            return Err(InputError::WrongChain {
+                expected: self.config.chain_id,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a host answer for `height` is for the running height.
+    fn check_height(&self, height: BlockNumber) -> Result<(), InputError> {
+        if height != self.state.height {
+            return Err(InputError::WrongHeight {
+                height,
+                current: self.state.height,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_round(&self, round: Round) -> Result<(), InputError> {
+        let max = self.config.max_rounds_ahead;
+        if round > self.state.round.saturating_add(max) {
+            return Err(InputError::RoundTooFar {
+                round,
+                current: self.state.round,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Where a message for `height` goes (nothing changes yet).
+    fn route(&self, height: BlockNumber) -> Route {
+        if self.cur.is_none() {
+            return Route::Later;
+        }
+        let ours = self.state.height;
+        let decided = self.state.step == Step::Commit;
+        if height <= ours {
+            if height == ours && !decided {
+                Route::Current
+            } else {
+                Route::Stale
+            }
+        } else {
+            Route::Later
+        }
+    }
+
+    /// Replays what [`Driver::defer`] kept for the height just started
+    /// (messages, and a decided block that arrived early).
+    fn replay_buffered(&mut self) {
+        let h = self.state.height;
+        if let Some(b) = self.pending_blocks.remove(&h) {
+            // A bad buffered block is simply dropped.
+            let _ = self.decide_from_block(b);
+        }
+        self.pending_blocks.retain(|n, _| *n > h);
+        let buffered = std::mem::take(&mut self.future);
+        for (from, msg) in buffered {
+            if self.state.step == Step::Commit {
+                // Decided meanwhile: keep what is for later.
+                if msg_height(&msg).is_some_and(|mh| mh > h) {
+                    self.future.push((from, msg));
+                }
+                continue;
+            }
+            match msg_height(&msg) {
+                Some(mh) if mh == h => {
+                    // Refused buffered messages are dropped like fresh ones.
+                    let _ = self.handle_message(self.now, from, msg);
+                }
+                Some(mh) if mh > h => self.future.push((from, msg)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Asks the host about a proposed value once (unless its validity is
+    /// known already).
+    fn ask_validity(&mut self, round: Round, id: Hash32) {
+        let height = self.state.height;
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        if cur.validity.contains_key(&id) || !cur.asked.insert(id) {
+            return;
+        }
+        if let Some(value) = cur.values.get(&id) {
+            let value = Box::new(value.clone());
+            self.emit(Output::CheckValue {
+                height,
+                round,
+                id,
+                value,
+            });
+        }
+    }
+
+    pub(super) fn is_proposer(&self, round: Round) -> bool {
+        self.cur
+            .as_ref()
+            .is_some_and(|c| c.set.proposer(self.state.height, round) == self.me)
+    }
+}

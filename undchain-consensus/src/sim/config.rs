@@ -1,0 +1,184 @@
+//! What one simulation run is told ([`SimConfig`], [`RotationPlan`]) and
+//! what it reports ([`SimReport`], [`NodeSummary`]).
+
+use std::collections::BTreeMap;
+
+use undchain_sim::{FaultPlan, SplitMix64};
+use undchain_types::PublicKey;
+use undchain_types::msg::{Evidence, Round};
+
+use super::byzantine::Behaviour;
+use super::checker::Violation;
+use crate::round::RoundState;
+use crate::validator_set::ValidatorSet;
+use undchain_types::Hash32;
+
+/// Validator sets driven by each validator's roster instead of a fixed set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationPlan {
+    /// Extra validators that start passive (they follow as observers).
+    pub passive: usize,
+    /// How many of all validators are known (appointed); the last ones by
+    /// index.
+    pub known: usize,
+    /// Blocks per payout period.
+    pub blocks_per_period: u64,
+    /// Missed blocks in a row before replacement.
+    pub missed_vote_threshold: u32,
+}
+
+/// Everything one run depends on: with the same configuration (seed
+/// included) a run replays event for event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Active validators n (1..=10).
+    pub n: usize,
+    /// Byzantine validators: node indices `0..byzantine`.
+    pub byzantine: usize,
+    /// Their behaviour (`None` only with no Byzantine validators).
+    pub behaviour: Option<Behaviour>,
+    /// The seed (network randomness and anything drawn).
+    pub seed: u64,
+    /// Heights every honest validator must decide (validators stop two
+    /// heights later).
+    pub heights: u64,
+    /// The one-way message delay unit, microseconds.
+    pub unit_us: u64,
+    /// What the network and the validators suffer before the heal.
+    pub faults: FaultPlan,
+    /// Roster-driven validator sets, if any.
+    pub rotation: Option<RotationPlan>,
+    /// How long after the heal every honest validator has to reach the
+    /// target height.
+    pub liveness_bound_us: u64,
+}
+
+impl SimConfig {
+    /// Behaviour and faults drawn from `seed` (the seed-sweep tests and the
+    /// `sim` example).
+    pub fn drawn(n: usize, byzantine: usize, seed: u64) -> Self {
+        let unit_us = 1_000;
+        let mut rng = SplitMix64::fork(seed, 1);
+        let behaviour = if byzantine > 0 {
+            rng.pick(&Behaviour::ALL)
+        } else {
+            None
+        };
+        let faults = FaultPlan::draw(&mut rng, n, byzantine, unit_us);
+        SimConfig {
+            n,
+            byzantine,
+            behaviour,
+            seed,
+            heights: 6,
+            unit_us,
+            faults,
+            rotation: None,
+            liveness_bound_us: 4_000 * unit_us,
+        }
+    }
+
+    /// A perfect network (every message takes one unit); the behaviour is
+    /// still drawn from the seed if `byzantine > 0`.
+    pub fn fault_free(n: usize, byzantine: usize, seed: u64) -> Self {
+        SimConfig {
+            faults: FaultPlan::none(),
+            ..SimConfig::drawn(n, byzantine, seed)
+        }
+    }
+
+    /// The same run with every Byzantine validator behaving as `b`.
+    pub fn with_behaviour(mut self, b: Behaviour) -> Self {
+        self.behaviour = Some(b);
+        self
+    }
+
+    /// All validators (active and passive).
+    pub fn nodes(&self) -> usize {
+        self.n + self.rotation.as_ref().map_or(0, |r| r.passive)
+    }
+}
+
+/// What one validator did.
+#[derive(Debug, Clone)]
+pub struct NodeSummary {
+    /// The validator's key (node `i` has `undchain_sim::node_key(i)`).
+    pub public_key: PublicKey,
+    /// Whether it ran the honest driver unaltered (not Byzantine).
+    pub honest: bool,
+    /// Decided block hashes, by height.
+    pub chain: Vec<Hash32>,
+    /// When it decided each height (simulated microseconds).
+    pub decided_at: Vec<u64>,
+    /// The round of each decided block's certificate.
+    pub rounds: Vec<Round>,
+    /// The validator set it used at each height it started.
+    pub sets: Vec<ValidatorSet>,
+    /// How many times it restarted after a crash.
+    pub restarts: u32,
+    /// Where its driver was at the end (`None`: crashed).
+    pub final_state: Option<RoundState>,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    /// The configuration the run was made with.
+    pub config: SimConfig,
+    /// Broken safety invariants (must be empty with at most f Byzantine).
+    pub safety_violations: Vec<Violation>,
+    /// Honest validators that did not reach the target after the heal.
+    pub liveness_violations: Vec<Violation>,
+    /// Heights decided by every honest validator.
+    pub heights_decided: u64,
+    /// Sum over honest decisions of (decision time - height start) in
+    /// delay units.
+    pub delay_units_sum: f64,
+    /// How many honest decisions the sum covers.
+    pub decisions_measured: u64,
+    /// Evidence honest validators produced.
+    pub evidence: Vec<Evidence>,
+    /// Highest round any decision needed.
+    pub max_round: Round,
+    /// Inputs the drivers refused (bad signatures, strangers, ...).
+    pub refused_inputs: u64,
+    /// Refused inputs by reason.
+    pub refusals: BTreeMap<String, u64>,
+    /// Messages handed to a running driver.
+    pub messages_delivered: u64,
+    /// What each validator did, by node index.
+    pub nodes: Vec<NodeSummary>,
+    /// Simulated time at the end, microseconds.
+    pub end_us: u64,
+}
+
+impl SimReport {
+    /// Mean (decision time - height start) in delay units.
+    pub fn mean_delays_to_decide(&self) -> f64 {
+        if self.decisions_measured == 0 {
+            0.0
+        } else {
+            self.delay_units_sum / self.decisions_measured as f64
+        }
+    }
+
+    /// Whether every invariant held, liveness included.
+    pub fn ok(&self) -> bool {
+        self.safety_violations.is_empty() && self.liveness_violations.is_empty()
+    }
+
+    /// The line to print when a run fails.
+    pub fn reproduce_hint(&self) -> String {
+        let c = &self.config;
+        format!(
+            "reproduce with seed={}: cargo run --release -p undchain-consensus --example sim -- --n {} --byzantine {} --seeds 1 --seed {} (behaviour {:?}; safety {:?}; liveness {:?})",
+            c.seed,
+            c.n,
+            c.byzantine,
+            c.seed,
+            c.behaviour.map(Behaviour::name),
+            self.safety_violations,
+            self.liveness_violations
+        )
+    }
+}

@@ -1,0 +1,33 @@
+//! The agreement tests of `undchain-consensus`, one binary: files named by
+//! the fault or rule they exercise (after Malachite's `tests/it`), sharing
+//! the helpers in `support`.
+//!
+//! * the driver's contract: `ready_contract` (persistence as a type),
+//!   `refusals` (a refused input changes nothing), `timers`
+//!   (`poll_timeout` / `handle_timeout`), `rules` (the multiplexer's rule
+//!   table, row by row), `untrusted_input`;
+//! * scenarios at one driver: `reconciling_proposal`, `proposer_silent`,
+//!   `equivocation`, `crash_restart`;
+//! * certificates and rosters: `certificates`, `rotation`;
+//! * whole networks in the simulator: `n4f1`, `partition_heal`,
+//!   `rotation_boundary`, `negative_control`, `seeds` (the CI sweep).
+
+mod support;
+
+mod certificates;
+mod crash_restart;
+mod equivocation;
+mod n4f1;
+mod negative_control;
+mod partition_heal;
+mod proposer_silent;
+mod ready_contract;
+mod reconciling_proposal;
+mod refusals;
+mod rotation;
+mod rotation_boundary;
+mod round_machine;
+mod rules;
+mod seeds;
+mod timers;
+mod untrusted_input;
