@@ -264,8 +264,12 @@ pub struct TransportConfig {
     pub verify_signatures: bool,
     /// Refuse envelopes for another chain (default: accept any).
     pub chain: Option<ChainId>,
-    /// Inbound rate limit per peer.
+    /// Inbound rate limit per client or partner connection.
     pub rate: RateLimit,
+    /// Inbound rate limit per validator connection (default burst 4,096,
+    /// 4,096 per second: gossip, votes and reconciliation are heavier than
+    /// a client's traffic).
+    pub validator_rate: RateLimit,
     /// Envelopes queued per peer before [`TransportError::QueueFull`].
     pub queue_per_peer: usize,
     /// Bytes queued per peer before [`TransportError::QueueFull`] (default
@@ -297,6 +301,11 @@ impl Default for TransportConfig {
             verify_signatures: true,
             chain: None,
             rate: RateLimit::default(),
+            validator_rate: RateLimit {
+                burst: 4096,
+                per_second: 4096,
+                ..RateLimit::default()
+            },
             queue_per_peer: 1024,
             queue_bytes_per_peer: 8 << 20,
             events_per_peer: 64,
@@ -341,12 +350,19 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
-    /// The reader of a connection to `peer`, opened at `now`.
+    /// The reader of a connection to `peer`, opened at `now`, with the rate
+    /// of its class.
     pub fn new(cfg: &TransportConfig, peer: PublicKey, class: PeerClass, now: LocalTime) -> Self {
         FrameReader {
             peer,
             class,
-            bucket: TokenBucket::new(cfg.rate, now),
+            bucket: TokenBucket::new(
+                match class {
+                    PeerClass::Validator => cfg.validator_rate,
+                    PeerClass::ClientOrPartner => cfg.rate,
+                },
+                now,
+            ),
             keys: KeyCache::new(8),
         }
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use quinn::crypto::rustls::HandshakeData;
 use quinn::{ConnectionError, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -16,7 +18,7 @@ use undchain_net::{Claim, FrameReader, PeerClass, TransportError, TransportEvent
 use undchain_types::PublicKey;
 
 use super::close_code;
-use super::shared::{Installed, Shared, SharedRx, count, refusal_code};
+use super::shared::{Installed, Shared, SharedRx, count, is_current, refusal_code};
 use crate::transport::tls::{self, ALPN_VALIDATOR};
 
 /// Bytes of queued frames coalesced into one stream write.
@@ -135,6 +137,13 @@ async fn handshake(shared: Arc<Shared>, incoming: quinn::Incoming, id: Handshake
             shared.events.control(inst.class, ev).await;
             run(shared.clone(), conn, key, inst);
         }
+        // Our own dial won: read what the peer wrote on its connection,
+        // then let it go.
+        Err(undchain_net::AdmissionError::Duplicate { .. }) => {
+            count(&shared.counters.refused);
+            shared.retire(conn.clone(), None);
+            drain(shared.clone(), conn, key);
+        }
         Err(e) => {
             let reason = match &e {
                 undchain_net::AdmissionError::NotAListedValidator { .. } => format!(
@@ -156,22 +165,40 @@ async fn handshake(shared: Arc<Shared>, incoming: quinn::Incoming, id: Handshake
 
 /// Starts an installed connection's writer and reader.
 pub(super) fn run(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKey, inst: Installed) {
-    tokio::spawn(write_loop(conn.clone(), inst.rx, inst.queued));
-    tokio::spawn(read_loop(shared, conn, peer, inst.class, inst.id));
+    tokio::spawn(write_loop(conn.clone(), inst.rx, inst.queued, inst.retire));
+    tokio::spawn(read_loop(shared, conn, peer, inst.class, Some(inst.id)));
 }
 
-async fn write_loop(conn: quinn::Connection, rx: SharedRx, queued: Arc<AtomicUsize>) {
+/// Reads a connection that lost a simultaneous dial until the peer's
+/// stream ends, then closes it; nothing is written on it.
+pub(super) fn drain(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKey) {
+    let class = undchain_net::transport::classify(&peer, shared.lock().admission.validator_keys());
+    tokio::spawn(read_loop(shared, conn, peer, class, None));
+}
+
+async fn write_loop(
+    conn: quinn::Connection,
+    rx: SharedRx,
+    queued: Arc<AtomicUsize>,
+    retire: Arc<Notify>,
+) {
     let Ok(mut send) = conn.open_uni().await else {
         return;
     };
-    // The key's queue: held by its current connection's writer; a
-    // superseded writer lets go when its connection closes.
+    // The key's queue: held by its current connection's writer; a retired
+    // writer finishes its stream and lets go.
     let mut rx = tokio::select! {
         g = rx.lock_owned() => g,
+        _ = retire.notified() => {
+            let _ = send.finish();
+            return;
+        }
         _ = conn.closed() => return,
     };
     loop {
         let mut buf = tokio::select! {
+            biased;
+            _ = retire.notified() => break,
             m = rx.recv() => match m {
                 Some(b) => b,
                 None => break,
@@ -199,7 +226,7 @@ async fn read_loop(
     conn: quinn::Connection,
     peer: PublicKey,
     class: PeerClass,
-    id: ConnId,
+    id: Option<ConnId>,
 ) {
     let cfg = &shared.cfg.transport;
     let mut reader = FrameReader::new(cfg, peer, class, shared.now());
@@ -212,7 +239,9 @@ async fn read_loop(
         let mut recv = match conn.accept_uni().await {
             Ok(r) => r,
             Err(e) => {
-                shared.conn_closed(peer, id, map_close(e, peer)).await;
+                if let Some(id) = id {
+                    shared.conn_closed(peer, id, map_close(e, peer)).await;
+                }
                 return;
             }
         };
@@ -228,6 +257,10 @@ async fn read_loop(
                         };
                         shared.events.frame(class, &quota, ev, 0).await;
                     }
+                    // A drained connection is done once its peer finished.
+                    if !id.is_some_and(|id| is_current(&shared.lock(), id)) {
+                        conn.close(VarInt::from_u32(close_code::SUPERSEDED), b"superseded");
+                    }
                     break;
                 }
                 // A reset stream just ends; the connection's fate comes
@@ -235,7 +268,9 @@ async fn read_loop(
                 Err(_) => break,
             };
             let now = shared.now();
-            if now.since(last_report) >= report_every {
+            if let Some(id) = id
+                && now.since(last_report) >= report_every
+            {
                 last_report = now;
                 shared.lock().admission.handle_activity(now, id);
             }
@@ -249,7 +284,9 @@ async fn read_loop(
                             VarInt::from_u32(close_code::FRAME),
                             e.to_string().as_bytes(),
                         );
-                        shared.conn_closed(peer, id, TransportError::Frame(e)).await;
+                        if let Some(id) = id {
+                            shared.conn_closed(peer, id, TransportError::Frame(e)).await;
+                        }
                         return;
                     }
                 };

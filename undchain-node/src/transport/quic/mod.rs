@@ -62,7 +62,7 @@ use undchain_types::msg::{Endpoint, MediumKind};
 use undchain_types::{PublicKey, SignedEnvelope, SigningKey};
 
 use self::events::{EventSink, Queued};
-use self::shared::{Counters, Shared, State};
+use self::shared::{Counters, Dialed, Shared, State};
 use super::tls;
 use crate::clock::MonotonicClock;
 
@@ -319,15 +319,18 @@ async fn dial(
     claim: Claim,
 ) -> Result<(), TransportError> {
     let result = shared.dial(peer, addr, claim).await;
-    if let Some((conn, inst)) = shared.dial_done(peer, addr, result)? {
-        let ev = TransportEvent::Connected {
-            peer,
-            class: inst.class,
-            inbound: false,
-            address: addr.to_string(),
-        };
-        shared.events.control(inst.class, ev).await;
-        conn::run(shared.clone(), conn, peer, inst);
+    match shared.dial_done(peer, addr, result)? {
+        Dialed::Installed(conn, inst) => {
+            let ev = TransportEvent::Connected {
+                peer,
+                class: inst.class,
+                inbound: false,
+                address: addr.to_string(),
+            };
+            shared.events.control(inst.class, ev).await;
+            conn::run(shared.clone(), conn, peer, inst);
+        }
+        Dialed::Lost(conn) => conn::drain(shared.clone(), conn, peer),
     }
     Ok(())
 }

@@ -5,6 +5,14 @@
 //! One `std::sync::Mutex` guards the admission and the links; it is held
 //! only for bookkeeping (admitting, installing, closing, queueing a frame),
 //! never across an await, a decode or a signature check.
+//!
+//! A connection that stops being its key's current one (replaced, or the
+//! loser of a simultaneous dial) is **drained**, not cut: its writer
+//! finishes its stream and stops, its reader delivers what the peer had
+//! already written and closes the connection when the peer's stream ends
+//! (or after [`undchain_net::AdmissionConfig::race_window_us`] at the
+//! latest). So envelopes sent in the moment both sides dialed are not
+//! lost.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{ConnectionError, VarInt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use undchain_net::admission::{Admission, AdmissionError, Admitted, ConnId};
 use undchain_net::{Claim, PeerClass, TransportError, TransportEvent, TransportStats};
 use undchain_types::{LocalTime, PublicKey, SigningKey};
@@ -49,12 +57,18 @@ pub(super) struct Link {
     dials: usize,
 }
 
+/// An admitted connection, and the signal that retires its writer.
+pub(super) struct ConnEntry {
+    conn: quinn::Connection,
+    retire: Arc<Notify>,
+}
+
 /// What the admission and the links hold, under one lock.
 pub(super) struct State {
     pub(super) admission: Admission<SocketAddr>,
     pub(super) links: BTreeMap<PublicKey, Link>,
-    /// Every admitted connection, current or not.
-    pub(super) conns: BTreeMap<ConnId, quinn::Connection>,
+    /// Every admitted connection that is its key's current one.
+    pub(super) conns: BTreeMap<ConnId, ConnEntry>,
 }
 
 /// The transport's counters.
@@ -91,10 +105,25 @@ pub(super) struct Installed {
     pub(super) class: PeerClass,
     pub(super) rx: SharedRx,
     pub(super) queued: Arc<AtomicUsize>,
+    pub(super) retire: Arc<Notify>,
+}
+
+/// What became of a finished dial.
+pub(super) enum Dialed {
+    /// The connection is the key's current one.
+    Installed(quinn::Connection, Installed),
+    /// The peer's own dial won: drain this one (we are connected through
+    /// the other).
+    Lost(quinn::Connection),
 }
 
 fn close(conn: &quinn::Connection, code: u32, reason: &str) {
     conn.close(VarInt::from_u32(code), reason.as_bytes());
+}
+
+/// Whether `id` is still its key's current connection.
+pub(super) fn is_current(state: &State, id: ConnId) -> bool {
+    state.conns.contains_key(&id)
 }
 
 /// The close code a refusal is sent with.
@@ -154,13 +183,11 @@ impl Shared {
     /// A dial to `peer` starts: sends queue on its link meanwhile.
     pub(super) fn start_dial(&self, peer: PublicKey) {
         let mut state = self.lock();
-        if !state.links.contains_key(&peer) {
-            let link = self.new_link();
-            state.links.insert(peer, link);
-        }
-        if let Some(l) = state.links.get_mut(&peer) {
-            l.dials += 1;
-        }
+        state
+            .links
+            .entry(peer)
+            .or_insert_with(|| self.new_link())
+            .dials += 1;
     }
 
     /// A dial to `peer` ended without a connection; the link goes unless
@@ -258,7 +285,26 @@ impl Shared {
         })
     }
 
-    /// Makes an admitted connection its key's current one (closing the one
+    /// Retires a connection that is no longer its key's current one: its
+    /// writer finishes, its reader drains; closed after the race window at
+    /// the latest.
+    pub(super) fn retire(&self, conn: quinn::Connection, retire: Option<&Notify>) {
+        if let Some(r) = retire {
+            r.notify_one();
+        }
+        count(&self.counters.superseded);
+        let grace = std::time::Duration::from_micros(self.cfg.transport.admission.race_window_us);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            close(
+                &conn,
+                close_code::SUPERSEDED,
+                "superseded by another connection",
+            );
+        });
+    }
+
+    /// Makes an admitted connection its key's current one (retiring the one
     /// it replaces) and returns what its tasks need.
     pub(super) fn install(
         &self,
@@ -270,24 +316,22 @@ impl Shared {
         inbound: bool,
     ) -> Installed {
         if let Some(old) = admitted.replaces
-            && let Some(c) = state.conns.remove(&old)
+            && let Some(e) = state.conns.remove(&old)
         {
-            close(
-                &c,
-                close_code::SUPERSEDED,
-                "superseded by a newer connection",
-            );
-            count(&self.counters.superseded);
+            self.retire(e.conn, Some(&e.retire));
         }
-        state.conns.insert(admitted.conn, conn.clone());
+        let retire = Arc::new(Notify::new());
+        state.conns.insert(
+            admitted.conn,
+            ConnEntry {
+                conn: conn.clone(),
+                retire: retire.clone(),
+            },
+        );
         if admitted.class == PeerClass::Validator {
             conn.set_receive_window(VarInt::from_u32(self.cfg.validator_receive_window));
         }
-        if !state.links.contains_key(&peer) {
-            let link = self.new_link();
-            state.links.insert(peer, link);
-        }
-        let link = state.links.get_mut(&peer).expect("inserted above");
+        let link = state.links.entry(peer).or_insert_with(|| self.new_link());
         link.current = Some(Current {
             id: admitted.conn,
             class: admitted.class,
@@ -299,6 +343,7 @@ impl Shared {
             class: admitted.class,
             rx: link.rx.clone(),
             queued: link.queued.clone(),
+            retire,
         }
     }
 
@@ -309,7 +354,7 @@ impl Shared {
         peer: PublicKey,
         addr: SocketAddr,
         result: Result<quinn::Connection, TransportError>,
-    ) -> Result<Option<(quinn::Connection, Installed)>, TransportError> {
+    ) -> Result<Dialed, TransportError> {
         let mut state = self.lock();
         let conn = match result {
             Ok(c) => c,
@@ -325,16 +370,21 @@ impl Shared {
                     l.dials = l.dials.saturating_sub(1);
                 }
                 let inst = self.install(&mut state, peer, admitted, &conn, addr, false);
-                Ok(Some((conn, inst)))
+                Ok(Dialed::Installed(conn, inst))
             }
             Err(e) => {
-                close(&conn, refusal_code(&e), &e.to_string());
                 let connected = state.links.get(&peer).is_some_and(|l| l.current.is_some());
                 self.dial_failed(&mut state, &peer);
                 match e {
                     // The peer's own dial won: we are connected through it.
-                    AdmissionError::Duplicate { .. } if connected => Ok(None),
-                    other => Err(other.into()),
+                    AdmissionError::Duplicate { .. } if connected => {
+                        self.retire(conn.clone(), None);
+                        Ok(Dialed::Lost(conn))
+                    }
+                    other => {
+                        close(&conn, refusal_code(&other), &other.to_string());
+                        Err(other.into())
+                    }
                 }
             }
         }
@@ -373,8 +423,8 @@ impl Shared {
             let due = state.admission.handle_timeout(now);
             let mut closed = Vec::new();
             for (id, key) in due {
-                if let Some(c) = state.conns.remove(&id) {
-                    close(&c, close_code::IDLE, "closed for being idle");
+                if let Some(e) = state.conns.remove(&id) {
+                    close(&e.conn, close_code::IDLE, "closed for being idle");
                 }
                 if let Some(link) = state.links.get_mut(&key)
                     && link.current.as_ref().is_some_and(|c| c.id == id)
@@ -410,8 +460,8 @@ impl Shared {
             && let Some(cur) = link.current
         {
             state.admission.handle_closed(cur.id);
-            if let Some(c) = state.conns.remove(&cur.id) {
-                close(&c, close_code::NORMAL, "bye");
+            if let Some(e) = state.conns.remove(&cur.id) {
+                close(&e.conn, close_code::NORMAL, "bye");
             }
         }
     }
