@@ -26,9 +26,11 @@
 //!   both keep the connection dialed by the lower key, so exactly one
 //!   survives; after the window the newer wins.
 //!
-//! Client connections with no frame for
+//! Client connections that dialed us and carried no frame either way for
 //! [`AdmissionConfig::client_idle_us`] are closed
-//! ([`Admission::handle_timeout`]); validators' stay (keep-alives).
+//! ([`Admission::handle_timeout`]): they hold a slot of ours for nothing.
+//! Validators' connections stay (keep-alives), and so do connections this
+//! side dialed (it closes those itself).
 //! Refusals are typed ([`AdmissionError`]) and change nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,8 +95,8 @@ pub struct AdmissionConfig {
     /// With this many handshakes under way, sources not yet validated must
     /// prove their address first (default 16).
     pub retry_above: usize,
-    /// A client connection with no frame for this long is closed
-    /// (default 30 s).
+    /// A client connection that dialed us and carried no frame either way
+    /// for this long is closed (default 30 s).
     pub client_idle_us: u64,
     /// Two connections of one key dialed by the two sides within this
     /// window are a simultaneous dial (default 5 s).
@@ -527,7 +529,9 @@ impl<A: Source> Admission<A> {
         self.counts[i] += 1;
         if class == PeerClass::ClientOrPartner {
             bump(&mut self.clients_per_host, &host, true);
-            self.idle.insert((now, conn));
+            if dialer == Dialer::Remote {
+                self.idle.insert((now, conn));
+            }
         } else {
             self.validator_sources.retain(|_, k| *k != key);
             self.validator_sources.insert(source.clone(), key);
@@ -564,14 +568,14 @@ impl<A: Source> Admission<A> {
         Some(c)
     }
 
-    /// A frame arrived on `conn` at `now` (a host may report at most a few
-    /// times per idle period; the clock only needs to be that fine).
+    /// A frame went either way on `conn` at `now` (a host may report at
+    /// most a few times per idle period; the clock only needs to be that
+    /// fine).
     pub fn handle_activity(&mut self, now: LocalTime, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn)
             && now > c.last_active
         {
-            if c.class == PeerClass::ClientOrPartner {
-                self.idle.remove(&(c.last_active, conn));
+            if self.idle.remove(&(c.last_active, conn)) {
                 self.idle.insert((now, conn));
             }
             c.last_active = now;

@@ -523,6 +523,7 @@ impl Transport for MemoryTransport {
             .get(peer)
             .ok_or(TransportError::NotConnected { peer: *peer })?;
         let remote = conn.remote_addr.clone();
+        let id = conn.id;
         let bytes = frame_envelope(envelope, node.cfg.max_frame)?;
         let (cap, cap_bytes) = (node.cfg.queue_per_peer, node.cfg.queue_bytes_per_peer);
         // The receiver's reader waits with events_per_peer of ours queued:
@@ -539,7 +540,12 @@ impl Transport for MemoryTransport {
                 cap_bytes,
             });
         }
-        deliver(&mut net, &self.address, self.key, &remote, &bytes)
+        deliver(&mut net, &self.address, self.key, &remote, &bytes)?;
+        let now = net.now;
+        if let Some(n) = net.nodes.get_mut(&self.address) {
+            n.admission.handle_activity(now, id);
+        }
+        Ok(())
     }
 
     fn disconnect(&mut self, peer: &PublicKey) {

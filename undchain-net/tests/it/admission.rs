@@ -214,7 +214,7 @@ fn a_redial_after_the_race_window_replaces_the_old_connection() {
 }
 
 #[test]
-fn idle_clients_are_closed_validators_are_not() {
+fn idle_clients_are_closed_validators_and_our_own_dials_are_not() {
     let mut a = admission();
     let src = addr(1, 1);
     let Incoming::Accept(h) = a.handle_incoming(&src, true).unwrap() else {
@@ -225,13 +225,16 @@ fn idle_clients_are_closed_validators_are_not() {
         .admit_inbound(at(0), pk(100), Claim::ClientOrPartner, &src)
         .unwrap();
     let v = a.admit_outbound(at(0), pk(1), &addr(2, 1)).unwrap();
+    // A client we dialed ourselves is ours to close, never idled out.
+    let ours = a.admit_outbound(at(0), pk(101), &addr(3, 1)).unwrap();
     assert_eq!(a.poll_timeout(), Some(at(30_000_000)));
     // Activity postpones the close; early wake-ups close nothing.
     a.handle_activity(at(20_000_000), c.conn);
     assert_eq!(a.handle_timeout(at(30_000_000)), vec![]);
     assert_eq!(a.poll_timeout(), Some(at(50_000_000)));
     assert_eq!(a.handle_timeout(at(50_000_000)), vec![(c.conn, pk(100))]);
-    assert_eq!(a.poll_timeout(), None, "the validator never idles out");
+    assert_eq!(a.poll_timeout(), None, "nothing else idles out");
     assert_eq!(a.current(&pk(1)), Some(v.conn));
-    assert_eq!(a.counts().clients, 0);
+    assert_eq!(a.current(&pk(101)), Some(ours.conn));
+    assert_eq!(a.counts().clients, 1);
 }

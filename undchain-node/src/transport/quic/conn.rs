@@ -165,7 +165,14 @@ async fn handshake(shared: Arc<Shared>, incoming: quinn::Incoming, id: Handshake
 
 /// Starts an installed connection's writer and reader.
 pub(super) fn run(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKey, inst: Installed) {
-    tokio::spawn(write_loop(conn.clone(), inst.rx, inst.queued, inst.retire));
+    tokio::spawn(write_loop(
+        shared.clone(),
+        conn.clone(),
+        inst.id,
+        inst.rx,
+        inst.queued,
+        inst.retire,
+    ));
     tokio::spawn(read_loop(shared, conn, peer, inst.class, Some(inst.id)));
 }
 
@@ -177,11 +184,14 @@ pub(super) fn drain(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKe
 }
 
 async fn write_loop(
+    shared: Arc<Shared>,
     conn: quinn::Connection,
+    id: ConnId,
     rx: SharedRx,
     queued: Arc<AtomicUsize>,
     retire: Arc<Notify>,
 ) {
+    let mut activity = Activity::new(&shared);
     let Ok(mut send) = conn.open_uni().await else {
         return;
     };
@@ -214,6 +224,7 @@ async fn write_loop(
             }
         }
         queued.fetch_sub(buf.len(), Ordering::AcqRel);
+        activity.seen(&shared, id);
         if send.write_all(&buf).await.is_err() {
             return;
         }
@@ -231,8 +242,7 @@ async fn read_loop(
     let cfg = &shared.cfg.transport;
     let mut reader = FrameReader::new(cfg, peer, class, shared.now());
     let quota = shared.events.quota();
-    let mut last_report = shared.now();
-    let report_every = cfg.admission.client_idle_us / 4;
+    let mut activity = Activity::new(&shared);
     // One unidirectional stream at a time (the transport allows one), read
     // in this task: the rate bucket and key cache are the connection's.
     loop {
@@ -267,12 +277,8 @@ async fn read_loop(
                 // from `accept_uni`.
                 Err(_) => break,
             };
-            let now = shared.now();
-            if let Some(id) = id
-                && now.since(last_report) >= report_every
-            {
-                last_report = now;
-                shared.lock().admission.handle_activity(now, id);
+            if let Some(id) = id {
+                activity.seen(&shared, id);
             }
             let mut input: &[u8] = &chunk.bytes;
             while !input.is_empty() {
@@ -298,6 +304,30 @@ async fn read_loop(
                 // connections' tasks run between frames when due.
                 tokio::task::coop::consume_budget().await;
             }
+        }
+    }
+}
+
+/// Reports a connection's traffic to the admission's idle clock, a few
+/// times per idle period at most (one lock per report, not per frame).
+struct Activity {
+    last: undchain_types::LocalTime,
+    every: u64,
+}
+
+impl Activity {
+    fn new(shared: &Shared) -> Self {
+        Activity {
+            last: shared.now(),
+            every: shared.cfg.transport.admission.client_idle_us / 4,
+        }
+    }
+
+    fn seen(&mut self, shared: &Shared, id: ConnId) {
+        let now = shared.now();
+        if now.since(self.last) >= self.every {
+            self.last = now;
+            shared.lock().admission.handle_activity(now, id);
         }
     }
 }
