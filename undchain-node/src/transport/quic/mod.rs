@@ -18,8 +18,8 @@
 //!   claim) or [`close_code::BUSY`] and the reason: TLS 1.3 lets the client
 //!   finish first, so its `connect` succeeds and its first read reports
 //!   [`TransportError::RefusedByPeer`], whose text says exactly that.
-//!   Client connections with no frame for the idle timeout are closed with
-//!   [`close_code::IDLE`].
+//!   Client connections that dialed us and carried no frame either way for
+//!   the idle timeout are closed with [`close_code::IDLE`].
 //! - **Reading**: one task per connection feeds a [`FrameDecoder`] and a
 //!   [`FrameReader`] of its own: a frame over the peer's rate is shed and
 //!   counted before decoding; the rest are decoded and verified in that
