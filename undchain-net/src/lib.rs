@@ -22,9 +22,12 @@
 //! - [`correlate`], [`queue`], [`rate`], [`cooldown`]: request correlation,
 //!   bounded outbound queues, per-peer rate limits, at-capacity cooldowns and
 //!   heartbeat expiry.
-//! - [`transport`]: the trait the node's QUIC transport and the simulation
-//!   kit's in-memory network (`undchain-sim`) implement, and the admission
-//!   rules both apply.
+//! - [`transport`], [`admission`]: the trait the node's QUIC transport and
+//!   the simulation kit's in-memory network (`undchain-sim`) implement, the
+//!   frame rules both readers apply ([`FrameReader`]: shed over-rate frames,
+//!   decode, verify) and the connection admission both ask ([`Admission`]:
+//!   handshake limits, separate validator and client budgets, per-host
+//!   limits, one connection per key, idle clients closed).
 //!
 //! ```
 //! use undchain_net::{Outreach, OutreachAction, PeerBook, RetryPolicy};
@@ -57,6 +60,7 @@
 //! `thiserror` (typed errors); nothing else.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod cooldown;
 pub mod correlate;
 pub mod frame;
@@ -68,6 +72,10 @@ pub mod retry;
 pub mod scream;
 pub mod transport;
 
+pub use admission::{
+    Admission, AdmissionConfig, AdmissionCounts, AdmissionError, Admitted, ConnId, Dialer,
+    HandshakeId, Incoming, Source,
+};
 pub use cooldown::{CapacityCooldown, Liveness, TooSoon};
 pub use correlate::{CorrelateError, Correlation, CorrelationKey, Correlator, correlation};
 pub use frame::{FrameDecoder, FrameError, decode_envelope, encode_frame, frame_envelope};
@@ -76,7 +84,10 @@ pub use outreach::{
 };
 pub use peer_book::{PeerBook, PeerBookConfig, PeerEntry, ScreamTarget};
 pub use queue::{OutboundQueues, QueueError, QueueLimits};
-pub use rate::{RateLimit, RateLimited, RateLimiter};
+pub use rate::{RateLimit, RateLimited, RateLimiter, TokenBucket};
 pub use retry::{Retry, RetryAction, RetryPolicy, RetryState};
 pub use scream::{ScreamAction, ScreamCast, ScreamError};
-pub use transport::{Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent};
+pub use transport::{
+    Claim, FrameReader, PeerClass, Transport, TransportConfig, TransportError, TransportEvent,
+    TransportStats,
+};

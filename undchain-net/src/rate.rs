@@ -47,17 +47,59 @@ pub struct RateLimited {
     pub retry_after_us: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
+/// One peer's token bucket: what a transport's reader holds for its
+/// connection (one connection per key), so the check takes no lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    cfg: RateLimit,
     micro_tokens: u64,
     last: LocalTime,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn new(cfg: RateLimit, now: LocalTime) -> Self {
+        TokenBucket {
+            cfg,
+            micro_tokens: cfg.burst.saturating_mul(SCALE),
+            last: now,
+        }
+    }
+
+    /// Spends `cost` tokens at `now`, or refuses with the microseconds
+    /// until enough are back (`u64::MAX`: never). A refusal spends nothing
+    /// (the bucket still refills to `now`).
+    pub fn check(&mut self, now: LocalTime, cost: u64) -> Result<(), u64> {
+        let cap = self.cfg.burst.saturating_mul(SCALE);
+        // Refill: per_second tokens per 1e6 us = per_second micro-tokens/us.
+        let elapsed = now.since(self.last);
+        self.micro_tokens = self
+            .micro_tokens
+            .saturating_add(elapsed.saturating_mul(self.cfg.per_second))
+            .min(cap);
+        self.last = self.last.max(now);
+        let need = cost.saturating_mul(SCALE);
+        if self.micro_tokens >= need {
+            self.micro_tokens -= need;
+            Ok(())
+        } else if need > cap || self.cfg.per_second == 0 {
+            Err(u64::MAX)
+        } else {
+            Err((need - self.micro_tokens).div_ceil(self.cfg.per_second))
+        }
+    }
+
+    /// When the bucket was last refilled.
+    fn last(&self) -> LocalTime {
+        self.last
+    }
 }
 
 /// Token buckets per peer.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     cfg: RateLimit,
-    buckets: BTreeMap<PublicKey, Bucket>,
+    buckets: BTreeMap<PublicKey, TokenBucket>,
     by_last: BTreeMap<(LocalTime, PublicKey), ()>,
 }
 
@@ -84,41 +126,19 @@ impl RateLimiter {
         now: LocalTime,
         cost: u64,
     ) -> Result<(), RateLimited> {
-        let cap = self.cfg.burst.saturating_mul(SCALE);
         let mut b = match self.buckets.get(peer) {
             Some(b) => {
-                self.by_last.remove(&(b.last, *peer));
+                self.by_last.remove(&(b.last(), *peer));
                 *b
             }
-            None => Bucket {
-                micro_tokens: cap,
-                last: now,
-            },
+            None => TokenBucket::new(self.cfg, now),
         };
-        // Refill: per_second tokens per 1e6 us = per_second micro-tokens/us.
-        let elapsed = now.since(b.last);
-        b.micro_tokens = b
-            .micro_tokens
-            .saturating_add(elapsed.saturating_mul(self.cfg.per_second))
-            .min(cap);
-        b.last = b.last.max(now);
-        let need = cost.saturating_mul(SCALE);
-        let result = if b.micro_tokens >= need {
-            b.micro_tokens -= need;
-            Ok(())
-        } else if need > cap || self.cfg.per_second == 0 {
-            Err(RateLimited {
-                peer: *peer,
-                retry_after_us: u64::MAX,
-            })
-        } else {
-            Err(RateLimited {
-                peer: *peer,
-                retry_after_us: (need - b.micro_tokens).div_ceil(self.cfg.per_second),
-            })
-        };
+        let result = b.check(now, cost).map_err(|retry_after_us| RateLimited {
+            peer: *peer,
+            retry_after_us,
+        });
         self.buckets.insert(*peer, b);
-        self.by_last.insert((b.last, *peer), ());
+        self.by_last.insert((b.last(), *peer), ());
         while self.buckets.len() > self.cfg.max_peers.max(1) {
             let Some(((_, victim), ())) = self.by_last.pop_first() else {
                 break;
@@ -132,7 +152,7 @@ impl RateLimiter {
     /// full one.
     pub fn forget(&mut self, peer: &PublicKey) {
         if let Some(b) = self.buckets.remove(peer) {
-            self.by_last.remove(&(b.last, *peer));
+            self.by_last.remove(&(b.last(), *peer));
         }
     }
 }

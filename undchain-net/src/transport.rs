@@ -25,14 +25,27 @@
 //!   judged the client, so the refused client sees its connect succeed and
 //!   learns of the refusal on its first read
 //!   ([`TransportError::RefusedByPeer`] says so).
+//! - Who gets a connection slot at all is [`crate::admission`]'s decision,
+//!   the same in every implementation.
+//!
+//! Load rules, the same in every implementation:
+//! - Each connection's reader holds its peer's [`TokenBucket`]; a frame
+//!   over the peer's rate is **shed** there, before decoding, and only
+//!   counted ([`TransportStats::frames_shed`]): it never becomes an event.
+//! - A peer has at most [`TransportConfig::events_per_peer`] received
+//!   envelopes (or dropped frames) waiting for the runtime; past that its
+//!   reader stops reading and its sender is slowed by flow control (QUIC)
+//!   or refused with [`TransportError::QueueFull`] (in memory). One peer's
+//!   backlog never holds up another's envelopes.
 
 use std::collections::BTreeSet;
 
 use undchain_types::msg::MediumKind;
-use undchain_types::{ChainId, EnvelopeError, LocalTime, PublicKey, SignedEnvelope};
+use undchain_types::{ChainId, EnvelopeError, KeyCache, LocalTime, PublicKey, SignedEnvelope};
 
+use crate::admission::{AdmissionConfig, AdmissionError};
 use crate::frame::{FrameError, decode_envelope};
-use crate::rate::{RateLimit, RateLimiter};
+use crate::rate::{RateLimit, TokenBucket};
 
 /// What the accepting side takes a peer for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -152,12 +165,6 @@ pub enum TransportError {
     /// An envelope was refused: bad signature or wrong chain.
     #[error("envelope refused: {0}")]
     Envelope(EnvelopeError),
-    /// The peer is over its rate limit; the envelope was dropped.
-    #[error("{peer} is over its rate limit; envelope dropped")]
-    RateLimited {
-        /// The peer over its limit.
-        peer: PublicKey,
-    },
     /// The connection closed, by either side or by an idle timeout.
     #[error("connection to {peer} closed: {reason}")]
     Closed {
@@ -166,12 +173,27 @@ pub enum TransportError {
         /// Who closed it and why, as far as this side knows.
         reason: String,
     },
+    /// The accepting side refused the connection a slot (or a handshake
+    /// place).
+    #[error("connection refused: {0}")]
+    Admission(AdmissionError),
     /// The transport was shut down.
     #[error("transport shut down")]
     Shutdown,
     /// A local I/O failure (binding a socket, ...).
     #[error("local I/O: {0}")]
     Io(String),
+}
+
+impl From<AdmissionError> for TransportError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::NotAListedValidator { key } => {
+                TransportError::NotAListedValidator { key }
+            }
+            other => TransportError::Admission(other),
+        }
+    }
 }
 
 /// What a transport reports through [`Transport::poll_event`]: connections
@@ -242,13 +264,22 @@ pub struct TransportConfig {
     pub verify_signatures: bool,
     /// Refuse envelopes for another chain (default: accept any).
     pub chain: Option<ChainId>,
-    /// Inbound rate limit per peer.
+    /// Inbound rate limit per client or partner connection.
     pub rate: RateLimit,
+    /// Inbound rate limit per validator connection (default burst 4,096,
+    /// 4,096 per second: gossip, votes and reconciliation are heavier than
+    /// a client's traffic).
+    pub validator_rate: RateLimit,
     /// Envelopes queued per peer before [`TransportError::QueueFull`].
     pub queue_per_peer: usize,
     /// Bytes queued per peer before [`TransportError::QueueFull`] (default
     /// 8 MiB), so a slow peer never holds `queue_per_peer` full frames.
     pub queue_bytes_per_peer: usize,
+    /// Received events (envelopes, dropped frames) of one peer waiting for
+    /// the runtime before that peer's reader waits (default 64).
+    pub events_per_peer: usize,
+    /// Who gets a connection slot.
+    pub admission: AdmissionConfig,
 }
 
 impl TransportConfig {
@@ -270,8 +301,15 @@ impl Default for TransportConfig {
             verify_signatures: true,
             chain: None,
             rate: RateLimit::default(),
+            validator_rate: RateLimit {
+                burst: 4096,
+                per_second: 4096,
+                ..RateLimit::default()
+            },
             queue_per_peer: 1024,
             queue_bytes_per_peer: 8 << 20,
+            events_per_peer: 64,
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -285,56 +323,90 @@ pub fn classify(key: &PublicKey, validators: &BTreeSet<PublicKey>) -> PeerClass 
     }
 }
 
-/// The accepting side's judgement of a new peer: its class, or the refusal.
-pub fn admit_peer(
-    key: &PublicKey,
-    claim: Claim,
-    validators: &BTreeSet<PublicKey>,
-) -> Result<PeerClass, TransportError> {
-    let class = classify(key, validators);
-    if claim == Claim::Validator && class != PeerClass::Validator {
-        return Err(TransportError::NotAListedValidator { key: *key });
-    }
-    Ok(class)
+/// What a transport counts instead of reporting as events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransportStats {
+    /// Frames dropped at the reader for being over their peer's rate.
+    pub frames_shed: u64,
+    /// Inbound connections (or handshakes) refused by admission.
+    pub refused: u64,
+    /// Inbound attempts asked to prove their address first (QUIC Retry).
+    pub retries: u64,
+    /// Client connections closed for being idle.
+    pub idle_closed: u64,
+    /// Connections closed because another connection of the same key won.
+    pub superseded: u64,
 }
 
-/// What becomes of one frame received at `now`: rate-limit, decode,
-/// verify. Every transport calls this, so every transport drops the same
-/// frames for the same reasons.
-pub fn admit_frame(
-    cfg: &TransportConfig,
-    limiter: &mut RateLimiter,
+/// One connection's reader: its peer's rate bucket and the keys it has
+/// prepared (the peer's own first), so decoding and verifying a frame
+/// takes no lock and decompresses a sender's key once per connection.
+#[derive(Debug, Clone)]
+pub struct FrameReader {
     peer: PublicKey,
     class: PeerClass,
-    frame: &[u8],
-    now: LocalTime,
-) -> TransportEvent {
-    let dropped = |error| TransportEvent::Dropped { peer, error };
-    if limiter.check(&peer, now, 1).is_err() {
-        return dropped(TransportError::RateLimited { peer });
-    }
-    let envelope = match decode_envelope(frame, cfg.max_frame) {
-        Ok(e) => e,
-        Err(e) => return dropped(TransportError::Frame(e)),
-    };
-    if let Some(chain) = cfg.chain {
-        let got = envelope.envelope().chain_id;
-        if got != chain {
-            return dropped(TransportError::Envelope(EnvelopeError::WrongChain {
-                got,
-                expected: chain,
-            }));
+    bucket: TokenBucket,
+    keys: KeyCache,
+}
+
+impl FrameReader {
+    /// The reader of a connection to `peer`, opened at `now`, with the rate
+    /// of its class.
+    pub fn new(cfg: &TransportConfig, peer: PublicKey, class: PeerClass, now: LocalTime) -> Self {
+        FrameReader {
+            peer,
+            class,
+            bucket: TokenBucket::new(
+                match class {
+                    PeerClass::Validator => cfg.validator_rate,
+                    PeerClass::ClientOrPartner => cfg.rate,
+                },
+                now,
+            ),
+            keys: KeyCache::new(8),
         }
     }
-    if cfg.verify_signatures
-        && let Err(e) = envelope.verify()
-    {
-        return dropped(TransportError::Envelope(e));
-    }
-    TransportEvent::Received {
-        peer,
-        class,
-        envelope: Box::new(envelope),
+
+    /// What becomes of one frame received at `now`: `None` if it is over
+    /// the peer's rate (shed before decoding: count it, report nothing),
+    /// otherwise the event (decoded, on the right chain and, if the config
+    /// says so, verified; or dropped with the reason). Every transport
+    /// calls this, so every transport sheds and drops the same frames for
+    /// the same reasons.
+    pub fn admit(
+        &mut self,
+        cfg: &TransportConfig,
+        frame: &[u8],
+        now: LocalTime,
+    ) -> Option<TransportEvent> {
+        let peer = self.peer;
+        if self.bucket.check(now, 1).is_err() {
+            return None;
+        }
+        let dropped = |error| Some(TransportEvent::Dropped { peer, error });
+        let envelope = match decode_envelope(frame, cfg.max_frame) {
+            Ok(e) => e,
+            Err(e) => return dropped(TransportError::Frame(e)),
+        };
+        if let Some(chain) = cfg.chain {
+            let got = envelope.envelope().chain_id;
+            if got != chain {
+                return dropped(TransportError::Envelope(EnvelopeError::WrongChain {
+                    got,
+                    expected: chain,
+                }));
+            }
+        }
+        if cfg.verify_signatures
+            && let Err(e) = envelope.verify_with(&mut self.keys)
+        {
+            return dropped(TransportError::Envelope(e));
+        }
+        Some(TransportEvent::Received {
+            peer,
+            class: self.class,
+            envelope: Box::new(envelope),
+        })
     }
 }
 
@@ -367,4 +439,7 @@ pub trait Transport {
 
     /// The next event, if one is ready.
     fn poll_event(&mut self) -> Option<TransportEvent>;
+
+    /// What the transport counted instead of reporting.
+    fn stats(&self) -> TransportStats;
 }

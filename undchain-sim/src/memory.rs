@@ -3,15 +3,22 @@
 //!
 //! Nodes join a [`MemoryNetwork`] under an address and a key. Connecting
 //! checks the key found at the address against the expected one (an impostor
-//! is refused with [`TransportError::WrongKey`]), and the accepting side
-//! applies [`admit_peer`]; a refused client sees `Connected` and then
+//! is refused with [`TransportError::WrongKey`]), and both sides ask their
+//! [`Admission`], the policy the QUIC transport carries out too: handshake
+//! places, separate validator and client budgets, per-host limits (the host
+//! of `"10.0.0.5:7"` is `"10.0.0.5"`), one connection per key, idle clients
+//! closed. A client refused after its handshake sees `Connected` and then
 //! `Closed` with [`TransportError::RefusedByPeer`], as the TLS 1.3 quirk
 //! makes it over QUIC. Envelopes travel as frames through a
 //! [`FrameDecoder`] per connection and each received frame goes through
-//! [`admit_frame`], so framing, rate limits and verification behave as on
-//! the wire. Delivery is immediate and in order; time (for rate limits) is
-//! the network's clock, set with [`MemoryNetwork::set_now`]. A node can be
-//! taken down ([`MemoryNetwork::set_down`]) to model a dead validator.
+//! that connection's [`FrameReader`], so framing, load shedding and
+//! verification behave as on the wire; a peer with
+//! [`TransportConfig::events_per_peer`] events waiting at the receiver is
+//! refused with [`TransportError::QueueFull`] (what QUIC flow control does
+//! to a sender whose reader waits). Delivery is immediate and in order;
+//! time (for rate limits and idle clients) is the network's clock, set
+//! with [`MemoryNetwork::set_now`]. A node can be taken down
+//! ([`MemoryNetwork::set_down`]) to model a dead validator.
 //!
 //! Shared state sits behind an `Arc<Mutex<_>>` so transports can move
 //! between threads; nothing here spawns one.
@@ -22,35 +29,95 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use undchain_types::msg::Endpoint;
 use undchain_types::{LocalTime, PublicKey, SignedEnvelope};
 
+use undchain_net::admission::{Admission, AdmissionError, ConnId, Incoming};
 use undchain_net::frame::{FrameDecoder, FrameError, frame_envelope};
-use undchain_net::rate::RateLimiter;
 use undchain_net::transport::{
-    Claim, PeerClass, Transport, TransportConfig, TransportError, TransportEvent, admit_frame,
-    admit_peer, classify,
+    Claim, FrameReader, PeerClass, Transport, TransportConfig, TransportError, TransportEvent,
+    TransportStats,
 };
 
 #[derive(Debug)]
 struct Conn {
+    id: ConnId,
     remote_addr: String,
     class: PeerClass,
+    inbound: bool,
     decoder: FrameDecoder,
+    reader: FrameReader,
+    /// Received events of this peer waiting in the node's queue.
+    waiting: usize,
 }
 
 #[derive(Debug)]
 struct Node {
     key: PublicKey,
     cfg: TransportConfig,
-    validators: BTreeSet<PublicKey>,
     down: bool,
     events: VecDeque<TransportEvent>,
     conns: BTreeMap<PublicKey, Conn>,
-    limiter: RateLimiter,
+    admission: Admission<String>,
+    stats: TransportStats,
+}
+
+impl Node {
+    fn conn(
+        &self,
+        id: ConnId,
+        remote_addr: String,
+        class: PeerClass,
+        inbound: bool,
+        peer: PublicKey,
+        now: LocalTime,
+    ) -> Conn {
+        Conn {
+            id,
+            remote_addr,
+            class,
+            inbound,
+            decoder: FrameDecoder::new(self.cfg.max_frame),
+            reader: FrameReader::new(&self.cfg, peer, class, now),
+            waiting: 0,
+        }
+    }
+
+    /// Forgets the connection to `peer` and tells this node's runtime.
+    fn close(&mut self, peer: PublicKey, error: TransportError) {
+        if let Some(c) = self.conns.remove(&peer) {
+            self.admission.handle_closed(c.id);
+            self.events
+                .push_back(TransportEvent::Closed { peer, error });
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Net {
     nodes: BTreeMap<String, Node>,
     now: LocalTime,
+}
+
+impl Net {
+    /// Closes `from`'s connection to the node at `to` (if any) with `error`
+    /// on that side, and `from`'s side with `local`.
+    fn close_both(
+        &mut self,
+        from: &str,
+        peer_addr: &str,
+        local: TransportError,
+        remote: TransportError,
+    ) {
+        let Some(me) = self.nodes.get(from).map(|n| n.key) else {
+            return;
+        };
+        let mut peer = None;
+        if let Some(n) = self.nodes.get_mut(peer_addr) {
+            peer = Some(n.key);
+            n.close(me, remote);
+        }
+        if let (Some(peer), Some(n)) = (peer, self.nodes.get_mut(from)) {
+            n.close(peer, local);
+        }
+    }
 }
 
 /// The shared in-memory network.
@@ -90,11 +157,11 @@ impl MemoryNetwork {
             Node {
                 key,
                 cfg,
-                validators: BTreeSet::new(),
                 down: false,
                 events: VecDeque::new(),
                 conns: BTreeMap::new(),
-                limiter: RateLimiter::new(cfg.rate),
+                admission: Admission::new(cfg.admission, key),
+                stats: TransportStats::default(),
             },
         );
         Ok(MemoryTransport {
@@ -105,9 +172,41 @@ impl MemoryNetwork {
     }
 
     /// Sets the network's clock, which the rate limits of every node read
-    /// (a simulator passes its virtual time).
+    /// (a simulator passes its virtual time), and closes the client
+    /// connections that are idle by then.
     pub fn set_now(&self, now: LocalTime) {
-        self.lock().now = now;
+        let mut net = self.lock();
+        net.now = now;
+        let mut idle = Vec::new();
+        for (addr, node) in &mut net.nodes {
+            for (_, key) in node.admission.handle_timeout(now) {
+                if let Some(c) = node.conns.get(&key) {
+                    idle.push((addr.clone(), c.remote_addr.clone()));
+                }
+            }
+        }
+        for (addr, remote) in idle {
+            if let Some(n) = net.nodes.get_mut(&addr) {
+                n.stats.idle_closed += 1;
+            }
+            let reason = "closed for being idle".to_owned();
+            let (me, peer) = match (net.nodes.get(&addr), net.nodes.get(&remote)) {
+                (Some(a), Some(b)) => (a.key, b.key),
+                _ => continue,
+            };
+            net.close_both(
+                &addr,
+                &remote,
+                TransportError::Closed {
+                    peer,
+                    reason: reason.clone(),
+                },
+                TransportError::Closed {
+                    peer: me,
+                    reason: format!("closed by peer: {reason}"),
+                },
+            );
+        }
     }
 
     /// Takes the node at `address` down (connections to it close, new ones
@@ -122,24 +221,20 @@ impl MemoryNetwork {
             return;
         }
         let key = node.key;
-        let peers: Vec<(PublicKey, String)> = node
-            .conns
-            .iter()
-            .map(|(k, c)| (*k, c.remote_addr.clone()))
-            .collect();
-        node.conns.clear();
-        node.events.clear();
-        for (_, remote) in peers {
-            if let Some(other) = net.nodes.get_mut(&remote) {
-                other.conns.remove(&key);
-                other.events.push_back(TransportEvent::Closed {
+        let remotes: Vec<String> = node.conns.values().map(|c| c.remote_addr.clone()).collect();
+        for remote in remotes {
+            net.close_both(
+                address,
+                &remote,
+                TransportError::Shutdown,
+                TransportError::Closed {
                     peer: key,
-                    error: TransportError::Closed {
-                        peer: key,
-                        reason: "peer went down".into(),
-                    },
-                });
-            }
+                    reason: "peer went down".into(),
+                },
+            );
+        }
+        if let Some(node) = net.nodes.get_mut(address) {
+            node.events.clear();
         }
     }
 
@@ -173,25 +268,29 @@ fn deliver(
 ) -> Result<(), TransportError> {
     let now = net.now;
     let node = net.nodes.get_mut(to).ok_or_else(|| unreachable(to))?;
+    let to_key = node.key;
     let Node {
         conns,
         events,
-        limiter,
         cfg,
-        key: to_key,
+        admission,
+        stats,
         ..
     } = node;
-    let to_key = *to_key;
     let conn = conns
         .get_mut(&from_key)
         .ok_or(TransportError::NotConnected { peer: to_key })?;
-    let class = conn.class;
+    admission.handle_activity(now, conn.id);
     let mut framing_lost: Option<FrameError> = None;
     while !bytes.is_empty() {
         match conn.decoder.decode(&mut bytes) {
-            Ok(Some(frame)) => {
-                events.push_back(admit_frame(cfg, limiter, from_key, class, &frame, now))
-            }
+            Ok(Some(frame)) => match conn.reader.admit(cfg, &frame, now) {
+                Some(ev) => {
+                    conn.waiting += 1;
+                    events.push_back(ev);
+                }
+                None => stats.frames_shed += 1,
+            },
             Ok(None) => break,
             Err(e) => {
                 framing_lost = Some(e);
@@ -201,21 +300,15 @@ fn deliver(
     }
     if let Some(e) = framing_lost {
         // Framing lost: close the connection on both sides, with the reason.
-        conns.remove(&from_key);
-        events.push_back(TransportEvent::Closed {
-            peer: from_key,
-            error: TransportError::Frame(e.clone()),
-        });
-        if let Some(sender) = net.nodes.get_mut(from_addr) {
-            sender.conns.remove(&to_key);
-            sender.events.push_back(TransportEvent::Closed {
+        net.close_both(
+            to,
+            from_addr,
+            TransportError::Frame(e.clone()),
+            TransportError::Closed {
                 peer: to_key,
-                error: TransportError::Closed {
-                    peer: to_key,
-                    reason: format!("closed by peer: {e}"),
-                },
-            });
-        }
+                reason: format!("closed by peer: {e}"),
+            },
+        );
     }
     Ok(())
 }
@@ -247,6 +340,59 @@ impl MemoryTransport {
     pub fn drain_events(&mut self) -> Vec<TransportEvent> {
         core::iter::from_fn(|| self.poll_event()).collect()
     }
+
+    /// What this node's admission holds now.
+    pub fn admission_counts(&self) -> undchain_net::AdmissionCounts {
+        self.net
+            .lock()
+            .nodes
+            .get(&self.address)
+            .map(|n| n.admission.counts())
+            .unwrap_or_default()
+    }
+}
+
+/// The accepting side's answer to a connection from `me` (key `my_key`,
+/// claiming `claim`): the class it was admitted as, or why not, and
+/// whether the refusal came after the handshake (the dialer then sees the
+/// TLS 1.3 quirk).
+fn accept(
+    n: &mut Node,
+    me: &str,
+    my_key: PublicKey,
+    claim: Claim,
+    now: LocalTime,
+) -> Result<PeerClass, (AdmissionError, bool)> {
+    let id = match n.admission.handle_incoming(&me.to_owned(), true) {
+        Ok(Incoming::Accept(id)) => id,
+        // A validated source is never asked to retry.
+        Ok(Incoming::Retry) => unreachable!("validated sources are not asked to retry"),
+        Err(e) => return Err((e, false)),
+    };
+    let source = n.admission.finish_handshake(id).map_err(|e| (e, false))?;
+    let admitted = n
+        .admission
+        .admit_inbound(now, my_key, claim, &source)
+        .map_err(|e| (e, true))?;
+    if admitted.replaces.is_some() {
+        n.stats.superseded += 1;
+    }
+    let conn = n.conn(
+        admitted.conn,
+        me.to_owned(),
+        admitted.class,
+        true,
+        my_key,
+        now,
+    );
+    n.conns.insert(my_key, conn);
+    n.events.push_back(TransportEvent::Connected {
+        peer: my_key,
+        class: admitted.class,
+        inbound: true,
+        address: me.to_owned(),
+    });
+    Ok(admitted.class)
 }
 
 impl Transport for MemoryTransport {
@@ -256,7 +402,7 @@ impl Transport for MemoryTransport {
 
     fn set_validator_keys(&mut self, keys: BTreeSet<PublicKey>) {
         if let Some(n) = self.net.lock().nodes.get_mut(&self.address) {
-            n.validators = keys;
+            n.admission.set_validator_keys(keys);
         }
     }
 
@@ -267,88 +413,100 @@ impl Transport for MemoryTransport {
         claim: Claim,
     ) -> Result<(), TransportError> {
         let mut net = self.net.lock();
+        let net = &mut *net;
+        let now = net.now;
         let remote = endpoint.address.as_str().to_owned();
         let me = self.address.clone();
         let my_key = self.key;
-        let (my_validators, my_max) = match net.nodes.get(&me) {
-            Some(n) => (n.validators.clone(), n.cfg.max_frame),
-            None => return Err(TransportError::Shutdown),
-        };
         let failed = |error| TransportEvent::ConnectFailed {
             peer,
             address: remote.clone(),
             error,
         };
-        let outcome = match net.nodes.get_mut(&remote) {
-            None => Err(failed(unreachable(&remote))),
-            Some(n) if n.down => Err(failed(unreachable(&remote))),
-            Some(n) if n.key != peer => Err(failed(TransportError::WrongKey {
+        let node = net.nodes.get_mut(&me).ok_or(TransportError::Shutdown)?;
+        if let Some(c) = node.conns.get(&peer) {
+            // Already connected: one connection per key; report it again.
+            let ev = TransportEvent::Connected {
+                peer,
+                class: c.class,
+                inbound: c.inbound,
+                address: c.remote_addr.clone(),
+            };
+            node.events.push_back(ev);
+            return Ok(());
+        }
+        let problem = match net.nodes.get(&remote) {
+            None => Some(unreachable(&remote)),
+            Some(n) if n.down => Some(unreachable(&remote)),
+            Some(n) if n.key != peer => Some(TransportError::WrongKey {
                 address: remote.clone(),
                 expected: peer,
                 presented: n.key,
-            })),
-            Some(n) => match admit_peer(&my_key, claim, &n.validators) {
-                Ok(class) => {
-                    n.conns.insert(
-                        my_key,
-                        Conn {
-                            remote_addr: me.clone(),
-                            class,
-                            decoder: FrameDecoder::new(n.cfg.max_frame),
-                        },
-                    );
-                    n.events.push_back(TransportEvent::Connected {
-                        peer: my_key,
-                        class,
-                        inbound: true,
-                        address: me.clone(),
-                    });
-                    Ok(true)
-                }
-                Err(error) => {
-                    n.events.push_back(TransportEvent::Refused {
-                        peer: my_key,
-                        error,
-                    });
-                    // The quirk: the client's connect succeeds first.
-                    Ok(false)
-                }
-            },
+            }),
+            Some(_) => None,
         };
-        let Some(node) = net.nodes.get_mut(&me) else {
+        let node = net.nodes.get_mut(&me).ok_or(TransportError::Shutdown)?;
+        if let Some(error) = problem {
+            node.events.push_back(failed(error));
+            return Ok(());
+        }
+        let mine = match node.admission.admit_outbound(now, peer, &remote) {
+            Ok(a) => a,
+            Err(e) => {
+                node.events.push_back(failed(e.into()));
+                return Ok(());
+            }
+        };
+        let Some(n) = net.nodes.get_mut(&remote) else {
             return Err(TransportError::Shutdown);
         };
+        let outcome = accept(n, &me, my_key, claim, now);
+        if let Err((error, _)) = &outcome {
+            n.stats.refused += 1;
+            n.events.push_back(TransportEvent::Refused {
+                peer: my_key,
+                error: error.clone().into(),
+            });
+        }
+        let node = net.nodes.get_mut(&me).ok_or(TransportError::Shutdown)?;
         match outcome {
-            Err(ev) => node.events.push_back(ev),
-            Ok(accepted) => {
-                let class = classify(&peer, &my_validators);
+            Err((error, false)) => {
+                node.admission.handle_closed(mine.conn);
+                node.events.push_back(failed(TransportError::Handshake {
+                    address: remote.clone(),
+                    reason: format!("the peer refused the connection attempt: {error}"),
+                }));
+            }
+            Err((error, true)) => {
+                // The quirk: the client's connect succeeds first.
+                node.admission.handle_closed(mine.conn);
                 node.events.push_back(TransportEvent::Connected {
                     peer,
-                    class,
+                    class: mine.class,
+                    inbound: false,
+                    address: remote,
+                });
+                let reason = match error {
+                    AdmissionError::NotAListedValidator { .. } => format!(
+                        "not a listed validator: {my_key} is named by neither the validator \
+                         set nor the bootstrap list"
+                    ),
+                    other => other.to_string(),
+                };
+                node.events.push_back(TransportEvent::Closed {
+                    peer,
+                    error: TransportError::RefusedByPeer { peer, reason },
+                });
+            }
+            Ok(_) => {
+                node.events.push_back(TransportEvent::Connected {
+                    peer,
+                    class: mine.class,
                     inbound: false,
                     address: remote.clone(),
                 });
-                if accepted {
-                    node.conns.insert(
-                        peer,
-                        Conn {
-                            remote_addr: remote,
-                            class,
-                            decoder: FrameDecoder::new(my_max),
-                        },
-                    );
-                } else {
-                    node.events.push_back(TransportEvent::Closed {
-                        peer,
-                        error: TransportError::RefusedByPeer {
-                            peer,
-                            reason: format!(
-                                "not a listed validator: {my_key} is named by neither the \
-                                 validator set nor the bootstrap list"
-                            ),
-                        },
-                    });
-                }
+                let conn = node.conn(mine.conn, remote, mine.class, false, peer, now);
+                node.conns.insert(peer, conn);
             }
         }
         Ok(())
@@ -365,37 +523,75 @@ impl Transport for MemoryTransport {
             .get(peer)
             .ok_or(TransportError::NotConnected { peer: *peer })?;
         let remote = conn.remote_addr.clone();
+        let id = conn.id;
         let bytes = frame_envelope(envelope, node.cfg.max_frame)?;
-        deliver(&mut net, &self.address, self.key, &remote, &bytes)
+        let (cap, cap_bytes) = (node.cfg.queue_per_peer, node.cfg.queue_bytes_per_peer);
+        // The receiver's reader waits with events_per_peer of ours queued:
+        // flow control stops us.
+        let backed_up = net.nodes.get(&remote).is_some_and(|r| {
+            r.conns
+                .get(&self.key)
+                .is_some_and(|c| c.waiting >= r.cfg.events_per_peer.max(1))
+        });
+        if backed_up {
+            return Err(TransportError::QueueFull {
+                peer: *peer,
+                cap,
+                cap_bytes,
+            });
+        }
+        deliver(&mut net, &self.address, self.key, &remote, &bytes)?;
+        let now = net.now;
+        if let Some(n) = net.nodes.get_mut(&self.address) {
+            n.admission.handle_activity(now, id);
+        }
+        Ok(())
     }
 
     fn disconnect(&mut self, peer: &PublicKey) {
         let mut net = self.net.lock();
-        let Some(conn) = net
+        let Some(remote) = net
             .nodes
-            .get_mut(&self.address)
-            .and_then(|n| n.conns.remove(peer))
+            .get(&self.address)
+            .and_then(|n| n.conns.get(peer))
+            .map(|c| c.remote_addr.clone())
         else {
             return;
         };
-        if let Some(other) = net.nodes.get_mut(&conn.remote_addr) {
-            other.conns.remove(&self.key);
-            other.events.push_back(TransportEvent::Closed {
-                peer: self.key,
-                error: TransportError::Closed {
+        if let Some(n) = net.nodes.get_mut(&self.address)
+            && let Some(c) = n.conns.remove(peer)
+        {
+            n.admission.handle_closed(c.id);
+        }
+        if let Some(other) = net.nodes.get_mut(&remote) {
+            other.close(
+                self.key,
+                TransportError::Closed {
                     peer: self.key,
                     reason: "closed by peer".into(),
                 },
-            });
+            );
         }
     }
 
     fn poll_event(&mut self) -> Option<TransportEvent> {
+        let mut net = self.net.lock();
+        let node = net.nodes.get_mut(&self.address)?;
+        let ev = node.events.pop_front()?;
+        if let TransportEvent::Received { peer, .. } | TransportEvent::Dropped { peer, .. } = &ev
+            && let Some(c) = node.conns.get_mut(peer)
+        {
+            c.waiting = c.waiting.saturating_sub(1);
+        }
+        Some(ev)
+    }
+
+    fn stats(&self) -> TransportStats {
         self.net
             .lock()
             .nodes
-            .get_mut(&self.address)?
-            .events
-            .pop_front()
+            .get(&self.address)
+            .map(|n| n.stats)
+            .unwrap_or_default()
     }
 }

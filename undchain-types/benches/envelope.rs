@@ -13,6 +13,10 @@
 //!   decode, canonical check, key checks, digest, verify_strict), and
 //!   `from_bytes` + `verify` with no cache (one decompression each);
 //!   raw = `VerifyingKey::from_bytes` + `verify_strict` on the same bytes.
+//! - `key_check`: the full check of a key first met (`PublicKey::prepare`:
+//!   decompression, weak-key and prime-order-subgroup checks) on 1,000
+//!   distinct keys; raw = `VerifyingKey::from_bytes` alone (decompression,
+//!   no subgroup check), and with dalek's constant-time `is_torsion_free`.
 
 use std::hint::black_box;
 
@@ -133,6 +137,39 @@ fn bench(c: &mut Criterion) {
             for (m, s) in raw_msgs.iter().zip(&raw_sigs) {
                 let k = ed25519_dalek::VerifyingKey::from_bytes(&pub_bytes).unwrap();
                 k.verify_strict(m, s).unwrap();
+            }
+        })
+    });
+    g.finish();
+
+    let keys: Vec<undchain_types::PublicKey> = (0..N as u32)
+        .map(|i| {
+            let mut seed = [3u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            SigningKey::from_seed(seed).public()
+        })
+        .collect();
+    let mut g = c.benchmark_group("key_check_1000_keys");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("undchain_prepare", |b| {
+        b.iter(|| {
+            for k in &keys {
+                black_box(k.prepare().unwrap());
+            }
+        })
+    });
+    g.bench_function("raw_decompress_only", |b| {
+        b.iter(|| {
+            for k in &keys {
+                black_box(ed25519_dalek::VerifyingKey::from_bytes(k.as_bytes()).unwrap());
+            }
+        })
+    });
+    g.bench_function("raw_decompress_is_torsion_free", |b| {
+        b.iter(|| {
+            for k in &keys {
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(k.as_bytes()).unwrap();
+                assert!(vk.to_edwards().is_torsion_free());
             }
         })
     });

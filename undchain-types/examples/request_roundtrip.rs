@@ -50,7 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A validator decodes, verifies and checks for replay.
     let received = SignedEnvelope::open(&bytes, DEFAULT_MAX_FRAME, params.chain_id)?;
-    let mut guard = ReplayGuard::new(ReplayConfig::from_params(&params));
+    // The seed keys the guard's horizon table: a node draws it at random.
+    let mut guard = ReplayGuard::new(ReplayConfig::from_params(&params, 0x5eed));
     let e = received.envelope();
     let first = guard.check(&e.sender, e.seq, e.sent_at, ClockDomain::Wall, now)?;
     let again = guard.check(&e.sender, e.seq, e.sent_at, ClockDomain::Wall, now)?;

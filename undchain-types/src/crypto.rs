@@ -4,14 +4,19 @@
 //! Signatures always cover a 32-byte domain-separated digest
 //! ([`crate::hash::HashContext`]), never raw bytes, so a signature made for one
 //! purpose cannot be replayed for another. Verification is `verify_strict`.
+//!
 //! A [`PublicKey`] is the 32-byte encoding, checked when built or decoded to
 //! be canonical (y < p) and not one of the small-order (weak) points; it
 //! stays 32 bytes, so job files and messages full of keys decode without
-//! curve arithmetic. Whether the bytes are a curve point at all is known when
-//! a signature is verified (a key that is not a point never verifies
-//! anything). Hot paths that verify many signatures by one key prepare it
-//! once ([`PublicKey::prepare`]); a [`crate::SignedEnvelope`] does this for
-//! its sender when decoded.
+//! curve arithmetic. The rest of the check (a curve point, in the
+//! prime-order subgroup: no small-order component, so one secret holds one
+//! identity and not eight) costs a decompression and a scalar
+//! multiplication, and runs where a key first becomes someone:
+//! [`PublicKey::prepare`] before any signature is checked, the TLS
+//! handshake, and [`PublicKey::from_hex`] for keys read from files. A key
+//! that fails it never verifies anything. Hot paths that verify many
+//! signatures by one key prepare it once ([`PreparedKey`], [`KeyCache`]); a
+//! [`crate::SignedEnvelope`] keeps its sender's prepared key.
 
 use core::fmt;
 
@@ -35,6 +40,14 @@ pub enum CryptoError {
     /// The key has small order: it would accept signatures on any message.
     #[error("public key is weak (small order)")]
     WeakKey,
+    /// The key is a point of the prime-order subgroup plus a small-order
+    /// (torsion) point: the secret of the prime-order part can sign for all
+    /// eight such keys, so one secret would hold eight identities.
+    #[error(
+        "public key has a small-order (torsion) component: one secret would control eight \
+         identities"
+    )]
+    TorsionComponent,
     /// `verify_strict` refused the signature (wrong key or message,
     /// non-canonical s >= L, small-order or non-canonical R).
     #[error("signature does not verify (strict)")]
@@ -102,10 +115,15 @@ impl PublicKey {
         Ok(PublicKey(*bytes))
     }
 
-    /// Parses 64 hex digits.
+    /// Parses 64 hex digits, as keys are written in files (the validator
+    /// list, key files): a file is where such a key is first met, so the
+    /// full check runs here, the curve point and the prime-order subgroup
+    /// included ([`PublicKey::prepare`]).
     pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
         let bytes = crate::hash::from_hex32(s).ok_or(CryptoError::BadHex)?;
-        Self::from_bytes(&bytes)
+        let key = Self::from_bytes(&bytes)?;
+        key.verifying_key()?;
+        Ok(key)
     }
 
     /// The 32-byte encoding.
@@ -123,9 +141,13 @@ impl PublicKey {
         crate::hash::to_hex(&self.0)
     }
 
-    /// The ed25519-dalek key (decompresses the point: fails with
-    /// [`CryptoError::NotOnCurve`] if the bytes are not a point). For TLS raw
-    /// public keys and the like.
+    /// The ed25519-dalek key: decompresses the point and checks it lies in
+    /// the prime-order subgroup. Fails with [`CryptoError::NotOnCurve`] if
+    /// the bytes are not a point and [`CryptoError::TorsionComponent`] if
+    /// the point has a small-order component. Every signature check and
+    /// every first parse of a key from a TLS handshake or a file passes
+    /// here, so such a key never verifies anything and never becomes an
+    /// identity.
     pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
             .map_err(|_| CryptoError::NotOnCurve)?;
@@ -134,10 +156,14 @@ impl PublicKey {
         if vk.is_weak() {
             return Err(CryptoError::WeakKey);
         }
+        if !is_torsion_free(&vk.to_edwards()) {
+            return Err(CryptoError::TorsionComponent);
+        }
         Ok(vk)
     }
 
-    /// Decompresses once, for verifying many signatures by this key.
+    /// Decompresses and checks once ([`PublicKey::verifying_key`]), for
+    /// verifying many signatures by this key.
     pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
         self.verifying_key().map(PreparedKey)
     }
@@ -277,6 +303,18 @@ impl<'de> Deserialize<'de> for PublicKey {
             de::Error::custom("invalid public key")
         })
     }
+}
+
+/// Whether `p` lies in the prime-order subgroup, in variable time (a public
+/// key is public): `[L-1]P = -P` holds exactly when `[L]P` is the identity.
+/// For `P = Q + T` with `Q` of order L and `T` of order dividing 8,
+/// `[L-1]P = -Q + [4]T` (L = 5 mod 8), which is `-Q - T` only when
+/// `[5]T = 0`, that is `T = 0`. One variable-base multiplication, about 40%
+/// cheaper than `EdwardsPoint::is_torsion_free` (a constant-time `[L]P`);
+/// a test checks the two agree.
+pub(crate) fn is_torsion_free(p: &curve25519_dalek::EdwardsPoint) -> bool {
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    EdwardsPoint::vartime_double_scalar_mul_basepoint(&-Scalar::ONE, p, &Scalar::ZERO) == -p
 }
 
 /// Whether the 255-bit y coordinate of an encoded point is below
@@ -491,6 +529,19 @@ mod tests {
             pk.verify(HashContext::Receipt, b"x", &sig),
             Err(CryptoError::NotOnCurve)
         );
+    }
+
+    #[test]
+    fn the_fast_torsion_check_agrees_with_dalek() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        for i in 0..64u8 {
+            let q = key(i).prepared().dalek().to_edwards();
+            assert!(is_torsion_free(&q) && q.is_torsion_free());
+            for t in &EIGHT_TORSION[1..] {
+                let p = q + t;
+                assert!(!is_torsion_free(&p) && !p.is_torsion_free());
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! a domain-separated encoding of every field. Decoding insists on the
 //! canonical encoding, so the digest of the received bytes is the digest of
 //! the decoded value. `verify` uses `verify_strict`; weak keys never get
-//! this far (a [`PublicKey`] cannot hold one).
+//! this far (a [`PublicKey`] cannot hold one), and a sender key with a
+//! small-order component is refused when it is prepared for the check
+//! ([`crate::CryptoError::TorsionComponent`]).
 
 use std::sync::OnceLock;
 

@@ -1,6 +1,7 @@
 //! undchain-net's integration tests, one binary (one link, shared helpers in
 //! [`support`]).
 
+mod admission;
 mod frame_envelopes;
 mod fuzz_seeds;
 mod outreach_refusals;

@@ -6,8 +6,13 @@
 //! the 12-byte ed25519 prefix and the 32-byte key) and signs the handshake
 //! transcript with ed25519 through ed25519-dalek, the same key that signs
 //! envelopes. Verification uses `verify_strict`; a key that is not canonical,
-//! not on the curve or weak is refused (it cannot become a
-//! [`PublicKey`]).
+//! not on the curve, weak or with a small-order component is refused when
+//! it is first read from the handshake ([`key_from_spki`]).
+//!
+//! No session is ever resumed and no early data is sent or taken: the
+//! server keeps no session state and issues no tickets, the client stores
+//! none and offers no 0-RTT. Resumption would let a connection skip the
+//! handshake signature that proves the key, and 0-RTT data is replayable.
 //!
 //! - The connecting side ([`ExpectKey`]) accepts the server only under the
 //!   key it expected (the one the validator list names for that address)
@@ -53,6 +58,8 @@ pub fn spki_of(key: &PublicKey) -> Vec<u8> {
 }
 
 /// The identity in a presented SubjectPublicKeyInfo, or why it is not one.
+/// The full key check runs here (a curve point in the prime-order
+/// subgroup): the handshake is where a peer's key is first met.
 pub fn key_from_spki(der: &[u8]) -> Result<PublicKey, String> {
     let Some(raw) = der.strip_prefix(&ED25519_SPKI_PREFIX[..]) else {
         return Err("not an ed25519 SubjectPublicKeyInfo".into());
@@ -60,7 +67,9 @@ pub fn key_from_spki(der: &[u8]) -> Result<PublicKey, String> {
     let bytes: [u8; 32] = raw
         .try_into()
         .map_err(|_| format!("ed25519 key of {} bytes, expected 32", raw.len()))?;
-    PublicKey::from_bytes(&bytes).map_err(|e| e.to_string())
+    let key = PublicKey::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    key.prepare().map_err(|e| e.to_string())?;
+    Ok(key)
 }
 
 fn bad_cert(reason: String) -> TlsError {
@@ -298,6 +307,9 @@ pub fn server_config(identity: &SigningKey) -> Result<ServerConfig, TlsError> {
             identity,
         ))));
     cfg.alpn_protocols = vec![ALPN_VALIDATOR.to_vec(), ALPN_USER.to_vec()];
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    cfg.max_early_data_size = 0;
     Ok(cfg)
 }
 
@@ -318,6 +330,8 @@ pub fn client_config(
             identity,
         ))));
     cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.enable_early_data = false;
     Ok((cfg, slot))
 }
 
@@ -341,5 +355,27 @@ mod tests {
         id[0] = 1;
         weak.extend_from_slice(&id);
         assert!(key_from_spki(&weak).unwrap_err().contains("weak"));
+        // A key with a small-order component (speccheck case 3's key,
+        // "Taming the many EdDSAs"): refused, it is not one identity.
+        let mixed = undchain_types::hash::from_hex32(
+            "cdb267ce40c5cd45306fa5d2f29731459387dbf9eb933b7bd5aed9a765b88d4d",
+        )
+        .unwrap();
+        let mut der = ED25519_SPKI_PREFIX.to_vec();
+        der.extend_from_slice(&mixed);
+        assert!(key_from_spki(&der).unwrap_err().contains("torsion"));
+    }
+
+    #[test]
+    fn no_resumption_and_no_early_data_either_side() {
+        let id = SigningKey::from_seed([4; 32]);
+        let server = server_config(&id).unwrap();
+        assert_eq!(server.send_tls13_tickets, 0);
+        assert_eq!(server.max_early_data_size, 0);
+        assert!(!server.session_storage.can_cache());
+        assert!(!server.ticketer.enabled());
+        let (client, _) = client_config(&id, id.public(), ALPN_USER).unwrap();
+        assert!(!client.enable_early_data);
+        assert!(format!("{:?}", client.resumption).contains("NoClientSessionStorage"));
     }
 }

@@ -24,7 +24,12 @@ pub fn any() -> SocketAddr {
 /// A transport for test node `i` on a free loopback port that accepts the
 /// nodes of `listed` as validators.
 pub fn node(i: usize, listed: &[usize]) -> QuicTransport {
-    let t = QuicTransport::bind(any(), node_key(i), QuicConfig::default()).unwrap();
+    node_with(i, listed, QuicConfig::default())
+}
+
+/// [`node`] with settings of its own.
+pub fn node_with(i: usize, listed: &[usize], cfg: QuicConfig) -> QuicTransport {
+    let t = QuicTransport::bind(any(), node_key(i), cfg).unwrap();
     t.set_validator_keys(listed.iter().map(|k| pk(*k)).collect::<BTreeSet<_>>());
     t
 }

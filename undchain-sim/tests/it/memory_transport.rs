@@ -208,17 +208,95 @@ fn memory_dead_validator_is_unreachable_and_rate_limits_apply() {
             .count(),
         2
     );
-    assert!(matches!(
-        ev.last(),
-        Some(TransportEvent::Dropped {
-            error: TransportError::RateLimited { .. },
-            ..
-        })
-    ));
+    // The third was shed at the reader: counted, never an event.
+    assert_eq!(ev.len(), 3, "Connected and two envelopes: {ev:?}");
+    assert_eq!(w.stats().frames_shed, 1);
     net.set_now(LocalTime::from_micros(1_000_000));
     c.send(&pk(2), &hello(7)).unwrap();
     assert!(matches!(
         w.drain_events()[..],
         [TransportEvent::Received { .. }]
     ));
+}
+
+#[test]
+fn memory_client_flood_cannot_take_a_validator_slot_and_idle_clients_go() {
+    let net = MemoryNetwork::new();
+    let cfg = TransportConfig {
+        admission: undchain_net::AdmissionConfig {
+            client_slots: 8,
+            ..undchain_net::AdmissionConfig::default()
+        },
+        ..TransportConfig::default()
+    };
+    let mut v = net.join("10.0.0.1:1", pk(1), cfg).unwrap();
+    v.set_validator_keys([pk(1), pk(2)].into_iter().collect());
+    // Fifty clients from fifty hosts: eight get slots, the rest are told
+    // on their first read.
+    let mut refused = 0;
+    for i in 0..50u8 {
+        let mut c = node(&net, &format!("10.1.{i}.1:1"), 100 + i, &[1]);
+        c.connect(pk(1), &quic("10.0.0.1:1"), Claim::ClientOrPartner)
+            .unwrap();
+        let ev = c.drain_events();
+        if let [_, TransportEvent::Closed { error, .. }] = &ev[..] {
+            assert!(
+                error.to_string().contains("client connection slots"),
+                "{error}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 42);
+    assert_eq!(v.stats().refused, 42);
+    // The validator still gets in, and envelopes flow.
+    let mut w = node(&net, "10.0.0.2:1", 2, &[1, 2]);
+    w.connect(pk(1), &quic("10.0.0.1:1"), Claim::Validator)
+        .unwrap();
+    w.send(&pk(1), &hello(2)).unwrap();
+    assert!(v.drain_events().iter().any(
+        |e| matches!(e, TransportEvent::Received { peer, class: PeerClass::Validator, .. } if *peer == pk(2))
+    ));
+    let counts = v.admission_counts();
+    assert_eq!((counts.validators, counts.clients), (1, 8));
+    // Thirty seconds without a frame: the clients are closed, the
+    // validator stays.
+    net.set_now(LocalTime::from_micros(30_000_000));
+    assert_eq!(v.stats().idle_closed, 8);
+    assert_eq!(v.admission_counts().clients, 0);
+    assert!(v.is_connected(&pk(2)));
+}
+
+#[test]
+fn memory_a_backed_up_peer_is_refused_not_buffered() {
+    let net = MemoryNetwork::new();
+    let cfg = TransportConfig {
+        events_per_peer: 3,
+        ..TransportConfig::default()
+    };
+    let mut v = net.join("v:1", pk(1), cfg).unwrap();
+    let mut c = node(&net, "c:1", 7, &[1]);
+    let mut d = node(&net, "d:1", 8, &[1]);
+    c.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    d.connect(pk(1), &quic("v:1"), Claim::ClientOrPartner)
+        .unwrap();
+    for _ in 0..3 {
+        c.send(&pk(1), &hello(7)).unwrap();
+    }
+    assert!(matches!(
+        c.send(&pk(1), &hello(7)),
+        Err(TransportError::QueueFull { .. })
+    ));
+    // Another peer is not held up by c's backlog.
+    d.send(&pk(1), &hello(8)).unwrap();
+    let ev = v.drain_events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, TransportEvent::Received { .. }))
+            .count(),
+        4
+    );
+    // Once the runtime took c's events, c may send again.
+    c.send(&pk(1), &hello(7)).unwrap();
 }

@@ -4,6 +4,8 @@
 mod envelope_roundtrip;
 mod fuzz_seeds;
 mod malleability;
+mod replay;
+mod speccheck;
 mod support;
 mod tamper;
 mod validator_list;
