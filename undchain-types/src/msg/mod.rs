@@ -11,6 +11,7 @@ pub mod consensus;
 pub mod links;
 pub mod partner;
 pub mod reconcile;
+pub mod sync;
 pub mod time;
 pub mod validator;
 
@@ -20,6 +21,7 @@ pub use consensus::*;
 pub use links::*;
 pub use partner::*;
 pub use reconcile::*;
+pub use sync::*;
 pub use time::*;
 pub use validator::*;
 
@@ -223,6 +225,10 @@ messages! {
     74 => DomainTransferProof(Box<DomainTransferProof>),
     /// Network -> linked network (item 10).
     75 => NetworkLink(NetworkLink),
+    /// Validator -> validators: signed requests (gossip or fetch answer; item 4).
+    77 => RequestBatch(RequestBatch),
+    /// Validator -> validator: the requests of these job ids (item 4).
+    78 => RequestFetch(RequestFetch),
 }
 
 impl MessageKind {
