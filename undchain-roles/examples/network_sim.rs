@@ -59,6 +59,7 @@ fn parse() -> Result<Args, String> {
     );
     cfg.requests_per_block = requests;
     cfg.faults = faults;
+    cfg.trace = std::env::var_os("UNDCHAIN_SIM_TRACE").is_some();
     if seeds == 0 {
         return Err("--seeds 0: must be positive".into());
     }

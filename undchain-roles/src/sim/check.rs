@@ -135,9 +135,18 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     let lost = acked.iter().filter(|id| !committed.contains_key(**id)).count() as u64;
     let blocks = w.min_committed();
     if blocks < cfg.blocks {
+        let heights: Vec<String> = w
+            .nodes
+            .iter()
+            .map(|n| {
+                let h = n.commits.keys().next_back().map_or(0, |h| h + 1);
+                if n.core.is_some() { h.to_string() } else { format!("{h}(down)") }
+            })
+            .collect();
         failures.push(format!(
-            "liveness: {blocks} of {} blocks committed by every validator",
-            cfg.blocks
+            "liveness: {blocks} of {} blocks committed by every validator (heights {})",
+            cfg.blocks,
+            heights.join(",")
         ));
     }
     Report {

@@ -40,6 +40,8 @@ pub struct SimConfig {
     pub block_interval_us: u64,
     /// Blocks per payout period.
     pub blocks_per_period: u64,
+    /// Print every node event and refusal to stderr (debugging a seed).
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -56,6 +58,7 @@ impl SimConfig {
             delay_us: 10_000,
             block_interval_us: 2_000_000,
             blocks_per_period: 30,
+            trace: false,
         }
     }
 }

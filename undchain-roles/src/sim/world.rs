@@ -259,6 +259,13 @@ impl World {
             }
         }
         self.finished_at_us = self.now;
+        if self.cfg.trace {
+            for (i, n) in self.nodes.iter().enumerate() {
+                if let Some(c) = n.core.as_ref() {
+                    eprintln!("end node={i} {}", c.validator().debug_state());
+                }
+            }
+        }
     }
 
     fn schedule_load(&mut self) {
@@ -308,8 +315,18 @@ impl World {
             }
             Ev::Send { client, nonce } => self.client_send(client, nonce),
             Ev::Check { job } => self.client_check(job),
-            Ev::Crash { node, torn } => self.crash(node, torn),
-            Ev::Restart { node } => self.restart(node),
+            Ev::Crash { node, torn } => {
+                if self.cfg.trace {
+                    eprintln!("t={} node={node} crash torn={torn}", self.now);
+                }
+                self.crash(node, torn)
+            }
+            Ev::Restart { node } => {
+                if self.cfg.trace {
+                    eprintln!("t={} node={node} restart", self.now);
+                }
+                self.restart(node)
+            }
         }
     }
 
@@ -327,8 +344,12 @@ impl World {
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
-        if core.handle_verified(local, env).is_err() {
+        let kind = env.envelope().kind;
+        if let Err(e) = core.handle_verified(local, env) {
             self.refused += 1;
+            if self.cfg.trace {
+                eprintln!("t={} node={to} refused {kind} from {from}: {e}", self.now);
+            }
         }
         self.drain(to);
     }
@@ -470,6 +491,9 @@ impl World {
     }
 
     fn record(&mut self, node: usize, e: NodeEvent) {
+        if self.cfg.trace && !matches!(e, NodeEvent::RequestAcked { .. }) {
+            eprintln!("t={} node={node} {e:?}", self.now);
+        }
         match e {
             NodeEvent::BlockCommitted {
                 number,

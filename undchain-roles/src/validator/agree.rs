@@ -73,7 +73,9 @@ impl Validator {
     /// Builds this validator's value for `height` from its open file.
     fn propose(&mut self, now: LocalTime, height: BlockNumber, round: Round) {
         let file = self.book.open_file(height).cloned().unwrap_or_default();
-        let Some(value) = self.value_for(height, &file) else {
+        let signers = self.parent_signers();
+        let cert = self.last_cert.clone();
+        let Some(value) = self.value_for(height, &file, &signers, cert) else {
             return;
         };
         let id = value.header.hash_with(self.params.hash_algorithm);
@@ -95,14 +97,20 @@ impl Validator {
         }
     }
 
-    /// The header this validator would propose for `height` over `file`.
-    fn value_for(&mut self, height: BlockNumber, file: &JobFile) -> Option<Value> {
-        let signers = self.parent_signers();
+    /// The header for `height` over `file`, with the parent block's
+    /// `signers` (from certificate `cert`) sharing its fees.
+    fn value_for(
+        &mut self,
+        height: BlockNumber,
+        file: &JobFile,
+        signers: &[PublicKey],
+        cert: Option<undchain_types::msg::CommitCertificate>,
+    ) -> Option<Value> {
         let block = Block {
             number: height,
             jobs: file,
             ops: &[],
-            signers: &signers,
+            signers,
             events: &[],
         };
         let outcome = match self.ledger.preview(&block) {
@@ -130,7 +138,7 @@ impl Validator {
         };
         Some(Value {
             header,
-            parent_certificate: self.last_cert.clone(),
+            parent_certificate: cert,
         })
     }
 
@@ -172,16 +180,24 @@ impl Validator {
     }
 
     /// Whether the header's fields other than the job file are the ones
-    /// this validator expects.
+    /// this validator expects, its parent certificate included (the
+    /// header's `parent_signers` are exactly that certificate's signers).
     fn header_fits(&self, value: &Value) -> bool {
         let h = &value.header;
+        let parent_set = (h.number.0 > 0).then_some(&self.set);
         h.chain_id == self.params.chain_id
             && h.number == self.height
             && h.parent == self.last_hash
             && h.time == self.params.block_start(h.number)
             && h.validator_set_hash == self.set.hash_with(self.params.hash_algorithm)
             && h.links.is_empty()
-            && h.parent_signers == self.set.bitmap(self.parent_signers().iter())
+            && undchain_consensus::check_parent_commit(
+                h,
+                value.parent_certificate.as_ref(),
+                parent_set,
+                undchain_consensus::StrictVerifier,
+            )
+            .is_ok()
     }
 
     /// Valid when `file` is the header's job file, every request behind it
@@ -190,7 +206,8 @@ impl Validator {
         if file.merkle_root() != header.job_root || file.len() != header.job_count {
             return Validity::Invalid;
         }
-        match self.value_for(header.number, file) {
+        let signers = self.set.from_bitmap(header.parent_signers);
+        match self.value_for(header.number, file, &signers, None) {
             Some(v) if v.header.ledger_root == header.ledger_root => Validity::Valid,
             _ => Validity::Invalid,
         }

@@ -226,6 +226,26 @@ impl Validator {
         self.time.clock.is_some()
     }
 
+    /// One line on where this validator stands (for debugging a run).
+    pub fn debug_state(&self) -> String {
+        let st = self.driver.state();
+        format!(
+            "height={} started={} driver=h{}/r{}/{:?} pending={} decided={} sessions={} requests={} open=[{},{}] halted={}",
+            self.height.0,
+            self.started,
+            st.height.0,
+            st.round,
+            st.step,
+            self.pending.len(),
+            self.decided.len(),
+            self.sessions.len(),
+            self.requests.len(),
+            self.book.open_file(self.book.open_blocks()[0]).map_or(0, |f| f.len()),
+            self.book.open_file(self.book.open_blocks()[1]).map_or(0, |f| f.len()),
+            self.halted,
+        )
+    }
+
     /// The other active validators.
     pub(crate) fn peers(&self) -> Vec<PublicKey> {
         self.set
