@@ -9,7 +9,7 @@ use undchain_types::msg::{JobFileDelta, MAX_BATCH, MAX_FETCH, Reconcile, Request
 use undchain_types::msg::GossipedRequest;
 use undchain_types::{BlockNumber, BoundedBytes, BoundedVec, Hash32, JobId, LocalTime, Message, PublicKey};
 
-use super::Validator;
+use super::{SessionSlot, Validator};
 use crate::output::NodeEvent;
 
 impl Validator {
@@ -60,7 +60,7 @@ impl Validator {
         let running = self
             .sessions
             .iter()
-            .any(|((p, _), s)| *p == from && s.role() == Role::Initiator);
+            .any(|((p, _), s)| *p == from && s.session.role() == Role::Initiator);
         if closed && !running {
             self.start_reconcile(now, from, d.block, None);
         }
@@ -100,11 +100,16 @@ impl Validator {
         let mut session = Session::new(Role::Initiator, sid, block, cfg, nonce);
         match session.start(&file) {
             Ok(msg) => {
-                self.sessions.insert((peer, sid), session);
-                self.session_files.insert((peer, sid), file);
-                if let Some(id) = for_check {
-                    self.session_checks.insert((peer, sid), id);
-                }
+                self.make_room(peer);
+                self.sessions.insert(
+                    (peer, sid),
+                    SessionSlot {
+                        session,
+                        file,
+                        check: for_check,
+                        started: now,
+                    },
+                );
                 self.send(now, &[peer], Message::Reconcile(msg), false);
             }
             Err(e) => self.event(NodeEvent::Refused {
@@ -126,23 +131,30 @@ impl Validator {
     pub(crate) fn handle_reconcile(&mut self, now: LocalTime, from: PublicKey, msg: Reconcile) {
         let key = (from, msg.session);
         if !self.sessions.contains_key(&key) {
-            if msg.step != 0 || self.sessions.len() >= MAX_SESSIONS {
+            if msg.step != 0 {
                 return;
             }
             let file = self.file_for(msg.block);
             let nonce = Hash32(self.rng_bytes());
             let cfg = ReconcileConfig::for_entries(file.len().max(1) * 4);
-            let s = Session::new(Role::Responder, msg.session, msg.block, cfg, nonce);
-            self.sessions.insert(key, s);
-            self.session_files.insert(key, file);
+            let session = Session::new(Role::Responder, msg.session, msg.block, cfg, nonce);
+            self.make_room(from);
+            self.sessions.insert(
+                key,
+                SessionSlot {
+                    session,
+                    file,
+                    check: None,
+                    started: now,
+                },
+            );
         }
-        let (Some(session), Some(file)) = (self.sessions.get_mut(&key), self.session_files.get(&key))
-        else {
+        let Some(slot) = self.sessions.get_mut(&key) else {
             return;
         };
-        let result = session.handle(file, &msg);
-        let finished = session.is_finished();
-        let failed = session.is_failed();
+        let result = slot.session.handle(&slot.file, &msg);
+        let finished = slot.session.is_finished();
+        let failed = slot.session.is_failed();
         match result {
             Ok(Some(reply)) => self.send(now, &[from], Message::Reconcile(reply), false),
             Ok(None) => {}
@@ -152,13 +164,47 @@ impl Validator {
             }),
         }
         if finished || failed {
-            let session = self.sessions.remove(&key);
-            self.session_files.remove(&key);
-            let check = self.session_checks.remove(&key);
-            if let Some(s) = session.filter(|s| finished && s.role() == Role::Initiator) {
-                self.reconciled(now, from, msg.block, s.into_outcome(), check);
+            if let Some(slot) = self.sessions.remove(&key) {
+                if finished && slot.session.role() == Role::Initiator {
+                    let check = slot.check;
+                    self.reconciled(now, from, msg.block, slot.session.into_outcome(), check);
+                }
             }
         }
+    }
+
+    /// Keeps at most [`MAX_SESSIONS_PER_PEER`] sessions with `peer` and
+    /// [`MAX_SESSIONS`] in all, dropping the oldest.
+    fn make_room(&mut self, peer: PublicKey) {
+        loop {
+            let with_peer: Vec<(PublicKey, u64)> =
+                self.sessions.keys().filter(|(p, _)| *p == peer).copied().collect();
+            let over_peer = with_peer.len() >= MAX_SESSIONS_PER_PEER;
+            let over_all = self.sessions.len() >= MAX_SESSIONS;
+            if !over_peer && !over_all {
+                return;
+            }
+            let pool: Vec<(PublicKey, u64)> = if over_peer {
+                with_peer
+            } else {
+                self.sessions.keys().copied().collect()
+            };
+            let oldest = pool
+                .into_iter()
+                .min_by_key(|k| self.sessions.get(k).map(|s| s.started));
+            match oldest {
+                Some(k) => {
+                    self.sessions.remove(&k);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Drops sessions that went quiet (a lost message ends them).
+    pub(crate) fn expire_sessions(&mut self, now: LocalTime) {
+        let ttl = self.timing.fetch_retry_us.saturating_mul(2);
+        self.sessions.retain(|_, s| now < s.started.plus(ttl));
     }
 
     /// What a finished session found: entries `from` has and we lack are
@@ -229,3 +275,5 @@ impl Validator {
 
 /// Most reconciliation sessions a validator keeps at once.
 pub const MAX_SESSIONS: usize = 64;
+/// Most reconciliation sessions a validator keeps with one peer.
+pub const MAX_SESSIONS_PER_PEER: usize = 8;

@@ -70,6 +70,18 @@ pub(crate) struct PendingCheck {
     pub attempts: u32,
 }
 
+/// One reconciliation session with the file it runs over.
+#[derive(Debug)]
+pub(crate) struct SessionSlot {
+    pub session: Session,
+    /// The snapshot of this validator's file the session runs over.
+    pub file: JobFile,
+    /// The pending check its outcome serves.
+    pub check: Option<Hash32>,
+    /// When it started (sessions that go quiet are dropped).
+    pub started: LocalTime,
+}
+
 /// A decided block kept to serve others.
 #[derive(Debug, Clone)]
 pub(crate) struct Served {
@@ -99,11 +111,8 @@ pub struct Validator {
     pub(crate) last_delta: BTreeMap<BlockNumber, (u64, Hash32)>,
     pub(crate) gossip_out: Vec<GossipedRequest>,
     pub(crate) next_gossip_at: LocalTime,
-    pub(crate) sessions: BTreeMap<(PublicKey, u64), Session>,
-    /// Snapshots served to reconciliation sessions, by (peer, session).
-    pub(crate) session_files: BTreeMap<(PublicKey, u64), JobFile>,
-    /// Sessions run for a pending check, by (peer, session).
-    pub(crate) session_checks: BTreeMap<(PublicKey, u64), Hash32>,
+    /// Reconciliation sessions, by (peer, session id).
+    pub(crate) sessions: BTreeMap<(PublicKey, u64), SessionSlot>,
     /// Values this validator proposed, (height, block hash).
     pub(crate) own_proposals: Vec<(BlockNumber, Hash32)>,
     /// Signed requests of the served blocks' jobs.
@@ -163,8 +172,6 @@ impl Validator {
             gossip_out: Vec::new(),
             next_gossip_at: now,
             sessions: BTreeMap::new(),
-            session_files: BTreeMap::new(),
-            session_checks: BTreeMap::new(),
             own_proposals: Vec::new(),
             served_requests: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -340,6 +347,7 @@ impl Validator {
             self.gossip(now);
             self.next_gossip_at = now.plus(self.timing.gossip_every_us);
         }
+        self.expire_sessions(now);
         self.retry_pending(now);
         self.maybe_start_height(now);
         self.driver.handle_timeout(now);
