@@ -35,7 +35,8 @@ fn parse() -> Result<Args, String> {
     while let Some(a) = it.next() {
         let mut val = |name: &str| -> Result<u64, String> {
             let v = it.next().ok_or(format!("{name} needs a value"))?;
-            v.parse::<u64>().map_err(|_| format!("{name} {v}: not a number"))
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} {v}: not a number"))
         };
         match a.as_str() {
             "--validators" => validators = Some(val("--validators")? as usize),

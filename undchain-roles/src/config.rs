@@ -123,7 +123,9 @@ impl Genesis {
             bytes.extend_from_slice(k.as_bytes());
             bytes.extend_from_slice(&amount.0.to_le_bytes());
         }
-        self.params.hash_algorithm.hash(HashContext::Genesis, &bytes)
+        self.params
+            .hash_algorithm
+            .hash(HashContext::Genesis, &bytes)
     }
 
     /// The ledger at genesis.

@@ -29,5 +29,5 @@ pub mod validator;
 pub use config::{ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
 pub use node::{EnvelopeCheck, NodeCore, NodeError, StrictCheck};
 pub use output::{NodeEvent, NodeReady, Output};
-pub use store::{BlockRecord, MemoryStore, StoreError, StoreOp, Storage, Stored};
+pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};
 pub use validator::Validator;

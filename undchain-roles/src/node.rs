@@ -18,9 +18,8 @@
 use std::sync::Arc;
 
 use undchain_types::{
-    AdvanceError, ChainId, ClockDomain, EnvelopeError, LocalTime, Message, MessageKind,
-    PublicKey, ReadyNumber, ReplayConfig, ReplayError, ReplayGuard, SignedEnvelope, Verdict,
-    WireError,
+    AdvanceError, ChainId, ClockDomain, EnvelopeError, LocalTime, Message, MessageKind, PublicKey,
+    ReadyNumber, ReplayConfig, ReplayError, ReplayGuard, SignedEnvelope, Verdict, WireError,
 };
 
 use crate::config::{ConfigError, NodeConfig};
@@ -157,7 +156,10 @@ impl NodeCore {
             let (domain, clock) = if validator {
                 (ClockDomain::Block, v.block_time(now))
             } else {
-                (ClockDomain::Wall, undchain_types::BlockTime(now.micros().max(0) as u64))
+                (
+                    ClockDomain::Wall,
+                    undchain_types::BlockTime(now.micros().max(0) as u64),
+                )
             };
             let verdict = self.replay.check(&from, e.seq, e.sent_at, domain, clock)?;
             if verdict == Verdict::Duplicate {

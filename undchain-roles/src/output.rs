@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use undchain_types::{
-    BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence,
-};
+use undchain_types::{BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence};
 
 use crate::store::StoreOp;
 

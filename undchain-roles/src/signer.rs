@@ -44,7 +44,12 @@ impl Signer {
     }
 
     /// Signs `body` sent at `sent_at`; a new reservation goes to `persist`.
-    pub fn sign(&mut self, sent_at: BlockTime, body: Message, persist: &mut Vec<StoreOp>) -> Signed {
+    pub fn sign(
+        &mut self,
+        sent_at: BlockTime,
+        body: Message,
+        persist: &mut Vec<StoreOp>,
+    ) -> Signed {
         let seq = self.next;
         self.next += 1;
         if seq >= self.queued {

@@ -45,7 +45,10 @@ pub struct Report {
 impl Report {
     /// Whether the run found no violation and lost nothing.
     pub fn ok(&self) -> bool {
-        self.safety_violations == 0 && self.lost == 0 && self.state_roots_equal && self.failures.is_empty()
+        self.safety_violations == 0
+            && self.lost == 0
+            && self.state_roots_equal
+            && self.failures.is_empty()
     }
 
     /// The summary line of `network_sim`.
@@ -94,7 +97,12 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     let mut failures = Vec::new();
     let mut violations = 0u64;
     let mut roots_equal = true;
-    let max_height = w.nodes.iter().filter_map(|n| n.commits.keys().next_back()).max().copied();
+    let max_height = w
+        .nodes
+        .iter()
+        .filter_map(|n| n.commits.keys().next_back())
+        .max()
+        .copied();
     for h in 0..=max_height.unwrap_or(0) {
         let seen: Vec<_> = w.nodes.iter().filter_map(|n| n.commits.get(&h)).collect();
         if let Some(first) = seen.first() {
@@ -132,7 +140,10 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     let (committed, dup) = committed_with_duplicates(w);
     violations += dup;
     let acked: Vec<&JobId> = w.load.acked().collect();
-    let lost = acked.iter().filter(|id| !committed.contains_key(**id)).count() as u64;
+    let lost = acked
+        .iter()
+        .filter(|id| !committed.contains_key(**id))
+        .count() as u64;
     let blocks = w.min_committed();
     if blocks < cfg.blocks {
         let heights: Vec<String> = w
@@ -140,7 +151,11 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .iter()
             .map(|n| {
                 let h = n.commits.keys().next_back().map_or(0, |h| h + 1);
-                if n.core.is_some() { h.to_string() } else { format!("{h}(down)") }
+                if n.core.is_some() {
+                    h.to_string()
+                } else {
+                    format!("{h}(down)")
+                }
             })
             .collect();
         failures.push(format!(

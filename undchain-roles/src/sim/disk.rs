@@ -2,7 +2,7 @@
 //! tears a batch loses that write (it was never synced), and nothing that
 //! depended on it went out.
 
-use crate::store::{StoreError, StoreOp, Storage, Stored};
+use crate::store::{Storage, StoreError, StoreOp, Stored};
 
 /// The simulated storage of one node.
 #[derive(Debug, Clone, Default)]

@@ -25,8 +25,8 @@ pub(crate) struct Job {
     pub original: Arc<SignedEnvelope>,
     /// Validators that acknowledged it.
     pub acks: BTreeSet<usize>,
-    /// The block each ack named.
-    pub acked_blocks: BTreeSet<u64>,
+    /// Every ack received: (validator, block named).
+    pub ack_log: Vec<(usize, u64)>,
     /// Validators it was sent or forwarded to.
     pub sent_to: BTreeSet<usize>,
 }
@@ -66,7 +66,12 @@ impl Load {
     }
 
     /// A fresh signed request by `client` at its wall clock `wall`.
-    pub fn request(&mut self, client: usize, wall: BlockTime, nonce: u64) -> (JobId, Arc<SignedEnvelope>) {
+    pub fn request(
+        &mut self,
+        client: usize,
+        wall: BlockTime,
+        nonce: u64,
+    ) -> (JobId, Arc<SignedEnvelope>) {
         let c = &mut self.clients[client];
         c.seq += 1;
         let body = UtilityRequest {
@@ -87,7 +92,7 @@ impl Load {
                 client,
                 original: env.clone(),
                 acks: BTreeSet::new(),
-                acked_blocks: BTreeSet::new(),
+                ack_log: Vec::new(),
                 sent_to: BTreeSet::new(),
             },
         );
@@ -119,12 +124,15 @@ impl Load {
     fn ack(&mut self, from: usize, a: &RequestAck) {
         if let Some(j) = self.jobs.get_mut(&a.job) {
             j.acks.insert(from);
-            j.acked_blocks.insert(a.block.0);
+            j.ack_log.push((from, a.block.0));
         }
     }
 
     /// Jobs acknowledged by at least one validator.
     pub fn acked(&self) -> impl Iterator<Item = &JobId> {
-        self.jobs.iter().filter(|(_, j)| !j.acks.is_empty()).map(|(id, _)| id)
+        self.jobs
+            .iter()
+            .filter(|(_, j)| !j.acks.is_empty())
+            .map(|(id, _)| id)
     }
 }

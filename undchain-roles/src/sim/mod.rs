@@ -18,6 +18,7 @@ mod world;
 
 pub use check::Report;
 pub use disk::SimDisk;
+pub use world::{Filter, World};
 
 /// One simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +86,7 @@ pub fn run(cfg: &SimConfig) -> Result<Report, SimError> {
     if cfg.blocks == 0 {
         return Err(SimError::Blocks);
     }
-    let mut w = world::World::new(cfg)?;
+    let mut w = World::new(cfg)?;
     w.run();
     Ok(check::report(cfg, &w))
 }

@@ -95,24 +95,42 @@ enum Ev {
     },
 }
 
-/// The whole simulated network.
-#[derive(Debug)]
-pub(crate) struct World {
-    pub cfg: SimConfig,
-    pub nodes: Vec<Node>,
-    pub load: Load,
-    pub plan: FaultPlan,
+/// Decides whether a message sent at virtual time `now` from `from` to
+/// `to` is delivered (indices: validators `0..n`, then clients); scenario
+/// tests use it to cut links: `filter(now, from, to, envelope)`.
+pub type Filter = Box<dyn FnMut(u64, usize, usize, &SignedEnvelope) -> bool>;
+
+/// The whole simulated network. [`super::run`] runs it to the end;
+/// scenario tests script it: [`World::start`], [`World::run_until`],
+/// [`World::send_request`], [`World::set_filter`], [`World::crash_now`],
+/// [`World::restart_now`], and read the nodes back.
+pub struct World {
+    pub(crate) cfg: SimConfig,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) load: Load,
+    pub(crate) plan: FaultPlan,
     queue: EventQueue<Ev>,
     rng: SplitMix64,
     index: BTreeMap<PublicKey, usize>,
     check: Arc<SharedCheck>,
     now: u64,
-    pub deadline_us: u64,
-    pub load_end_us: u64,
-    pub refused: u64,
-    pub events: u64,
-    pub finished_at_us: u64,
-    pub params: ChainParams,
+    pub(crate) deadline_us: u64,
+    pub(crate) load_end_us: u64,
+    pub(crate) refused: u64,
+    pub(crate) events: u64,
+    pub(crate) finished_at_us: u64,
+    pub(crate) params: ChainParams,
+    filter: Option<Filter>,
+    started: bool,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
 }
 
 impl World {
@@ -157,7 +175,11 @@ impl World {
         } else {
             FaultPlan::none()
         };
-        let (skew, drift) = if cfg.faults { (20_000, 80) } else { (2_000, 20) };
+        let (skew, drift) = if cfg.faults {
+            (20_000, 80)
+        } else {
+            (2_000, 20)
+        };
         let check = Arc::new(SharedCheck::default());
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
@@ -215,7 +237,152 @@ impl World {
             events: 0,
             finished_at_us: 0,
             params,
+            filter: None,
+            started: false,
         })
+    }
+
+    /// Virtual time now, microseconds since the run's start.
+    pub fn now_us(&self) -> u64 {
+        self.now
+    }
+
+    /// Virtual time of block `b`'s start.
+    pub fn block_start_us(&self, b: u64) -> u64 {
+        GENESIS_AFTER_US + b * self.cfg.block_interval_us
+    }
+
+    /// The chain parameters of the run.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Validator `i`'s node core, while it is up.
+    pub fn core(&self, i: usize) -> Option<&NodeCore> {
+        self.nodes[i].core.as_ref()
+    }
+
+    /// What validator `i` has on disk.
+    pub fn stored(&self, i: usize) -> &crate::Stored {
+        self.nodes[i].disk.stored()
+    }
+
+    /// Heights validator `i` announced as committed: height -> (hash,
+    /// ledger root).
+    pub fn commits(&self, i: usize) -> &BTreeMap<u64, (Hash32, Hash32)> {
+        &self.nodes[i].commits
+    }
+
+    /// Sets the link filter (`true`: deliver).
+    pub fn set_filter(&mut self, f: Filter) {
+        self.filter = Some(f);
+    }
+
+    /// Every ack `job`'s client received, in order: (validator, block
+    /// named).
+    pub fn acks(&self, job: &JobId) -> Vec<(usize, u64)> {
+        self.load
+            .jobs
+            .get(job)
+            .map(|j| j.ack_log.clone())
+            .unwrap_or_default()
+    }
+
+    /// The block whose stored record at validator `i` holds `job`.
+    pub fn committed_in(&self, i: usize, job: &JobId) -> Option<u64> {
+        self.stored(i).blocks.iter().find_map(|b| {
+            b.requests
+                .iter()
+                .any(|r| JobId::from_request_digest(r.digest()) == *job)
+                .then_some(b.block.header.number.0)
+        })
+    }
+
+    /// Inclusion notices the clients received.
+    pub fn inclusion_notices(&self) -> u64 {
+        self.load.inclusion_notices
+    }
+
+    /// Client `client` signs a new request now and sends it to validators
+    /// `to`; like every client it forwards the request to the others when
+    /// fewer than f+1 acknowledged it within the retry timeout.
+    pub fn send_request(&mut self, client: usize, to: &[usize]) -> JobId {
+        let wall = BlockTime((T0 + self.now as i64) as u64);
+        let nonce = self.rng.next_u64();
+        let (job, env) = self.load.request(client, wall, nonce);
+        self.resend(job, to, &env);
+        let retry = self.params.retry_timeout_us;
+        self.push(self.now + retry, Ev::Check { job });
+        job
+    }
+
+    /// Sends the same signed request again (a client's retry).
+    pub fn resend_request(&mut self, job: JobId, to: &[usize]) {
+        if let Some(env) = self.load.jobs.get(&job).map(|j| j.original.clone()) {
+            self.resend(job, to, &env);
+        }
+    }
+
+    fn resend(&mut self, job: JobId, to: &[usize], env: &Arc<SignedEnvelope>) {
+        let n = self.nodes.len();
+        let client = self.load.jobs.get(&job).map_or(0, |j| j.client);
+        for &v in to {
+            self.route(n + client, v, env.clone());
+        }
+    }
+
+    /// Crashes validator `i` now (an untorn crash: between two batches).
+    pub fn crash_now(&mut self, i: usize) {
+        self.crash(i, false);
+    }
+
+    /// Restarts validator `i` now from its disk.
+    pub fn restart_now(&mut self, i: usize) {
+        self.restart(i);
+    }
+
+    /// Starts the nodes, the scripted load and the faults (once).
+    pub fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.schedule_load();
+        for c in self.plan.crashes.clone() {
+            self.push(
+                c.at_us,
+                Ev::Crash {
+                    node: c.node,
+                    torn: c.torn,
+                },
+            );
+            self.push(c.at_us + c.down_us, Ev::Restart { node: c.node });
+        }
+        for i in 0..self.nodes.len() {
+            let local = self.local(i);
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.start(local);
+            }
+            self.drain(i);
+        }
+    }
+
+    /// Processes every event up to virtual time `t_us`.
+    pub fn run_until(&mut self, t_us: u64) {
+        self.start();
+        while let Some(t) = self.queue.peek_time() {
+            let t = t.micros().max(0) as u64;
+            if t > t_us {
+                break;
+            }
+            let Some((_, ev)) = self.queue.pop() else {
+                break;
+            };
+            self.now = t;
+            self.events += 1;
+            self.step(ev);
+        }
+        self.now = self.now.max(t_us);
     }
 
     fn local(&self, node: usize) -> LocalTime {
@@ -229,18 +396,7 @@ impl World {
     /// Runs until every validator committed the blocks and every
     /// acknowledged request, or the deadline.
     pub fn run(&mut self) {
-        self.schedule_load();
-        for c in self.plan.crashes.clone() {
-            self.push(c.at_us, Ev::Crash { node: c.node, torn: c.torn });
-            self.push(c.at_us + c.down_us, Ev::Restart { node: c.node });
-        }
-        for i in 0..self.nodes.len() {
-            let local = self.local(i);
-            if let Some(core) = self.nodes[i].core.as_mut() {
-                core.start(local);
-            }
-            self.drain(i);
-        }
+        self.start();
         let mut last_min = 0;
         while let Some((t, ev)) = self.queue.pop() {
             let t = t.micros().max(0) as u64;
@@ -275,7 +431,8 @@ impl World {
         let mut nonce = 0u64;
         for blk in 0..load_blocks {
             for k in 0..r {
-                let at = GENESIS_AFTER_US + blk * b + k * b / r.max(1) + self.rng.below(b / r.max(1));
+                let at =
+                    GENESIS_AFTER_US + blk * b + k * b / r.max(1) + self.rng.below(b / r.max(1));
                 let client = (nonce % self.cfg.clients.max(1) as u64) as usize;
                 self.push(at, Ev::Send { client, nonce });
                 nonce += 1;
@@ -462,7 +619,11 @@ impl World {
     }
 
     fn schedule_timer(&mut self, node: usize) {
-        let Some(deadline) = self.nodes[node].core.as_ref().and_then(|c| c.poll_timeout()) else {
+        let Some(deadline) = self.nodes[node]
+            .core
+            .as_ref()
+            .and_then(|c| c.poll_timeout())
+        else {
             return;
         };
         if self.nodes[node].timer == Some(deadline) {
@@ -520,13 +681,21 @@ impl World {
         if from < n && to < n && self.plan.partitioned(self.now, a, b) {
             return;
         }
+        if let Some(f) = self.filter.as_mut() {
+            if !f(self.now, from, to, &env) {
+                return;
+            }
+        }
         let unit = self.cfg.delay_us;
         for d in self.plan.deliveries(&mut self.rng, self.now, unit) {
-            self.push(self.now + d, Ev::Deliver {
-                to,
-                from,
-                env: env.clone(),
-            });
+            self.push(
+                self.now + d,
+                Ev::Deliver {
+                    to,
+                    from,
+                    env: env.clone(),
+                },
+            );
         }
     }
 }

@@ -322,7 +322,12 @@ impl Validator {
             let id = b.certificate.block_hash;
             let file = self.decided_file(&b);
             match file {
-                Some(file) if file.entries().iter().all(|e| self.request_of(&e.id).is_some()) => {
+                Some(file)
+                    if file
+                        .entries()
+                        .iter()
+                        .all(|e| self.request_of(&e.id).is_some()) =>
+                {
                     self.decided.pop_front();
                     self.pending.remove(&id);
                     self.apply_decided(now, b, file);
@@ -331,8 +336,12 @@ impl Validator {
                     }
                 }
                 _ => {
-                    let signers: Vec<PublicKey> =
-                        b.certificate.signatures.iter().map(|s| s.validator).collect();
+                    let signers: Vec<PublicKey> = b
+                        .certificate
+                        .signatures
+                        .iter()
+                        .map(|s| s.validator)
+                        .collect();
                     self.open_pending(now, id, b.header.clone(), signers, true);
                     return;
                 }

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use undchain_jobfile::JobFile;
 use undchain_ledger::Block;
-use undchain_types::msg::{
-    BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE,
-};
+use undchain_types::msg::{BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE};
 use undchain_types::{BoundedVec, JobId, LocalTime, Message, PublicKey, SignedEnvelope};
 
 use super::{SERVE_BLOCKS, Served, Validator, entry_of};
@@ -86,7 +84,12 @@ impl Validator {
 
     /// Everything after a block is applied (shared with the replay of
     /// stored blocks).
-    fn finish_block(&mut self, b: CommittedBlock, file: JobFile, requests: Vec<Arc<SignedEnvelope>>) {
+    fn finish_block(
+        &mut self,
+        b: CommittedBlock,
+        file: JobFile,
+        requests: Vec<Arc<SignedEnvelope>>,
+    ) {
         let number = b.header.number;
         self.last_hash = b.header.hash_with(self.params.hash_algorithm);
         self.last_cert = Some(b.certificate.clone());
@@ -140,7 +143,11 @@ impl Validator {
         if blocks.is_empty() {
             return;
         }
-        let tip = self.height.0.checked_sub(1).map(undchain_types::BlockNumber);
+        let tip = self
+            .height
+            .0
+            .checked_sub(1)
+            .map(undchain_types::BlockNumber);
         let response = BlockResponse {
             blocks: BoundedVec::try_from(blocks).unwrap_or_default(),
             tip: tip.unwrap_or_default(),

@@ -5,9 +5,13 @@
 //! does not hold, and fetching the signed requests behind entries.
 
 use undchain_jobfile::{Config as ReconcileConfig, JobFile, Outcome, Role, Session};
-use undchain_types::msg::{JobFileDelta, MAX_BATCH, MAX_FETCH, Reconcile, RequestBatch, RequestFetch};
 use undchain_types::msg::GossipedRequest;
-use undchain_types::{BlockNumber, BoundedBytes, BoundedVec, Hash32, JobId, LocalTime, Message, PublicKey};
+use undchain_types::msg::{
+    JobFileDelta, MAX_BATCH, MAX_FETCH, Reconcile, RequestBatch, RequestFetch,
+};
+use undchain_types::{
+    BlockNumber, BoundedBytes, BoundedVec, Hash32, JobId, LocalTime, Message, PublicKey,
+};
 
 use super::{SessionSlot, Validator};
 use crate::output::NodeEvent;
@@ -177,8 +181,12 @@ impl Validator {
     /// [`MAX_SESSIONS`] in all, dropping the oldest.
     fn make_room(&mut self, peer: PublicKey) {
         loop {
-            let with_peer: Vec<(PublicKey, u64)> =
-                self.sessions.keys().filter(|(p, _)| *p == peer).copied().collect();
+            let with_peer: Vec<(PublicKey, u64)> = self
+                .sessions
+                .keys()
+                .filter(|(p, _)| *p == peer)
+                .copied()
+                .collect();
             let over_peer = with_peer.len() >= MAX_SESSIONS_PER_PEER;
             let over_all = self.sessions.len() >= MAX_SESSIONS;
             if !over_peer && !over_all {
@@ -265,7 +273,10 @@ impl Validator {
     }
 
     /// The signed request of `id`: open, or in a served block.
-    pub(crate) fn request_of(&self, id: &JobId) -> Option<std::sync::Arc<undchain_types::SignedEnvelope>> {
+    pub(crate) fn request_of(
+        &self,
+        id: &JobId,
+    ) -> Option<std::sync::Arc<undchain_types::SignedEnvelope>> {
         if let Some(r) = self.requests.get(id) {
             return Some(r.clone());
         }

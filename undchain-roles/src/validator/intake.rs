@@ -11,8 +11,8 @@ use undchain_types::msg::{
     ForwardedRequest, GossipedRequest, RequestAck, RequestBatch, ValidatorInfo,
 };
 use undchain_types::{
-    Activity, BlockNumber, BoundedBytes, BoundedVec, JobEntry, JobId, JobState, LocalTime, Message, PublicKey,
-    SignedEnvelope, TokenAmount, ValidatorClass,
+    Activity, BlockNumber, BoundedBytes, BoundedVec, JobEntry, JobId, JobState, LocalTime, Message,
+    PublicKey, SignedEnvelope, TokenAmount, ValidatorClass,
 };
 
 use super::Validator;

@@ -40,8 +40,8 @@ use crate::output::{NodeEvent, Output};
 use crate::signer::Signer;
 use crate::store::{StoreOp, Stored};
 
-pub(crate) use time::TimeHost;
 pub use intake::{IntakeError, entry_of};
+pub(crate) use time::TimeHost;
 
 /// Most decided blocks kept in memory to serve lagging validators.
 pub const SERVE_BLOCKS: usize = 256;
@@ -156,9 +156,16 @@ impl Validator {
         let params = cfg.genesis.params.clone();
         let mut rng = SplitMix64::fork(cfg.seed, 0x7661_6c69);
         let members: BTreeSet<PublicKey> = set.seats().iter().map(|s| s.id).collect();
-        let time = TimeHost::new(me, members, cfg, now, stored.time_correction, rng.next_u64())?;
+        let time = TimeHost::new(
+            me,
+            members,
+            cfg,
+            now,
+            stored.time_correction,
+            rng.next_u64(),
+        )?;
         let mut driver_cfg = DriverConfig::from_params(&params);
-        driver_cfg.timeouts = cfg.timing.timeouts.clone();
+        driver_cfg.timeouts = cfg.timing.timeouts;
         let mut v = Validator {
             me,
             timing: cfg.timing.clone(),
@@ -247,8 +254,12 @@ impl Validator {
             self.decided.len(),
             self.sessions.len(),
             self.requests.len(),
-            self.book.open_file(self.book.open_blocks()[0]).map_or(0, |f| f.len()),
-            self.book.open_file(self.book.open_blocks()[1]).map_or(0, |f| f.len()),
+            self.book
+                .open_file(self.book.open_blocks()[0])
+                .map_or(0, |f| f.len()),
+            self.book
+                .open_file(self.book.open_blocks()[1])
+                .map_or(0, |f| f.len()),
             self.halted,
         )
     }

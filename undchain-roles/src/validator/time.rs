@@ -49,7 +49,10 @@ impl TimeHost {
                     Some(clock),
                 )
             }
-            None => (TimeSync::bootstrap(me, members, sync_cfg, nonce_seed)?, None),
+            None => (
+                TimeSync::bootstrap(me, members, sync_cfg, nonce_seed)?,
+                None,
+            ),
         };
         Ok(TimeHost {
             sync,
@@ -70,7 +73,9 @@ impl TimeHost {
     pub fn local_at(&self, t: BlockTime) -> Option<LocalTime> {
         let c = self.clock.as_ref()?;
         let local = i128::from(t.0) - i128::from(c.correction());
-        Some(LocalTime::from_micros(local.clamp(0, i128::from(i64::MAX)) as i64))
+        Some(LocalTime::from_micros(
+            local.clamp(0, i128::from(i64::MAX)) as i64
+        ))
     }
 }
 
