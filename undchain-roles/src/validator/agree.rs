@@ -59,8 +59,9 @@ impl Validator {
                 height,
                 round,
                 id,
+                key,
                 value,
-            } => self.check_value(now, height, round, id, *value),
+            } => self.check_value(now, height, round, (id, key), *value),
             DriverOutput::Decide(b) => {
                 self.decided.push_back(*b);
                 self.process_decided(now);
@@ -142,25 +143,26 @@ impl Validator {
         })
     }
 
-    /// The driver asks whether `value` is valid.
+    /// The driver asks whether `value` (block hash `id`, whole-value key
+    /// `key`, which the answer names) is valid.
     fn check_value(
         &mut self,
         now: LocalTime,
         height: BlockNumber,
         round: Round,
-        id: Hash32,
+        (id, key): (Hash32, Hash32),
         value: Value,
     ) {
-        if let Some(c) = self.candidates.get(&id) {
-            let file = c.file.clone();
-            let v = self.validity(&value.header, &file);
-            let _ = self.driver.handle_validity(now, height, id, v);
-            return;
-        }
         if !self.header_fits(&value) {
             let _ = self
                 .driver
-                .handle_validity(now, height, id, Validity::Invalid);
+                .handle_validity(now, height, key, Validity::Invalid);
+            return;
+        }
+        if let Some(c) = self.candidates.get(&id) {
+            let file = c.file.clone();
+            let v = self.validity(&value.header, &file);
+            let _ = self.driver.handle_validity(now, height, key, v);
             return;
         }
         let mine = self.book.open_file(height).cloned().unwrap_or_default();
@@ -169,14 +171,14 @@ impl Validator {
             if v == Validity::Valid {
                 self.candidates.insert(id, Candidate { file: mine });
             }
-            let _ = self.driver.handle_validity(now, height, id, v);
+            let _ = self.driver.handle_validity(now, height, key, v);
             return;
         }
         let _ = self
             .driver
-            .handle_validity(now, height, id, Validity::Pending);
+            .handle_validity(now, height, key, Validity::Pending);
         let proposer = self.set.proposer(height, round);
-        self.open_pending(now, id, value.header, vec![proposer], false);
+        self.open_pending(now, id, value.header, vec![proposer], Some(key));
     }
 
     /// Whether the header's fields other than the job file are the ones
@@ -220,8 +222,9 @@ impl Validator {
         id: Hash32,
         header: BlockHeader,
         from: Vec<PublicKey>,
-        decided: bool,
+        answer: Option<Hash32>,
     ) {
+        let decided = answer.is_none();
         if self.pending.contains_key(&id) {
             if decided {
                 if let Some(p) = self.pending.get_mut(&id) {
@@ -241,6 +244,7 @@ impl Validator {
                 from,
                 file: None,
                 decided,
+                key: answer.unwrap_or(id),
                 retry_at: now.plus(self.timing.fetch_retry_us),
                 attempts: 0,
             },
@@ -298,7 +302,7 @@ impl Validator {
                     self.candidates.insert(id, Candidate { file });
                 } else {
                     // Wrong file from that peer: ask the next one.
-                    self.open_pending(now, id, p.header, p.from, true);
+                    self.open_pending(now, id, p.header, p.from, None);
                 }
                 continue;
             }
@@ -306,7 +310,7 @@ impl Validator {
             if v == Validity::Valid {
                 self.candidates.insert(id, Candidate { file });
             }
-            let _ = self.driver.handle_validity(now, p.height, id, v);
+            let _ = self.driver.handle_validity(now, p.height, p.key, v);
         }
         self.process_decided(now);
     }
@@ -342,7 +346,7 @@ impl Validator {
                         .iter()
                         .map(|s| s.validator)
                         .collect();
-                    self.open_pending(now, id, b.header.clone(), signers, true);
+                    self.open_pending(now, id, b.header.clone(), signers, None);
                     return;
                 }
             }

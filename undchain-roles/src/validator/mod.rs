@@ -64,6 +64,8 @@ pub(crate) struct PendingCheck {
     pub file: Option<JobFile>,
     /// A decided block waiting for its body (no validity answer owed).
     pub decided: bool,
+    /// The whole-value key the validity answer names.
+    pub key: Hash32,
     /// When to ask the next peer.
     pub retry_at: LocalTime,
     /// How many peers were asked.
