@@ -8,7 +8,7 @@
 //! `leaf_hash(key_hash, value_hash)` under `key_hash`, where
 //! `key_hash = algo(LedgerKey, postcard(key))` and
 //! `value_hash = algo(LedgerAccount, postcard(value))`. Anyone holding a
-//! value, its key and a [`StateProof`](undchain_types::msg::StateProof)
+//! value, its key and a [`StateProof`]
 //! checks it against a header's ledger root with [`verify_leaf`].
 
 use serde::{Deserialize, Serialize};
