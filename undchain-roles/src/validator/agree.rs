@@ -73,7 +73,23 @@ impl Validator {
 
     /// Builds this validator's value for `height` from its open file.
     fn propose(&mut self, now: LocalTime, height: BlockNumber, round: Round) {
-        let file = self.book.open_file(height).cloned().unwrap_or_default();
+        let mut file = self.book.open_file(height).cloned().unwrap_or_default();
+        // Jobs the ledger could not commit (no request here, or not covered
+        // by the client's free balance) stay out of the proposal.
+        let lacking: Vec<_> = file
+            .entries()
+            .iter()
+            .filter(|e| self.request_of(&e.id).is_none())
+            .map(|e| e.id)
+            .collect();
+        for id in lacking {
+            file.remove(&id);
+        }
+        if let Ok(reqs) = self.requests_for(&file) {
+            for (id, _) in self.ledger.unaffordable_jobs(&file, &reqs) {
+                file.remove(&id);
+            }
+        }
         let signers = self.parent_signers();
         let cert = self.last_cert.clone();
         let Some(value) = self.value_for(height, &file, &signers, cert) else {
@@ -107,13 +123,8 @@ impl Validator {
         signers: &[PublicKey],
         cert: Option<undchain_types::msg::CommitCertificate>,
     ) -> Option<Value> {
-        let block = Block {
-            number: height,
-            jobs: file,
-            ops: &[],
-            signers,
-            events: &[],
-        };
+        let requests = self.requests_for(file).ok()?;
+        let block = Block::new(height, file, &requests).with_signers(signers);
         let outcome = match self.ledger.preview(&block) {
             Ok(o) => o,
             Err(e) => {

@@ -21,13 +21,8 @@ impl Validator {
     pub(crate) fn apply_decided(&mut self, now: LocalTime, b: CommittedBlock, file: JobFile) {
         let number = b.header.number;
         let signers = self.set.from_bitmap(b.header.parent_signers);
-        let block = Block {
-            number,
-            jobs: &file,
-            ops: &[],
-            signers: &signers,
-            events: &[],
-        };
+        let verified = self.requests_for(&file).unwrap_or_default();
+        let block = Block::new(number, &file, &verified).with_signers(&signers);
         let root = match self.ledger.apply_block(&block) {
             Ok(o) => o.ledger_root,
             Err(e) => {
@@ -68,8 +63,9 @@ impl Validator {
             let id = JobId::from_request_digest(r.digest());
             self.requests.remove(&id);
             self.acks.remove(&id);
+            let spend = super::intake::spend_of(r, self.params.transaction_fee);
             if let Some(n) = self.open_by_client.get_mut(r.sender()) {
-                *n = n.saturating_sub(1);
+                *n = n.saturating_sub(spend);
             }
         }
         let hash = b.header.hash_with(self.params.hash_algorithm);
@@ -174,13 +170,13 @@ impl Validator {
                 )));
             }
             let signers = self.set.from_bitmap(b.header.parent_signers);
-            let block = Block {
-                number: b.header.number,
-                jobs: &file,
-                ops: &[],
-                signers: &signers,
-                events: &[],
-            };
+            let verified: Vec<_> = record
+                .requests
+                .iter()
+                .map(|r| self.ledger.verify_request_with(r, super::AlreadyChecked))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::Restore(e.to_string()))?;
+            let block = Block::new(b.header.number, &file, &verified).with_signers(&signers);
             let out = self
                 .ledger
                 .apply_block(&block)
@@ -209,7 +205,8 @@ impl Validator {
             };
             let at = (*block).clamp(cur, next);
             if self.book.file_at(entry, at).is_ok() {
-                *self.open_by_client.entry(*request.sender()).or_insert(0) += 1;
+                let spend = super::intake::spend_of(request, self.params.transaction_fee);
+                *self.open_by_client.entry(*request.sender()).or_insert(0) += spend;
                 self.requests.insert(*job, request.clone());
             }
         }

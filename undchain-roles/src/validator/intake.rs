@@ -25,16 +25,34 @@ pub enum IntakeError {
     /// The envelope's body is not a utility request.
     #[error("not a utility request")]
     NotARequest,
-    /// The client cannot pay the fee on top of its open jobs.
-    #[error("client balance {balance} cannot cover the fee {fee} of this job and {open} open ones")]
+    /// The ledger refuses to commit it (committed or settled before,
+    /// outside the request window, budget and fee not covered).
+    #[error("{0}")]
+    Ledger(#[from] undchain_ledger::RequestError),
+    /// Budget and fee of this job on top of the client's filed,
+    /// uncommitted jobs exceed its free balance.
+    #[error(
+        "free balance {balance} cannot cover budget and fee {this} of this job on top of {open} for its filed jobs"
+    )]
     InsufficientBalance {
         /// The client's free balance.
         balance: TokenAmount,
-        /// The fee per job.
-        fee: TokenAmount,
-        /// Jobs of this client already filed and not committed.
-        open: u64,
+        /// Budget plus fee of this job.
+        this: u128,
+        /// Budget plus fee of the client's filed, uncommitted jobs.
+        open: u128,
     },
+}
+
+/// What committing `env` locks from its client: budget (units x most per
+/// unit) plus the fee.
+pub(crate) fn spend_of(env: &SignedEnvelope, fee: TokenAmount) -> u128 {
+    match env.body() {
+        Message::UtilityRequest(r) => {
+            u128::from(r.units) * u128::from(r.max_price_per_unit.0) + u128::from(fee.0)
+        }
+        _ => 0,
+    }
 }
 
 /// The job entry a signed request stands for: its id from the envelope's
@@ -140,7 +158,10 @@ impl Validator {
         block: BlockNumber,
     ) -> bool {
         let id = JobId::from_request_digest(env.digest());
-        if self.requests.contains_key(&id) || self.committed_block_of(&id).is_some() {
+        if self.requests.contains_key(&id)
+            || self.committed_block_of(&id).is_some()
+            || self.ledger.is_settled(&id)
+        {
             return false;
         }
         let Ok(entry) = entry_of(&env, self.params.transaction_fee) else {
@@ -169,7 +190,8 @@ impl Validator {
 
     /// Records a filed request: kept, and made durable in this batch.
     fn accepted(&mut self, job: JobId, block: BlockNumber, request: Arc<SignedEnvelope>) {
-        *self.open_by_client.entry(*request.sender()).or_insert(0) += 1;
+        let spend = spend_of(&request, self.params.transaction_fee);
+        *self.open_by_client.entry(*request.sender()).or_insert(0) += spend;
         self.requests.insert(job, request.clone());
         self.outbox.persist(StoreOp::Accepted {
             job,
@@ -191,17 +213,25 @@ impl Validator {
         Some(Arc::new(env))
     }
 
-    /// The entry for `env` if its client can pay the fee on top of its
-    /// open jobs (DESIGN.md "Money": refused at intake, never committed).
+    /// The entry for `env` if the ledger could commit it and its client's
+    /// free balance covers it on top of its filed jobs (DESIGN.md "Money":
+    /// refused at intake with a typed reason, never committed).
     fn affordable_entry(&self, env: &SignedEnvelope) -> Result<JobEntry, IntakeError> {
         let entry = entry_of(env, self.params.transaction_fee)?;
+        let r = self
+            .ledger
+            .verify_request_with(env, super::AlreadyChecked)?;
+        self.ledger.check_request(&r)?;
         let client = *env.sender();
         let balance = self.ledger.account(&client).balance;
-        let open = u64::from(self.open_by_client.get(&client).copied().unwrap_or(0));
-        let fee = self.params.transaction_fee;
-        let need = u128::from(fee.0) * u128::from(open + 1);
-        if u128::from(balance.0) < need {
-            return Err(IntakeError::InsufficientBalance { balance, fee, open });
+        let open = self.open_by_client.get(&client).copied().unwrap_or(0);
+        let this = spend_of(env, self.params.transaction_fee);
+        if u128::from(balance.0) < open + this {
+            return Err(IntakeError::InsufficientBalance {
+                balance,
+                this,
+                open,
+            });
         }
         Ok(entry)
     }
@@ -232,8 +262,8 @@ impl Validator {
 
     /// The block that committed `id`, if this validator knows it.
     pub(crate) fn committed_block_of(&self, id: &JobId) -> Option<BlockNumber> {
-        if let Some(r) = self.ledger.payout().get(id) {
-            return Some(r.block);
+        if let Some(j) = self.ledger.job(id) {
+            return Some(j.commit_block);
         }
         self.served
             .iter()

@@ -43,6 +43,18 @@ use crate::store::{StoreOp, Stored};
 pub use intake::{IntakeError, entry_of};
 pub(crate) use time::TimeHost;
 
+/// A signature verifier for envelopes this validator already checked
+/// (every request it holds passed its [`EnvelopeCheck`] on arrival), so
+/// the ledger's request check does not pay for ed25519 twice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AlreadyChecked;
+
+impl undchain_consensus::SignatureVerifier for AlreadyChecked {
+    fn verify(&mut self, _: &PublicKey, _: &Hash32, _: &undchain_types::Signature) -> bool {
+        true
+    }
+}
+
 /// Most decided blocks kept in memory to serve lagging validators.
 pub const SERVE_BLOCKS: usize = 256;
 
@@ -105,8 +117,9 @@ pub struct Validator {
     pub(crate) requests: BTreeMap<JobId, Arc<SignedEnvelope>>,
     /// Jobs this validator acknowledged: the client and the block named.
     pub(crate) acks: BTreeMap<JobId, (PublicKey, BlockNumber)>,
-    /// Filed, uncommitted jobs per client (the intake's fee check).
-    pub(crate) open_by_client: BTreeMap<PublicKey, u32>,
+    /// Budget plus fee of each client's filed, uncommitted jobs (the
+    /// intake's escrow check).
+    pub(crate) open_by_client: BTreeMap<PublicKey, u128>,
     /// Checks inner (client) envelopes.
     pub(crate) check: Arc<dyn EnvelopeCheck>,
     /// The (count, root) of the last delta sent per open block.
@@ -264,6 +277,22 @@ impl Validator {
                 .map_or(0, |f| f.len()),
             self.halted,
         )
+    }
+
+    /// The ledger's checked requests behind `file`'s jobs, or the first
+    /// job whose request this validator lacks or that does not check.
+    pub(crate) fn requests_for(
+        &self,
+        file: &JobFile,
+    ) -> Result<Vec<undchain_ledger::VerifiedRequest>, JobId> {
+        file.entries()
+            .iter()
+            .map(|e| {
+                self.request_of(&e.id)
+                    .and_then(|r| self.ledger.verify_request_with(&r, AlreadyChecked).ok())
+                    .ok_or(e.id)
+            })
+            .collect()
     }
 
     /// The other active validators.
