@@ -238,7 +238,8 @@ pub fn verify_foreign_block(
             registered,
         });
     }
-    verify_certificate(certificate, set, verifier).map_err(DomainLinkError::Certificate)?;
+    verify_certificate(certificate, chain, header.number, set, verifier)
+        .map_err(DomainLinkError::Certificate)?;
     Ok(info.algorithm)
 }
 
