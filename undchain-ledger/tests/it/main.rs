@@ -5,5 +5,8 @@
 mod support;
 
 mod chain_link;
+mod convergence;
+mod domain_link;
 mod money;
 mod network_link;
+mod property;
