@@ -124,8 +124,8 @@ impl<V: SignatureVerifier> Net<V> {
                     let _ = self.drivers[i].propose_value(now, height, round, v);
                     self.drain(i, &mut work);
                 }
-                Output::CheckValue { height, id, .. } => {
-                    let _ = self.drivers[i].handle_validity(now, height, id, Validity::Valid);
+                Output::CheckValue { height, key, .. } => {
+                    let _ = self.drivers[i].handle_validity(now, height, key, Validity::Valid);
                     self.drain(i, &mut work);
                 }
                 Output::Decide(b) => {

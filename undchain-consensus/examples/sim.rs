@@ -6,19 +6,26 @@
 //! ```
 //!
 //! prints one line,
-//! `n=<N> byzantine=<B> seeds=<S> safety_violations=<k> heights_decided=<h> mean_delays_to_decide=<m>`:
-//! `k` is the number of seeds with at least one safety violation, `h` the
-//! heights decided by every honest validator summed over seeds, `m` the mean
-//! time from a validator starting a height to deciding it, in one-way
-//! message delays. Seeds run from `--first-seed` (default 0) upward;
+//! `n=<N> byzantine=<B> seeds=<S> safety_violations=<k> liveness_failures=<l> heights_decided=<h> mean_delays_to_decide=<m>`:
+//! `k` is the number of seeds with at least one safety violation, `l` the
+//! number of seeds in which some honest validator did not reach the target
+//! height after the heal, `h` the heights decided by every honest validator
+//! summed over seeds, `m` the mean time from a validator starting a height
+//! to deciding it, in one-way message delays. Seeds run from `--first-seed` (default 0) upward;
 //! `--seed X` replays one seed. The first B validators are Byzantine and
 //! draw one behaviour per seed; network faults are drawn per seed unless
 //! `--faults none`. Failing seeds go to stderr with a "reproduce with
 //! seed=..." line.
+//!
+//! Exit status: 1 when `k` or `l` is not 0, else 0; 2 for a bad command
+//! line. A run with more Byzantine validators than f = floor((n-1)/3) is
+//! the negative control (the checker must be able to fail): it exits 0
+//! whatever it finds and says so on a second line (`negative_control:
+//! ...`); the sums are `undchain_consensus::sim::SweepSummary`.
 
 use std::process::ExitCode;
 
-use undchain_consensus::sim::{SimConfig, Simulation};
+use undchain_consensus::sim::{SimConfig, Simulation, SweepSummary};
 
 struct Args {
     n: usize,
@@ -80,7 +87,7 @@ fn main() -> ExitCode {
         Some(x) => vec![x],
         None => (args.first_seed..args.first_seed.saturating_add(args.seeds)).collect(),
     };
-    let (mut violations, mut heights, mut delay_sum, mut decisions) = (0u64, 0u64, 0.0f64, 0u64);
+    let mut reports = Vec::with_capacity(seeds.len());
     for &seed in &seeds {
         let cfg = if args.fault_free {
             SimConfig::fault_free(args.n, args.byzantine, seed)
@@ -88,29 +95,18 @@ fn main() -> ExitCode {
             SimConfig::drawn(args.n, args.byzantine, seed)
         };
         let report = Simulation::new(cfg).run();
-        if !report.safety_violations.is_empty() {
-            violations += 1;
-        }
         if !report.ok() {
             eprintln!("{}", report.reproduce_hint());
         }
-        heights += report.heights_decided;
-        delay_sum += report.delay_units_sum;
-        decisions += report.decisions_measured;
+        reports.push(report);
     }
-    let mean = if decisions == 0 {
-        0.0
-    } else {
-        delay_sum / decisions as f64
-    };
-    println!(
-        "n={} byzantine={} seeds={} safety_violations={} heights_decided={} mean_delays_to_decide={:.2}",
-        args.n,
-        args.byzantine,
-        seeds.len(),
-        violations,
-        heights,
-        mean
-    );
+    let summary = SweepSummary::of(args.n, args.byzantine, &reports);
+    println!("{}", summary.line());
+    if let Some(line) = summary.negative_control_line() {
+        println!("{line}");
+    }
+    if summary.failed() {
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

@@ -2,8 +2,9 @@
 //! anyone who knows that height's validator set (DESIGN.md "Agreement";
 //! docs/PROTOCOL.md "Agreement, validator sets and perception scores").
 //!
-//! [`verify_certificate`] refuses, each with its own error: a certificate for
-//! another chain or height, the same signer twice, a signer outside the
+//! [`verify_certificate`] takes the chain and height the certificate must
+//! be for and refuses, each with its own error: a certificate for another
+//! chain or height, the same signer twice, a signer outside the
 //! height's set (an unknown key, or a member of a previous set that no longer
 //! holds a seat), a signature that does not verify, and fewer than q
 //! distinct signers.
@@ -100,12 +101,31 @@ pub enum CertificateError {
     },
 }
 
-/// Checks `cert` against the validator set of its height.
+/// Checks `cert` as the certificate of block `height` on chain `chain`,
+/// against that height's validator set `set`: refuses another chain or
+/// height, a signer twice, a signer without a seat in `set`, a signature
+/// that does not verify and fewer than q distinct signers. (Which block it
+/// certifies is the caller's to compare: [`verify_committed_block`] does
+/// it for a header.)
 pub fn verify_certificate(
     cert: &CommitCertificate,
+    chain: ChainId,
+    height: BlockNumber,
     set: &ValidatorSet,
     mut verifier: impl SignatureVerifier,
 ) -> Result<(), CertificateError> {
+    if cert.chain_id != chain {
+        return Err(CertificateError::WrongChain {
+            expected: chain,
+            got: cert.chain_id,
+        });
+    }
+    if cert.height != height {
+        return Err(CertificateError::WrongHeight {
+            expected: height,
+            got: cert.height,
+        });
+    }
     let mut seen = BTreeSet::new();
     for sig in cert.signatures.iter() {
         if !seen.insert(sig.validator) {
@@ -151,14 +171,10 @@ pub fn verify_committed_block(
             got: cert.chain_id,
         });
     }
-    if cert.height != height || block.header.number != height {
+    if block.header.number != height {
         return Err(CertificateError::WrongHeight {
             expected: height,
-            got: if cert.height != height {
-                cert.height
-            } else {
-                block.header.number
-            },
+            got: block.header.number,
         });
     }
     let id = block.header.hash_with(algo);
@@ -168,7 +184,7 @@ pub fn verify_committed_block(
             got: cert.block_hash,
         });
     }
-    verify_certificate(cert, set, verifier)
+    verify_certificate(cert, chain, height, set, verifier)
 }
 
 /// Builds a certificate from precommits for one block (they must share
@@ -247,20 +263,6 @@ pub fn check_parent_commit(
         }),
         (Some(set), Some(cert)) => {
             let parent_height = BlockNumber(header.number.0.saturating_sub(1));
-            if cert.chain_id != header.chain_id {
-                return Err(CertificateError::WrongChain {
-                    expected: header.chain_id,
-                    got: cert.chain_id,
-                }
-                .into());
-            }
-            if cert.height != parent_height {
-                return Err(CertificateError::WrongHeight {
-                    expected: parent_height,
-                    got: cert.height,
-                }
-                .into());
-            }
             if cert.block_hash != header.parent {
                 return Err(CertificateError::WrongBlock {
                     expected: header.parent,
@@ -268,7 +270,7 @@ pub fn check_parent_commit(
                 }
                 .into());
             }
-            verify_certificate(cert, set, &mut verifier)?;
+            verify_certificate(cert, header.chain_id, parent_height, set, &mut verifier)?;
             let bits = set.bitmap(cert.signatures.iter().map(|s| &s.validator));
             if bits != header.parent_signers {
                 return Err(ParentCommitError::SignerMismatch {

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 use undchain_types::msg::{CommitCertificate, Round, VoteKind};
-use undchain_types::{BlockHeader, BlockNumber, Hash32};
+use undchain_types::{BlockHeader, BlockNumber, Hash32, HashAlgorithm, HashContext, wire};
 
 /// A proposed value: the block header and the parent certificate that
 /// justifies its `parent_signers`.
@@ -28,6 +28,27 @@ pub struct Value {
     /// The parent block's certificate the proposer chose.
     pub parent_certificate: Option<CommitCertificate>,
 }
+
+impl Value {
+    /// The key of the value as a whole: the header's hash under `algo` and
+    /// the parent certificate together. Votes name the header's hash (the
+    /// id); validity is decided on the whole value, since a Byzantine
+    /// proposer can send an honest header with a bad parent certificate,
+    /// so the driver keeps verdicts by this key
+    /// ([`crate::driver::Output::CheckValue`]). A local map key, never
+    /// signed.
+    pub fn key(&self, algo: HashAlgorithm) -> Hash32 {
+        let id = self.header.hash_with(algo);
+        algo.hash(
+            HashContext::Proposal,
+            &wire::encode_bare(&(VALUE_KEY_TAG, id, &self.parent_certificate)),
+        )
+    }
+}
+
+/// Sets a value's key apart from the proposal digests hashed under the
+/// same context.
+const VALUE_KEY_TAG: &str = "proposed value";
 
 /// A value with its id (block hash) and the round it was seen valid or
 /// locked in (the paper's `lockedValue/lockedRound`, `validValue/validRound`).

@@ -166,8 +166,9 @@ impl VoteKeeper {
     }
 
     /// Counts a vote and reports the thresholds it made true for the first
-    /// time in its round (each threshold is reported once per round). An
-    /// identical vote is ignored; a different one for the same slot is
+    /// time in its round (each threshold is reported once per round). A
+    /// vote already counted is ignored, whatever its signature bytes (the
+    /// comparison is of the votes); a different one for the same slot is
     /// counted for its value and returned as evidence with the first.
     pub fn add_vote(&mut self, vote: SignedVote) -> Result<VoteOutcome, RecordVoteError> {
         let v = &vote.vote;
@@ -192,7 +193,11 @@ impl VoteKeeper {
         };
         let mut outcome = VoteOutcome::default();
         let votes = kv.by_voter.entry(voter).or_default();
-        if votes.contains(&vote) {
+        // The same vote under a second signature (ed25519 signatures are
+        // not unique: a signer may pick another nonce) is the same vote:
+        // not counted again and no evidence (`Evidence::verify` would
+        // refuse the pair as not conflicting).
+        if votes.iter().any(|x| x.vote == vote.vote) {
             return Ok(outcome);
         }
         if let Some(first) = votes.first() {
@@ -269,6 +274,22 @@ impl VoteKeeper {
         self.rounds
             .get(&round)
             .map_or(0, |r| r.kind(kind).by_voter.len())
+    }
+
+    /// How many distinct validators voted for block `id`, in any round and
+    /// step (how much a proposal of it is worth keeping).
+    pub fn support(&self, id: &Hash32) -> usize {
+        let mut voters = BTreeSet::new();
+        for r in self.rounds.values() {
+            for kv in [&r.prevotes, &r.precommits] {
+                for (voter, votes) in &kv.by_voter {
+                    if votes.iter().any(|v| v.vote.value.as_ref() == Some(id)) {
+                        voters.insert(*voter);
+                    }
+                }
+            }
+        }
+        voters.len()
     }
 
     /// Whether q votes of `kind` in `round` are for `value`.
@@ -388,6 +409,25 @@ mod tests {
         assert_eq!(seen[5].1, vec![], "each threshold is emitted once");
         assert!(vk.has_quorum_for(0, VoteKind::Prevote, v));
         assert!(!vk.has_quorum_any(0, VoteKind::Precommit));
+    }
+
+    #[test]
+    fn the_same_vote_under_another_signature_is_no_evidence() {
+        let ks = keys(4);
+        let mut vk = keeper(&ks);
+        let a = Some(Hash32([1; 32]));
+        let first = vote(&ks[0], 0, VoteKind::Prevote, a);
+        vk.add_vote(first.clone()).unwrap();
+        // The keeper trusts signatures (the driver checks them): other
+        // bytes over the same vote stand for a second valid signature.
+        let mut again = first.clone();
+        again.signature.0[0] ^= 1;
+        assert_eq!(vk.add_vote(again), Ok(VoteOutcome::default()));
+        assert_eq!(vk.count(0, VoteKind::Prevote, a), 1);
+        assert_eq!(vk.votes_in(0, VoteKind::Prevote), vec![&first]);
+        // A really different vote is still evidence.
+        let other = vote(&ks[0], 0, VoteKind::Prevote, None);
+        assert!(vk.add_vote(other).unwrap().evidence.is_some());
     }
 
     #[test]

@@ -179,15 +179,19 @@ pub enum Output {
         /// The round this validator proposes in.
         round: Round,
     },
-    /// Check this value and answer with
-    /// [`crate::driver::Driver::handle_validity`].
+    /// Check this value, header and parent certificate together, and
+    /// answer with [`crate::driver::Driver::handle_validity`] naming `key`.
     CheckValue {
         /// The height the value is proposed for.
         height: BlockNumber,
         /// Round of the proposal that carried it.
         round: Round,
-        /// The block hash, which the answer names.
+        /// The block hash (what votes name).
         id: Hash32,
+        /// The whole value's key ([`Value::key`]), which the answer names:
+        /// the same header with another parent certificate is another
+        /// value with a verdict of its own.
+        key: Hash32,
         /// The header and the parent certificate it relies on.
         value: Box<Value>,
     },
@@ -299,9 +303,34 @@ pub enum InputError {
         round: Round,
     },
     /// A verdict on a value the driver never asked about.
-    #[error("verdict on {id:?}, which was never asked about")]
+    #[error("verdict on value {key:?}, which was never asked about")]
     NotAsked {
-        /// The block hash the verdict names.
-        id: Hash32,
+        /// The value key the verdict names.
+        key: Hash32,
+    },
+    /// A next-height message not kept: its signer's quota holds later
+    /// rounds, or the places for signers outside the current set are taken.
+    #[error("no room for more messages of height {height} signed by {signer:?}")]
+    QuotaFull {
+        /// The key that signed the message.
+        signer: PublicKey,
+        /// The height the message is for.
+        height: BlockNumber,
+    },
+    /// A block request from a peer that was served too recently (or from
+    /// non-members beyond their shared budget).
+    #[error("block requests from {peer:?} come too often")]
+    RateLimited {
+        /// The peer that asked.
+        peer: PublicKey,
+    },
+    /// Evidence for a height other than the running one (the driver knows
+    /// only that height's set).
+    #[error("evidence for height {height}, the driver runs height {current}")]
+    EvidenceHeight {
+        /// The height the evidence is about.
+        height: BlockNumber,
+        /// The height the driver runs.
+        current: BlockNumber,
     },
 }

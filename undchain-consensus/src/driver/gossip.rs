@@ -10,15 +10,12 @@
 use undchain_types::msg::{
     BlockRequest, CommitCertificate, CommittedBlock, MAX_BLOCKS_PER_RESPONSE, Round, VoteKind,
 };
-use undchain_types::{BlockNumber, Hash32, LocalTime, Message, PublicKey};
+use undchain_types::{Hash32, LocalTime, Message, PublicKey};
 
 use super::Driver;
-use super::contract::{InputError, Output, Validity};
+use super::contract::{InputError, Output};
 use crate::certificate::{SignatureVerifier, verify_committed_block};
 use crate::round::{RoundValue, Step, Value};
-
-/// Messages for the next height kept until it starts.
-const MAX_FUTURE_MESSAGES: usize = 256;
 
 impl<V: SignatureVerifier> Driver<V> {
     /// Re-sends own messages of the current round, and the polka behind
@@ -43,18 +40,29 @@ impl<V: SignatureVerifier> Driver<V> {
         }
     }
 
-    /// Relays the prevotes of `round` for `id` (others' signed votes: they
-    /// authenticate themselves).
+    /// Relays the prevotes of `round` for `id`, and the proposal of that
+    /// round that carried `id` (others' signed messages: they authenticate
+    /// themselves), so a validator that missed the proposal, or whose
+    /// place for it an equivocating proposer took, can still vote for the
+    /// value (lines 28, 36, 49).
     pub(super) fn relay_polka(&mut self, round: Round, id: Hash32) {
         let Some(cur) = self.cur.as_ref() else {
             return;
         };
-        let votes: Vec<Message> = cur
+        let mut votes: Vec<Message> = cur
             .keeper
             .prevotes_for(round, id)
             .into_iter()
             .map(|v| Message::Vote(v.clone()))
             .collect();
+        let carried = cur
+            .proposals
+            .get(&round)
+            .and_then(|ps| ps.iter().find(|p| p.id == id))
+            .filter(|p| p.signed.proposal.proposer != self.me);
+        if let Some(p) = carried {
+            votes.push(Message::Proposal(p.signed.clone()));
+        }
         for msg in votes {
             self.emit(Output::Broadcast { msg });
         }
@@ -115,81 +123,26 @@ impl<V: SignatureVerifier> Driver<V> {
         }
     }
 
-    /// A message for a later height from `from` (or any message while
-    /// idle): keeps the next height's messages until it starts, and asks
-    /// `from` for the decided blocks in between if this validator seems
-    /// behind (the message is two or more heights ahead, or this height has
-    /// run for a rebroadcast interval), at most once per interval.
-    pub(super) fn defer(&mut self, height: BlockNumber, from: PublicKey, msg: Message) {
-        let ours = self.state.height;
-        let room = self.future.len() < MAX_FUTURE_MESSAGES;
-        let Some(started_at) = self.cur.as_ref().map(|c| c.started_at) else {
-            if room {
-                self.future.push((from, msg));
-            }
-            return;
-        };
-        if height == ours.next() && room {
-            self.future.push((from, msg));
-        }
-        if self.state.step == Step::Commit {
-            return;
-        }
-        let every = self.config.timeouts.rebroadcast_us;
-        let far = height.0 > ours.0.saturating_add(1);
-        let stuck = self.now >= started_at.plus(every);
-        if (far || stuck) && self.block_request_allowed() {
-            self.last_block_request = Some(self.now);
-            let msg = Message::BlockRequest(self.block_request());
-            self.emit(Output::Send { to: from, msg });
-        }
-    }
-
     /// Whether a rebroadcast interval has passed since the last block
     /// request.
     fn block_request_allowed(&self) -> bool {
+        self.block_request_allowed_at(self.now)
+    }
+
+    /// Whether a rebroadcast interval has passed at `now` since the last
+    /// block request.
+    pub(super) fn block_request_allowed_at(&self, now: LocalTime) -> bool {
         let every = self.config.timeouts.rebroadcast_us;
-        let now: LocalTime = self.now;
         self.last_block_request.is_none_or(|t| now >= t.plus(every))
     }
 
     /// The decided blocks from the current height on, as many as one
     /// response may carry.
-    fn block_request(&self) -> BlockRequest {
+    pub(super) fn block_request(&self) -> BlockRequest {
         BlockRequest {
             from: self.state.height,
             max: MAX_BLOCKS_PER_RESPONSE as u16,
         }
-    }
-
-    /// Decided blocks from a peer (catch-up). The block of the current
-    /// height is decided if its certificate verifies against this height's
-    /// set (checked before anything is kept: a bad one refuses the whole
-    /// response); later ones wait for their height.
-    pub(super) fn handle_blocks(
-        &mut self,
-        now: LocalTime,
-        blocks: Vec<CommittedBlock>,
-    ) -> Result<(), InputError> {
-        let running = self.cur.is_some() && self.state.step != Step::Commit;
-        let decides = blocks
-            .iter()
-            .position(|b| running && b.header.number == self.state.height);
-        if let Some(i) = decides {
-            self.check_block(&blocks[i])?;
-        }
-        self.now = now;
-        for (i, b) in blocks.into_iter().enumerate() {
-            let n = b.header.number;
-            if n > self.state.height || self.cur.is_none() {
-                if self.pending_blocks.len() < MAX_BLOCKS_PER_RESPONSE {
-                    self.pending_blocks.insert(n, b);
-                }
-            } else if Some(i) == decides {
-                self.commit_block(b);
-            }
-        }
-        Ok(())
     }
 
     /// A bare certificate: decides if it is for the current height, names a
@@ -206,12 +159,9 @@ impl<V: SignatureVerifier> Driver<V> {
         if cert.height != self.state.height || self.state.step == Step::Commit {
             return Ok(());
         }
-        let Some(value) = cur.values.get(&cert.block_hash) else {
+        let Some(value) = cur.valid_value(&cert.block_hash) else {
             return Ok(());
         };
-        if cur.validity.get(&cert.block_hash) != Some(&Validity::Valid) {
-            return Ok(());
-        }
         let block = CommittedBlock {
             header: value.header.clone(),
             certificate: cert,
@@ -231,7 +181,7 @@ impl<V: SignatureVerifier> Driver<V> {
 
     /// Whether `block` is this height's, certified by q of this height's
     /// set (nothing changes either way).
-    fn check_block(&mut self, block: &CommittedBlock) -> Result<(), InputError> {
+    pub(super) fn check_block(&mut self, block: &CommittedBlock) -> Result<(), InputError> {
         let Some(cur) = self.cur.as_ref() else {
             return Ok(());
         };
@@ -247,7 +197,7 @@ impl<V: SignatureVerifier> Driver<V> {
     }
 
     /// Decides the current height from a verified block.
-    fn commit_block(&mut self, block: CommittedBlock) {
+    pub(super) fn commit_block(&mut self, block: CommittedBlock) {
         if self.cur.is_none() {
             return;
         }

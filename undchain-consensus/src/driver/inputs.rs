@@ -6,16 +6,18 @@ use undchain_types::msg::{Evidence, Round, SignedProposal, SignedVote};
 use undchain_types::{BlockNumber, ChainId, Hash32, LocalTime, Message, PublicKey};
 
 use super::contract::{InputError, Output, PersistedState, Timeout, Validity};
-use super::{Driver, HeightState, Proposed, msg_height};
+use super::{Driver, HeightState, Proposed, proposal_value};
 use crate::certificate::SignatureVerifier;
 use crate::round::{RoundInput, Step, TimeoutKind, Value};
 use crate::validator_set::ValidatorSet;
 use crate::votekeeper::RecordVoteError;
 
-/// At most this many distinct proposals are kept per round (the first is
-/// "the" proposal; more only matter to follow an equivocating proposer's
-/// polka and for evidence).
-const MAX_PROPOSALS_PER_ROUND: usize = 3;
+/// At most this many distinct proposals are kept per round. The first is
+/// "the" proposal (lines 22 and 28) and is never replaced; the others only
+/// matter to follow an equivocating proposer's polka and for evidence, and
+/// give way to a later one whose block more validators voted for, so an
+/// equivocator cannot push the value with a polka out.
+pub(super) const MAX_PROPOSALS_PER_ROUND: usize = 4;
 
 /// Where a message for some height goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,33 +55,21 @@ impl<V: SignatureVerifier> Driver<V> {
         let height = persisted.round_state.height;
         self.state = persisted.round_state;
         self.timers.clear();
+        let algo = self.config.hash_algorithm;
         let mut hs = HeightState::new(height, set, now);
         for rv in [&self.state.locked, &self.state.valid]
             .into_iter()
             .flatten()
         {
-            hs.values.insert(rv.id, rv.value.clone());
-            hs.validity.insert(rv.id, Validity::Valid);
+            let key = rv.value.key(algo);
+            hs.know(key, rv.id, rv.value.clone(), Some(Validity::Valid));
         }
         let mut resend = Vec::new();
         if let Some(p) = &persisted.own_proposal {
-            let id = p.proposal.header.hash_with(self.config.hash_algorithm);
+            let own = Proposed::new(p.clone(), algo);
             hs.keeper.add_sender(p.proposal.round, self.me);
-            hs.values.insert(
-                id,
-                Value {
-                    header: p.proposal.header.clone(),
-                    parent_certificate: p.proposal.parent_certificate.clone(),
-                },
-            );
-            hs.validity.insert(id, Validity::Valid);
-            hs.proposals
-                .entry(p.proposal.round)
-                .or_default()
-                .push(Proposed {
-                    id,
-                    signed: p.clone(),
-                });
+            hs.know(own.key, own.id, proposal_value(p), Some(Validity::Valid));
+            hs.proposals.entry(p.proposal.round).or_default().push(own);
             resend.push(Message::Proposal(p.clone()));
         }
         for v in &persisted.own_votes {
@@ -136,31 +126,40 @@ impl<V: SignatureVerifier> Driver<V> {
         from: PublicKey,
         message: Message,
     ) -> Result<(), InputError> {
+        self.handle_checked(now, from, message, false)
+    }
+
+    /// [`Driver::handle_message`], skipping the signature check of a
+    /// proposal or vote whose signature was checked before it was buffered
+    /// (`signed_ok`).
+    pub(super) fn handle_checked(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        message: Message,
+        signed_ok: bool,
+    ) -> Result<(), InputError> {
         match message {
-            Message::Proposal(p) => self.handle_proposal(now, from, p),
-            Message::Vote(v) => self.handle_vote(now, from, v),
-            Message::BlockRequest(request) => {
-                self.emit(Output::ServeBlocks { to: from, request });
-                Ok(())
-            }
+            Message::Proposal(p) => self.handle_proposal(now, from, p, signed_ok),
+            Message::Vote(v) => self.handle_vote(now, from, v, signed_ok),
+            Message::BlockRequest(request) => self.handle_block_request(now, from, request),
             Message::BlockResponse(r) => self.handle_blocks(now, r.blocks.into_vec()),
             Message::CommitCertificate(c) => self.handle_certificate(now, c),
-            Message::Evidence(e) => {
-                e.verify()?;
-                self.emit(Output::Evidence(Box::new(e)));
-                Ok(())
-            }
+            Message::Evidence(e) => self.handle_evidence(now, e),
             other => Err(InputError::NotAgreement { kind: other.kind() }),
         }
     }
 
     /// A signed proposal: checked (chain, header, height, round, proposer,
-    /// signature), then kept and its value asked about.
+    /// signature), then kept and its value asked about. One for a later
+    /// height is checked as far as it can be and buffered
+    /// ([`Driver::handle_later`]).
     fn handle_proposal(
         &mut self,
         now: LocalTime,
         from: PublicKey,
         sp: SignedProposal,
+        signed_ok: bool,
     ) -> Result<(), InputError> {
         let p = &sp.proposal;
         self.check_chain(p.chain_id)?;
@@ -173,9 +172,8 @@ impl<V: SignatureVerifier> Driver<V> {
         match self.route(p.height) {
             Route::Stale => return Ok(()),
             Route::Later => {
-                self.now = now;
-                self.defer(p.height, from, Message::Proposal(sp));
-                return Ok(());
+                let (height, round) = (p.height, p.round);
+                return self.handle_later(now, from, height, round, Message::Proposal(sp));
             }
             Route::Current => {}
         }
@@ -197,9 +195,10 @@ impl<V: SignatureVerifier> Driver<V> {
         if known.is_some_and(|ps| ps.iter().any(|x| x.signed == sp)) || p.proposer == self.me {
             return Ok(());
         }
-        if !self
-            .verifier
-            .verify(&p.proposer, &p.digest(), &sp.signature)
+        if !signed_ok
+            && !self
+                .verifier
+                .verify(&p.proposer, &p.digest(), &sp.signature)
         {
             return Err(InputError::BadSignature { signer: p.proposer });
         }
@@ -210,60 +209,60 @@ impl<V: SignatureVerifier> Driver<V> {
 
     /// Keeps a checked proposal of the current height (evidence if it is
     /// the proposer's second one for the round) and asks about its value.
+    /// With [`MAX_PROPOSALS_PER_ROUND`] kept already, it takes the place of
+    /// the kept one (never the first) whose block fewer validators voted
+    /// for, if its own block has more votes; otherwise it is only evidence.
     fn record_proposal(&mut self, sp: SignedProposal) {
-        let algo = self.config.hash_algorithm;
+        let proposed = Proposed::new(sp, self.config.hash_algorithm);
         let Some(cur) = self.cur.as_mut() else {
             return;
         };
-        let (round, proposer) = (sp.proposal.round, sp.proposal.proposer);
-        let id = sp.proposal.header.hash_with(algo);
+        let (round, proposer) = (
+            proposed.signed.proposal.round,
+            proposed.signed.proposal.proposer,
+        );
         let list = cur.proposals.entry(round).or_default();
         let evidence = match list.first() {
             Some(first) if cur.reported.insert((proposer, round, None)) => {
                 Some(Evidence::DoubleProposal {
                     first: Box::new(first.signed.clone()),
-                    second: Box::new(sp.clone()),
+                    second: Box::new(proposed.signed.clone()),
                 })
             }
             _ => None,
         };
-        let full = list.len() >= MAX_PROPOSALS_PER_ROUND;
-        if !full {
-            list.push(Proposed {
-                id,
-                signed: sp.clone(),
-            });
-            cur.values.entry(id).or_insert_with(|| Value {
-                header: sp.proposal.header.clone(),
-                parent_certificate: sp.proposal.parent_certificate.clone(),
-            });
+        let kept = keep_proposal(cur, round, proposed.clone());
+        if kept {
+            let value = proposal_value(&proposed.signed);
+            cur.know(proposed.key, proposed.id, value, None);
             cur.keeper.add_sender(round, proposer);
         }
         if let Some(e) = evidence {
             self.emit(Output::Evidence(Box::new(e)));
         }
-        if full {
+        if !kept {
             return;
         }
-        self.ask_validity(round, id);
+        self.ask_validity(round, proposed.key);
         self.process();
     }
 
-    /// A signed prevote or precommit.
+    /// A signed prevote or precommit (one for a later height is checked as
+    /// far as it can be and buffered, [`Driver::handle_later`]).
     fn handle_vote(
         &mut self,
         now: LocalTime,
         from: PublicKey,
         sv: SignedVote,
+        signed_ok: bool,
     ) -> Result<(), InputError> {
         let v = &sv.vote;
         self.check_chain(v.chain_id)?;
         match self.route(v.height) {
             Route::Stale => return Ok(()),
             Route::Later => {
-                self.now = now;
-                self.defer(v.height, from, Message::Vote(sv));
-                return Ok(());
+                let (height, round) = (v.height, v.round);
+                return self.handle_later(now, from, height, round, Message::Vote(sv));
             }
             Route::Current => {}
         }
@@ -279,9 +278,10 @@ impl<V: SignatureVerifier> Driver<V> {
                     height: v.height,
                 });
             }
-            if !self
-                .verifier
-                .verify(&v.validator, &v.digest(), &sv.signature)
+            if !signed_ok
+                && !self
+                    .verifier
+                    .verify(&v.validator, &v.digest(), &sv.signature)
             {
                 return Err(InputError::BadSignature {
                     signer: v.validator,
@@ -361,25 +361,25 @@ impl<V: SignatureVerifier> Driver<V> {
         Ok(())
     }
 
-    /// The host's verdict on a value it was asked about (answer to
-    /// [`Output::CheckValue`]; a later answer replaces a
-    /// [`Validity::Pending`] one).
+    /// The host's verdict on a value it was asked about, named by the
+    /// value's key (answer to [`Output::CheckValue`], whose `key` it is; a
+    /// later answer replaces a [`Validity::Pending`] one).
     pub fn handle_validity(
         &mut self,
         now: LocalTime,
         height: BlockNumber,
-        id: Hash32,
+        key: Hash32,
         validity: Validity,
     ) -> Result<(), InputError> {
         self.check_height(height)?;
         let Some(cur) = self.cur.as_mut() else {
-            return Err(InputError::NotAsked { id });
+            return Err(InputError::NotAsked { key });
         };
-        if !cur.asked.contains(&id) {
-            return Err(InputError::NotAsked { id });
+        if !cur.asked.contains(&key) {
+            return Err(InputError::NotAsked { key });
         }
         self.now = now;
-        cur.validity.insert(id, validity);
+        cur.validity.insert(key, validity);
         self.process();
         Ok(())
     }
@@ -468,51 +468,23 @@ impl<V: SignatureVerifier> Driver<V> {
         }
     }
 
-    /// Replays what [`Driver::defer`] kept for the height just started
-    /// (messages, and a decided block that arrived early).
-    fn replay_buffered(&mut self) {
-        let h = self.state.height;
-        if let Some(b) = self.pending_blocks.remove(&h) {
-            // A bad buffered block is simply dropped.
-            let _ = self.decide_from_block(b);
-        }
-        self.pending_blocks.retain(|n, _| *n > h);
-        let buffered = std::mem::take(&mut self.future);
-        for (from, msg) in buffered {
-            if self.state.step == Step::Commit {
-                // Decided meanwhile: keep what is for later.
-                if msg_height(&msg).is_some_and(|mh| mh > h) {
-                    self.future.push((from, msg));
-                }
-                continue;
-            }
-            match msg_height(&msg) {
-                Some(mh) if mh == h => {
-                    // Refused buffered messages are dropped like fresh ones.
-                    let _ = self.handle_message(self.now, from, msg);
-                }
-                Some(mh) if mh > h => self.future.push((from, msg)),
-                _ => {}
-            }
-        }
-    }
-
-    /// Asks the host about a proposed value once (unless its validity is
-    /// known already).
-    fn ask_validity(&mut self, round: Round, id: Hash32) {
+    /// Asks the host about a proposed value (by its key) once, unless its
+    /// verdict is known already.
+    fn ask_validity(&mut self, round: Round, key: Hash32) {
         let height = self.state.height;
         let Some(cur) = self.cur.as_mut() else {
             return;
         };
-        if cur.validity.contains_key(&id) || !cur.asked.insert(id) {
+        if cur.validity.contains_key(&key) || !cur.asked.insert(key) {
             return;
         }
-        if let Some(value) = cur.values.get(&id) {
-            let value = Box::new(value.clone());
+        if let Some((id, value)) = cur.values.get(&key) {
+            let (id, value) = (*id, Box::new(value.clone()));
             self.emit(Output::CheckValue {
                 height,
                 round,
                 id,
+                key,
                 value,
             });
         }
@@ -523,4 +495,42 @@ impl<V: SignatureVerifier> Driver<V> {
             .as_ref()
             .is_some_and(|c| c.set.proposer(self.state.height, round) == self.me)
     }
+}
+
+/// Puts `p` among `round`'s kept proposals if there is room, or in place of
+/// the least-voted kept one after the first if `p`'s block has more votes.
+/// Returns whether it was kept; a value no kept proposal carries any more
+/// is forgotten with its verdict.
+fn keep_proposal(cur: &mut HeightState, round: Round, p: Proposed) -> bool {
+    let support = |cur: &HeightState, id: &Hash32| cur.keeper.support(id);
+    let list = cur.proposals.get(&round).map_or(0, Vec::len);
+    if list < MAX_PROPOSALS_PER_ROUND {
+        cur.proposals.entry(round).or_default().push(p);
+        return true;
+    }
+    let mine = support(cur, &p.id);
+    let weakest = cur.proposals.get(&round).and_then(|ps| {
+        ps.iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, x)| (support(cur, &x.id), i))
+            .min()
+    });
+    let Some((least, i)) = weakest else {
+        return false;
+    };
+    if mine <= least {
+        return false;
+    }
+    let Some(ps) = cur.proposals.get_mut(&round) else {
+        return false;
+    };
+    let gone = std::mem::replace(&mut ps[i], p);
+    let still_used = cur.proposals.values().flatten().any(|x| x.key == gone.key);
+    if !still_used {
+        cur.values.remove(&gone.key);
+        cur.validity.remove(&gone.key);
+        cur.asked.remove(&gone.key);
+    }
+    true
 }

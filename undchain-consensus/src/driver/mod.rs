@@ -121,18 +121,20 @@
 //! ([`undchain_types::msg::BlockRequest`]), which it accepts only with a
 //! certificate that verifies against its own validator set.
 
+mod buffer;
 mod contract;
 mod gossip;
 mod inputs;
+mod later;
 mod mux;
 mod timers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use undchain_types::msg::{CommittedBlock, Round, SignedProposal, SignedVote, VoteKind};
+use undchain_types::msg::{Round, SignedProposal, SignedVote, VoteKind};
 use undchain_types::{
-    AdvanceError, BlockNumber, Hash32, LocalTime, Message, Outbox, PublicKey, ReadyNumber,
-    SigningKey,
+    AdvanceError, BlockNumber, Hash32, HashAlgorithm, LocalTime, Message, Outbox, PublicKey,
+    ReadyNumber, SigningKey,
 };
 
 pub use contract::{
@@ -143,13 +145,35 @@ use crate::certificate::{SignatureVerifier, StrictVerifier};
 use crate::round::{RoundState, Step, TimeoutKind, Value};
 use crate::validator_set::ValidatorSet;
 use crate::votekeeper::VoteKeeper;
+use buffer::{FutureMessages, LaterBlocks};
 use timers::Timers;
 
-/// A proposal with its block hash (computed once).
+/// A proposal with its block hash and its value's key (computed once).
 #[derive(Debug, Clone)]
 struct Proposed {
     id: Hash32,
+    key: Hash32,
     signed: SignedProposal,
+}
+
+impl Proposed {
+    /// `signed` with its id and key under `algo`.
+    fn new(signed: SignedProposal, algo: HashAlgorithm) -> Self {
+        let value = proposal_value(&signed);
+        Proposed {
+            id: value.header.hash_with(algo),
+            key: value.key(algo),
+            signed,
+        }
+    }
+}
+
+/// The value a proposal carries.
+fn proposal_value(sp: &SignedProposal) -> Value {
+    Value {
+        header: sp.proposal.header.clone(),
+        parent_certificate: sp.proposal.parent_certificate.clone(),
+    }
 }
 
 /// The `upon` rules that fire once per round (the paper's "for the first
@@ -161,13 +185,16 @@ enum Rule {
     L47,
 }
 
-/// Per-height bookkeeping.
+/// Per-height bookkeeping. Values, verdicts and questions are by value
+/// key ([`Value::key`]): validity is decided on the whole value, header
+/// and parent certificate.
 #[derive(Debug, Clone)]
 struct HeightState {
     set: ValidatorSet,
     keeper: VoteKeeper,
     proposals: BTreeMap<Round, Vec<Proposed>>,
-    values: BTreeMap<Hash32, Value>,
+    /// Value key -> (block hash, value).
+    values: BTreeMap<Hash32, (Hash32, Value)>,
     validity: BTreeMap<Hash32, Validity>,
     asked: BTreeSet<Hash32>,
     fired: BTreeSet<(Round, Rule)>,
@@ -179,6 +206,33 @@ struct HeightState {
 }
 
 impl HeightState {
+    /// A value with block hash `id` that the host found valid, if any
+    /// (one valid value for a header is enough: votes name the header).
+    fn valid_value(&self, id: &Hash32) -> Option<&Value> {
+        self.values
+            .iter()
+            .find(|(key, (vid, _))| vid == id && self.validity.get(*key) == Some(&Validity::Valid))
+            .map(|(_, (_, v))| v)
+    }
+
+    /// The verdict on a proposal's value: valid if any value with its
+    /// header is valid, else the host's verdict on this value, if given.
+    fn verdict(&self, p: &Proposed) -> Option<Validity> {
+        if self.valid_value(&p.id).is_some() {
+            return Some(Validity::Valid);
+        }
+        self.validity.get(&p.key).copied()
+    }
+
+    /// Remembers a value and the host's verdict on it (own and restored
+    /// values are valid).
+    fn know(&mut self, key: Hash32, id: Hash32, value: Value, validity: Option<Validity>) {
+        self.values.entry(key).or_insert((id, value));
+        if let Some(v) = validity {
+            self.validity.insert(key, v);
+        }
+    }
+
     fn new(height: BlockNumber, set: ValidatorSet, now: LocalTime) -> Self {
         HeightState {
             keeper: VoteKeeper::new(height, set.clone()),
@@ -207,9 +261,14 @@ pub struct Driver<V = StrictVerifier> {
     verifier: V,
     state: RoundState,
     cur: Option<HeightState>,
-    future: Vec<(PublicKey, Message)>,
-    pending_blocks: BTreeMap<BlockNumber, CommittedBlock>,
+    future: FutureMessages,
+    pending_blocks: LaterBlocks,
     last_block_request: Option<LocalTime>,
+    /// When each member's block request was last served.
+    served: BTreeMap<PublicKey, LocalTime>,
+    /// Block requests of non-members served in the current interval
+    /// (start of the interval, count).
+    served_others: (LocalTime, usize),
     /// The `now` of the input being handled.
     now: LocalTime,
     timers: Timers,
@@ -237,9 +296,11 @@ impl<V: SignatureVerifier> Driver<V> {
             verifier,
             state: RoundState::new(BlockNumber(0)),
             cur: None,
-            future: Vec::new(),
-            pending_blocks: BTreeMap::new(),
+            future: FutureMessages::default(),
+            pending_blocks: LaterBlocks::default(),
             last_block_request: None,
+            served: BTreeMap::new(),
+            served_others: (LocalTime::ZERO, 0),
             now: LocalTime::ZERO,
             timers: Timers::default(),
             outbox: Outbox::new(),
@@ -270,6 +331,13 @@ impl<V: SignatureVerifier> Driver<V> {
     /// The current height's vote keeper, once started.
     pub fn vote_keeper(&self) -> Option<&VoteKeeper> {
         self.cur.as_ref().map(|c| &c.keeper)
+    }
+
+    /// How many next-height messages and later-height decided blocks are
+    /// kept for later (each checked before it was kept; bounded by the
+    /// per-signer quotas and the block window).
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.future.len(), self.pending_blocks.len())
     }
 
     /// The state a batch's `persist` would hold now.
@@ -398,13 +466,4 @@ fn can_act(t: &Timeout, started: bool, height: BlockNumber, round: Round, step: 
         && t.height == height
         && step != Step::Commit
         && (t.kind == TimeoutKind::Rebroadcast || t.round >= round)
-}
-
-/// The height a buffered message is for.
-fn msg_height(m: &Message) -> Option<BlockNumber> {
-    match m {
-        Message::Proposal(p) => Some(p.proposal.height),
-        Message::Vote(v) => Some(v.vote.height),
-        _ => None,
-    }
 }

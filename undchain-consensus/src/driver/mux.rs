@@ -140,12 +140,13 @@ impl<V: SignatureVerifier> Driver<V> {
             parent_certificate: value.parent_certificate.clone(),
         }
         .sign(&self.key);
-        cur.values.entry(id).or_insert(value);
-        cur.validity.insert(id, Validity::Valid);
+        let key = value.key(self.config.hash_algorithm);
+        cur.know(key, id, value, Some(Validity::Valid));
         cur.proposals.entry(round).or_default().insert(
             0,
             Proposed {
                 id,
+                key,
                 signed: sp.clone(),
             },
         );
@@ -208,9 +209,10 @@ impl<V: SignatureVerifier> Driver<V> {
     }
 }
 
-/// What the driver knows of proposal `id` in `round`, for the state machine.
+/// A valid value with block hash `id` as the state machine sees it (the
+/// proposal of `round`, proof-of-lock round `pol`).
 fn view(cur: &HeightState, round: Round, id: Hash32, pol: Option<Round>) -> Option<ProposalView> {
-    cur.values.get(&id).map(|v| ProposalView {
+    cur.valid_value(&id).map(|v| ProposalView {
         round,
         id,
         value: v.clone(),
@@ -218,21 +220,14 @@ fn view(cur: &HeightState, round: Round, id: Hash32, pol: Option<Round>) -> Opti
     })
 }
 
-/// The host's verdict on `id`, if it gave one.
-fn validity(cur: &HeightState, id: &Hash32) -> Option<Validity> {
-    cur.validity.get(id).copied()
-}
-
 /// L49: a valid value with q precommits in any round.
 fn decision_rule(cur: &HeightState) -> Option<(Round, RoundInput)> {
-    for (round, id) in cur.keeper.precommit_quorums() {
-        if validity(cur, &id) == Some(Validity::Valid) {
-            if let Some(p) = view(cur, round, id, None) {
-                return Some((round, RoundInput::ProposalAndPrecommitValue(p)));
-            }
-        }
-    }
-    None
+    cur.keeper
+        .precommit_quorums()
+        .into_iter()
+        .find_map(|(round, id)| {
+            view(cur, round, id, None).map(|p| (round, RoundInput::ProposalAndPrecommitValue(p)))
+        })
 }
 
 /// L22 / L28: this round's first proposal while the step is propose.
@@ -242,8 +237,9 @@ fn proposal_rule(cur: &HeightState, r: Round) -> Option<Option<(Round, RoundInpu
     let first = cur.proposals.get(&r).and_then(|ps| ps.first())?;
     let id = first.id;
     let pol = first.signed.proposal.pol_round;
+    let verdict = cur.verdict(first);
     match pol {
-        None => match validity(cur, &id) {
+        None => match verdict {
             Some(Validity::Valid) => {
                 Some(view(cur, r, id, None).map(|p| (r, RoundInput::Proposal(p))))
             }
@@ -251,7 +247,7 @@ fn proposal_rule(cur: &HeightState, r: Round) -> Option<Option<(Round, RoundInpu
             _ => None,
         },
         Some(vr) if vr < r && cur.keeper.has_quorum_for(vr, VoteKind::Prevote, Some(id)) => {
-            match validity(cur, &id) {
+            match verdict {
                 Some(Validity::Valid) => Some(
                     view(cur, r, id, pol).map(|p| (r, RoundInput::ProposalAndPolkaPrevious(p))),
                 ),
@@ -276,7 +272,7 @@ fn polka_rules(cur: &mut HeightState, r: Round, step: Step) -> Option<Option<(Ro
             .map(|ps| ps.iter().map(|p| p.id).collect())
             .unwrap_or_default();
         for id in ids {
-            if validity(cur, &id) == Some(Validity::Valid)
+            if cur.valid_value(&id).is_some()
                 && cur.keeper.has_quorum_for(r, VoteKind::Prevote, Some(id))
             {
                 cur.fired.insert((r, Rule::L36));

@@ -182,3 +182,90 @@ impl SimReport {
         )
     }
 }
+
+/// What a sweep of seeds adds up to: the `sim` example's summary line and
+/// exit status (docs/BENCHMARKS.md "agreement simulator").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepSummary {
+    /// Active validators n.
+    pub n: usize,
+    /// Byzantine validators among them.
+    pub byzantine: usize,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds with at least one safety violation.
+    pub safety_violations: u64,
+    /// Seeds in which some honest validator did not reach the target
+    /// height after the heal.
+    pub liveness_failures: u64,
+    /// Heights decided by every honest validator, summed over seeds.
+    pub heights_decided: u64,
+    /// Mean time from starting a height to deciding it, in delay units.
+    pub mean_delays_to_decide: f64,
+}
+
+impl SweepSummary {
+    /// Adds up `reports` (all for the same n and number of Byzantine
+    /// validators).
+    pub fn of(n: usize, byzantine: usize, reports: &[SimReport]) -> Self {
+        let sum: f64 = reports.iter().map(|r| r.delay_units_sum).sum();
+        let decisions: u64 = reports.iter().map(|r| r.decisions_measured).sum();
+        SweepSummary {
+            n,
+            byzantine,
+            seeds: reports.len() as u64,
+            safety_violations: reports
+                .iter()
+                .filter(|r| !r.safety_violations.is_empty())
+                .count() as u64,
+            liveness_failures: reports
+                .iter()
+                .filter(|r| !r.liveness_violations.is_empty())
+                .count() as u64,
+            heights_decided: reports.iter().map(|r| r.heights_decided).sum(),
+            mean_delays_to_decide: if decisions == 0 {
+                0.0
+            } else {
+                sum / decisions as f64
+            },
+        }
+    }
+
+    /// Whether this is the negative control: more Byzantine validators
+    /// than f = floor((n-1)/3), where violations are expected.
+    pub fn is_negative_control(&self) -> bool {
+        self.byzantine > undchain_types::max_faulty(self.n)
+    }
+
+    /// Whether the sweep failed: a safety violation or a liveness failure
+    /// in some seed, unless this is the negative control.
+    pub fn failed(&self) -> bool {
+        !self.is_negative_control() && (self.safety_violations > 0 || self.liveness_failures > 0)
+    }
+
+    /// The summary line the `sim` example prints.
+    pub fn line(&self) -> String {
+        format!(
+            "n={} byzantine={} seeds={} safety_violations={} liveness_failures={} heights_decided={} mean_delays_to_decide={:.2}",
+            self.n,
+            self.byzantine,
+            self.seeds,
+            self.safety_violations,
+            self.liveness_failures,
+            self.heights_decided,
+            self.mean_delays_to_decide
+        )
+    }
+
+    /// The line that says a negative control exits 0 whatever it found
+    /// (`None` for an ordinary sweep).
+    pub fn negative_control_line(&self) -> Option<String> {
+        self.is_negative_control().then(|| {
+            format!(
+                "negative_control: byzantine={} > f={}: violations are expected and the exit status is 0",
+                self.byzantine,
+                undchain_types::max_faulty(self.n)
+            )
+        })
+    }
+}

@@ -132,8 +132,8 @@ impl Simulation {
                 }
             }
             Output::CheckValue {
-                height, id, value, ..
-            } => self.answer_check(i, height, id, &value),
+                height, key, value, ..
+            } => self.answer_check(i, height, key, &value),
             Output::Decide(block) => self.on_decide(i, *block),
             Output::Evidence(e) => {
                 if self.nodes[i].honest && self.evidence.len() < 256 {
@@ -150,7 +150,7 @@ impl Simulation {
         &mut self,
         i: usize,
         height: BlockNumber,
-        id: undchain_types::Hash32,
+        key: undchain_types::Hash32,
         value: &Value,
     ) {
         let now = self.local_now();
@@ -169,14 +169,14 @@ impl Simulation {
                     node: i,
                     incarnation,
                     height,
-                    id,
+                    key,
                     validity: verdict,
                 },
             );
         }
         if let Some(d) = self.nodes[i].driver.as_mut() {
             // A verdict for a height already left is refused; nothing to do.
-            let _ = d.handle_validity(now, height, id, answer);
+            let _ = d.handle_validity(now, height, key, answer);
         }
     }
 

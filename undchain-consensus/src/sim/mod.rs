@@ -49,7 +49,7 @@ use crate::certificate::SignatureVerifier;
 
 pub use byzantine::{ActorCtx, Behaviour, Coalition, transform};
 pub use checker::{Checker, Violation};
-pub use config::{NodeSummary, RotationPlan, SimConfig, SimReport};
+pub use config::{NodeSummary, RotationPlan, SimConfig, SimReport, SweepSummary};
 pub use undchain_sim::{Crash, FaultPlan, Partition};
 pub use world::Simulation;
 

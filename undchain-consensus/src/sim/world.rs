@@ -40,7 +40,7 @@ pub(super) enum Event {
         node: usize,
         incarnation: u64,
         height: BlockNumber,
-        id: Hash32,
+        key: Hash32,
         validity: Validity,
     },
     /// A planned crash (torn: it hits in the middle of the node's next
@@ -270,7 +270,7 @@ impl Simulation {
                 node,
                 incarnation,
                 height,
-                id,
+                key,
                 validity,
             } => {
                 if self.nodes[node].incarnation != incarnation {
@@ -279,7 +279,7 @@ impl Simulation {
                 if let Some(d) = self.nodes[node].driver.as_mut() {
                     // A stale answer is refused and changes nothing; the
                     // host still carries out (an empty batch).
-                    let _ = d.handle_validity(now, height, id, validity);
+                    let _ = d.handle_validity(now, height, key, validity);
                     self.carry_out(node);
                 }
             }

@@ -33,7 +33,7 @@ fn quorum_of_distinct_members_verifies() {
     let (ks, set) = six();
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[4], &ks[5]], &set);
     assert_eq!(c.signatures.len(), 5);
-    verify_certificate(&c, &set, StrictVerifier).unwrap();
+    verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier).unwrap();
     let block = CommittedBlock {
         header: header(4, 1, &set),
         certificate: c,
@@ -50,11 +50,31 @@ fn quorum_of_distinct_members_verifies() {
 }
 
 #[test]
+fn a_certificate_for_another_chain_or_height_is_refused() {
+    let (ks, set) = six();
+    let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[4], &ks[5]], &set);
+    assert_eq!(
+        verify_certificate(&c, ChainId(99), BlockNumber(4), &set, StrictVerifier),
+        Err(CertificateError::WrongChain {
+            expected: ChainId(99),
+            got: CHAIN
+        })
+    );
+    assert_eq!(
+        verify_certificate(&c, CHAIN, BlockNumber(5), &set, StrictVerifier),
+        Err(CertificateError::WrongHeight {
+            expected: BlockNumber(5),
+            got: BlockNumber(4)
+        })
+    );
+}
+
+#[test]
 fn insufficient_weight_is_refused_even_at_2f_plus_1() {
     let (ks, set) = six();
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3]], &set);
     assert_eq!(
-        verify_certificate(&c, &set, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier),
         Err(CertificateError::InsufficientWeight {
             signers: 4,
             quorum: 5
@@ -62,7 +82,7 @@ fn insufficient_weight_is_refused_even_at_2f_plus_1() {
     );
     let c = cert(&[&ks[0], &ks[1], &ks[2]], &set);
     assert!(matches!(
-        verify_certificate(&c, &set, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier),
         Err(CertificateError::InsufficientWeight {
             signers: 3,
             quorum: 5
@@ -79,7 +99,7 @@ fn duplicate_signer_is_refused() {
     sigs.push(dup.clone());
     c.signatures = BoundedVec::try_from_vec(sigs).unwrap();
     assert_eq!(
-        verify_certificate(&c, &set, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier),
         Err(CertificateError::DuplicateSigner {
             validator: dup.validator
         })
@@ -92,7 +112,7 @@ fn unknown_signer_is_refused() {
     let stranger = node_key(99);
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3], &stranger], &set);
     assert_eq!(
-        verify_certificate(&c, &set, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier),
         Err(CertificateError::NotInSet {
             validator: stranger.public()
         })
@@ -106,9 +126,9 @@ fn previous_set_signer_is_refused() {
     let previous = set_of(&ks[..6]);
     let current = set_of(&[&ks[..5], &ks[6..]].concat());
     let c = cert(&[&ks[0], &ks[1], &ks[2], &ks[3], &ks[5]], &previous);
-    verify_certificate(&c, &previous, StrictVerifier).unwrap();
+    verify_certificate(&c, CHAIN, BlockNumber(4), &previous, StrictVerifier).unwrap();
     assert_eq!(
-        verify_certificate(&c, &current, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &current, StrictVerifier),
         Err(CertificateError::NotInSet {
             validator: ks[5].public()
         })
@@ -135,7 +155,7 @@ fn forged_signature_is_refused() {
     };
     c.signatures = BoundedVec::try_from_vec(sigs).unwrap();
     assert_eq!(
-        verify_certificate(&c, &set, StrictVerifier),
+        verify_certificate(&c, CHAIN, BlockNumber(4), &set, StrictVerifier),
         Err(CertificateError::BadSignature {
             validator: ks[4].public()
         })

@@ -16,7 +16,7 @@ fn restart_resends_the_same_prevote_and_never_a_different_one() {
     let a = header(0, 1, &set);
     offer_proposal(&mut d, &ks[0], 0, &a, at(10));
     take(&mut d);
-    d.handle_validity(at(20), BlockNumber(0), a.hash(), Validity::Valid)
+    d.handle_validity(at(20), BlockNumber(0), key_of(&a), Validity::Valid)
         .unwrap();
     let handed = take(&mut d);
     let prevote = handed.votes()[0].clone();
@@ -49,7 +49,7 @@ fn restart_keeps_the_lock() {
     let (ks, set, mut d) = started(4, 2, 0);
     let a = header(0, 1, &set);
     offer_proposal(&mut d, &ks[0], 0, &a, at(1));
-    d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
+    d.handle_validity(at(2), BlockNumber(0), key_of(&a), Validity::Valid)
         .unwrap();
     take(&mut d);
     let mut last = Handed::default();
@@ -93,7 +93,7 @@ fn restart_keeps_the_lock() {
     take(&mut d2);
     let b = header(0, 2, &set);
     offer_proposal(&mut d2, &ks[1], 1, &b, at(5_001));
-    d2.handle_validity(at(5_002), BlockNumber(0), b.hash(), Validity::Valid)
+    d2.handle_validity(at(5_002), BlockNumber(0), key_of(&b), Validity::Valid)
         .unwrap();
     let votes = take(&mut d2).votes();
     assert_eq!(votes.len(), 1);

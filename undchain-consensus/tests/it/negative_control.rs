@@ -56,3 +56,51 @@ fn two_q_minus_n_equivocators_fork_the_other_sizes() {
         );
     }
 }
+
+#[test]
+fn the_sim_summary_fails_on_violations_except_for_the_negative_control() {
+    use undchain_consensus::sim::SweepSummary;
+    // f+1 equivocators at n = 4: violations, but the negative control
+    // passes and says so.
+    let control: Vec<_> = (0..30)
+        .map(|seed| {
+            let cfg = SimConfig::drawn(4, 2, seed).with_behaviour(Behaviour::EquivocatingProposer);
+            Simulation::new(cfg).run()
+        })
+        .collect();
+    let s = SweepSummary::of(4, 2, &control);
+    assert!(s.safety_violations > 0);
+    assert!(s.is_negative_control() && !s.failed());
+    assert!(
+        s.negative_control_line()
+            .unwrap()
+            .contains("exit status is 0")
+    );
+    assert!(
+        s.line()
+            .contains(&format!("liveness_failures={}", s.liveness_failures))
+    );
+    // With f Byzantine validators, 50 heights to reach (at least 150
+    // delays) and no time after the heal (at most 80 delays in): honest
+    // validators fall short, and a liveness failure fails the sweep.
+    let starved: Vec<_> = (0..3)
+        .map(|seed| {
+            let cfg = SimConfig {
+                heights: 50,
+                liveness_bound_us: 1,
+                ..SimConfig::drawn(4, 1, seed)
+            };
+            Simulation::new(cfg).run()
+        })
+        .collect();
+    let s = SweepSummary::of(4, 1, &starved);
+    assert_eq!(s.safety_violations, 0);
+    assert_eq!(s.liveness_failures, 3);
+    assert!(s.failed() && s.negative_control_line().is_none());
+    assert!(s.line().contains("safety_violations=0 liveness_failures=3"));
+    // A clean sweep passes.
+    let clean = sweep(4, 1, 0, 5, false);
+    let s = SweepSummary::of(4, 1, &clean);
+    assert_eq!((s.safety_violations, s.liveness_failures), (0, 0));
+    assert!(!s.failed());
+}

@@ -54,7 +54,7 @@ fn silent_proposer_round_times_out_to_the_next_proposer() {
     // ks[1] proposes in round 1 and the round goes through.
     let h = header(0, 4, &set);
     offer_proposal(&mut d, &ks[1], 1, &h, t1);
-    d.handle_validity(t1, BlockNumber(0), h.hash(), Validity::Valid)
+    d.handle_validity(t1, BlockNumber(0), key_of(&h), Validity::Valid)
         .unwrap();
     assert_eq!(take(&mut d).votes()[0].vote.value, Some(h.hash()));
 }

@@ -99,8 +99,8 @@ impl CheckingHost {
                         .propose_value(at(now), height, round, value(&h))
                         .unwrap();
                 }
-                Output::CheckValue { height, id, .. } => self.drivers[i]
-                    .handle_validity(at(now), height, id, Validity::Valid)
+                Output::CheckValue { height, key, .. } => self.drivers[i]
+                    .handle_validity(at(now), height, key, Validity::Valid)
                     .unwrap(),
                 Output::Decide(b) => self.decided[i] = b.header.number.0 + 1,
                 _ => {}
@@ -241,7 +241,7 @@ fn one_write_per_batch_holds_the_latest_state() {
         at(2),
     );
     take(&mut d);
-    d.handle_validity(at(3), BlockNumber(0), a.hash(), Validity::Valid)
+    d.handle_validity(at(3), BlockNumber(0), key_of(&a), Validity::Valid)
         .unwrap();
     let batch = d.ready().expect("the votes");
     let votes = broadcast_votes(&batch.after_persist);

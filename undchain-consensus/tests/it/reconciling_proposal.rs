@@ -25,11 +25,11 @@ fn pending_job_file_holds_the_prevote_until_it_arrives() {
         "no vote before the verdict"
     );
 
-    d.handle_validity(at(200), BlockNumber(0), id, Validity::Pending)
+    d.handle_validity(at(200), BlockNumber(0), key_of(&h), Validity::Pending)
         .unwrap();
     assert!(take(&mut d).votes().is_empty(), "pending: still no vote");
 
-    d.handle_validity(at(300), BlockNumber(0), id, Validity::Valid)
+    d.handle_validity(at(300), BlockNumber(0), key_of(&h), Validity::Valid)
         .unwrap();
     let handed = take(&mut d);
     let votes = handed.votes();
@@ -52,7 +52,7 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
     let timeout = due(&d, TimeoutKind::Propose, 0);
     let h = header(0, 1, &set);
     offer_proposal(&mut d, &ks[0], 0, &h, at(100));
-    d.handle_validity(at(200), BlockNumber(0), h.hash(), Validity::Pending)
+    d.handle_validity(at(200), BlockNumber(0), key_of(&h), Validity::Pending)
         .unwrap();
     take(&mut d);
     d.handle_timeout(timeout);
@@ -63,7 +63,7 @@ fn pending_job_file_times_out_to_a_nil_prevote() {
         (VoteKind::Prevote, None)
     );
     // The file arriving late changes nothing: the prevote is cast.
-    d.handle_validity(timeout.plus(1), BlockNumber(0), h.hash(), Validity::Valid)
+    d.handle_validity(timeout.plus(1), BlockNumber(0), key_of(&h), Validity::Valid)
         .unwrap();
     assert!(take(&mut d).votes().is_empty());
 }
@@ -74,7 +74,7 @@ fn invalid_value_gets_a_nil_prevote_at_once() {
     let h = header(0, 9, &set);
     offer_proposal(&mut d, &ks[0], 0, &h, at(1));
     take(&mut d);
-    d.handle_validity(at(2), BlockNumber(0), h.hash(), Validity::Invalid)
+    d.handle_validity(at(2), BlockNumber(0), key_of(&h), Validity::Invalid)
         .unwrap();
     let votes = take(&mut d).votes();
     assert_eq!(votes.len(), 1);

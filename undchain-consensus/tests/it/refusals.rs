@@ -49,7 +49,7 @@ fn setup() -> Setup {
         Message::Proposal(proposal(&ks[p0], 0, &value, None)),
     )
     .unwrap();
-    d.handle_validity(at(2), BlockNumber(H), value.hash(), Validity::Valid)
+    d.handle_validity(at(2), BlockNumber(H), key_of(&value), Validity::Valid)
         .unwrap();
     // f+1 = 2 validators in round 1: skip to it (line 55).
     for k in (0..4).filter(|i| *i != me && *i != p0).take(2) {
@@ -256,7 +256,7 @@ fn other_rows() -> Vec<Row> {
                 d.handle_validity(
                     at(500),
                     BlockNumber(H - 1),
-                    s.value.hash(),
+                    key_of(&s.value),
                     Validity::Invalid,
                 )
             },

@@ -358,7 +358,12 @@ impl Net {
                     .unwrap();
             }
             In::Verdict(tag, v) => d
-                .handle_validity(at(now), BlockNumber(0), self.id(tag), v)
+                .handle_validity(
+                    at(now),
+                    BlockNumber(0),
+                    key_of(&header(0, tag, &self.set)),
+                    v,
+                )
                 .unwrap(),
             In::Votes(who, r, kind, tag) => {
                 for i in who {

@@ -9,7 +9,8 @@ use undchain_consensus::{
 use undchain_sim::node_key;
 use undchain_types::msg::{Proposal, Round, SignedProposal, SignedVote, Vote, VoteKind};
 use undchain_types::{
-    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, LocalTime, Message, SigningKey,
+    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, LocalTime, Message,
+    SigningKey,
 };
 
 /// The chain every driver-level test runs on.
@@ -68,6 +69,12 @@ pub fn value(h: &BlockHeader) -> Value {
         header: h.clone(),
         parent_certificate: None,
     }
+}
+
+/// The key the driver names `h`'s value by (no parent certificate), which
+/// a verdict on it must name.
+pub fn key_of(h: &BlockHeader) -> Hash32 {
+    value(h).key(HashAlgorithm::Blake3)
 }
 
 /// `k`'s signed proposal of `h` in `round`.

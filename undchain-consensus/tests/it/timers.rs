@@ -107,7 +107,7 @@ fn what_is_pending_follows_the_height_and_round() {
                     Message::Proposal(proposal(&ks[0], 0, a, None)),
                 )
                 .unwrap();
-                d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
+                d.handle_validity(at(2), BlockNumber(0), key_of(a), Validity::Valid)
                     .unwrap();
             },
             vec![(TimeoutKind::Propose, 0)],
@@ -150,7 +150,7 @@ fn a_decided_height_waits_for_nothing() {
     take(&mut d);
     let a = header(0, 1, &set);
     offer_proposal(&mut d, &ks[0], 0, &a, at(1));
-    d.handle_validity(at(2), BlockNumber(0), a.hash(), Validity::Valid)
+    d.handle_validity(at(2), BlockNumber(0), key_of(&a), Validity::Valid)
         .unwrap();
     cast_votes(
         &mut d,
