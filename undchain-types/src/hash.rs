@@ -152,6 +152,9 @@ contexts! {
     Transaction => "undchain 2026-11 transaction v1",
     /// The key of a ledger state-tree leaf.
     LedgerKey => "undchain 2026-11 ledger key v1",
+    /// Inner nodes and the root of an open job file's canonical trie (its
+    /// fingerprint root).
+    JobFileTrie => "undchain 2026-12 job file trie v1",
 }
 
 fn derived_keys() -> &'static [[u8; 32]] {
