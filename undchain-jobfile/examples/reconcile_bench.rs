@@ -1,16 +1,23 @@
-//! Reconciliation benchmark: two files of N entries differing by D (half
-//! only on each side), reconciled in one process by this crate's protocol,
-//! by negentropy 0.5 on the same ids, and by a whole-file transfer.
+//! Reconciliation benchmark: two files, reconciled in one process by this
+//! crate's protocol, by negentropy 0.5 on the same ids, and by a whole-file
+//! transfer.
 //!
 //! `cargo run --release -p undchain-jobfile --example reconcile_bench -- --n N --d D`
+//! (two files of N entries differing by exactly D: `D - D/2` only on the
+//! initiator, `D/2` only on the responder), or
+//! `... -- --common C --only-local L --only-remote R [--prefix-bits K]`
+//! (C entries on both sides, L only on the initiator, R only on the
+//! responder, every id sharing its first K bits). `--help` says so.
 //!
 //! Prints one line per method:
 //! `method=<undchain|negentropy|full> n=<N> d=<D> rounds=<round trips> bytes=<both directions> cpu_ms=<ms> ok=<true|false>`
+//! (`n` is the larger file, `d` the whole difference).
 //!
 //! Every method ships the same encoded `JobEntry` (32-byte id, 8-byte
 //! initiation time, empty pools: 45 bytes) and counts every message byte in
 //! both directions; `rounds` is messages / 2 rounded up; `cpu_ms` times the
-//! reconciliation alone on files built beforehand: the median of `--runs R`
+//! reconciliation alone on files built beforehand (their roots read once,
+//! as a file kept current would have them): the median of `--runs R`
 //! runs (default 5; this crate's method and negentropy's alternate, so
 //! that neither pays alone for a cold process; the whole-file transfer runs
 //! once). Rounds and bytes are the same in every run; `ok` is whether every
@@ -21,17 +28,104 @@ use std::time::Instant;
 
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use undchain_jobfile::JobFile;
-use undchain_jobfile::testkit::{bench_entry, pair, run};
+use undchain_jobfile::testkit::{Split, run};
 use undchain_types::msg::MAX_ENTRIES;
 use undchain_types::{BoundedVec, JobEntry, JobId, wire};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
+const HELP: &str = "reconcile_bench: this crate's reconciliation beside negentropy 0.5 and a full transfer
+
+usage:
+  reconcile_bench [--n N] [--d D] [--runs R]
+      two files of N entries (default 100000) differing by exactly D
+      (default 100): D - D/2 only on the initiator, D/2 only on the responder
+  reconcile_bench --common C --only-local L --only-remote R [--prefix-bits K] [--runs R]
+      C entries on both sides, L only on the initiator, R only on the
+      responder, every id sharing its first K bits (0..=64, default 0)
+  --runs R   timed runs of each method, median printed (default 5)
+  --help     this text
+
+output, one line per method:
+  method=<undchain|negentropy|full> n=<N> d=<D> rounds=<round trips> bytes=<both directions> cpu_ms=<ms> ok=<true|false>
+";
+
+/// The value after `name`, if given; an error if it does not parse.
+fn arg(args: &[String], name: &str) -> Result<Option<u64>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => {
+            let v = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
+            v.replace('_', "")
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{name}: not a number: {v}"))
+        }
+    }
+}
+
+/// The split the arguments ask for, and the runs.
+fn parse(args: &[String]) -> Result<(Split, u64), String> {
+    const KNOWN: [&str; 8] = [
+        "--n",
+        "--d",
+        "--runs",
+        "--common",
+        "--only-local",
+        "--only-remote",
+        "--prefix-bits",
+        "--help",
+    ];
+    let mut i = 0;
+    while i < args.len() {
+        if !KNOWN.contains(&args[i].as_str()) {
+            return Err(format!("unknown argument: {}", args[i]));
+        }
+        i += if args[i] == "--help" { 1 } else { 2 };
+    }
+    let runs = arg(args, "--runs")?.unwrap_or(5).max(1);
+    let explicit = [
+        arg(args, "--common")?,
+        arg(args, "--only-local")?,
+        arg(args, "--only-remote")?,
+    ];
+    let prefix = arg(args, "--prefix-bits")?.unwrap_or(0);
+    if prefix > 64 {
+        return Err("--prefix-bits: at most 64".into());
+    }
+    let split = if explicit.iter().any(Option::is_some) {
+        if arg(args, "--n")?.is_some() || arg(args, "--d")?.is_some() {
+            return Err(
+                "--n/--d and --common/--only-local/--only-remote exclude each other".into(),
+            );
+        }
+        Split {
+            common: explicit[0].unwrap_or(0),
+            only_a: explicit[1].unwrap_or(0),
+            only_b: explicit[2].unwrap_or(0),
+            prefix_bits: prefix as u8,
+        }
+    } else {
+        let n = arg(args, "--n")?.unwrap_or(100_000);
+        let d = arg(args, "--d")?.unwrap_or(100);
+        if d > 2 * n {
+            return Err(format!("--d {d} is more than 2 * --n {n}"));
+        }
+        // d up to n: both files hold n entries; beyond, they are disjoint
+        // and the responder's is smaller.
+        let mut s = Split::of(n, d.min(n));
+        if d > n {
+            s = Split {
+                common: 0,
+                only_a: n,
+                only_b: d - n,
+                prefix_bits: 0,
+            };
+        }
+        Split {
+            prefix_bits: prefix as u8,
+            ..s
+        }
+    };
+    Ok((split, runs))
 }
 
 struct Truth {
@@ -39,14 +133,10 @@ struct Truth {
     only_b: BTreeSet<JobId>,
 }
 
-fn truth(n: u64, d: u64) -> Truth {
-    let half = d / 2;
-    let common = n.saturating_sub(half);
+fn truth(s: &Split) -> Truth {
     Truth {
-        only_a: (common..common + half).map(|i| bench_entry(i).id).collect(),
-        only_b: (common + half..common + 2 * half)
-            .map(|i| bench_entry(i).id)
-            .collect(),
+        only_a: s.only_a_entries().iter().map(|e| e.id).collect(),
+        only_b: s.only_b_entries().iter().map(|e| e.id).collect(),
     }
 }
 
@@ -244,11 +334,27 @@ fn full(a: &JobFile, b: &JobFile, t: &Truth) -> Measure {
 }
 
 fn main() {
-    let n = arg("--n", 100_000);
-    let d = arg("--d", 100);
-    let runs = arg("--runs", 5).max(1);
-    let (a, b) = pair(n, d);
-    let t = truth(n, d);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return;
+    }
+    let (split, runs) = match parse(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("reconcile_bench: {e}\n\n{HELP}");
+            std::process::exit(2);
+        }
+    };
+    let n = (split.common + split.only_a).max(split.common + split.only_b);
+    let d = split.only_a + split.only_b;
+    let (a, b) = split.files();
+    // A file keeps its root current as entries arrive (each insert marks
+    // its path; reading the root rehashes the marked paths): files built
+    // in bulk compute it once here, as negentropy's storage is sealed
+    // before any timing.
+    let _ = (a.root(), b.root());
+    let t = truth(&split);
     // Profiling aid: repeat only this crate's method, printing every run.
     if let Ok(times) = std::env::var("RECONCILE_BENCH_REPEAT") {
         for _ in 0..times.parse().unwrap_or(1) {

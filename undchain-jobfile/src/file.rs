@@ -3,13 +3,15 @@
 //! "Reconciliation", "Two roots, two jobs").
 //!
 //! While a file is open its identity is the *fingerprint root*: a hash of
-//! the entry count and the sum modulo 2^256 of the entries' leaf hashes,
-//! kept up to date in O(1) per insert; the count and 64-bit fingerprint of
+//! the entry count and the collision-resistant hash of the canonical
+//! binary (crit-bit) trie of its entries, each insert marking its path
+//! and a read of the root rehashing the marked paths (`index/root.rs`;
+//! `docs/PROTOCOL.md` "Two roots"); the count and 64-bit fingerprint of
 //! any key range come from the [`crate::index`] trie in O(log n). At block
 //! close the *Merkle root* ([`crate::merkle`]) over the sorted entries goes
 //! into the block header and gives clients inclusion proofs.
 
-use undchain_types::{Hash32, HashContext, JobEntry, JobId, hash_parts};
+use undchain_types::{Hash32, JobEntry, JobId};
 
 use crate::index::{Index, Refused, Slot, Stored, Summary};
 use crate::merkle::{ClosedFile, merkle_root};
@@ -28,7 +30,8 @@ pub enum InsertError {
     Full,
 }
 
-/// The leaf hash of an entry: blake3 under [`HashContext::JobEntry`] of
+/// The leaf hash of an entry: blake3 under
+/// [`undchain_types::HashContext::JobEntry`] of
 /// its canonical encoding (equal to [`JobEntry::leaf_hash`], computed
 /// without serde or allocation by the crate's hand-written encoder).
 pub fn leaf_hash(entry: &JobEntry) -> Hash32 {
@@ -75,19 +78,6 @@ fn limb_bytes(h: &Hash32, i: usize) -> [u8; 8] {
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.0[i * 8..i * 8 + 8]);
     b
-}
-
-/// The fingerprint root of a set with `count` entries whose leaf hashes sum
-/// to `sum` (modulo 2^256).
-pub(crate) fn fingerprint_root(count: u64, sum: &Sum256) -> Hash32 {
-    hash_parts(
-        HashContext::JobFileNode,
-        &[
-            b"open job file fingerprint root",
-            &count.to_le_bytes(),
-            &sum.to_bytes(),
-        ],
-    )
 }
 
 /// A job file: an ordered set of [`JobEntry`] keyed by job id.
@@ -199,9 +189,18 @@ impl JobFile {
     }
 
     /// The fingerprint root: identifies the open file's content whatever the
-    /// insertion order; O(1).
+    /// insertion order, collision-resistant (the hash of the canonical
+    /// binary trie of the entries, [`crate::index`]'s `root`); recomputes
+    /// only the paths that changed since the last call.
     pub fn root(&self) -> Hash32 {
-        fingerprint_root(self.len(), &self.sum)
+        crate::index::trie_root(self.len(), &self.index.trie_hash(&[]))
+    }
+
+    /// The root of this file with `extra` added (sorted by id, then leaf
+    /// hash; none of them in the file), without changing the file.
+    pub(crate) fn root_with(&self, extra: &[(JobId, Hash32)]) -> Hash32 {
+        let count = self.len() + extra.len() as u64;
+        crate::index::trie_root(count, &self.index.trie_hash(extra))
     }
 
     /// Count and 64-bit fingerprint sum of the entries with
@@ -237,7 +236,8 @@ impl JobFile {
         self.index.stored(idx)
     }
 
-    /// The 256-bit sum of leaf hashes behind [`JobFile::root`].
+    /// The 256-bit sum of the leaf hashes (a quick inequality test, not
+    /// the root: [`JobFile::root`] is the trie hash).
     pub(crate) fn sum256(&self) -> Sum256 {
         self.sum
     }

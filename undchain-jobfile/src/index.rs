@@ -25,6 +25,11 @@
 
 use core::cmp::Ordering;
 
+mod root;
+
+use root::NodeHashes;
+pub(crate) use root::trie_root;
+
 use undchain_types::{Hash32, JobEntry, JobId};
 
 /// Most entries in one leaf bucket before it bursts.
@@ -182,6 +187,8 @@ pub(crate) struct Index {
     chunks: Vec<[Slot; LEAF_CAP]>,
     free_blocks: Vec<u32>,
     store: Vec<Stored>,
+    /// Each node's cached trie hash ([`root`]).
+    hashes: NodeHashes,
 }
 
 impl Default for Index {
@@ -192,6 +199,7 @@ impl Default for Index {
             chunks: vec![[EMPTY; LEAF_CAP]],
             free_blocks: Vec::new(),
             store: Vec::new(),
+            hashes: NodeHashes::default(),
         }
     }
 }
@@ -256,6 +264,7 @@ impl Index {
             self.kinds.push(0);
             self.chunks.push([EMPTY; LEAF_CAP]);
         }
+        self.hashes.grow();
         Some(base)
     }
 
@@ -333,8 +342,10 @@ impl Index {
         self.kinds[n] += 1;
         self.store.push(Stored { entry, leaf });
         self.aggs[n].add_fp(fp);
+        self.hashes.stale(n as u32);
         for &p in path.as_slice() {
             self.aggs[p as usize].add_fp(fp);
+            self.hashes.stale(p);
         }
         Ok(())
     }
@@ -348,6 +359,10 @@ impl Index {
         let len = (self.kinds[n] as usize).min(LEAF_CAP);
         let slots = self.chunks[n];
         let base_n = base as usize;
+        for c in base..base + FANOUT as u32 {
+            self.hashes.stale(c);
+        }
+        self.hashes.stale(n as u32);
         for s in &slots[..len] {
             let c = base_n + slot_nib(&self.store, s, depth);
             let at = self.kinds[c] as usize;
@@ -378,8 +393,10 @@ impl Index {
             sum: slot.fp,
         };
         self.aggs[n] = self.aggs[n].minus(sub);
+        self.hashes.stale(n as u32);
         for &p in path.as_slice() {
             self.aggs[p as usize] = self.aggs[p as usize].minus(sub);
+            self.hashes.stale(p);
         }
         // Collapse the highest inner node on the path that became small.
         if let Some(&high) = path

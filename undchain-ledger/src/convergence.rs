@@ -25,14 +25,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use undchain_jobfile::{JobFile, PayoutFile};
 use undchain_types::msg::{ConvergenceProposal, ConvergenceReason, ConvergenceSignature};
 use undchain_types::{
-    BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, HashContext, JobEntry, PayoutPeriod,
+    BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, HashContext, PayoutPeriod,
     PerceptionScore, PublicKey, Signature, SigningKey, wire,
 };
 
-use crate::ledger::{Ledger, LedgerConfig, LedgerState};
+use crate::ledger::{GenesisError, Ledger, LedgerConfig, LedgerState};
 use undchain_consensus::score::{ScoreBook, ScoreRules};
 use undchain_consensus::validator_set::ValidatorSet;
 
@@ -56,39 +55,30 @@ pub fn convergence_due(
         .then_some(ConvergenceReason::SizeThreshold { stored_bytes })
 }
 
-/// A job of the open payout file, as carried into a genesis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenJob {
-    /// The job entry as committed (its pools, fee and state).
-    pub entry: JobEntry,
-    /// The block that committed it.
-    pub block: BlockNumber,
-    /// The period it was carried over from.
-    pub carried_from: Option<PayoutPeriod>,
-}
-
-/// A new genesis: everything the next epoch starts from.
+/// A new genesis: everything the next epoch starts from, every ledger
+/// parameter included (nothing comes from the caller's configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
     /// The chain whose next epoch this genesis starts.
     pub chain_id: ChainId,
     /// Convergence counter: the new epoch (the old one + 1).
     pub counter: u32,
-    /// Hash algorithm of the new epoch.
-    pub hash_algorithm: HashAlgorithm,
     /// Hash of the old chain's last block (under the old algorithm).
     pub last_block_hash: Hash32,
     /// Active validators of the first block.
     pub validator_set: ValidatorSet,
     /// Perception scores (those ever moved), by key.
     pub scores: Vec<(PublicKey, PerceptionScore)>,
-    /// The ledger: accounts, fee pool, domain records, supply; its
-    /// `next_block` is the first block of the new epoch.
+    /// The ledger parameters of the new epoch (period length, fees,
+    /// windows, hash algorithm).
+    pub config: LedgerConfig,
+    /// The ledger: accounts, escrow, the open payout file (jobs carried
+    /// over), remembered settled ids, fee pool, domain clients and
+    /// records, supply; its `next_block` is the first block of the new
+    /// epoch.
     pub ledger: LedgerState,
-    /// Period of the open payout file.
+    /// The payout period the new epoch starts in.
     pub period: PayoutPeriod,
-    /// Jobs of the open payout file (carried over, still open).
-    pub open_jobs: Vec<OpenJob>,
 }
 
 /// Why a convergence step was refused.
@@ -100,18 +90,22 @@ pub enum ConvergenceError {
         /// The ledger's next block, which does not start a payout period.
         next: BlockNumber,
     },
-    /// The ledger still holds unsettled completions.
-    #[error("{claims} completions are not settled yet")]
+    /// The ledger still holds unsettled claims.
+    #[error("{jobs} jobs hold claims not settled yet")]
     Unsettled {
-        /// The number of completions recorded and not yet paid out.
-        claims: usize,
+        /// Jobs with claims recorded and not yet paid out.
+        jobs: usize,
     },
-    /// A genesis whose open payout file cannot be rebuilt (a job not carried
-    /// over from the previous period).
-    #[error("open job {job} is not a carried-over job of the previous period")]
-    BadOpenJob {
-        /// The open job that was not carried over from the previous period.
-        job: undchain_types::JobId,
+    /// The genesis's ledger cannot be rebuilt (its parameters cannot work).
+    #[error("genesis ledger refused: {0}")]
+    Ledger(#[from] GenesisError),
+    /// The new parameters are for another chain.
+    #[error("new parameters are for {got}, this chain is {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: ChainId,
+        /// The parameters' chain.
+        got: ChainId,
     },
     /// A signature for another genesis or counter.
     #[error("signature is for genesis {got:?}, collecting {expected:?}")]
@@ -148,8 +142,9 @@ pub enum ConvergenceError {
 pub struct GenesisInput<'a> {
     /// The new convergence counter (old epoch + 1).
     pub counter: u32,
-    /// Hash algorithm of the new epoch.
-    pub hash_algorithm: HashAlgorithm,
+    /// The ledger parameters of the new epoch (its hash algorithm, fee,
+    /// period length, ...), from the chain parameters in force.
+    pub config: &'a LedgerConfig,
     /// Hash of the old chain's last block.
     pub last_block_hash: Hash32,
     /// The validator set of the first new block.
@@ -169,29 +164,27 @@ pub fn build_genesis(
     if next.0 % cfg.blocks_per_period.max(1) != 0 {
         return Err(ConvergenceError::NotAtBoundary { next });
     }
-    if !ledger.claims().is_empty() {
-        return Err(ConvergenceError::Unsettled {
-            claims: ledger.claims().len(),
+    if input.config.chain_id != cfg.chain_id {
+        return Err(ConvergenceError::WrongChain {
+            expected: cfg.chain_id,
+            got: input.config.chain_id,
         });
+    }
+    input.config.validate()?;
+    let state = ledger.state();
+    let unsettled = state.jobs.iter().filter(|j| !j.claims.is_empty()).count();
+    if unsettled > 0 {
+        return Err(ConvergenceError::Unsettled { jobs: unsettled });
     }
     Ok(Genesis {
         chain_id: cfg.chain_id,
         counter: input.counter,
-        hash_algorithm: input.hash_algorithm,
         last_block_hash: input.last_block_hash,
         validator_set: input.validator_set.clone(),
         scores: input.scores.iter().map(|(k, s)| (*k, *s)).collect(),
-        ledger: ledger.state(),
-        period: ledger.payout().period(),
-        open_jobs: ledger
-            .payout()
-            .records()
-            .map(|r| OpenJob {
-                entry: r.entry.clone(),
-                block: r.block,
-                carried_from: r.carried_from,
-            })
-            .collect(),
+        config: input.config.clone(),
+        period: input.config.period_of(next),
+        ledger: state,
     })
 }
 
@@ -207,7 +200,8 @@ impl Genesis {
     /// The genesis hash (the parent of the new epoch's first block), under
     /// the new algorithm.
     pub fn hash(&self) -> Hash32 {
-        self.hash_algorithm
+        self.config
+            .hash_algorithm
             .hash(HashContext::Genesis, &wire::encode_bare(self))
     }
 
@@ -238,15 +232,12 @@ impl Genesis {
         }
     }
 
-    /// The ledger of the new epoch, with `config`'s settings under the
-    /// genesis's hash algorithm.
-    pub fn ledger(&self, config: &LedgerConfig) -> Result<Ledger, ConvergenceError> {
-        let config = LedgerConfig {
-            hash_algorithm: self.hash_algorithm,
-            ..config.clone()
-        };
-        let payout = self.payout_file(config.blocks_per_period)?;
-        Ok(Ledger::from_parts(config, self.ledger.clone(), payout))
+    /// The ledger of the new epoch, under the genesis's own parameters.
+    pub fn ledger(&self) -> Result<Ledger, ConvergenceError> {
+        Ok(Ledger::from_state(
+            self.config.clone(),
+            self.ledger.clone(),
+        )?)
     }
 
     /// The perception scores as a book.
@@ -256,33 +247,6 @@ impl Genesis {
             b.set(*k, *s);
         }
         b
-    }
-
-    /// Rebuilds the open payout file. Right after a period's settlement it
-    /// holds only jobs carried over from the period before, so replaying
-    /// their commits into that period's file and rolling it over gives the
-    /// same file back.
-    fn payout_file(&self, blocks_per_period: u64) -> Result<PayoutFile, ConvergenceError> {
-        if self.open_jobs.is_empty() {
-            return Ok(PayoutFile::new(self.period, blocks_per_period));
-        }
-        let prev = PayoutPeriod(self.period.0.saturating_sub(1));
-        let mut by_block: BTreeMap<BlockNumber, Vec<JobEntry>> = BTreeMap::new();
-        for j in &self.open_jobs {
-            if self.period.0 == 0 || j.carried_from != Some(prev) {
-                return Err(ConvergenceError::BadOpenJob { job: j.entry.id });
-            }
-            by_block.entry(j.block).or_default().push(j.entry.clone());
-        }
-        let mut old = PayoutFile::new(prev, blocks_per_period);
-        for (block, entries) in by_block {
-            let first = entries[0].id;
-            let file = JobFile::from_entries(entries)
-                .map_err(|_| ConvergenceError::BadOpenJob { job: first })?;
-            old.commit_block(block, &file)
-                .map_err(|_| ConvergenceError::BadOpenJob { job: first })?;
-        }
-        Ok(old.roll_over().next)
     }
 }
 
@@ -315,7 +279,7 @@ pub struct Converged {
 /// from it and marks the old chain for archive.
 pub fn converge(ledger: &Ledger, input: GenesisInput<'_>) -> Result<Converged, ConvergenceError> {
     let genesis = build_genesis(ledger, input)?;
-    let new_ledger = genesis.ledger(ledger.config())?;
+    let new_ledger = genesis.ledger()?;
     Ok(Converged {
         genesis_hash: genesis.hash(),
         archive: ArchiveOld {

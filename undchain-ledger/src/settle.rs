@@ -1,55 +1,59 @@
 //! Period-end settlement over the payout file (design notes, validator story
-//! item 5; DESIGN.md "Payout file", "Client to validator" step 5;
-//! docs/PROTOCOL.md "Settlement").
+//! item 5; DESIGN.md "Payout file", "Money"; docs/PROTOCOL.md
+//! "Settlement").
 //!
 //! It runs with the last block of each payout period, inside
-//! [`crate::Ledger::apply_block`]:
+//! [`crate::Ledger::apply_block`], over every open job:
 //!
-//! 1. Every completion recorded in the period (receipts: the full amount;
-//!    partial completions: the part the client's last signed checkpoint
-//!    proves) moves from the client's escrow to the partner.
-//! 2. The fee pool goes to the active validators that signed the period's
-//!    blocks, pro rata to the blocks each signed ([`fee_shares`]); the
-//!    integer remainder stays in the pool for the next period, so no token
-//!    is lost or made.
-//! 3. The payout file rolls over ([`undchain_jobfile::PayoutFile::roll_over`]):
-//!    open jobs committed in this period carry over once; open jobs already
-//!    carried over are cancelled; their fee, paid at commit, is all they
-//!    cost.
+//! 1. A job with claims is **settled**: each partner's claim (its receipt,
+//!    or its partial with the highest checkpoint counter) moves from the
+//!    client's escrow to that partner, and the rest of the escrow goes back
+//!    to the client's free balance.
+//! 2. A job without claims committed in this period **carries over** once.
+//! 3. A job without claims already carried over is **cancelled**: its whole
+//!    escrow goes back; it cost only the fee paid at commit.
+//! 4. The fee pool goes to the validators that signed the period's blocks,
+//!    pro rata ([`fee_shares`]); the integer remainder stays in the pool.
 //!
-//! Receipt signatures were checked when each receipt was submitted
-//! ([`crate::Ledger::verify`]), so settlement does no cryptography: it is a
-//! pass over the period's claims.
+//! Settled and cancelled job ids are remembered while their requests could
+//! still be committed (the request window), so a job pays once. Every sum
+//! is checked: a broken invariant refuses the block
+//! ([`crate::BlockError::Invariant`]) instead of saturating. Signatures are
+//! not re-checked: settlement runs over verified records.
 
 use std::collections::BTreeMap;
 
-use undchain_jobfile::PayoutFile;
 use undchain_types::{JobId, PayoutPeriod, PublicKey, TokenAmount};
 
+use crate::ledger::BlockError;
 use crate::ledger::exec::Exec;
+use crate::ledger::state::{ClaimKind, OpenJob};
 
 /// The result of a period's settlement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settlement {
     /// The payout period this settlement closed.
     pub period: PayoutPeriod,
-    /// Jobs paid in full (receipts).
+    /// Jobs paid by full receipts only.
     pub completed: u64,
-    /// Jobs paid for the proven part.
+    /// Jobs paid with at least one partial claim.
     pub partial: u64,
-    /// Total paid from clients to partners.
+    /// Claims paid (one per partner and job).
+    pub claims: u64,
+    /// Total paid from escrow to partners.
     pub paid: TokenAmount,
+    /// Unused escrow returned to clients (settled and cancelled jobs).
+    pub refunded: TokenAmount,
     /// Fee shares paid to validators, by key.
     pub fees: Vec<(PublicKey, TokenAmount)>,
     /// Fees left in the pool (integer remainder, or no signer).
     pub fee_remainder: TokenAmount,
-    /// Jobs cancelled now (fee only). Filled when the block is applied.
+    /// Jobs settled (paid), by id.
+    pub settled: Vec<JobId>,
+    /// Jobs cancelled (fee only), by id.
     pub cancelled: Vec<JobId>,
-    /// Jobs carried into the next period. Filled when the block is applied.
+    /// Jobs carried into the next period, by id.
     pub carried: Vec<JobId>,
-    /// The finished payout file with its final completion column, for the
-    /// archive (deep storage). Filled when the block is applied.
-    pub settled: Option<PayoutFile>,
 }
 
 /// Splits `pool` among validators pro rata to the blocks each signed:
@@ -76,73 +80,123 @@ pub fn fee_shares(
     (shares, TokenAmount(pool.0 - paid))
 }
 
-/// Pays the period's claims and fees into the overlay of the block that
-/// ends it.
-pub(crate) fn settle(x: &mut Exec<'_>) -> Settlement {
-    let base = x.base;
-    let mut completed = 0u64;
-    let mut partial = 0u64;
-    let mut paid: u64 = 0;
-    // Claims of this block are new jobs' (never in base.claims): chain them.
-    let new_claims = std::mem::take(&mut x.claims);
-    for c in base.claims().values().chain(new_claims.values()) {
-        if c.partial {
-            partial += 1;
-        } else {
-            completed += 1;
+fn add(a: &mut u64, b: u64, what: &'static str) -> Result<(), BlockError> {
+    *a = a.checked_add(b).ok_or(BlockError::Invariant(what))?;
+    Ok(())
+}
+
+/// What settling one job did.
+enum Fate {
+    Settled,
+    Cancelled,
+    Carried(Box<OpenJob>),
+}
+
+impl Exec<'_> {
+    /// Settles one job: pays its claims, refunds the rest of its escrow.
+    fn settle_job(&mut self, job: &OpenJob, s: &mut Settlement) -> Result<Fate, BlockError> {
+        if job.claims.is_empty() && job.carried_from.is_none() {
+            let mut next = job.clone();
+            next.carried_from = Some(s.period);
+            return Ok(Fate::Carried(Box::new(next)));
         }
-        // The amount sits in the client's escrow since the receipt, and every
-        // balance is bounded by the supply (a u64), so neither step can
-        // saturate.
-        let client = x.account_mut(&c.client);
-        client.reserved = TokenAmount(client.reserved.0.saturating_sub(c.amount.0));
-        let partner = x.account_mut(&c.partner);
-        partner.balance = TokenAmount(partner.balance.0.saturating_add(c.amount.0));
-        paid = paid.saturating_add(c.amount.0);
+        let mut paid = 0u64;
+        for c in &job.claims {
+            let partner = self.account_mut(&c.partner);
+            add(
+                &mut partner.balance.0,
+                c.amount.0,
+                "partner balance overflows",
+            )?;
+            add(&mut paid, c.amount.0, "a job's claims overflow")?;
+        }
+        let refund = job
+            .escrow
+            .0
+            .checked_sub(paid)
+            .ok_or(BlockError::Invariant("claims pass the job's escrow"))?;
+        let client = self.account_mut(&job.client);
+        client.escrow.0 = client
+            .escrow
+            .0
+            .checked_sub(job.escrow.0)
+            .ok_or(BlockError::Invariant("client escrow below a job's"))?;
+        add(&mut client.balance.0, refund, "client balance overflows")?;
+        add(&mut s.paid.0, paid, "paid total overflows")?;
+        add(&mut s.refunded.0, refund, "refund total overflows")?;
+        s.claims += job.claims.len() as u64;
+        if job.claims.is_empty() {
+            return Ok(Fate::Cancelled);
+        }
+        if job.claims.iter().all(|c| c.kind == ClaimKind::Full) {
+            s.completed += 1;
+        } else {
+            s.partial += 1;
+        }
+        Ok(Fate::Settled)
     }
-    x.claims = new_claims;
-    let (fees, remainder) = fee_shares(x.fee_pool, &x.signed);
-    for (id, share) in &fees {
-        let a = x.account_mut(id);
-        a.balance = TokenAmount(a.balance.0.saturating_add(share.0));
-    }
-    x.fee_pool = remainder;
-    x.signed.clear();
-    Settlement {
-        period: base.payout().period(),
-        completed,
-        partial,
-        paid: TokenAmount(paid),
-        fees,
-        fee_remainder: remainder,
-        cancelled: Vec::new(),
-        carried: Vec::new(),
-        settled: None,
+
+    fn record_fate(
+        &mut self,
+        id: JobId,
+        sent_at: undchain_types::BlockTime,
+        fate: Fate,
+        s: &mut Settlement,
+    ) {
+        match fate {
+            Fate::Carried(next) => {
+                s.carried.push(id);
+                self.jobs.insert(id, Some(*next));
+                return;
+            }
+            Fate::Settled => s.settled.push(id),
+            Fate::Cancelled => s.cancelled.push(id),
+        }
+        self.jobs.insert(id, None);
+        let forget = self.base.config.forget_block(sent_at);
+        if forget > self.number {
+            self.settled_add.push((id, forget));
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use undchain_types::SigningKey;
-
-    fn key(n: u8) -> PublicKey {
-        SigningKey::from_seed([n; 32]).public()
+/// Settles the period into the overlay of the block that ends it.
+pub(crate) fn settle(x: &mut Exec<'_>) -> Result<Settlement, BlockError> {
+    let base = x.base;
+    let mut s = Settlement {
+        period: base.config.period_of(x.number),
+        ..Settlement::default()
+    };
+    // Jobs new or changed in this block (an overlay entry wins over the
+    // committed one), then the committed jobs nobody touched.
+    let touched: Vec<(JobId, OpenJob)> = x
+        .jobs
+        .iter()
+        .filter_map(|(id, j)| j.clone().map(|j| (*id, j)))
+        .collect();
+    for (id, job) in &touched {
+        let fate = x.settle_job(job, &mut s)?;
+        x.record_fate(*id, job.sent_at, fate, &mut s);
     }
-
-    #[test]
-    fn fee_shares_are_pro_rata_and_lose_nothing() {
-        let tally: BTreeMap<_, _> = [(key(1), 3), (key(2), 1), (key(3), 0)].into();
-        let (shares, rest) = fee_shares(TokenAmount(101), &tally);
-        let total: u64 = shares.iter().map(|(_, s)| s.0).sum();
-        assert_eq!(total + rest.0, 101);
-        let of = |k: PublicKey| shares.iter().find(|(id, _)| *id == k).map(|(_, s)| s.0);
-        assert_eq!(of(key(1)), Some(75)); // floor(101*3/4)
-        assert_eq!(of(key(2)), Some(25)); // floor(101/4)
-        assert_eq!(of(key(3)), None);
-        assert_eq!(rest, TokenAmount(1));
-        let (none, all) = fee_shares(TokenAmount(7), &BTreeMap::new());
-        assert!(none.is_empty());
-        assert_eq!(all, TokenAmount(7));
+    for (id, job) in &base.jobs {
+        // Touched above (settled, carried or removed): the overlay has it.
+        if x.jobs.contains_key(id) {
+            continue;
+        }
+        let fate = x.settle_job(job, &mut s)?;
+        x.record_fate(*id, job.sent_at, fate, &mut s);
     }
+    s.settled.sort_unstable();
+    s.cancelled.sort_unstable();
+    s.carried.sort_unstable();
+    let (fees, remainder) = fee_shares(x.fee_pool, &x.signed);
+    for (id, share) in &fees {
+        let a = x.account_mut(id);
+        add(&mut a.balance.0, share.0, "validator balance overflows")?;
+    }
+    x.fee_pool = remainder;
+    x.signed.clear();
+    s.fees = fees;
+    s.fee_remainder = remainder;
+    Ok(s)
 }

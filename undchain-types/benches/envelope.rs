@@ -39,6 +39,7 @@ fn receipts() -> (SigningKey, Vec<Envelope>) {
             let terms = ReceiptTerms {
                 chain_id: ChainId(1),
                 job: JobId(Hash32(*blake3::hash(&i.to_le_bytes()).as_bytes())),
+                commit_block: undchain_types::BlockNumber(0),
                 client: client.public(),
                 partner: partner.public(),
                 units: 1000 + i,

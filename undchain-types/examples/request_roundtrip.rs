@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let terms = ReceiptTerms {
         chain_id: params.chain_id,
         job,
+        commit_block: block,
         client: client.public(),
         partner: partner.public(),
         units: 10 * 1024 * 1024,

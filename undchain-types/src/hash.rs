@@ -148,6 +148,13 @@ contexts! {
     PayoutFile => "undchain 2026-11 payout file v1",
     /// A validator's public hello (discovery, scream cast).
     Hello => "undchain 2026-11 hello v1",
+    /// A ledger transaction, signed by its sender.
+    Transaction => "undchain 2026-11 transaction v1",
+    /// The key of a ledger state-tree leaf.
+    LedgerKey => "undchain 2026-11 ledger key v1",
+    /// Inner nodes and the root of an open job file's canonical trie (its
+    /// fingerprint root).
+    JobFileTrie => "undchain 2026-12 job file trie v1",
 }
 
 fn derived_keys() -> &'static [[u8; 32]] {

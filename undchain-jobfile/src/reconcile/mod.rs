@@ -15,6 +15,7 @@
 //! Rounds, bytes, message size and every list are bounded.
 
 mod bits;
+mod idset;
 mod policy;
 mod range;
 mod session;
@@ -37,45 +38,58 @@ use undchain_types::msg::AbortReason;
 use undchain_types::{JobEntry, JobId, WireError};
 
 /// Limits and tuning of a session.
+///
+/// The byte and message limits are bases: a session adds to them what the
+/// counts announced by both sides need (`docs/PROTOCOL.md` "Job files and
+/// reconciliation", "Bounds"), so that an honest session is never refused
+/// whatever its size, and a peer is still bounded by the count it
+/// announced (itself at most [`Config::max_peer_entries`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Most messages in a session, both directions (each side counts the
-    /// ones it sees).
+    /// ones it sees), before the allowance for the announced counts.
     pub max_messages: u16,
-    /// Most bytes sent plus received in a session.
+    /// Most bytes sent plus received in a session, before the allowance for
+    /// the announced counts.
     pub max_bytes: u64,
-    /// Largest message this side sends or accepts.
+    /// Largest message this side sends or accepts (the frame limit).
     pub max_message_bytes: usize,
+    /// Largest entry count a peer may announce.
+    pub max_peer_entries: u64,
     /// A whole file with at most this many entries is listed at once (short
     /// ids or whole-range transfer) instead of split.
     pub leaf_max: u64,
     /// Average entries per part that a split aims for at least; a part this
     /// small is listed rather than split again.
     pub leaf_target: u64,
-    /// Entries per part of the first split of the whole file.
+    /// Entries per part of the first split of the whole file when the
+    /// opening split saw every part differ (many differences).
     pub root_part: u64,
-    /// Most bits of the first split (at most `2^root_bits_max` parts).
+    /// Most bits of the splits above a range before the difference
+    /// estimate has settled (at most `2^root_bits_max` parts).
     pub root_bits_max: u8,
-    /// Most short ids in one short-id op (longer lists are refused).
+    /// Most short ids this side lists in one op (a larger range is split).
     pub ids_max: u32,
-    /// Most entries in one whole-range op (longer ones are refused).
+    /// Most entries this side ships in one whole-range op.
     pub entries_max: u32,
 }
 
 impl Config {
-    /// Defaults for a file of `entries` entries: the byte budget is 64 MiB
-    /// plus 256 bytes per local entry (a full transfer costs about 48).
+    /// Defaults for a file of `entries` entries: a byte base of 64 MiB plus
+    /// 256 bytes per local entry, 64 messages, the 1 MiB frame limit, and
+    /// peers of at most 2^24 entries.
     pub fn for_entries(entries: u64) -> Self {
         Config {
             max_messages: 64,
             max_bytes: (64 << 20) + 256u64.saturating_mul(entries),
-            max_message_bytes: 16 << 20,
+            max_message_bytes: undchain_types::wire::DEFAULT_MAX_FRAME,
+            max_peer_entries: 1 << 24,
             leaf_max: 96,
             leaf_target: 24,
             root_part: 48,
             root_bits_max: 11,
             ids_max: 4096,
-            entries_max: 4096,
+            entries_max: 1024,
         }
     }
 }
@@ -141,14 +155,16 @@ pub enum ReconcileError {
     /// A message that makes no sense now (e.g. a round before a start).
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
-    /// More messages than [`Config::max_messages`].
+    /// More messages than the session's limit ([`Config::max_messages`]
+    /// plus the allowance for the announced counts, [`Session::limits`]).
     #[error("more than {limit} messages")]
     TooManyMessages {
-        /// The configured most messages ([`Config::max_messages`]).
-        limit: u16,
+        /// The session's most messages.
+        limit: u32,
     },
-    /// More bytes than [`Config::max_bytes`], or one message larger than
-    /// [`Config::max_message_bytes`].
+    /// More bytes than the session's limit ([`Config::max_bytes`] plus the
+    /// allowance for the announced counts, [`Session::limits`]), or one
+    /// message larger than [`Config::max_message_bytes`].
     #[error("{got} bytes exceed the limit of {limit}")]
     TooManyBytes {
         /// Bytes of the session so far, or of the one message.
@@ -156,6 +172,22 @@ pub enum ReconcileError {
         /// The limit it exceeds ([`Config::max_bytes`] or
         /// [`Config::max_message_bytes`]).
         limit: u64,
+    },
+    /// The peer announced more entries than [`Config::max_peer_entries`],
+    /// or sent more entries than it announced.
+    #[error("{got} peer entries exceed the limit of {limit}")]
+    TooManyEntries {
+        /// The announced count, or the entries received so far.
+        got: u64,
+        /// The limit it exceeds.
+        limit: u64,
+    },
+    /// The peer sent two entries with one job id (its file holds at most
+    /// one entry per id), so the outcome would hold that id twice.
+    #[error("the peer sent job {id} twice")]
+    Duplicate {
+        /// The repeated job id.
+        id: JobId,
     },
     /// The local file changed during the session.
     #[error("the local file changed during the session")]
@@ -176,9 +208,9 @@ impl ReconcileError {
     /// The reason to tell the peer in an abort message.
     pub fn abort_reason(&self) -> AbortReason {
         match self {
-            ReconcileError::TooManyMessages { .. } | ReconcileError::TooManyBytes { .. } => {
-                AbortReason::Budget
-            }
+            ReconcileError::TooManyMessages { .. }
+            | ReconcileError::TooManyBytes { .. }
+            | ReconcileError::TooManyEntries { .. } => AbortReason::Budget,
             ReconcileError::FileChanged => AbortReason::FileChanged,
             ReconcileError::Unresolved => AbortReason::Unresolved,
             _ => AbortReason::Protocol,

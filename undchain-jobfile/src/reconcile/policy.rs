@@ -33,11 +33,20 @@ pub(crate) fn estimate(m: usize, k: usize) -> (f64, bool) {
     (lambda / (1.0 - (-lambda).exp()), saturated)
 }
 
-/// Splits a range may have above it: the whole space is split once, its
-/// mismatching parts at most once more, and the ranges below are always
-/// listed (short ids or entries). That bounds an honest session to three
-/// round trips: start, split, split, list, answer, deliver.
-pub(crate) const MAX_SPLITS: u8 = 2;
+/// The message at which ranges must be leaves: an op opened in the 4th
+/// message of a pass is answered in the 5th, and the 6th confirms the
+/// roots (three round trips). A range opened there is shipped whole when
+/// it is small ([`LEAF_SHIP`]) and listed otherwise; one too large to list
+/// ([`Config::ids_max`]) is split again whatever the message (ids sharing
+/// a long prefix, or one side nearly empty), at most 64 bits deep.
+pub(crate) const LAST_STAGE: u8 = 4;
+
+/// Most entries of a leaf range shipped whole in the last stage.
+pub(crate) const LEAF_SHIP: u64 = 48;
+
+/// Entries per part a split in the stage before the last aims at (its
+/// differing parts are shipped whole).
+const SHIP_TARGET: f64 = 3.0;
 
 /// A range is listed by short ids instead of split when listing costs at
 /// most this many times the expected bytes of splitting it: the extra bytes
@@ -45,24 +54,56 @@ pub(crate) const MAX_SPLITS: u8 = 2;
 /// about 30% less CPU; the byte ratio stays at 0.24x of negentropy's).
 pub(crate) const DENSE_IDS_FACTOR: f64 = 2.0;
 
+/// Bits of the opening split a file of `n` entries sends in its `Start`
+/// (0: none, the whole file is one range).
+pub(crate) fn opening_bits(cfg: &Config, n: u64) -> u8 {
+    if n <= cfg.leaf_max {
+        return 0;
+    }
+    let b = ((n as f64).log2() / 2.0 - 3.5).round();
+    (b.max(1.0) as u8).min(cfg.root_bits_max).min(12)
+}
+
+/// The message of a pass at which a range under `depth` splits is opened,
+/// when the pass's `Start` had an opening split of `b0` bits.
+pub(crate) fn stage(b0: u8, depth: u8) -> u8 {
+    depth.saturating_add(if b0 > 0 { 1 } else { 2 })
+}
+
+/// The op of a list for a range of `c` entries that is not split.
+fn list(cfg: &Config, c: u64) -> Op {
+    if c <= u64::from(cfg.ids_max) || c > u64::from(cfg.entries_max) {
+        Op::Ids
+    } else {
+        Op::Entries
+    }
+}
+
+/// The split width that leaves parts of about `target` entries.
+fn width_for(c: u64, target: u64, max_b: u8) -> u8 {
+    let b = (c as f64 / target.max(1) as f64).log2().ceil().max(1.0);
+    (b as u8).clamp(1, max_b.max(1))
+}
+
 /// The op for a mismatching range holding `c` of my entries, with `e`
 /// expected differences, at prefix length `len` bits, with `depth` splits
-/// above it (0: the whole space).
-pub(crate) fn choose(cfg: &Config, c: u64, e: f64, saturated: bool, len: u8, depth: u8) -> Op {
-    let list = |c: u64| {
-        if c <= u64::from(cfg.ids_max) {
-            Op::Ids
-        } else {
-            Op::Entries
-        }
-    };
+/// above it (0: the whole space), opened in message `stage` of the pass.
+pub(crate) fn choose(
+    cfg: &Config,
+    c: u64,
+    e: f64,
+    saturated: bool,
+    len: u8,
+    depth: u8,
+    stage: u8,
+) -> Op {
     if c == 0 {
         return Op::Entries;
     }
-    let cf = c as f64;
     if len >= 64 {
-        return list(c);
+        return list(cfg, c);
     }
+    let cf = c as f64;
     let max_b = (64 - len).min(16);
     if depth == 0 {
         if c <= cfg.leaf_max {
@@ -72,29 +113,79 @@ pub(crate) fn choose(cfg: &Config, c: u64, e: f64, saturated: bool, len: u8, dep
         let b = (parts.log2().round() as u8).clamp(1, max_b.min(cfg.root_bits_max));
         return Op::Split(b);
     }
+    let op = choose_below(cfg, c, e, saturated, max_b, stage);
+    // Too many to list: split, whatever the stage.
+    if op != Op::Entries && c > u64::from(cfg.ids_max) && !matches!(op, Op::Split(_)) {
+        return Op::Split(width_for(c, cfg.leaf_target, max_b));
+    }
+    op
+}
+
+/// [`choose`] for a range below the whole space.
+fn choose_below(cfg: &Config, c: u64, e: f64, saturated: bool, max_b: u8, stage: u8) -> Op {
+    let cf = c as f64;
     // Most of the range differs: shipping it whole costs about what the
     // short ids plus the missing entries would, and saves half a round trip.
     let mostly_different = e >= 0.75 * cf || (saturated && cf <= 4.0);
     if (mostly_different || c <= 2) && c <= u64::from(cfg.entries_max) {
         return Op::Entries;
     }
-    if depth >= MAX_SPLITS || c <= cfg.leaf_target {
-        return list(c);
+    if stage >= LAST_STAGE {
+        return if c <= LEAF_SHIP.min(u64::from(cfg.entries_max)) {
+            Op::Entries
+        } else {
+            list(cfg, c)
+        };
     }
-    // Enough parts that the next level is leaves (short lists), and about
-    // sqrt(e * c) parts, which balances fingerprints against short ids.
-    let b_min = (cf / cfg.leaf_target as f64).log2().ceil().max(1.0);
-    let b_opt = (e * cf).sqrt().log2().round().max(1.0);
+    if c <= cfg.leaf_target {
+        return list(cfg, c);
+    }
+    if stage + 1 == LAST_STAGE {
+        // The parts will be shipped whole: split into parts of a few
+        // entries if that costs less than listing the range.
+        let b = width_for(c, SHIP_TARGET as u64, max_b);
+        let parts = f64::from(1u32 << b);
+        let differing = parts * (1.0 - (-e / parts).exp());
+        let split_bytes = 4.0 * parts + ENTRY_BYTES * differing * (cf / parts);
+        return if split_bytes < 4.0 * cf {
+            Op::Split(b)
+        } else {
+            Op::Ids
+        };
+    }
+    // Two levels below: about (3.35 e sqrt(c))^(2/3) parts balances these
+    // fingerprints against the next split's and the shipped leaves (at
+    // least enough that every part can be listed).
+    let b_min = (cf / f64::from(cfg.ids_max)).log2().ceil().max(1.0);
+    let b_opt = (3.35 * e * cf.sqrt())
+        .powf(2.0 / 3.0)
+        .log2()
+        .round()
+        .max(1.0);
     let b = (b_min.max(b_opt) as u8).clamp(1, max_b);
     // Listing the whole range costs 4c bytes; splitting costs the parts'
     // fingerprints plus the short ids of the parts that differ.
     let parts = f64::from(1u32 << b);
     let split_bytes = 4.0 * parts + 4.0 * cf * (1.0 - (-e / parts).exp());
-    if c <= u64::from(cfg.ids_max) && 4.0 * cf <= DENSE_IDS_FACTOR * split_bytes {
+    if 4.0 * cf <= DENSE_IDS_FACTOR * split_bytes {
         return Op::Ids;
     }
-    let _ = ENTRY_BYTES;
     Op::Split(b)
+}
+
+/// The op for a part of the opening split (`m` of its `k` parts differ)
+/// holding `c` of my entries at prefix length `len`: sized by the
+/// difference the opening split shows, or, when every part differs (too
+/// many differences to count), split into parts of about
+/// [`Config::root_part`] entries, so that the next message lists them.
+pub(crate) fn choose_opened(cfg: &Config, c: u64, m: usize, k: usize, len: u8) -> Op {
+    let (e, saturated) = estimate(m, k);
+    if !saturated || c <= cfg.leaf_max || len >= 64 {
+        return choose(cfg, c, e, saturated, len, 1, 2);
+    }
+    let max_b = (64 - len).min(16);
+    let parts = (c as f64 / cfg.root_part as f64).max(2.0);
+    Op::Split((parts.log2().round() as u8).clamp(1, max_b))
 }
 
 /// Settles the ops of the mismatching parts of one split together: when

@@ -121,16 +121,19 @@ impl Mode {
         }
     }
 
-    /// The pass root of a set of `count` entries whose root parts sum to
-    /// `sum`.
-    pub(crate) fn root(&self, count: u64, sum: &Sum256) -> Hash32 {
-        match self {
-            Mode::Unkeyed => crate::file::fingerprint_root(count, sum),
-            Mode::Keyed(key) => hash_parts(
-                HashContext::ReconcileKeyed,
-                &[key, &count.to_le_bytes(), &sum.to_bytes()],
-            ),
-        }
+    /// The keyed pass root of a set of `count` entries whose keyed root
+    /// parts sum to `sum` (the key is secret until the pass starts, so no
+    /// entry could have been crafted against it; the unkeyed root is the
+    /// file's trie root, `View::root`).
+    pub(crate) fn keyed_root(&self, count: u64, sum: &Sum256) -> Hash32 {
+        let key = match self {
+            Mode::Unkeyed => &[0u8; 32],
+            Mode::Keyed(key) => key,
+        };
+        hash_parts(
+            HashContext::ReconcileKeyed,
+            &[key, &count.to_le_bytes(), &sum.to_bytes()],
+        )
     }
 
     /// The sum of the root parts of every entry of `file` (O(1) unkeyed,

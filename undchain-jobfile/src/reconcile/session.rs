@@ -25,7 +25,9 @@ use undchain_types::msg::{AbortReason, Reconcile, ReconcileBody, ReconcileRound}
 use undchain_types::wire::{self};
 use undchain_types::{BlockNumber, Hash32, HashContext, JobEntry, hash_parts};
 
-use super::range::{Mode, top64};
+use super::idset::IdSet;
+use super::policy;
+use super::range::{Mode, Prefix, fp32, top64};
 use super::{Config, Outcome, ReconcileError, Traffic};
 use crate::file::JobFile;
 use pass::{OwnQuestion, Pass, PeerQuestion, Scratch};
@@ -47,6 +49,9 @@ enum State {
     Idle,
     /// A pass is under way.
     Running,
+    /// This side sent its final root and waits for the peer's `Match` (or
+    /// its keyed `Start`, if the roots differ).
+    Done,
     /// The last pass ended with equal roots (a keyed pass may still follow).
     Finished,
     /// A message or call was refused; every later message is refused too.
@@ -98,6 +103,12 @@ pub struct Session {
     /// learned in this pass lies in a leaf range, and the ranges of a pass
     /// form a tree whose leaves have no descendants).
     prior: Vec<PriorEntry>,
+    /// The ids of `remote`.
+    ids: IdSet,
+    /// The count the peer announced (its start, or its root answer).
+    peer_count: Option<u64>,
+    /// The local file's count when the session began.
+    local_count: u64,
     scratch: Scratch,
     traffic: Traffic,
     /// Size estimate of the reply being built (to encode without regrowing).
@@ -122,6 +133,12 @@ impl Session {
             local: Vec::new(),
             remote: Vec::new(),
             prior: Vec::new(),
+            ids: IdSet::new(u64::from_le_bytes([
+                nonce.0[0], nonce.0[1], nonce.0[2], nonce.0[3], nonce.0[4], nonce.0[5], nonce.0[6],
+                nonce.0[7],
+            ])),
+            peer_count: None,
+            local_count: 0,
             scratch: Scratch::default(),
             traffic: Traffic::default(),
             reply_hint: 0,
@@ -133,9 +150,12 @@ impl Session {
         self.role
     }
 
-    /// Whether the session ended with equal roots (so far: a peer that sent
-    /// the last message may still start a keyed pass, which this side then
-    /// answers; any other message fails a finished session).
+    /// Whether the session ended with equal roots: this side compared the
+    /// peer's final root with its own, or the peer confirmed (`Match`)
+    /// the one this side sent. A side that sent its final root is not
+    /// finished until then. (A peer may still start a keyed pass after a
+    /// `Match` this side sent, which this side then answers; any other
+    /// message fails a finished session.)
     pub fn is_finished(&self) -> bool {
         self.state == State::Finished
     }
@@ -215,6 +235,7 @@ impl Session {
             ));
         }
         self.version = Some(file.version());
+        self.local_count = file.len();
         self.state = State::Running;
         let msg = self.open_pass(file, Mode::Unkeyed, None);
         let len = wire::encode(&msg).len();
@@ -222,17 +243,30 @@ impl Session {
         Ok(msg)
     }
 
-    /// Starts a pass: this side asks about the root.
+    /// Starts a pass: this side sends its count, root and opening split.
     fn open_pass(&mut self, file: &JobFile, mode: Mode, nonce: Option<Hash32>) -> Reconcile {
         self.prior = prior_entries(&self.remote);
         let mut pass = Pass::new(mode, mode.file_sum(file));
         let (count, root) = self.view_root(file, &pass);
-        pass.outstanding.push_back(OwnQuestion::Root);
+        let b = policy::opening_bits(&self.cfg, count);
+        let mut parts = Vec::new();
+        if b > 0 {
+            let mut aggs = core::mem::take(&mut self.scratch.aggs);
+            self.view(file).aggs(mode, Prefix::ROOT, b, &mut aggs);
+            parts.reserve(4 * aggs.len());
+            for a in &aggs {
+                parts.extend(fp32(*a).to_le_bytes());
+            }
+            self.scratch.aggs = aggs;
+        }
+        pass.b0 = b;
+        pass.outstanding.push_back(OwnQuestion::Root { b });
         self.pass = Some(pass);
         self.envelope(ReconcileBody::Start {
             count,
             root,
             keyed: nonce,
+            parts: undchain_types::BoundedBytes::try_from_vec(parts).unwrap_or_default(),
         })
     }
 
@@ -271,19 +305,32 @@ impl Session {
         self.check_budget()
     }
 
+    /// The session's byte and message limits: the configured bases plus
+    /// what the two announced counts need (`docs/PROTOCOL.md`, "Bounds").
+    pub fn limits(&self) -> (u64, u32) {
+        let entries = self
+            .local_count
+            .saturating_add(self.peer_count.unwrap_or(0));
+        let extra = PER_ENTRY_BYTES.saturating_mul(entries);
+        let bytes = self.cfg.max_bytes.saturating_add(extra);
+        let frame = (self.cfg.max_message_bytes as u64).max(1);
+        let frames = u32::try_from(extra.div_ceil(frame)).unwrap_or(u32::MAX);
+        let msgs = u32::from(self.cfg.max_messages).saturating_add(frames.saturating_mul(4));
+        (bytes, msgs)
+    }
+
     fn check_budget(&mut self) -> Result<(), ReconcileError> {
+        let (max_bytes, max_msgs) = self.limits();
         let total = self.traffic.bytes_sent + self.traffic.bytes_received;
-        if total > self.cfg.max_bytes {
+        if total > max_bytes {
             return Err(self.fail(ReconcileError::TooManyBytes {
                 got: total,
-                limit: self.cfg.max_bytes,
+                limit: max_bytes,
             }));
         }
         let msgs = self.traffic.sent + self.traffic.received;
-        if msgs > u32::from(self.cfg.max_messages) {
-            return Err(self.fail(ReconcileError::TooManyMessages {
-                limit: self.cfg.max_messages,
-            }));
+        if msgs > max_msgs {
+            return Err(self.fail(ReconcileError::TooManyMessages { limit: max_msgs }));
         }
         Ok(())
     }
@@ -353,7 +400,11 @@ impl Session {
         self.check_budget()?;
         match self.version {
             Some(v) if v != file.version() => return Err(self.fail(ReconcileError::FileChanged)),
-            _ => self.version = Some(file.version()),
+            Some(_) => {}
+            None => {
+                self.version = Some(file.version());
+                self.local_count = file.len();
+            }
         }
         let reply = match self.step_body(file, msg.body) {
             Ok(r) => r,
@@ -382,7 +433,12 @@ impl Session {
         body: ReconcileBody,
     ) -> Result<Option<Reconcile>, ReconcileError> {
         match body {
-            ReconcileBody::Start { count, root, keyed } => self.on_start(file, count, root, keyed),
+            ReconcileBody::Start {
+                count,
+                root,
+                keyed,
+                parts,
+            } => self.on_start(file, count, root, keyed, &parts),
             ReconcileBody::Match => self.on_match(),
             ReconcileBody::Abort(r) => Err(ReconcileError::PeerAborted(r)),
             ReconcileBody::Round(r) => self.on_round(file, &r),
@@ -397,12 +453,24 @@ impl Session {
         count: u64,
         root: Hash32,
         keyed: Option<Hash32>,
+        parts: &[u8],
     ) -> Result<Option<Reconcile>, ReconcileError> {
+        let b = match parts.len() / 4 {
+            0 if parts.is_empty() => 0,
+            k if k.is_power_of_two() && parts.len() % 4 == 0 && k >= 2 => k.trailing_zeros() as u8,
+            _ => return Err(ReconcileError::Malformed("opening split of a bad length")),
+        };
+        if count > self.cfg.max_peer_entries {
+            return Err(ReconcileError::TooManyEntries {
+                got: count,
+                limit: self.cfg.max_peer_entries,
+            });
+        }
         let may_start = match keyed {
             None => self.role == Role::Responder && self.state == State::Idle,
             // A keyed pass may follow a finished unkeyed one.
             Some(_) => {
-                self.state != State::Idle
+                matches!(self.state, State::Done | State::Finished)
                     && matches!(self.pass.as_ref().map(|p| p.mode), Some(Mode::Unkeyed))
                     && self.pass_idle()
             }
@@ -416,6 +484,7 @@ impl Session {
             None => Mode::Unkeyed,
             Some(n) => self.keyed_mode(&n),
         };
+        self.peer_count.get_or_insert(count);
         self.state = State::Running;
         self.prior = prior_entries(&self.remote);
         let mut pass = Pass::new(mode, mode.file_sum(file));
@@ -425,19 +494,34 @@ impl Session {
             self.state = State::Finished;
             return Ok(Some(self.envelope(ReconcileBody::Match)));
         }
-        pass.to_answer
-            .push_back(PeerQuestion::Root { peer_count: count });
+        pass.b0 = b;
+        let at = pass.words.len();
+        pass.words.extend(
+            parts
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        pass.to_answer.push_back(PeerQuestion::Root {
+            peer_count: count,
+            b,
+            at,
+        });
         self.pass = Some(pass);
         Ok(Some(self.build(file)))
     }
 
-    /// The peer's view has the root this side's start announced.
+    /// The peer's view has the root this side's start announced, or the
+    /// final root this side sent.
     fn on_match(&mut self) -> Result<Option<Reconcile>, ReconcileError> {
+        if self.state == State::Done {
+            self.state = State::Finished;
+            return Ok(None);
+        }
         let pass = self
             .pass
             .as_mut()
             .ok_or(ReconcileError::Unexpected("match before start"))?;
-        if pass.outstanding.len() != 1 || !matches!(pass.outstanding[0], OwnQuestion::Root) {
+        if pass.outstanding.len() != 1 || !matches!(pass.outstanding[0], OwnQuestion::Root { .. }) {
             return Err(ReconcileError::Unexpected("match in the middle of a pass"));
         }
         // This side opened a keyed pass because the unkeyed one
@@ -478,7 +562,7 @@ impl Session {
         let (count, root) = self.view_root(file, pass);
         if count == fin.count && root == fin.root {
             self.state = State::Finished;
-            return Ok(None);
+            return Ok(Some(self.envelope(ReconcileBody::Match)));
         }
         if mode == Mode::Unkeyed && !self.keyed_started {
             self.keyed_started = true;
@@ -494,6 +578,10 @@ impl Session {
         self.pass.as_ref().is_none_or(Pass::is_idle)
     }
 }
+
+/// Bytes a session allows for each entry either side announced: the
+/// largest encoded entry plus its share of fingerprints, short ids and bits.
+const PER_ENTRY_BYTES: u64 = crate::codec::MAX_ENTRY_BYTES as u64 + 64;
 
 /// The entries' order (`JobEntry`'s `Ord`: id first), comparing the ids'
 /// first 8 bytes as one integer before the rest.

@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 use undchain_jobfile::JobFile;
 use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
-use undchain_jobfile::testkit::fuzz_reconcile_responder;
+use undchain_jobfile::testkit::{entry, fuzz_reconcile_responder};
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
-use undchain_types::{BlockNumber, BoundedBytes, Hash32, wire};
+use undchain_types::{BlockNumber, BoundedBytes, Hash32, JobEntry, TokenAmount, wire};
 
 use crate::helpers::{ExpectErr, file};
 
@@ -271,4 +271,106 @@ fn fuzz_seeds_run() {
         n += 1;
     }
     assert!(n >= 3, "expected seed files in {dir}");
+}
+
+/// The canonical encodings of `entries`, back to back (an entry column).
+fn entry_column(entries: &[JobEntry]) -> BoundedBytes<{ undchain_types::msg::MAX_COLUMN }> {
+    let mut col = Vec::new();
+    for e in entries {
+        col.extend(wire::encode_bare(e));
+    }
+    BoundedBytes::try_from_vec(col).unwrap()
+}
+
+/// A responder that answers the root (a file of at most 96 entries: no
+/// opening split) by shipping one job id twice, as two versions or as one
+/// repeated, never gets an outcome that holds the id twice.
+#[test]
+fn a_responder_sending_one_id_twice_is_refused_with_a_typed_error() {
+    let f = file(50);
+    let x = entry(10_000, 1);
+    let mut x2 = x.clone();
+    x2.fee = TokenAmount(999);
+    for pair in [[x.clone(), x2], [x.clone(), x.clone()]] {
+        let (mut ini, _) = initiator(&f);
+        let mut r = empty_round();
+        r.answered = 1;
+        r.ops = BoundedBytes::try_from_vec(vec![0x80]).unwrap();
+        // The responder's count, then the op's count.
+        r.counts = vec![2, 2].try_into().unwrap();
+        r.entries = entry_column(&pair);
+        let got = ini.handle(&f, &round(1, r));
+        assert!(
+            matches!(&got, Err(ReconcileError::Duplicate { id }) if *id == x.id),
+            "{got:?}"
+        );
+        assert!(ini.is_failed());
+    }
+}
+
+/// A responder that says `done` while a question it opened is still
+/// unanswered is refused; and an honest side that sends its final root is
+/// not finished until the peer confirms the roots agree.
+#[test]
+fn a_premature_done_is_refused_and_no_side_finishes_before_the_roots_agree() {
+    let f = file(50);
+    let (mut ini, _) = initiator(&f);
+    let mut r = empty_round();
+    r.answered = 1;
+    // Root answer: the responder's count, then a split of the whole space
+    // into 2 parts (a question for the initiator), and a final root.
+    r.counts = vec![50].try_into().unwrap();
+    r.ops = BoundedBytes::try_from_vec(vec![1]).unwrap();
+    r.fingerprints = BoundedBytes::try_from_vec(vec![0; 8]).unwrap();
+    r.done = Some(FinalRoot {
+        count: 50,
+        root: f.root(),
+    });
+    let got = ini.handle(&f, &round(1, r));
+    assert!(matches!(got, Err(ReconcileError::Malformed(_))), "{got:?}");
+    assert!(!ini.is_finished());
+
+    // Honest peers: whoever sends the final root waits for the `Match`.
+    let g = file(45);
+    let cfg = Config::for_entries(50);
+    let (mut ini, start) = initiator(&f);
+    let mut res = Session::new(Role::Responder, 1, BlockNumber(2), cfg, Hash32([6; 32]));
+    let mut to_responder = true;
+    let mut msg = Some(start);
+    let mut saw_done = false;
+    while let Some(m) = msg {
+        let (me, file) = if to_responder {
+            (&mut res, &g)
+        } else {
+            (&mut ini, &f)
+        };
+        msg = me.handle(file, &m).unwrap();
+        if let Some(ReconcileBody::Round(r)) = msg.as_ref().map(|m| &m.body)
+            && r.done.is_some()
+        {
+            saw_done = true;
+            assert!(!me.is_finished(), "finished before the peer compared roots");
+        }
+        to_responder = !to_responder;
+    }
+    assert!(saw_done);
+    assert!(ini.is_finished() && res.is_finished());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The fuzz body's checked mode: an honest responder over a file the
+    /// bytes pick, its messages corrupted by the bytes; a finished
+    /// initiator holds exactly the true difference.
+    #[test]
+    fn corrupted_honest_responders_never_finish_with_a_wrong_outcome(
+        pick in proptest::collection::vec(any::<u8>(), 26..27),
+        flips in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let mut data = vec![1u8];
+        data.extend(pick);
+        data.extend(flips);
+        fuzz_reconcile_responder(&data);
+    }
 }

@@ -1,4 +1,5 @@
 //! Job files: fingerprints and roots do not depend on insertion order;
+//! the root is the canonical trie hash of its definition;
 //! range summaries match a brute-force count; inclusion proofs verify and
 //! tampered ones fail.
 
@@ -130,5 +131,67 @@ fn inclusion_proofs_verify_and_tampered_ones_fail() {
             ));
         }
         assert!(closed.proof(&entry(n + 5, 0).id).is_none());
+    }
+}
+
+/// The fingerprint root by its definition (`docs/PROTOCOL.md`, "Two
+/// roots"), computed from scratch: the binary trie of the ids' bits, a
+/// node with an empty side replaced by the other side.
+fn reference_root(entries: &[undchain_types::JobEntry]) -> Hash32 {
+    use undchain_types::{HashContext, hash_parts};
+    fn bit(id: &JobId, b: usize) -> bool {
+        (id.0.0[b / 8] >> (7 - b % 8)) & 1 == 1
+    }
+    fn trie(set: &[(JobId, Hash32)], b: usize) -> Hash32 {
+        match set {
+            [] => Hash32::ZERO,
+            [(_, leaf)] => *leaf,
+            _ => {
+                let (l, r): (Vec<_>, Vec<_>) = set.iter().partition(|(id, _)| !bit(id, b));
+                let (l, r) = (trie(&l, b + 1), trie(&r, b + 1));
+                if l == Hash32::ZERO {
+                    r
+                } else if r == Hash32::ZERO {
+                    l
+                } else {
+                    hash_parts(HashContext::JobFileTrie, &[&l.0, &r.0])
+                }
+            }
+        }
+    }
+    let set: Vec<(JobId, Hash32)> = entries.iter().map(|e| (e.id, e.leaf_hash())).collect();
+    let t = trie(&set, 0);
+    hash_parts(
+        HashContext::JobFileTrie,
+        &[&t.0, &(entries.len() as u64).to_le_bytes()],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The incrementally maintained root (stale paths recomputed) equals
+    /// the definition after any mix of inserts, removals and root reads,
+    /// also for ids that share a long prefix (deep, lopsided tries).
+    #[test]
+    fn the_root_is_the_canonical_trie_hash(
+        ops in proptest::collection::vec((any::<bool>(), 0u64..3_000, any::<bool>()), 0..700),
+        prefix in prop_oneof![Just(0u8), 0u8..=64],
+    ) {
+        let mut f = JobFile::new();
+        for (insert, n, read) in ops {
+            let e = undchain_jobfile::testkit::with_prefix(entry(n, n), prefix);
+            if insert {
+                let _ = f.insert(e);
+            } else {
+                f.remove(&e.id);
+            }
+            if read {
+                let _ = f.root();
+            }
+        }
+        let entries: Vec<_> = f.entries().into_iter().cloned().collect();
+        prop_assert_eq!(f.root(), reference_root(&entries));
+        prop_assert_eq!(f.clone().root(), f.root());
     }
 }

@@ -225,8 +225,13 @@ fn lying_keyed_pass(lie: Lie) -> (ReconcileError, undchain_jobfile::Traffic, Con
         let reply = ini
             .handle(&fa, &to_ini)
             .expect("the initiator runs the protocol")
-            .expect("the initiator answers the keyed pass");
-        let bytes = if keyed {
+            .expect("the initiator answers until the keyed pass ends");
+        // Either side may open the keyed pass (the receiver of the first
+        // final root); the initiator lies in every message after that.
+        let opens_keyed = matches!(reply.body, ReconcileBody::Start { keyed: Some(_), .. });
+        let lies_now = keyed && !opens_keyed;
+        keyed |= opens_keyed;
+        let bytes = if lies_now {
             match lie {
                 Lie::WrongRoot => undchain_types::wire::encode(&with_done(reply, |f| {
                     f.root = Hash32([0xEE; 32]);
@@ -280,7 +285,12 @@ fn a_peer_lying_in_the_keyed_pass_ends_with_a_typed_error_within_bounds() {
         (Lie::DropEntries, |e| {
             matches!(e, ReconcileError::Unresolved | ReconcileError::Malformed(_))
         }),
-        (Lie::FalseMatch, |e| *e == ReconcileError::Unresolved),
+        (Lie::FalseMatch, |e| {
+            matches!(
+                e,
+                ReconcileError::Unresolved | ReconcileError::Unexpected(_)
+            )
+        }),
         (Lie::Garbage, |e| matches!(e, ReconcileError::Wire(_))),
         (Lie::Replay, |e| matches!(e, ReconcileError::Step { .. })),
     ];

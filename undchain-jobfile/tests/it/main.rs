@@ -13,6 +13,7 @@ mod helpers;
 
 mod adversarial_responder;
 mod cutoff_rollover;
+mod honest_extremes;
 mod jobfile;
 mod keyed_fallback;
 mod payout;

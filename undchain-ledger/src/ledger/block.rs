@@ -1,43 +1,60 @@
 //! One block in, its outcome out: the [`Block`] the ledger applies, what
 //! each operation did ([`Applied`], [`Refused`]), the [`BlockOutcome`],
 //! and [`Ledger::preview`] / [`Ledger::apply_block`], which run the block
-//! over a copy-on-write overlay ([`super::exec`]) and, when applying, commit
-//! the overlay in one infallible pass.
+//! over a copy-on-write overlay ([`super::exec`]) and, when applying,
+//! commit it in one infallible pass.
 
-use undchain_jobfile::{Completion, JobFile, PayoutFile};
-use undchain_types::{BlockNumber, Hash32, JobId, PayoutPeriod, PublicKey, TokenAmount};
+use undchain_jobfile::JobFile;
+use undchain_types::{BlockNumber, ChainId, Hash32, JobId, PublicKey, TokenAmount};
 
-use super::exec;
-use super::ops::{ChainEvent, Verified};
+use super::exec::{Delta, Exec};
+use super::ops::Verified;
+use super::request::VerifiedRequest;
 use super::{BlockError, Ledger, LedgerError};
 use crate::settle::Settlement;
 
 /// One block as the ledger applies it.
+///
+/// `jobs` is the block's committed job file and `requests` the clients'
+/// verified requests of its jobs, exactly one per job (any order);
+/// `ops` are the verified claims and transactions in block order; `signers`
+/// the active validators that signed (the header's `parent_signers` mapped
+/// through the parent's set), who share the period's fees.
 #[derive(Debug, Clone, Copy)]
 pub struct Block<'a> {
-    /// The block's number; blocks apply in order, each once.
+    /// The block's number; blocks apply in order, each once (empty ones
+    /// too, so no period end is skipped).
     pub number: BlockNumber,
     /// Its committed job file.
     pub jobs: &'a JobFile,
-    /// Verified user operations, in block order.
+    /// The signed requests of the file's jobs, one per job.
+    pub requests: &'a [VerifiedRequest],
+    /// Verified claims and transactions, in block order.
     pub ops: &'a [Verified],
-    /// Active validators that signed (a block's `parent_signers` mapped
-    /// through the parent's set); they share the period's fees.
+    /// Validators that signed.
     pub signers: &'a [PublicKey],
-    /// Chain-owner events, applied first.
-    pub events: &'a [ChainEvent],
 }
 
 impl<'a> Block<'a> {
-    /// A block with only a job file.
-    pub fn jobs(number: BlockNumber, jobs: &'a JobFile) -> Self {
+    /// A block of `jobs` with their `requests` and nothing else.
+    pub fn new(number: BlockNumber, jobs: &'a JobFile, requests: &'a [VerifiedRequest]) -> Self {
         Block {
             number,
             jobs,
+            requests,
             ops: &[],
             signers: &[],
-            events: &[],
         }
+    }
+
+    /// This block with operations `ops`.
+    pub fn with_ops(self, ops: &'a [Verified]) -> Self {
+        Block { ops, ..self }
+    }
+
+    /// This block with signers `signers`.
+    pub fn with_signers(self, signers: &'a [PublicKey]) -> Self {
+        Block { signers, ..self }
     }
 }
 
@@ -45,40 +62,71 @@ impl<'a> Block<'a> {
 /// it: client story step 5's block number of completion).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// A receipt completed the job in this block.
-    Completed {
-        /// The job the receipt completed.
+    /// A receipt or partial was recorded as `partner`'s claim on the job,
+    /// paid at the period's settlement.
+    Claimed {
+        /// The job.
         job: JobId,
-        /// The block that recorded the completion (what the client is told).
+        /// The partner it pays.
+        partner: PublicKey,
+        /// What it pays.
+        amount: TokenAmount,
+        /// A receipt (true) or a partial.
+        full: bool,
+        /// The block that recorded it.
         block: BlockNumber,
     },
-    /// A partial completion recorded the proven part.
-    Partial {
-        /// The job the partial completion recorded.
-        job: JobId,
-        /// The block that recorded the partial completion.
-        block: BlockNumber,
-        /// The amount the client's last signed checkpoint proves, held in escrow until settlement.
+    /// A plain transfer.
+    Transferred {
+        /// The sender.
+        from: PublicKey,
+        /// The payee.
+        to: PublicKey,
+        /// The amount.
         amount: TokenAmount,
+    },
+    /// The chain owner minted.
+    Minted {
+        /// The account credited.
+        to: PublicKey,
+        /// The amount.
+        amount: TokenAmount,
+    },
+    /// The chain owner registered (or re-registered) a domain.
+    DomainRegistered {
+        /// The domain.
+        chain: ChainId,
+    },
+    /// A domain's light client trusts a new header.
+    DomainUpdated {
+        /// The domain.
+        chain: ChainId,
+        /// The header's height.
+        height: BlockNumber,
+    },
+    /// A domain's link froze on proven misbehaviour.
+    DomainFrozen {
+        /// The domain.
+        chain: ChainId,
     },
     /// A domain transfer was locked here (source).
     Locked {
-        /// The id of the transfer now locked on this chain.
+        /// The transfer's id.
         id: Hash32,
     },
     /// A domain transfer was credited here (target).
     Credited {
-        /// The id of the transfer credited to its payee on this chain.
+        /// The transfer's id.
         id: Hash32,
     },
     /// A domain transfer was recorded as expired here (target).
     Expired {
-        /// The id of the transfer recorded as expired, never to be credited here.
+        /// The transfer's id.
         id: Hash32,
     },
     /// A domain transfer was refunded here (source).
     Refunded {
-        /// The id of the transfer whose tokens went back to the payer.
+        /// The transfer's id.
         id: Hash32,
     },
 }
@@ -95,7 +143,7 @@ pub struct Refused {
 }
 
 /// The result of a block.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockOutcome {
     /// The number of the block this outcome is for.
     pub number: BlockNumber,
@@ -107,6 +155,8 @@ pub struct BlockOutcome {
     pub refused: Vec<Refused>,
     /// Fees the block's jobs paid.
     pub fees_collected: TokenAmount,
+    /// Budgets the block's jobs locked in escrow.
+    pub escrowed: TokenAmount,
     /// The period's settlement, if the block ended one.
     pub settlement: Option<Settlement>,
 }
@@ -114,88 +164,89 @@ pub struct BlockOutcome {
 impl Ledger {
     /// Runs `block` without changing anything: its outcome and the state
     /// root it leads to (a proposer's header, a validator's check of a
-    /// proposal). A settlement in the outcome lists payments; its
-    /// cancelled and carried jobs and settled file are filled only by
-    /// [`Ledger::apply_block`].
+    /// proposal). The same outcome as [`Ledger::apply_block`].
     pub fn preview(&self, block: &Block<'_>) -> Result<BlockOutcome, BlockError> {
-        let x = exec::Exec::run(self, block)?;
-        Ok(x.outcome)
+        let d = Exec::run(self, block)?;
+        let mut outcome = d.outcome;
+        outcome.ledger_root = self.tree.root_after(&d.changes);
+        Ok(outcome)
     }
 
     /// Applies committed `block`: all of it, or (on error) nothing.
     pub fn apply_block(&mut self, block: &Block<'_>) -> Result<BlockOutcome, BlockError> {
-        let x = exec::Exec::run(self, block)?;
-        self.commit(block, x)
+        let d = Exec::run(self, block)?;
+        Ok(self.commit(d))
     }
 
-    fn commit(&mut self, block: &Block<'_>, x: exec::Done) -> Result<BlockOutcome, BlockError> {
-        // The only fallible step comes first, so an error leaves the ledger
-        // untouched (it cannot fail after the checks in `run`).
-        self.payout.commit_block(block.number, block.jobs)?;
-        let exec::Done {
-            accounts,
-            marks,
-            claims,
-            outbound,
-            inbound,
-            domains,
-            fee_pool,
-            signed,
-            supply,
-            ops_digest,
-            leaf_changes,
-            root,
-            mut outcome,
-        } = x;
-        for (id, a) in accounts {
+    fn commit(&mut self, d: Delta) -> BlockOutcome {
+        let number = d.number;
+        for (id, a) in d.accounts {
             if a.is_empty() {
                 self.accounts.remove(&id);
             } else {
                 self.accounts.insert(id, a);
             }
         }
-        for (job, c) in marks {
-            let r = match c {
-                Completion::Complete { block } => self.payout.mark_complete(&job, block),
-                Completion::Partial {
-                    block,
-                    units,
-                    amount,
-                } => self.payout.mark_partial(&job, block, units, amount),
-                Completion::Open | Completion::Cancelled => Ok(()),
-            };
-            debug_assert!(r.is_ok(), "mark checked in run: {r:?}");
-        }
-        self.claims.extend(claims);
-        for (id, v) in outbound {
-            self.outbound.insert(id, v);
-        }
-        self.inbound.extend(inbound);
-        self.domains.extend(domains);
-        self.fee_pool = fee_pool;
-        self.signed = signed;
-        self.supply = supply;
-        self.ops_digest = ops_digest;
-        for (k, v) in leaf_changes {
-            match v {
-                Some(h) => self.leaves.insert(k, h),
-                None => self.leaves.remove(&k),
+        for (id, j) in d.jobs {
+            match j {
+                Some(j) => self.jobs.insert(id, j),
+                None => self.jobs.remove(&id),
             };
         }
-        self.root = root;
-        self.next_block = block.number.next();
-        if let Some(s) = outcome.settlement.as_mut() {
-            let next = PayoutFile::new(
-                PayoutPeriod(self.payout.period().0.saturating_add(1)),
-                self.config.blocks_per_period,
-            );
-            let roll = std::mem::replace(&mut self.payout, next).roll_over();
-            self.payout = roll.next;
-            self.claims.clear();
-            s.cancelled = roll.cancelled;
-            s.carried = roll.carried;
-            s.settled = Some(roll.settled);
+        for id in d.settled_drop {
+            self.settled.remove(&id);
         }
-        Ok(outcome)
+        let kept = self.settled_prune.split_off(&number.next());
+        self.settled_prune = kept;
+        for (id, forget) in d.settled_add {
+            self.settled.insert(id, forget);
+            self.settled_prune.entry(forget).or_default().push(id);
+        }
+        let kept = self.outbound_prune.split_off(&number.next());
+        self.outbound_prune = kept;
+        for (id, t) in d.outbound {
+            match t {
+                Some(t) => {
+                    let at = self.config.lock_prune_block(t.expires_at);
+                    self.outbound_prune.entry(at).or_default().push(id);
+                    self.outbound.insert(id, t);
+                }
+                None => {
+                    self.outbound.remove(&id);
+                }
+            }
+        }
+        for (id, r) in d.inbound {
+            match r {
+                Some(r) => {
+                    self.inbound_prune
+                        .entry((r.source, r.expires_at))
+                        .or_default()
+                        .push(id);
+                    self.inbound.insert(id, r);
+                }
+                None => {
+                    self.inbound.remove(&id);
+                }
+            }
+        }
+        for (chain, c) in d.domains {
+            let below: Vec<_> = self
+                .inbound_prune
+                .range((chain, BlockNumber(0))..(chain, c.floor))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in below {
+                self.inbound_prune.remove(&k);
+            }
+            self.domains.insert(chain, c);
+        }
+        self.fee_pool = d.fee_pool;
+        self.signed = d.signed;
+        self.supply = d.supply;
+        self.next_block = number.next();
+        let mut outcome = d.outcome;
+        outcome.ledger_root = self.tree.apply(&d.changes);
+        outcome
     }
 }

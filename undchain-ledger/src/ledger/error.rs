@@ -1,12 +1,80 @@
-//! Why the ledger refuses: an operation ([`LedgerError`], reported in the
+//! Why the ledger refuses: a request at intake or in a block
+//! ([`RequestError`]), an operation ([`LedgerError`], reported in the
 //! block's outcome while the rest of the block stands), a whole block
-//! ([`BlockError`]) or a genesis allocation ([`GenesisError`]). Every
-//! refusal changes nothing.
+//! ([`BlockError`]) or a genesis ([`GenesisError`]). Every refusal changes
+//! nothing.
 
-use undchain_jobfile::{Completion, PayoutError};
-use undchain_types::{BlockNumber, ChainId, JobId, PublicKey, TokenAmount};
+use undchain_types::{BlockNumber, BlockTime, ChainId, JobId, PublicKey, TokenAmount};
 
 use crate::links::domain_link::DomainLinkError;
+
+/// Why a utility request was refused (at intake, or in a block).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The envelope does not carry a `UtilityRequest`.
+    #[error("the envelope carries a {kind}, not a UtilityRequest")]
+    NotARequest {
+        /// The kind it carries.
+        kind: undchain_types::MessageKind,
+    },
+    /// Signed for another chain.
+    #[error("request signed for {got}, this chain is {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: ChainId,
+        /// The request's chain.
+        got: ChainId,
+    },
+    /// The client's signature does not verify.
+    #[error("the request's signature by {client:?} does not verify")]
+    BadSignature {
+        /// The signer.
+        client: PublicKey,
+    },
+    /// `units x max_price_per_unit` overflows.
+    #[error("budget {units} x {price} overflows")]
+    BudgetOverflow {
+        /// Units asked for.
+        units: u64,
+        /// Most paid per unit.
+        price: TokenAmount,
+    },
+    /// The client's free balance does not cover budget and fee (with its
+    /// requests before this one in the same block).
+    #[error("{client:?} has {available} free, the request needs {needed}")]
+    InsufficientFreeBalance {
+        /// The client.
+        client: PublicKey,
+        /// Budget plus fee (plus earlier requests of the block).
+        needed: TokenAmount,
+        /// Its free balance.
+        available: TokenAmount,
+    },
+    /// The job is already open in the payout file.
+    #[error("job {job} is already committed (block {block})")]
+    AlreadyCommitted {
+        /// The job.
+        job: JobId,
+        /// Its commit block.
+        block: BlockNumber,
+    },
+    /// The job was settled and its request may still not be committed again.
+    #[error("job {job} was already settled")]
+    AlreadySettled {
+        /// The job.
+        job: JobId,
+    },
+    /// The request's time is outside the window around the block's time.
+    #[error("request sent at {sent_at}, block time {block_time}, window {window_us} us")]
+    OutsideWindow {
+        /// The request's `sent_at`.
+        sent_at: BlockTime,
+        /// The block's start time.
+        block_time: BlockTime,
+        /// The chain's request window.
+        window_us: u64,
+    },
+}
 
 /// Why an operation was refused. A refused operation changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +82,7 @@ pub enum LedgerError {
     /// Signed for another chain.
     #[error("signed for {got}, this chain is {expected}")]
     WrongChain {
-        /// This chain's id, which the operation should have named.
+        /// This chain's id.
         expected: ChainId,
         /// The chain the operation was signed for.
         got: ChainId,
@@ -22,59 +90,118 @@ pub enum LedgerError {
     /// A signature does not verify.
     #[error("signature of {signer:?} does not verify")]
     BadSignature {
-        /// The key whose signature over the operation failed strict verification.
+        /// The key whose signature failed strict verification.
         signer: PublicKey,
     },
-    /// The job is not in the payout file (nor in the block's job file).
-    #[error("job {job} is not committed")]
+    /// The job is not open in the payout file (never committed, or settled).
+    #[error("job {job} is not open")]
     UnknownJob {
-        /// The job the operation names, in neither the payout file nor the block's job file.
+        /// The job named.
         job: JobId,
     },
-    /// The job already has its completion (the first receipt counts).
-    #[error("job {job} is already {state:?}")]
-    AlreadyCompleted {
-        /// The job that already has its completion.
+    /// The claim names another commit block than the job's.
+    #[error("job {job} was committed in block {committed}, the claim names {named}")]
+    WrongCommitBlock {
+        /// The job.
         job: JobId,
-        /// Its completion, with the block that recorded it.
-        state: Completion,
+        /// Its commit block.
+        committed: BlockNumber,
+        /// The block the claim names.
+        named: BlockNumber,
     },
-    /// The paying client is not in the job's client pool.
-    #[error("{client:?} is not a client of job {job}")]
-    NotAClient {
-        /// The job whose client pool lacks the key.
+    /// The claim's client is not the job's paying client.
+    #[error("job {job} is paid by {payer:?}, the claim names {named:?}")]
+    NotThePayer {
+        /// The job.
         job: JobId,
-        /// The key named as client.
-        client: PublicKey,
+        /// Its paying client.
+        payer: PublicKey,
+        /// The client the claim names.
+        named: PublicKey,
     },
     /// The partner is not in the job's (non-empty) partner pool.
     #[error("{partner:?} is not a partner of job {job}")]
     NotAPartner {
-        /// The job whose partner pool lacks the key.
+        /// The job.
         job: JobId,
-        /// The key named as partner.
+        /// The partner named.
         partner: PublicKey,
     },
-    /// The payer's balance does not cover the amount.
-    #[error("{account:?} holds {available}, needs {needed}")]
-    InsufficientBalance {
-        /// The account that would have to pay.
-        account: PublicKey,
-        /// The amount the operation takes from the balance.
-        needed: TokenAmount,
-        /// The account's spendable balance when the operation ran.
-        available: TokenAmount,
+    /// The partner already has a full receipt for the job.
+    #[error("{partner:?} already has a receipt for job {job} (block {block})")]
+    AlreadyReceipted {
+        /// The job.
+        job: JobId,
+        /// The partner.
+        partner: PublicKey,
+        /// The block that recorded the receipt.
+        block: BlockNumber,
     },
-    /// A transfer with another nonce than the account's next.
+    /// A partial whose checkpoint counter is not above the recorded one.
+    #[error("job {job}: checkpoint {got} is not above the recorded {have}")]
+    StaleCheckpoint {
+        /// The job.
+        job: JobId,
+        /// The recorded counter.
+        have: u32,
+        /// The counter offered.
+        got: u32,
+    },
+    /// The job's claims would pass its escrow.
+    #[error("job {job}: claims of {claimed} would pass the escrow {escrow}")]
+    ExceedsEscrow {
+        /// The job.
+        job: JobId,
+        /// The escrowed budget.
+        escrow: TokenAmount,
+        /// What the claims would add up to.
+        claimed: u128,
+    },
+    /// More partners than a pool holds.
+    #[error("job {job} already has claims of {max} partners")]
+    TooManyClaims {
+        /// The job.
+        job: JobId,
+        /// The most partners per job.
+        max: usize,
+    },
+    /// A transaction with another nonce than the account's.
     #[error("{account:?} expects nonce {expected}, got {got}")]
     BadNonce {
-        /// The account whose nonce does not match.
+        /// The sender.
         account: PublicKey,
-        /// The nonce the account's next transfer must carry.
+        /// The account's nonce.
         expected: u64,
-        /// The nonce the transfer carried.
+        /// The transaction's.
         got: u64,
     },
+    /// A fee below the chain's transaction fee.
+    #[error("fee {fee} is below the chain's {minimum}")]
+    FeeTooLow {
+        /// The fee offered.
+        fee: TokenAmount,
+        /// The chain's fee.
+        minimum: TokenAmount,
+    },
+    /// The sender's free balance does not cover amount and fee.
+    #[error("{account:?} has {available} free, needs {needed}")]
+    InsufficientFreeBalance {
+        /// The account.
+        account: PublicKey,
+        /// What the operation takes.
+        needed: TokenAmount,
+        /// Its free balance.
+        available: TokenAmount,
+    },
+    /// Only the chain owner may do this.
+    #[error("{sender:?} is not the chain owner")]
+    NotChainOwner {
+        /// The sender.
+        sender: PublicKey,
+    },
+    /// A transfer or mint of zero tokens.
+    #[error("amount is zero")]
+    ZeroAmount,
     /// A credit or mint would overflow the supply.
     #[error("amount overflows the token supply")]
     Overflow,
@@ -86,74 +213,74 @@ pub enum LedgerError {
 /// Why a whole block was refused. A refused block changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    /// Blocks apply in order, every number once (empty blocks too, so that
-    /// period ends are never skipped).
+    /// Blocks apply in order, every number once.
     #[error("expected block {expected}, got {got}")]
     OutOfOrder {
-        /// The block number the ledger applies next.
+        /// The block the ledger applies next.
         expected: BlockNumber,
-        /// The block number the host offered.
+        /// The block offered.
         got: BlockNumber,
     },
-    /// A job of the file is already in the payout file.
-    #[error("job {job} is already committed")]
-    JobAlreadyCommitted {
-        /// The job the block commits a second time.
+    /// A job of the file without its signed request.
+    #[error("job {job} comes without its signed request")]
+    MissingRequest {
+        /// The job.
         job: JobId,
+    },
+    /// A request without a job in the file, or twice.
+    #[error("request for job {job} has no (single) job in the file")]
+    StrayRequest {
+        /// The request's job.
+        job: JobId,
+    },
+    /// The job entry does not match its signed request.
+    #[error("job {job}: the entry's {field} does not match the signed request")]
+    RequestMismatch {
+        /// The job.
+        job: JobId,
+        /// What differs.
+        field: &'static str,
     },
     /// A job carries another fee than the chain's.
     #[error("job {job} carries fee {fee}, the chain's is {expected}")]
     WrongFee {
-        /// The job with the wrong fee.
+        /// The job.
         job: JobId,
-        /// The fee the job entry carries.
+        /// The entry's fee.
         fee: TokenAmount,
-        /// The chain's transaction fee, which every job must carry.
+        /// The chain's.
         expected: TokenAmount,
     },
-    /// A job with an empty client pool (nobody pays the fee).
-    #[error("job {job} has no client")]
-    NoClient {
-        /// The job that has nobody to charge.
+    /// A request of the block cannot be committed.
+    #[error("job {job}: {error}")]
+    Request {
+        /// The job.
         job: JobId,
+        /// Why.
+        error: RequestError,
     },
-    /// A requester cannot pay the fees of its jobs in the block.
-    #[error("{payer:?} owes {needed} in fees, holds {available}")]
-    UnaffordableFees {
-        /// The requester (first key of the client pool) that cannot pay.
-        payer: PublicKey,
-        /// Fees of its jobs in the block.
-        needed: TokenAmount,
-        /// The requester's spendable balance before the block.
-        available: TokenAmount,
-    },
-    /// A chain event cannot apply.
-    #[error("chain event {index}: {error}")]
-    Event {
-        /// Its index in the block.
-        index: usize,
-        /// Why the event could not apply, as for a user operation.
-        error: LedgerError,
-    },
-    /// The payout file refused the job file.
-    #[error("payout file: {0}")]
-    Payout(#[from] PayoutError),
-    /// The fees of the block's jobs overflow a `u64`: per requester, in total or added to the
-    /// fee pool.
+    /// A sum over the block overflows.
     #[error("block totals overflow")]
     Overflow,
+    /// Settlement found a broken invariant (escrow below what it pays):
+    /// never silently saturated.
+    #[error("settlement invariant broken: {0}")]
+    Invariant(&'static str),
 }
 
-/// Why a genesis allocation was refused.
+/// Why a genesis was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisError {
     /// An account listed twice.
     #[error("account {account:?} is allocated twice")]
     Duplicate {
-        /// The account that appears twice in the allocation list.
+        /// The account.
         account: PublicKey,
     },
     /// The allocations overflow the supply.
     #[error("allocations overflow the token supply")]
     Overflow,
+    /// A parameter that cannot work.
+    #[error("ledger parameter {0} must be positive")]
+    BadParameter(&'static str),
 }

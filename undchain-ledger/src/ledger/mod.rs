@@ -1,201 +1,184 @@
-//! The ledger: accounts (balance, escrow, nonce), the per-job transaction
-//! fee, receipts and partial completions over the payout file, domain-link
-//! steps, and the Merkle state root that goes into every block header
-//! (design notes, client story step 3, partner story "utility complete",
-//! validator story items 5 and 9; DESIGN.md "Client to validator" step 5,
-//! "Payout file", "Domain link"; docs/PROTOCOL.md "Ledger, payouts,
-//! convergence and links").
+//! The ledger: accounts, escrow, the payout file of open jobs with their
+//! claims, domain light clients and records, and the state root of every
+//! header (DESIGN.md "Money: what a token may never do", "Payout file",
+//! "Domain link"; docs/PROTOCOL.md "Ledger, payouts, convergence and
+//! links").
 //!
-//! Money moves at four moments, and only there:
+//! Money moves at these moments only, and never without a signature:
 //!
-//! * **Job commit** (a block's job file): the requester (first of the
-//!   client pool) pays the chain's transaction fee into the period's fee
-//!   pool. A block whose requesters cannot all pay is refused as a whole;
-//!   proposers leave such jobs out ([`Ledger::unaffordable_jobs`]).
-//! * **Receipt or partial completion**: the amount moves from the client's
-//!   balance into its escrow (`reserved`) and the payout file's completion
-//!   column records the block. The first counts; a second is refused with
-//!   [`LedgerError::AlreadyCompleted`] naming the block of the first.
-//! * **Period end** (the last block of a payout period): escrow goes to the
-//!   partners, the fee pool goes pro rata to the validators that signed the
-//!   period's blocks ([`crate::settle`]), open jobs carry over once and are
-//!   cancelled the period after (fee only).
-//! * **Domain link** steps and chain-owner events (minting, domain
-//!   registration).
+//! * **Job commit**: a job enters the payout file only beside its client's
+//!   signed request ([`VerifiedRequest`]); the request's budget moves from
+//!   the client's free balance to its escrow and the chain's fee to the fee
+//!   pool. A request the client cannot cover is refused at intake
+//!   ([`Ledger::check_request`]) and never committed; a block holding one
+//!   is refused whole ([`Ledger::unaffordable_jobs`] tells a proposer).
+//! * **Claims** (receipts, partial completions) are recorded per partner
+//!   and move nothing until settlement (docs/PROTOCOL.md "Claims").
+//! * **Settlement** ([`crate::settle`]), with the last block of a period:
+//!   claims are paid from escrow, unused escrow goes back, fees go to the
+//!   validators that signed.
+//! * **Transactions** (fee and nonce): transfers, the chain owner's mints
+//!   and domain registrations, domain locks, proofs and light-client
+//!   updates.
 //!
-//! A block is [`Ledger::preview`]ed (dry run: the root for the proposal, the
-//! check of someone else's proposal) or [`Ledger::apply_block`]ed; both run
-//! the same code over a copy-on-write overlay of the touched state, so a
-//! refused block or operation changes nothing. Operations are verified
-//! (signatures, certificates, proofs) once when submitted
-//! ([`Ledger::verify`]); a block carries only [`Verified`] ones and refuses
-//! an operation that no longer fits the state with a typed error in its
-//! outcome, leaving everything else of the block in force.
+//! A block is [`Ledger::preview`]ed (its root for a proposal, or the check
+//! of someone else's) or [`Ledger::apply_block`]ed; both run the same code
+//! over a copy-on-write overlay, so a refused block or operation changes
+//! nothing. The state root is a sparse Merkle tree ([`crate::tree`])
+//! updated along the touched leaves only.
 //!
 //! ```
-//! use undchain_ledger::ledger::{Block, Ledger, LedgerConfig, LedgerOp};
 //! use undchain_jobfile::JobFile;
-//! use undchain_types::msg::{Receipt, ReceiptTerms};
+//! use undchain_ledger::{Block, Ledger, LedgerConfig, LedgerOp};
+//! use undchain_types::msg::{Receipt, ReceiptTerms, UtilityRequest};
 //! use undchain_types::{
-//!     BlockNumber, BlockTime, BoundedVec, ChainId, Hash32, HashAlgorithm, JobEntry, JobId,
-//!     JobState, SigningKey, TokenAmount, UtilityKind,
+//!     BlockNumber, BlockTime, BoundedBytes, BoundedVec, ChainId, Envelope, JobEntry, JobState,
+//!     PerceptionScore, SigningKey, TokenAmount, UtilityKind,
 //! };
 //!
+//! let owner = SigningKey::from_seed([9; 32]);
 //! let (client, partner) = (SigningKey::from_seed([1; 32]), SigningKey::from_seed([2; 32]));
-//! let config = LedgerConfig {
-//!     chain_id: ChainId(1),
-//!     transaction_fee: TokenAmount(10),
-//!     blocks_per_period: 2,
-//!     hash_algorithm: HashAlgorithm::Blake3,
-//! };
+//! let mut config = LedgerConfig::new(ChainId(1), owner.public());
+//! config.blocks_per_period = 2;
 //! let mut ledger =
 //!     Ledger::genesis(config, BlockNumber(0), [(client.public(), TokenAmount(500))]).unwrap();
+//! // The client signs its request: 10 units at most 20 each, 200 escrowed.
+//! let request = UtilityRequest {
+//!     kind: UtilityKind::Storage,
+//!     units: 10,
+//!     max_price_per_unit: TokenAmount(20),
+//!     min_partner_score: PerceptionScore::START,
+//!     partner_threshold: 1,
+//!     co_clients: BoundedVec::new(),
+//!     spec: BoundedBytes::try_from_slice(b"").unwrap(),
+//! };
+//! let env = Envelope::new(client.public(), ChainId(1), 1, BlockTime(0), request).sign(&client);
+//! let request = ledger.verify_request(&env).unwrap();
+//! ledger.check_request(&request).unwrap();
 //! let job = JobEntry {
-//!     id: JobId::from_request_digest(&Hash32([7; 32])),
+//!     id: request.job(),
 //!     initiated_at: BlockTime(0),
 //!     kind: UtilityKind::Storage,
 //!     client_pool: BoundedVec::try_from_vec(vec![client.public()]).unwrap(),
 //!     partner_pool: BoundedVec::try_from_vec(vec![partner.public()]).unwrap(),
-//!     fee: TokenAmount(10),
+//!     fee: ledger.config().transaction_fee,
 //!     state: JobState::Started,
 //! };
+//! let jobs = JobFile::from_entries([job.clone()]).unwrap();
+//! let requests = [request];
+//! // Block 0 commits the job: 200 escrowed, the fee paid.
+//! let block = Block::new(BlockNumber(0), &jobs, &requests);
+//! assert_eq!(ledger.preview(&block).unwrap(), ledger.apply_block(&block).unwrap());
+//! assert_eq!(ledger.account(&client.public()).escrow, TokenAmount(200));
+//! // Block 1 carries the receipt for 150 and ends the period.
 //! let terms = ReceiptTerms {
 //!     chain_id: ChainId(1),
 //!     job: job.id,
+//!     commit_block: BlockNumber(0),
 //!     client: client.public(),
 //!     partner: partner.public(),
-//!     units: 1,
-//!     amount: TokenAmount(100),
+//!     units: 10,
+//!     amount: TokenAmount(150),
 //!     finished_at: BlockTime(1),
 //! };
-//! // Verified once on submission; the block commits the job and completes it.
 //! let receipt = ledger.verify(LedgerOp::Receipt(Receipt::sign(terms, &client, &partner))).unwrap();
-//! let jobs = JobFile::from_entries([job]).unwrap();
-//! let ops = [receipt];
-//! let block = Block { number: BlockNumber(0), jobs: &jobs, ops: &ops, signers: &[], events: &[] };
-//! let out = ledger.apply_block(&block).unwrap();
-//! assert_eq!(out.ledger_root, ledger.root());
-//! // Block 1 ends the period: the partner is paid.
-//! let empty = JobFile::new();
-//! let out = ledger.apply_block(&Block::jobs(BlockNumber(1), &empty)).unwrap();
-//! assert_eq!(out.settlement.unwrap().paid, TokenAmount(100));
-//! assert_eq!(ledger.account(&partner.public()).balance, TokenAmount(100));
-//! assert_eq!(ledger.account(&client.public()).balance, TokenAmount(390));
+//! let (empty, ops) = (JobFile::new(), [receipt]);
+//! let out = ledger.apply_block(&Block::new(BlockNumber(1), &empty, &[]).with_ops(&ops)).unwrap();
+//! assert_eq!(out.settlement.unwrap().paid, TokenAmount(150));
+//! assert_eq!(ledger.account(&partner.public()).balance, TokenAmount(150));
+//! // 500 - 10 fee - 150 paid: the unused 50 of the escrow came back.
+//! assert_eq!(ledger.account(&client.public()).balance, TokenAmount(340));
+//! assert_eq!(ledger.root(), ledger.rebuilt_root());
 //! ```
 
 mod block;
+pub(crate) mod claims;
+mod config;
+mod domain;
 mod error;
 pub(crate) mod exec;
 pub mod ops;
-pub mod root;
+pub mod request;
+pub mod state;
 mod submit;
+mod tx;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use undchain_jobfile::PayoutFile;
-use undchain_types::msg::{DomainTransferTerms, MerkleProof};
+use serde::{Deserialize, Serialize};
+use undchain_jobfile::JobFile;
+use undchain_types::msg::{DomainTransferTerms, StateProof};
 use undchain_types::{
-    BlockNumber, ChainId, ChainParams, Hash32, HashAlgorithm, JobId, PayoutPeriod, PublicKey,
-    TokenAmount,
+    BlockNumber, ChainId, Hash32, HashContext, JobId, PayoutPeriod, PublicKey, TokenAmount, wire,
 };
 
-use crate::links::domain_link::{DomainInfo, DomainRegistry};
+use crate::links::domain_link::{DomainClient, DomainRegistry};
+use crate::tree::{Digest, StateTree};
 
 pub use block::{Applied, Block, BlockOutcome, Refused};
-pub use error::{BlockError, GenesisError, LedgerError};
-pub use ops::{ChainEvent, LedgerOp, Verified};
-pub use root::{Account, InboundState, LeafKey, Meta, OutboundState, Supply};
-
-/// The chain settings the ledger depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerConfig {
-    /// The chain this ledger keeps; operations signed for another are refused.
-    pub chain_id: ChainId,
-    /// Fee per job ([`ChainParams::transaction_fee`]).
-    pub transaction_fee: TokenAmount,
-    /// Blocks per payout period.
-    pub blocks_per_period: u64,
-    /// Hash algorithm of the state root.
-    pub hash_algorithm: HashAlgorithm,
-}
-
-impl LedgerConfig {
-    /// The ledger's settings from chain parameters `params` (a period has at least one block).
-    pub fn from_params(params: &ChainParams) -> Self {
-        LedgerConfig {
-            chain_id: params.chain_id,
-            transaction_fee: params.transaction_fee,
-            blocks_per_period: params.blocks_per_period().max(1),
-            hash_algorithm: params.hash_algorithm,
-        }
-    }
-
-    /// The payout period of block `b`.
-    pub fn period_of(&self, b: BlockNumber) -> PayoutPeriod {
-        PayoutPeriod(b.0 / self.blocks_per_period.max(1))
-    }
-
-    /// Whether `b` is the last block of its payout period.
-    pub fn ends_period(&self, b: BlockNumber) -> bool {
-        (b.0 + 1) % self.blocks_per_period.max(1) == 0
-    }
-}
-
-/// What a completed job owes: recorded with the receipt (or partial), paid
-/// at the period's end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Claim {
-    /// The paying client (its escrow holds `amount`).
-    pub client: PublicKey,
-    /// The partner the escrowed amount goes to at settlement.
-    pub partner: PublicKey,
-    /// The amount held in the client's escrow and paid to the partner.
-    pub amount: TokenAmount,
-    /// Whether it pays a partial completion (the proven part).
-    pub partial: bool,
-}
+pub use config::LedgerConfig;
+pub use error::{BlockError, GenesisError, LedgerError, RequestError};
+pub use ops::{LedgerOp, Verified};
+pub use request::VerifiedRequest;
+pub use state::{
+    Account, Claim, ClaimKind, InboundRecord, InboundState, JobLeaf, Meta, OpenJob, StateKey,
+    Supply,
+};
 
 /// The ledger of one chain.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    config: LedgerConfig,
+    pub(crate) config: LedgerConfig,
+    config_hash: Hash32,
     next_block: BlockNumber,
-    accounts: BTreeMap<PublicKey, Account>,
-    payout: PayoutFile,
-    claims: BTreeMap<JobId, Claim>,
+    // Hash maps for the big tables: nothing hashed, signed or sent depends
+    // on their order (the tree orders leaves by key hash; lists handed out
+    // are sorted).
+    accounts: HashMap<PublicKey, Account>,
+    pub(crate) jobs: HashMap<JobId, OpenJob>,
+    settled: HashMap<JobId, BlockNumber>,
+    settled_prune: BTreeMap<BlockNumber, Vec<JobId>>,
     fee_pool: TokenAmount,
     signed: BTreeMap<PublicKey, u64>,
-    outbound: BTreeMap<Hash32, (DomainTransferTerms, OutboundState)>,
-    inbound: BTreeMap<Hash32, InboundState>,
+    outbound: HashMap<Hash32, DomainTransferTerms>,
+    outbound_prune: BTreeMap<BlockNumber, Vec<Hash32>>,
+    inbound: HashMap<Hash32, InboundRecord>,
+    inbound_prune: BTreeMap<(ChainId, BlockNumber), Vec<Hash32>>,
     domains: DomainRegistry,
     supply: Supply,
-    ops_digest: Hash32,
-    leaves: BTreeMap<LeafKey, [u8; 32]>,
-    root: Hash32,
+    tree: StateTree,
 }
 
-/// The ledger's content, without caches: what two validators must agree on,
-/// and what a convergence genesis carries.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The ledger's content, sorted, without caches or indexes: what two
+/// validators must agree on, and what a convergence genesis carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
     /// The block number the ledger applies next.
     pub next_block: BlockNumber,
-    /// Every non-empty account, sorted by key.
+    /// Every non-empty account, by key.
     pub accounts: Vec<(PublicKey, Account)>,
+    /// The open payout file: every open job, by id.
+    pub jobs: Vec<OpenJob>,
+    /// Settled job ids still remembered, with the block they are forgotten at.
+    pub settled: Vec<(JobId, BlockNumber)>,
     /// Fees collected and not yet paid.
     pub fee_pool: TokenAmount,
     /// Blocks signed per validator in the current period.
     pub signed: Vec<(PublicKey, u64)>,
-    /// Outgoing domain transfers with their terms and state, sorted by transfer id.
-    pub outbound: Vec<(DomainTransferTerms, OutboundState)>,
-    /// Incoming domain transfers' records, by transfer id.
-    pub inbound: Vec<(Hash32, InboundState)>,
-    /// Registered foreign domains, by chain id.
-    pub domains: Vec<(ChainId, DomainInfo)>,
-    /// The supply counters (genesis, minted, imported, exported, refunded).
+    /// Outgoing domain transfers still locked, by id.
+    pub outbound: Vec<DomainTransferTerms>,
+    /// Incoming domain transfers' records, by id.
+    pub inbound: Vec<(Hash32, InboundRecord)>,
+    /// Registered domains' light clients, by chain id.
+    pub domains: Vec<(ChainId, DomainClient)>,
+    /// The supply counters.
     pub supply: Supply,
-    /// Running digest of applied operations.
-    pub ops_digest: Hash32,
+}
+
+fn sorted<K: Ord + Copy, V: Clone>(m: &HashMap<K, V>) -> Vec<(K, V)> {
+    let mut v: Vec<(K, V)> = m.iter().map(|(k, v)| (*k, v.clone())).collect();
+    v.sort_unstable_by_key(|(k, _)| *k);
+    v
 }
 
 impl Ledger {
@@ -210,116 +193,79 @@ impl Ledger {
         let mut total: u64 = 0;
         for (id, amount) in allocations {
             total = total.checked_add(amount.0).ok_or(GenesisError::Overflow)?;
-            let acct = Account {
+            let a = Account {
                 balance: amount,
                 ..Account::default()
             };
-            if accounts.insert(id, acct).is_some() {
+            if accounts.insert(id, a).is_some() {
                 return Err(GenesisError::Duplicate { account: id });
             }
         }
-        accounts.retain(|_, a: &mut Account| !a.is_empty());
-        let payout = PayoutFile::new(config.period_of(start), config.blocks_per_period);
-        let mut l = Ledger {
-            config,
+        let state = LedgerState {
             next_block: start,
-            accounts,
-            payout,
-            claims: BTreeMap::new(),
+            accounts: accounts
+                .into_iter()
+                .filter(|(_, a)| !a.is_empty())
+                .collect(),
+            jobs: Vec::new(),
+            settled: Vec::new(),
             fee_pool: TokenAmount::ZERO,
-            signed: BTreeMap::new(),
-            outbound: BTreeMap::new(),
-            inbound: BTreeMap::new(),
-            domains: BTreeMap::new(),
+            signed: Vec::new(),
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+            domains: Vec::new(),
             supply: Supply {
                 genesis: total,
                 ..Supply::default()
             },
-            ops_digest: Hash32::ZERO,
-            leaves: BTreeMap::new(),
-            root: Hash32::ZERO,
         };
-        l.rebuild_leaves();
-        Ok(l)
+        Ledger::from_state(config, state)
     }
 
-    /// Rebuilds a ledger from its state and open payout file (convergence).
-    pub(crate) fn from_parts(config: LedgerConfig, state: LedgerState, payout: PayoutFile) -> Self {
+    /// The ledger holding `state` under `config` (a convergence genesis);
+    /// indexes and the state tree are rebuilt.
+    pub fn from_state(config: LedgerConfig, state: LedgerState) -> Result<Self, GenesisError> {
+        config.validate()?;
+        let algo = config.hash_algorithm;
         let mut l = Ledger {
+            config_hash: config.hash(),
             config,
             next_block: state.next_block,
             accounts: state.accounts.into_iter().collect(),
-            payout,
-            claims: BTreeMap::new(),
+            jobs: state.jobs.into_iter().map(|j| (j.entry.id, j)).collect(),
+            settled: HashMap::new(),
+            settled_prune: BTreeMap::new(),
             fee_pool: state.fee_pool,
             signed: state.signed.into_iter().collect(),
-            outbound: state
-                .outbound
-                .into_iter()
-                .map(|(t, s)| (t.id(), (t, s)))
-                .collect(),
-            inbound: state.inbound.into_iter().collect(),
+            outbound: HashMap::new(),
+            outbound_prune: BTreeMap::new(),
+            inbound: HashMap::new(),
+            inbound_prune: BTreeMap::new(),
             domains: state.domains.into_iter().collect(),
             supply: state.supply,
-            ops_digest: state.ops_digest,
-            leaves: BTreeMap::new(),
-            root: Hash32::ZERO,
+            tree: StateTree::new(algo),
         };
-        l.rebuild_leaves();
-        l
+        for (id, forget) in state.settled {
+            l.settled.insert(id, forget);
+            l.settled_prune.entry(forget).or_default().push(id);
+        }
+        for t in state.outbound {
+            let at = l.config.lock_prune_block(t.expires_at);
+            l.outbound_prune.entry(at).or_default().push(t.id());
+            l.outbound.insert(t.id(), t);
+        }
+        for (id, r) in state.inbound {
+            l.inbound_prune
+                .entry((r.source, r.expires_at))
+                .or_default()
+                .push(id);
+            l.inbound.insert(id, r);
+        }
+        l.tree = StateTree::build(l.config.hash_algorithm, l.leaves());
+        Ok(l)
     }
 
-    fn meta(&self) -> Meta {
-        Meta {
-            chain_id: self.config.chain_id,
-            next_block: self.next_block.0,
-            fee_pool: self.fee_pool,
-            supply: self.supply,
-            signed_blocks: exec::tally_hash(self.config.hash_algorithm, &self.signed),
-            ops_digest: self.ops_digest,
-        }
-    }
-
-    fn rebuild_leaves(&mut self) {
-        let algo = self.config.hash_algorithm;
-        let mut leaves = BTreeMap::new();
-        leaves.insert(LeafKey::Meta, root::Leaf::Meta(&self.meta()).hash(algo).0);
-        for (id, account) in &self.accounts {
-            leaves.insert(
-                LeafKey::Account(*id),
-                root::Leaf::Account { id, account }.hash(algo).0,
-            );
-        }
-        for (id, (terms, state)) in &self.outbound {
-            leaves.insert(
-                LeafKey::Outbound(*id),
-                root::Leaf::Outbound {
-                    terms,
-                    state: *state,
-                }
-                .hash(algo)
-                .0,
-            );
-        }
-        for (id, state) in &self.inbound {
-            leaves.insert(
-                LeafKey::Inbound(*id),
-                root::Leaf::Inbound { id, state: *state }.hash(algo).0,
-            );
-        }
-        for (chain, info) in &self.domains {
-            let h = info.hash_with(algo);
-            leaves.insert(
-                LeafKey::Domain(*chain),
-                root::Leaf::Domain { chain, info: &h }.hash(algo).0,
-            );
-        }
-        let flat: Vec<[u8; 32]> = leaves.values().copied().collect();
-        self.root = root::merkle_root(algo, &flat);
-        self.leaves = leaves;
-    }
-
-    /// The chain settings this ledger was built with.
+    /// The chain settings this ledger applies blocks under.
     pub fn config(&self) -> &LedgerConfig {
         &self.config
     }
@@ -329,9 +275,14 @@ impl Ledger {
         self.next_block
     }
 
+    /// The payout period of the next block.
+    pub fn period(&self) -> PayoutPeriod {
+        self.config.period_of(self.next_block)
+    }
+
     /// The state root after the last applied block.
     pub fn root(&self) -> Hash32 {
-        self.root
+        self.tree.root()
     }
 
     /// `id`'s account (empty if it holds nothing).
@@ -339,19 +290,42 @@ impl Ledger {
         self.accounts.get(id).copied().unwrap_or_default()
     }
 
-    /// Every non-empty account, by key.
-    pub fn accounts(&self) -> impl Iterator<Item = (&PublicKey, &Account)> {
-        self.accounts.iter()
+    /// How many accounts hold something.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
     }
 
-    /// The open payout file (the current period's).
-    pub fn payout(&self) -> &PayoutFile {
-        &self.payout
+    /// Open job `id` of the payout file.
+    pub fn job(&self, id: &JobId) -> Option<&OpenJob> {
+        self.jobs.get(id)
     }
 
-    /// Recorded completions awaiting the period's settlement.
-    pub fn claims(&self) -> &BTreeMap<JobId, Claim> {
-        &self.claims
+    /// How many jobs are open.
+    pub fn open_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Every open job, by id (sorted: a copy of the references).
+    pub fn jobs(&self) -> Vec<&OpenJob> {
+        let mut v: Vec<&OpenJob> = self.jobs.values().collect();
+        v.sort_unstable_by_key(|j| j.entry.id);
+        v
+    }
+
+    /// The job file of `block`, derived from the open payout file (jobs of
+    /// that block not yet settled).
+    pub fn job_file(&self, block: BlockNumber) -> JobFile {
+        let mut f = JobFile::new();
+        for j in self.jobs.values().filter(|j| j.commit_block == block) {
+            // Ids are unique in the map, so the insert cannot collide.
+            let _ = f.insert(j.entry.clone());
+        }
+        f
+    }
+
+    /// Whether job `id` was settled and is still remembered.
+    pub fn is_settled(&self, id: &JobId) -> bool {
+        self.settled.contains_key(id)
     }
 
     /// Fees collected and not yet paid to validators.
@@ -364,71 +338,136 @@ impl Ledger {
         &self.signed
     }
 
-    /// The supply counters; [`Supply::circulating`] always equals [`Ledger::total_held`].
+    /// The supply counters; [`Supply::circulating`] always equals
+    /// [`Ledger::total_held`].
     pub fn supply(&self) -> Supply {
         self.supply
     }
 
-    /// Every token held on this chain: balances, escrow and the fee pool.
-    /// Equals [`Supply::circulating`] at all times.
+    /// Every token held on this chain: free balances, escrow and the fee
+    /// pool.
     pub fn total_held(&self) -> u128 {
         self.accounts
             .values()
-            .map(|a| u128::from(a.balance.0) + u128::from(a.reserved.0))
+            .map(|a| u128::from(a.balance.0) + u128::from(a.escrow.0))
             .sum::<u128>()
             + u128::from(self.fee_pool.0)
     }
 
-    /// Registered foreign domains whose domain-link proofs this chain accepts.
+    /// Registered domains' light clients.
     pub fn domains(&self) -> &DomainRegistry {
         &self.domains
     }
 
-    /// An outgoing domain transfer's terms and state, by transfer id.
-    pub fn outbound(&self, id: &Hash32) -> Option<&(DomainTransferTerms, OutboundState)> {
+    /// An outgoing domain transfer still locked here, by id.
+    pub fn outbound(&self, id: &Hash32) -> Option<&DomainTransferTerms> {
         self.outbound.get(id)
     }
 
     /// An incoming domain transfer's record.
-    pub fn inbound(&self, id: &Hash32) -> Option<InboundState> {
+    pub fn inbound(&self, id: &Hash32) -> Option<InboundRecord> {
         self.inbound.get(id).copied()
     }
 
-    /// The running digest of applied operations.
-    pub fn ops_digest(&self) -> Hash32 {
-        self.ops_digest
+    /// How many domain-link records the ledger keeps (outgoing and
+    /// incoming).
+    pub fn domain_records(&self) -> usize {
+        self.outbound.len() + self.inbound.len()
     }
 
-    /// The inclusion proof of leaf `key` under [`Ledger::root`] (what a
-    /// domain-link proof carries to the other domain).
-    pub fn prove(&self, key: &LeafKey) -> Option<MerkleProof> {
-        let index = self.leaves.keys().position(|k| k == key)?;
-        let flat: Vec<[u8; 32]> = self.leaves.values().copied().collect();
-        root::merkle_proof(self.config.hash_algorithm, &flat, index)
+    /// The summary leaf of the committed state.
+    pub fn meta(&self) -> Meta {
+        Meta {
+            chain_id: self.config.chain_id,
+            next_block: self.next_block,
+            fee_pool: self.fee_pool,
+            supply: self.supply,
+            signed_blocks: exec::tally_hash(self.config.hash_algorithm, &self.signed),
+            config: self.config_hash,
+        }
+    }
+
+    /// The inclusion proof of leaf `key` under [`Ledger::root`]; check it
+    /// with [`state::verify_leaf`] and the leaf's value (for a job,
+    /// [`OpenJob::leaf`]).
+    pub fn prove(&self, key: &StateKey) -> Option<StateProof> {
+        self.tree
+            .prove(&key.hash(self.config.hash_algorithm))
+            .map(|(_, p)| p)
+    }
+
+    /// Every leaf of the state, computed from scratch (key hash, leaf hash).
+    fn leaves(&self) -> Vec<(Digest, Digest)> {
+        let algo = self.config.hash_algorithm;
+        let mut out = Vec::with_capacity(1 + self.accounts.len() + self.jobs.len());
+        let mut push = |c: crate::tree::Change| {
+            if let (k, Some(h)) = c {
+                out.push((k, h));
+            }
+        };
+        push(state::leaf(algo, &StateKey::Meta, &self.meta()));
+        for (id, a) in &self.accounts {
+            push(state::leaf(algo, &StateKey::Account(*id), a));
+        }
+        for (id, j) in &self.jobs {
+            push(state::leaf(algo, &StateKey::Job(*id), &j.leaf()));
+        }
+        for (id, f) in &self.settled {
+            push(state::leaf(algo, &StateKey::Settled(*id), f));
+        }
+        for (id, t) in &self.outbound {
+            push(state::leaf(algo, &StateKey::Outbound(*id), t));
+        }
+        for (id, r) in &self.inbound {
+            push(state::leaf(algo, &StateKey::Inbound(*id), r));
+        }
+        for (chain, c) in &self.domains {
+            push(state::leaf(
+                algo,
+                &StateKey::Domain(*chain),
+                &c.hash_with(algo),
+            ));
+        }
+        out
+    }
+
+    /// The state root rebuilt from every leaf (what [`Ledger::root`], kept
+    /// incrementally, must always equal).
+    pub fn rebuilt_root(&self) -> Hash32 {
+        StateTree::build(self.config.hash_algorithm, self.leaves()).root()
     }
 
     /// The ledger's content without caches.
     pub fn state(&self) -> LedgerState {
+        let mut jobs: Vec<OpenJob> = self.jobs.values().cloned().collect();
+        jobs.sort_unstable_by_key(|j| j.entry.id);
+        let mut outbound: Vec<DomainTransferTerms> = self.outbound.values().cloned().collect();
+        outbound.sort_unstable_by_key(|t| t.id());
         LedgerState {
             next_block: self.next_block,
-            accounts: self.accounts.iter().map(|(k, a)| (*k, *a)).collect(),
+            accounts: sorted(&self.accounts),
+            jobs,
+            settled: sorted(&self.settled),
             fee_pool: self.fee_pool,
             signed: self.signed.iter().map(|(k, n)| (*k, *n)).collect(),
-            outbound: self.outbound.values().cloned().collect(),
-            inbound: self.inbound.iter().map(|(k, s)| (*k, *s)).collect(),
-            domains: self.domains.iter().map(|(c, i)| (*c, i.clone())).collect(),
+            outbound,
+            inbound: sorted(&self.inbound),
+            domains: self.domains.iter().map(|(c, d)| (*c, d.clone())).collect(),
             supply: self.supply,
-            ops_digest: self.ops_digest,
         }
+    }
+
+    /// The hash of [`Ledger::state`] (what validators compare).
+    pub fn state_hash(&self) -> Hash32 {
+        self.config
+            .hash_algorithm
+            .hash(HashContext::Genesis, &wire::encode_bare(&self.state()))
     }
 }
 
 impl PartialEq for Ledger {
     fn eq(&self, other: &Self) -> bool {
-        self.config == other.config
-            && self.state() == other.state()
-            && self.payout == other.payout
-            && self.claims == other.claims
+        self.config == other.config && self.state() == other.state()
     }
 }
 

@@ -1,70 +1,59 @@
 //! What a block asks the ledger to do besides committing its job file:
-//! user operations (receipts, partial completions, domain-link steps), each
-//! verified once when it is submitted, and chain events (chain-owner
-//! decisions) that the host derives from committed data.
+//! claims (receipts and partial completions, paid from the job's escrow at
+//! settlement) and transactions (transfers, mints, domain registrations,
+//! light-client updates, domain locks and proofs), each verified once when
+//! it is submitted ([`crate::Ledger::verify`]).
 
 use serde::{Deserialize, Serialize};
-use undchain_types::msg::{
-    DomainProofKind, DomainTransfer, DomainTransferProof, PartialCompletion, Receipt,
-};
-use undchain_types::{
-    BlockNumber, ChainId, Hash32, HashAlgorithm, HashContext, JobId, PublicKey, TokenAmount,
-};
+use undchain_consensus::certificate::SignatureVerifier;
+use undchain_types::msg::{PartialCompletion, Receipt, Transaction, TxOp};
+use undchain_types::{Hash32, HashAlgorithm, HashContext, JobId};
 
-use undchain_consensus::validator_set::ValidatorSet;
+use super::LedgerError;
+use crate::links::domain_link::verify_signatures;
 
 /// A user operation, as submitted (unverified).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LedgerOp {
     /// Client story step 5 / partner story "utility complete": the receipt
-    /// signed by both; either side may submit it, the first counts.
+    /// signed by both; either side may submit it.
     Receipt(Receipt),
     /// Partner story "client refuses to sign": the last client-signed usage
-    /// checkpoint pays the proven part.
+    /// checkpoint, claimed by the partner's signature.
     Partial(PartialCompletion),
-    /// Domain link, step 1 on the source: lock the payer's tokens.
-    DomainLock(DomainTransfer),
-    /// Domain link, steps 2-3: credit or expire on the target, refund on
-    /// the source.
-    DomainProof(Box<DomainTransferProof>),
+    /// A signed transaction (fee and nonce).
+    Transaction(Transaction),
 }
 
 impl LedgerOp {
-    /// The operation's id: what the ledger's running digest records, and
-    /// what makes a repeated submission recognisable.
+    /// The operation's id: what makes a repeated submission recognisable
+    /// (the digest its signers signed; a partial's is set apart from the
+    /// checkpoint's own).
     pub fn id(&self) -> Hash32 {
         match self {
             LedgerOp::Receipt(r) => r.terms.digest(),
-            LedgerOp::Partial(p) => p.last_checkpoint.checkpoint.digest(),
-            LedgerOp::DomainLock(t) => t.id(),
-            LedgerOp::DomainProof(p) => {
-                let tag: u8 = match p.kind {
-                    DomainProofKind::Credit { .. } => 1,
-                    DomainProofKind::Expire => 2,
-                    DomainProofKind::Refund { .. } => 3,
-                };
-                HashAlgorithm::Blake3.hash_parts(
-                    HashContext::DomainTransfer,
-                    &[&[tag], p.transfer.id().as_bytes()],
-                )
-            }
+            LedgerOp::Partial(p) => HashAlgorithm::Blake3.hash_parts(
+                HashContext::UsageCheckpoint,
+                &[b"partial", p.last_checkpoint.checkpoint.digest().as_bytes()],
+            ),
+            LedgerOp::Transaction(t) => t.id(),
         }
     }
 
-    /// The job this operation completes, if it is a receipt or a partial.
+    /// The job this operation claims on, if it is a receipt or a partial.
     pub fn job(&self) -> Option<JobId> {
         match self {
             LedgerOp::Receipt(r) => Some(r.terms.job),
             LedgerOp::Partial(p) => Some(p.last_checkpoint.checkpoint.job),
-            _ => None,
+            LedgerOp::Transaction(_) => None,
         }
     }
 }
 
-/// An operation whose signatures (and, for domain proofs, certificate and
-/// inclusion proof) this ledger has checked. Only [`crate::Ledger::verify`]
-/// makes one, so a block can only carry verified operations and settlement
-/// works over verified records.
+/// An operation whose signatures this ledger has checked. Only
+/// [`crate::Ledger::verify`] makes one, so a block carries only verified
+/// operations; everything that depends on state is checked again when the
+/// block applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub(crate) op: LedgerOp,
@@ -72,12 +61,12 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// The operation as submitted, now known to carry valid signatures.
+    /// The operation, known to carry valid signatures.
     pub fn op(&self) -> &LedgerOp {
         &self.op
     }
 
-    /// The operation's id ([`LedgerOp::id`]), computed once at verification.
+    /// The operation's id ([`LedgerOp::id`]).
     pub fn id(&self) -> Hash32 {
         self.id
     }
@@ -88,30 +77,66 @@ impl Verified {
     }
 }
 
-/// A chain-owner decision applied with a block. How the owner authorises it
-/// (a signed message recorded on chain) is the host's part; the ledger
-/// applies it deterministically and refuses impossible ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChainEvent {
-    /// Explicit minting: the only way, besides genesis and domain links,
-    /// that the supply grows.
-    Mint {
-        /// The account the minted tokens are credited to.
-        to: PublicKey,
-        /// The number of tokens minted; the supply's `minted` counter grows by it.
-        amount: TokenAmount,
-    },
-    /// Registers (or updates) a foreign domain whose domain-link proofs this
-    /// chain accepts: its algorithm and the validator set that signs from
-    /// height `from` on.
-    RegisterDomain {
-        /// The chain id of the foreign domain.
-        chain: ChainId,
-        /// The hash algorithm of the domain's block hashes and ledger roots.
-        algorithm: HashAlgorithm,
-        /// First height the set signs.
-        from: BlockNumber,
-        /// The validator set whose commit certificates the domain's proofs carry from `from` on.
-        set: ValidatorSet,
-    },
+fn chain_is(
+    expected: undchain_types::ChainId,
+    got: undchain_types::ChainId,
+) -> Result<(), LedgerError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(LedgerError::WrongChain { expected, got })
+    }
+}
+
+/// The stateless checks of `op` for chain `chain`: chain ids and every
+/// signature (through `verifier`), certificates' signatures included.
+pub(crate) fn verify_op(
+    chain: undchain_types::ChainId,
+    op: &LedgerOp,
+    mut verifier: impl SignatureVerifier,
+) -> Result<(), LedgerError> {
+    match op {
+        LedgerOp::Receipt(r) => {
+            let t = &r.terms;
+            chain_is(chain, t.chain_id)?;
+            let d = t.digest();
+            if !verifier.verify(&t.client, &d, &r.client_sig) {
+                return Err(LedgerError::BadSignature { signer: t.client });
+            }
+            if !verifier.verify(&t.partner, &d, &r.partner_sig) {
+                return Err(LedgerError::BadSignature { signer: t.partner });
+            }
+        }
+        LedgerOp::Partial(p) => {
+            let c = &p.last_checkpoint.checkpoint;
+            chain_is(chain, c.chain_id)?;
+            let d = c.digest();
+            if !verifier.verify(&c.client, &d, &p.last_checkpoint.client_sig) {
+                return Err(LedgerError::BadSignature { signer: c.client });
+            }
+            if !verifier.verify(&c.partner, &d, &p.partner_sig) {
+                return Err(LedgerError::BadSignature { signer: c.partner });
+            }
+        }
+        LedgerOp::Transaction(t) => {
+            let b = &t.body;
+            chain_is(chain, b.chain_id)?;
+            if !verifier.verify(&b.sender, &b.digest(), &t.signature) {
+                return Err(LedgerError::BadSignature { signer: b.sender });
+            }
+            match &b.op {
+                TxOp::UpdateDomain(u) => verify_signatures(&u.block.certificate, &mut verifier)?,
+                TxOp::DomainProof(p) => verify_signatures(&p.block.certificate, &mut verifier)?,
+                TxOp::DomainMisbehaviour(m) => {
+                    verify_signatures(&m.first.certificate, &mut verifier)?;
+                    verify_signatures(&m.second.certificate, &mut verifier)?;
+                }
+                TxOp::Transfer { .. }
+                | TxOp::Mint { .. }
+                | TxOp::RegisterDomain(_)
+                | TxOp::DomainLock { .. } => {}
+            }
+        }
+    }
+    Ok(())
 }

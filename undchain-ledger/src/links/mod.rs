@@ -4,8 +4,8 @@
 //!
 //! * [`chain_link`]: each header anchors the latest known block of up to two
 //!   co-chains; a silent co-chain is left out, never waited for.
-//! * [`domain_link`]: token transfers between domains, proven by the source
-//!   block's commit certificate and an inclusion proof; applied by the
+//! * [`domain_link`]: token transfers between domains, proven to IBC-style light
+//!   clients of each other (trusting period, set hand-off, freeze); applied by the
 //!   [`crate::Ledger`].
 //! * [`network_link`]: consented, endable hash anchoring with a foreign
 //!   network; no token crosses.
@@ -15,7 +15,7 @@ pub mod domain_link;
 pub mod network_link;
 
 pub use chain_link::{ChainLinkError, ChainLinks};
-pub use domain_link::{DomainInfo, DomainLinkError, DomainRegistry};
+pub use domain_link::{DomainClient, DomainLinkError, DomainRegistry};
 pub use network_link::{
     LinkStatus, LocalNetwork, NetworkLinkError, NetworkLinkEvent, NetworkLinks,
 };

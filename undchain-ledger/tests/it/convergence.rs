@@ -1,115 +1,28 @@
 //! Convergence scenarios (design notes, validator story item 6; DESIGN.md
-//! "Convergence"): the state derived from a new genesis equals the state at
-//! the old chain's tip, every validator computes the same genesis hash, a
-//! quorum certifies it, a hash-algorithm switch is real, and blocks go on
-//! without a pause.
+//! "Convergence", "Money": a genesis carries every parameter): the state
+//! from a new genesis equals the state at the old tip, every validator
+//! computes the same genesis hash, a quorum certifies it, changed
+//! parameters travel in the genesis so a previewed block applies
+//! everywhere, and a settled job stays settled across it.
 
 use crate::support::*;
-use undchain_consensus::ValidatorSet;
 use undchain_consensus::score::{ScoreBook, ScoreRules};
+use undchain_consensus::validator_set::ValidatorSet;
 use undchain_ledger::convergence::{
-    ConvergenceError, Genesis, GenesisInput, GenesisVotes, build_genesis, converge, convergence_due,
+    ConvergenceError, GenesisInput, GenesisVotes, build_genesis, converge, convergence_due,
 };
-use undchain_ledger::ledger::{Block, ChainEvent, Ledger, LedgerOp};
-use undchain_types::msg::{ConvergenceReason, DomainTransferTerms};
+use undchain_ledger::{Block, BlockError, Ledger, LedgerConfig, RequestError};
+use undchain_types::msg::{ConvergenceReason, TxOp};
 use undchain_types::{
-    BlockHeader, BlockNumber, BlockTime, ChainId, ChainParams, Hash32, HashAlgorithm, JobEntry,
-    PerceptionScore, PublicKey, SigningKey, TokenAmount, wire,
+    BlockNumber, ChainParams, Hash32, HashAlgorithm, PerceptionScore, SigningKey, TokenAmount,
 };
 
 const C1: u64 = 1;
 const C2: u64 = 2;
 const P1: u64 = 11;
-const P2: u64 = 12;
-
-/// One block of a scripted history, as data every validator replays.
-struct Script {
-    jobs: Vec<JobEntry>,
-    ops: Vec<LedgerOp>,
-    signers: Vec<PublicKey>,
-    events: Vec<ChainEvent>,
-}
 
 fn validators() -> Vec<SigningKey> {
     validator_keys(100, 4)
-}
-
-/// Blocks 0..8 (two payout periods of 4 blocks): jobs, receipts, a partial,
-/// a job left open across the boundary (carried), minting, a foreign domain
-/// and an outgoing transfer.
-fn history() -> Vec<Script> {
-    let v: Vec<PublicKey> = validators().iter().map(|k| k.public()).collect();
-    let lock = DomainTransferTerms {
-        source: CHAIN,
-        target: ChainId(2),
-        nonce: 0,
-        from: pk(C2),
-        to: pk(C1),
-        amount: TokenAmount(7),
-        expires_at: BlockNumber(100),
-    }
-    .sign(&sk(C2));
-    let mut s: Vec<Script> = (0..8)
-        .map(|_| Script {
-            jobs: vec![],
-            ops: vec![],
-            signers: v[..3].to_vec(),
-            events: vec![],
-        })
-        .collect();
-    s[0].jobs = vec![job(1, C1, Some(P1)), job(2, C2, Some(P2)), job(3, C1, None)];
-    s[0].events = vec![ChainEvent::RegisterDomain {
-        chain: ChainId(2),
-        algorithm: HashAlgorithm::Sha256,
-        from: BlockNumber(0),
-        set: set_of(&validator_keys(500, 4)),
-    }];
-    s[1].ops = vec![LedgerOp::Receipt(receipt(1, C1, P1, 120))];
-    s[2].ops = vec![LedgerOp::Partial(partial(2, C2, P2, 30, 3))];
-    s[2].signers = v[1..].to_vec();
-    s[3].jobs = vec![job(4, C2, Some(P1))];
-    s[4].jobs = vec![job(5, C1, Some(P2)), job(6, C2, Some(P1))];
-    s[4].events = vec![ChainEvent::Mint {
-        to: pk(C2),
-        amount: TokenAmount(55),
-    }];
-    s[5].ops = vec![
-        LedgerOp::Receipt(receipt(5, C1, P2, 40)),
-        LedgerOp::DomainLock(lock),
-    ];
-    // Job 3 (period 0) is cancelled at the end of period 1; job 6 (period 1)
-    // stays open and is carried into period 2.
-    s[6].ops = vec![LedgerOp::Receipt(receipt(4, C2, P1, 9))];
-    s
-}
-
-/// The state without the running operations digest, which is a hash and
-/// so follows the chain's algorithm.
-fn money(l: &Ledger) -> undchain_ledger::ledger::LedgerState {
-    undchain_ledger::ledger::LedgerState {
-        ops_digest: Hash32::ZERO,
-        ..l.state()
-    }
-}
-
-fn fresh() -> Ledger {
-    ledger(&[(C1, 1_000), (C2, 1_000)])
-}
-
-fn replay(l: &mut Ledger, blocks: &[Script]) {
-    for s in blocks {
-        let f = file(s.jobs.clone());
-        let ops: Vec<_> = s.ops.iter().map(|o| l.verify(o.clone()).unwrap()).collect();
-        let b = Block {
-            number: l.next_block(),
-            jobs: &f,
-            ops: &ops,
-            signers: &s.signers,
-            events: &s.events,
-        };
-        let out = l.apply_block(&b).unwrap();
-        assert!(out.refused.is_empty(), "{:?}", out.refused);
-    }
 }
 
 fn scores() -> ScoreBook {
@@ -123,188 +36,111 @@ fn scores() -> ScoreBook {
     b
 }
 
-fn set() -> ValidatorSet {
-    set_of(&validators())
-}
-
 fn input<'a>(
-    counter: u32,
-    algo: HashAlgorithm,
-    last: Hash32,
+    config: &'a LedgerConfig,
     set: &'a ValidatorSet,
     scores: &'a ScoreBook,
 ) -> GenesisInput<'a> {
     GenesisInput {
-        counter,
-        hash_algorithm: algo,
-        last_block_hash: last,
+        counter: 1,
+        config,
+        last_block_hash: Hash32([1; 32]),
         validator_set: set,
         scores,
     }
 }
 
+/// Two periods of history: a job settled by a receipt, one left open
+/// (carried), a transfer, a domain registration and a lock; the ledger
+/// stops at the second period's boundary. Returns the settled and the
+/// carried request.
+fn history() -> (Ledger, Req, Req) {
+    let mut l = ledger(&[(C1, 10_000), (C2, 10_000), (OWNER, 1_000)]);
+    let v: Vec<_> = validators().iter().map(|k| k.public()).collect();
+    let settled = request(&l, C1, 1, 10, 10, &[P1]);
+    run(&mut l, std::slice::from_ref(&settled), &[], &v[..3]);
+    let r = receipt(&l, settled.id(), C1, P1, 80);
+    let t = tx(&l, C2, transfer(C1, 5));
+    run(&mut l, &[], &[r, t], &v[..3]);
+    to_period_end(&mut l);
+    let carried = request(&l, C2, 1, 4, 25, &[P1]);
+    commit(&mut l, std::slice::from_ref(&carried));
+    let foreign = Foreign::new(undchain_types::ChainId(2), HashAlgorithm::Sha256, &[], 200);
+    let mut f = foreign;
+    empty(&mut f.ledger);
+    let reg = tx(
+        &l,
+        OWNER,
+        TxOp::RegisterDomain(Box::new(f.registration(86_400_000_000))),
+    );
+    ops(&mut l, &[reg]);
+    let lock = TxOp::DomainLock {
+        target: undchain_types::ChainId(2),
+        to: pk(P1),
+        amount: TokenAmount(7),
+        expires_at: BlockNumber(l.next_block().0 + 4),
+    };
+    let lock = tx(&l, C1, lock);
+    ops(&mut l, &[lock]);
+    to_period_end(&mut l);
+    (l, settled, carried)
+}
+
 #[test]
 fn convergence_state_from_new_genesis_equals_state_at_old_tip() {
-    let mut old = fresh();
-    replay(&mut old, &history());
-    assert_eq!(old.next_block(), BlockNumber(8));
-    assert_eq!(old.payout().len(), 1, "job 6 carried into period 2");
-    let (set, scores) = (set(), scores());
-    let last = Hash32([7; 32]);
-
-    // Same algorithm: the rebuilt ledger is the old one, root included.
-    let same = converge(&old, input(1, HashAlgorithm::Blake3, last, &set, &scores)).unwrap();
-    assert_eq!(same.ledger, old);
-    assert_eq!(same.ledger.root(), old.root());
-    assert_eq!(same.ledger.payout(), old.payout());
-    assert_eq!(
-        same.genesis
-            .score_book(PerceptionScore::new(200).unwrap(), ScoreRules::default()),
-        scores
-    );
-    assert_eq!(same.genesis.validator_set, set);
-
-    // Switch to SHA-256: same state, other hashes.
-    let sha = converge(&old, input(1, HashAlgorithm::Sha256, last, &set, &scores)).unwrap();
-    assert_eq!(sha.ledger.state(), old.state());
-    assert_eq!(sha.ledger.payout(), old.payout());
-    assert_eq!(sha.ledger.config().hash_algorithm, HashAlgorithm::Sha256);
-    assert_ne!(sha.ledger.root(), old.root());
-    assert_ne!(sha.genesis_hash, same.genesis_hash);
-
-    // Both continue: the carried job completes in period 2 and settles the
-    // same way on the old chain and on either new genesis.
-    let mut tip = old.clone();
-    let mut a = same.ledger.clone();
-    let mut b = sha.ledger.clone();
-    let more: Vec<Script> = (0..4)
-        .map(|i| Script {
-            jobs: if i == 0 {
-                vec![job(7, C1, Some(P1))]
-            } else {
-                vec![]
-            },
-            ops: if i == 1 {
-                vec![LedgerOp::Receipt(receipt(6, C2, P1, 11))]
-            } else {
-                vec![]
-            },
-            signers: vec![validators()[0].public()],
-            events: vec![],
-        })
-        .collect();
-    replay(&mut tip, &more);
-    replay(&mut a, &more);
-    replay(&mut b, &more);
-    assert_eq!(a, tip);
-    assert_eq!(money(&b), money(&tip));
-    assert_eq!(b.payout(), tip.payout());
-    assert_eq!(tip.account(&pk(P1)).balance, TokenAmount(120 + 9 + 11));
-    assert_conserved(&b);
+    let (l, _, carried) = history();
+    let (set, scores) = (set_of(&validators()), scores());
+    let same = l.config().clone();
+    let c = converge(&l, input(&same, &set, &scores)).unwrap();
+    assert_eq!(c.ledger.state(), l.state());
+    assert_eq!(c.ledger, l);
+    // Same parameters, same state: the same root, rebuilt from scratch.
+    assert_eq!(c.ledger.root(), l.root());
+    assert!(c.ledger.job(&carried.id()).unwrap().carried_from.is_some());
+    assert_eq!(c.ledger.account(&pk(C2)).escrow, TokenAmount(100));
+    assert_eq!(c.ledger.domain_records(), 1);
+    // A hash switch changes the root, never the state.
+    let mut sha = same.clone();
+    sha.hash_algorithm = HashAlgorithm::Sha256;
+    let c2 = converge(&l, input(&sha, &set, &scores)).unwrap();
+    assert_eq!(c2.ledger.state(), l.state());
+    assert_ne!(c2.ledger.root(), l.root());
+    assert_eq!(c2.ledger.root(), c2.ledger.rebuilt_root());
+    assert_ne!(c2.genesis_hash, c.genesis_hash);
 }
 
 #[test]
 fn convergence_every_validator_computes_the_same_genesis_hash() {
-    let h = history();
-    let (set, scores) = (set(), scores());
-    let last4 = Hash32([4; 32]);
-    let last8 = Hash32([8; 32]);
-
-    // Four validators replay the same committed blocks. All converge at the
-    // end of period 0 (counter 1): validator 0 computes the genesis, and
-    // validator 1 only receives it (as bytes) and starts from it.
-    let mut ledgers: Vec<Ledger> = (0..4).map(|_| fresh()).collect();
-    for l in ledgers.iter_mut() {
-        replay(l, &h[..4]);
+    let (a, _, _) = history();
+    let (b, _, _) = history();
+    let (set, scores) = (set_of(&validators()), scores());
+    let cfg = a.config().clone();
+    let ga = build_genesis(&a, input(&cfg, &set, &scores)).unwrap();
+    let gb = build_genesis(&b, input(&cfg, &set, &scores)).unwrap();
+    assert_eq!(ga.hash(), gb.hash());
+    // A validator whose state differs by one token computes another hash,
+    // and its signature is refused by the others.
+    let (mut c, _, _) = history();
+    let t = tx(&c, C1, transfer(C2, 1));
+    ops(&mut c, &[t]);
+    while c.next_block().0 % BPP != 0 {
+        empty(&mut c);
     }
-    let g0 = build_genesis(
-        &ledgers[0],
-        input(1, HashAlgorithm::Blake3, last4, &set, &scores),
-    )
-    .unwrap();
-    let bytes = wire::encode(&g0);
-    let received: Genesis = wire::decode(&bytes, 1 << 20).unwrap();
-    assert_eq!(received.hash(), g0.hash());
-    ledgers[1] = received.ledger(ledgers[1].config()).unwrap();
-    for (i, l) in ledgers.iter_mut().enumerate() {
-        if i != 1 {
-            let g =
-                build_genesis(l, input(1, HashAlgorithm::Blake3, last4, &set, &scores)).unwrap();
-            assert_eq!(g.hash(), g0.hash(), "validator {i}");
-            *l = g.ledger(l.config()).unwrap();
-        }
-    }
-    // Validator 2 previews each block (as when checking proposals) first.
-    for (i, l) in ledgers.iter_mut().enumerate() {
-        if i == 2 {
-            for s in &h[4..] {
-                let f = file(s.jobs.clone());
-                let ops: Vec<_> = s.ops.iter().map(|o| l.verify(o.clone()).unwrap()).collect();
-                let b = Block {
-                    number: l.next_block(),
-                    jobs: &f,
-                    ops: &ops,
-                    signers: &s.signers,
-                    events: &s.events,
-                };
-                let p = l.preview(&b).unwrap();
-                let a = l.apply_block(&b).unwrap();
-                assert_eq!(p.ledger_root, a.ledger_root);
-            }
-        } else {
-            replay(l, &h[4..]);
-        }
-    }
-    let hashes: Vec<Hash32> = ledgers
-        .iter()
-        .map(|l| {
-            build_genesis(l, input(2, HashAlgorithm::Sha256, last8, &set, &scores))
-                .unwrap()
-                .hash()
-        })
-        .collect();
-    assert!(hashes.iter().all(|x| *x == hashes[0]), "{hashes:?}");
-
-    // Any difference in committed state or inputs gives another hash.
-    let base = hashes[0];
-    let g = |l: &Ledger, last: Hash32, counter: u32| {
-        build_genesis(
-            l,
-            input(counter, HashAlgorithm::Sha256, last, &set, &scores),
-        )
-        .unwrap()
-        .hash()
-    };
-    assert_ne!(g(&ledgers[0], Hash32([9; 32]), 2), base);
-    assert_ne!(g(&ledgers[0], last8, 3), base);
-    let mut other_scores = scores.clone();
-    other_scores.set(validators()[0].public(), PerceptionScore::new(1).unwrap());
-    assert_ne!(
-        build_genesis(
-            &ledgers[0],
-            input(2, HashAlgorithm::Sha256, last8, &set, &other_scores)
-        )
-        .unwrap()
-        .hash(),
-        base
-    );
-    let mut diverged = fresh();
-    let mut h2 = history();
-    h2[6].ops.clear(); // one receipt missing
-    replay(&mut diverged, &h2);
-    assert_ne!(g(&diverged, last8, 2), base);
+    let gc = build_genesis(&c, input(&cfg, &set, &scores)).unwrap();
+    assert_ne!(gc.hash(), ga.hash());
+    let mut votes = GenesisVotes::new(&ga);
+    assert!(matches!(
+        votes.handle_signature(&gc.sign(&validators()[0])),
+        Err(ConvergenceError::WrongGenesis { .. })
+    ));
 }
 
 #[test]
 fn convergence_genesis_is_certified_by_a_quorum_only() {
-    let mut l = fresh();
-    replay(&mut l, &history());
-    let (set, scores) = (set(), scores());
-    let g = build_genesis(
-        &l,
-        input(1, HashAlgorithm::Sha256, Hash32([1; 32]), &set, &scores),
-    )
-    .unwrap();
+    let (l, _, _) = history();
+    let (set, scores) = (set_of(&validators()), scores());
+    let cfg = l.config().clone();
+    let g = build_genesis(&l, input(&cfg, &set, &scores)).unwrap();
     let keys = validators();
     let mut votes = GenesisVotes::new(&g);
     assert_eq!(votes.handle_signature(&g.sign(&keys[0])), Ok(false));
@@ -315,10 +151,8 @@ fn convergence_genesis_is_certified_by_a_quorum_only() {
     );
     assert_eq!(votes.handle_signature(&g.sign(&keys[1])), Ok(false));
     assert!(votes.certificate().is_none());
-    // An outsider, a forged signature, another genesis: refused.
-    let outsider = sk(999);
     assert!(matches!(
-        votes.handle_signature(&g.sign(&outsider)),
+        votes.handle_signature(&g.sign(&sk(999))),
         Err(ConvergenceError::NotInSet { .. })
     ));
     let mut forged = g.sign(&keys[2]);
@@ -327,16 +161,8 @@ fn convergence_genesis_is_certified_by_a_quorum_only() {
         votes.handle_signature(&forged),
         Err(ConvergenceError::BadSignature { .. })
     ));
-    let mut other = g.clone();
-    other.last_block_hash = Hash32([2; 32]);
-    assert!(matches!(
-        votes.handle_signature(&other.sign(&keys[2])),
-        Err(ConvergenceError::WrongGenesis { .. })
-    ));
-    // The third member's signature makes q = 3 of 4.
     assert_eq!(votes.handle_signature(&g.sign(&keys[2])), Ok(true));
     let cert = votes.certificate().unwrap();
-    assert_eq!(cert.genesis_hash, g.hash());
     cert.verify(&set).unwrap();
     let mut short = cert.clone();
     let first = *short.signatures.keys().next().unwrap();
@@ -351,99 +177,91 @@ fn convergence_genesis_is_certified_by_a_quorum_only() {
 }
 
 #[test]
-fn convergence_hash_switch_is_real_and_blocks_continue_without_a_pause() {
-    let owner = sk(77).public();
-    let mut params = ChainParams::new(CHAIN, owner, BlockTime(0));
-    params.block_interval_us = 1_000_000;
-    params.payout_period_us = 4_000_000; // 4 blocks, like the ledger here
-    params.hash_algorithm = HashAlgorithm::Sha256;
-    // Only at a boundary; the algorithm change wins over size.
-    assert_eq!(
-        convergence_due(&params, BlockNumber(7), u64::MAX, HashAlgorithm::Blake3),
-        None
-    );
-    assert_eq!(
-        convergence_due(&params, BlockNumber(8), 0, HashAlgorithm::Blake3),
-        Some(ConvergenceReason::HashAlgorithm {
-            to: HashAlgorithm::Sha256
-        })
-    );
-    params.hash_algorithm = HashAlgorithm::Blake3;
-    assert_eq!(
-        convergence_due(&params, BlockNumber(8), 0, HashAlgorithm::Blake3),
-        None
-    );
-    assert_eq!(
-        convergence_due(
-            &params,
-            BlockNumber(8),
-            params.convergence_size_threshold + 1,
-            HashAlgorithm::Blake3
-        ),
-        Some(ConvergenceReason::SizeThreshold {
-            stored_bytes: params.convergence_size_threshold + 1
-        })
-    );
-
-    let mut old = fresh();
-    let h = history();
-    replay(&mut old, &h[..5]);
-    let (set, scores) = (set(), scores());
-    // Off a boundary, refused.
-    assert_eq!(
-        build_genesis(
-            &old,
-            input(1, HashAlgorithm::Sha256, Hash32::ZERO, &set, &scores)
-        )
-        .unwrap_err(),
-        ConvergenceError::NotAtBoundary {
-            next: BlockNumber(5)
+fn genesis_carries_every_parameter_so_a_previewed_block_applies_after_convergence() {
+    let (l, _, carried) = history();
+    let (set, scores) = (set_of(&validators()), scores());
+    // The convergence changes the fee, the period length and the algorithm.
+    let mut next = l.config().clone();
+    next.transaction_fee = TokenAmount(20);
+    next.blocks_per_period = 6;
+    next.hash_algorithm = HashAlgorithm::Sha256;
+    let g = build_genesis(&l, input(&next, &set, &scores)).unwrap();
+    // Two validators rebuild from the genesis alone (no caller config).
+    let mut proposer = g.ledger().unwrap();
+    let mut other = g.ledger().unwrap();
+    assert_eq!(proposer.config(), &next);
+    let r = request(&proposer, C1, 9, 2, 10, &[P1]);
+    assert_eq!(r.entry.fee, TokenAmount(20));
+    let f = file(std::slice::from_ref(&r));
+    let rs = [r.verified.clone()];
+    let block = Block::new(proposer.next_block(), &f, &rs);
+    let preview = proposer.preview(&block).unwrap();
+    assert_eq!(other.apply_block(&block).unwrap(), preview);
+    assert_eq!(proposer.apply_block(&block).unwrap(), preview);
+    assert_eq!(other.root(), preview.ledger_root);
+    // A job at the old fee is refused under the new parameters.
+    let mut stale = request(&other, C2, 9, 1, 1, &[]);
+    stale.entry.fee = TokenAmount(10);
+    let f = file(std::slice::from_ref(&stale));
+    let rs = [stale.verified.clone()];
+    assert!(matches!(
+        other.preview(&Block::new(other.next_block(), &f, &rs)),
+        Err(BlockError::WrongFee { .. })
+    ));
+    // The period is 6 blocks now: the carried job settles (cancelled) at
+    // the end of the new period, not after 4 blocks.
+    let mut cancelled_at = None;
+    while cancelled_at.is_none() {
+        let out = empty(&mut other);
+        if let Some(s) = out.settlement {
+            assert_eq!(s.cancelled, vec![carried.id()]);
+            cancelled_at = Some(out.number);
         }
-    );
-    replay(&mut old, &h[5..]);
-    let last_header_hash = Hash32([0xab; 32]);
-    let c = converge(
-        &old,
-        input(1, HashAlgorithm::Sha256, last_header_hash, &set, &scores),
-    )
-    .unwrap();
-    assert_eq!(c.archive.epoch, 0);
-    assert_eq!(c.archive.last_block, BlockNumber(7));
-    assert_eq!(c.archive.last_hash, last_header_hash);
-    assert_eq!(c.genesis.start_block(), BlockNumber(8));
-    let proposal = c.genesis.proposal(ConvergenceReason::HashAlgorithm {
-        to: HashAlgorithm::Sha256,
-    });
-    assert_eq!(proposal.genesis_hash, c.genesis_hash);
+    }
+    assert_eq!((cancelled_at.unwrap().0 + 1) % 6, 0);
+    assert_conserved(&other);
+}
 
-    // The very next block applies on the new genesis: numbering goes on,
-    // its parent is the genesis hash, its epoch the counter, and all its
-    // hashes are SHA-256.
-    let mut new = c.ledger;
-    let f = file(vec![job(9, C1, Some(P1))]);
-    let out = new.apply_block(&Block::jobs(BlockNumber(8), &f)).unwrap();
-    let header = BlockHeader {
-        chain_id: CHAIN,
-        epoch: c.genesis.counter,
-        number: BlockNumber(8),
-        time: BlockTime(8_000_000),
-        parent: c.genesis_hash,
-        job_root: Hash32::ZERO,
-        job_count: 1,
-        ledger_root: out.ledger_root,
-        validator_set_hash: set.hash_with(HashAlgorithm::Sha256),
-        links: Default::default(),
-        parent_signers: 0,
-    };
-    assert_ne!(
-        header.hash_with(HashAlgorithm::Sha256),
-        header.hash_with(HashAlgorithm::Blake3)
+#[test]
+fn a_settled_job_stays_settled_across_convergence() {
+    let (l, settled, _) = history();
+    let (set, scores) = (set_of(&validators()), scores());
+    let cfg = l.config().clone();
+    let new = converge(&l, input(&cfg, &set, &scores)).unwrap().ledger;
+    assert!(new.is_settled(&settled.id()));
+    assert_eq!(
+        new.check_request(&settled.verified),
+        Err(RequestError::AlreadySettled { job: settled.id() })
     );
-    // The old chain applying the same block gets the same state under the
-    // old hash: the switch changed hashes, not money.
-    let mut cont = old.clone();
-    let out_old = cont.apply_block(&Block::jobs(BlockNumber(8), &f)).unwrap();
-    assert_ne!(out_old.ledger_root, out.ledger_root);
-    assert_eq!(money(&cont), money(&new));
-    assert_ne!(cont.ops_digest(), new.ops_digest());
+}
+
+#[test]
+fn convergence_is_refused_off_a_boundary_or_for_another_chain() {
+    let mut l = ledger(&[(C1, 1_000)]);
+    let (set, scores) = (set_of(&validators()), scores());
+    let cfg = l.config().clone();
+    let r = request(&l, C1, 1, 10, 10, &[P1]);
+    commit(&mut l, std::slice::from_ref(&r));
+    assert!(matches!(
+        build_genesis(&l, input(&cfg, &set, &scores)),
+        Err(ConvergenceError::NotAtBoundary { .. })
+    ));
+    let mut other = cfg.clone();
+    other.chain_id = undchain_types::ChainId(9);
+    while l.next_block().0 % BPP != 0 {
+        empty(&mut l);
+    }
+    assert!(matches!(
+        build_genesis(&l, input(&other, &set, &scores)),
+        Err(ConvergenceError::WrongChain { .. })
+    ));
+    let params = ChainParams::new(CHAIN, pk(OWNER), undchain_types::BlockTime(0));
+    assert_eq!(
+        convergence_due(&params, BlockNumber(3), u64::MAX, HashAlgorithm::Blake3),
+        None
+    );
+    assert!(matches!(
+        convergence_due(&params, BlockNumber(0), 0, HashAlgorithm::Sha256),
+        Some(ConvergenceReason::HashAlgorithm { .. })
+    ));
 }

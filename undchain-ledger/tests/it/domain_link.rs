@@ -1,406 +1,451 @@
-//! Domain link scenarios (design notes, validator story item 9; DESIGN.md
-//! "Domain link"): a transfer locked on the source is credited on the
-//! target exactly once, only with a valid certificate of a registered
-//! domain and a valid inclusion proof; an expired one is refunded.
+//! Domain links under the light-client rules: each attack of issue 11 on
+//! them performed for real (expiry without a lock, a set certifying later
+//! heights forever, proofs not re-checked at apply), plus hand-off,
+//! freezing, refunds and the bounds on records.
 
 use crate::support::*;
-use undchain_consensus::CertificateError;
-use undchain_ledger::ledger::{Applied, ChainEvent, Ledger, LedgerError, LedgerOp};
-use undchain_ledger::ledger::{InboundState, LeafKey, OutboundState};
-use undchain_ledger::links::DomainLinkError;
+use undchain_ledger::links::domain_link::DomainLinkError;
+use undchain_ledger::{Applied, LedgerError, StateKey};
 use undchain_types::msg::{
-    CommitSignature, DomainProofKind, DomainTransfer, DomainTransferProof, DomainTransferTerms,
+    DomainMisbehaviour, DomainProofKind, DomainTransferProof, DomainTransferTerms, DomainUpdate,
+    SignedHeader, TxOp,
 };
-use undchain_types::{
-    BlockNumber, BoundedVec, ChainId, HashAlgorithm, Signature, SigningKey, TokenAmount,
-};
+use undchain_types::{BlockNumber, ChainId, HashAlgorithm, TokenAmount};
 
 const A: ChainId = ChainId(1);
 const B: ChainId = ChainId(2);
 const PAYER: u64 = 1;
 const PAYEE: u64 = 2;
+const RELAYER: u64 = 3;
+/// A day: long enough for every test that does not test expiry.
+const DAY_US: u64 = 86_400_000_000;
 
-struct World {
-    a: Ledger,
-    b: Ledger,
-    a_keys: Vec<SigningKey>,
-    b_keys: Vec<SigningKey>,
+fn chain(id: ChainId, algo: HashAlgorithm, first_key: u64) -> Foreign {
+    let mut f = Foreign::new(
+        id,
+        algo,
+        &[(PAYER, 1_000), (OWNER, 1_000), (RELAYER, 1_000)],
+        first_key,
+    );
+    empty(&mut f.ledger);
+    f
 }
 
-/// Two domains, each registered on the other; source A uses blake3, target
-/// B uses SHA-256 (proofs are checked under the other domain's algorithm).
-fn world() -> World {
-    let a_keys = validator_keys(1_000, 4);
-    let b_keys = validator_keys(2_000, 4);
-    let mut a = ledger_on(A, HashAlgorithm::Blake3, &[(PAYER, 1_000)]);
-    let mut b = ledger_on(B, HashAlgorithm::Sha256, &[]);
-    apply_events(
-        &mut a,
-        0,
-        &[ChainEvent::RegisterDomain {
-            chain: B,
-            algorithm: HashAlgorithm::Sha256,
-            from: BlockNumber(0),
-            set: set_of(&b_keys),
-        }],
+/// Chains A (blake3) and B (SHA-256), each registered on the other with
+/// trusting period `period_us`.
+fn pair(period_us: u64) -> (Foreign, Foreign) {
+    let mut a = chain(A, HashAlgorithm::Blake3, 100);
+    let mut b = chain(B, HashAlgorithm::Sha256, 200);
+    let (ra, rb) = (a.registration(period_us), b.registration(period_us));
+    let t = tx(&a.ledger, OWNER, TxOp::RegisterDomain(Box::new(rb)));
+    assert_eq!(
+        ops(&mut a.ledger, &[t]).applied,
+        vec![Applied::DomainRegistered { chain: B }]
     );
-    apply_events(
-        &mut b,
-        0,
-        &[ChainEvent::RegisterDomain {
-            chain: A,
-            algorithm: HashAlgorithm::Blake3,
-            from: BlockNumber(0),
-            set: set_of(&a_keys),
-        }],
+    let t = tx(&b.ledger, OWNER, TxOp::RegisterDomain(Box::new(ra)));
+    assert_eq!(
+        ops(&mut b.ledger, &[t]).applied,
+        vec![Applied::DomainRegistered { chain: A }]
     );
-    World {
-        a,
-        b,
-        a_keys,
-        b_keys,
-    }
+    (a, b)
 }
 
-fn transfer(amount: u64, expires_at: u64, nonce: u64) -> DomainTransfer {
-    DomainTransferTerms {
-        source: A,
+/// PAYER locks `amount` on A for PAYEE on B, expiring `expires_in` blocks on.
+fn lock(a: &mut Foreign, amount: u64, expires_in: u64) -> DomainTransferTerms {
+    let op = TxOp::DomainLock {
         target: B,
-        nonce,
-        from: pk(PAYER),
         to: pk(PAYEE),
         amount: TokenAmount(amount),
-        expires_at: BlockNumber(expires_at),
-    }
-    .sign(&sk(PAYER))
+        expires_at: BlockNumber(a.ledger.next_block().0 + expires_in),
+    };
+    let t = tx(&a.ledger, PAYER, op);
+    let out = ops(&mut a.ledger, &[t]);
+    let Applied::Locked { id } = out.applied[0] else {
+        panic!("{out:?}");
+    };
+    a.ledger.outbound(&id).unwrap().clone()
 }
 
-/// Locks `t` on A in the next block; returns the credit proof for B, signed
-/// by the first `signers` of A's validators.
-fn lock_and_prove(w: &mut World, t: &DomainTransfer, signers: usize) -> DomainTransferProof {
-    let lock = w.a.verify(LedgerOp::DomainLock(t.clone())).unwrap();
-    let n = w.a.next_block().0;
-    let out = apply(&mut w.a, n, vec![], &[lock], &[]);
-    assert_eq!(out.applied, vec![Applied::Locked { id: t.id() }]);
-    let proof = w.a.prove(&LeafKey::Outbound(t.id())).unwrap();
-    let (header, certificate) = committed_header(
-        A,
-        n,
-        w.a.root(),
-        &w.a_keys,
-        &w.a_keys[..signers],
-        HashAlgorithm::Blake3,
-    );
-    DomainTransferProof {
-        transfer: t.clone(),
-        kind: DomainProofKind::Credit { proof },
-        header,
-        certificate,
-    }
+fn proof_op(
+    on: &Foreign,
+    terms: &DomainTransferTerms,
+    kind: DomainProofKind,
+    block: SignedHeader,
+) -> undchain_ledger::Verified {
+    let p = DomainTransferProof {
+        terms: terms.clone(),
+        kind,
+        block,
+    };
+    tx(&on.ledger, RELAYER, TxOp::DomainProof(Box::new(p)))
 }
 
-fn submit(l: &mut Ledger, p: DomainTransferProof) -> Result<Applied, LedgerError> {
-    let v = l.verify(LedgerOp::DomainProof(Box::new(p)))?;
-    let n = l.next_block().0;
-    let mut out = apply(l, n, vec![], &[v], &[]);
-    match out.refused.pop() {
-        Some(r) => Err(r.error),
-        None => Ok(out.applied.remove(0)),
-    }
+fn credit(a: &Foreign, b: &Foreign, terms: &DomainTransferTerms) -> undchain_ledger::Verified {
+    let proof = a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap();
+    proof_op(b, terms, DomainProofKind::Credit { proof }, a.header())
+}
+
+fn refused(out: &undchain_ledger::BlockOutcome) -> LedgerError {
+    out.refused.first().expect("refused").error.clone()
 }
 
 #[test]
-fn domain_link_credits_once_and_conserves_across_domains() {
-    let mut w = world();
-    let t = transfer(100, 50, 0);
-    let p = lock_and_prove(&mut w, &t, 3);
-    assert_eq!(w.a.account(&pk(PAYER)).balance, TokenAmount(900));
-    assert_eq!(w.a.account(&pk(PAYER)).nonce, 1);
-    assert_eq!(
-        submit(&mut w.b, p.clone()),
-        Ok(Applied::Credited { id: t.id() })
-    );
-    assert_eq!(w.b.account(&pk(PAYEE)).balance, TokenAmount(100));
-    assert_eq!(w.b.inbound(&t.id()), Some(InboundState::Credited));
-    // Supply left A and entered B: the pair together still holds 1000.
-    assert_eq!(w.a.supply().exported, 100);
-    assert_eq!(w.b.supply().imported, 100);
-    assert_eq!(w.a.total_held() + w.b.total_held(), 1_000);
-    assert_conserved(&w.a);
-    assert_conserved(&w.b);
+fn transfer_is_credited_once_with_supply_moved() {
+    let (mut a, mut b) = pair(DAY_US);
+    let terms = lock(&mut a, 100, 4);
+    assert_eq!(balance(&a.ledger, PAYER), 1_000 - 100 - FEE);
+    assert_eq!(a.ledger.supply().exported, 100);
+    let c = credit(&a, &b, &terms);
+    let out = ops(&mut b.ledger, &[c]);
+    assert_eq!(out.applied, vec![Applied::Credited { id: terms.id() }]);
+    assert_eq!(balance(&b.ledger, PAYEE), 100);
+    assert_eq!(balance(&b.ledger, RELAYER), 1_000 - 2 * FEE + FEE);
+    // The replay (another relayer nonce, same proof) is refused.
+    let again = credit(&a, &b, &terms);
+    let out = ops(&mut b.ledger, &[again]);
+    assert!(matches!(
+        refused(&out),
+        LedgerError::Domain(DomainLinkError::AlreadyCredited { .. })
+    ));
+    assert_eq!(balance(&b.ledger, PAYEE), 100);
+    assert_conserved(&a.ledger);
+    assert_conserved(&b.ledger);
 }
 
 #[test]
-fn domain_link_replayed_proof_is_refused() {
-    let mut w = world();
-    let t = transfer(100, 50, 0);
-    let p = lock_and_prove(&mut w, &t, 3);
-    submit(&mut w.b, p.clone()).unwrap();
-    let before = w.b.clone();
-    // The same proof again (any relayer may replay it): refused, no change.
-    let err = submit(&mut w.b, p).unwrap_err();
-    assert_eq!(
-        err,
-        LedgerError::Domain(DomainLinkError::AlreadyCredited { id: t.id() })
-    );
-    assert_eq!(w.b.account(&pk(PAYEE)), before.account(&pk(PAYEE)));
-    // A replayed lock on the source is refused too (nonce, then id).
-    let again = w.a.verify(LedgerOp::DomainLock(t.clone())).unwrap();
-    assert!(matches!(
-        w.a.check(&again),
-        Err(LedgerError::Domain(DomainLinkError::AlreadyLocked { .. }))
-    ));
-}
-
-#[test]
-fn domain_link_forged_certificate_is_refused() {
-    let mut w = world();
-    let t = transfer(100, 50, 0);
-    let honest = lock_and_prove(&mut w, &t, 3);
-
-    // Signed by keys that are not A's validators.
-    let mut p = honest.clone();
-    let outsiders = validator_keys(9_000, 4);
-    let (_, forged) = committed_header(
-        A,
-        p.header.number.0,
-        p.header.ledger_root,
-        &w.a_keys,
-        &outsiders,
-        HashAlgorithm::Blake3,
-    );
-    p.certificate = forged;
-    assert!(matches!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(DomainLinkError::Certificate(
-            CertificateError::NotInSet { .. }
-        )))
-    ));
-
-    // Right signers, garbage signatures.
-    let mut p = honest.clone();
-    let sigs: Vec<CommitSignature> = p
-        .certificate
-        .signatures
-        .iter()
-        .map(|s| CommitSignature {
-            validator: s.validator,
-            signature: Signature([3; 64]),
-        })
-        .collect();
-    p.certificate.signatures = BoundedVec::try_from_vec(sigs).unwrap();
-    assert!(matches!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(DomainLinkError::Certificate(
-            CertificateError::BadSignature { .. }
-        )))
-    ));
-
-    // A certificate of another header (the forger rewrote the ledger root to
-    // prove a lock that never happened).
-    let mut p = honest.clone();
-    p.header.ledger_root = undchain_types::Hash32([9; 32]);
-    assert!(matches!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(DomainLinkError::CertificateMismatch(
-            CertificateError::WrongBlock { .. }
-        )))
-    ));
-
-    // A valid certificate, but the proof claims more tokens than locked.
-    let mut p = honest;
-    p.transfer.terms.amount = TokenAmount(1_000_000);
-    assert!(matches!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(
-            DomainLinkError::BadInclusionProof { .. }
-        ))
-    ));
-    assert_eq!(w.b.account(&pk(PAYEE)).balance, TokenAmount(0));
-}
-
-#[test]
-fn domain_link_insufficient_signatures_are_refused() {
-    let mut w = world();
-    let t = transfer(100, 50, 0);
-    // n = 4, q = 3: two signatures are not enough.
-    let p = lock_and_prove(&mut w, &t, 2);
-    assert_eq!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))).unwrap_err(),
-        LedgerError::Domain(DomainLinkError::Certificate(
-            CertificateError::InsufficientWeight {
-                signers: 2,
-                quorum: 3
-            }
-        ))
-    );
-}
-
-#[test]
-fn domain_link_proof_from_an_unknown_domain_is_refused() {
-    let w = world();
-    // Chain C is not registered on B.
-    const C: ChainId = ChainId(3);
-    let c_keys = validator_keys(3_000, 4);
-    let mut c = ledger_on(C, HashAlgorithm::Blake3, &[(PAYER, 1_000)]);
-    apply_events(
-        &mut c,
-        0,
-        &[ChainEvent::RegisterDomain {
-            chain: B,
-            algorithm: HashAlgorithm::Sha256,
-            from: BlockNumber(0),
-            set: set_of(&w.b_keys),
-        }],
-    );
-    let t = DomainTransferTerms {
-        source: C,
+fn expiry_without_a_real_lock_is_refused_and_writes_nothing() {
+    let (mut a, mut b) = pair(DAY_US);
+    // The attack: invent transfer terms, take one public header of A past
+    // their expiry and ask B to record them expired.
+    let invented = DomainTransferTerms {
+        source: A,
         target: B,
-        nonce: 0,
+        nonce: 77,
         from: pk(PAYER),
         to: pk(PAYEE),
-        amount: TokenAmount(10),
-        expires_at: BlockNumber(50),
+        amount: TokenAmount(5),
+        expires_at: BlockNumber(0),
+    };
+    empty(&mut a.ledger);
+    let no_lock = a.ledger.prove(&StateKey::Outbound(invented.id()));
+    assert!(no_lock.is_none(), "there is no lock to prove");
+    // Any proof (here: one of a real lock) fails for the invented terms.
+    let real = lock(&mut a, 10, 0);
+    empty(&mut a.ledger);
+    let proof = a.ledger.prove(&StateKey::Outbound(real.id())).unwrap();
+    let records = b.ledger.domain_records();
+    let relayer = balance(&b.ledger, RELAYER);
+    let fake = proof_op(&b, &invented, DomainProofKind::Expire { proof }, a.header());
+    let out = ops(&mut b.ledger, &[fake]);
+    assert!(matches!(
+        refused(&out),
+        LedgerError::Domain(DomainLinkError::BadInclusionProof { .. })
+    ));
+    assert_eq!(b.ledger.domain_records(), records);
+    assert_eq!(balance(&b.ledger, RELAYER), relayer);
+}
+
+#[test]
+fn expired_lock_is_refunded_once_and_never_credited() {
+    let (mut a, mut b) = pair(DAY_US);
+    let terms = lock(&mut a, 100, 0);
+    empty(&mut a.ledger);
+    empty(&mut b.ledger);
+    // A header past expires_at still shows the lock: B records it expired.
+    let proof = a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap();
+    let exp = proof_op(&b, &terms, DomainProofKind::Expire { proof }, a.header());
+    let out = ops(&mut b.ledger, &[exp]);
+    assert_eq!(out.applied, vec![Applied::Expired { id: terms.id() }]);
+    // A late credit is refused (too late, and expired anyway).
+    let late = credit(&a, &b, &terms);
+    assert!(matches!(
+        refused(&ops(&mut b.ledger, &[late])),
+        LedgerError::Domain(_)
+    ));
+    assert_eq!(balance(&b.ledger, PAYEE), 0);
+    // B's header shows the expiry record: A refunds the payer, once.
+    let key = StateKey::Inbound(terms.id());
+    let proof = b.ledger.prove(&key).unwrap();
+    let refund = proof_op(
+        &a,
+        &terms,
+        DomainProofKind::Refund {
+            proof: proof.clone(),
+        },
+        b.header(),
+    );
+    let out = ops(&mut a.ledger, &[refund]);
+    assert_eq!(out.applied, vec![Applied::Refunded { id: terms.id() }]);
+    assert_eq!(balance(&a.ledger, PAYER), 1_000 - FEE);
+    let again = proof_op(&a, &terms, DomainProofKind::Refund { proof }, b.header());
+    assert!(matches!(
+        refused(&ops(&mut a.ledger, &[again])),
+        LedgerError::Domain(DomainLinkError::UnknownTransfer { .. })
+    ));
+    assert_eq!(a.ledger.supply().refunded, 100);
+    assert_conserved(&a.ledger);
+    assert_conserved(&b.ledger);
+}
+
+#[test]
+fn a_trusted_set_stops_certifying_after_its_trusting_period() {
+    // Trust for 20 s = 10 blocks of A's time.
+    let (mut a, mut b) = pair(20_000_000);
+    let terms = lock(&mut a, 100, 8);
+    let c = credit(&a, &b, &terms);
+    for _ in 0..12 {
+        empty(&mut b.ledger);
     }
-    .sign(&sk(PAYER));
-    let lock = c.verify(LedgerOp::DomainLock(t.clone())).unwrap();
-    apply(&mut c, 1, vec![], &[lock], &[]);
-    let proof = c.prove(&LeafKey::Outbound(t.id())).unwrap();
-    let (header, certificate) =
-        committed_header(C, 1, c.root(), &c_keys, &c_keys, HashAlgorithm::Blake3);
-    let p = DomainTransferProof {
-        transfer: t,
-        kind: DomainProofKind::Credit { proof },
-        header,
-        certificate,
-    };
-    assert_eq!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(p))).unwrap_err(),
-        LedgerError::Domain(DomainLinkError::UnknownDomain { chain: C })
-    );
-    // A proof meant for another target is refused too.
-    let mut w2 = world();
-    let t = transfer(5, 50, 0);
-    let p = lock_and_prove(&mut w2, &t, 4);
+    let out = ops(&mut b.ledger, &[c]);
     assert!(matches!(
-        w2.a.verify(LedgerOp::DomainProof(Box::new(p))),
-        Err(LedgerError::Domain(DomainLinkError::NotForThisChain { .. }))
+        refused(&out),
+        LedgerError::Domain(
+            DomainLinkError::TrustExpired { .. } | DomainLinkError::NoTrustedHeader { .. }
+        )
+    ));
+    assert_eq!(balance(&b.ledger, PAYEE), 0);
+    // Relayed updates keep a link alive: a header trusted in time proves
+    // the lock later.
+    let (mut a, mut b) = pair(20_000_000);
+    let terms = lock(&mut a, 100, 8);
+    for _ in 0..6 {
+        empty(&mut a.ledger);
+        empty(&mut b.ledger);
+    }
+    let fresh = a.header();
+    let proof = a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap();
+    let update = DomainUpdate {
+        block: fresh.clone(),
+        new_seats: None,
+    };
+    let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(update)));
+    assert!(matches!(
+        ops(&mut b.ledger, &[t]).applied[0],
+        Applied::DomainUpdated { .. }
+    ));
+    for _ in 0..6 {
+        empty(&mut b.ledger);
+    }
+    let c = proof_op(&b, &terms, DomainProofKind::Credit { proof }, fresh);
+    assert_eq!(
+        ops(&mut b.ledger, &[c]).applied,
+        vec![Applied::Credited { id: terms.id() }]
+    );
+}
+
+#[test]
+fn a_new_set_is_trusted_only_through_a_hand_off_by_the_old_set() {
+    let (mut a, mut b) = pair(DAY_US);
+    let old = a.keys.clone();
+    // A rotates: two old validators stay, two new ones come.
+    let new: Vec<_> = [old[0].clone(), old[1].clone(), sk(150), sk(151)].to_vec();
+    let terms = lock(&mut a, 100, 8);
+    let n = a.ledger.next_block().0 - 1;
+    let root = a.ledger.root();
+    let under_new = signed_header(A, HashAlgorithm::Blake3, n, root, &new, &new);
+    // A proof under a set the client does not trust is refused.
+    let proof = a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap();
+    let c = proof_op(
+        &b,
+        &terms,
+        DomainProofKind::Credit {
+            proof: proof.clone(),
+        },
+        under_new.clone(),
+    );
+    assert!(matches!(
+        refused(&ops(&mut b.ledger, &[c])),
+        LedgerError::Domain(DomainLinkError::SetMismatch { .. })
+    ));
+    // A hand-off signed by the new set alone (no old member) is refused.
+    let outsiders: Vec<_> = [sk(150), sk(151), sk(152), sk(153)].to_vec();
+    let coup = signed_header(A, HashAlgorithm::Blake3, n, root, &outsiders, &outsiders);
+    let upd = DomainUpdate {
+        block: coup,
+        new_seats: Some(seats(&outsiders)),
+    };
+    let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(upd)));
+    assert!(matches!(
+        refused(&ops(&mut b.ledger, &[t])),
+        LedgerError::Domain(DomainLinkError::NoHandOff {
+            signers: 0,
+            needed: 2
+        })
+    ));
+    // With f+1 = 2 of the old set among a quorum of the new: trusted.
+    let upd = DomainUpdate {
+        block: under_new.clone(),
+        new_seats: Some(seats(&new)),
+    };
+    let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(upd)));
+    assert!(matches!(
+        ops(&mut b.ledger, &[t]).applied[0],
+        Applied::DomainUpdated { .. }
+    ));
+    let c = proof_op(&b, &terms, DomainProofKind::Credit { proof }, under_new);
+    assert_eq!(
+        ops(&mut b.ledger, &[c]).applied,
+        vec![Applied::Credited { id: terms.id() }]
+    );
+    // The old set can no longer certify later heights on its own.
+    empty(&mut a.ledger);
+    let later = signed_header(A, HashAlgorithm::Blake3, n + 1, a.ledger.root(), &old, &old);
+    let upd = DomainUpdate {
+        block: later,
+        new_seats: None,
+    };
+    let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(upd)));
+    assert!(matches!(
+        refused(&ops(&mut b.ledger, &[t])),
+        LedgerError::Domain(DomainLinkError::SetMismatch { .. })
     ));
 }
 
 #[test]
-fn domain_link_expired_transfer_is_refunded_and_never_credited() {
-    let mut w = world();
-    let t = transfer(100, 3, 0);
-    let credit = lock_and_prove(&mut w, &t, 3);
-    // Nobody relays the credit. A reaches block 4 > expires_at 3.
-    empty_until(&mut w.a, 4, &[]);
-    let (h4, c4) = committed_header(
+fn proofs_are_checked_again_when_applied() {
+    let (mut a, mut b) = pair(DAY_US);
+    let terms = lock(&mut a, 100, 8);
+    // Verified at submission, while the link is sound...
+    let c = credit(&a, &b, &terms);
+    assert!(b.ledger.check(&c).is_ok());
+    // ...but before it is applied someone proves A signed two headers of
+    // one height, and the block applies that first.
+    let n = a.ledger.next_block().0 - 1;
+    let forked = signed_header(
         A,
-        4,
-        w.a.root(),
-        &w.a_keys,
-        &w.a_keys,
         HashAlgorithm::Blake3,
+        n,
+        undchain_types::Hash32([9; 32]),
+        &a.keys,
+        &a.keys,
     );
-    // Block 3 is not past the expiry.
-    let (h3, c3) = committed_header(
-        A,
-        3,
-        w.a.root(),
-        &w.a_keys,
-        &w.a_keys,
-        HashAlgorithm::Blake3,
-    );
-    let early = DomainTransferProof {
-        transfer: t.clone(),
-        kind: DomainProofKind::Expire,
-        header: h3,
-        certificate: c3,
+    let m = DomainMisbehaviour {
+        first: a.header(),
+        second: forked,
     };
+    let freeze = tx(&b.ledger, OWNER, TxOp::DomainMisbehaviour(Box::new(m)));
+    let out = ops(&mut b.ledger, &[freeze, c]);
+    assert_eq!(out.applied, vec![Applied::DomainFrozen { chain: A }]);
+    assert_eq!(
+        out.refused[0].error,
+        LedgerError::Domain(DomainLinkError::Frozen { chain: A })
+    );
+    assert_eq!(balance(&b.ledger, PAYEE), 0);
+    // Frozen: locks towards A are refused too, until the owner registers A
+    // again.
+    let t = tx(
+        &b.ledger,
+        PAYER,
+        TxOp::DomainLock {
+            target: A,
+            to: pk(PAYEE),
+            amount: TokenAmount(1),
+            expires_at: b.ledger.next_block(),
+        },
+    );
     assert!(matches!(
-        w.b.verify(LedgerOp::DomainProof(Box::new(early))),
-        Err(LedgerError::Domain(DomainLinkError::NotExpired { .. }))
+        refused(&ops(&mut b.ledger, &[t])),
+        LedgerError::Domain(DomainLinkError::Frozen { .. })
     ));
-    let expire = DomainTransferProof {
-        transfer: t.clone(),
-        kind: DomainProofKind::Expire,
-        header: h4,
-        certificate: c4,
-    };
+    let reg = tx(
+        &b.ledger,
+        OWNER,
+        TxOp::RegisterDomain(Box::new(a.registration(DAY_US))),
+    );
+    ops(&mut b.ledger, &[reg]);
+    let c = credit(&a, &b, &terms);
     assert_eq!(
-        submit(&mut w.b, expire),
-        Ok(Applied::Expired { id: t.id() })
+        ops(&mut b.ledger, &[c]).applied,
+        vec![Applied::Credited { id: terms.id() }]
     );
-    // The credit proof now arrives late: never credited.
-    assert_eq!(
-        submit(&mut w.b, credit).unwrap_err(),
-        LedgerError::Domain(DomainLinkError::AlreadyExpired { id: t.id() })
-    );
-    assert_eq!(w.b.account(&pk(PAYEE)).balance, TokenAmount(0));
-    // B's committed expiry record refunds the payer on A.
-    let proof = w.b.prove(&LeafKey::Inbound(t.id())).unwrap();
-    let bn = w.b.next_block().0 - 1;
-    let (hb, cb) = committed_header(
-        B,
-        bn,
-        w.b.root(),
-        &w.b_keys,
-        &w.b_keys,
-        HashAlgorithm::Sha256,
-    );
-    let refund = DomainTransferProof {
-        transfer: t.clone(),
-        kind: DomainProofKind::Refund { proof },
-        header: hb,
-        certificate: cb,
-    };
-    assert_eq!(
-        submit(&mut w.a, refund.clone()),
-        Ok(Applied::Refunded { id: t.id() })
-    );
-    assert_eq!(w.a.account(&pk(PAYER)).balance, TokenAmount(1_000));
-    assert_eq!(
-        w.a.outbound(&t.id()).map(|(_, s)| *s),
-        Some(OutboundState::Refunded)
-    );
-    // Refunded once only.
-    assert_eq!(
-        submit(&mut w.a, refund).unwrap_err(),
-        LedgerError::Domain(DomainLinkError::AlreadyRefunded { id: t.id() })
-    );
-    assert_eq!(w.a.total_held() + w.b.total_held(), 1_000);
-    assert_conserved(&w.a);
-    assert_conserved(&w.b);
 }
 
 #[test]
-fn domain_link_lock_errors_change_nothing() {
-    let mut w = world();
-    let before = w.a.clone();
-    // Bad nonce, too much, payer's signature forged.
-    let bad_nonce =
-        w.a.verify(LedgerOp::DomainLock(transfer(10, 50, 5)))
-            .unwrap();
-    assert!(matches!(
-        w.a.check(&bad_nonce),
-        Err(LedgerError::BadNonce { .. })
-    ));
-    let too_much =
-        w.a.verify(LedgerOp::DomainLock(transfer(5_000, 50, 0)))
-            .unwrap();
-    assert!(matches!(
-        w.a.check(&too_much),
-        Err(LedgerError::InsufficientBalance { .. })
-    ));
-    let mut forged = transfer(10, 50, 0);
-    forged.signature = sk(PAYEE).sign_digest(&forged.id());
-    assert_eq!(
-        w.a.verify(LedgerOp::DomainLock(forged)).unwrap_err(),
-        LedgerError::BadSignature { signer: pk(PAYER) }
+fn a_conflicting_update_freezes_the_link() {
+    let (a, mut b) = pair(DAY_US);
+    // A header of the height B trusts (A's registration), with another root.
+    let n = b.ledger.domains()[&A].trusted.keys().next().unwrap().0;
+    let forked = signed_header(
+        A,
+        HashAlgorithm::Blake3,
+        n,
+        undchain_types::Hash32([1; 32]),
+        &a.keys,
+        &a.keys,
     );
-    let out = apply(&mut w.a, 1, vec![], &[bad_nonce, too_much], &[]);
-    assert_eq!(out.refused.len(), 2);
-    assert_eq!(w.a.account(&pk(PAYER)), before.account(&pk(PAYER)));
-    assert_eq!(w.a.supply(), before.supply());
+    let upd = DomainUpdate {
+        block: forked,
+        new_seats: None,
+    };
+    let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(upd)));
+    assert_eq!(
+        ops(&mut b.ledger, &[t]).applied,
+        vec![Applied::DomainFrozen { chain: A }]
+    );
+    assert!(b.ledger.domains()[&A].frozen);
+}
+
+#[test]
+fn only_the_chain_owner_registers_domains() {
+    let mut a = chain(A, HashAlgorithm::Blake3, 100);
+    let b = chain(B, HashAlgorithm::Sha256, 200);
+    let t = tx(
+        &a.ledger,
+        RELAYER,
+        TxOp::RegisterDomain(Box::new(b.registration(DAY_US))),
+    );
+    assert_eq!(
+        refused(&ops(&mut a.ledger, &[t])),
+        LedgerError::NotChainOwner {
+            sender: pk(RELAYER)
+        }
+    );
+    assert!(a.ledger.domains().is_empty());
+}
+
+#[test]
+fn domain_records_are_pruned_when_no_proof_can_need_them() {
+    // Trust for 20 s: B's floor rises as A's trusted headers expire.
+    let (mut a, mut b) = pair(20_000_000);
+    let terms = lock(&mut a, 100, 2);
+    let (early, proof) = (
+        a.header(),
+        a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap(),
+    );
+    let c = credit(&a, &b, &terms);
+    ops(&mut b.ledger, &[c]);
+    assert!(b.ledger.inbound(&terms.id()).is_some());
+    // A lock that is never resolved is forgotten after its retention;
+    // meanwhile B's client follows A's headers, and its floor rises past
+    // the credited transfer's expiry as old trusted headers expire.
+    let stuck = lock(&mut a, 50, 0);
+    let prune_at = a
+        .ledger
+        .config()
+        .lock_prune_block(terms.expires_at.max(stuck.expires_at));
+    while a.ledger.next_block() <= prune_at {
+        empty(&mut a.ledger);
+        let upd = DomainUpdate {
+            block: a.header(),
+            new_seats: None,
+        };
+        let t = tx(&b.ledger, RELAYER, TxOp::UpdateDomain(Box::new(upd)));
+        let out = ops(&mut b.ledger, &[t]);
+        assert!(out.refused.is_empty(), "{:?}", out.refused);
+    }
+    assert!(a.ledger.outbound(&stuck.id()).is_none());
+    assert!(a.ledger.outbound(&terms.id()).is_none());
+    let client = &b.ledger.domains()[&A];
+    assert!(client.floor > terms.expires_at, "floor {}", client.floor);
+    assert!(client.trusted.len() <= undchain_ledger::links::domain_link::MAX_TRUSTED);
+    assert!(b.ledger.inbound(&terms.id()).is_none());
+    // And a replayed credit of it stays refused: below the floor.
+    let replay = proof_op(&b, &terms, DomainProofKind::Credit { proof }, early);
+    assert!(matches!(
+        refused(&ops(&mut b.ledger, &[replay])),
+        LedgerError::Domain(DomainLinkError::BelowFloor { .. })
+    ));
+    assert_eq!(balance(&b.ledger, PAYEE), 100);
+    assert_conserved(&a.ledger);
+    assert_conserved(&b.ledger);
 }

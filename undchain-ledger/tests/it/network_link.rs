@@ -81,7 +81,7 @@ impl Net {
     /// anchors to send for it.
     fn produce(&mut self) -> Vec<NetworkLink> {
         let n = self.ledger.next_block().0;
-        let out = apply(&mut self.ledger, n, vec![], &[], &[]);
+        let out = empty(&mut self.ledger);
         self.produced += 1;
         self.links
             .anchors_to_send(BlockNumber(n), out.ledger_root, &self.relay)

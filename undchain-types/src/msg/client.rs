@@ -119,6 +119,9 @@ pub struct ReceiptTerms {
     pub chain_id: ChainId,
     /// The job the receipt settles.
     pub job: JobId,
+    /// The block whose job file committed the job: a receipt is valid only
+    /// for that commit, never for a later job under the same id.
+    pub commit_block: BlockNumber,
     /// The paying client.
     pub client: PublicKey,
     /// The serving partner.
@@ -140,7 +143,8 @@ impl ReceiptTerms {
 
 /// Client story step 5 / partner story "utility complete": the receipt
 /// signed by both client and partner. Either side may send it; the first
-/// one counts.
+/// full receipt of a partner counts, and it supersedes that partner's
+/// partial completions (docs/PROTOCOL.md "Claims").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct Receipt {

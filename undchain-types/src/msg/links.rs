@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::MerkleProof;
-use super::consensus::CommitCertificate;
-use crate::block::BlockHeader;
+use super::ledger::{SignedHeader, StateProof};
 use crate::bounded::BoundedString;
 use crate::crypto::{PublicKey, Signature, SigningKey};
 use crate::hash::{Hash32, HashContext, hash};
@@ -25,10 +23,13 @@ pub struct ChainLink {
     pub block_hash: Hash32,
 }
 
-/// Validator story 9: the terms of a token transfer between domains.
-/// Locked on the source domain; credited on the target once the source
-/// block holding the lock is proven; refunded on the source if it expires
-/// unclaimed (docs/PROTOCOL.md "Domain link").
+/// Validator story 9: the terms of a token transfer between domains, as
+/// the source domain's ledger records them when the payer's
+/// [`TxOp::DomainLock`](super::TxOp::DomainLock) transaction applies:
+/// `source` is the chain the transaction was signed for, `from` its sender
+/// and `nonce` its nonce. Credited on the target once the lock is proven;
+/// refunded on the source if the target recorded it expired
+/// (docs/PROTOCOL.md "Domain link").
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct DomainTransferTerms {
@@ -36,8 +37,7 @@ pub struct DomainTransferTerms {
     pub source: ChainId,
     /// Target domain's chain.
     pub target: ChainId,
-    /// The payer's account nonce on the source (makes the id unique and
-    /// the transfer unreplayable there).
+    /// The payer's transaction nonce on the source (makes the id unique).
     pub nonce: u64,
     /// Payer on the source.
     pub from: PublicKey,
@@ -45,9 +45,10 @@ pub struct DomainTransferTerms {
     pub to: PublicKey,
     /// How many tokens move.
     pub amount: TokenAmount,
-    /// Last source block at which the target may still credit it; a
-    /// committed source block past it lets the target record the transfer
-    /// as expired, and that record refunds the payer on the source.
+    /// Last source block whose header may prove the lock for a credit; a
+    /// committed source block past it that still shows the lock lets the
+    /// target record the transfer as expired, and that record refunds the
+    /// payer on the source.
     pub expires_at: BlockNumber,
 }
 
@@ -57,77 +58,51 @@ impl DomainTransferTerms {
     pub fn id(&self) -> Hash32 {
         hash(HashContext::DomainTransfer, &crate::wire::encode_bare(self))
     }
-
-    /// Signs the terms as the payer.
-    pub fn sign(self, payer: &SigningKey) -> DomainTransfer {
-        DomainTransfer {
-            signature: payer.sign_digest(&self.id()),
-            terms: self,
-        }
-    }
-}
-
-/// Validator story 9: a transfer between domains, signed by the payer.
-/// User -> source-domain validators.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
-pub struct DomainTransfer {
-    /// What is transferred.
-    pub terms: DomainTransferTerms,
-    /// The payer's signature over [`DomainTransferTerms::id`].
-    pub signature: Signature,
-}
-
-impl DomainTransfer {
-    /// The transfer's id (the terms' id; the signature is not part of it,
-    /// so a re-signed copy is the same transfer).
-    pub fn id(&self) -> Hash32 {
-        self.terms.id()
-    }
-
-    /// Checks the payer's signature.
-    pub fn verify(&self) -> Result<(), crate::crypto::CryptoError> {
-        self.terms.from.verify_digest(&self.id(), &self.signature)
-    }
 }
 
 /// What a [`DomainTransferProof`] proves, and on which chain it applies.
+/// Every proof shows a leaf under the other domain's committed ledger root
+/// (a [`StateProof`] of its sparse Merkle state tree).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub enum DomainProofKind {
-    /// Applies on the target: `header` is a committed source block and
-    /// `proof` shows the transfer's lock record under its ledger root.
+    /// Applies on the target: `header` is a committed source block at or
+    /// before the transfer's `expires_at` and `proof` shows the transfer's
+    /// lock record under its ledger root.
     Credit {
         /// Inclusion of the lock record.
-        proof: MerkleProof,
+        proof: StateProof,
     },
     /// Applies on the target: `header` is a committed source block past the
-    /// transfer's `expires_at`; the target records the transfer as expired
-    /// (never credited afterwards).
-    Expire,
+    /// transfer's `expires_at` and `proof` shows the lock record still
+    /// there (so only a real, unrefunded lock can expire); the target
+    /// records the transfer as expired (never credited afterwards).
+    Expire {
+        /// Inclusion of the lock record.
+        proof: StateProof,
+    },
     /// Applies on the source: `header` is a committed target block and
     /// `proof` shows the target's expiry record under its ledger root; the
     /// source refunds the payer.
     Refund {
         /// Inclusion of the expiry record.
-        proof: MerkleProof,
+        proof: StateProof,
     },
 }
 
 /// Validator story 9: a committed block of the other domain, with its commit
 /// certificate, proving one step of a transfer (credit, expiry or refund).
-/// Anyone -> the domain where it applies.
+/// Carried by a [`TxOp::DomainProof`](super::TxOp::DomainProof)
+/// transaction of whoever relays it (the relayer pays the fee).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct DomainTransferProof {
     /// The transfer this proves a step of.
-    pub transfer: DomainTransfer,
+    pub terms: DomainTransferTerms,
     /// Which step this proves.
     pub kind: DomainProofKind,
     /// The other domain's committed block.
-    pub header: BlockHeader,
-    /// That block's commit certificate.
-    pub certificate: CommitCertificate,
+    pub block: SignedHeader,
 }
 
 /// What a network-link message does.

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod common;
 pub mod consensus;
+pub mod ledger;
 pub mod links;
 pub mod partner;
 pub mod reconcile;
@@ -17,6 +18,7 @@ pub mod validator;
 pub use client::*;
 pub use common::*;
 pub use consensus::*;
+pub use ledger::*;
 pub use links::*;
 pub use partner::*;
 pub use reconcile::*;
@@ -216,13 +218,13 @@ messages! {
     71 => ConvergenceSignature(ConvergenceSignature),
     /// Chain -> linked co-chain (item 8).
     72 => ChainLink(ChainLink),
-    /// User -> source-domain validators (item 9).
-    73 => DomainTransfer(DomainTransfer),
-    /// Anyone -> target-domain validators (credit, expiry) or source-domain
-    /// validators (refund) (item 9).
-    74 => DomainTransferProof(Box<DomainTransferProof>),
+    // Tags 73 and 74 (a domain transfer and its proof as messages of
+    // their own) are retired: both are transactions now (tag 76).
     /// Network -> linked network (item 10).
     75 => NetworkLink(NetworkLink),
+    /// User -> validators: a signed ledger transaction (transfer, mint,
+    /// domain registration, light-client update, domain lock or proof).
+    76 => Transaction(Transaction),
 }
 
 impl MessageKind {

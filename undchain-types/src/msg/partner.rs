@@ -148,6 +148,9 @@ pub struct UsageCheckpoint {
     pub chain_id: ChainId,
     /// The job being delivered.
     pub job: JobId,
+    /// The block whose job file committed the job (a checkpoint is valid
+    /// only for that commit).
+    pub commit_block: BlockNumber,
     /// The client receiving the utility, who signs the checkpoint.
     pub client: PublicKey,
     /// The partner delivering it.
@@ -200,13 +203,35 @@ impl SignedCheckpoint {
 }
 
 /// Partner story 8 ("client refuses to sign"): a partial completion, proven
-/// by the last client-signed usage checkpoint; arbitration pays the proven
-/// part.
+/// by the last client-signed usage checkpoint and claimed by the partner's
+/// own signature over the same checkpoint digest; arbitration at
+/// settlement pays the proven part (the highest counter wins, a full
+/// receipt supersedes it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
 pub struct PartialCompletion {
     /// The last checkpoint the client signed.
     pub last_checkpoint: SignedCheckpoint,
+    /// The partner's signature over [`UsageCheckpoint::digest`]: only the
+    /// partner named in the checkpoint can claim it.
+    pub partner_sig: Signature,
+}
+
+impl PartialCompletion {
+    /// The partner's claim of `checkpoint`.
+    pub fn sign(checkpoint: SignedCheckpoint, partner: &SigningKey) -> Self {
+        PartialCompletion {
+            partner_sig: partner.sign_digest(&checkpoint.checkpoint.digest()),
+            last_checkpoint: checkpoint,
+        }
+    }
+
+    /// Checks the client's and the partner's signatures.
+    pub fn verify(&self) -> Result<(), crate::crypto::CryptoError> {
+        self.last_checkpoint.verify()?;
+        let c = &self.last_checkpoint.checkpoint;
+        c.partner.verify_digest(&c.digest(), &self.partner_sig)
+    }
 }
 
 /// Partner story 1 ("partner could be lying"): a resource challenge,

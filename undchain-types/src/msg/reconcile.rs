@@ -28,6 +28,8 @@ pub const MAX_RANGES: usize = 1024 * 1024;
 pub const FINGERPRINT_BYTES: usize = 4;
 /// Bytes of one short id in [`ReconcileRound::short_ids`].
 pub const SHORT_ID_BYTES: usize = 4;
+/// Largest opening split of a `Start` (fingerprints of at most 2^12 parts).
+pub const MAX_START_PARTS: usize = FINGERPRINT_BYTES << 12;
 
 /// Validator story 4: new entries of an open job file, with the sender's
 /// count and root for that file so divergence shows early; network status
@@ -124,6 +126,11 @@ pub enum ReconcileBody {
         root: Hash32,
         /// The keyed pass's nonce; `None` for the fast unkeyed pass.
         keyed: Option<Hash32>,
+        /// The opening split: fingerprints of the `2^b` equal parts of the
+        /// id space ([`FINGERPRINT_BYTES`] each; `b` from the length, empty
+        /// for none). The receiver compares them with its own, which both
+        /// estimates the difference and is the first level of the walk.
+        parts: BoundedBytes<MAX_START_PARTS>,
     },
     /// The receiver's root equals the one in `Start`: nothing to do.
     Match,

@@ -19,6 +19,7 @@ pub fn receipt_envelope(i: u64) -> SignedEnvelope {
     let terms = ReceiptTerms {
         chain_id: ChainId(7),
         job: JobId(Hash32([i as u8; 32])),
+        commit_block: undchain_types::BlockNumber(0),
         client: client.public(),
         partner: partner.public(),
         units: 1000 + i,

@@ -1,9 +1,14 @@
 //! Building a round: answering the peer's open questions in queue order
-//! while the round stays within its byte budget, opening a range (split,
-//! short ids or whole) for every part that differs, and at the end
-//! encoding the entries that travel, once, straight from where they live.
+//! while the round stays within the frame limit, opening a range (split,
+//! short ids or whole) for every part that differs, and encoding the
+//! entries that travel straight from where they live. An answer that does
+//! not fit is cut: what fits goes now, a "more" bit says the rest follows,
+//! and the rest is queued (on both sides) as a continuation answered in a
+//! later round (`docs/PROTOCOL.md` "Job files and reconciliation").
 
-use undchain_types::msg::{AbortReason, FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
+use undchain_types::msg::{
+    AbortReason, FinalRoot, MAX_ENTRIES, Reconcile, ReconcileBody, ReconcileRound,
+};
 use undchain_types::{BoundedBytes, BoundedVec, JobEntry};
 
 use super::super::Config;
@@ -13,11 +18,12 @@ use super::super::range::{Prefix, count_in, fp32};
 use super::pass::{OP_ENTRIES, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion, Scratch};
 use super::view::{Src, View, slice_aggs, slice_of};
 use super::{Session, State};
-use crate::codec::encode_entry;
+use crate::codec::{MAX_ENTRY_BYTES, encode_entry};
 use crate::file::JobFile;
 
-/// Entries a round may carry (the message type's cap, with some slack).
-const ROUND_ENTRIES: usize = 30_000;
+/// Bytes of a message kept free for the envelope, the columns' length
+/// prefixes and the bits of one more answer (at most 2^16 bits).
+const SLACK: usize = 16 << 10;
 
 /// The columns of the round being written.
 #[derive(Default)]
@@ -27,38 +33,41 @@ struct Writer {
     fps: Vec<u8>,
     counts: Vec<u32>,
     shorts: Vec<u8>,
-    /// Entries of whole-range ops, then extras (answers and deliveries),
-    /// named by where they live, encoded once the round is complete;
-    /// extras marked true also go to the outcome's local side.
-    op_entries: Vec<Src>,
-    extras: Vec<(Src, bool)>,
+    /// Encoded entries of whole-range ops, in op order.
+    op_entries: Vec<u8>,
+    /// Encoded extras (answers and deliveries), in answer order.
+    extras: Vec<u8>,
+    /// Entries in `op_entries` and `extras`.
+    entries: usize,
 }
 
 impl Writer {
-    /// Encoded size of the round so far, roughly (entries at 48 bytes).
-    fn estimate(&self) -> usize {
+    /// Encoded size of the round so far, within a few bytes a column.
+    fn size(&self) -> usize {
         self.bits.len_bytes()
             + self.ops.len()
             + self.fps.len()
             + self.shorts.len()
-            + 3 * self.counts.len()
-            + 48 * (self.op_entries.len() + self.extras.len())
-    }
-
-    /// Entries the round carries so far.
-    fn entries(&self) -> usize {
-        self.op_entries.len() + self.extras.len()
+            + 5 * self.counts.len()
+            + self.op_entries.len()
+            + self.extras.len()
     }
 }
 
 /// The context of building one round: the view it reads, the pass whose
-/// queues it moves, the round being written and the reusable buffers.
+/// queues it moves, the round being written, the reusable buffers and the
+/// outcome's local side.
 struct Round<'s> {
     view: View<'s>,
     cfg: &'s Config,
     pass: &'s mut Pass,
     w: Writer,
     sc: &'s mut Scratch,
+    local: &'s mut Vec<JobEntry>,
+    /// Most bytes the round's columns may hold.
+    limit: usize,
+    /// Whether an answer was cut (the round is full).
+    cut: bool,
 }
 
 impl Session {
@@ -79,6 +88,9 @@ impl Session {
             pass,
             w: Writer::default(),
             sc: &mut self.scratch,
+            local: &mut self.local,
+            limit: self.cfg.max_message_bytes.saturating_sub(SLACK).max(SLACK),
+            cut: false,
         };
         let answered = round.answer_queue();
         let Round { pass, w, .. } = round;
@@ -89,10 +101,11 @@ impl Session {
             None
         };
         if done.is_some() {
-            self.state = State::Finished;
+            self.state = State::Done;
         }
-        self.reply_hint = w.estimate() + 64;
-        let entries = encode_entries(view, &w, &mut self.local);
+        self.reply_hint = w.size() + 256;
+        let mut entries = w.op_entries;
+        entries.extend_from_slice(&w.extras);
         let round = ReconcileRound {
             answered,
             bits: col(w.bits.into_bytes()),
@@ -107,40 +120,14 @@ impl Session {
     }
 }
 
-/// The entry column of the round `w`: whole-range entries, then extras;
-/// extras marked for it are also recorded in `local`.
-fn encode_entries(view: View<'_>, w: &Writer, local: &mut Vec<JobEntry>) -> Vec<u8> {
-    let mut entries = Vec::with_capacity(48 * w.entries());
-    for &src in &w.op_entries {
-        encode_entry(view.entry_of(src), &mut entries);
-    }
-    local.reserve(w.extras.len());
-    for (k, &(src, is_local)) in w.extras.iter().enumerate() {
-        // Touch an entry a few places ahead so that its cache misses
-        // overlap with this one's encoding.
-        if let Some(&(ahead, _)) = w.extras.get(k + 6) {
-            core::hint::black_box(view.entry_of(ahead).initiated_at);
-        }
-        let e = view.entry_of(src);
-        encode_entry(e, &mut entries);
-        if is_local {
-            local.push(e.clone());
-        }
-    }
-    entries
-}
-
 impl Round<'_> {
     /// Answers the peer's questions in order until the round is full (at
     /// least one is always answered); returns how many were.
     fn answer_queue(&mut self) -> u32 {
-        let budget = self.cfg.max_message_bytes.saturating_sub(1024) * 7 / 8;
         let mut answered = 0u32;
         self.reserve();
         while !self.pass.to_answer.is_empty() {
-            if answered > 0
-                && (self.w.estimate() >= budget || self.w.entries() >= ROUND_ENTRIES / 2)
-            {
+            if answered > 0 && (self.cut || self.w.size() + SLACK > self.limit) {
                 break;
             }
             let Some(q) = self.pass.to_answer.pop_front() else {
@@ -152,47 +139,50 @@ impl Round<'_> {
         answered
     }
 
-    /// Reserves room for answering every open question at once.
+    /// Whether `bytes` more bytes and `entries` more entries still fit.
+    fn fits(&self, bytes: usize, entries: usize) -> bool {
+        self.w.size() + bytes <= self.limit && self.w.entries + entries <= MAX_ENTRIES
+    }
+
+    /// Reserves room for answering the open questions at once.
     fn reserve(&mut self) {
-        let ids: usize = self
-            .pass
-            .to_answer
-            .iter()
-            .map(|a| match a {
-                PeerQuestion::Ids { n, .. } => *n,
-                _ => 0,
-            })
-            .sum();
-        self.pass.items.reserve(ids + ids / 4);
         let (bits, extras) =
             self.pass
                 .to_answer
                 .iter()
                 .fold((0usize, 0usize), |(b, x), a| match a {
-                    PeerQuestion::Split { b: k, .. } => (b + (1usize << k), x),
+                    PeerQuestion::Split { b: k, .. } | PeerQuestion::Root { b: k, .. } => {
+                        (b + (1usize << k), x)
+                    }
                     PeerQuestion::Ids { n, .. } => (b + n, x + n),
                     PeerQuestion::Entries { n, mine_n, .. } => (b + n, x + mine_n),
                     PeerQuestion::Deliver { n, .. } => (b, x + n),
-                    PeerQuestion::Root { .. } => (b, x),
+                    PeerQuestion::SplitRest { .. } => (b, x),
                 });
-        self.w.bits.reserve(bits);
-        self.w.extras.reserve(extras);
+        self.w.bits.reserve(bits.min(1 << 23));
+        self.w.extras.reserve((48 * extras).min(self.limit));
     }
 
     fn answer(&mut self, q: PeerQuestion) {
         match q {
-            PeerQuestion::Root { peer_count } => {
+            PeerQuestion::Root { peer_count, b, at } => {
                 let c = self.view.count(Prefix::ROOT);
-                let e = (c.abs_diff(peer_count) as f64).max(1.0);
-                let op = policy::choose(self.cfg, c, e, false, 0, 0);
-                self.open(Prefix::ROOT, op, 0);
+                self.w.counts.push(u32::try_from(c).unwrap_or(u32::MAX));
+                if b == 0 {
+                    let e = (c.abs_diff(peer_count) as f64).max(1.0);
+                    let op = policy::choose(self.cfg, c, e, false, 0, 0, 2);
+                    let opened = self.open(Prefix::ROOT, op, 0);
+                    debug_assert!(opened, "a root op always fits an empty round");
+                } else {
+                    self.answer_split(Prefix::ROOT, b, at, 0, true);
+                }
             }
             PeerQuestion::Split {
                 prefix,
                 b,
                 at,
                 depth,
-            } => self.answer_split(prefix, b, at, depth),
+            } => self.answer_split(prefix, b, at, depth, false),
             PeerQuestion::Ids {
                 prefix,
                 parent,
@@ -206,19 +196,62 @@ impl Round<'_> {
                 mine_n,
             } => self.answer_whole_range(at, n, mine, mine_n),
             PeerQuestion::Deliver { at, n } => {
-                self.w
-                    .extras
-                    .extend(self.pass.deliver[at..at + n].iter().map(|&src| (src, true)));
+                let mut srcs = core::mem::take(&mut self.sc.srcs);
+                srcs.clear();
+                srcs.extend_from_slice(&self.pass.deliver[at..at + n]);
+                self.ship(&srcs);
+                self.sc.srcs = srcs;
+            }
+            PeerQuestion::SplitRest {
+                prefix,
+                b,
+                depth,
+                at,
+                n,
+            } => {
+                let mut parts = core::mem::take(&mut self.sc.parts);
+                parts.clear();
+                parts.extend_from_slice(&self.pass.rest_ops[at..at + n]);
+                self.open_parts(prefix, b, depth, &parts, false);
+                self.sc.parts = parts;
             }
         }
     }
 
+    /// Ships the extras `srcs` (in order) as far as they fit, then the
+    /// "more" bit; the rest is queued as a delivery the peer waits for.
+    fn ship(&mut self, srcs: &[Src]) {
+        let mut sent = 0;
+        for &src in srcs {
+            if !self.fits(MAX_ENTRY_BYTES, 1) {
+                break;
+            }
+            let e = self.view.entry_of(src);
+            encode_entry(e, &mut self.w.extras);
+            self.w.entries += 1;
+            self.local.push(e.clone());
+            sent += 1;
+        }
+        let more = sent < srcs.len();
+        self.w.bits.push(more);
+        if more {
+            self.cut = true;
+            let at = self.pass.deliver.len();
+            self.pass.deliver.extend_from_slice(&srcs[sent..]);
+            self.pass.to_answer.push_back(PeerQuestion::Deliver {
+                at,
+                n: srcs.len() - sent,
+            });
+        }
+    }
+
     /// Answers a split of `prefix` into `2^b` parts (fingerprints at
-    /// `words[at..]`): one bit a part, and a new range for each part that
-    /// differs.
-    fn answer_split(&mut self, prefix: Prefix, b: u8, at: usize, depth: u8) {
+    /// `words[at..]`), with `depth` splits above `prefix`: one bit a part,
+    /// then a new range for each part that differs. `opening`: the split is
+    /// the peer's opening split, which sizes the parts' ops.
+    fn answer_split(&mut self, prefix: Prefix, b: u8, at: usize, depth: u8, opening: bool) {
         let mode = self.pass.mode;
-        let depth = depth.saturating_add(1);
+        let child_depth = depth.saturating_add(1);
         let mut aggs = core::mem::take(&mut self.sc.aggs);
         // Parts about the size of leaves: gather the range once and
         // answer every part from it.
@@ -238,37 +271,86 @@ impl Round<'_> {
                 self.sc.diff.push(i);
             }
         }
-        let (e, sat) = policy::estimate(self.sc.diff.len(), aggs.len());
+        let (m, k) = (self.sc.diff.len(), aggs.len());
+        let (e, sat) = policy::estimate(m, k);
         let diff = core::mem::take(&mut self.sc.diff);
-        let more: u64 = diff.iter().map(|&i| aggs[i].count).sum();
-        let more = usize::try_from(more).unwrap_or(0).min(1 << 20);
-        self.pass.items.reserve(more);
-        self.pass.outstanding.reserve(diff.len());
-        self.w.shorts.reserve(4 * more);
-        self.w.ops.reserve(diff.len());
-        self.w.counts.reserve(diff.len());
+        let len = prefix.len + b;
         let mut ops = core::mem::take(&mut self.sc.ops);
         ops.clear();
         ops.extend(diff.iter().map(|&i| {
-            let len = prefix.len + b;
-            policy::choose(self.cfg, aggs[i].count, e, sat, len, depth)
+            if opening {
+                policy::choose_opened(self.cfg, aggs[i].count, m, k, len)
+            } else {
+                let stage = policy::stage(self.pass.b0, child_depth);
+                policy::choose(self.cfg, aggs[i].count, e, sat, len, child_depth, stage)
+            }
         }));
         policy::settle_level(self.cfg, &mut ops, diff.iter().map(|&i| aggs[i].count));
-        for (&i, &op) in diff.iter().zip(&ops) {
-            let child = prefix.child(b, i as u64);
-            if cached {
-                self.open_cached(child, op, depth);
-            } else {
-                self.open(child, op, depth);
-            }
-        }
+        let mut parts = core::mem::take(&mut self.sc.parts);
+        parts.clear();
+        parts.extend(diff.iter().zip(&ops).map(|(&i, &op)| (i as u64, op)));
+        self.pass.outstanding.reserve(parts.len());
+        self.open_parts(prefix, b, child_depth, &parts, cached);
+        self.sc.parts = parts;
         self.sc.diff = diff;
         self.sc.aggs = aggs;
         self.sc.ops = ops;
     }
 
+    /// Opens the parts `parts` (index, op) of the split of `prefix` into
+    /// `2^b` parts, each under `depth` splits, as far as they fit; then the
+    /// "more" bit, and (if cut) how many were opened, the rest queued.
+    fn open_parts(&mut self, prefix: Prefix, b: u8, depth: u8, parts: &[(u64, Op)], cached: bool) {
+        let count_at = self.w.counts.len();
+        let mut opened = 0;
+        for &(i, op) in parts {
+            let child = prefix.child(b, i);
+            if !self.open_fits(child, op) {
+                break;
+            }
+            let done = if cached {
+                self.open_cached(child, op, depth)
+            } else {
+                self.open(child, op, depth)
+            };
+            if !done {
+                break;
+            }
+            opened += 1;
+        }
+        let more = opened < parts.len();
+        self.w.bits.push(more);
+        if more {
+            self.cut = true;
+            self.w.counts.insert(count_at, opened as u32);
+            let at = self.pass.rest_ops.len();
+            self.pass.rest_ops.extend_from_slice(&parts[opened..]);
+            self.pass.to_answer.push_back(PeerQuestion::SplitRest {
+                prefix,
+                b,
+                depth,
+                at,
+                n: parts.len() - opened,
+            });
+        }
+    }
+
+    /// Whether opening `p` with `op` still fits the round (the entries of
+    /// a whole-range op are checked as they are encoded).
+    fn open_fits(&self, p: Prefix, op: Op) -> bool {
+        match op {
+            Op::Split(b) => self.fits(4 << b, 0),
+            Op::Ids => {
+                let c = self.view.count(p) as usize;
+                self.fits(4 * c + 5, 0)
+            }
+            // Checked as the entries are encoded (`open`).
+            Op::Entries => true,
+        }
+    }
+
     /// Answers a short-id list of `prefix` (a part of `parent`; ids at
-    /// `words[at..at + n]`): one bit an id, set for those I lack, and my
+    /// `words[at..at + n]`): one bit an id, set for those I lack, then my
     /// entries the list lacks as extras.
     fn answer_ids(&mut self, prefix: Prefix, parent: Prefix, at: usize, n: usize) {
         let mode = self.pass.mode;
@@ -323,20 +405,24 @@ impl Round<'_> {
                 n: mine_n,
             });
         }
+        let mut srcs = core::mem::take(&mut self.sc.srcs);
+        srcs.clear();
         let mut i = 0;
         for it in &pass.items[mine..mine + mine_n] {
             while i < their_sorted.len() && their_sorted[i] < it.short {
                 i += 1;
             }
             if !(i < their_sorted.len() && their_sorted[i] == it.short) {
-                self.w.extras.push((it.src, true));
+                srcs.push(it.src);
             }
         }
+        self.ship(&srcs);
+        self.sc.srcs = srcs;
     }
 
     /// Answers a whole-range op (the peer's entries at `theirs[at..at +
     /// n]`, mine at `items[mine..mine + mine_n]`): one bit an entry, set
-    /// for those new to me, and my entries the peer lacks as extras.
+    /// for those new to me, then my entries the peer lacks as extras.
     fn answer_whole_range(&mut self, at: usize, n: usize, mine: usize, mine_n: usize) {
         for &new in &self.pass.news[at..at + n] {
             self.w.bits.push(new);
@@ -345,17 +431,22 @@ impl Round<'_> {
         keys.clear();
         keys.extend_from_slice(&self.pass.theirs[at..at + n]);
         keys.sort_unstable();
+        let mut srcs = core::mem::take(&mut self.sc.srcs);
+        srcs.clear();
         for it in &self.pass.items[mine..mine + mine_n] {
             let key = self.view.key_of(it.src);
             if keys.binary_search(&key).is_err() {
-                self.w.extras.push((it.src, true));
+                srcs.push(it.src);
             }
         }
+        self.ship(&srcs);
+        self.sc.srcs = srcs;
     }
 
     /// [`Round::open`] for a part of the range in `pass.cache`.
-    fn open_cached(&mut self, p: Prefix, op: Op, depth: u8) {
+    fn open_cached(&mut self, p: Prefix, op: Op, depth: u8) -> bool {
         let mode = self.pass.mode;
+        let limit = self.limit;
         let Pass {
             cache,
             items,
@@ -397,11 +488,19 @@ impl Round<'_> {
                 });
             }
             Op::Entries => {
+                let before = w.op_entries.len();
+                for g in part {
+                    encode_entry(self.view.entry_of(g.item.src), &mut w.op_entries);
+                }
+                if w.size() + 5 > limit || w.entries + part.len() > MAX_ENTRIES {
+                    w.op_entries.truncate(before);
+                    return false;
+                }
                 let at = items.len();
                 items.extend(part.iter().map(|g| g.item_in(mode, p)));
                 w.ops.push(OP_ENTRIES);
                 w.counts.push(part.len() as u32);
-                w.op_entries.extend(part.iter().map(|g| g.item.src));
+                w.entries += part.len();
                 outstanding.push_back(OwnQuestion::Entries {
                     prefix: p,
                     at,
@@ -409,12 +508,14 @@ impl Round<'_> {
                 });
             }
         }
+        true
     }
 
     /// Opens the range `p` (under `depth` splits) with `op`: writes the
     /// op and its columns and queues the question the peer must answer.
-    fn open(&mut self, p: Prefix, op: Op, depth: u8) {
+    fn open(&mut self, p: Prefix, op: Op, depth: u8) -> bool {
         let mode = self.pass.mode;
+        let limit = self.limit;
         let pass = &mut *self.pass;
         let w = &mut self.w;
         match op {
@@ -450,14 +551,23 @@ impl Round<'_> {
                 let at = pass.items.len();
                 self.view.items_in(mode, p, &mut pass.items);
                 let n = pass.items.len() - at;
+                let before = w.op_entries.len();
+                for it in &pass.items[at..] {
+                    encode_entry(self.view.entry_of(it.src), &mut w.op_entries);
+                }
+                if w.size() + 5 > limit || w.entries + n > MAX_ENTRIES {
+                    w.op_entries.truncate(before);
+                    pass.items.truncate(at);
+                    return false;
+                }
                 w.ops.push(OP_ENTRIES);
                 w.counts.push(n as u32);
-                w.op_entries
-                    .extend(pass.items[at..].iter().map(|it| it.src));
+                w.entries += n;
                 pass.outstanding
                     .push_back(OwnQuestion::Entries { prefix: p, at, n });
             }
         }
+        true
     }
 }
 

@@ -33,8 +33,9 @@ pub(super) const MAX_SPLIT_BITS: u8 = 16;
 /// order. `at`/`n` name a slice of one of the pass's arenas.
 #[derive(Debug)]
 pub(super) enum OwnQuestion {
-    /// The count and root of this side's first message.
-    Root,
+    /// The count and root of this side's first message, with its opening
+    /// split into `2^b` parts (`b = 0`: none).
+    Root { b: u8 },
     /// A split of `prefix` into `2^b` parts; `depth` counts the splits
     /// above `prefix` (0 for the whole space).
     Split { prefix: Prefix, b: u8, depth: u8 },
@@ -42,16 +43,27 @@ pub(super) enum OwnQuestion {
     Ids { prefix: Prefix, at: usize, n: usize },
     /// The whole of `prefix`, shipped: my items are `items[at..at + n]`.
     Entries { prefix: Prefix, at: usize, n: usize },
-    /// The entries of `prefix` I asked for after the peer's short-id
-    /// list; my items there are `items[at..at + n]`.
+    /// More entries of `prefix` that the peer owes me: those I asked for
+    /// after its short-id list, or the rest of an answer it cut; my items
+    /// there are `items[at..at + n]`.
     Want { prefix: Prefix, at: usize, n: usize },
+    /// The ops of the parts of a split of `prefix` into `2^b` parts that
+    /// the peer's cut answer still owes: the parts are `rest[at..at + n]`.
+    SplitRest {
+        prefix: Prefix,
+        b: u8,
+        depth: u8,
+        at: usize,
+        n: usize,
+    },
 }
 
 /// A question the peer asked; this side's next rounds answer it, in order.
 #[derive(Debug)]
 pub(super) enum PeerQuestion {
-    /// The peer's first message, with the count of its view.
-    Root { peer_count: u64 },
+    /// The peer's first message, with the count of its view and its
+    /// opening split into `2^b` parts (fingerprints `words[at..]`).
+    Root { peer_count: u64, b: u8, at: usize },
     /// A split of `prefix` into `2^b` parts whose fingerprints are
     /// `words[at..at + 2^b]`; `depth` counts the splits above `prefix`.
     Split {
@@ -77,15 +89,26 @@ pub(super) enum PeerQuestion {
         mine: usize,
         mine_n: usize,
     },
-    /// The entries the peer wanted from my answer to its short-id list:
-    /// `deliver[at..at + n]`.
+    /// Entries I owe the peer: those it wanted from my answer to its
+    /// short-id list, or the rest of an answer I cut: `deliver[at..at + n]`.
     Deliver { at: usize, n: usize },
+    /// The ops I still owe for the parts of a split I cut:
+    /// `rest_ops[at..at + n]` (part index and op).
+    SplitRest {
+        prefix: Prefix,
+        b: u8,
+        depth: u8,
+        at: usize,
+        n: usize,
+    },
 }
 
 /// One pass's queues and arenas.
 #[derive(Debug)]
 pub(super) struct Pass {
     pub(super) mode: Mode,
+    /// Bits of the pass's opening split (0: none).
+    pub(super) b0: u8,
     /// The file's count and root-part sum in this mode (computed once).
     pub(super) file_sum: Sum256,
     pub(super) outstanding: VecDeque<OwnQuestion>,
@@ -99,8 +122,12 @@ pub(super) struct Pass {
     /// each was new to me.
     pub(super) theirs: Vec<(JobId, Hash32)>,
     pub(super) news: Vec<bool>,
-    /// Entries the peer wanted.
+    /// Entries the peer wanted, and the rest of answers cut short.
     pub(super) deliver: Vec<Src>,
+    /// Parts of a split whose ops the peer still owes me.
+    pub(super) rest: Vec<u64>,
+    /// Parts (and their ops) of a split whose ops I still owe the peer.
+    pub(super) rest_ops: Vec<(u64, Op)>,
     /// The view's entries of one range (`cache_for`), gathered once.
     pub(super) cache: Vec<Gathered>,
     pub(super) cache_for: Option<Prefix>,
@@ -114,6 +141,7 @@ impl Pass {
     pub(super) fn new(mode: Mode, file_sum: Sum256) -> Self {
         Pass {
             mode,
+            b0: 0,
             file_sum,
             outstanding: VecDeque::new(),
             to_answer: VecDeque::new(),
@@ -122,6 +150,8 @@ impl Pass {
             theirs: Vec::new(),
             news: Vec::new(),
             deliver: Vec::new(),
+            rest: Vec::new(),
+            rest_ops: Vec::new(),
             cache: Vec::new(),
             cache_for: None,
             cache_hint: 0,
@@ -144,4 +174,6 @@ pub(super) struct Scratch {
     pub(super) diff: Vec<usize>,
     pub(super) ops: Vec<Op>,
     pub(super) keys: Vec<(JobId, Hash32)>,
+    pub(super) srcs: Vec<Src>,
+    pub(super) parts: Vec<(u64, Op)>,
 }

@@ -9,6 +9,7 @@ use undchain_types::msg::{MAX_ENTRIES, ReconcileRound};
 use undchain_types::{Hash32, JobEntry};
 
 use super::super::bits::{BitReader, U32Reader};
+use super::super::idset::IdSet;
 use super::super::range::{Prefix, top64};
 use super::super::{Config, ReconcileError};
 use super::Session;
@@ -116,6 +117,10 @@ struct Receiving<'s, 'm> {
     learned: usize,
     /// The session's entries that the peer lacked.
     local: &'s mut Vec<JobEntry>,
+    /// The ids of `remote`, to refuse a second entry with one id.
+    ids: &'s mut IdSet,
+    /// The count the peer announced (its root answer, or its start).
+    peer_count: &'s mut Option<u64>,
     pass: &'s mut Pass,
     rd: Reader<'m>,
 }
@@ -138,6 +143,8 @@ impl Session {
             learned: self.remote.len(),
             remote: &mut self.remote,
             local: &mut self.local,
+            ids: &mut self.ids,
+            peer_count: &mut self.peer_count,
             pass,
             rd: Reader::new(r),
         }
@@ -188,10 +195,108 @@ impl Receiving<'_, '_> {
             windows.sort_unstable_by_key(|w| w.prefix);
         }
         self.extras(&windows)?;
-        // The ranges of a pass are disjoint leaves of one tree and each is
-        // answered once, so an entry can only repeat within this round.
-        if has_repeat(&self.remote[self.learned..]) {
-            return Err(ReconcileError::Malformed("an entry sent twice"));
+        self.check_learned()
+    }
+
+    /// Refuses a round whose entries repeat a job id learned before (in
+    /// this round or an earlier one) or exceed the count the peer
+    /// announced: the outcome never holds an id twice.
+    fn check_learned(&mut self) -> Result<(), ReconcileError> {
+        if let Some(limit) = *self.peer_count
+            && self.remote.len() as u64 > limit
+        {
+            return Err(ReconcileError::TooManyEntries {
+                got: self.remote.len() as u64,
+                limit,
+            });
+        }
+        for i in self.learned..self.remote.len() {
+            if !self.ids.insert(self.remote, i) {
+                return Err(ReconcileError::Duplicate {
+                    id: self.remote[i].0.id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the count the peer announced in its root answer (the first
+    /// one counts; a keyed pass repeats it).
+    fn announce(&mut self, count: u64) -> Result<(), ReconcileError> {
+        if count > self.cfg.max_peer_entries {
+            return Err(ReconcileError::TooManyEntries {
+                got: count,
+                limit: self.cfg.max_peer_entries,
+            });
+        }
+        self.peer_count.get_or_insert(count);
+        Ok(())
+    }
+
+    /// Reads the answer to my split of `prefix` into `2^b` parts (with
+    /// `depth` splits above `prefix`): a bit a part, the "more" bit, then
+    /// the ops the peer opened for the parts that differ (all of them, or
+    /// a count of them if it cut the answer, the rest owed).
+    fn split_answer(&mut self, prefix: Prefix, b: u8, depth: u8) -> Result<(), ReconcileError> {
+        let start = self.pass.rest.len();
+        for i in 0..(1u64 << b) {
+            if self.rd.bits.next()? {
+                self.pass.rest.push(i);
+            }
+        }
+        let n = self.pass.rest.len() - start;
+        self.split_ops(prefix, b, depth.saturating_add(1), start, n)
+    }
+
+    /// Reads the "more" bit and the ops of the parts `rest[at..at + n]` of
+    /// the split of `prefix` into `2^b` parts (each under `depth` splits);
+    /// the parts still owed are queued.
+    fn split_ops(
+        &mut self,
+        prefix: Prefix,
+        b: u8,
+        depth: u8,
+        at: usize,
+        n: usize,
+    ) -> Result<(), ReconcileError> {
+        let more = self.rd.bits.next()?;
+        let k = if more {
+            let k = self.rd.count()? as usize;
+            if k >= n {
+                return Err(ReconcileError::Malformed("a cut answer opens every part"));
+            }
+            k
+        } else {
+            n
+        };
+        for j in at..at + k {
+            let child = prefix.child(b, self.pass.rest[j]);
+            let q = self.read_op(child, prefix, depth)?;
+            self.pass.to_answer.push_back(q);
+        }
+        if more {
+            self.pass.outstanding.push_back(OwnQuestion::SplitRest {
+                prefix,
+                b,
+                depth,
+                at: at + k,
+                n: n - k,
+            });
+        } else if at + n == self.pass.rest.len() {
+            self.pass.rest.truncate(at);
+        }
+        Ok(())
+    }
+
+    /// Reads the "more" bit of an answer with extras for the range of
+    /// `window`; if set, the rest of the extras is owed.
+    fn more_extras(&mut self, window: Window) -> Result<(), ReconcileError> {
+        if self.rd.bits.next()? {
+            self.pass.outstanding.push_back(OwnQuestion::Want {
+                prefix: window.prefix,
+                at: window.at,
+                n: window.n,
+            });
         }
         Ok(())
     }
@@ -205,19 +310,24 @@ impl Receiving<'_, '_> {
                 break;
             };
             match asked {
-                OwnQuestion::Root => {
-                    let q = self.read_op(Prefix::ROOT, Prefix::ROOT, 0)?;
-                    self.pass.to_answer.push_back(q);
-                }
-                OwnQuestion::Split { prefix, b, depth } => {
-                    for i in 0..(1u64 << b) {
-                        if self.rd.bits.next()? {
-                            let child = prefix.child(b, i);
-                            let q = self.read_op(child, prefix, depth.saturating_add(1))?;
-                            self.pass.to_answer.push_back(q);
-                        }
+                OwnQuestion::Root { b } => {
+                    let c = self.rd.count()?;
+                    self.announce(u64::from(c))?;
+                    if b == 0 {
+                        let q = self.read_op(Prefix::ROOT, Prefix::ROOT, 0)?;
+                        self.pass.to_answer.push_back(q);
+                    } else {
+                        self.split_answer(Prefix::ROOT, b, 0)?;
                     }
                 }
+                OwnQuestion::Split { prefix, b, depth } => self.split_answer(prefix, b, depth)?,
+                OwnQuestion::SplitRest {
+                    prefix,
+                    b,
+                    depth,
+                    at,
+                    n,
+                } => self.split_ops(prefix, b, depth, at, n)?,
                 OwnQuestion::Ids { prefix, at, n } => {
                     let start = self.pass.deliver.len();
                     for k in at..at + n {
@@ -235,7 +345,9 @@ impl Receiving<'_, '_> {
                             n: wanted,
                         });
                     }
-                    windows.push(Window { prefix, at, n });
+                    let w = Window { prefix, at, n };
+                    self.more_extras(w)?;
+                    windows.push(w);
                 }
                 OwnQuestion::Entries { prefix, at, n } => {
                     for k in at..at + n {
@@ -245,9 +357,15 @@ impl Receiving<'_, '_> {
                             self.local.push(e);
                         }
                     }
-                    windows.push(Window { prefix, at, n });
+                    let w = Window { prefix, at, n };
+                    self.more_extras(w)?;
+                    windows.push(w);
                 }
-                OwnQuestion::Want { prefix, at, n } => windows.push(Window { prefix, at, n }),
+                OwnQuestion::Want { prefix, at, n } => {
+                    let w = Window { prefix, at, n };
+                    self.more_extras(w)?;
+                    windows.push(w);
+                }
             }
         }
         Ok(windows)
@@ -283,7 +401,7 @@ impl Receiving<'_, '_> {
             }
             OP_IDS => {
                 let n = self.rd.count()? as usize;
-                if n > self.cfg.ids_max as usize || self.rd.shorts.remaining() < n {
+                if self.rd.shorts.remaining() < n {
                     return Err(ReconcileError::Malformed("short-id list too long"));
                 }
                 let at = self.pass.words.len();
@@ -304,7 +422,7 @@ impl Receiving<'_, '_> {
     /// kept (with whether it is new to me) and learned if new.
     fn read_whole_range(&mut self, prefix: Prefix) -> Result<PeerQuestion, ReconcileError> {
         let n = self.rd.count()? as usize;
-        if n > self.cfg.entries_max as usize {
+        if n > MAX_ENTRIES {
             return Err(ReconcileError::Malformed("whole-range op too long"));
         }
         let mode = self.pass.mode;
@@ -379,36 +497,4 @@ impl Receiving<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Whether two of `learned` have the same leaf hash: an open-addressing
-/// table on the hashes' first 8 bytes, whole hashes compared only where
-/// those meet.
-fn has_repeat(learned: &[(JobEntry, Hash32)]) -> bool {
-    if learned.len() < 2 {
-        return false;
-    }
-    let size = (learned.len() * 2).next_power_of_two();
-    let mask = size - 1;
-    // Slot value: index + 1 (0 = empty).
-    let mut table = vec![0u32; size];
-    for (i, (_, leaf)) in learned.iter().enumerate() {
-        let key = leaf.short();
-        let mut at = (key as usize) & mask;
-        loop {
-            match table[at] {
-                0 => {
-                    table[at] = i as u32 + 1;
-                    break;
-                }
-                j => {
-                    if learned[j as usize - 1].1 == *leaf {
-                        return true;
-                    }
-                    at = (at + 1) & mask;
-                }
-            }
-        }
-    }
-    false
 }

@@ -158,14 +158,21 @@ impl<'a> View<'a> {
 
     /// Count and pass root of the whole view, in `mode`, given the file's
     /// root-part sum `file_sum` in that mode.
+    /// Unkeyed, the file's collision-resistant trie root with the learned
+    /// entries merged in; keyed, the keyed sum.
     pub(super) fn root(&self, mode: Mode, file_sum: &Sum256) -> (u64, Hash32) {
+        let count = self.file.len() + self.remote.len() as u64;
+        if mode == Mode::Unkeyed {
+            let mut extra: Vec<(JobId, Hash32)> =
+                self.remote.iter().map(|(e, leaf)| (e.id, *leaf)).collect();
+            extra.sort_unstable();
+            return (count, self.file.root_with(&extra));
+        }
         let mut sum = *file_sum;
-        let mut count = self.file.len();
         for (_, leaf) in self.remote {
             sum.add(&mode.root_part(leaf));
-            count += 1;
         }
-        (count, mode.root(count, &sum))
+        (count, mode.keyed_root(count, &sum))
     }
 
     /// The prior remote entries in `p`.

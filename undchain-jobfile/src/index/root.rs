@@ -1,0 +1,264 @@
+//! The open file's collision-resistant root: a hash over the canonical
+//! binary trie of its entries (`docs/PROTOCOL.md` "Job files and
+//! reconciliation", "Two roots").
+//!
+//! The trie is the binary trie of the job ids' bits with every node that
+//! has one empty child replaced by the other child (a crit-bit tree): an
+//! empty set hashes to zero, one entry to its leaf hash, and a set that
+//! splits at a bit into two non-empty halves to blake3 (`JobFileTrie`) of
+//! the halves' hashes. The shape depends on the set alone, not on the
+//! order of inserts or on the 16-way index that computes it.
+//!
+//! Each node of the 16-way index caches the hash of the entries below it
+//! (a 16-way node combines its children's hashes over the nibble's four
+//! bits, a leaf bucket builds the crit-bit tree of its at most 32 entries)
+//! and is marked stale by every insert or removal below it, so an insert
+//! costs a flag per level and the root recomputes only the stale paths.
+//! The same walk merges in entries that are not in the file (a
+//! reconciliation's learned entries) without touching the cache of any
+//! node they do not fall in.
+
+use std::sync::{Mutex, PoisonError};
+
+use undchain_types::{Hash32, HashContext, JobId, hash_parts};
+
+use super::{FANOUT, Index, nib};
+
+/// The hash of the empty set.
+const EMPTY: Hash32 = Hash32::ZERO;
+
+/// Inner hashes of a 16-way node's binary combination of its children
+/// (levels of 8, 4 and 2), kept for the node whose children block it is.
+type Mid = [Hash32; 14];
+
+/// Cached node hashes of an index, with which of them are current, and the
+/// inner hashes of every block of children (valid while its parent is
+/// fresh), so that merging one entry below a fresh node costs four hashes
+/// there, not fifteen.
+#[derive(Debug, Default, Clone)]
+struct Cache {
+    hash: Vec<Hash32>,
+    fresh: Vec<bool>,
+    mid: Vec<Mid>,
+}
+
+/// The node-hash cache (behind a lock, so that [`Index::trie_hash`] can
+/// refresh it through a shared reference; inserts reach it without
+/// locking).
+#[derive(Debug)]
+pub(crate) struct NodeHashes(Mutex<Cache>);
+
+impl Default for NodeHashes {
+    fn default() -> Self {
+        NodeHashes(Mutex::new(Cache {
+            hash: vec![EMPTY],
+            fresh: vec![false],
+            mid: Vec::new(),
+        }))
+    }
+}
+
+impl Clone for NodeHashes {
+    fn clone(&self) -> Self {
+        let c = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        NodeHashes(Mutex::new(c))
+    }
+}
+
+impl NodeHashes {
+    fn cache(&mut self) -> &mut Cache {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Room for one more block of [`FANOUT`] nodes.
+    pub(crate) fn grow(&mut self) {
+        let c = self.cache();
+        c.hash.extend([EMPTY; FANOUT]);
+        c.fresh.extend([false; FANOUT]);
+        c.mid.push([EMPTY; 14]);
+    }
+
+    /// Marks node `n` stale.
+    #[inline]
+    pub(crate) fn stale(&mut self, n: u32) {
+        if let Some(f) = self.cache().fresh.get_mut(n as usize) {
+            *f = false;
+        }
+    }
+}
+
+/// The hash of two sibling subtrees (an empty one passes the other on).
+#[inline]
+fn node(l: &Hash32, r: &Hash32) -> Hash32 {
+    if *l == EMPTY {
+        *r
+    } else if *r == EMPTY {
+        *l
+    } else {
+        hash_parts(HashContext::JobFileTrie, &[&l.0, &r.0])
+    }
+}
+
+/// Bit `bit` (0 = the most significant) of an id.
+#[inline]
+fn bit_at(id: &JobId, bit: u32) -> bool {
+    (id.0.0[(bit / 8) as usize] >> (7 - bit % 8)) & 1 == 1
+}
+
+/// The first bit at or after `from` where `a` and `b` differ.
+fn first_difference(a: &JobId, b: &JobId, from: u32) -> Option<u32> {
+    let mut byte = (from / 8) as usize;
+    let mut mask = 0xFFu8 >> (from % 8);
+    while byte < 32 {
+        let x = (a.0.0[byte] ^ b.0.0[byte]) & mask;
+        if x != 0 {
+            return Some(byte as u32 * 8 + x.leading_zeros());
+        }
+        byte += 1;
+        mask = 0xFF;
+    }
+    None
+}
+
+/// The crit-bit hash of `list` (sorted by id, then leaf hash; every id
+/// shares its bits before `from`). Two versions of one id (a file's entry
+/// and a learned one) hash as siblings, in leaf-hash order.
+fn crit(list: &[(JobId, Hash32)], from: u32) -> Hash32 {
+    match list {
+        [] => EMPTY,
+        [(_, leaf)] => *leaf,
+        [first, .., last] => match first_difference(&first.0, &last.0, from) {
+            None => list[1..]
+                .iter()
+                .fold(list[0].1, |acc, (_, leaf)| node(&acc, leaf)),
+            Some(p) => {
+                let k = list.partition_point(|(id, _)| !bit_at(id, p));
+                node(&crit(&list[..k], p + 1), &crit(&list[k..], p + 1))
+            }
+        },
+    }
+}
+
+/// The hash of a 16-way node from its children's `h`, over the nibble's
+/// bits, into `mid` (its inner hashes). Where `reuse` is given, only the
+/// pairs above a child in `changed` (a bit a child) are hashed again; the
+/// others are taken from `reuse`.
+fn combine(h: &[Hash32; FANOUT], changed: u16, reuse: Option<&Mid>, mid: &mut Mid) -> Hash32 {
+    let mut changed = u32::from(changed);
+    let mut level = *h;
+    let mut n = FANOUT;
+    let mut at = 0;
+    while n > 1 {
+        let mut next = 0u32;
+        for i in 0..n / 2 {
+            let dirty = changed >> (2 * i) & 3 != 0;
+            level[i] = match reuse {
+                Some(old) if !dirty && n > 2 => old[at + i],
+                _ => node(&level[2 * i], &level[2 * i + 1]),
+            };
+            if dirty {
+                next |= 1 << i;
+            }
+            if n > 2 {
+                mid[at + i] = level[i];
+            }
+        }
+        at += n / 2;
+        changed = next;
+        n /= 2;
+    }
+    level[0]
+}
+
+impl Index {
+    /// The trie hash of the index's entries plus `extra` (sorted by id,
+    /// then leaf hash; entries not in the index). Refreshes the stale
+    /// cached hashes of nodes `extra` does not fall in.
+    pub(crate) fn trie_hash(&self, extra: &[(JobId, Hash32)]) -> Hash32 {
+        let mut c = self.hashes.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut list = Vec::with_capacity(64);
+        self.hash_of(&mut c, &mut list, 0, 0, extra)
+    }
+
+    /// The trie hash of node `n` (at `depth`) with `extra` merged in;
+    /// `list` is scratch for a leaf bucket's entries.
+    fn hash_of(
+        &self,
+        c: &mut Cache,
+        list: &mut Vec<(JobId, Hash32)>,
+        n: usize,
+        depth: usize,
+        extra: &[(JobId, Hash32)],
+    ) -> Hash32 {
+        if extra.is_empty() && c.fresh[n] {
+            return c.hash[n];
+        }
+        let h = match self.inner(n) {
+            None => {
+                // The bucket's slots are in id order, and so is `extra`:
+                // merge them.
+                list.clear();
+                let mut x = extra.iter().peekable();
+                for s in self.leaf(n) {
+                    let st = self.stored(s.idx);
+                    let key = (st.entry.id, st.leaf);
+                    while let Some(&&e) = x.peek().filter(|e| ***e < key) {
+                        list.push(e);
+                        x.next();
+                    }
+                    list.push(key);
+                }
+                list.extend(x);
+                crit(list, 4 * depth as u32)
+            }
+            Some(base) => {
+                let fresh = c.fresh[n];
+                let mut hs = [EMPTY; FANOUT];
+                let mut changed = 0u16;
+                let mut rest = extra;
+                for (i, h) in hs.iter_mut().enumerate() {
+                    let k = if depth < 64 {
+                        rest.partition_point(|(id, _)| nib(&id.0.0, depth) <= i)
+                    } else {
+                        rest.len()
+                    };
+                    let (part, tail) = rest.split_at(k);
+                    rest = tail;
+                    if self.aggs[base + i].count != 0 || !part.is_empty() {
+                        *h = self.hash_of(c, list, base + i, depth + 1, part);
+                    }
+                    if !part.is_empty() {
+                        changed |= 1 << i;
+                    }
+                }
+                // The block's inner hashes match its children while the
+                // node is fresh (any change below made it stale).
+                let block = (base - 1) / FANOUT;
+                let mut mid = [EMPTY; 14];
+                let h = if fresh {
+                    combine(&hs, changed, Some(&c.mid[block]), &mut mid)
+                } else {
+                    combine(&hs, u16::MAX, None, &mut mid)
+                };
+                if extra.is_empty() {
+                    c.mid[block] = mid;
+                }
+                h
+            }
+        };
+        if extra.is_empty() {
+            c.hash[n] = h;
+            c.fresh[n] = true;
+        }
+        h
+    }
+}
+
+/// The open file's root: the trie hash and the count, hashed together.
+pub(crate) fn trie_root(count: u64, trie: &Hash32) -> Hash32 {
+    hash_parts(HashContext::JobFileTrie, &[&trie.0, &count.to_le_bytes()])
+}
