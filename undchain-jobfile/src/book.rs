@@ -1,21 +1,22 @@
 //! A validator's job book: the two open job files (this block and the
-//! next), the cutoff rule, block close, and the payout file the closed
-//! files flow into (DESIGN.md "Job files", "Payout file"; design notes,
-//! client story step 2 and validator story items 4 and 5).
+//! next), the cutoff rule and block close (DESIGN.md "Job files"; design
+//! notes, client story step 2 and validator story item 4). The book keeps
+//! no payout file: the ledger's payout file is the one copy of what was
+//! committed, and the host asks it whether a job id is already committed
+//! before filing (DESIGN.md "Payout file").
 //!
 //! Cutoff rule: a request arriving at block time `t` belongs to block
 //! `c = block_at(t)`, unless it arrives within the cutoff (`cutoff_us`)
 //! before `c` ends, in which case it goes to `c + 1`. A request whose block
 //! is already closed (a late arrival) lands in the oldest open file; one
 //! whose block is not open yet (the caller is behind on closing) lands in
-//! the newest. Nothing is dropped, and a job id that is already open or
-//! committed in the current payout file is reported, never filed twice.
+//! the newest. Nothing is dropped, and a job id that is already open is
+//! reported, never filed twice.
 
 use undchain_types::{BlockNumber, BlockTime, ChainParams, JobEntry, JobId};
 
 use crate::file::JobFile;
 use crate::merkle::ClosedFile;
-use crate::payout::{PayoutError, PayoutFile, Rollover};
 
 /// Where a filed request went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +29,11 @@ pub enum Filed {
         /// early).
         wanted: BlockNumber,
     },
-    /// Already filed: in the open file of `block`, or committed in `block`
-    /// (`committed`). A retried request gets the same answer.
+    /// Already filed in the open file of `block`. A retried request gets
+    /// the same answer.
     Duplicate {
-        /// The block whose open file holds it, or that committed it.
+        /// The block whose open file holds it.
         block: BlockNumber,
-        /// Whether that block is closed.
-        committed: bool,
     },
 }
 
@@ -57,18 +56,19 @@ pub enum BookError {
         /// The oldest open block.
         current: BlockNumber,
     },
-    /// The payout file refused the closed block.
-    #[error("payout file: {0}")]
-    Payout(#[from] PayoutError),
 }
 
-/// What closing a block produced.
+/// What committing the oldest open block produced.
 #[derive(Debug, Clone)]
-pub struct Closed {
-    /// The closed file with its Merkle tree.
+pub struct Committed {
+    /// The committed file with its Merkle tree.
     pub file: ClosedFile,
-    /// Present when the closed block was the last of its payout period.
-    pub rollover: Option<Rollover>,
+    /// Jobs this book held for the block that the decided file lacks: they
+    /// moved to the next open file (DESIGN.md "Agreement").
+    pub deferred: Vec<JobId>,
+    /// Jobs of the decided file that this book held in the next open file:
+    /// they left it (they are committed now).
+    pub pulled: Vec<JobId>,
 }
 
 /// The block a request arriving at `now` belongs to under the cutoff rule.
@@ -82,25 +82,21 @@ pub fn target_block(params: &ChainParams, now: BlockTime) -> BlockNumber {
     }
 }
 
-/// Two open job files and the payout file of the current period.
+/// Two open job files.
 #[derive(Debug, Clone)]
 pub struct JobBook {
     params: ChainParams,
     current: BlockNumber,
     open: [JobFile; 2],
-    payout: PayoutFile,
 }
 
 impl JobBook {
-    /// A book whose oldest open block is `current` (its payout file starts
-    /// empty).
+    /// A book whose oldest open block is `current`, both files empty.
     pub fn new(params: ChainParams, current: BlockNumber) -> Self {
-        let payout = PayoutFile::new(params.period_of(current), params.blocks_per_period());
         JobBook {
             params,
             current,
             open: [JobFile::new(), JobFile::new()],
-            payout,
         }
     }
 
@@ -130,30 +126,30 @@ impl JobBook {
         }
     }
 
-    /// The current period's payout file.
-    pub fn payout(&self) -> &PayoutFile {
-        &self.payout
+    /// The open block whose file holds job `id`.
+    pub fn locate(&self, id: &JobId) -> Option<BlockNumber> {
+        self.open
+            .iter()
+            .position(|f| f.contains(id))
+            .map(|i| BlockNumber(self.current.0 + i as u64))
     }
 
-    /// The current period's payout file, mutably (to mark completions).
-    pub fn payout_mut(&mut self) -> &mut PayoutFile {
-        &mut self.payout
+    /// The entry of job `id` in either open file.
+    pub fn get(&self, id: &JobId) -> Option<&JobEntry> {
+        self.open.iter().find_map(|f| f.get(id))
     }
 
-    /// Where job `id` is: an open block or a committed one.
-    pub fn locate(&self, id: &JobId) -> Option<(BlockNumber, bool)> {
-        for (i, f) in self.open.iter().enumerate() {
-            if f.contains(id) {
-                return Some((BlockNumber(self.current.0 + i as u64), false));
-            }
-        }
-        self.payout.get(id).map(|r| (r.block, true))
+    /// Removes job `id` from whichever open file holds it.
+    pub fn remove(&mut self, id: &JobId) -> Option<(BlockNumber, JobEntry)> {
+        let i = self.open.iter().position(|f| f.contains(id))?;
+        let e = self.open[i].remove(id)?;
+        Some((BlockNumber(self.current.0 + i as u64), e))
     }
 
     /// Files `entry`, which arrived at block time `now`, by the cutoff rule.
     pub fn file(&mut self, entry: JobEntry, now: BlockTime) -> Filed {
-        if let Some((block, committed)) = self.locate(&entry.id) {
-            return Filed::Duplicate { block, committed };
+        if let Some(block) = self.locate(&entry.id) {
+            return Filed::Duplicate { block };
         }
         let wanted = target_block(&self.params, now);
         let block = wanted.clamp(self.current, self.current.next());
@@ -161,10 +157,7 @@ impl JobBook {
         match self.open[i].insert(entry) {
             Ok(_) => Filed::Filed { block, wanted },
             // `locate` found no copy, so the insert cannot collide.
-            Err(_) => Filed::Duplicate {
-                block,
-                committed: false,
-            },
+            Err(_) => Filed::Duplicate { block },
         }
     }
 
@@ -172,11 +165,8 @@ impl JobBook {
     /// learned from a peer by delta or reconciliation); refuses duplicates
     /// like [`JobBook::file`].
     pub fn file_at(&mut self, entry: JobEntry, block: BlockNumber) -> Result<Filed, BookError> {
-        if let Some((b, committed)) = self.locate(&entry.id) {
-            return Ok(Filed::Duplicate {
-                block: b,
-                committed,
-            });
+        if let Some(b) = self.locate(&entry.id) {
+            return Ok(Filed::Duplicate { block: b });
         }
         let i = self.slot(block).ok_or(BookError::BlockNotOpen {
             block,
@@ -202,27 +192,46 @@ impl JobBook {
         Ok(self.current.next())
     }
 
-    /// Closes the oldest open block: its file is frozen (Merkle root for
-    /// the header, inclusion proofs), committed into the payout file, and a
-    /// new file opens two blocks ahead. Closing the last block of a payout
-    /// period also rolls the payout file over.
-    pub fn close_current(&mut self) -> Result<Closed, BookError> {
+    /// Closes the oldest open block with the file this book holds for it
+    /// (no agreement: tests and single-node use): a new file opens two
+    /// blocks ahead.
+    pub fn close_current(&mut self) -> ClosedFile {
+        let decided = self.open[0].clone();
+        self.commit_current(decided).file
+    }
+
+    /// Commits the oldest open block with the `decided` file agreement
+    /// chose: this book's jobs for the block that `decided` lacks move to
+    /// the next open file, jobs of `decided` held in the next file leave
+    /// it, and a new file opens two blocks ahead.
+    pub fn commit_current(&mut self, decided: JobFile) -> Committed {
         let block = self.current;
-        self.payout.commit_block(block, &self.open[0])?;
-        let file = core::mem::take(&mut self.open[0]);
+        let mine = core::mem::take(&mut self.open[0]);
+        let mut deferred = Vec::new();
+        for e in mine.entries() {
+            if !decided.contains(&e.id) {
+                deferred.push(e.id);
+            }
+        }
+        let mut pulled = Vec::new();
+        for e in decided.entries() {
+            if self.open[1].remove(&e.id).is_some() {
+                pulled.push(e.id);
+            }
+        }
+        let mut mine = mine;
+        for id in &deferred {
+            if let Some(e) = mine.remove(id) {
+                // Ids are unique across both open files.
+                let _ = self.open[1].insert(e);
+            }
+        }
         self.open.swap(0, 1);
         self.current = block.next();
-        let rollover = if self.params.period_of(self.current) != self.payout.period() {
-            let fresh = PayoutFile::new(self.payout.period(), self.params.blocks_per_period());
-            let r = core::mem::replace(&mut self.payout, fresh).roll_over();
-            self.payout = r.next.clone();
-            Some(r)
-        } else {
-            None
-        };
-        Ok(Closed {
-            file: file.close(block),
-            rollover,
-        })
+        Committed {
+            file: decided.close(block),
+            deferred,
+            pulled,
+        }
     }
 }

@@ -10,8 +10,11 @@
 //!   with the rs_merkle root for the block header and inclusion proofs
 //!   ([`verify_inclusion`]).
 //! - [`JobBook`]: the two open files (this block and the next) with the
-//!   cutoff rule, block close, and the [`PayoutFile`] (completion column,
-//!   carry-over once then cancel) from which any block's file is derived.
+//!   cutoff rule and block close (the decided file commits, what it lacks
+//!   moves to the next file).
+//! - [`PayoutFile`]: the committed jobs of a period with the completion
+//!   column (carry-over once then cancel), from which any block's file is
+//!   derived; the ledger holds the one copy.
 //! - [`reconcile::Session`]: the sans-IO reconciliation state machine for
 //!   initiator and responder, over the `Reconcile` messages of
 //!   `undchain-types`.
@@ -66,7 +69,7 @@ pub mod merkle;
 pub mod payout;
 pub mod reconcile;
 
-pub use book::{BookError, Closed, Filed, JobBook, target_block};
+pub use book::{BookError, Committed, Filed, JobBook, target_block};
 pub use file::{InsertError, JobFile, leaf_hash};
 pub use index::Summary;
 pub use merkle::{ClosedFile, JobFileHasher, merkle_root, verify_inclusion};

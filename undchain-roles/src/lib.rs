@@ -1,5 +1,33 @@
-//! `undchain-roles`: see the crate description; filled by its issue.
+//! `undchain-roles`: the validator role as a sans-IO state machine
+//! composing the library crates, the [`NodeCore`] every host drives, and
+//! the whole-network deterministic simulator ([`sim`]) (DESIGN.md "The
+//! node core", "Simulation: one harness"; design notes, validator story
+//! items 1-10).
 //!
-//! Pure crate: no sockets, clocks, files or threads. Time and randomness are
-//! inputs.
+//! * [`config`]: the genesis and a node's settings.
+//! * [`node`]: [`NodeCore`] (inputs with `now`, `Ready`/`advance` batches,
+//!   `restore` from stored state only).
+//! * [`store`]: what a batch makes durable ([`StoreOp`]) and what a
+//!   restart reads ([`Stored`]); [`Storage`] is implemented by the node's
+//!   database and the simulator's disk.
+//! * [`validator`]: time, intake, job files, agreement, chain.
+//! * [`sim`]: many nodes on a virtual clock, a seeded faulty network and
+//!   simulated disks, built on `undchain-sim`.
+//!
+//! Pure: no sockets, threads, files or ambient clocks; time and randomness
+//! are inputs.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod node;
+pub mod output;
+mod signer;
+pub mod sim;
+pub mod store;
+pub mod validator;
+
+pub use config::{ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
+pub use node::{EnvelopeCheck, NodeCore, NodeError, StrictCheck};
+pub use output::{NodeEvent, NodeReady, Output};
+pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};
+pub use validator::Validator;

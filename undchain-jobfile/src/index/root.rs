@@ -40,6 +40,10 @@ struct Cache {
     hash: Vec<Hash32>,
     fresh: Vec<bool>,
     mid: Vec<Mid>,
+    /// Per node, while it is a leaf bucket: the hashes of its 16 groups by
+    /// the next nibble, then their 14 inner hashes (valid while fresh), so
+    /// that merging an entry into a fresh bucket rehashes one group.
+    groups: Vec<[Hash32; FANOUT + 14]>,
 }
 
 /// The node-hash cache (behind a lock, so that [`Index::trie_hash`] can
@@ -54,6 +58,7 @@ impl Default for NodeHashes {
             hash: vec![EMPTY],
             fresh: vec![false],
             mid: Vec::new(),
+            groups: vec![[EMPTY; FANOUT + 14]],
         }))
     }
 }
@@ -80,6 +85,7 @@ impl NodeHashes {
         c.hash.extend([EMPTY; FANOUT]);
         c.fresh.extend([false; FANOUT]);
         c.mid.push([EMPTY; 14]);
+        c.groups.extend([[EMPTY; FANOUT + 14]; FANOUT]);
     }
 
     /// Marks node `n` stale.
@@ -198,23 +204,7 @@ impl Index {
             return c.hash[n];
         }
         let h = match self.inner(n) {
-            None => {
-                // The bucket's slots are in id order, and so is `extra`:
-                // merge them.
-                list.clear();
-                let mut x = extra.iter().peekable();
-                for s in self.leaf(n) {
-                    let st = self.stored(s.idx);
-                    let key = (st.entry.id, st.leaf);
-                    while let Some(&&e) = x.peek().filter(|e| ***e < key) {
-                        list.push(e);
-                        x.next();
-                    }
-                    list.push(key);
-                }
-                list.extend(x);
-                crit(list, 4 * depth as u32)
-            }
+            None => self.bucket_hash(c, list, n, depth, extra),
             Some(base) => {
                 let fresh = c.fresh[n];
                 let mut hs = [EMPTY; FANOUT];
@@ -255,6 +245,81 @@ impl Index {
             c.fresh[n] = true;
         }
         h
+    }
+}
+
+impl Index {
+    /// The trie hash of leaf bucket `n` (at `depth`) with `extra` merged
+    /// in, over its 16 groups by nibble `depth`: a fresh bucket rehashes
+    /// only the groups `extra` falls in.
+    fn bucket_hash(
+        &self,
+        c: &mut Cache,
+        list: &mut Vec<(JobId, Hash32)>,
+        n: usize,
+        depth: usize,
+        extra: &[(JobId, Hash32)],
+    ) -> Hash32 {
+        let slots = self.leaf(n);
+        if depth >= 64 {
+            self.merged(list, slots, extra);
+            return crit(list, 256);
+        }
+        let reuse = c.fresh[n] && !extra.is_empty();
+        let mut hs = [EMPTY; FANOUT];
+        if reuse {
+            hs.copy_from_slice(&c.groups[n][..FANOUT]);
+        }
+        let mut changed = 0u16;
+        let (mut slots_rest, mut extra_rest) = (slots, extra);
+        for (g, h) in hs.iter_mut().enumerate() {
+            let k = slots_rest.partition_point(|s| super::slot_nib(&self.store, s, depth) <= g);
+            let (group, tail) = slots_rest.split_at(k);
+            slots_rest = tail;
+            let k = extra_rest.partition_point(|(id, _)| nib(&id.0.0, depth) <= g);
+            let (more, tail) = extra_rest.split_at(k);
+            extra_rest = tail;
+            if reuse && more.is_empty() {
+                continue;
+            }
+            changed |= 1 << g;
+            self.merged(list, group, more);
+            *h = crit(list, 4 * depth as u32 + 4);
+        }
+        let mut mid = [EMPTY; 14];
+        let old: Option<Mid> = reuse.then(|| {
+            let mut m = [EMPTY; 14];
+            m.copy_from_slice(&c.groups[n][FANOUT..]);
+            m
+        });
+        let h = combine(&hs, changed, old.as_ref(), &mut mid);
+        if extra.is_empty() {
+            c.groups[n][..FANOUT].copy_from_slice(&hs);
+            c.groups[n][FANOUT..].copy_from_slice(&mid);
+        }
+        h
+    }
+
+    /// Fills `list` with the entries of `slots` (in id order) and `extra`
+    /// (sorted), merged.
+    fn merged(
+        &self,
+        list: &mut Vec<(JobId, Hash32)>,
+        slots: &[super::Slot],
+        extra: &[(JobId, Hash32)],
+    ) {
+        list.clear();
+        let mut x = extra.iter().peekable();
+        for s in slots {
+            let st = self.stored(s.idx);
+            let key = (st.entry.id, st.leaf);
+            while let Some(&&e) = x.peek().filter(|e| ***e < key) {
+                list.push(e);
+                x.next();
+            }
+            list.push(key);
+        }
+        list.extend(x);
     }
 }
 

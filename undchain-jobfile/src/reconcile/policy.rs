@@ -44,10 +44,6 @@ pub(crate) const LAST_STAGE: u8 = 4;
 /// Most entries of a leaf range shipped whole in the last stage.
 pub(crate) const LEAF_SHIP: u64 = 48;
 
-/// Entries per part a split in the stage before the last aims at (its
-/// differing parts are shipped whole).
-const SHIP_TARGET: f64 = 3.0;
-
 /// A range is listed by short ids instead of split when listing costs at
 /// most this many times the expected bytes of splitting it: the extra bytes
 /// buy a level of the walk on both sides (measured: N = 100k, d = 10k takes
@@ -141,13 +137,16 @@ fn choose_below(cfg: &Config, c: u64, e: f64, saturated: bool, max_b: u8, stage:
         return list(cfg, c);
     }
     if stage + 1 == LAST_STAGE {
-        // The parts will be shipped whole: split into parts of a few
-        // entries if that costs less than listing the range.
-        let b = width_for(c, SHIP_TARGET as u64, max_b);
+        // The parts will be shipped whole: about sqrt(ENTRY_BYTES / 4 * e
+        // * c) parts balances their fingerprints against the entries of
+        // the parts that differ; split if that costs less than listing the
+        // range's short ids.
+        let p = (ENTRY_BYTES / 4.0 * e.max(1.0) * cf).sqrt();
+        let b = (p.log2().round().max(1.0) as u8).clamp(1, max_b);
         let parts = f64::from(1u32 << b);
         let differing = parts * (1.0 - (-e / parts).exp());
         let split_bytes = 4.0 * parts + ENTRY_BYTES * differing * (cf / parts);
-        return if split_bytes < 4.0 * cf {
+        return if split_bytes < 4.0 * cf && cf / parts <= LEAF_SHIP as f64 / 4.0 {
             Op::Split(b)
         } else {
             Op::Ids

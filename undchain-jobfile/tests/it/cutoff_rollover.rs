@@ -66,17 +66,21 @@ proptest! {
         sorted.sort_by_key(|(b, off, _)| (*b, *off));
         let mut expected: BTreeMap<u64, BlockNumber> = BTreeMap::new();
         let mut closed_in: BTreeMap<u64, BlockNumber> = BTreeMap::new();
-        let mut settled_jobs = 0usize;
         for (block, offset, job) in sorted {
             let now = p.block_start(BlockNumber(block)).plus(offset);
             // Close every block that ended before `now` (late arrivals are
             // those whose rule block is already closed).
             while book.open_blocks()[0].0 + 1 < block {
-                let c = book.close_current().unwrap();
-                for e in c.file.file().entries() {
-                    prop_assert!(closed_in.insert(e.initiated_at.0, c.file.block()).is_none());
+                let c = book.close_current();
+                for e in c.file().entries() {
+                    prop_assert!(closed_in.insert(e.initiated_at.0, c.block()).is_none());
                 }
-                if let Some(r) = c.rollover { settled_jobs += r.settled.len(); }
+            }
+            // The host checks the ledger's payout file for committed ids
+            // before filing (the book keeps no payout file).
+            if closed_in.contains_key(&job) {
+                prop_assert!(expected.contains_key(&job));
+                continue;
             }
             let e = entry(job, job);
             let filed = book.file(e, now);
@@ -94,14 +98,12 @@ proptest! {
             }
         }
         for _ in 0..3 {
-            let c = book.close_current().unwrap();
-            for e in c.file.file().entries() {
-                prop_assert!(closed_in.insert(e.initiated_at.0, c.file.block()).is_none());
+            let c = book.close_current();
+            for e in c.file().entries() {
+                prop_assert!(closed_in.insert(e.initiated_at.0, c.block()).is_none());
             }
-            if let Some(r) = c.rollover { settled_jobs += r.settled.len(); }
         }
         prop_assert_eq!(&closed_in, &expected);
-        prop_assert!(settled_jobs <= expected.len() * 2);
     }
 }
 
@@ -119,16 +121,39 @@ fn deferred_jobs_move_to_the_next_file_once() {
     ));
     assert_eq!(book.defer(&entry(1, 1).id), Ok(BlockNumber(1)));
     assert!(book.defer(&entry(1, 1).id).is_err());
-    let c0 = book.close_current().unwrap();
-    assert!(c0.file.is_empty());
-    let c1 = book.close_current().unwrap();
-    assert_eq!(c1.file.len(), 1);
-    // Filing it again later is a duplicate of the committed job.
+    let c0 = book.close_current();
+    assert!(c0.is_empty());
+    // Filing it again while it waits in block 1 is a duplicate.
     assert_eq!(
-        book.file(entry(1, 1), p.block_start(BlockNumber(2))),
+        book.file(entry(1, 1), p.block_start(BlockNumber(1))),
         Filed::Duplicate {
-            block: BlockNumber(1),
-            committed: true
+            block: BlockNumber(1)
         }
     );
+    let c1 = book.close_current();
+    assert_eq!(c1.len(), 1);
+}
+
+#[test]
+fn committing_a_decided_file_defers_what_it_lacks_and_pulls_what_it_has() {
+    let p = params();
+    let mut book = JobBook::new(p.clone(), BlockNumber(0));
+    let t0 = p.block_start(BlockNumber(0));
+    let t1 = p.block_start(BlockNumber(1));
+    for j in 0..3 {
+        book.file(entry(j, j), t0);
+    }
+    book.file(entry(7, 7), t1);
+    // Agreement decided jobs 0, 1 and 7 for block 0 (job 7 was filed late
+    // here, job 2 is missing from the proposal).
+    let decided =
+        undchain_jobfile::JobFile::from_entries([entry(0, 0), entry(1, 1), entry(7, 7)]).unwrap();
+    let c = book.commit_current(decided.clone());
+    assert_eq!(c.file.file(), &decided);
+    assert_eq!(c.deferred, vec![entry(2, 2).id]);
+    assert_eq!(c.pulled, vec![entry(7, 7).id]);
+    assert_eq!(book.open_blocks()[0], BlockNumber(1));
+    assert_eq!(book.locate(&entry(2, 2).id), Some(BlockNumber(1)));
+    assert_eq!(book.locate(&entry(7, 7).id), None);
+    assert_eq!(book.open_file(BlockNumber(1)).unwrap().len(), 1);
 }

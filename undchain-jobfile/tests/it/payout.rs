@@ -2,7 +2,7 @@
 //! closed for that block; completions; carry over once, then cancel.
 
 use undchain_jobfile::testkit::entry;
-use undchain_jobfile::{Completion, JobBook, PayoutError, Rollover};
+use undchain_jobfile::{Completion, JobBook, PayoutError, PayoutFile, Rollover};
 use undchain_types::{BlockNumber, BlockTime, ChainParams, PayoutPeriod, TokenAmount};
 
 /// Genesis at 0, 5 blocks per payout period.
@@ -20,16 +20,49 @@ fn file_block(book: &mut JobBook, p: &ChainParams, b: u64, job: &mut u64) {
     }
 }
 
-/// Closes `n` blocks; the rollover of the last period boundary among them.
-fn close_blocks(book: &mut JobBook, n: usize) -> Option<Rollover> {
-    let mut roll = None;
-    for _ in 0..n {
-        let c = book.close_current().unwrap();
-        if c.rollover.is_some() {
-            roll = c.rollover;
+/// The payout file as a ledger keeps it beside a job book: every closed
+/// block is committed into it, and it rolls over at the period's end.
+struct Payout {
+    params: ChainParams,
+    file: PayoutFile,
+}
+
+impl Payout {
+    fn new(params: &ChainParams) -> Self {
+        Payout {
+            params: params.clone(),
+            file: PayoutFile::new(PayoutPeriod(0), params.blocks_per_period()),
         }
     }
-    roll
+
+    /// Closes the book's oldest block into the payout file; the rollover
+    /// when that block ended its period.
+    fn close(&mut self, book: &mut JobBook) -> Option<Rollover> {
+        let closed = book.close_current();
+        self.file
+            .commit_block(closed.block(), closed.file())
+            .unwrap();
+        let next = closed.block().next();
+        if self.params.period_of(next) != self.file.period() {
+            let fresh = PayoutFile::new(self.file.period(), self.params.blocks_per_period());
+            let r = core::mem::replace(&mut self.file, fresh).roll_over();
+            self.file = r.next.clone();
+            Some(r)
+        } else {
+            None
+        }
+    }
+
+    /// Closes `n` blocks; the rollover of the last period boundary among them.
+    fn close_blocks(&mut self, book: &mut JobBook, n: usize) -> Option<Rollover> {
+        let mut roll = None;
+        for _ in 0..n {
+            if let Some(r) = self.close(book) {
+                roll = Some(r);
+            }
+        }
+        roll
+    }
 }
 
 #[test]
@@ -40,22 +73,19 @@ fn derived_job_files_equal_the_closed_ones() {
     let mut job = 0u64;
     for b in 0..5u64 {
         file_block(&mut book, &p, b, &mut job);
-        let c = book.close_current().unwrap();
-        closed.push(c.file);
-        if b < 4 {
-            assert!(closed.last().is_some());
-        }
+        closed.push(book.close_current());
     }
-    // Block 4 closed the period: the book rolled over. Check against the
-    // settled file of period 0 by rebuilding it through a fresh book run.
+    // Block 4 closed the period. Check against the payout file of period 0
+    // built by a second run that stops before the rollover.
     let mut book2 = JobBook::new(p.clone(), BlockNumber(0));
+    let mut payout = Payout::new(&p);
     let mut job = 0u64;
     for b in 0..4u64 {
         file_block(&mut book2, &p, b, &mut job);
-        book2.close_current().unwrap();
+        assert!(payout.close(&mut book2).is_none());
     }
     for (b, c) in closed.iter().enumerate().take(4) {
-        let derived = book2.payout().job_file(BlockNumber(b as u64));
+        let derived = payout.file.job_file(BlockNumber(b as u64));
         assert_eq!(&derived, c.file(), "block {b}");
         assert_eq!(derived.merkle_root(), c.merkle_root());
         assert_eq!(derived.root(), c.file().root());
@@ -66,12 +96,13 @@ fn derived_job_files_equal_the_closed_ones() {
 fn completion_column_and_carry_over_once_then_cancel() {
     let p = params();
     let mut book = JobBook::new(p.clone(), BlockNumber(0));
+    let mut payout = Payout::new(&p);
     let t0 = p.block_start(BlockNumber(0));
     for j in 0..4 {
         book.file(entry(j, j), t0);
     }
-    book.close_current().unwrap();
-    let pay = book.payout_mut();
+    assert!(payout.close(&mut book).is_none());
+    let pay = &mut payout.file;
     pay.mark_complete(&entry(0, 0).id, BlockNumber(1)).unwrap();
     pay.mark_partial(&entry(1, 1).id, BlockNumber(2), 5, TokenAmount(50))
         .unwrap();
@@ -85,19 +116,20 @@ fn completion_column_and_carry_over_once_then_cancel() {
         Err(PayoutError::UnknownJob { .. })
     ));
     // Close the rest of period 0: rollover.
-    let r = close_blocks(&mut book, 4).expect("period 0 ended");
+    let r = payout.close_blocks(&mut book, 4).expect("period 0 ended");
     assert_eq!(r.settled.period(), PayoutPeriod(0));
     assert_eq!(r.carried.len(), 2);
     assert!(r.cancelled.is_empty());
     let s = r.settled.summary();
     assert_eq!((s.complete, s.partial, s.open, s.cancelled), (1, 1, 2, 0));
-    assert_eq!(book.payout().period(), PayoutPeriod(1));
-    assert_eq!(book.payout().len(), 2);
+    assert_eq!(payout.file.period(), PayoutPeriod(1));
+    assert_eq!(payout.file.len(), 2);
     // Job 2 completes in period 1; job 3 never does.
-    book.payout_mut()
+    payout
+        .file
         .mark_complete(&entry(2, 2).id, BlockNumber(6))
         .unwrap();
-    let r = close_blocks(&mut book, 5).expect("period 1 ended");
+    let r = payout.close_blocks(&mut book, 5).expect("period 1 ended");
     assert_eq!(r.cancelled, vec![entry(3, 3).id]);
     assert!(r.carried.is_empty());
     assert_eq!(
@@ -110,5 +142,5 @@ fn completion_column_and_carry_over_once_then_cancel() {
             block: BlockNumber(6)
         }
     );
-    assert!(book.payout().is_empty());
+    assert!(payout.file.is_empty());
 }

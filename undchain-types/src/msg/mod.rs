@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod links;
 pub mod partner;
 pub mod reconcile;
+pub mod sync;
 pub mod time;
 pub mod validator;
 
@@ -22,6 +23,7 @@ pub use ledger::*;
 pub use links::*;
 pub use partner::*;
 pub use reconcile::*;
+pub use sync::*;
 pub use time::*;
 pub use validator::*;
 
@@ -225,6 +227,10 @@ messages! {
     /// User -> validators: a signed ledger transaction (transfer, mint,
     /// domain registration, light-client update, domain lock or proof).
     76 => Transaction(Transaction),
+    /// Validator -> validators: signed requests (gossip or fetch answer; item 4).
+    77 => RequestBatch(RequestBatch),
+    /// Validator -> validator: the requests of these job ids (item 4).
+    78 => RequestFetch(RequestFetch),
 }
 
 impl MessageKind {

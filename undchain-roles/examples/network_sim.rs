@@ -1,0 +1,126 @@
+//! The whole-network simulator from the command line (issue 15):
+//!
+//! ```text
+//! cargo run --release -p undchain-roles --example network_sim -- \
+//!     --validators N --blocks B --seed S [--requests-per-block R] [--faults] [--seeds K]
+//! ```
+//!
+//! One summary line per run; with `--seeds K`, K seeds from S and a last
+//! line `seeds=<K> failed_seeds=<list or none>`. Exit status 1 on any
+//! violation or loss, 2 on bad arguments.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use undchain_roles::sim::{SimConfig, run};
+
+const USAGE: &str = "usage: network_sim --validators N --blocks B --seed S \
+[--requests-per-block R] [--faults] [--seeds K] [--timing]";
+
+struct Args {
+    cfg: SimConfig,
+    seeds: u64,
+    timing: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut validators = None;
+    let mut blocks = None;
+    let mut seed = None;
+    let mut requests = 20u32;
+    let mut faults = false;
+    let mut seeds = 1u64;
+    let mut timing = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| -> Result<u64, String> {
+            let v = it.next().ok_or(format!("{name} needs a value"))?;
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} {v}: not a number"))
+        };
+        match a.as_str() {
+            "--validators" => validators = Some(val("--validators")? as usize),
+            "--blocks" => blocks = Some(val("--blocks")?),
+            "--seed" => seed = Some(val("--seed")?),
+            "--requests-per-block" => {
+                requests = u32::try_from(val("--requests-per-block")?)
+                    .map_err(|_| "--requests-per-block: too large".to_string())?
+            }
+            "--seeds" => seeds = val("--seeds")?,
+            "--faults" => faults = true,
+            "--timing" => timing = true,
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let mut cfg = SimConfig::new(
+        validators.ok_or("--validators is required")?,
+        blocks.ok_or("--blocks is required")?,
+        seed.ok_or("--seed is required")?,
+    );
+    cfg.requests_per_block = requests;
+    cfg.faults = faults;
+    cfg.trace = std::env::var_os("UNDCHAIN_SIM_TRACE").is_some();
+    if seeds == 0 {
+        return Err("--seeds 0: must be positive".into());
+    }
+    Ok(Args { cfg, seeds, timing })
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("network_sim: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = Vec::new();
+    for k in 0..args.seeds {
+        let mut cfg = args.cfg.clone();
+        cfg.seed = args.cfg.seed + k;
+        let started = Instant::now();
+        let report = match run(&cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("network_sim: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let cpu = started.elapsed().as_secs_f64();
+        println!("{}", report.line());
+        if args.timing {
+            let sim = report.simulated_us as f64 / 1e6;
+            println!(
+                "timing seed={} simulated_s={sim:.1} wall_s={cpu:.3} speedup={:.0} events={}",
+                cfg.seed,
+                sim / cpu.max(1e-9),
+                report.events
+            );
+        }
+        if !report.ok() {
+            for f in &report.failures {
+                println!("failure seed={}: {f}", cfg.seed);
+            }
+            println!("reproduce with --seed {}", cfg.seed);
+            failed.push(cfg.seed.to_string());
+        }
+    }
+    if args.seeds > 1 {
+        let list = if failed.is_empty() {
+            "none".to_string()
+        } else {
+            failed.join(",")
+        };
+        println!("seeds={} failed_seeds={list}", args.seeds);
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,201 @@
+//! What a node starts from: the chain's genesis (parameters, validators,
+//! balances) and the node's own settings (key, timing, seed).
+
+use undchain_consensus::{Seat, TimeoutConfig, ValidatorSet, ValidatorSetError};
+use undchain_ledger::ledger::GenesisError;
+use undchain_ledger::{Ledger, LedgerConfig};
+use undchain_timesync::{ConfigError as SyncConfigError, SyncConfig};
+use undchain_types::{
+    ChainParams, Hash32, HashContext, ParamsError, PublicKey, SigningKey, TokenAmount,
+};
+
+/// One validator of the genesis set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenesisValidator {
+    /// Its identity.
+    pub key: PublicKey,
+    /// Appointed by the chain owner (a known validator).
+    pub known: bool,
+}
+
+/// The chain's genesis: every parameter, the first validator set (seat
+/// order) and the first balances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genesis {
+    /// The chain parameters.
+    pub params: ChainParams,
+    /// The validators, in seat order; the first `params.active_seats` are
+    /// active, the rest passive.
+    pub validators: Vec<GenesisValidator>,
+    /// Opening balances.
+    pub balances: Vec<(PublicKey, TokenAmount)>,
+}
+
+/// A genesis or node setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A chain parameter is out of range.
+    #[error("genesis params: {0}")]
+    Params(#[from] ParamsError),
+    /// The validator set cannot be formed.
+    #[error("genesis validators: {0}")]
+    Roster(#[from] ValidatorSetError),
+    /// More known validators than the known share allows.
+    #[error("genesis validators: {known} known of {active} active seats, at most {max} allowed")]
+    TooManyKnown {
+        /// Known validators among the active ones.
+        known: usize,
+        /// Active seats.
+        active: usize,
+        /// The most known ones allowed (44% floor).
+        max: usize,
+    },
+    /// The ledger refused the genesis balances.
+    #[error("genesis balances: {0}")]
+    Ledger(#[from] GenesisError),
+    /// The time machine refused its settings.
+    #[error("timing.sync: {0}")]
+    Time(#[from] SyncConfigError),
+    /// A timing field that must be positive is zero.
+    #[error("timing.{field} = 0: must be positive")]
+    ZeroTiming {
+        /// The field.
+        field: &'static str,
+    },
+    /// This node's key is not a validator of the genesis.
+    #[error("the node key {key:?} is not a genesis validator")]
+    NotAValidator {
+        /// The node's key.
+        key: PublicKey,
+    },
+    /// Stored state that does not fit this genesis.
+    #[error("stored state: {0}")]
+    Restore(String),
+}
+
+impl Genesis {
+    /// The active validators (the first `active_seats` of the list).
+    pub fn active(&self) -> &[GenesisValidator] {
+        let n = usize::from(self.params.active_seats).min(self.validators.len());
+        &self.validators[..n]
+    }
+
+    /// Checks parameters, seats and the known share.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.params.validate()?;
+        let set = self.validator_set()?;
+        let known = set.known_seats();
+        let max = self.params.max_known_active();
+        if known > max && set.len() > 1 {
+            return Err(ConfigError::TooManyKnown {
+                known,
+                active: set.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// The first active validator set, in seat order.
+    pub fn validator_set(&self) -> Result<ValidatorSet, ConfigError> {
+        let seats = self
+            .active()
+            .iter()
+            .map(|v| {
+                if v.known {
+                    Seat::known(v.key)
+                } else {
+                    Seat::unknown(v.key)
+                }
+            })
+            .collect();
+        Ok(ValidatorSet::new(seats)?)
+    }
+
+    /// The genesis hash: the parent of block 0.
+    pub fn hash(&self) -> Hash32 {
+        let mut bytes = undchain_types::wire::encode_bare(&self.params);
+        for v in &self.validators {
+            bytes.extend_from_slice(v.key.as_bytes());
+            bytes.push(u8::from(v.known));
+        }
+        for (k, amount) in &self.balances {
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.extend_from_slice(&amount.0.to_le_bytes());
+        }
+        self.params
+            .hash_algorithm
+            .hash(HashContext::Genesis, &bytes)
+    }
+
+    /// The ledger at genesis.
+    pub fn ledger(&self) -> Result<Ledger, ConfigError> {
+        Ok(Ledger::genesis(
+            LedgerConfig::from_params(&self.params),
+            undchain_types::BlockNumber(0),
+            self.balances.iter().copied(),
+        )?)
+    }
+}
+
+/// How a validator paces its own work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorTiming {
+    /// Local time between two gossip rounds (request batches and job-file
+    /// deltas), microseconds.
+    pub gossip_every_us: u64,
+    /// Block time a validator waits after a block ends before it starts
+    /// agreeing on it (late gossip settles), microseconds.
+    pub start_grace_us: u64,
+    /// How long a fetch (reconciliation, requests, a decided block's body)
+    /// waits for an answer before it asks the next validator.
+    pub fetch_retry_us: u64,
+    /// Agreement timeouts.
+    pub timeouts: TimeoutConfig,
+    /// The time machines' settings.
+    pub sync: SyncConfig,
+    /// Slew rate of the block clock, parts per million.
+    pub slew_ppm: u32,
+}
+
+impl ValidatorTiming {
+    /// Settings for a chain whose one-way message delay is about
+    /// `delay_us`.
+    pub fn for_delay(params: &ChainParams, delay_us: u64) -> Self {
+        ValidatorTiming {
+            gossip_every_us: (params.block_interval_us / 8).max(1),
+            start_grace_us: (params.block_interval_us / 10).max(4 * delay_us),
+            fetch_retry_us: (20 * delay_us).max(50_000),
+            timeouts: TimeoutConfig::for_delay(delay_us),
+            sync: SyncConfig::default(),
+            slew_ppm: 500,
+        }
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, v) in [
+            ("gossip_every_us", self.gossip_every_us),
+            ("fetch_retry_us", self.fetch_retry_us),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroTiming { field });
+            }
+        }
+        self.sync.validate()?;
+        Ok(())
+    }
+}
+
+/// Everything one node starts from.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's identity key.
+    pub key: SigningKey,
+    /// The chain it belongs to.
+    pub genesis: Genesis,
+    /// How it paces its work.
+    pub timing: ValidatorTiming,
+    /// Seed of the node's randomness (nonces, session ids).
+    pub seed: u64,
+}

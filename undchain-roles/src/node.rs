@@ -1,0 +1,236 @@
+//! [`NodeCore`]: the one sans-IO machine per identity that every host
+//! drives (DESIGN.md "The node core"), here with the validator role.
+//!
+//! Inputs carry the host's local clock `now` ([`LocalTime`]):
+//! [`NodeCore::start`], [`NodeCore::handle_envelope`] (bytes off the wire)
+//! or [`NodeCore::handle_verified`] (an envelope the transport already
+//! decoded and verified), [`NodeCore::handle_timeout`] when
+//! [`NodeCore::poll_timeout`] is due. A refused input returns a typed
+//! [`NodeError`] and changes nothing.
+//!
+//! Outputs come as [`NodeReady`] batches ([`NodeCore::ready`]): write
+//! `persist` in one durable transaction ([`crate::store::Storage`]), carry
+//! out `after_persist`, then [`NodeCore::advance`]; `immediate` may go at
+//! once. Signed votes, acks and anything else that promises is only ever
+//! in `after_persist`, so persist-before-send holds by construction. A
+//! restarted node is rebuilt from what it persisted ([`NodeCore::restore`]).
+
+use std::sync::Arc;
+
+use undchain_types::{
+    AdvanceError, ChainId, ClockDomain, EnvelopeError, LocalTime, Message, MessageKind, PublicKey,
+    ReadyNumber, ReplayConfig, ReplayError, ReplayGuard, SignedEnvelope, Verdict, WireError,
+};
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::output::NodeReady;
+use crate::store::Stored;
+use crate::validator::Validator;
+
+/// Checks a decoded envelope's signature (the transport may have done it;
+/// the simulator shares one cache among its nodes).
+pub trait EnvelopeCheck: std::fmt::Debug + Send + Sync {
+    /// `Ok` when `env` is signed by its sender.
+    fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError>;
+}
+
+/// Verifies every envelope with `verify_strict`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StrictCheck;
+
+impl EnvelopeCheck for StrictCheck {
+    fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError> {
+        env.verify()
+    }
+}
+
+/// Why an input was refused (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The bytes are not an envelope.
+    #[error("envelope does not decode: {0}")]
+    Wire(#[from] WireError),
+    /// The envelope's signature does not verify.
+    #[error("envelope refused: {0}")]
+    Envelope(#[from] EnvelopeError),
+    /// For another chain.
+    #[error("envelope for chain {got}, this node is on {expected}")]
+    WrongChain {
+        /// This node's chain.
+        expected: ChainId,
+        /// The chain the envelope names.
+        got: ChainId,
+    },
+    /// Outside the replay window.
+    #[error("replay check: {0}")]
+    Replay(#[from] ReplayError),
+    /// A validator-only message from someone who is not an active
+    /// validator.
+    #[error("{kind} from {from:?}, who is not an active validator")]
+    NotAValidator {
+        /// The message kind.
+        kind: MessageKind,
+        /// The sender.
+        from: PublicKey,
+    },
+    /// A message this node does not take.
+    #[error("{kind} is not handled by a validator")]
+    Unexpected {
+        /// The message kind.
+        kind: MessageKind,
+    },
+    /// The agreement driver refused the message.
+    #[error("agreement: {0}")]
+    Agreement(String),
+}
+
+/// One node: the validator role, its replay guard and its outbox.
+#[derive(Debug)]
+pub struct NodeCore {
+    validator: Validator,
+    replay: ReplayGuard,
+    check: Arc<dyn EnvelopeCheck>,
+    max_frame: usize,
+}
+
+impl NodeCore {
+    /// A fresh node (nothing stored yet).
+    pub fn new(cfg: &NodeConfig, now: LocalTime) -> Result<Self, ConfigError> {
+        Self::restore(cfg, now, &Stored::default(), Arc::new(StrictCheck))
+    }
+
+    /// A node rebuilt from what it persisted; `check` verifies envelope
+    /// signatures.
+    pub fn restore(
+        cfg: &NodeConfig,
+        now: LocalTime,
+        stored: &Stored,
+        check: Arc<dyn EnvelopeCheck>,
+    ) -> Result<Self, ConfigError> {
+        let validator = Validator::restore(cfg, now, stored, check.clone())?;
+        let params = &cfg.genesis.params;
+        Ok(NodeCore {
+            validator,
+            replay: ReplayGuard::new(ReplayConfig::from_params(params, cfg.seed)),
+            check,
+            max_frame: params.max_frame_bytes as usize,
+        })
+    }
+
+    /// The validator inside.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    /// Starts the node's machines (time sync first).
+    pub fn start(&mut self, now: LocalTime) {
+        self.validator.start_time_sync(now);
+        self.validator.handle_timeout(now);
+    }
+
+    /// Bytes from the wire: decoded, verified, then handled.
+    pub fn handle_envelope(&mut self, now: LocalTime, bytes: &[u8]) -> Result<(), NodeError> {
+        let env = SignedEnvelope::from_bytes(bytes, self.max_frame)?;
+        self.check.check(&env)?;
+        self.handle_verified(now, Arc::new(env))
+    }
+
+    /// An envelope whose signature the host already verified.
+    pub fn handle_verified(
+        &mut self,
+        now: LocalTime,
+        env: Arc<SignedEnvelope>,
+    ) -> Result<(), NodeError> {
+        let e = env.envelope();
+        let v = &mut self.validator;
+        if e.chain_id != v.params.chain_id {
+            return Err(NodeError::WrongChain {
+                expected: v.params.chain_id,
+                got: e.chain_id,
+            });
+        }
+        let from = e.sender;
+        let validator = v.is_validator(&from);
+        let kind = e.kind;
+        if !kind.replay_exempt() {
+            let (domain, clock) = if validator {
+                (ClockDomain::Block, v.block_time(now))
+            } else {
+                (
+                    ClockDomain::Wall,
+                    undchain_types::BlockTime(now.micros().max(0) as u64),
+                )
+            };
+            let verdict = self.replay.check(&from, e.seq, e.sent_at, domain, clock)?;
+            if verdict == Verdict::Duplicate {
+                if kind == MessageKind::UtilityRequest {
+                    // A retried request gets the identical ack.
+                    v.handle_request(now, env);
+                    v.handle_timeout(now);
+                }
+                return Ok(());
+            }
+        }
+        let body = env.body().clone();
+        match body {
+            Message::TimeProbe(_) | Message::TimeReply(_) => v.handle_time(now, from, body),
+            Message::UtilityRequest(_) => v.handle_request(now, env),
+            Message::ForwardedRequest(f) => v.handle_forwarded(now, f),
+            m if !validator => {
+                return Err(match m.kind() {
+                    MessageKind::RequestBatch
+                    | MessageKind::RequestFetch
+                    | MessageKind::JobFileDelta
+                    | MessageKind::Reconcile
+                    | MessageKind::Proposal
+                    | MessageKind::Vote
+                    | MessageKind::CommitCertificate
+                    | MessageKind::BlockRequest
+                    | MessageKind::BlockResponse
+                    | MessageKind::Evidence => NodeError::NotAValidator { kind, from },
+                    _ => NodeError::Unexpected { kind },
+                });
+            }
+            Message::RequestBatch(b) => v.handle_batch(now, from, b),
+            Message::RequestFetch(f) => v.handle_fetch(now, from, f),
+            Message::JobFileDelta(d) => v.handle_delta(now, from, d),
+            Message::Reconcile(r) => v.handle_reconcile(now, from, r),
+            m @ (Message::Proposal(_)
+            | Message::Vote(_)
+            | Message::CommitCertificate(_)
+            | Message::BlockRequest(_)
+            | Message::BlockResponse(_)
+            | Message::Evidence(_)) => {
+                let r = v.driver.handle_message(now, from, m);
+                v.pump_driver(now);
+                r.map_err(|e| NodeError::Agreement(e.to_string()))?;
+            }
+            _ => return Err(NodeError::Unexpected { kind }),
+        }
+        v.pump_driver(now);
+        v.process_decided(now);
+        Ok(())
+    }
+
+    /// When the node next needs [`NodeCore::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
+        self.validator.poll_timeout()
+    }
+
+    /// Runs everything due at `now`.
+    pub fn handle_timeout(&mut self, now: LocalTime) {
+        self.validator.handle_timeout(now);
+    }
+
+    /// The next batch for the host, if any (one outstanding at a time).
+    pub fn ready(&mut self) -> Option<NodeReady> {
+        let r = self.validator.outbox.take_ready()?;
+        self.validator.signer.batch_taken();
+        Some(r)
+    }
+
+    /// The host made batch `number` durable and carried it out.
+    pub fn advance(&mut self, number: ReadyNumber) -> Result<(), AdvanceError> {
+        self.validator.outbox.advance(number)
+    }
+}

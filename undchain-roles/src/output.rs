@@ -1,0 +1,89 @@
+//! What a [`crate::NodeCore`] asks its host to do, and what it tells an
+//! operator.
+
+use std::sync::Arc;
+
+use undchain_types::{BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence};
+
+use crate::store::StoreOp;
+
+/// One batch of work for the host (raft-rs's `Ready`): write `persist` in
+/// one durable transaction, carry out `after_persist`, then call
+/// [`crate::NodeCore::advance`]. `immediate` may go at once.
+pub type NodeReady = Ready<StoreOp, Output>;
+
+/// One thing for the host to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a signed envelope to a peer.
+    Send {
+        /// The peer.
+        to: PublicKey,
+        /// The envelope (the same one may go to several peers).
+        envelope: Arc<SignedEnvelope>,
+    },
+    /// Something an operator or the API sees.
+    Event(NodeEvent),
+}
+
+/// What happened, for operators, the API and the simulator's checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The agreed time came online (bootstrap or join) or was restored.
+    TimeSynced {
+        /// Agreed time = local time + this, microseconds.
+        correction: i64,
+    },
+    /// A client's request was filed and acknowledged.
+    RequestAcked {
+        /// The job.
+        job: JobId,
+        /// The block named in the acknowledgement.
+        block: BlockNumber,
+    },
+    /// A request was refused at intake.
+    RequestRefused {
+        /// The client.
+        client: PublicKey,
+        /// Why.
+        reason: String,
+    },
+    /// A block was decided and applied.
+    BlockCommitted {
+        /// Its number.
+        number: BlockNumber,
+        /// Its hash.
+        hash: Hash32,
+        /// Jobs in its file.
+        jobs: u64,
+        /// The ledger root after it.
+        ledger_root: Hash32,
+    },
+    /// A job this validator held for a block went to the next file because
+    /// the decided file lacked it.
+    JobDeferred {
+        /// The job.
+        job: JobId,
+        /// The block it moved to.
+        to: BlockNumber,
+    },
+    /// Conflicting signed messages were seen.
+    Evidence(Box<Evidence>),
+    /// An input was refused (it changed nothing).
+    Refused {
+        /// The sender, when an envelope was refused.
+        from: Option<PublicKey>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The decided block's ledger root differs from this node's: the node
+    /// stops applying blocks (a bug or a corrupt store; never expected).
+    Diverged {
+        /// The block.
+        number: BlockNumber,
+        /// The root in the header.
+        header_root: Hash32,
+        /// This node's root.
+        local_root: Hash32,
+    },
+}

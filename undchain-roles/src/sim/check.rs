@@ -1,0 +1,181 @@
+//! The invariants checked on every run: all validators hold identical
+//! committed blocks and state roots at each height; every acknowledged
+//! request is in exactly one committed job file; nothing committed is
+//! lost across a crash and restart; tokens are conserved; the network is
+//! live after the faults heal.
+
+use std::collections::BTreeMap;
+
+use undchain_types::JobId;
+
+use super::SimConfig;
+use super::world::World;
+
+/// The outcome of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The run's seed.
+    pub seed: u64,
+    /// Validators.
+    pub validators: usize,
+    /// Blocks every validator committed.
+    pub blocks: u64,
+    /// Requests the clients sent.
+    pub requests: u64,
+    /// Requests at least one validator acknowledged.
+    pub acked: u64,
+    /// Jobs in committed blocks.
+    pub committed_jobs: u64,
+    /// Acknowledged requests never committed.
+    pub lost: u64,
+    /// Heights at which two validators committed different blocks, plus
+    /// jobs committed twice, plus blocks a validator committed twice
+    /// differently (after a restart).
+    pub safety_violations: u64,
+    /// Whether all validators agree on the ledger root at every height.
+    pub state_roots_equal: bool,
+    /// Further failures (liveness, conservation, restarts), in words.
+    pub failures: Vec<String>,
+    /// Virtual time simulated, microseconds.
+    pub simulated_us: u64,
+    /// Events processed.
+    pub events: u64,
+}
+
+impl Report {
+    /// Whether the run found no violation and lost nothing.
+    pub fn ok(&self) -> bool {
+        self.safety_violations == 0
+            && self.lost == 0
+            && self.state_roots_equal
+            && self.failures.is_empty()
+    }
+
+    /// The summary line of `network_sim`.
+    pub fn line(&self) -> String {
+        format!(
+            "seed={} validators={} blocks={} requests={} acked={} committed_jobs={} lost={} safety_violations={} state_roots_equal={}",
+            self.seed,
+            self.validators,
+            self.blocks,
+            self.requests,
+            self.acked,
+            self.committed_jobs,
+            self.lost,
+            self.safety_violations,
+            self.state_roots_equal
+        )
+    }
+}
+
+/// Every committed job and the block it is in, from the stored blocks of
+/// the validator that committed the most; a second copy of a job counts
+/// in the returned duplicates.
+pub(crate) fn committed_jobs(w: &World) -> BTreeMap<JobId, u64> {
+    committed_with_duplicates(w).0
+}
+
+fn committed_with_duplicates(w: &World) -> (BTreeMap<JobId, u64>, u64) {
+    let Some(node) = w.nodes.iter().max_by_key(|n| n.disk.stored().blocks.len()) else {
+        return (BTreeMap::new(), 0);
+    };
+    let mut jobs = BTreeMap::new();
+    let mut dup = 0;
+    for b in &node.disk.stored().blocks {
+        for r in &b.requests {
+            let id = JobId::from_request_digest(r.digest());
+            if jobs.insert(id, b.block.header.number.0).is_some() {
+                dup += 1;
+            }
+        }
+    }
+    (jobs, dup)
+}
+
+/// Checks `w` after its run.
+pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
+    let mut failures = Vec::new();
+    let mut violations = 0u64;
+    let mut roots_equal = true;
+    let max_height = w
+        .nodes
+        .iter()
+        .filter_map(|n| n.commits.keys().next_back())
+        .max()
+        .copied();
+    for h in 0..=max_height.unwrap_or(0) {
+        let seen: Vec<_> = w.nodes.iter().filter_map(|n| n.commits.get(&h)).collect();
+        if let Some(first) = seen.first() {
+            if seen.iter().any(|s| s.0 != first.0) {
+                violations += 1;
+            }
+            if seen.iter().any(|s| s.1 != first.1) {
+                roots_equal = false;
+            }
+        }
+    }
+    // Stored chains agree with what was announced, and with each other.
+    for (i, n) in w.nodes.iter().enumerate() {
+        violations += n.recommitted;
+        for b in &n.disk.stored().blocks {
+            let h = b.block.header.number.0;
+            let hash = b.block.header.hash_with(w.params.hash_algorithm);
+            if n.commits.get(&h).is_some_and(|c| c.0 != hash) {
+                violations += 1;
+            }
+        }
+        if n.diverged {
+            failures.push(format!("validator {i} diverged from a decided ledger root"));
+        }
+        for e in &n.restart_failures {
+            failures.push(format!("validator {i} could not restart: {e}"));
+        }
+        if let Some(core) = n.core.as_ref() {
+            let l = core.validator().ledger();
+            if l.total_held() != l.supply().circulating() {
+                failures.push(format!("validator {i}: tokens not conserved"));
+            }
+        }
+    }
+    let (committed, dup) = committed_with_duplicates(w);
+    violations += dup;
+    let acked: Vec<&JobId> = w.load.acked().collect();
+    let lost = acked
+        .iter()
+        .filter(|id| !committed.contains_key(**id))
+        .count() as u64;
+    let blocks = w.min_committed();
+    if blocks < cfg.blocks {
+        let heights: Vec<String> = w
+            .nodes
+            .iter()
+            .map(|n| {
+                let h = n.commits.keys().next_back().map_or(0, |h| h + 1);
+                if n.core.is_some() {
+                    h.to_string()
+                } else {
+                    format!("{h}(down)")
+                }
+            })
+            .collect();
+        failures.push(format!(
+            "liveness: {blocks} of {} blocks committed by every validator (heights {})",
+            cfg.blocks,
+            heights.join(",")
+        ));
+    }
+    Report {
+        seed: cfg.seed,
+        validators: cfg.validators,
+        blocks,
+        requests: w.load.sent,
+        acked: acked.len() as u64,
+        committed_jobs: committed.len() as u64,
+        lost,
+        safety_violations: violations,
+        state_roots_equal: roots_equal,
+        failures,
+        simulated_us: w.finished_at_us,
+        events: w.events,
+    }
+}

@@ -1,0 +1,138 @@
+//! The scripted client load: clients (funded at genesis) sign utility
+//! requests, send each to `ack_fanout` validators, and forward it to the
+//! others when fewer than f+1 acknowledged it (client story steps 1-3).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use undchain_types::msg::{ForwardedRequest, RequestAck, UtilityRequest};
+use undchain_types::{
+    BlockTime, BoundedBytes, BoundedVec, ChainId, Envelope, JobId, Message, PerceptionScore,
+    SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
+};
+
+/// One client.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub key: SigningKey,
+    seq: u64,
+}
+
+/// What the load knows of one request.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub client: usize,
+    pub original: Arc<SignedEnvelope>,
+    /// Validators that acknowledged it.
+    pub acks: BTreeSet<usize>,
+    /// Every ack received: (validator, block named).
+    pub ack_log: Vec<(usize, u64)>,
+    /// Validators it was sent or forwarded to.
+    pub sent_to: BTreeSet<usize>,
+}
+
+/// All clients and their requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Load {
+    pub clients: Vec<Client>,
+    pub jobs: BTreeMap<JobId, Job>,
+    pub sent: u64,
+    pub inclusion_notices: u64,
+    chain: ChainId,
+}
+
+impl Load {
+    /// `n` clients with keys derived from `seed`.
+    pub fn new(n: usize, seed: u64, chain: ChainId) -> Self {
+        let clients = (0..n)
+            .map(|i| {
+                let mut s = [0u8; 32];
+                s[..8].copy_from_slice(&seed.to_le_bytes());
+                s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+                s[31] = 0xc1;
+                Client {
+                    key: SigningKey::from_seed(s),
+                    seq: 0,
+                }
+            })
+            .collect();
+        Load {
+            clients,
+            jobs: BTreeMap::new(),
+            sent: 0,
+            inclusion_notices: 0,
+            chain,
+        }
+    }
+
+    /// A fresh signed request by `client` at its wall clock `wall`.
+    pub fn request(
+        &mut self,
+        client: usize,
+        wall: BlockTime,
+        nonce: u64,
+    ) -> (JobId, Arc<SignedEnvelope>) {
+        let c = &mut self.clients[client];
+        c.seq += 1;
+        let body = UtilityRequest {
+            kind: UtilityKind::Storage,
+            units: 1 + nonce % 64,
+            max_price_per_unit: TokenAmount(1),
+            min_partner_score: PerceptionScore::MIN,
+            partner_threshold: 1,
+            co_clients: BoundedVec::default(),
+            spec: BoundedBytes::try_from_vec(nonce.to_le_bytes().to_vec()).unwrap_or_default(),
+        };
+        let env = Envelope::new(c.key.public(), self.chain, c.seq, wall, body).sign(&c.key);
+        let env = Arc::new(env);
+        let id = JobId::from_request_digest(env.digest());
+        self.jobs.insert(
+            id,
+            Job {
+                client,
+                original: env.clone(),
+                acks: BTreeSet::new(),
+                ack_log: Vec::new(),
+                sent_to: BTreeSet::new(),
+            },
+        );
+        self.sent += 1;
+        (id, env)
+    }
+
+    /// The client's forward of `job` (step 3), signed anew.
+    pub fn forward(&mut self, job: &JobId, wall: BlockTime) -> Option<Arc<SignedEnvelope>> {
+        let j = self.jobs.get(job)?;
+        let c = &mut self.clients[j.client];
+        c.seq += 1;
+        let body = ForwardedRequest {
+            original: BoundedBytes::try_from_vec(j.original.to_bytes()).ok()?,
+        };
+        let env = Envelope::new(c.key.public(), self.chain, c.seq, wall, body).sign(&c.key);
+        Some(Arc::new(env))
+    }
+
+    /// A message for a client from validator `from`.
+    pub fn deliver(&mut self, from: usize, msg: &Message) {
+        match msg {
+            Message::RequestAck(a) => self.ack(from, a),
+            Message::InclusionNotice(_) => self.inclusion_notices += 1,
+            _ => {}
+        }
+    }
+
+    fn ack(&mut self, from: usize, a: &RequestAck) {
+        if let Some(j) = self.jobs.get_mut(&a.job) {
+            j.acks.insert(from);
+            j.ack_log.push((from, a.block.0));
+        }
+    }
+
+    /// Jobs acknowledged by at least one validator.
+    pub fn acked(&self) -> impl Iterator<Item = &JobId> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| !j.acks.is_empty())
+            .map(|(id, _)| id)
+    }
+}

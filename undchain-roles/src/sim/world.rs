@@ -1,0 +1,714 @@
+//! The simulated world: validators' [`NodeCore`]s and their hosts (disk,
+//! drifting clock, timer), clients, and a seeded network, all on one
+//! virtual clock ([`EventQueue`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
+use undchain_types::{
+    BlockTime, ChainId, ChainParams, EnvelopeError, Hash32, HashContext, JobId, LocalTime,
+    PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+};
+
+use super::SimConfig;
+use super::disk::SimDisk;
+use super::load::Load;
+use crate::config::{Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
+use crate::node::{EnvelopeCheck, NodeCore};
+use crate::output::{NodeEvent, Output};
+use crate::store::Storage;
+
+/// Local clocks read about this at virtual time 0 (microseconds).
+pub(crate) const T0: i64 = 1_700_000_000_000_000;
+/// Virtual time from the start to genesis (the time bootstrap runs first).
+pub(crate) const GENESIS_AFTER_US: u64 = 15_000_000;
+/// Each client starts with this balance.
+const CLIENT_BALANCE: u64 = 1_000_000_000;
+
+/// Verifies each distinct envelope once for the whole world (the node's
+/// transport verifies once per envelope too).
+#[derive(Debug, Default)]
+pub(crate) struct SharedCheck {
+    good: Mutex<BTreeSet<Hash32>>,
+}
+
+impl EnvelopeCheck for SharedCheck {
+    fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError> {
+        let key = hash_parts(
+            HashContext::Envelope,
+            &[env.digest().as_bytes(), &env.signature().to_bytes()],
+        );
+        if let Ok(good) = self.good.lock() {
+            if good.contains(&key) {
+                return Ok(());
+            }
+        }
+        env.verify()?;
+        if let Ok(mut good) = self.good.lock() {
+            good.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// One simulated validator and its host.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub core: Option<NodeCore>,
+    pub cfg: NodeConfig,
+    pub clock: DriftingClock,
+    pub disk: SimDisk,
+    timer: Option<LocalTime>,
+    /// What this node committed: height -> (block hash, ledger root).
+    pub commits: BTreeMap<u64, (Hash32, Hash32)>,
+    /// A height this node committed twice with different blocks.
+    pub recommitted: u64,
+    pub diverged: bool,
+    pub restart_failures: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        to: usize,
+        from: usize,
+        env: Arc<SignedEnvelope>,
+    },
+    Timer {
+        node: usize,
+        at: LocalTime,
+    },
+    Send {
+        client: usize,
+        nonce: u64,
+    },
+    Check {
+        job: JobId,
+    },
+    Crash {
+        node: usize,
+        torn: bool,
+    },
+    Restart {
+        node: usize,
+    },
+}
+
+/// Decides whether a message sent at virtual time `now` from `from` to
+/// `to` is delivered (indices: validators `0..n`, then clients); scenario
+/// tests use it to cut links: `filter(now, from, to, envelope)`.
+pub type Filter = Box<dyn FnMut(u64, usize, usize, &SignedEnvelope) -> bool>;
+
+/// The whole simulated network. [`super::run`] runs it to the end;
+/// scenario tests script it: [`World::start`], [`World::run_until`],
+/// [`World::send_request`], [`World::set_filter`], [`World::crash_now`],
+/// [`World::restart_now`], and read the nodes back.
+pub struct World {
+    pub(crate) cfg: SimConfig,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) load: Load,
+    pub(crate) plan: FaultPlan,
+    queue: EventQueue<Ev>,
+    rng: SplitMix64,
+    index: BTreeMap<PublicKey, usize>,
+    check: Arc<SharedCheck>,
+    now: u64,
+    pub(crate) deadline_us: u64,
+    pub(crate) load_end_us: u64,
+    pub(crate) refused: u64,
+    pub(crate) events: u64,
+    pub(crate) finished_at_us: u64,
+    pub(crate) params: ChainParams,
+    filter: Option<Filter>,
+    started: bool,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl World {
+    /// Nodes, clients and faults for `cfg`.
+    pub fn new(cfg: &SimConfig) -> Result<Self, crate::ConfigError> {
+        let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
+        let n = cfg.validators;
+        let chain = ChainId(7);
+        let load = Load::new(cfg.clients, cfg.seed, chain);
+        let mut params = ChainParams::new(
+            chain,
+            node_key(100).public(),
+            BlockTime((T0 + GENESIS_AFTER_US as i64) as u64),
+        );
+        params.active_seats = n as u8;
+        params.block_interval_us = cfg.block_interval_us;
+        params.payout_period_us = cfg.blocks_per_period * cfg.block_interval_us;
+        params.retry_timeout_us = params.retry_timeout_us.max(cfg.block_interval_us);
+        params.ack_fanout = 3.min(n) as u8;
+        let max_known = params.max_known_active();
+        let genesis = Genesis {
+            params: params.clone(),
+            validators: (0..n)
+                .map(|i| GenesisValidator {
+                    key: node_key(i).public(),
+                    known: i < max_known,
+                })
+                .collect(),
+            balances: load
+                .clients
+                .iter()
+                .map(|c| (c.key.public(), TokenAmount(CLIENT_BALANCE)))
+                .collect(),
+        };
+        let mut timing = ValidatorTiming::for_delay(&params, 4 * cfg.delay_us);
+        timing.sync.bootstrap_target_spread_us = 20 * cfg.delay_us;
+        let plan = if cfg.faults {
+            shifted(
+                FaultPlan::draw(&mut rng, n, 0, cfg.block_interval_us / 4),
+                GENESIS_AFTER_US,
+            )
+        } else {
+            FaultPlan::none()
+        };
+        let (skew, drift) = if cfg.faults {
+            (20_000, 80)
+        } else {
+            (2_000, 20)
+        };
+        let check = Arc::new(SharedCheck::default());
+        let mut nodes = Vec::new();
+        let mut index = BTreeMap::new();
+        for i in 0..n {
+            let key = node_key(i);
+            index.insert(key.public(), i);
+            let ncfg = NodeConfig {
+                key,
+                genesis: genesis.clone(),
+                timing: timing.clone(),
+                seed: cfg.seed ^ ((i as u64 + 1) << 32),
+            };
+            let clock = DriftingClock {
+                base: T0 + rng.range_i64(-skew, skew),
+                drift_ppm: rng.range_i64(-drift, drift),
+            };
+            let core = NodeCore::restore(
+                &ncfg,
+                LocalTime::from_micros(clock.at(0)),
+                &crate::Stored::default(),
+                check.clone(),
+            )?;
+            nodes.push(Node {
+                core: Some(core),
+                cfg: ncfg,
+                clock,
+                disk: SimDisk::new(),
+                timer: None,
+                commits: BTreeMap::new(),
+                recommitted: 0,
+                diverged: false,
+                restart_failures: Vec::new(),
+            });
+        }
+        for (i, c) in load.clients.iter().enumerate() {
+            index.insert(c.key.public(), n + i);
+        }
+        let b = cfg.block_interval_us;
+        let load_blocks = cfg.blocks.saturating_sub(2).max(1);
+        let load_end_us = GENESIS_AFTER_US + load_blocks * b;
+        let deadline_us = GENESIS_AFTER_US + (cfg.blocks + 30) * b + plan.heal_at_us;
+        Ok(World {
+            cfg: cfg.clone(),
+            nodes,
+            load,
+            plan,
+            queue: EventQueue::new(),
+            rng,
+            index,
+            check,
+            now: 0,
+            deadline_us,
+            load_end_us,
+            refused: 0,
+            events: 0,
+            finished_at_us: 0,
+            params,
+            filter: None,
+            started: false,
+        })
+    }
+
+    /// Virtual time now, microseconds since the run's start.
+    pub fn now_us(&self) -> u64 {
+        self.now
+    }
+
+    /// Virtual time of block `b`'s start.
+    pub fn block_start_us(&self, b: u64) -> u64 {
+        GENESIS_AFTER_US + b * self.cfg.block_interval_us
+    }
+
+    /// The chain parameters of the run.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Validator `i`'s node core, while it is up.
+    pub fn core(&self, i: usize) -> Option<&NodeCore> {
+        self.nodes[i].core.as_ref()
+    }
+
+    /// What validator `i` has on disk.
+    pub fn stored(&self, i: usize) -> &crate::Stored {
+        self.nodes[i].disk.stored()
+    }
+
+    /// Heights validator `i` announced as committed: height -> (hash,
+    /// ledger root).
+    pub fn commits(&self, i: usize) -> &BTreeMap<u64, (Hash32, Hash32)> {
+        &self.nodes[i].commits
+    }
+
+    /// Sets the link filter (`true`: deliver).
+    pub fn set_filter(&mut self, f: Filter) {
+        self.filter = Some(f);
+    }
+
+    /// Every ack `job`'s client received, in order: (validator, block
+    /// named).
+    pub fn acks(&self, job: &JobId) -> Vec<(usize, u64)> {
+        self.load
+            .jobs
+            .get(job)
+            .map(|j| j.ack_log.clone())
+            .unwrap_or_default()
+    }
+
+    /// The block whose stored record at validator `i` holds `job`.
+    pub fn committed_in(&self, i: usize, job: &JobId) -> Option<u64> {
+        self.stored(i).blocks.iter().find_map(|b| {
+            b.requests
+                .iter()
+                .any(|r| JobId::from_request_digest(r.digest()) == *job)
+                .then_some(b.block.header.number.0)
+        })
+    }
+
+    /// Inclusion notices the clients received.
+    pub fn inclusion_notices(&self) -> u64 {
+        self.load.inclusion_notices
+    }
+
+    /// Client `client` signs a new request now and sends it to validators
+    /// `to`; like every client it forwards the request to the others when
+    /// fewer than f+1 acknowledged it within the retry timeout.
+    pub fn send_request(&mut self, client: usize, to: &[usize]) -> JobId {
+        let wall = BlockTime((T0 + self.now as i64) as u64);
+        let nonce = self.rng.next_u64();
+        let (job, env) = self.load.request(client, wall, nonce);
+        self.resend(job, to, &env);
+        let retry = self.params.retry_timeout_us;
+        self.push(self.now + retry, Ev::Check { job });
+        job
+    }
+
+    /// Sends the same signed request again (a client's retry).
+    pub fn resend_request(&mut self, job: JobId, to: &[usize]) {
+        if let Some(env) = self.load.jobs.get(&job).map(|j| j.original.clone()) {
+            self.resend(job, to, &env);
+        }
+    }
+
+    fn resend(&mut self, job: JobId, to: &[usize], env: &Arc<SignedEnvelope>) {
+        let n = self.nodes.len();
+        let client = self.load.jobs.get(&job).map_or(0, |j| j.client);
+        for &v in to {
+            self.route(n + client, v, env.clone());
+        }
+    }
+
+    /// Crashes validator `i` now (an untorn crash: between two batches).
+    pub fn crash_now(&mut self, i: usize) {
+        self.crash(i, false);
+    }
+
+    /// Restarts validator `i` now from its disk.
+    pub fn restart_now(&mut self, i: usize) {
+        self.restart(i);
+    }
+
+    /// Starts the nodes, the scripted load and the faults (once).
+    pub fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.schedule_load();
+        for c in self.plan.crashes.clone() {
+            self.push(
+                c.at_us,
+                Ev::Crash {
+                    node: c.node,
+                    torn: c.torn,
+                },
+            );
+            self.push(c.at_us + c.down_us, Ev::Restart { node: c.node });
+        }
+        for i in 0..self.nodes.len() {
+            let local = self.local(i);
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.start(local);
+            }
+            self.drain(i);
+        }
+    }
+
+    /// Processes every event up to virtual time `t_us`.
+    pub fn run_until(&mut self, t_us: u64) {
+        self.start();
+        while let Some(t) = self.queue.peek_time() {
+            let t = t.micros().max(0) as u64;
+            if t > t_us {
+                break;
+            }
+            let Some((_, ev)) = self.queue.pop() else {
+                break;
+            };
+            self.now = t;
+            self.events += 1;
+            self.step(ev);
+        }
+        self.now = self.now.max(t_us);
+    }
+
+    fn local(&self, node: usize) -> LocalTime {
+        LocalTime::from_micros(self.nodes[node].clock.at(self.now as i64))
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.queue.push(LocalTime::from_micros(at as i64), ev);
+    }
+
+    /// Runs until every validator committed the blocks and every
+    /// acknowledged request, or the deadline.
+    pub fn run(&mut self) {
+        self.start();
+        let mut last_min = 0;
+        while let Some((t, ev)) = self.queue.pop() {
+            let t = t.micros().max(0) as u64;
+            if t > self.deadline_us {
+                break;
+            }
+            self.now = t;
+            self.events += 1;
+            self.step(ev);
+            let min = self.min_committed();
+            if min != last_min {
+                last_min = min;
+                if self.done() {
+                    break;
+                }
+            }
+        }
+        self.finished_at_us = self.now;
+        if self.cfg.trace {
+            for (i, n) in self.nodes.iter().enumerate() {
+                if let Some(c) = n.core.as_ref() {
+                    eprintln!("end node={i} {}", c.validator().debug_state());
+                }
+            }
+        }
+    }
+
+    fn schedule_load(&mut self) {
+        let b = self.cfg.block_interval_us;
+        let r = u64::from(self.cfg.requests_per_block);
+        let load_blocks = (self.load_end_us - GENESIS_AFTER_US) / b;
+        let mut nonce = 0u64;
+        for blk in 0..load_blocks {
+            for k in 0..r {
+                let at =
+                    GENESIS_AFTER_US + blk * b + k * b / r.max(1) + self.rng.below(b / r.max(1));
+                let client = (nonce % self.cfg.clients.max(1) as u64) as usize;
+                self.push(at, Ev::Send { client, nonce });
+                nonce += 1;
+            }
+        }
+    }
+
+    /// Heights every validator has committed.
+    pub fn min_committed(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| n.commits.keys().next_back().map_or(0, |h| h + 1))
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn done(&self) -> bool {
+        if self.min_committed() < self.cfg.blocks || self.now < self.load_end_us {
+            return false;
+        }
+        let committed = super::check::committed_jobs(self);
+        self.load.acked().all(|id| committed.contains_key(id))
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, env } => self.deliver(to, from, env),
+            Ev::Timer { node, at } => {
+                if self.nodes[node].timer == Some(at) {
+                    self.nodes[node].timer = None;
+                    let local = self.local(node);
+                    if let Some(core) = self.nodes[node].core.as_mut() {
+                        core.handle_timeout(local);
+                    }
+                    self.drain(node);
+                }
+            }
+            Ev::Send { client, nonce } => self.client_send(client, nonce),
+            Ev::Check { job } => self.client_check(job),
+            Ev::Crash { node, torn } => {
+                if self.cfg.trace {
+                    eprintln!("t={} node={node} crash torn={torn}", self.now);
+                }
+                self.crash(node, torn)
+            }
+            Ev::Restart { node } => {
+                if self.cfg.trace {
+                    eprintln!("t={} node={node} restart", self.now);
+                }
+                self.restart(node)
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, env: Arc<SignedEnvelope>) {
+        let n = self.nodes.len();
+        if to >= n {
+            self.load.deliver(from, env.body());
+            return;
+        }
+        if self.check.check(&env).is_err() {
+            self.refused += 1;
+            return;
+        }
+        let local = self.local(to);
+        let Some(core) = self.nodes[to].core.as_mut() else {
+            return;
+        };
+        let kind = env.envelope().kind;
+        if let Err(e) = core.handle_verified(local, env) {
+            self.refused += 1;
+            if self.cfg.trace {
+                eprintln!("t={} node={to} refused {kind} from {from}: {e}", self.now);
+            }
+        }
+        self.drain(to);
+    }
+
+    fn client_send(&mut self, client: usize, nonce: u64) {
+        let wall = BlockTime((T0 + self.now as i64) as u64);
+        let (job, env) = self.load.request(client, wall, nonce);
+        let n = self.nodes.len();
+        let fanout = usize::from(self.params.ack_fanout).min(n);
+        let mut targets = BTreeSet::new();
+        while targets.len() < fanout {
+            targets.insert(self.rng.below(n as u64) as usize);
+        }
+        for to in targets {
+            if let Some(j) = self.load.jobs.get_mut(&job) {
+                j.sent_to.insert(to);
+            }
+            self.route(n + client, to, env.clone());
+        }
+        let retry = self.params.retry_timeout_us;
+        self.push(self.now + retry, Ev::Check { job });
+    }
+
+    /// Client story step 3: fewer than f+1 acks, forward to the others.
+    fn client_check(&mut self, job: JobId) {
+        let n = self.nodes.len();
+        let f = (n - 1) / 3;
+        let Some(j) = self.load.jobs.get(&job) else {
+            return;
+        };
+        if j.acks.len() > f {
+            return;
+        }
+        let client = j.client;
+        let others: Vec<usize> = (0..n).filter(|v| !j.acks.contains(v)).collect();
+        let wall = BlockTime((T0 + self.now as i64) as u64);
+        if let Some(env) = self.load.forward(&job, wall) {
+            for to in others {
+                self.route(n + client, to, env.clone());
+            }
+        }
+        let retry = self.params.retry_timeout_us;
+        self.push(self.now + retry, Ev::Check { job });
+    }
+
+    fn crash(&mut self, node: usize, torn: bool) {
+        let Some(mut core) = self.nodes[node].core.take() else {
+            return;
+        };
+        if torn {
+            if let Some(r) = core.ready() {
+                // The crash hits while the batch is carried out: half of
+                // what could go at once went, the write never synced.
+                let half = r.immediate.len() / 2;
+                for o in r.immediate.into_iter().take(half) {
+                    self.output(node, o);
+                }
+                self.nodes[node].disk.lose(&r.persist);
+            }
+        }
+        self.nodes[node].timer = None;
+    }
+
+    fn restart(&mut self, node: usize) {
+        let local = self.local(node);
+        let stored = match self.nodes[node].disk.load() {
+            Ok(s) => s,
+            Err(e) => {
+                self.nodes[node].restart_failures.push(e.to_string());
+                return;
+            }
+        };
+        let check: Arc<dyn EnvelopeCheck> = self.check.clone();
+        match NodeCore::restore(&self.nodes[node].cfg, local, &stored, check) {
+            Ok(mut core) => {
+                core.start(local);
+                self.nodes[node].core = Some(core);
+                self.drain(node);
+            }
+            Err(e) => self.nodes[node].restart_failures.push(e.to_string()),
+        }
+    }
+
+    /// Carries out every batch of `node` the way a real host does: the
+    /// immediate outputs, the write, the promises, then `advance`.
+    fn drain(&mut self, node: usize) {
+        loop {
+            let Some(core) = self.nodes[node].core.as_mut() else {
+                return;
+            };
+            let Some(r) = core.ready() else { break };
+            let number = r.number();
+            let immediate = r.immediate;
+            let after = r.after_persist;
+            let persist = r.persist;
+            for o in immediate {
+                self.output(node, o);
+            }
+            if self.nodes[node].disk.write(&persist).is_err() {
+                return;
+            }
+            for o in after {
+                self.output(node, o);
+            }
+            if let Some(core) = self.nodes[node].core.as_mut() {
+                let _ = core.advance(number);
+            }
+        }
+        self.schedule_timer(node);
+    }
+
+    fn schedule_timer(&mut self, node: usize) {
+        let Some(deadline) = self.nodes[node]
+            .core
+            .as_ref()
+            .and_then(|c| c.poll_timeout())
+        else {
+            return;
+        };
+        if self.nodes[node].timer == Some(deadline) {
+            return;
+        }
+        let local = self.local(node);
+        let clock = self.nodes[node].clock;
+        let at = if deadline <= local {
+            self.now + 1_000
+        } else {
+            (clock.real_at(deadline.micros(), self.now as i64).max(0) as u64).max(self.now)
+        };
+        self.nodes[node].timer = Some(deadline);
+        self.push(at, Ev::Timer { node, at: deadline });
+    }
+
+    fn output(&mut self, node: usize, o: Output) {
+        match o {
+            Output::Send { to, envelope } => {
+                if let Some(&to) = self.index.get(&to) {
+                    self.route(node, to, envelope);
+                }
+            }
+            Output::Event(e) => self.record(node, e),
+        }
+    }
+
+    fn record(&mut self, node: usize, e: NodeEvent) {
+        if self.cfg.trace && !matches!(e, NodeEvent::RequestAcked { .. }) {
+            eprintln!("t={} node={node} {e:?}", self.now);
+        }
+        match e {
+            NodeEvent::BlockCommitted {
+                number,
+                hash,
+                ledger_root,
+                ..
+            } => {
+                let n = &mut self.nodes[node];
+                if let Some(prev) = n.commits.insert(number.0, (hash, ledger_root)) {
+                    if prev.0 != hash {
+                        n.recommitted += 1;
+                    }
+                }
+            }
+            NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,
+            _ => {}
+        }
+    }
+
+    /// Sends `env` from `from` to `to` through the faulty network.
+    fn route(&mut self, from: usize, to: usize, env: Arc<SignedEnvelope>) {
+        let n = self.nodes.len();
+        let (a, b) = (from.min(n), to.min(n));
+        if from < n && to < n && self.plan.partitioned(self.now, a, b) {
+            return;
+        }
+        if let Some(f) = self.filter.as_mut() {
+            if !f(self.now, from, to, &env) {
+                return;
+            }
+        }
+        let unit = self.cfg.delay_us;
+        for d in self.plan.deliveries(&mut self.rng, self.now, unit) {
+            self.push(
+                self.now + d,
+                Ev::Deliver {
+                    to,
+                    from,
+                    env: env.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// `plan` with every time moved `by` later (faults start after genesis).
+fn shifted(mut plan: FaultPlan, by: u64) -> FaultPlan {
+    plan.heal_at_us += by;
+    for p in &mut plan.partitions {
+        p.start_us += by;
+        p.end_us += by;
+    }
+    for c in &mut plan.crashes {
+        c.at_us += by;
+    }
+    plan
+}

@@ -1,0 +1,378 @@
+//! The agreement host (validator story item 4): runs the
+//! [`undchain_consensus::Driver`] one height per block once the block's
+//! time (plus a grace) has passed, builds the header for its own
+//! proposals, checks others' against its own job file (reconciling with
+//! the proposer and fetching requests when they differ), and hands decided
+//! blocks to the chain once their job file is complete.
+
+use undchain_consensus::{Output as DriverOutput, Validity, Value};
+use undchain_jobfile::JobFile;
+use undchain_ledger::Block;
+use undchain_types::msg::{CommittedBlock, Round};
+use undchain_types::{BlockHeader, BlockNumber, BoundedVec, Hash32, LocalTime, PublicKey};
+
+use super::{Candidate, PendingCheck, Validator};
+use crate::output::NodeEvent;
+use crate::store::StoreOp;
+
+impl Validator {
+    /// Starts agreement on the next height once its block has ended (plus
+    /// the grace) and every earlier decided block is applied.
+    pub(crate) fn maybe_start_height(&mut self, now: LocalTime) {
+        if self.started || self.halted || !self.decided.is_empty() {
+            return;
+        }
+        let bt = self.block_time(now);
+        if bt < self.agree_time(self.height) {
+            return;
+        }
+        self.driver.start_height(now, self.height, self.set.clone());
+        self.started = true;
+    }
+
+    /// Moves every driver batch into this node's outbox (its write and its
+    /// promises in the same node batch, so persist-before-send carries
+    /// over), answering value requests and checks on the way.
+    pub(crate) fn pump_driver(&mut self, now: LocalTime) {
+        while let Some(r) = self.driver.ready() {
+            let number = r.number();
+            for s in r.persist {
+                self.outbox.persist(StoreOp::Consensus(Box::new(s)));
+            }
+            for o in r.immediate {
+                self.driver_output(now, o, false);
+            }
+            for o in r.after_persist {
+                self.driver_output(now, o, true);
+            }
+            // The batch is in our outbox now: acknowledged.
+            let _ = self.driver.advance(number);
+        }
+    }
+
+    fn driver_output(&mut self, now: LocalTime, o: DriverOutput, promise: bool) {
+        match o {
+            DriverOutput::Broadcast { msg } => self.broadcast(now, msg, promise),
+            DriverOutput::Send { to, msg } => self.send(now, &[to], msg, promise),
+            DriverOutput::GetValue { height, round } => self.propose(now, height, round),
+            DriverOutput::CheckValue {
+                height,
+                round,
+                id,
+                key,
+                value,
+            } => self.check_value(now, height, round, (id, key), *value),
+            DriverOutput::Decide(b) => {
+                self.decided.push_back(*b);
+                self.process_decided(now);
+            }
+            DriverOutput::Evidence(e) => self.event(NodeEvent::Evidence(e)),
+            DriverOutput::ServeBlocks { to, request } => self.serve_blocks(now, to, request),
+        }
+    }
+
+    /// Builds this validator's value for `height` from its open file.
+    fn propose(&mut self, now: LocalTime, height: BlockNumber, round: Round) {
+        let mut file = self.book.open_file(height).cloned().unwrap_or_default();
+        // Jobs the ledger could not commit (no request here, or not covered
+        // by the client's free balance) stay out of the proposal.
+        let lacking: Vec<_> = file
+            .entries()
+            .iter()
+            .filter(|e| self.request_of(&e.id).is_none())
+            .map(|e| e.id)
+            .collect();
+        for id in lacking {
+            file.remove(&id);
+        }
+        if let Ok(reqs) = self.requests_for(&file) {
+            for (id, _) in self.ledger.unaffordable_jobs(&file, &reqs) {
+                file.remove(&id);
+            }
+        }
+        let signers = self.parent_signers();
+        let cert = self.last_cert.clone();
+        let Some(value) = self.value_for(height, &file, &signers, cert) else {
+            return;
+        };
+        let id = value.header.hash_with(self.params.hash_algorithm);
+        self.candidates.insert(id, Candidate { file });
+        self.own_proposals.push((height, id));
+        if let Err(e) = self.driver.propose_value(now, height, round, value) {
+            self.event(NodeEvent::Refused {
+                from: None,
+                reason: format!("propose: {e}"),
+            });
+        }
+    }
+
+    /// The signers of the parent block (they share its fees).
+    fn parent_signers(&self) -> Vec<PublicKey> {
+        match &self.last_cert {
+            Some(c) => c.signatures.iter().map(|s| s.validator).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The header for `height` over `file`, with the parent block's
+    /// `signers` (from certificate `cert`) sharing its fees.
+    fn value_for(
+        &mut self,
+        height: BlockNumber,
+        file: &JobFile,
+        signers: &[PublicKey],
+        cert: Option<undchain_types::msg::CommitCertificate>,
+    ) -> Option<Value> {
+        let requests = self.requests_for(file).ok()?;
+        let block = Block::new(height, file, &requests).with_signers(signers);
+        let outcome = match self.ledger.preview(&block) {
+            Ok(o) => o,
+            Err(e) => {
+                self.event(NodeEvent::Refused {
+                    from: None,
+                    reason: format!("ledger preview of block {height}: {e}"),
+                });
+                return None;
+            }
+        };
+        let header = BlockHeader {
+            chain_id: self.params.chain_id,
+            epoch: 0,
+            number: height,
+            time: self.params.block_start(height),
+            parent: self.last_hash,
+            job_root: file.merkle_root(),
+            job_count: file.len(),
+            ledger_root: outcome.ledger_root,
+            validator_set_hash: self.set.hash_with(self.params.hash_algorithm),
+            links: BoundedVec::default(),
+            parent_signers: self.set.bitmap(signers.iter()),
+        };
+        Some(Value {
+            header,
+            parent_certificate: cert,
+        })
+    }
+
+    /// The driver asks whether `value` (block hash `id`, whole-value key
+    /// `key`, which the answer names) is valid.
+    fn check_value(
+        &mut self,
+        now: LocalTime,
+        height: BlockNumber,
+        round: Round,
+        (id, key): (Hash32, Hash32),
+        value: Value,
+    ) {
+        if !self.header_fits(&value) {
+            let _ = self
+                .driver
+                .handle_validity(now, height, key, Validity::Invalid);
+            return;
+        }
+        if let Some(c) = self.candidates.get(&id) {
+            let file = c.file.clone();
+            let v = self.validity(&value.header, &file);
+            let _ = self.driver.handle_validity(now, height, key, v);
+            return;
+        }
+        let mine = self.book.open_file(height).cloned().unwrap_or_default();
+        if mine.merkle_root() == value.header.job_root && mine.len() == value.header.job_count {
+            let v = self.validity(&value.header, &mine);
+            if v == Validity::Valid {
+                self.candidates.insert(id, Candidate { file: mine });
+            }
+            let _ = self.driver.handle_validity(now, height, key, v);
+            return;
+        }
+        let _ = self
+            .driver
+            .handle_validity(now, height, key, Validity::Pending);
+        let proposer = self.set.proposer(height, round);
+        self.open_pending(now, id, value.header, vec![proposer], Some(key));
+    }
+
+    /// Whether the header's fields other than the job file are the ones
+    /// this validator expects, its parent certificate included (the
+    /// header's `parent_signers` are exactly that certificate's signers).
+    fn header_fits(&self, value: &Value) -> bool {
+        let h = &value.header;
+        let parent_set = (h.number.0 > 0).then_some(&self.set);
+        h.chain_id == self.params.chain_id
+            && h.number == self.height
+            && h.parent == self.last_hash
+            && h.time == self.params.block_start(h.number)
+            && h.validator_set_hash == self.set.hash_with(self.params.hash_algorithm)
+            && h.links.is_empty()
+            && undchain_consensus::check_parent_commit(
+                h,
+                value.parent_certificate.as_ref(),
+                parent_set,
+                undchain_consensus::StrictVerifier,
+            )
+            .is_ok()
+    }
+
+    /// Valid when `file` is the header's job file, every request behind it
+    /// is held, and the ledger reaches the header's root with it.
+    fn validity(&mut self, header: &BlockHeader, file: &JobFile) -> Validity {
+        if file.merkle_root() != header.job_root || file.len() != header.job_count {
+            return Validity::Invalid;
+        }
+        let signers = self.set.from_bitmap(header.parent_signers);
+        match self.value_for(header.number, file, &signers, None) {
+            Some(v) if v.header.ledger_root == header.ledger_root => Validity::Valid,
+            _ => Validity::Invalid,
+        }
+    }
+
+    /// Waits for the job file of block `id` from `from`.
+    pub(crate) fn open_pending(
+        &mut self,
+        now: LocalTime,
+        id: Hash32,
+        header: BlockHeader,
+        from: Vec<PublicKey>,
+        answer: Option<Hash32>,
+    ) {
+        let decided = answer.is_none();
+        if self.pending.contains_key(&id) {
+            if decided {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.decided = true;
+                    p.from = from;
+                }
+            }
+            return;
+        }
+        let height = header.number;
+        let peer = from.first().copied();
+        self.pending.insert(
+            id,
+            PendingCheck {
+                height,
+                header,
+                from,
+                file: None,
+                decided,
+                key: answer.unwrap_or(id),
+                retry_at: now.plus(self.timing.fetch_retry_us),
+                attempts: 0,
+            },
+        );
+        if let Some(peer) = peer.filter(|p| *p != self.me) {
+            self.start_reconcile(now, peer, height, Some(id));
+        }
+    }
+
+    /// Pending checks whose time is up ask the next peer.
+    pub(crate) fn retry_pending(&mut self, now: LocalTime) {
+        let due: Vec<Hash32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.retry_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            p.attempts += 1;
+            p.retry_at = now.plus(self.timing.fetch_retry_us);
+            p.file = None;
+            let peers: Vec<PublicKey> = p.from.iter().copied().filter(|k| *k != self.me).collect();
+            if peers.is_empty() {
+                continue;
+            }
+            let peer = peers[p.attempts as usize % peers.len()];
+            let height = p.height;
+            self.start_reconcile(now, peer, height, Some(id));
+        }
+    }
+
+    /// Pending checks whose file and requests are complete are answered
+    /// (or, for a decided block, applied).
+    pub(crate) fn resolve_pending(&mut self, now: LocalTime) {
+        let ready: Vec<Hash32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.file
+                    .as_ref()
+                    .is_some_and(|f| f.entries().iter().all(|e| self.request_of(&e.id).is_some()))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
+            let Some(file) = p.file else { continue };
+            if p.decided {
+                if file.merkle_root() == p.header.job_root {
+                    self.candidates.insert(id, Candidate { file });
+                } else {
+                    // Wrong file from that peer: ask the next one.
+                    self.open_pending(now, id, p.header, p.from, None);
+                }
+                continue;
+            }
+            let v = self.validity(&p.header, &file);
+            if v == Validity::Valid {
+                self.candidates.insert(id, Candidate { file });
+            }
+            let _ = self.driver.handle_validity(now, p.height, p.key, v);
+        }
+        self.process_decided(now);
+    }
+
+    /// Applies decided blocks in order as their files complete; a block
+    /// whose file this validator lacks is fetched from its signers.
+    pub(crate) fn process_decided(&mut self, now: LocalTime) {
+        while let Some(b) = self.decided.front().cloned() {
+            if b.header.number != self.height {
+                self.decided.pop_front();
+                continue;
+            }
+            let id = b.certificate.block_hash;
+            let file = self.decided_file(&b);
+            match file {
+                Some(file)
+                    if file
+                        .entries()
+                        .iter()
+                        .all(|e| self.request_of(&e.id).is_some()) =>
+                {
+                    self.decided.pop_front();
+                    self.pending.remove(&id);
+                    self.apply_decided(now, b, file);
+                    if self.halted {
+                        return;
+                    }
+                }
+                _ => {
+                    let signers: Vec<PublicKey> = b
+                        .certificate
+                        .signatures
+                        .iter()
+                        .map(|s| s.validator)
+                        .collect();
+                    self.open_pending(now, id, b.header.clone(), signers, None);
+                    return;
+                }
+            }
+        }
+        self.maybe_start_height(now);
+    }
+
+    /// The job file of decided block `b`, if this validator holds it.
+    fn decided_file(&self, b: &CommittedBlock) -> Option<JobFile> {
+        let id = b.certificate.block_hash;
+        if let Some(c) = self.candidates.get(&id) {
+            return Some(c.file.clone());
+        }
+        let mine = self.book.open_file(b.header.number)?;
+        (mine.merkle_root() == b.header.job_root && mine.len() == b.header.job_count)
+            .then(|| mine.clone())
+    }
+}

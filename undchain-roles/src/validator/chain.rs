@@ -1,0 +1,214 @@
+//! The chain (validator story items 4-5): a decided block's job file is
+//! applied to the ledger (its one payout file) and committed in the job
+//! book, its record made durable, clients told when their job landed in a
+//! later block than acknowledged; decided blocks are served to lagging
+//! validators; a restart replays the stored blocks.
+
+use std::sync::Arc;
+
+use undchain_jobfile::JobFile;
+use undchain_ledger::Block;
+use undchain_types::msg::{BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE};
+use undchain_types::{BoundedVec, JobId, LocalTime, Message, PublicKey, SignedEnvelope};
+
+use super::{SERVE_BLOCKS, Served, Validator, entry_of};
+use crate::config::ConfigError;
+use crate::output::NodeEvent;
+use crate::store::{BlockRecord, StoreOp, Stored};
+
+impl Validator {
+    /// Applies decided block `b` with its job file.
+    pub(crate) fn apply_decided(&mut self, now: LocalTime, b: CommittedBlock, file: JobFile) {
+        let number = b.header.number;
+        let signers = self.set.from_bitmap(b.header.parent_signers);
+        let verified = self.requests_for(&file).unwrap_or_default();
+        let block = Block::new(number, &file, &verified).with_signers(&signers);
+        let root = match self.ledger.apply_block(&block) {
+            Ok(o) => o.ledger_root,
+            Err(e) => {
+                self.event(NodeEvent::Refused {
+                    from: None,
+                    reason: format!("decided block {number} does not apply: {e}"),
+                });
+                self.ledger.root()
+            }
+        };
+        if root != b.header.ledger_root {
+            self.halted = true;
+            self.event(NodeEvent::Diverged {
+                number,
+                header_root: b.header.ledger_root,
+                local_root: root,
+            });
+            return;
+        }
+        let requests: Vec<Arc<SignedEnvelope>> = file
+            .entries()
+            .iter()
+            .filter_map(|e| self.request_of(&e.id))
+            .collect();
+        let committed = self.book.commit_current(file.clone());
+        for job in &committed.deferred {
+            self.event(NodeEvent::JobDeferred {
+                job: *job,
+                to: number.next(),
+            });
+        }
+        self.outbox.persist(StoreOp::Block(Box::new(BlockRecord {
+            block: b.clone(),
+            requests: requests.clone(),
+        })));
+        self.notify_inclusions(now, &committed.file);
+        for r in &requests {
+            let id = JobId::from_request_digest(r.digest());
+            self.requests.remove(&id);
+            self.acks.remove(&id);
+            let spend = super::intake::spend_of(r, self.params.transaction_fee);
+            if let Some(n) = self.open_by_client.get_mut(r.sender()) {
+                *n = n.saturating_sub(spend);
+            }
+        }
+        let hash = b.header.hash_with(self.params.hash_algorithm);
+        self.event(NodeEvent::BlockCommitted {
+            number,
+            hash,
+            jobs: file.len(),
+            ledger_root: root,
+        });
+        self.finish_block(b, file, requests);
+    }
+
+    /// Everything after a block is applied (shared with the replay of
+    /// stored blocks).
+    fn finish_block(
+        &mut self,
+        b: CommittedBlock,
+        file: JobFile,
+        requests: Vec<Arc<SignedEnvelope>>,
+    ) {
+        let number = b.header.number;
+        self.last_hash = b.header.hash_with(self.params.hash_algorithm);
+        self.last_cert = Some(b.certificate.clone());
+        self.height = number.next();
+        self.started = false;
+        for r in requests {
+            self.served_requests
+                .insert(JobId::from_request_digest(r.digest()), r);
+        }
+        self.served.push_back(Served { block: b, file });
+        while self.served.len() > SERVE_BLOCKS {
+            if let Some(old) = self.served.pop_front() {
+                for e in old.file.entries() {
+                    self.served_requests.remove(&e.id);
+                }
+            }
+        }
+        let h = self.height;
+        self.pending.retain(|_, p| p.height >= h);
+        self.own_proposals.retain(|(b, _)| *b >= h);
+        self.candidates.clear();
+    }
+
+    /// Clients whose job landed in a later block than acknowledged get an
+    /// inclusion notice with a proof.
+    fn notify_inclusions(&mut self, now: LocalTime, closed: &undchain_jobfile::ClosedFile) {
+        let number = closed.block();
+        let late: Vec<(JobId, PublicKey)> = self
+            .acks
+            .iter()
+            .filter(|(id, (_, acked))| *acked != number && closed.file().contains(id))
+            .map(|(id, (client, _))| (*id, *client))
+            .collect();
+        for (job, client) in late {
+            if let Some(notice) = closed.inclusion_notice(&job) {
+                self.send(now, &[client], Message::InclusionNotice(notice), true);
+            }
+        }
+    }
+
+    /// A lagging validator asked for decided blocks.
+    pub(crate) fn serve_blocks(&mut self, now: LocalTime, to: PublicKey, req: BlockRequest) {
+        let max = usize::from(req.max).clamp(1, MAX_BLOCKS_PER_RESPONSE);
+        let blocks: Vec<CommittedBlock> = self
+            .served
+            .iter()
+            .filter(|s| s.block.header.number >= req.from)
+            .take(max)
+            .map(|s| s.block.clone())
+            .collect();
+        if blocks.is_empty() {
+            return;
+        }
+        let tip = self
+            .height
+            .0
+            .checked_sub(1)
+            .map(undchain_types::BlockNumber);
+        let response = BlockResponse {
+            blocks: BoundedVec::try_from(blocks).unwrap_or_default(),
+            tip: tip.unwrap_or_default(),
+        };
+        self.send(now, &[to], Message::BlockResponse(response), false);
+    }
+
+    /// Rebuilds ledger, book and chain from the stored blocks.
+    pub(crate) fn replay_blocks(&mut self, stored: &Stored) -> Result<(), ConfigError> {
+        for record in &stored.blocks {
+            let b = &record.block;
+            let mut entries = Vec::new();
+            for r in &record.requests {
+                let e = entry_of(r, self.params.transaction_fee)
+                    .map_err(|e| ConfigError::Restore(e.to_string()))?;
+                entries.push(e);
+            }
+            let file = JobFile::from_entries(entries)
+                .map_err(|e| ConfigError::Restore(format!("block {}: {e}", b.header.number)))?;
+            if file.merkle_root() != b.header.job_root || b.header.number != self.height {
+                return Err(ConfigError::Restore(format!(
+                    "block {} does not match its stored job file",
+                    b.header.number
+                )));
+            }
+            let signers = self.set.from_bitmap(b.header.parent_signers);
+            let verified: Vec<_> = record
+                .requests
+                .iter()
+                .map(|r| self.ledger.verify_request_with(r, super::AlreadyChecked))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::Restore(e.to_string()))?;
+            let block = Block::new(b.header.number, &file, &verified).with_signers(&signers);
+            let out = self
+                .ledger
+                .apply_block(&block)
+                .map_err(|e| ConfigError::Restore(format!("block {}: {e}", b.header.number)))?;
+            if out.ledger_root != b.header.ledger_root {
+                return Err(ConfigError::Restore(format!(
+                    "block {}: ledger root differs from its header",
+                    b.header.number
+                )));
+            }
+            self.book.commit_current(file.clone());
+            self.finish_block(b.clone(), file, record.requests.clone());
+        }
+        Ok(())
+    }
+
+    /// Files the stored, uncommitted requests again.
+    pub(crate) fn refile_accepted(&mut self, stored: &Stored) {
+        let [cur, next] = self.book.open_blocks();
+        for (job, (block, request)) in &stored.accepted {
+            if self.committed_block_of(job).is_some() {
+                continue;
+            }
+            let Ok(entry) = entry_of(request, self.params.transaction_fee) else {
+                continue;
+            };
+            let at = (*block).clamp(cur, next);
+            if self.book.file_at(entry, at).is_ok() {
+                let spend = super::intake::spend_of(request, self.params.transaction_fee);
+                *self.open_by_client.entry(*request.sender()).or_insert(0) += spend;
+                self.requests.insert(*job, request.clone());
+            }
+        }
+    }
+}

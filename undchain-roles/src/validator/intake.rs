@@ -1,0 +1,274 @@
+//! Request intake (client story steps 1-3; validator story item 4): a
+//! client's signed request is checked (the client can pay its fee on top
+//! of its open jobs), filed by the cutoff rule, acknowledged after the
+//! write with the block and the period's active validators, and gossiped
+//! to the other validators, who file it in the block the first filer
+//! named. A retried request gets the identical ack.
+
+use std::sync::Arc;
+
+use undchain_types::msg::{
+    ForwardedRequest, GossipedRequest, RequestAck, RequestBatch, ValidatorInfo,
+};
+use undchain_types::{
+    Activity, BlockNumber, BoundedBytes, BoundedVec, JobEntry, JobId, JobState, LocalTime, Message,
+    PublicKey, SignedEnvelope, TokenAmount, ValidatorClass,
+};
+
+use super::Validator;
+use crate::output::NodeEvent;
+use crate::store::StoreOp;
+
+/// Why a client request was refused at intake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// The envelope's body is not a utility request.
+    #[error("not a utility request")]
+    NotARequest,
+    /// The ledger refuses to commit it (committed or settled before,
+    /// outside the request window, budget and fee not covered).
+    #[error("{0}")]
+    Ledger(#[from] undchain_ledger::RequestError),
+    /// Budget and fee of this job on top of the client's filed,
+    /// uncommitted jobs exceed its free balance.
+    #[error(
+        "free balance {balance} cannot cover budget and fee {this} of this job on top of {open} for its filed jobs"
+    )]
+    InsufficientBalance {
+        /// The client's free balance.
+        balance: TokenAmount,
+        /// Budget plus fee of this job.
+        this: u128,
+        /// Budget plus fee of the client's filed, uncommitted jobs.
+        open: u128,
+    },
+}
+
+/// What committing `env` locks from its client: budget (units x most per
+/// unit) plus the fee.
+pub(crate) fn spend_of(env: &SignedEnvelope, fee: TokenAmount) -> u128 {
+    match env.body() {
+        Message::UtilityRequest(r) => {
+            u128::from(r.units) * u128::from(r.max_price_per_unit.0) + u128::from(fee.0)
+        }
+        _ => 0,
+    }
+}
+
+/// The job entry a signed request stands for: its id from the envelope's
+/// digest, its initiation time the client's signed send time, the client
+/// pool the requester and its co-clients, the chain's fee. Every validator
+/// derives the same entry from the same request.
+pub fn entry_of(env: &SignedEnvelope, fee: TokenAmount) -> Result<JobEntry, IntakeError> {
+    let Message::UtilityRequest(r) = env.body() else {
+        return Err(IntakeError::NotARequest);
+    };
+    let mut pool = vec![*env.sender()];
+    pool.extend(r.co_clients.iter().copied().filter(|c| c != env.sender()));
+    pool.truncate(undchain_types::job::MAX_POOL);
+    Ok(JobEntry {
+        id: JobId::from_request_digest(env.digest()),
+        initiated_at: env.envelope().sent_at,
+        kind: r.kind,
+        client_pool: BoundedVec::try_from(pool).unwrap_or_default(),
+        partner_pool: BoundedVec::default(),
+        fee,
+        state: JobState::Requested,
+    })
+}
+
+impl Validator {
+    /// A client's request (direct, or forwarded by the client).
+    pub(crate) fn handle_request(&mut self, now: LocalTime, env: Arc<SignedEnvelope>) {
+        let id = JobId::from_request_digest(env.digest());
+        let client = *env.sender();
+        if let Some(&(_, block)) = self.acks.get(&id) {
+            self.ack(now, client, id, block);
+            return;
+        }
+        if let Some(block) = self.committed_block_of(&id) {
+            self.ack(now, client, id, block);
+            return;
+        }
+        if let Some(block) = self.book.locate(&id) {
+            // Learned by gossip first: ack where it is.
+            self.acks.insert(id, (client, block));
+            self.ack(now, client, id, block);
+            return;
+        }
+        let entry = match self.affordable_entry(&env) {
+            Ok(e) => e,
+            Err(e) => {
+                self.event(NodeEvent::RequestRefused {
+                    client,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let bt = self.block_time(now);
+        let block = match self.book.file(entry, bt) {
+            undchain_jobfile::Filed::Filed { block, .. } => block,
+            undchain_jobfile::Filed::Duplicate { block } => block,
+        };
+        self.accepted(id, block, env.clone());
+        self.acks.insert(id, (client, block));
+        self.gossip_out.push(GossipedRequest {
+            block,
+            original: BoundedBytes::try_from_vec(env.to_bytes()).unwrap_or_default(),
+        });
+        self.ack(now, client, id, block);
+        self.event(NodeEvent::RequestAcked { job: id, block });
+    }
+
+    /// A client forwarded its request (step 3).
+    pub(crate) fn handle_forwarded(&mut self, now: LocalTime, f: ForwardedRequest) {
+        match self.open_inner(f.original.as_bytes()) {
+            Some(env) => self.handle_request(now, env),
+            None => self.event(NodeEvent::Refused {
+                from: None,
+                reason: "forwarded request does not verify".into(),
+            }),
+        }
+    }
+
+    /// Requests gossiped or fetched from validator `from`.
+    pub(crate) fn handle_batch(&mut self, now: LocalTime, from: PublicKey, batch: RequestBatch) {
+        let mut learned = false;
+        for g in batch.requests.iter() {
+            match self.open_inner(g.original.as_bytes()) {
+                Some(env) => learned |= self.learn_request(now, env, g.block),
+                None => self.event(NodeEvent::Refused {
+                    from: Some(from),
+                    reason: "gossiped request does not verify".into(),
+                }),
+            }
+        }
+        if learned {
+            self.resolve_pending(now);
+        }
+    }
+
+    /// Files a request learned from another validator into `block` (or
+    /// the oldest open block if `block` is closed); whether it was new.
+    pub(crate) fn learn_request(
+        &mut self,
+        now: LocalTime,
+        env: Arc<SignedEnvelope>,
+        block: BlockNumber,
+    ) -> bool {
+        let id = JobId::from_request_digest(env.digest());
+        if self.requests.contains_key(&id)
+            || self.committed_block_of(&id).is_some()
+            || self.ledger.is_settled(&id)
+        {
+            return false;
+        }
+        let Ok(entry) = entry_of(&env, self.params.transaction_fee) else {
+            return false;
+        };
+        let [cur, next] = self.book.open_blocks();
+        let at = block.clamp(cur, next);
+        let filed = match self.book.file_at(entry, at) {
+            Ok(undchain_jobfile::Filed::Filed { block, .. }) => block,
+            Ok(undchain_jobfile::Filed::Duplicate { block }) => block,
+            Err(_) => {
+                let bt = self.block_time(now);
+                let entry = match entry_of(&env, self.params.transaction_fee) {
+                    Ok(e) => e,
+                    Err(_) => return false,
+                };
+                match self.book.file(entry, bt) {
+                    undchain_jobfile::Filed::Filed { block, .. } => block,
+                    undchain_jobfile::Filed::Duplicate { block } => block,
+                }
+            }
+        };
+        self.accepted(id, filed, env);
+        true
+    }
+
+    /// Records a filed request: kept, and made durable in this batch.
+    fn accepted(&mut self, job: JobId, block: BlockNumber, request: Arc<SignedEnvelope>) {
+        let spend = spend_of(&request, self.params.transaction_fee);
+        *self.open_by_client.entry(*request.sender()).or_insert(0) += spend;
+        self.requests.insert(job, request.clone());
+        self.outbox.persist(StoreOp::Accepted {
+            job,
+            block,
+            request,
+        });
+    }
+
+    /// Decodes and checks an inner request envelope.
+    pub(crate) fn open_inner(&self, bytes: &[u8]) -> Option<Arc<SignedEnvelope>> {
+        let env = SignedEnvelope::from_bytes(bytes, self.params.max_frame_bytes as usize).ok()?;
+        if env.envelope().chain_id != self.params.chain_id {
+            return None;
+        }
+        if !matches!(env.body(), Message::UtilityRequest(_)) {
+            return None;
+        }
+        self.check.check(&env).ok()?;
+        Some(Arc::new(env))
+    }
+
+    /// The entry for `env` if the ledger could commit it and its client's
+    /// free balance covers it on top of its filed jobs (DESIGN.md "Money":
+    /// refused at intake with a typed reason, never committed).
+    fn affordable_entry(&self, env: &SignedEnvelope) -> Result<JobEntry, IntakeError> {
+        let entry = entry_of(env, self.params.transaction_fee)?;
+        let r = self
+            .ledger
+            .verify_request_with(env, super::AlreadyChecked)?;
+        self.ledger.check_request(&r)?;
+        let client = *env.sender();
+        let balance = self.ledger.account(&client).balance;
+        let open = self.open_by_client.get(&client).copied().unwrap_or(0);
+        let this = spend_of(env, self.params.transaction_fee);
+        if u128::from(balance.0) < open + this {
+            return Err(IntakeError::InsufficientBalance {
+                balance,
+                this,
+                open,
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Sends the ack for `job` filed in `block` (after the batch's write).
+    fn ack(&mut self, now: LocalTime, client: PublicKey, job: JobId, block: BlockNumber) {
+        let active: Vec<ValidatorInfo> = self
+            .set
+            .seats()
+            .iter()
+            .map(|s| ValidatorInfo {
+                id: s.id,
+                class: ValidatorClass {
+                    activity: Activity::Active,
+                    trust: s.trust,
+                },
+                media: BoundedVec::default(),
+            })
+            .collect();
+        let ack = RequestAck {
+            job,
+            block,
+            period: self.params.period_of(block),
+            active: BoundedVec::try_from(active).unwrap_or_default(),
+        };
+        self.send(now, &[client], Message::RequestAck(ack), true);
+    }
+
+    /// The block that committed `id`, if this validator knows it.
+    pub(crate) fn committed_block_of(&self, id: &JobId) -> Option<BlockNumber> {
+        if let Some(j) = self.ledger.job(id) {
+            return Some(j.commit_block);
+        }
+        self.served
+            .iter()
+            .rev()
+            .find(|s| s.file.contains(id))
+            .map(|s| s.block.header.number)
+    }
+}

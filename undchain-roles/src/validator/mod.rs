@@ -1,0 +1,405 @@
+//! The validator role (design notes, validator story items 1-10; DESIGN.md
+//! "Validator to validator"), composing the library crates:
+//!
+//! * `time`: the time machine ([`undchain_timesync::TimeSync`]: bootstrap,
+//!   then running rounds) feeding the [`undchain_timesync::BlockClock`];
+//! * `intake`: client requests (verify, replay, escrow check, file by the
+//!   cutoff rule, ack, gossip) and gossiped requests from other validators;
+//! * `files`: job-file deltas, reconciliation with
+//!   [`undchain_jobfile::Session`] and fetching the signed requests behind
+//!   entries;
+//! * `agree`: the host of the agreement [`undchain_consensus::Driver`]:
+//!   building headers, checking proposals against this validator's file
+//!   (fetching what it lacks), deciding;
+//! * `chain`: applying decided blocks to the ledger and the job book,
+//!   inclusion notices, serving blocks to lagging validators.
+//!
+//! All of it is one sans-IO machine driven by [`crate::NodeCore`].
+
+mod agree;
+mod chain;
+mod files;
+mod intake;
+mod time;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use undchain_consensus::{Driver, DriverConfig, ValidatorSet};
+use undchain_jobfile::{JobBook, JobFile, Session};
+use undchain_ledger::Ledger;
+use undchain_types::msg::{CommitCertificate, CommittedBlock, GossipedRequest};
+use undchain_types::{
+    BlockNumber, BlockTime, ChainParams, Hash32, JobId, LocalTime, Message, Outbox, PublicKey,
+    SignedEnvelope, SplitMix64,
+};
+
+use crate::config::{ConfigError, NodeConfig, ValidatorTiming};
+use crate::node::EnvelopeCheck;
+use crate::output::{NodeEvent, Output};
+use crate::signer::Signer;
+use crate::store::{StoreOp, Stored};
+
+pub use intake::{IntakeError, entry_of};
+pub(crate) use time::TimeHost;
+
+/// A signature verifier for envelopes this validator already checked
+/// (every request it holds passed its [`EnvelopeCheck`] on arrival), so
+/// the ledger's request check does not pay for ed25519 twice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AlreadyChecked;
+
+impl undchain_consensus::SignatureVerifier for AlreadyChecked {
+    fn verify(&mut self, _: &PublicKey, _: &Hash32, _: &undchain_types::Signature) -> bool {
+        true
+    }
+}
+
+/// Most decided blocks kept in memory to serve lagging validators.
+pub const SERVE_BLOCKS: usize = 256;
+
+/// A proposal value this validator checked or built: the job file it
+/// stands for.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub file: JobFile,
+}
+
+/// A validity check waiting for entries or requests.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCheck {
+    pub height: BlockNumber,
+    pub header: undchain_types::BlockHeader,
+    /// Who has the file (the proposer, or a signer of a decided block).
+    pub from: Vec<PublicKey>,
+    /// The file assembled so far (after reconciliation).
+    pub file: Option<JobFile>,
+    /// A decided block waiting for its body (no validity answer owed).
+    pub decided: bool,
+    /// The whole-value key the validity answer names.
+    pub key: Hash32,
+    /// When to ask the next peer.
+    pub retry_at: LocalTime,
+    /// How many peers were asked.
+    pub attempts: u32,
+}
+
+/// One reconciliation session with the file it runs over.
+#[derive(Debug)]
+pub(crate) struct SessionSlot {
+    pub session: Session,
+    /// The snapshot of this validator's file the session runs over.
+    pub file: JobFile,
+    /// The pending check its outcome serves.
+    pub check: Option<Hash32>,
+    /// When it started (sessions that go quiet are dropped).
+    pub started: LocalTime,
+}
+
+/// A decided block kept to serve others.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub block: CommittedBlock,
+    pub file: JobFile,
+}
+
+/// One validator.
+#[derive(Debug)]
+pub struct Validator {
+    pub(crate) me: PublicKey,
+    pub(crate) params: ChainParams,
+    pub(crate) timing: ValidatorTiming,
+    pub(crate) rng: SplitMix64,
+    pub(crate) time: TimeHost,
+    pub(crate) book: JobBook,
+    /// Signed requests of every job this validator holds open or was
+    /// offered by reconciliation, by job.
+    pub(crate) requests: BTreeMap<JobId, Arc<SignedEnvelope>>,
+    /// Jobs this validator acknowledged: the client and the block named.
+    pub(crate) acks: BTreeMap<JobId, (PublicKey, BlockNumber)>,
+    /// Budget plus fee of each client's filed, uncommitted jobs (the
+    /// intake's escrow check).
+    pub(crate) open_by_client: BTreeMap<PublicKey, u128>,
+    /// Checks inner (client) envelopes.
+    pub(crate) check: Arc<dyn EnvelopeCheck>,
+    /// The (count, root) of the last delta sent per open block.
+    pub(crate) last_delta: BTreeMap<BlockNumber, (u64, Hash32)>,
+    pub(crate) gossip_out: Vec<GossipedRequest>,
+    pub(crate) next_gossip_at: LocalTime,
+    /// Reconciliation sessions, by (peer, session id).
+    pub(crate) sessions: BTreeMap<(PublicKey, u64), SessionSlot>,
+    /// Values this validator proposed, (height, block hash).
+    pub(crate) own_proposals: Vec<(BlockNumber, Hash32)>,
+    /// Signed requests of the served blocks' jobs.
+    pub(crate) served_requests: BTreeMap<JobId, Arc<SignedEnvelope>>,
+    /// Checks and decided blocks waiting for a job file, by block hash.
+    pub(crate) pending: BTreeMap<Hash32, PendingCheck>,
+    pub(crate) candidates: BTreeMap<Hash32, Candidate>,
+    pub(crate) driver: Driver,
+    pub(crate) set: ValidatorSet,
+    /// The next height to decide.
+    pub(crate) height: BlockNumber,
+    /// Whether the driver runs `height`.
+    pub(crate) started: bool,
+    /// Decided blocks waiting for their job file, in height order.
+    pub(crate) decided: VecDeque<CommittedBlock>,
+    pub(crate) ledger: Ledger,
+    pub(crate) last_hash: Hash32,
+    pub(crate) last_cert: Option<CommitCertificate>,
+    pub(crate) served: VecDeque<Served>,
+    pub(crate) halted: bool,
+    pub(crate) signer: Signer,
+    pub(crate) outbox: Outbox<StoreOp, Output>,
+    pub(crate) session_counter: u64,
+}
+
+impl Validator {
+    /// A validator restored from `stored` (empty for a fresh node).
+    pub fn restore(
+        cfg: &NodeConfig,
+        now: LocalTime,
+        stored: &Stored,
+        check: Arc<dyn EnvelopeCheck>,
+    ) -> Result<Self, ConfigError> {
+        cfg.genesis.validate()?;
+        cfg.timing.validate()?;
+        let me = cfg.key.public();
+        let set = cfg.genesis.validator_set()?;
+        if !set.contains(&me) {
+            return Err(ConfigError::NotAValidator { key: me });
+        }
+        let params = cfg.genesis.params.clone();
+        let mut rng = SplitMix64::fork(cfg.seed, 0x7661_6c69);
+        let members: BTreeSet<PublicKey> = set.seats().iter().map(|s| s.id).collect();
+        let time = TimeHost::new(
+            me,
+            members,
+            cfg,
+            now,
+            stored.time_correction,
+            rng.next_u64(),
+        )?;
+        let mut driver_cfg = DriverConfig::from_params(&params);
+        driver_cfg.timeouts = cfg.timing.timeouts;
+        let mut v = Validator {
+            me,
+            timing: cfg.timing.clone(),
+            time,
+            book: JobBook::new(params.clone(), BlockNumber(0)),
+            requests: BTreeMap::new(),
+            acks: BTreeMap::new(),
+            open_by_client: BTreeMap::new(),
+            check,
+            last_delta: BTreeMap::new(),
+            gossip_out: Vec::new(),
+            next_gossip_at: now,
+            sessions: BTreeMap::new(),
+            own_proposals: Vec::new(),
+            served_requests: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            candidates: BTreeMap::new(),
+            driver: Driver::new(driver_cfg, cfg.key.clone()),
+            set,
+            height: BlockNumber(0),
+            started: false,
+            decided: VecDeque::new(),
+            ledger: cfg.genesis.ledger()?,
+            last_hash: cfg.genesis.hash(),
+            last_cert: None,
+            served: VecDeque::new(),
+            halted: false,
+            signer: Signer::new(cfg.key.clone(), params.chain_id, stored.seq_reserved),
+            outbox: Outbox::new(),
+            session_counter: rng.next_u64() >> 16,
+            rng,
+            params,
+        };
+        v.replay_blocks(stored)?;
+        v.refile_accepted(stored);
+        if let Some(state) = &stored.consensus {
+            if state.round_state.height == v.height {
+                v.driver.resume(now, state.clone(), v.set.clone());
+                v.started = true;
+            }
+        }
+        Ok(v)
+    }
+
+    /// This validator's identity.
+    pub fn id(&self) -> PublicKey {
+        self.me
+    }
+
+    /// The next height to decide.
+    pub fn height(&self) -> BlockNumber {
+        self.height
+    }
+
+    /// The ledger as of the last applied block.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The job book (the two open files).
+    pub fn book(&self) -> &JobBook {
+        &self.book
+    }
+
+    /// The hash of the last decided block (the genesis hash before block 0).
+    pub fn last_hash(&self) -> Hash32 {
+        self.last_hash
+    }
+
+    /// Whether the agreed time is online.
+    pub fn time_synced(&self) -> bool {
+        self.time.clock.is_some()
+    }
+
+    /// One line on where this validator stands (for debugging a run).
+    pub fn debug_state(&self) -> String {
+        let st = self.driver.state();
+        format!(
+            "height={} started={} driver=h{}/r{}/{:?} pending={} decided={} sessions={} requests={} open=[{},{}] halted={}",
+            self.height.0,
+            self.started,
+            st.height.0,
+            st.round,
+            st.step,
+            self.pending.len(),
+            self.decided.len(),
+            self.sessions.len(),
+            self.requests.len(),
+            self.book
+                .open_file(self.book.open_blocks()[0])
+                .map_or(0, |f| f.len()),
+            self.book
+                .open_file(self.book.open_blocks()[1])
+                .map_or(0, |f| f.len()),
+            self.halted,
+        )
+    }
+
+    /// The ledger's checked requests behind `file`'s jobs, or the first
+    /// job whose request this validator lacks or that does not check.
+    pub(crate) fn requests_for(
+        &self,
+        file: &JobFile,
+    ) -> Result<Vec<undchain_ledger::VerifiedRequest>, JobId> {
+        file.entries()
+            .iter()
+            .map(|e| {
+                self.request_of(&e.id)
+                    .and_then(|r| self.ledger.verify_request_with(&r, AlreadyChecked).ok())
+                    .ok_or(e.id)
+            })
+            .collect()
+    }
+
+    /// The other active validators.
+    pub(crate) fn peers(&self) -> Vec<PublicKey> {
+        self.set
+            .seats()
+            .iter()
+            .map(|s| s.id)
+            .filter(|k| *k != self.me)
+            .collect()
+    }
+
+    /// Whether `key` is an active validator.
+    pub(crate) fn is_validator(&self, key: &PublicKey) -> bool {
+        self.set.contains(key)
+    }
+
+    /// The agreed time, or the local time before the agreed time is online.
+    pub(crate) fn block_time(&mut self, now: LocalTime) -> BlockTime {
+        match self.time.clock.as_mut() {
+            Some(c) => c.now(now),
+            None => BlockTime(now.micros().max(0) as u64),
+        }
+    }
+
+    /// Signs `body` and sends it to every peer in `to`; `promise`: only
+    /// after the batch's write.
+    pub(crate) fn send(&mut self, now: LocalTime, to: &[PublicKey], body: Message, promise: bool) {
+        if to.is_empty() {
+            return;
+        }
+        let sent_at = self.block_time(now);
+        let mut ops = Vec::new();
+        let signed = self.signer.sign(sent_at, body, &mut ops);
+        for op in ops {
+            self.outbox.persist(op);
+        }
+        for peer in to {
+            let out = Output::Send {
+                to: *peer,
+                envelope: signed.envelope.clone(),
+            };
+            if promise || !signed.immediate_ok {
+                self.outbox.after_persist(out);
+            } else {
+                self.outbox.immediate(out);
+            }
+        }
+    }
+
+    /// Sends `body` to every other active validator.
+    pub(crate) fn broadcast(&mut self, now: LocalTime, body: Message, promise: bool) {
+        let peers = self.peers();
+        self.send(now, &peers, body, promise);
+    }
+
+    /// Reports `event`.
+    pub(crate) fn event(&mut self, event: NodeEvent) {
+        self.outbox.immediate(Output::Event(event));
+    }
+
+    /// A fresh session id.
+    pub(crate) fn next_session(&mut self) -> u64 {
+        self.session_counter = self.session_counter.wrapping_add(1);
+        self.session_counter
+    }
+
+    /// The earliest local time this validator needs to run again.
+    pub fn poll_timeout(&self) -> Option<LocalTime> {
+        let mut t = self.time.poll_timeout();
+        let mut add = |x: Option<LocalTime>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: LocalTime| t.min(x)));
+            }
+        };
+        if self.time.clock.is_some() {
+            add(Some(self.next_gossip_at));
+            add(self.driver.poll_timeout());
+            add(self.pending.values().map(|p| p.retry_at).min());
+            if !self.started && !self.halted {
+                add(self.time.local_at(self.agree_time(self.height)));
+            }
+        }
+        t
+    }
+
+    /// Runs everything due at local time `now`.
+    pub fn handle_timeout(&mut self, now: LocalTime) {
+        self.time_timeout(now);
+        if self.time.clock.is_none() {
+            return;
+        }
+        if now >= self.next_gossip_at {
+            self.gossip(now);
+            self.next_gossip_at = now.plus(self.timing.gossip_every_us);
+        }
+        self.expire_sessions(now);
+        self.retry_pending(now);
+        self.maybe_start_height(now);
+        self.driver.handle_timeout(now);
+        self.pump_driver(now);
+    }
+
+    /// The block time at which agreement on `height` may start.
+    pub(crate) fn agree_time(&self, height: BlockNumber) -> BlockTime {
+        self.params
+            .block_start(height.next())
+            .plus(self.timing.start_grace_us)
+    }
+}

@@ -1,0 +1,266 @@
+//! One `NodeCore` driven by hand: intake refusals, strangers, persist
+//! before send, restore from stored state only.
+
+use std::sync::Arc;
+
+use undchain_roles::{
+    Genesis, GenesisValidator, MemoryStore, NodeConfig, NodeCore, NodeError, NodeEvent, Output,
+    Storage, StoreOp, Stored, StrictCheck, ValidatorTiming,
+};
+use undchain_types::msg::{JobFileDelta, UtilityRequest};
+use undchain_types::{
+    BlockNumber, BlockTime, BoundedBytes, BoundedVec, ChainId, ChainParams, Envelope, Hash32,
+    LocalTime, Message, PerceptionScore, SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
+};
+
+const T0: i64 = 1_000_000_000_000;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed([n; 32])
+}
+
+/// A one-validator chain whose client `key(1)` holds 1,000 tokens.
+fn config() -> NodeConfig {
+    let mut params = ChainParams::new(
+        ChainId(3),
+        key(9).public(),
+        BlockTime(T0 as u64 + 1_000_000),
+    );
+    params.active_seats = 1;
+    params.ack_fanout = 1;
+    params.payout_period_us = 10 * params.block_interval_us;
+    let genesis = Genesis {
+        params: params.clone(),
+        validators: vec![GenesisValidator {
+            key: key(0).public(),
+            known: false,
+        }],
+        balances: vec![(key(1).public(), TokenAmount(1_000))],
+    };
+    NodeConfig {
+        key: key(0),
+        genesis,
+        timing: ValidatorTiming::for_delay(&params, 10_000),
+        seed: 1,
+    }
+}
+
+/// A node whose agreed time is already online (correction 0).
+fn node(store: &MemoryStore, now: LocalTime) -> NodeCore {
+    let mut stored = store.load().unwrap();
+    if stored.time_correction.is_none() {
+        stored.time_correction = Some(0);
+    }
+    let mut core = NodeCore::restore(&config(), now, &stored, Arc::new(StrictCheck)).unwrap();
+    core.start(now);
+    core
+}
+
+fn request(client: &SigningKey, seq: u64, at: LocalTime) -> Arc<SignedEnvelope> {
+    let body = UtilityRequest {
+        kind: UtilityKind::Computation,
+        units: 1,
+        max_price_per_unit: TokenAmount(1),
+        min_partner_score: PerceptionScore::MIN,
+        partner_threshold: 1,
+        co_clients: BoundedVec::default(),
+        spec: BoundedBytes::default(),
+    };
+    let env = Envelope::new(
+        client.public(),
+        ChainId(3),
+        seq,
+        BlockTime(at.micros() as u64),
+        body,
+    );
+    Arc::new(env.sign(client))
+}
+
+/// Carries out every batch (write, then promises) until `until`.
+fn drive(
+    core: &mut NodeCore,
+    store: &mut MemoryStore,
+    now: &mut LocalTime,
+    until: LocalTime,
+) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        while let Some(r) = core.ready() {
+            let number = r.number();
+            store.write(&r.persist).unwrap();
+            out.extend(r.immediate);
+            out.extend(r.after_persist);
+            core.advance(number).unwrap();
+        }
+        match core.poll_timeout() {
+            Some(t) if t <= until => {
+                *now = t.max(*now);
+                core.handle_timeout(*now);
+            }
+            _ => break,
+        }
+    }
+    *now = until;
+    out
+}
+
+fn events(out: &[Output]) -> Vec<&NodeEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn request_from_client_that_cannot_pay_is_refused_at_intake() {
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut core = node(&store, now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    let broke = key(2);
+    core.handle_verified(now, request(&broke, 1, now)).unwrap();
+    let r = core.ready().unwrap();
+    assert!(
+        r.persist
+            .iter()
+            .all(|op| !matches!(op, StoreOp::Accepted { .. })),
+        "nothing filed"
+    );
+    let acks = r.after_persist.iter().chain(&r.immediate).filter(|o| {
+        matches!(o, Output::Send { envelope, .. } if matches!(envelope.body(), Message::RequestAck(_)))
+    });
+    assert_eq!(acks.count(), 0, "no ack");
+    let refused = r.immediate.iter().any(|o| {
+        matches!(o, Output::Event(NodeEvent::RequestRefused { client, reason })
+            if *client == broke.public() && reason.contains("free"))
+    });
+    assert!(refused, "{:?}", r.immediate);
+    core.advance(r.number()).unwrap();
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 9_000_000),
+    );
+    for b in &store.load().unwrap().blocks {
+        assert!(
+            b.requests.is_empty(),
+            "block {} committed a job",
+            b.block.header.number
+        );
+    }
+}
+
+#[test]
+fn ack_goes_out_only_after_its_write() {
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut core = node(&store, now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    core.handle_verified(now, request(&key(1), 1, now)).unwrap();
+    let r = core.ready().unwrap();
+    assert!(
+        r.persist
+            .iter()
+            .any(|op| matches!(op, StoreOp::Accepted { .. }))
+    );
+    let is_ack = |o: &Output| matches!(o, Output::Send { envelope, .. } if matches!(envelope.body(), Message::RequestAck(_)));
+    assert!(
+        !r.immediate.iter().any(is_ack),
+        "an ack never goes before the write"
+    );
+    assert!(r.after_persist.iter().any(is_ack));
+}
+
+#[test]
+fn validator_messages_from_strangers_are_refused() {
+    let store = MemoryStore::new();
+    let now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut core = node(&store, now);
+    while let Some(r) = core.ready() {
+        core.advance(r.number()).unwrap();
+    }
+    let stranger = key(7);
+    let delta = JobFileDelta {
+        block: BlockNumber(0),
+        added: BoundedVec::default(),
+        count: 5,
+        root: Hash32([1; 32]),
+        status: None,
+    };
+    let env = Envelope::new(
+        stranger.public(),
+        ChainId(3),
+        1,
+        BlockTime(now.micros() as u64),
+        delta,
+    )
+    .sign(&stranger);
+    let err = core.handle_verified(now, Arc::new(env)).unwrap_err();
+    assert!(matches!(err, NodeError::NotAValidator { .. }), "{err}");
+    assert!(core.ready().is_none(), "a refused input changes nothing");
+    let other_chain = Envelope::new(
+        stranger.public(),
+        ChainId(4),
+        2,
+        BlockTime(now.micros() as u64),
+        Message::TimeProbe(undchain_types::msg::TimeProbe { nonce: 1, t1: 0 }),
+    )
+    .sign(&stranger);
+    assert!(matches!(
+        core.handle_envelope(now, &other_chain.to_bytes()),
+        Err(NodeError::WrongChain { .. })
+    ));
+    assert!(matches!(
+        core.handle_envelope(now, &[1, 2, 3]),
+        Err(NodeError::Wire(_))
+    ));
+}
+
+#[test]
+fn restore_rebuilds_the_chain_from_stored_state_only() {
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut core = node(&store, now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    for seq in 1..=5 {
+        core.handle_verified(now, request(&key(1), seq, now))
+            .unwrap();
+    }
+    let out = drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 12_000_000),
+    );
+    let committed = events(&out)
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::BlockCommitted { .. }))
+        .count();
+    assert!(committed >= 4, "{committed} blocks");
+    let stored: Stored = store.load().unwrap();
+    let jobs: usize = stored.blocks.iter().map(|b| b.requests.len()).sum();
+    assert_eq!(jobs, 5);
+    let v = core.validator();
+    let again = NodeCore::restore(&config(), now, &stored, Arc::new(StrictCheck)).unwrap();
+    assert_eq!(again.validator().height(), v.height());
+    assert_eq!(again.validator().ledger().root(), v.ledger().root());
+    assert_eq!(again.validator().last_hash(), v.last_hash());
+}
