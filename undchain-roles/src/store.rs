@@ -128,6 +128,11 @@ impl MemoryStore {
     pub fn writes(&self) -> u64 {
         self.writes
     }
+
+    /// What is durable, without a copy.
+    pub fn stored(&self) -> &Stored {
+        &self.stored
+    }
 }
 
 impl Storage for MemoryStore {

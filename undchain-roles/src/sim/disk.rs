@@ -1,14 +1,13 @@
-//! A node's simulated disk: every batch is one atomic write; a crash that
-//! tears a batch loses that write (it was never synced), and nothing that
-//! depended on it went out.
+//! A node's simulated disk: every batch is one atomic write
+//! ([`MemoryStore`] underneath); a crash that tears a batch loses that
+//! write (it was never synced), and nothing that depended on it went out.
 
-use crate::store::{Storage, StoreError, StoreOp, Stored};
+use crate::store::{MemoryStore, Storage, StoreError, StoreOp, Stored};
 
 /// The simulated storage of one node.
 #[derive(Debug, Clone, Default)]
 pub struct SimDisk {
-    stored: Stored,
-    writes: u64,
+    store: MemoryStore,
     lost: u64,
 }
 
@@ -25,7 +24,7 @@ impl SimDisk {
 
     /// Batches written.
     pub fn writes(&self) -> u64 {
-        self.writes
+        self.store.writes()
     }
 
     /// Batches lost to crashes.
@@ -35,20 +34,16 @@ impl SimDisk {
 
     /// What is durable.
     pub fn stored(&self) -> &Stored {
-        &self.stored
+        self.store.stored()
     }
 }
 
 impl Storage for SimDisk {
     fn write(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {
-        for op in batch {
-            self.stored.apply(op);
-        }
-        self.writes += 1;
-        Ok(())
+        self.store.write(batch)
     }
 
     fn load(&self) -> Result<Stored, StoreError> {
-        Ok(self.stored.clone())
+        self.store.load()
     }
 }

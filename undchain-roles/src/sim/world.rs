@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
-    BlockTime, ChainId, ChainParams, EnvelopeError, Hash32, HashContext, JobId, LocalTime,
-    PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+    BlockTime, ChainId, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache,
+    LocalTime, PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
 };
 
 use super::SimConfig;
@@ -27,10 +27,21 @@ pub(crate) const GENESIS_AFTER_US: u64 = 15_000_000;
 const CLIENT_BALANCE: u64 = 1_000_000_000;
 
 /// Verifies each distinct envelope once for the whole world (the node's
-/// transport verifies once per envelope too).
-#[derive(Debug, Default)]
+/// transport verifies once per envelope too), with the senders' points
+/// decompressed once ([`KeyCache`], as the transport's readers keep one).
+#[derive(Debug)]
 pub(crate) struct SharedCheck {
     good: Mutex<BTreeSet<Hash32>>,
+    keys: Mutex<KeyCache>,
+}
+
+impl Default for SharedCheck {
+    fn default() -> Self {
+        SharedCheck {
+            good: Mutex::new(BTreeSet::new()),
+            keys: Mutex::new(KeyCache::new(4096)),
+        }
+    }
 }
 
 impl EnvelopeCheck for SharedCheck {
@@ -44,7 +55,10 @@ impl EnvelopeCheck for SharedCheck {
                 return Ok(());
             }
         }
-        env.verify()?;
+        match self.keys.lock() {
+            Ok(mut keys) => env.verify_with(&mut keys)?,
+            Err(_) => env.verify()?,
+        }
         if let Ok(mut good) = self.good.lock() {
             good.insert(key);
         }

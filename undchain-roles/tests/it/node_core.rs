@@ -56,6 +56,20 @@ fn node(store: &MemoryStore, now: LocalTime) -> NodeCore {
     core
 }
 
+/// A fresh node driven to just after genesis.
+fn started() -> (MemoryStore, LocalTime, NodeCore) {
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut core = node(&store, now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    (store, now, core)
+}
+
 fn request(client: &SigningKey, seq: u64, at: LocalTime) -> Arc<SignedEnvelope> {
     let body = UtilityRequest {
         kind: UtilityKind::Computation,
@@ -115,15 +129,7 @@ fn events(out: &[Output]) -> Vec<&NodeEvent> {
 
 #[test]
 fn request_from_client_that_cannot_pay_is_refused_at_intake() {
-    let mut store = MemoryStore::new();
-    let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut core = node(&store, now);
-    drive(
-        &mut core,
-        &mut store,
-        &mut now,
-        LocalTime::from_micros(T0 + 1_600_000),
-    );
+    let (mut store, mut now, mut core) = started();
     let broke = key(2);
     core.handle_verified(now, request(&broke, 1, now)).unwrap();
     let r = core.ready().unwrap();
@@ -160,15 +166,7 @@ fn request_from_client_that_cannot_pay_is_refused_at_intake() {
 
 #[test]
 fn ack_goes_out_only_after_its_write() {
-    let mut store = MemoryStore::new();
-    let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut core = node(&store, now);
-    drive(
-        &mut core,
-        &mut store,
-        &mut now,
-        LocalTime::from_micros(T0 + 1_600_000),
-    );
+    let (_store, now, mut core) = started();
     core.handle_verified(now, request(&key(1), 1, now)).unwrap();
     let r = core.ready().unwrap();
     assert!(
@@ -231,15 +229,7 @@ fn validator_messages_from_strangers_are_refused() {
 
 #[test]
 fn restore_rebuilds_the_chain_from_stored_state_only() {
-    let mut store = MemoryStore::new();
-    let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut core = node(&store, now);
-    drive(
-        &mut core,
-        &mut store,
-        &mut now,
-        LocalTime::from_micros(T0 + 1_600_000),
-    );
+    let (mut store, mut now, mut core) = started();
     for seq in 1..=5 {
         core.handle_verified(now, request(&key(1), seq, now))
             .unwrap();
