@@ -4,10 +4,7 @@
 //! threads, with no lock held, so connections verify in parallel.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use quinn::crypto::rustls::HandshakeData;
 use quinn::{ConnectionError, VarInt};
@@ -18,7 +15,10 @@ use undchain_net::{Claim, FrameReader, PeerClass, TransportError, TransportEvent
 use undchain_types::PublicKey;
 
 use super::close_code;
-use super::shared::{Installed, Shared, SharedRx, count, is_current, refusal_code};
+use super::events::PeerQuota;
+use super::lane::{Lane, ReadSide};
+use super::outbox::{Activity, Outbox, Retire};
+use super::shared::{Installed, Shared, count, is_current, refusal_code};
 use crate::transport::tls::{self, ALPN_VALIDATOR};
 
 /// Bytes of queued frames coalesced into one stream write.
@@ -165,14 +165,7 @@ async fn handshake(shared: Arc<Shared>, incoming: quinn::Incoming, id: Handshake
 
 /// Starts an installed connection's writer and reader.
 pub(super) fn run(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKey, inst: Installed) {
-    tokio::spawn(write_loop(
-        shared.clone(),
-        conn.clone(),
-        inst.id,
-        inst.rx,
-        inst.queued,
-        inst.retire,
-    ));
+    tokio::spawn(write_loop(conn.clone(), inst.outbox, inst.retire));
     tokio::spawn(read_loop(shared, conn, peer, inst.class, Some(inst.id)));
 }
 
@@ -183,53 +176,72 @@ pub(super) fn drain(shared: Arc<Shared>, conn: quinn::Connection, peer: PublicKe
     tokio::spawn(read_loop(shared, conn, peer, class, None));
 }
 
-async fn write_loop(
-    shared: Arc<Shared>,
-    conn: quinn::Connection,
-    id: ConnId,
-    rx: SharedRx,
-    queued: Arc<AtomicUsize>,
-    retire: Arc<Notify>,
-) {
-    let mut activity = Activity::new(&shared);
-    let Ok(mut send) = conn.open_uni().await else {
+/// Carries the key's outbox on this connection: parks the stream for
+/// senders to write onto directly ([`Outbox::push`]) and writes what they
+/// queued when the stream could not take it at once.
+async fn write_loop(conn: quinn::Connection, outbox: Arc<Outbox>, retire: Arc<Retire>) {
+    let Ok(stream) = conn.open_uni().await else {
         return;
     };
-    // The key's queue: held by its current connection's writer; a retired
-    // writer finishes its stream and lets go.
-    let mut rx = tokio::select! {
-        g = rx.lock_owned() => g,
-        _ = retire.notified() => {
-            let _ = send.finish();
+    let mut stream = Some(stream);
+    // The key's outbox: carried by its current connection's writer; a
+    // retired writer finishes its stream and lets go.
+    let _carrying = tokio::select! {
+        g = outbox.writer().lock_owned() => g,
+        _ = retire.retired() => {
+            finish(stream);
             return;
         }
         _ = conn.closed() => return,
     };
-    loop {
-        let mut buf = tokio::select! {
-            biased;
-            _ = retire.notified() => break,
-            m = rx.recv() => match m {
-                Some(b) => b,
-                None => break,
-            },
-            _ = conn.closed() => return,
-        };
-        // Coalesce what is already queued into one write: small envelopes
-        // then share packets instead of waking the connection per frame.
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
-                Err(_) => break,
+    while !retire.is_retired() {
+        match outbox.take_batch(&mut stream, WRITE_BATCH) {
+            Some(buf) => {
+                let Some(s) = stream.as_mut() else { return };
+                if s.write_all(&buf).await.is_err() {
+                    outbox.unpark();
+                    return;
+                }
             }
-        }
-        queued.fetch_sub(buf.len(), Ordering::AcqRel);
-        activity.seen(&shared, id);
-        if send.write_all(&buf).await.is_err() {
-            return;
+            None => tokio::select! {
+                biased;
+                _ = retire.retired() => break,
+                _ = outbox.queued() => {}
+                _ = conn.closed() => {
+                    outbox.unpark();
+                    return;
+                }
+            },
         }
     }
-    let _ = send.finish();
+    finish(stream.or_else(|| outbox.unpark()));
+}
+
+fn finish(stream: Option<quinn::SendStream>) {
+    if let Some(mut s) = stream {
+        let _ = s.finish();
+    }
+}
+
+/// One connection's reading, by its task (module `lane`: the runtime
+/// reads the single frames of an idle connection itself).
+struct ConnReader {
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    peer: PublicKey,
+    class: PeerClass,
+    /// `None` for a drained connection (not its key's current one).
+    id: Option<ConnId>,
+    lane: Arc<Lane>,
+    quota: PeerQuota,
+}
+
+/// How reading one stream ended.
+enum StreamEnd {
+    /// The stream ended: the peer may open the next.
+    Next,
+    /// The connection is closed (and reported).
+    Closed,
 }
 
 async fn read_loop(
@@ -240,94 +252,161 @@ async fn read_loop(
     id: Option<ConnId>,
 ) {
     let cfg = &shared.cfg.transport;
-    let mut reader = FrameReader::new(cfg, peer, class, shared.now());
-    let quota = shared.events.quota();
-    let mut activity = Activity::new(&shared);
-    // One unidirectional stream at a time (the transport allows one), read
-    // in this task: the rate bucket and key cache are the connection's.
+    let now = shared.now();
+    let side = ReadSide::new(
+        FrameDecoder::new(cfg.max_frame),
+        FrameReader::new(cfg, peer, class, now),
+        Activity::new(now, cfg.admission.client_idle_us),
+    );
+    let lane = Lane::new(shared.hub.clone(), side, id);
+    // quinn may hold the last reference to the lane (in the stream's waker)
+    // and drop it under its connection lock: the stream must be gone by
+    // then, dropped here, where the lock is free.
+    let _stream = DropStream(lane.clone());
+    let r = ConnReader {
+        lane,
+        quota: shared.events.quota(),
+        shared,
+        conn,
+        peer,
+        class,
+        id,
+    };
+    // One unidirectional stream at a time (the transport allows one); the
+    // rate bucket and key cache are the connection's.
     loop {
-        let mut recv = match conn.accept_uni().await {
-            Ok(r) => r,
+        let recv = match r.conn.accept_uni().await {
+            Ok(recv) => recv,
             Err(e) => {
-                if let Some(id) = id {
-                    shared.conn_closed(peer, id, map_close(e, peer)).await;
+                if let Some(id) = r.id {
+                    r.shared.conn_closed(r.peer, id, map_close(e, r.peer)).await;
                 }
                 return;
             }
         };
-        let mut dec = FrameDecoder::new(cfg.max_frame);
+        {
+            let mut side = r.lane.lock();
+            side.recv = Some(recv);
+            side.dec = FrameDecoder::new(r.shared.cfg.transport.max_frame);
+        }
+        if let StreamEnd::Closed = r.read_stream().await {
+            return;
+        }
+    }
+}
+
+/// Drops a lane's stream when its reader task ends, whichever way.
+struct DropStream(Arc<Lane>);
+
+impl Drop for DropStream {
+    fn drop(&mut self) {
+        let recv = self.0.lock().recv.take();
+        drop(recv);
+    }
+}
+
+impl ConnReader {
+    async fn read_stream(&self) -> StreamEnd {
+        let shared = &self.shared;
         loop {
-            let chunk = match recv.read_chunk(64 * 1024, true).await {
+            let Some(read) = self.lane.next_read() else {
+                self.lane.wait().await;
+                continue;
+            };
+            let chunk = match read {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
-                    if let Err(e) = dec.finish() {
-                        let ev = TransportEvent::Dropped {
-                            peer,
-                            error: TransportError::Frame(e),
-                        };
-                        shared.events.frame(class, &quota, ev, 0).await;
-                    }
-                    // A drained connection is done once its peer finished.
-                    if !id.is_some_and(|id| is_current(&shared.lock(), id)) {
-                        conn.close(VarInt::from_u32(close_code::SUPERSEDED), b"superseded");
-                    }
-                    break;
+                    self.stream_finished().await;
+                    return StreamEnd::Next;
                 }
                 // A reset stream just ends; the connection's fate comes
                 // from `accept_uni`.
-                Err(_) => break,
-            };
-            if let Some(id) = id {
-                activity.seen(&shared, id);
-            }
-            let mut input: &[u8] = &chunk.bytes;
-            while !input.is_empty() {
-                let frame = match dec.decode(&mut input) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(e) => {
-                        conn.close(
-                            VarInt::from_u32(close_code::FRAME),
-                            e.to_string().as_bytes(),
-                        );
-                        if let Some(id) = id {
-                            shared.conn_closed(peer, id, TransportError::Frame(e)).await;
-                        }
-                        return;
-                    }
-                };
-                match reader.admit(cfg, &frame, shared.now()) {
-                    Some(ev) => shared.events.frame(class, &quota, ev, frame.len()).await,
-                    None => count(&shared.counters.frames_shed),
+                Err(_) => {
+                    self.lane.lock().recv = None;
+                    return StreamEnd::Next;
                 }
-                // Verification takes tens of microseconds: let the other
-                // connections' tasks run between frames when due.
-                tokio::task::coop::consume_budget().await;
+            };
+            let now = shared.now();
+            let report = {
+                let mut side = self.lane.lock();
+                self.lane.note_chunk(&side, &chunk.bytes);
+                side.activity.due(now)
+            };
+            if let Some(id) = self.id
+                && report
+            {
+                shared.lock().admission.handle_activity(now, id);
+            }
+            if let StreamEnd::Closed = self.frames(&chunk.bytes).await {
+                return StreamEnd::Closed;
             }
         }
     }
-}
 
-/// Reports a connection's traffic to the admission's idle clock, a few
-/// times per idle period at most (one lock per report, not per frame).
-struct Activity {
-    last: undchain_types::LocalTime,
-    every: u64,
-}
-
-impl Activity {
-    fn new(shared: &Shared) -> Self {
-        Activity {
-            last: shared.now(),
-            every: shared.cfg.transport.admission.client_idle_us / 4,
+    /// Sheds, decodes and verifies the frames of one chunk, queueing their
+    /// events.
+    async fn frames(&self, mut input: &[u8]) -> StreamEnd {
+        let shared = &self.shared;
+        let cfg = &shared.cfg.transport;
+        while !input.is_empty() {
+            let now = shared.now();
+            let step = {
+                let mut side = self.lane.lock();
+                let side = &mut *side;
+                side.dec
+                    .decode(&mut input)
+                    .map(|frame| frame.map(|f| (side.reader.admit(cfg, &f, now), f.len())))
+            };
+            match step {
+                Ok(None) => break,
+                Ok(Some((Some(ev), len))) => {
+                    shared.events.frame(self.class, &self.quota, ev, len).await;
+                }
+                Ok(Some((None, _))) => count(&shared.counters.frames_shed),
+                Err(e) => {
+                    self.conn.close(
+                        VarInt::from_u32(close_code::FRAME),
+                        e.to_string().as_bytes(),
+                    );
+                    if let Some(id) = self.id {
+                        shared
+                            .conn_closed(self.peer, id, TransportError::Frame(e))
+                            .await;
+                    }
+                    return StreamEnd::Closed;
+                }
+            }
+            // Verification takes tens of microseconds: let the other
+            // connections' tasks run between frames when due.
+            tokio::task::coop::consume_budget().await;
         }
+        StreamEnd::Next
     }
 
-    fn seen(&mut self, shared: &Shared, id: ConnId) {
-        let now = shared.now();
-        if now.since(self.last) >= self.every {
-            self.last = now;
-            shared.lock().admission.handle_activity(now, id);
+    /// The peer finished its stream: a frame cut short is reported; a
+    /// drained connection is done.
+    async fn stream_finished(&self) {
+        let finished = {
+            let mut side = self.lane.lock();
+            side.recv = None;
+            side.dec.finish()
+        };
+        if let Err(e) = finished {
+            let ev = TransportEvent::Dropped {
+                peer: self.peer,
+                error: TransportError::Frame(e),
+            };
+            self.shared
+                .events
+                .frame(self.class, &self.quota, ev, 0)
+                .await;
+        }
+        if !self
+            .id
+            .is_some_and(|id| is_current(&self.shared.lock(), id))
+        {
+            self.conn
+                .close(VarInt::from_u32(close_code::SUPERSEDED), b"superseded");
         }
     }
 }

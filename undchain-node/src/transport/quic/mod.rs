@@ -28,8 +28,15 @@
 //!   connection and per class (`events`): a peer over its share waits, and
 //!   flow control slows that peer alone. A frame header over the limit
 //!   loses the framing and closes the connection with [`close_code::FRAME`].
+//!   One shortcut (`lane`): while the runtime waits in
+//!   [`QuicTransport::next_event`], a connection whose reader is idle has
+//!   its next chunk read by the runtime itself, if that chunk is one whole
+//!   frame (shed, decoded and verified the same way), so a lone envelope
+//!   skips the reader task.
 //! - **Writing**: one queue per key (bounded, [`TransportConfig`]), written
-//!   by the key's current connection, coalescing queued frames.
+//!   by the key's current connection, coalescing queued frames; a frame
+//!   sent after a pause with nothing queued is written onto the stream by
+//!   the sender itself (`outbox`).
 //! - **Hardening**: no TLS session resumption and no 0-RTT (both sides,
 //!   explicitly), no QUIC datagrams (no receive buffer, no send buffer),
 //!   one unidirectional stream per direction and none bidirectional, no
@@ -43,11 +50,14 @@
 
 mod conn;
 mod events;
+mod lane;
+mod outbox;
 mod shared;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use quinn::VarInt;
@@ -206,6 +216,7 @@ impl QuicTransport {
             cfg,
             quic_transport: transport,
             events: sink,
+            hub: Arc::default(),
             clock: MonotonicClock::new(),
             endpoint,
             counters: Counters::default(),
@@ -293,8 +304,42 @@ impl QuicTransport {
     }
 
     /// The next event; `None` once the transport is shut down.
+    ///
+    /// While this waits, an idle connection's next frame is read by the
+    /// caller itself rather than by the connection's reader task (one task
+    /// hand-off less per envelope; module `lane`).
     pub async fn next_event(&mut self) -> Option<TransportEvent> {
-        self.events.recv().await.map(|q| q.event)
+        let hub = self.shared.hub.clone();
+        let _waiting = lane::Waiting(&hub);
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Queued events first (they are older), then the lanes that woke for
+    /// us; otherwise waits for either.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<TransportEvent>> {
+        let hub = &self.shared.hub;
+        loop {
+            hub.stop_waiting();
+            if let Poll::Ready(q) = self.events.poll_recv(cx) {
+                hub.hand_to_tasks();
+                return Poll::Ready(q.map(|q| q.event));
+            }
+            if let Some(lane) = hub.pop() {
+                // One lane read here; the others' tasks read theirs in
+                // parallel.
+                hub.hand_to_tasks();
+                let events = &self.events;
+                if let Some(ev) = lane::read_for_runtime(&self.shared, &lane, || !events.is_empty())
+                {
+                    return Poll::Ready(Some(ev));
+                }
+                continue;
+            }
+            hub.start_waiting(cx.waker());
+            if hub.is_empty() {
+                return Poll::Pending;
+            }
+        }
     }
 
     /// Closes every connection and the socket, and waits until the peers
@@ -414,7 +459,12 @@ impl Transport for QuicTransport {
     }
 
     fn poll_event(&mut self) -> Option<TransportEvent> {
-        self.events.try_recv().ok().map(|q| q.event)
+        let hub = self.shared.hub.clone();
+        let _waiting = lane::Waiting(&hub);
+        match self.poll_next(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(ev) => ev,
+            Poll::Pending => None,
+        }
     }
 
     fn stats(&self) -> TransportStats {

@@ -3,8 +3,8 @@
 //! event sink, the clock and the counters.
 //!
 //! One `std::sync::Mutex` guards the admission and the links; it is held
-//! only for bookkeeping (admitting, installing, closing, queueing a frame),
-//! never across an await, a decode or a signature check.
+//! only for bookkeeping (admitting, installing, closing, finding a key's
+//! outbox), never across an await, a write, a decode or a signature check.
 //!
 //! A connection that stops being its key's current one (replaced, or the
 //! loser of a simultaneous dial) is **drained**, not cut: its writer
@@ -16,27 +16,24 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{ConnectionError, VarInt};
-use tokio::sync::{Notify, mpsc};
 use undchain_net::admission::{Admission, AdmissionError, Admitted, ConnId};
 use undchain_net::{Claim, PeerClass, TransportError, TransportEvent, TransportStats};
 use undchain_types::{LocalTime, PublicKey, SigningKey};
 
 use super::events::EventSink;
+use super::lane::Hub;
+use super::outbox::{Activity, Full, Outbox, Retire};
 use super::{QuicConfig, close_code};
 use crate::clock::MonotonicClock;
 use crate::transport::tls::{self, ALPN_USER, ALPN_VALIDATOR};
 
 /// The TLS server name sent: with raw keys it names nothing, the key does.
 const SERVER_NAME: &str = "undchain";
-
-/// The receiving half of a link's queue, handed from connection to
-/// connection: the current connection's writer holds it.
-pub(super) type SharedRx = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
 
 /// A key's current connection.
 pub(super) struct Current {
@@ -48,19 +45,19 @@ pub(super) struct Current {
 
 /// One key's outbound queue and the connection carrying it.
 pub(super) struct Link {
-    tx: mpsc::Sender<Vec<u8>>,
-    /// Bytes queued and not yet handed to quinn.
-    pub(super) queued: Arc<AtomicUsize>,
-    pub(super) rx: SharedRx,
+    pub(super) outbox: Arc<Outbox>,
     pub(super) current: Option<Current>,
     /// Dials to the key under way.
     dials: usize,
+    /// When frames sent to the key were last reported to the admission's
+    /// idle clock.
+    sent: Activity,
 }
 
 /// An admitted connection, and the signal that retires its writer.
 pub(super) struct ConnEntry {
     conn: quinn::Connection,
-    retire: Arc<Notify>,
+    retire: Arc<Retire>,
 }
 
 /// What the admission and the links hold, under one lock.
@@ -93,6 +90,8 @@ pub(super) struct Shared {
     pub(super) quic_transport: Arc<quinn::TransportConfig>,
     pub(super) state: Mutex<State>,
     pub(super) events: EventSink,
+    /// Idle connections whose next frame the runtime reads itself.
+    pub(super) hub: Arc<Hub>,
     pub(super) clock: MonotonicClock,
     pub(super) endpoint: quinn::Endpoint,
     pub(super) counters: Counters,
@@ -103,9 +102,8 @@ pub(super) struct Shared {
 pub(super) struct Installed {
     pub(super) id: ConnId,
     pub(super) class: PeerClass,
-    pub(super) rx: SharedRx,
-    pub(super) queued: Arc<AtomicUsize>,
-    pub(super) retire: Arc<Notify>,
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) retire: Arc<Retire>,
 }
 
 /// What became of a finished dial.
@@ -158,13 +156,12 @@ impl Shared {
     }
 
     fn new_link(&self) -> Link {
-        let (tx, rx) = mpsc::channel(self.cfg.transport.queue_per_peer.max(1));
+        let t = &self.cfg.transport;
         Link {
-            tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            outbox: Arc::new(Outbox::new(t.queue_per_peer, t.queue_bytes_per_peer)),
             current: None,
             dials: 0,
+            sent: Activity::new(self.now(), t.admission.client_idle_us),
         }
     }
 
@@ -201,33 +198,36 @@ impl Shared {
         }
     }
 
-    /// Queues `bytes` for `peer`, or says why not.
+    /// Sends `bytes` to `peer` (written at once if nothing waits, else
+    /// queued), or says why not.
     pub(super) fn push(&self, peer: &PublicKey, bytes: Vec<u8>) -> Result<(), TransportError> {
-        let state = self.lock();
-        let link = state
-            .links
-            .get(peer)
-            .ok_or(TransportError::NotConnected { peer: *peer })?;
-        let full = TransportError::QueueFull {
-            peer: *peer,
-            cap: self.cfg.transport.queue_per_peer,
-            cap_bytes: self.cfg.transport.queue_bytes_per_peer,
-        };
-        let len = bytes.len();
-        let before = link.queued.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > self.cfg.transport.queue_bytes_per_peer {
-            link.queued.fetch_sub(len, Ordering::AcqRel);
-            return Err(full);
-        }
-        link.tx.try_send(bytes).map_err(|e| {
-            link.queued.fetch_sub(len, Ordering::AcqRel);
-            match e {
-                mpsc::error::TrySendError::Full(_) => full,
-                mpsc::error::TrySendError::Closed(_) => {
-                    TransportError::NotConnected { peer: *peer }
-                }
+        let now = self.now();
+        let outbox = {
+            let mut guard = self.lock();
+            let State {
+                admission, links, ..
+            } = &mut *guard;
+            let link = links
+                .get_mut(peer)
+                .ok_or(TransportError::NotConnected { peer: *peer })?;
+            // Traffic either way keeps a client's connection (the reader
+            // reports what comes in).
+            if let Some(c) = &link.current
+                && link.sent.due(now)
+            {
+                admission.handle_activity(now, c.id);
             }
-        })
+            link.outbox.clone()
+        };
+        // Written with the transport's lock released: the lock is for
+        // bookkeeping, the outbox has its own.
+        outbox
+            .push(bytes, now)
+            .map_err(|Full| TransportError::QueueFull {
+                peer: *peer,
+                cap: self.cfg.transport.queue_per_peer,
+                cap_bytes: self.cfg.transport.queue_bytes_per_peer,
+            })
     }
 
     /// Runs the TLS/QUIC handshake to `peer` at `addr`.
@@ -288,9 +288,9 @@ impl Shared {
     /// Retires a connection that is no longer its key's current one: its
     /// writer finishes, its reader drains; closed after the race window at
     /// the latest.
-    pub(super) fn retire(&self, conn: quinn::Connection, retire: Option<&Notify>) {
+    pub(super) fn retire(&self, conn: quinn::Connection, retire: Option<&Retire>) {
         if let Some(r) = retire {
-            r.notify_one();
+            r.retire();
         }
         count(&self.counters.superseded);
         let grace = std::time::Duration::from_micros(self.cfg.transport.admission.race_window_us);
@@ -320,7 +320,7 @@ impl Shared {
         {
             self.retire(e.conn, Some(&e.retire));
         }
-        let retire = Arc::new(Notify::new());
+        let retire = Arc::new(Retire::default());
         state.conns.insert(
             admitted.conn,
             ConnEntry {
@@ -341,8 +341,7 @@ impl Shared {
         Installed {
             id: admitted.conn,
             class: admitted.class,
-            rx: link.rx.clone(),
-            queued: link.queued.clone(),
+            outbox: link.outbox.clone(),
             retire,
         }
     }
