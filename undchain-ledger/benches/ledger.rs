@@ -62,10 +62,11 @@ fn account(n: u64) -> PublicKey {
         .unwrap()
 }
 
+/// The default parameters (2 s blocks, 10 min request window, fee 10),
+/// with `bpp` blocks per period.
 fn config(bpp: u64) -> LedgerConfig {
     let mut c = LedgerConfig::new(CHAIN, account(u64::MAX));
     c.blocks_per_period = bpp;
-    c.request_window_us = u64::MAX / 4;
     c
 }
 
@@ -85,13 +86,15 @@ fn open_job(n: u64, clients: u64, partners: &[PublicKey], claims: Vec<Claim>) ->
     let id = JobId(hash(HashContext::JobId, &n.to_le_bytes()));
     let client = account(n % clients);
     let e = entry(id, client, partners);
+    // Committed over the period's blocks, each at its block's time.
+    let commit_block = BlockNumber(n % 7_000);
     OpenJob {
         entry_hash: e.leaf_hash(),
         entry: e,
-        commit_block: BlockNumber(0),
+        commit_block,
         client,
         escrow: TokenAmount(ESCROW),
-        sent_at: BlockTime(0),
+        sent_at: config(1).block_start(commit_block),
         carried_from: None,
         claims,
     }
@@ -174,7 +177,8 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
     }
     let mut ops = Vec::new();
     for k in 0..333u64 {
-        let n = (i * 7_919 + k * 3_001) % JOBS;
+        // Injective for the first 3,000 blocks: 2654435761 is coprime to 10^6.
+        let n = ((i * 333 + k) * 2_654_435_761) % JOBS;
         let id = JobId(hash(HashContext::JobId, &n.to_le_bytes()));
         let j = l.job(&id).unwrap();
         let terms = ReceiptTerms {
@@ -272,7 +276,9 @@ fn block_and_rebuild(c: &mut Criterion) {
 }
 
 fn settle(c: &mut Criterion) {
-    let (clients, bpp) = (100_000u64, 8u64);
+    // A 4 h period of 7,200 two-second blocks; the jobs were committed
+    // over its blocks, so those of its last 10 minutes are remembered.
+    let (clients, bpp) = (100_000u64, 7_200u64);
     let partner = |n: u64| account(ACCOUNTS * 2 + n % 100_000);
     let jobs = (0..JOBS)
         .map(|n| {

@@ -152,7 +152,10 @@ impl Exec<'_> {
             Fate::Settled => s.settled.push(id),
             Fate::Cancelled => s.cancelled.push(id),
         }
-        self.jobs.insert(id, None);
+        match self.jobs.get_mut(&id) {
+            Some(touched) => *touched = None,
+            None => self.jobs_settled.push(id),
+        }
         let forget = self.base.config.forget_block(sent_at);
         if forget > self.number {
             self.settled_add.push((id, forget));

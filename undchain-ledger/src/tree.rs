@@ -24,8 +24,10 @@
 //! a proposal); [`StateTree::apply`] makes the changes. Both walk only the
 //! paths of the changed keys, sharing the upper levels, so a block costs
 //! O(changes x log(leaves)) hashes and a full rebuild ([`StateTree::build`])
-//! O(leaves). Nodes live in two arenas with free lists; nothing is hashed
-//! in the order of a hash map.
+//! O(leaves). Nodes live in two arenas with free lists; an inner node
+//! holds both children's hashes, so a walk down a path reads one node per
+//! level and never its untouched sibling. Nothing is hashed in the order of
+//! a hash map.
 
 use undchain_types::msg::StateProof;
 use undchain_types::{BoundedVec, Hash32, HashAlgorithm, HashContext};
@@ -42,14 +44,39 @@ pub fn bit(key: &Digest, depth: usize) -> bool {
     (key[depth / 8] >> (7 - depth % 8)) & 1 == 1
 }
 
+/// `data` hashed under `ctx` with `algo`: the same digest as
+/// [`HashAlgorithm::hash`], with blake3's one-call keyed hash (no streaming
+/// hasher to set up for the 64-byte inputs of the tree).
+pub fn hash(algo: HashAlgorithm, ctx: HashContext, data: &[u8]) -> Digest {
+    match algo {
+        HashAlgorithm::Blake3 => *blake3::keyed_hash(ctx.key(), data).as_bytes(),
+        HashAlgorithm::Sha256 => algo.hash(ctx, data).0,
+    }
+}
+
+/// The canonical (postcard) encoding of `value`, as
+/// [`undchain_types::wire::encode_bare`] gives it, written into a buffer
+/// sized up front (the state's leaves are small; no growth on the way).
+pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_extend(value, Vec::with_capacity(512))
+        .unwrap_or_else(|_| undchain_types::wire::encode_bare(value))
+}
+
+fn hash_pair(algo: HashAlgorithm, ctx: HashContext, a: &Digest, b: &Digest) -> Digest {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(a);
+    buf[32..].copy_from_slice(b);
+    hash(algo, ctx, &buf)
+}
+
 /// A leaf's hash from its key hash and value hash.
 pub fn leaf_hash(algo: HashAlgorithm, key: &Digest, value: &Digest) -> Digest {
-    algo.hash_parts(HashContext::LedgerKey, &[key, value]).0
+    hash_pair(algo, HashContext::LedgerKey, key, value)
 }
 
 /// An inner node's hash from its children's.
 pub fn node_hash(algo: HashAlgorithm, left: &Digest, right: &Digest) -> Digest {
-    algo.hash_parts(HashContext::LedgerNode, &[left, right]).0
+    hash_pair(algo, HashContext::LedgerNode, left, right)
 }
 
 const EMPTY: Digest = [0; 32];
@@ -61,11 +88,14 @@ enum Child {
     Node(u32),
 }
 
+/// An inner node: its children and their hashes (its own hash is kept by
+/// its parent, or as the root hash).
 #[derive(Debug, Clone)]
 struct Inner {
     left: Child,
     right: Child,
-    hash: Digest,
+    left_hash: Digest,
+    right_hash: Digest,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +130,7 @@ pub struct StateTree {
     free_inner: Vec<u32>,
     free_leaves: Vec<u32>,
     root: Child,
+    root_hash: Digest,
     len: usize,
 }
 
@@ -127,6 +158,7 @@ impl StateTree {
             free_inner: Vec::new(),
             free_leaves: Vec::new(),
             root: Child::Empty,
+            root_hash: EMPTY,
             len: 0,
         }
     }
@@ -137,7 +169,7 @@ impl StateTree {
         let changes = normalize(leaves.into_iter().map(|(k, h)| (k, Some(h))).collect());
         t.inner.reserve(changes.len());
         t.leaves.reserve(changes.len());
-        t.root = t.build_from(0, &changes);
+        (t.root, t.root_hash) = t.build_from(0, &changes);
         t
     }
 
@@ -156,21 +188,14 @@ impl StateTree {
         self.len == 0
     }
 
-    fn hash_of(&self, c: Child) -> &Digest {
-        match c {
-            Child::Empty => &EMPTY,
-            Child::Leaf(i) => &self.leaves[i as usize].hash,
-            Child::Node(n) => &self.inner[n as usize].hash,
-        }
-    }
-
     /// The root hash ([`Hash32::ZERO`] for an empty tree).
     pub fn root(&self) -> Hash32 {
-        Hash32(*self.hash_of(self.root))
+        Hash32(self.root_hash)
     }
 
-    /// The leaf hash stored under key hash `key`.
-    pub fn get(&self, key: &Digest) -> Option<Digest> {
+    /// Walks from the root towards `key`: the child reached at each depth
+    /// and the sibling hashes passed (root side first).
+    fn walk(&self, key: &Digest, mut visit: impl FnMut(&Digest)) -> Option<&LeafCell> {
         let mut c = self.root;
         let mut depth = 0;
         loop {
@@ -178,31 +203,43 @@ impl StateTree {
                 Child::Empty => return None,
                 Child::Leaf(i) => {
                     let l = &self.leaves[i as usize];
-                    return (l.key == *key).then_some(l.hash);
+                    return (l.key == *key).then_some(l);
                 }
                 Child::Node(n) => {
                     let node = &self.inner[n as usize];
-                    c = if bit(key, depth) {
-                        node.right
+                    let (next, sibling) = if bit(key, depth) {
+                        (node.right, &node.left_hash)
                     } else {
-                        node.left
+                        (node.left, &node.right_hash)
                     };
+                    visit(sibling);
+                    c = next;
                     depth += 1;
                 }
             }
         }
     }
 
+    /// The leaf hash stored under key hash `key`.
+    pub fn get(&self, key: &Digest) -> Option<Digest> {
+        self.walk(key, |_| {}).map(|l| l.hash)
+    }
+
     /// The root the tree would have after `changes` (sorted by key, one
     /// change per key: see [`normalize`]), without changing it.
     pub fn root_after(&self, changes: &[Change]) -> Hash32 {
-        Hash32(*self.sub_after(self.root, 0, changes).hash())
+        Hash32(
+            *self
+                .sub_after(self.root, &self.root_hash, 0, changes)
+                .hash(),
+        )
     }
 
     /// Applies `changes` (sorted by key, one change per key: see
     /// [`normalize`]) and returns the new root.
     pub fn apply(&mut self, changes: &[Change]) -> Hash32 {
-        self.root = self.update(self.root, 0, changes);
+        let (root, hash) = self.update(self.root, self.root_hash, 0, changes);
+        (self.root, self.root_hash) = (root, hash);
         self.root()
     }
 
@@ -210,38 +247,9 @@ impl StateTree {
     /// [`StateTree::root`].
     pub fn prove(&self, key: &Digest) -> Option<(Digest, StateProof)> {
         let mut siblings = Vec::new();
-        let mut c = self.root;
-        loop {
-            match c {
-                Child::Empty => return None,
-                Child::Leaf(i) => {
-                    let l = &self.leaves[i as usize];
-                    if l.key != *key {
-                        return None;
-                    }
-                    let siblings = BoundedVec::try_from_vec(siblings).ok()?;
-                    return Some((l.hash, StateProof { siblings }));
-                }
-                Child::Node(n) => {
-                    let node = &self.inner[n as usize];
-                    let (next, other) = if bit(key, siblings.len()) {
-                        (node.right, node.left)
-                    } else {
-                        (node.left, node.right)
-                    };
-                    siblings.push(Hash32(*self.hash_of(other)));
-                    c = next;
-                }
-            }
-        }
-    }
-
-    fn sub_of(&self, c: Child) -> Sub {
-        match c {
-            Child::Empty => Sub::Empty,
-            Child::Leaf(i) => Sub::Leaf(self.leaves[i as usize].hash),
-            Child::Node(n) => Sub::Node(self.inner[n as usize].hash),
-        }
+        let leaf = self.walk(key, |h| siblings.push(Hash32(*h)))?.hash;
+        let siblings = BoundedVec::try_from_vec(siblings).ok()?;
+        Some((leaf, StateProof { siblings }))
     }
 
     fn combine(&self, l: Sub, r: Sub) -> Sub {
@@ -267,11 +275,14 @@ impl StateTree {
         }
     }
 
-    fn sub_after(&self, c: Child, depth: usize, changes: &[Change]) -> Sub {
-        if changes.is_empty() {
-            return self.sub_of(c);
-        }
+    /// What subtree `c` (whose hash is `h`) becomes after `changes`.
+    fn sub_after(&self, c: Child, h: &Digest, depth: usize, changes: &[Change]) -> Sub {
         match c {
+            _ if changes.is_empty() => match c {
+                Child::Empty => Sub::Empty,
+                Child::Leaf(_) => Sub::Leaf(*h),
+                Child::Node(_) => Sub::Node(*h),
+            },
             Child::Empty => self.sub_build(depth, changes),
             Child::Leaf(i) => {
                 let merged = self.merge_leaf(i, changes);
@@ -280,8 +291,8 @@ impl StateTree {
             Child::Node(n) => {
                 let node = &self.inner[n as usize];
                 let s = split(changes, depth);
-                let l = self.sub_after(node.left, depth + 1, &changes[..s]);
-                let r = self.sub_after(node.right, depth + 1, &changes[s..]);
+                let l = self.sub_after(node.left, &node.left_hash, depth + 1, &changes[..s]);
+                let r = self.sub_after(node.right, &node.right_hash, depth + 1, &changes[s..]);
                 self.combine(l, r)
             }
         }
@@ -303,10 +314,10 @@ impl StateTree {
         }
     }
 
-    fn alloc_leaf(&mut self, key: Digest, hash: Digest) -> Child {
+    fn alloc_leaf(&mut self, key: Digest, hash: Digest) -> (Child, Digest) {
         self.len += 1;
         let cell = LeafCell { key, hash };
-        match self.free_leaves.pop() {
+        let c = match self.free_leaves.pop() {
             Some(i) => {
                 self.leaves[i as usize] = cell;
                 Child::Leaf(i)
@@ -315,22 +326,34 @@ impl StateTree {
                 self.leaves.push(cell);
                 Child::Leaf((self.leaves.len() - 1) as u32)
             }
-        }
+        };
+        (c, hash)
     }
 
-    fn alloc_node(&mut self, left: Child, right: Child) -> Child {
-        let hash = node_hash(self.algo, self.hash_of(left), self.hash_of(right));
-        let node = Inner { left, right, hash };
-        match self.free_inner.pop() {
+    fn put_node(
+        &mut self,
+        at: Option<u32>,
+        l: (Child, Digest),
+        r: (Child, Digest),
+    ) -> (Child, Digest) {
+        let hash = node_hash(self.algo, &l.1, &r.1);
+        let node = Inner {
+            left: l.0,
+            right: r.0,
+            left_hash: l.1,
+            right_hash: r.1,
+        };
+        let n = match at.or_else(|| self.free_inner.pop()) {
             Some(n) => {
                 self.inner[n as usize] = node;
-                Child::Node(n)
+                n
             }
             None => {
                 self.inner.push(node);
-                Child::Node((self.inner.len() - 1) as u32)
+                (self.inner.len() - 1) as u32
             }
-        }
+        };
+        (Child::Node(n), hash)
     }
 
     fn free_leaf(&mut self, i: u32) {
@@ -339,32 +362,28 @@ impl StateTree {
     }
 
     /// Joins two rebuilt children at an existing node `n` (or frees it).
-    fn join(&mut self, n: u32, l: Child, r: Child) -> Child {
-        match (l, r) {
+    fn join(&mut self, n: u32, l: (Child, Digest), r: (Child, Digest)) -> (Child, Digest) {
+        match (l.0, r.0) {
             (Child::Empty, Child::Empty) => {
                 self.free_inner.push(n);
-                Child::Empty
+                (Child::Empty, EMPTY)
             }
-            (Child::Empty, leaf @ Child::Leaf(_)) | (leaf @ Child::Leaf(_), Child::Empty) => {
+            (Child::Empty, Child::Leaf(_)) => {
                 self.free_inner.push(n);
-                leaf
+                r
             }
-            (l, r) => {
-                let hash = node_hash(self.algo, self.hash_of(l), self.hash_of(r));
-                self.inner[n as usize] = Inner {
-                    left: l,
-                    right: r,
-                    hash,
-                };
-                Child::Node(n)
+            (Child::Leaf(_), Child::Empty) => {
+                self.free_inner.push(n);
+                l
             }
+            _ => self.put_node(Some(n), l, r),
         }
     }
 
-    fn build_from(&mut self, depth: usize, changes: &[Change]) -> Child {
+    fn build_from(&mut self, depth: usize, changes: &[Change]) -> (Child, Digest) {
         let mut present = changes.iter().filter_map(|(k, h)| h.map(|h| (k, h)));
         match (present.next(), present.next()) {
-            (None, _) => Child::Empty,
+            (None, _) => (Child::Empty, EMPTY),
             (Some((k, h)), None) => self.alloc_leaf(*k, h),
             _ => {
                 let s = split(changes, depth);
@@ -372,14 +391,14 @@ impl StateTree {
                 let r = self.build_from(depth + 1, &changes[s..]);
                 // Two or more leaves: at least one side is a node, or both
                 // are leaves, so this never wraps a lone leaf.
-                self.alloc_node(l, r)
+                self.put_node(None, l, r)
             }
         }
     }
 
-    fn update(&mut self, c: Child, depth: usize, changes: &[Change]) -> Child {
+    fn update(&mut self, c: Child, h: Digest, depth: usize, changes: &[Change]) -> (Child, Digest) {
         if changes.is_empty() {
-            return c;
+            return (c, h);
         }
         match c {
             Child::Empty => self.build_from(depth, changes),
@@ -389,13 +408,11 @@ impl StateTree {
                 self.build_from(depth, merged.as_deref().unwrap_or(changes))
             }
             Child::Node(n) => {
-                let (left, right) = {
-                    let node = &self.inner[n as usize];
-                    (node.left, node.right)
-                };
+                let node = &self.inner[n as usize];
+                let (l, r) = ((node.left, node.left_hash), (node.right, node.right_hash));
                 let s = split(changes, depth);
-                let l = self.update(left, depth + 1, &changes[..s]);
-                let r = self.update(right, depth + 1, &changes[s..]);
+                let l = self.update(l.0, l.1, depth + 1, &changes[..s]);
+                let r = self.update(r.0, r.1, depth + 1, &changes[s..]);
                 self.join(n, l, r)
             }
         }

@@ -193,6 +193,9 @@ impl Ledger {
                 None => self.jobs.remove(&id),
             };
         }
+        for id in d.jobs_settled {
+            self.jobs.remove(&id);
+        }
         for id in d.settled_drop {
             self.settled.remove(&id);
         }

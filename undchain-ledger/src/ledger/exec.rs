@@ -18,7 +18,7 @@ use super::state::{self, Account, InboundRecord, Meta, OpenJob, StateKey, Supply
 use super::{Applied, Block, BlockError, BlockOutcome, Ledger, LedgerError, Refused};
 use crate::links::domain_link::DomainClient;
 use crate::settle;
-use crate::tree::{self, Change};
+use crate::tree::Change;
 
 /// Hash of a period's signed-block tally.
 pub(crate) fn tally_hash(algo: HashAlgorithm, tally: &BTreeMap<PublicKey, u64>) -> Hash32 {
@@ -32,6 +32,10 @@ pub(crate) struct Exec<'a> {
     pub(crate) now: BlockTime,
     pub(crate) accounts: HashMap<PublicKey, Account>,
     pub(crate) jobs: HashMap<JobId, Option<OpenJob>>,
+    /// Committed jobs the block's settlement closed (kept out of `jobs`: a
+    /// settlement closes up to the whole payout file, and nothing reads a
+    /// job after it).
+    pub(crate) jobs_settled: Vec<JobId>,
     /// Settled ids to remember, with the block from which they are forgotten.
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
@@ -48,6 +52,7 @@ pub(crate) struct Delta {
     pub(crate) number: BlockNumber,
     pub(crate) accounts: HashMap<PublicKey, Account>,
     pub(crate) jobs: HashMap<JobId, Option<OpenJob>>,
+    pub(crate) jobs_settled: Vec<JobId>,
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
     pub(crate) outbound: HashMap<Hash32, Option<DomainTransferTerms>>,
@@ -69,6 +74,7 @@ impl<'a> Exec<'a> {
             now: base.config.block_start(number),
             accounts: HashMap::new(),
             jobs: HashMap::new(),
+            jobs_settled: Vec::new(),
             settled_add: Vec::new(),
             settled_drop: Vec::new(),
             outbound: HashMap::new(),
@@ -172,6 +178,7 @@ impl<'a> Exec<'a> {
             number: x.number,
             accounts: x.accounts,
             jobs: x.jobs,
+            jobs_settled: x.jobs_settled,
             settled_add: x.settled_add,
             settled_drop: x.settled_drop,
             outbound: x.outbound,
@@ -320,6 +327,9 @@ impl<'a> Exec<'a> {
                 None => gone(k),
             });
         }
+        for id in &self.jobs_settled {
+            out.push(gone(StateKey::Job(*id)));
+        }
         for id in &self.settled_drop {
             out.push(gone(StateKey::Settled(*id)));
         }
@@ -344,6 +354,10 @@ impl<'a> Exec<'a> {
             let k = StateKey::Domain(*chain);
             out.push(state::leaf(algo, &k, &c.hash_with(algo)));
         }
-        tree::normalize(out)
+        // One change per key by construction (each comes from one map
+        // entry or list item of its own key), so no stable sort is needed.
+        out.sort_unstable_by_key(|c| c.0);
+        debug_assert!(out.windows(2).all(|w| w[0].0 != w[1].0));
+        out
     }
 }

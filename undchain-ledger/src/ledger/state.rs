@@ -225,15 +225,18 @@ pub enum StateKey {
 impl StateKey {
     /// The key's hash under `algo` (its place in the tree).
     pub fn hash(&self, algo: HashAlgorithm) -> Digest {
-        algo.hash(HashContext::LedgerKey, &wire::encode_bare(self))
-            .0
+        // At most 33 bytes (a tag and a 32-byte id): encoded on the stack.
+        let mut buf = [0u8; 48];
+        match postcard::to_slice(self, &mut buf) {
+            Ok(bytes) => tree::hash(algo, HashContext::LedgerKey, bytes),
+            Err(_) => tree::hash(algo, HashContext::LedgerKey, &wire::encode_bare(self)),
+        }
     }
 }
 
 /// The value hash of `value` under `algo`.
 pub fn value_hash<T: Serialize>(algo: HashAlgorithm, value: &T) -> Digest {
-    algo.hash(HashContext::LedgerAccount, &wire::encode_bare(value))
-        .0
+    tree::hash(algo, HashContext::LedgerAccount, &tree::encode(value))
 }
 
 /// The tree leaf (key hash, leaf hash) of `key` holding `value`.

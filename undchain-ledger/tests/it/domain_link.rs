@@ -154,8 +154,11 @@ fn expired_lock_is_refunded_once_and_never_credited() {
     // A header past expires_at still shows the lock: B records it expired.
     let proof = a.ledger.prove(&StateKey::Outbound(terms.id())).unwrap();
     let exp = proof_op(&b, &terms, DomainProofKind::Expire { proof }, a.header());
+    let relayer = balance(&b.ledger, RELAYER);
     let out = ops(&mut b.ledger, &[exp]);
     assert_eq!(out.applied, vec![Applied::Expired { id: terms.id() }]);
+    // Recording an expiry is a transaction: its relayer paid the fee.
+    assert_eq!(balance(&b.ledger, RELAYER), relayer - FEE);
     // A late credit is refused (too late, and expired anyway).
     let late = credit(&a, &b, &terms);
     assert!(matches!(

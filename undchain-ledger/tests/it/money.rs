@@ -5,8 +5,9 @@
 use crate::support::*;
 use undchain_ledger::ledger::state::verify_leaf;
 use undchain_ledger::{Block, BlockError, LedgerError, RequestError, StateKey, VerifiedRequest};
+use undchain_types::msg::TxOp;
 use undchain_types::msg::{PartialCompletion, UsageCheckpoint};
-use undchain_types::{BlockNumber, BlockTime, TokenAmount};
+use undchain_types::{BlockNumber, BlockTime, ChainId, HashAlgorithm, TokenAmount};
 
 const CLIENT: u64 = 1;
 const PARTNER: u64 = 2;
@@ -286,11 +287,37 @@ fn a_receipt_binds_the_commit_block() {
 
 #[test]
 fn escrowed_budget_cannot_be_moved_away_before_the_receipt() {
-    let mut l = ledger(&[(CLIENT, 200)]);
+    let mut l = ledger(&[(CLIENT, 200), (OWNER, 100)]);
+    let mut other = Foreign::new(ChainId(2), HashAlgorithm::Blake3, &[], 300);
+    empty(&mut other.ledger);
+    let reg = tx(
+        &l,
+        OWNER,
+        TxOp::RegisterDomain(Box::new(other.registration(1 << 40))),
+    );
+    ops(&mut l, &[reg]);
     let r = request(&l, CLIENT, 1, 10, 15, &[PARTNER]);
     commit(&mut l, std::slice::from_ref(&r));
     assert_eq!((balance(&l, CLIENT), escrow(&l, CLIENT)), (40, 150));
-    // The attack: move everything away before the partner's receipt lands.
+    // The attack: lock the balance away to another domain before the
+    // partner's receipt lands, or transfer it.
+    let lock = TxOp::DomainLock {
+        target: ChainId(2),
+        to: pk(CLIENT),
+        amount: TokenAmount(150),
+        expires_at: l.next_block(),
+    };
+    let t = tx(&l, CLIENT, lock);
+    let out = ops(&mut l, &[t]);
+    assert_eq!(
+        out.refused[0].error,
+        LedgerError::InsufficientFreeBalance {
+            account: pk(CLIENT),
+            needed: TokenAmount(160),
+            available: TokenAmount(40),
+        }
+    );
+    assert_eq!(l.supply().exported, 0);
     let t = tx(&l, CLIENT, transfer(OTHER, 150));
     let out = ops(&mut l, &[t]);
     assert_eq!(
