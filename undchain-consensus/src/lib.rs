@@ -18,6 +18,9 @@
 //!   [`DriverReady`] batches (the state to persist, then what needed it)
 //!   that the host acknowledges with [`Driver::advance`].
 //! * [`certificate`]: commit certificates and their verification.
+//! * [`adversary`]: Byzantine validators as reusable actors (amnesia, fake
+//!   proof-of-lock rounds, withheld precommits, split and equivocating
+//!   sends, floods) for any simulator that runs agreement.
 //! * [`sim`]: n validators over a virtual clock and a faulty network (the
 //!   `undchain-sim` kit), with Byzantine actors and invariant checks; the
 //!   simulator carries out the drivers' batches as a node would; failing
@@ -47,8 +50,16 @@
 //! (typed errors).
 #![forbid(unsafe_code)]
 
+#[cfg(all(feature = "planted-bugs", not(debug_assertions)))]
+compile_error!(
+    "the `planted-bugs` feature plants agreement bugs for the mutation check; never build it for release"
+);
+
+pub mod adversary;
 pub mod certificate;
 pub mod driver;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod roster;
 pub mod round;
 pub mod score;

@@ -14,8 +14,11 @@
 //! `vr` could never pass line 28 there. "Any" thresholds count distinct
 //! validators, never votes. At most [`MAX_VOTES_PER_SLOT`] distinct votes
 //! per validator and slot are kept (a bound on what a Byzantine validator
-//! can make us store); further ones are refused as
-//! [`RecordVoteError::ConflictingVote`].
+//! can make us store); a further one takes the place of a kept one (never
+//! the first) whose value fewer validators voted for, if its own value has
+//! more, and is refused as [`RecordVoteError::ConflictingVote`] otherwise:
+//! an equivocator's spam cannot keep its vote in a relayed polka from
+//! counting.
 //!
 //! The keeper trusts its input: signatures and set membership are checked
 //! by the [`crate::driver::Driver`] before a vote gets here.
@@ -202,11 +205,38 @@ impl VoteKeeper {
         }
         if let Some(first) = votes.first() {
             if votes.len() >= MAX_VOTES_PER_SLOT {
-                return Err(RecordVoteError::ConflictingVote {
-                    existing: Box::new(first.clone()),
-                    conflicting: Box::new(vote),
-                });
+                // Full: the new vote takes the place of the kept one (not
+                // the first) whose value fewer validators voted for, if
+                // its own value has more; otherwise it is not counted. A
+                // polka some correct validator saw, relayed, must count
+                // everywhere, however much the equivocator sent before.
+                let weakest = votes
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(i, x)| (kv.tally.get(&x.vote.value).copied().unwrap_or(0), i))
+                    .min();
+                let mine = kv.tally.get(&value).copied().unwrap_or(0);
+                match weakest {
+                    Some((least, i)) if mine > least => {
+                        let gone = votes.remove(i);
+                        if !votes.iter().any(|x| x.vote.value == gone.vote.value) {
+                            if let Some(c) = kv.tally.get_mut(&gone.vote.value) {
+                                *c = c.saturating_sub(1);
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(RecordVoteError::ConflictingVote {
+                            existing: Box::new(first.clone()),
+                            conflicting: Box::new(vote),
+                        });
+                    }
+                }
             }
+            let Some(first) = votes.first() else {
+                return Ok(outcome);
+            };
             outcome.evidence = Some(Evidence::DoubleVote {
                 first: first.clone(),
                 second: vote.clone(),
@@ -428,6 +458,36 @@ mod tests {
         // A really different vote is still evidence.
         let other = vote(&ks[0], 0, VoteKind::Prevote, None);
         assert!(vk.add_vote(other).unwrap().evidence.is_some());
+    }
+
+    #[test]
+    fn an_equivocators_spam_cannot_keep_its_polka_vote_from_counting() {
+        let ks = keys(4);
+        let mut vk = keeper(&ks);
+        for t in 1..=4u8 {
+            let _ = vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, Some(Hash32([t; 32]))));
+        }
+        let x = Some(Hash32([9; 32]));
+        // No one else voted for x yet: the fifth vote is refused.
+        assert!(matches!(
+            vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, x)),
+            Err(RecordVoteError::ConflictingVote { .. })
+        ));
+        vk.add_vote(vote(&ks[1], 0, VoteKind::Prevote, x)).unwrap();
+        vk.add_vote(vote(&ks[2], 0, VoteKind::Prevote, x)).unwrap();
+        // Relayed with the polka, it now takes a spam vote's place.
+        let t = vk.add_vote(vote(&ks[0], 0, VoteKind::Prevote, x)).unwrap();
+        assert!(
+            t.thresholds
+                .contains(&Threshold::PolkaValue(Hash32([9; 32])))
+        );
+        assert_eq!(vk.count(0, VoteKind::Prevote, x), 3);
+        assert_eq!(vk.votes_in(0, VoteKind::Prevote).len(), 4 + 2);
+        assert_eq!(
+            vk.count(0, VoteKind::Prevote, Some(Hash32([1; 32]))),
+            1,
+            "the first stays"
+        );
     }
 
     #[test]

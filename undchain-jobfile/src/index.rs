@@ -264,7 +264,6 @@ impl Index {
             self.kinds.push(0);
             self.chunks.push([EMPTY; LEAF_CAP]);
         }
-        self.hashes.grow();
         Some(base)
     }
 

@@ -276,6 +276,9 @@ pub struct Driver<V = StrictVerifier> {
     /// The state to write with the next batch (the latest snapshot since
     /// the last batch was handed out).
     unsaved: Option<PersistedState>,
+    /// The bug planted for the mutation check, if any.
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<crate::planted::PlantedBug>,
 }
 
 impl Driver<StrictVerifier> {
@@ -305,7 +308,36 @@ impl<V: SignatureVerifier> Driver<V> {
             timers: Timers::default(),
             outbox: Outbox::new(),
             unsaved: None,
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         }
+    }
+
+    /// Plants `bug` (mutation check, feature `planted-bugs`): from now on
+    /// this driver runs a wrong Tendermint.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: crate::planted::PlantedBug) {
+        self.planted = Some(bug);
+    }
+
+    /// Whether line 28 checks the polka behind a proposal's `vr` (always,
+    /// unless the mutation check planted its removal).
+    fn checks_valid_round(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted == Some(crate::planted::PlantedBug::AcceptUnprovenValidRound) {
+            return false;
+        }
+        true
+    }
+
+    /// Whether lines 23 and 29 respect the lock (always, unless the
+    /// mutation check planted its removal).
+    fn respects_lock(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted == Some(crate::planted::PlantedBug::IgnoreLock) {
+            return false;
+        }
+        true
     }
 
     /// This validator's identity.

@@ -53,6 +53,7 @@ impl<V: SignatureVerifier> Driver<V> {
     fn next_input(&mut self) -> Option<(Round, RoundInput)> {
         let step = self.state.step;
         let r = self.state.round;
+        let check_vr = self.checks_valid_round();
         let cur = self.cur.as_mut()?;
         if matches!(step, Step::Commit | Step::Unstarted) {
             return None;
@@ -64,7 +65,7 @@ impl<V: SignatureVerifier> Driver<V> {
             return Some((skip, RoundInput::SkipRound(skip)));
         }
         if step == Step::Propose {
-            if let Some(found) = proposal_rule(cur, r) {
+            if let Some(found) = proposal_rule(cur, r, check_vr) {
                 return found;
             }
         }
@@ -87,7 +88,20 @@ impl<V: SignatureVerifier> Driver<V> {
             input_round,
             is_proposer: self.is_proposer(input_round),
         };
-        let Some(outputs) = round::apply(&mut self.state, info, input) else {
+        // The lock is set aside for lines 22 and 28 only if the mutation
+        // check planted "ignore the lock" (never otherwise).
+        let prevote_rule = matches!(
+            input,
+            RoundInput::Proposal(_) | RoundInput::ProposalAndPolkaPrevious(_)
+        );
+        let set_aside = (prevote_rule && !self.respects_lock())
+            .then(|| self.state.locked.take())
+            .flatten();
+        let applied = round::apply(&mut self.state, info, input);
+        if set_aside.is_some() && self.state.locked.is_none() {
+            self.state.locked = set_aside;
+        }
+        let Some(outputs) = applied else {
             return false;
         };
         for o in outputs {
@@ -233,7 +247,11 @@ fn decision_rule(cur: &HeightState) -> Option<(Round, RoundInput)> {
 /// L22 / L28: this round's first proposal while the step is propose.
 /// `Some(None)` ends the search with nothing to apply (a known value has
 /// vanished, which cannot happen); `None` lets later rules run.
-fn proposal_rule(cur: &HeightState, r: Round) -> Option<Option<(Round, RoundInput)>> {
+fn proposal_rule(
+    cur: &HeightState,
+    r: Round,
+    check_vr: bool,
+) -> Option<Option<(Round, RoundInput)>> {
     let first = cur.proposals.get(&r).and_then(|ps| ps.first())?;
     let id = first.id;
     let pol = first.signed.proposal.pol_round;
@@ -246,7 +264,10 @@ fn proposal_rule(cur: &HeightState, r: Round) -> Option<Option<(Round, RoundInpu
             Some(Validity::Invalid) => Some(Some((r, RoundInput::InvalidProposal))),
             _ => None,
         },
-        Some(vr) if vr < r && cur.keeper.has_quorum_for(vr, VoteKind::Prevote, Some(id)) => {
+        Some(vr)
+            if vr < r
+                && (!check_vr || cur.keeper.has_quorum_for(vr, VoteKind::Prevote, Some(id))) =>
+        {
             match verdict {
                 Some(Validity::Valid) => Some(
                     view(cur, r, id, pol).map(|p| (r, RoundInput::ProposalAndPolkaPrevious(p))),

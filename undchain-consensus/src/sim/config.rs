@@ -7,8 +7,8 @@ use undchain_sim::{FaultPlan, SplitMix64};
 use undchain_types::PublicKey;
 use undchain_types::msg::{Evidence, Round};
 
-use super::byzantine::Behaviour;
 use super::checker::Violation;
+use crate::adversary::Behaviour;
 use crate::round::RoundState;
 use crate::validator_set::ValidatorSet;
 use undchain_types::Hash32;
@@ -51,6 +51,9 @@ pub struct SimConfig {
     /// How long after the heal every honest validator has to reach the
     /// target height.
     pub liveness_bound_us: u64,
+    /// The agreement bug planted in every driver (mutation check).
+    #[cfg(feature = "planted-bugs")]
+    pub planted: Option<crate::planted::PlantedBug>,
 }
 
 impl SimConfig {
@@ -75,6 +78,8 @@ impl SimConfig {
             faults,
             rotation: None,
             liveness_bound_us: 4_000 * unit_us,
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         }
     }
 
@@ -90,6 +95,13 @@ impl SimConfig {
     /// The same run with every Byzantine validator behaving as `b`.
     pub fn with_behaviour(mut self, b: Behaviour) -> Self {
         self.behaviour = Some(b);
+        self
+    }
+
+    /// The same run over drivers with `bug` planted (mutation check).
+    #[cfg(feature = "planted-bugs")]
+    pub fn with_planted(mut self, bug: crate::planted::PlantedBug) -> Self {
+        self.planted = Some(bug);
         self
     }
 

@@ -8,9 +8,9 @@ use undchain_types::msg::{BlockRequest, BlockResponse, CommittedBlock};
 use undchain_types::{BlockNumber, BoundedVec, HashAlgorithm, Message, Ready};
 
 use super::SIM_CHAIN;
-use super::byzantine::{ActorCtx, transform};
 use super::checker::Violation;
 use super::world::{Event, Simulation};
+use crate::adversary::{ActorCtx, Send};
 use crate::certificate::verify_committed_block;
 use crate::driver::{Driver, DriverReady, Output, PersistedState, Validity};
 use crate::round::Value;
@@ -201,38 +201,99 @@ impl Simulation {
     /// Sends from `i` to `recipients` through Byzantine rewriting (if `i` is
     /// Byzantine), partitions and the lossy network.
     fn route(&mut self, i: usize, recipients: &[usize], msg: Message) {
-        let sends: Vec<(usize, Message)> = match (self.nodes[i].honest, self.config.behaviour) {
-            (false, Some(b)) => transform(
-                b,
-                ActorCtx {
-                    key: &self.nodes[i].key,
-                    recipients,
-                    rng: &mut self.rng,
-                    hash_algorithm: HashAlgorithm::Blake3,
-                },
-                &mut self.coalition,
-                msg,
-            ),
-            _ => recipients.iter().map(|r| (*r, msg.clone())).collect(),
+        if self.nodes[i].adversary.is_none() {
+            for &to in recipients {
+                self.transmit(i, to, msg.clone());
+            }
+            return;
+        }
+        let to: Vec<_> = recipients.iter().map(|r| self.nodes[*r].pk).collect();
+        let sends = self.with_actor(i, |adv, ctx, c| adv.outgoing(ctx, c, &to, msg));
+        self.send_all(i, sends);
+    }
+
+    /// What Byzantine node `i`'s actors answer to a message it received.
+    pub(super) fn observe(
+        &mut self,
+        i: usize,
+        from: undchain_types::PublicKey,
+        msg: &Message,
+    ) -> Vec<Send> {
+        self.with_actor(i, |adv, ctx, c| adv.observe(ctx, c, from, msg))
+    }
+
+    /// Runs `f` with Byzantine node `i`'s adversary, its context and the
+    /// coalition.
+    fn with_actor(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(
+            &mut crate::adversary::Adversary,
+            &mut ActorCtx<'_>,
+            &mut crate::adversary::Coalition,
+        ) -> Vec<Send>,
+    ) -> Vec<Send> {
+        let Some(mut adv) = self.nodes[i].adversary.take() else {
+            return Vec::new();
         };
-        for (to, m) in sends {
-            if to == i || self.config.faults.partitioned(self.now, i, to) {
-                continue;
+        let height = BlockNumber(self.nodes[i].chain.len() as u64);
+        let set = self.nodes[i]
+            .driver
+            .as_ref()
+            .and_then(|d| d.validator_set().cloned())
+            .or_else(|| self.set_for(i, height));
+        let peers: Vec<_> = (0..self.nodes.len())
+            .filter(|r| *r != i)
+            .map(|r| self.nodes[r].pk)
+            .collect();
+        let out = match set {
+            Some(set) => {
+                let key = self.nodes[i].key.clone();
+                let mut ctx = ActorCtx {
+                    key: &key,
+                    set: &set,
+                    height,
+                    chain_id: SIM_CHAIN,
+                    hash_algorithm: HashAlgorithm::Blake3,
+                    peers: &peers,
+                    rng: &mut self.rng,
+                };
+                f(&mut adv, &mut ctx, &mut self.coalition)
             }
-            let delays =
-                self.config
-                    .faults
-                    .deliveries(&mut self.rng, self.now, self.config.unit_us);
-            for d in delays {
-                self.queue.push(
-                    self.now + d,
-                    Event::Deliver {
-                        to,
-                        from: i,
-                        msg: Box::new(m.clone()),
-                    },
-                );
+            None => Vec::new(),
+        };
+        self.nodes[i].adversary = Some(adv);
+        out
+    }
+
+    /// Puts the actors' sends from `i` on the network.
+    pub(super) fn send_all(&mut self, i: usize, sends: Vec<Send>) {
+        for s in sends {
+            if let Some(&to) = self.index_of.get(&s.to) {
+                self.transmit(i, to, s.msg);
             }
+        }
+    }
+
+    /// One message from `i` to `to` through partitions and the lossy
+    /// network.
+    fn transmit(&mut self, i: usize, to: usize, m: Message) {
+        if to == i || self.config.faults.partitioned(self.now, i, to) {
+            return;
+        }
+        let delays = self
+            .config
+            .faults
+            .deliveries(&mut self.rng, self.now, self.config.unit_us);
+        for d in delays {
+            self.queue.push(
+                self.now + d,
+                Event::Deliver {
+                    to,
+                    from: i,
+                    msg: Box::new(m.clone()),
+                },
+            );
         }
     }
 

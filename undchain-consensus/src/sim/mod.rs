@@ -8,7 +8,7 @@
 //! partitions messages; honest validators crash (between inputs, or "torn"
 //! in the middle of carrying out a batch) and restart from what they
 //! persisted; the first `byzantine` validators run a
-//! [`byzantine::Behaviour`]. The simulator is the host, as a node's runtime
+//! [`Behaviour`] of [`crate::adversary`] actors, drawn per seed. The simulator is the host, as a node's runtime
 //! would be: it carries out each [`crate::driver::DriverReady`] batch
 //! (what promises nothing, the write, then what needed it) and
 //! acknowledges it, wakes each driver when its `poll_timeout` says, builds
@@ -20,8 +20,7 @@
 //!
 //! Files: `config` (what a run is told and reports), `world` (the nodes
 //! and the event loop), `host` (carrying out outputs, the network),
-//! `values` (building and checking block headers), [`byzantine`],
-//! [`checker`].
+//! `values` (building and checking block headers), [`checker`].
 //!
 //! The [`checker::Checker`] watches every honest validator: agreement,
 //! validity of each decided header on the validator's own chain, no two
@@ -32,7 +31,6 @@
 //!
 //! Same [`SimConfig`] (including the seed), same run, event for event.
 
-pub mod byzantine;
 pub mod checker;
 mod config;
 mod host;
@@ -47,7 +45,7 @@ use undchain_types::{ChainId, Hash32, HashContext, PublicKey, Signature, hash};
 
 use crate::certificate::SignatureVerifier;
 
-pub use byzantine::{ActorCtx, Behaviour, Coalition, transform};
+pub use crate::adversary::{Adversary, Behaviour, Coalition};
 pub use checker::{Checker, Violation};
 pub use config::{NodeSummary, RotationPlan, SimConfig, SimReport, SweepSummary};
 pub use undchain_sim::{Crash, FaultPlan, Partition};

@@ -13,9 +13,9 @@ use undchain_types::{
 
 use super::SIM_CHAIN;
 use super::SharedVerifier;
-use super::byzantine::{Behaviour, Coalition};
 use super::checker::{Checker, Violation};
 use super::config::{NodeSummary, SimConfig, SimReport};
+use crate::adversary::{Adversary, Coalition};
 use crate::driver::{Driver, DriverConfig, PersistedState, TimeoutConfig, Validity};
 use crate::roster::{Candidate, Roster, RosterConfig};
 use crate::round::Step;
@@ -67,6 +67,8 @@ pub(super) struct Node {
     pub(super) key: SigningKey,
     pub(super) pk: PublicKey,
     pub(super) honest: bool,
+    /// A Byzantine node's actors (`None` for an honest one).
+    pub(super) adversary: Option<Adversary>,
     pub(super) driver: Option<Driver<SharedVerifier>>,
     /// Counts restarts, so that events meant for an earlier run of the
     /// driver are dropped.
@@ -135,6 +137,9 @@ impl Simulation {
                 pk: key.public(),
                 key,
                 honest: i >= config.byzantine,
+                adversary: (i < config.byzantine)
+                    .then(|| config.behaviour.map(|b| b.adversary()))
+                    .flatten(),
                 driver: None,
                 incarnation: 0,
                 chain: Vec::new(),
@@ -150,7 +155,9 @@ impl Simulation {
             .collect();
         Simulation {
             rng: SplitMix64::fork(config.seed, 2),
-            coalition: Coalition::new(0..config.byzantine),
+            coalition: Coalition::new(
+                (0..config.byzantine.min(total)).map(|i| node_key(i).public()),
+            ),
             driver_config,
             nodes,
             index_of,
@@ -230,6 +237,10 @@ impl Simulation {
             self.nodes[i].key.clone(),
             self.verifier.clone(),
         );
+        #[cfg(feature = "planted-bugs")]
+        if let Some(bug) = self.config.planted {
+            driver.plant(bug);
+        }
         let now = self.local_now();
         let resume = self.nodes[i]
             .persisted
@@ -316,10 +327,11 @@ impl Simulation {
             return;
         }
         self.delivered += 1;
-        if self.coalition.contains(to) && self.config.behaviour == Some(Behaviour::Replayer) {
-            self.coalition.observe(&msg);
-        }
         let from_pk = self.nodes[from].pk;
+        if self.nodes[to].adversary.is_some() {
+            let answers = self.observe(to, from_pk, &msg);
+            self.send_all(to, answers);
+        }
         let now = self.local_now();
         let Some(d) = self.nodes[to].driver.as_mut() else {
             return;

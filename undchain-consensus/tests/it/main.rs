@@ -29,6 +29,8 @@ mod n4f1;
 mod negative_control;
 mod parent_certificate;
 mod partition_heal;
+#[cfg(feature = "planted-bugs")]
+mod planted;
 mod proposal_flood;
 mod proposer_silent;
 mod ready_contract;

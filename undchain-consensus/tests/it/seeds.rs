@@ -30,7 +30,7 @@ fn sweep_n(n: usize) {
     // The draw really varies faults and behaviours.
     let behaviours: std::collections::BTreeSet<_> =
         reports.iter().filter_map(|r| r.config.behaviour).collect();
-    assert_eq!(behaviours.len(), 5, "n={n}");
+    assert!(behaviours.len() >= 12, "n={n}: {behaviours:?}");
     assert!(
         reports
             .iter()

@@ -79,16 +79,7 @@ impl NodeHashes {
         self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Room for one more block of [`FANOUT`] nodes.
-    pub(crate) fn grow(&mut self) {
-        let c = self.cache();
-        c.hash.extend([EMPTY; FANOUT]);
-        c.fresh.extend([false; FANOUT]);
-        c.mid.push([EMPTY; 14]);
-        c.groups.extend([[EMPTY; FANOUT + 14]; FANOUT]);
-    }
-
-    /// Marks node `n` stale.
+    /// Marks node `n` stale (a node the cache does not cover yet is).
     #[inline]
     pub(crate) fn stale(&mut self, n: u32) {
         if let Some(f) = self.cache().fresh.get_mut(n as usize) {
@@ -186,6 +177,13 @@ impl Index {
     /// cached hashes of nodes `extra` does not fall in.
     pub(crate) fn trie_hash(&self, extra: &[(JobId, Hash32)]) -> Hash32 {
         let mut c = self.hashes.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // The cache covers the nodes allocated since the last read (new
+        // nodes are stale), so that an insert never grows it.
+        let nodes = self.kinds.len();
+        c.hash.resize(nodes, EMPTY);
+        c.fresh.resize(nodes, false);
+        c.mid.resize(nodes / FANOUT, [EMPTY; 14]);
+        c.groups.resize(nodes, [EMPTY; FANOUT + 14]);
         let mut list = Vec::with_capacity(64);
         self.hash_of(&mut c, &mut list, 0, 0, extra)
     }

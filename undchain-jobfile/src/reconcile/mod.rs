@@ -117,10 +117,11 @@ pub struct Traffic {
     pub bytes_received: u64,
 }
 
-/// Why a session refused a message or call. Every variant but
-/// [`ReconcileError::Finished`] (the answer of a session already failed)
-/// and a refused second [`Session::start`] fails the session; `Session`'s
-/// "Refusals" says what a refusal leaves behind.
+/// Why a session refused a message or call. A message refused before
+/// anything of it is read in (it does not decode or fit the frame, belongs
+/// to another session, or has the wrong step), a refused [`Session::start`]
+/// and [`ReconcileError::Finished`] change nothing; every other refusal
+/// fails the session. `Session`'s "Refusals" says what each leaves behind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReconcileError {
     /// The bytes are not a reconciliation message.

@@ -69,10 +69,15 @@ enum State {
 ///
 /// A refused message or call comes back as a typed [`ReconcileError`].
 /// What it leaves behind:
-/// - [`Session::start`] on a responder or on a session already under way
-///   returns [`ReconcileError::Unexpected`] and changes nothing.
-/// - Any message given to a failed session returns
-///   [`ReconcileError::Finished`] and changes nothing.
+/// - Refused before anything of it is read into the session, it changes
+///   nothing (the session goes on as if it never came): [`Session::start`]
+///   on a responder or on a session under way
+///   ([`ReconcileError::Unexpected`]); bytes over the frame limit or that
+///   do not decode ([`ReconcileError::TooManyBytes`],
+///   [`ReconcileError::Wire`]); another session's or block's message
+///   ([`ReconcileError::WrongSession`]); a replayed or out-of-order step
+///   ([`ReconcileError::Step`]); and any message to a failed session
+///   ([`ReconcileError::Finished`]).
 /// - Every other error fails the session ([`Session::is_failed`]), and the
 ///   message that caused it may have been partly applied: the step and
 ///   [`Session::traffic`] count it, and entries from its columns may
@@ -341,16 +346,17 @@ impl Session {
         file: &JobFile,
         bytes: &[u8],
     ) -> Result<Option<Vec<u8>>, ReconcileError> {
+        if self.state == State::Failed {
+            return Err(ReconcileError::Finished);
+        }
+        // Refused before anything is read into the session: nothing changes.
         if bytes.len() > self.cfg.max_message_bytes {
-            return Err(self.fail(ReconcileError::TooManyBytes {
+            return Err(ReconcileError::TooManyBytes {
                 got: bytes.len() as u64,
                 limit: self.cfg.max_message_bytes as u64,
-            }));
+            });
         }
-        let msg: Reconcile = match wire::decode(bytes, self.cfg.max_message_bytes) {
-            Ok(m) => m,
-            Err(e) => return Err(self.fail(e.into())),
-        };
+        let msg: Reconcile = wire::decode(bytes, self.cfg.max_message_bytes)?;
         let reply = self.handle_sized(file, msg, bytes.len())?;
         Ok(reply.map(|(_, b)| b))
     }
@@ -374,19 +380,21 @@ impl Session {
         if self.state == State::Failed {
             return Err(ReconcileError::Finished);
         }
+        // Another session's, a replayed or an out-of-order message is
+        // refused before it touches the session: nothing changes.
         if msg.session != self.session || msg.block != self.block {
-            return Err(self.fail(ReconcileError::WrongSession {
+            return Err(ReconcileError::WrongSession {
                 session: self.session,
                 block: self.block.0,
                 got_session: msg.session,
                 got_block: msg.block.0,
-            }));
+            });
         }
         if msg.step != self.step {
-            return Err(self.fail(ReconcileError::Step {
+            return Err(ReconcileError::Step {
                 expected: self.step,
                 got: msg.step,
-            }));
+            });
         }
         self.step = self.step.wrapping_add(1);
         self.traffic.received += 1;

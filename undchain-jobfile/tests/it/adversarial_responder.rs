@@ -92,8 +92,11 @@ fn lying_fingerprints_end_within_the_bounds() {
     assert!(err.is_some(), "a liar never gets a clean finish");
 }
 
+/// Replayed, out-of-order, other sessions' and undecodable messages are
+/// refused with a typed error before they touch the session: it goes on
+/// unchanged and still takes the right message.
 #[test]
-fn replayed_and_out_of_order_messages_are_refused() {
+fn replayed_and_out_of_order_messages_are_refused_without_a_change() {
     let f = file(500);
     let g = file(450);
     let cfg = Config::for_entries(500);
@@ -101,22 +104,36 @@ fn replayed_and_out_of_order_messages_are_refused() {
     let mut res = Session::new(Role::Responder, 1, BlockNumber(2), cfg, Hash32([6; 32]));
     let reply = res.handle(&g, &start).unwrap().unwrap();
     // A replay of the start at the responder is refused.
+    let before = res.traffic();
     assert!(matches!(
         res.handle(&g, &start),
         Err(ReconcileError::Step { .. })
     ));
-    // Wrong session.
+    assert!(!res.is_failed());
+    assert_eq!(res.traffic(), before);
+    // Wrong session, wrong step, garbage: refused, nothing changed.
+    let before = ini.traffic();
     let mut other = reply.clone();
     other.session = 99;
     assert!(matches!(
         ini.handle(&f, &other),
         Err(ReconcileError::WrongSession { .. })
     ));
-    // A failed session stays failed.
+    let mut late = reply.clone();
+    late.step += 2;
     assert!(matches!(
-        ini.handle(&f, &reply),
-        Err(ReconcileError::Finished)
+        ini.handle(&f, &late),
+        Err(ReconcileError::Step { .. })
     ));
+    assert!(matches!(
+        ini.handle_bytes(&f, &[1, 2, 3]),
+        Err(ReconcileError::Wire(_))
+    ));
+    assert!(!ini.is_failed());
+    assert_eq!(ini.traffic(), before);
+    // The session goes on: the real reply is taken.
+    assert!(ini.handle(&f, &reply).is_ok());
+    assert_eq!(ini.traffic().received, before.received + 1);
 }
 
 /// What a bad input to a fresh initiator is.
