@@ -11,11 +11,11 @@
 //! unidirectional stream per direction; the paths run in turn in 10 blocks,
 //! so a load change on the machine hits all of them alike. Every path runs
 //! on the same runtime (one worker thread per core) and is driven from the
-//! same place: by default the main thread (`block_on`), with `--in-task`
-//! a task on the runtime's workers, as a node's runtime loop would be.
-//! In a task, quinn's wakes and the reply stay on one worker thread, raw
-//! quinn's round trip is about half as long, and the transport's own work
-//! weighs more in the ratio.
+//! same place: a task on the runtime's workers, as a node's runtime loop
+//! is, or with `--main-thread` the main thread (`block_on`). From
+//! the main thread every round trip wakes threads across cores, and what
+//! that costs (on a virtual machine, waking an idle core) swamps both
+//! paths; in a task a round trip stays on one worker thread.
 //!
 //! Latency (one envelope in flight, median and p99 of `--rounds`):
 //! - `raw quinn echo`: the frame bytes of the envelope written and read back
@@ -36,6 +36,8 @@
 //!   envelope (`verify_strict`) before the runtime sees it;
 //! - `verify_strict, all cores`: the same envelopes verified by one thread
 //!   per core with nothing else running: the most any receiver can verify.
+//!
+//! `--burst 0` measures latency alone (no bursts between the blocks).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,7 +59,7 @@ struct Args {
     rounds: usize,
     burst: usize,
     senders: usize,
-    in_task: bool,
+    main_thread: bool,
 }
 
 fn args() -> Args {
@@ -65,7 +67,7 @@ fn args() -> Args {
         rounds: 3000,
         burst: 20_000,
         senders: 4,
-        in_task: false,
+        main_thread: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -76,8 +78,8 @@ fn args() -> Args {
                 .unwrap_or_else(|| panic!("{} needs a number", v[i]))
         };
         match v[i].as_str() {
-            "--in-task" => {
-                a.in_task = true;
+            "--main-thread" => {
+                a.main_thread = true;
                 i += 1;
                 continue;
             }
@@ -85,7 +87,7 @@ fn args() -> Args {
             "--burst" => a.burst = val(i),
             "--senders" => a.senders = val(i).max(1),
             other => panic!(
-                "unknown argument {other} (use --rounds N --burst N --senders N [--in-task])"
+                "unknown argument {other} (use --rounds N --burst N --senders N [--main-thread])"
             ),
         }
         i += 2;
@@ -496,22 +498,30 @@ fn main() {
     let per_sender = (a.burst / BLOCKS).div_ceil(a.senders);
     let work = senders_envelopes(a.senders, per_sender);
     let per_block = (per_sender * a.senders) as f64;
-    let in_task = a.in_task;
+    let main_thread = a.main_thread;
     let bench = async move {
         let mut raw = RawEcho::new(frame.clone()).await;
         let mut pre = Echo::new(false).await;
         let mut ver = Echo::new(true).await;
-        let mut raw1 = RawOneWay::new(&work).await;
-        let mut pre1 = OneWay::new(false, &work).await;
-        let mut ver1 = OneWay::new(true, &work).await;
+        // `--burst 0`: latency alone, with nothing else between the blocks.
+        let mut one_way = match per_sender {
+            0 => None,
+            _ => Some((
+                RawOneWay::new(&work).await,
+                OneWay::new(false, &work).await,
+                OneWay::new(true, &work).await,
+            )),
+        };
         // Warm-up, not reported.
         let mut sink = Vec::new();
         raw.rtts(200, &mut sink).await;
         pre.rtts(200, &mut sink).await;
         ver.rtts(200, &mut sink).await;
-        raw1.burst().await;
-        pre1.burst().await;
-        ver1.burst().await;
+        if let Some((raw1, pre1, ver1)) = &mut one_way {
+            raw1.burst().await;
+            pre1.burst().await;
+            ver1.burst().await;
+        }
         let (mut r_rtt, mut p_rtt, mut v_rtt) = (Vec::new(), Vec::new(), Vec::new());
         let mut thr: [Vec<f64>; 4] = Default::default();
         let rounds = a.rounds.div_ceil(BLOCKS);
@@ -520,14 +530,17 @@ fn main() {
             pre.rtts(rounds, &mut p_rtt).await;
             ver.rtts(rounds, &mut v_rtt).await;
             let rate = |d: Duration| per_block / d.as_secs_f64();
-            thr[0].push(rate(raw1.burst().await));
-            thr[1].push(rate(pre1.burst().await));
-            thr[2].push(rate(ver1.burst().await));
-            thr[3].push(rate(verify_all(&work, cores)));
+            if let Some((raw1, pre1, ver1)) = &mut one_way {
+                thr[0].push(rate(raw1.burst().await));
+                thr[1].push(rate(pre1.burst().await));
+                thr[2].push(rate(ver1.burst().await));
+                thr[3].push(rate(verify_all(&work, cores)));
+            }
         }
+        // NaN (printed as such) when nothing was measured.
         let med = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
         };
         let [t_raw, t_pre, t_ver, t_cores] = thr.each_mut().map(med);
         let (raw_m, raw_p) = median_p99(r_rtt);
@@ -539,7 +552,7 @@ fn main() {
             per_sender * a.senders * BLOCKS,
             a.senders,
             frame.len(),
-            if in_task { "task" } else { "main thread" }
+            if main_thread { "main thread" } else { "task" }
         );
         println!(
             "{:<26} {:>14} {:>11} {:>18}",
@@ -569,9 +582,9 @@ fn main() {
             t_ver / t_cores
         );
     };
-    if in_task {
-        rt.block_on(async { tokio::spawn(bench).await.unwrap() });
-    } else {
+    if main_thread {
         rt.block_on(bench);
+    } else {
+        rt.block_on(async { tokio::spawn(bench).await.unwrap() });
     }
 }
