@@ -13,13 +13,18 @@
 //!
 //! `cargo bench -p undchain-ledger --bench ledger`
 //!
+//! Each figure is taken twice: group `ledger` in wall-clock time, group
+//! `ledger_cpu` in the bench thread's own CPU time (`ThreadCpu`), which the
+//! other work on a shared machine does not inflate.
+//!
 //! Signatures are checked once at submission (`verify_with`, here with a
 //! verifier that accepts the bench's placeholder signatures), so no figure
 //! includes ed25519. The big ledgers are built with `Ledger::from_state`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, Criterion};
 use undchain_consensus::certificate::SignatureVerifier;
 use undchain_jobfile::JobFile;
 use undchain_ledger::ledger::state::{Account, Claim, ClaimKind, OpenJob, Supply};
@@ -146,7 +151,7 @@ fn big_ledger() -> Ledger {
     let jobs = (0..JOBS)
         .map(|n| open_job(n, ACCOUNTS, &p, Vec::new()))
         .collect();
-    build(1 << 40, ACCOUNTS, jobs, 1)
+    build(1 << 40, ACCOUNTS, jobs, 7_000)
 }
 
 struct BlockInput {
@@ -159,6 +164,7 @@ struct BlockInput {
 fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
     let mut entries = Vec::new();
     let mut requests = Vec::new();
+    let now = l.config().block_start(l.next_block());
     for k in 0..334u64 {
         let body = UtilityRequest {
             kind: UtilityKind::Storage,
@@ -169,8 +175,7 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
             co_clients: BoundedVec::new(),
             spec: BoundedBytes::try_from_slice(b"").unwrap(),
         };
-        let env =
-            Envelope::new(signer.public(), CHAIN, i * 1_000 + k, BlockTime(0), body).sign(signer);
+        let env = Envelope::new(signer.public(), CHAIN, i * 1_000 + k, now, body).sign(signer);
         let r = l.verify_request_with(&env, TrustAll).unwrap();
         entries.push(entry(r.job(), signer.public(), &[]));
         requests.push(r);
@@ -229,7 +234,7 @@ fn apply(l: &mut Ledger, b: &BlockInput) {
     assert!(out.refused.is_empty(), "{:?}", out.refused.first());
 }
 
-fn block_and_rebuild(c: &mut Criterion) {
+fn block_and_rebuild(wall: &mut Criterion, cpu: &mut Criterion<ThreadCpu>) {
     let mut l = big_ledger();
     let signer = SigningKey::from_seed([7; 32]);
     // The requests' signer is funded by the first block's transfers.
@@ -253,19 +258,32 @@ fn block_and_rebuild(c: &mut Criterion) {
     let empty = JobFile::new();
     l.apply_block(&Block::new(l.next_block(), &empty, &[]).with_ops(&[fund]))
         .unwrap();
-    let mut g = c.benchmark_group("ledger");
+    let mut i = 1u64;
+    block_group(wall, &WallTime, "ledger", &mut l, &signer, &mut i);
+    block_group(cpu, &ThreadCpu, "ledger_cpu", &mut l, &signer, &mut i);
+}
+
+/// The block and rebuild benches on `l`, measured by `c`'s measurement.
+fn block_group<M: Measurement>(
+    c: &mut Criterion<M>,
+    m: &M,
+    name: &str,
+    l: &mut Ledger,
+    signer: &SigningKey,
+    i: &mut u64,
+) {
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
-    let mut i = 1u64;
     g.bench_function("apply_block_1000_ops", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
+            let mut total = m.zero();
             for _ in 0..iters {
-                let input = block_input(&l, i, &signer);
-                i += 1;
-                let t = Instant::now();
-                apply(&mut l, &input);
-                total += t.elapsed();
+                let input = block_input(l, *i, signer);
+                *i += 1;
+                let t = m.start();
+                apply(l, &input);
+                total = m.add(&total, &m.end(t));
             }
             total
         })
@@ -275,7 +293,7 @@ fn block_and_rebuild(c: &mut Criterion) {
     g.finish();
 }
 
-fn settle(c: &mut Criterion) {
+fn settle(wall: &mut Criterion, cpu: &mut Criterion<ThreadCpu>) {
     // A 4 h period of 7,200 two-second blocks; the jobs were committed
     // over its blocks, so those of its last 10 minutes are remembered.
     let (clients, bpp) = (100_000u64, 7_200u64);
@@ -313,8 +331,13 @@ fn settle(c: &mut Criterion) {
         })
         .collect();
     let l = build(bpp, clients, jobs, bpp - 1);
+    settle_group(wall, "ledger", &l, bpp);
+    settle_group(cpu, "ledger_cpu", &l, bpp);
+}
+
+fn settle_group<M: Measurement>(c: &mut Criterion<M>, name: &str, l: &Ledger, bpp: u64) {
     let empty = JobFile::new();
-    let mut g = c.benchmark_group("ledger");
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(30));
     g.bench_function("settle_period_1m_jobs", |b| {
@@ -334,5 +357,57 @@ fn settle(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, block_and_rebuild, settle);
-criterion_main!(benches);
+/// The bench thread's CPU time in nanoseconds (the scheduler's account in
+/// `/proc/thread-self/schedstat`, kept at scheduler-tick granularity, so
+/// short routines are averaged over many iterations).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat (Linux)")
+}
+
+/// Thread CPU time as a criterion measurement.
+struct ThreadCpu;
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL.formatter()
+    }
+}
+
+fn main() {
+    let mut wall = Criterion::default().configure_from_args();
+    let mut cpu = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .configure_from_args();
+    block_and_rebuild(&mut wall, &mut cpu);
+    settle(&mut wall, &mut cpu);
+    wall.final_summary();
+    cpu.final_summary();
+}

@@ -4,12 +4,18 @@
 //! "undchain-net / undchain-node: transport").
 //!
 //! ```text
-//! cargo run --release -p undchain-node --example transport_bench -- --rounds 3000 --burst 20000 --senders 4
+//! cargo run --release -p undchain-node --example transport_bench -- --rounds 3000 --burst 100000 --senders 4
 //! ```
 //!
 //! All on 127.0.0.1 with the same TLS 1.3 raw-key handshake and one
 //! unidirectional stream per direction; the paths run in turn in 10 blocks,
-//! so a load change on the machine hits all of them alike.
+//! so a load change on the machine hits all of them alike. Every path runs
+//! on the same runtime (one worker thread per core) and is driven from the
+//! same place: by default the main thread (`block_on`), with `--in-task`
+//! a task on the runtime's workers, as a node's runtime loop would be.
+//! In a task, quinn's wakes and the reply stay on one worker thread, raw
+//! quinn's round trip is about half as long, and the transport's own work
+//! weighs more in the ratio.
 //!
 //! Latency (one envelope in flight, median and p99 of `--rounds`):
 //! - `raw quinn echo`: the frame bytes of the envelope written and read back
@@ -51,6 +57,7 @@ struct Args {
     rounds: usize,
     burst: usize,
     senders: usize,
+    in_task: bool,
 }
 
 fn args() -> Args {
@@ -58,6 +65,7 @@ fn args() -> Args {
         rounds: 3000,
         burst: 20_000,
         senders: 4,
+        in_task: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -68,10 +76,17 @@ fn args() -> Args {
                 .unwrap_or_else(|| panic!("{} needs a number", v[i]))
         };
         match v[i].as_str() {
+            "--in-task" => {
+                a.in_task = true;
+                i += 1;
+                continue;
+            }
             "--rounds" => a.rounds = val(i),
             "--burst" => a.burst = val(i),
             "--senders" => a.senders = val(i).max(1),
-            other => panic!("unknown argument {other} (use --rounds N --burst N --senders N)"),
+            other => panic!(
+                "unknown argument {other} (use --rounds N --burst N --senders N [--in-task])"
+            ),
         }
         i += 2;
     }
@@ -481,7 +496,8 @@ fn main() {
     let per_sender = (a.burst / BLOCKS).div_ceil(a.senders);
     let work = senders_envelopes(a.senders, per_sender);
     let per_block = (per_sender * a.senders) as f64;
-    rt.block_on(async {
+    let in_task = a.in_task;
+    let bench = async move {
         let mut raw = RawEcho::new(frame.clone()).await;
         let mut pre = Echo::new(false).await;
         let mut ver = Echo::new(true).await;
@@ -518,11 +534,12 @@ fn main() {
         let (pre_m, pre_p) = median_p99(p_rtt);
         let (ver_m, ver_p) = median_p99(v_rtt);
         println!(
-            "transport_bench rounds={} burst={} senders={} cores={cores} frame_bytes={}",
+            "transport_bench rounds={} burst={} senders={} cores={cores} frame_bytes={} loop={}",
             rounds * BLOCKS,
             per_sender * a.senders * BLOCKS,
             a.senders,
-            frame.len()
+            frame.len(),
+            if in_task { "task" } else { "main thread" }
         );
         println!(
             "{:<26} {:>14} {:>11} {:>18}",
@@ -551,5 +568,10 @@ fn main() {
             t_ver / t_raw,
             t_ver / t_cores
         );
-    });
+    };
+    if in_task {
+        rt.block_on(async { tokio::spawn(bench).await.unwrap() });
+    } else {
+        rt.block_on(bench);
+    }
 }

@@ -56,7 +56,7 @@ pub(crate) fn opening_bits(cfg: &Config, n: u64) -> u8 {
     if n <= cfg.leaf_max {
         return 0;
     }
-    let b = ((n as f64).log2() / 2.0 - 3.5).round();
+    let b = ((n as f64).log2() / 2.0 - 3.0).round();
     (b.max(1.0) as u8).min(cfg.root_bits_max).min(12)
 }
 

@@ -30,10 +30,11 @@ pub(super) const EVENT_OVERHEAD: usize = 512;
 /// counted.
 pub(super) const REFUSED_WAITING: usize = 256;
 
-/// An event with the permits that bound it; dropping it frees them.
+/// An event with the permits that bound it (at most three: the peer's
+/// events, the peer's bytes, the class's bytes); dropping it frees them.
 pub(super) struct Queued {
     pub(super) event: TransportEvent,
-    _permits: Vec<OwnedSemaphorePermit>,
+    _permits: [Option<OwnedSemaphorePermit>; 3],
 }
 
 /// One connection's share of the channel.
@@ -96,7 +97,7 @@ impl EventSink {
         }
     }
 
-    fn send(&self, event: TransportEvent, permits: Vec<OwnedSemaphorePermit>) {
+    fn send(&self, event: TransportEvent, permits: [Option<OwnedSemaphorePermit>; 3]) {
         // The receiver is gone only when the transport was dropped.
         let _ = self.tx.send(Queued {
             event,
@@ -126,7 +127,7 @@ impl EventSink {
             Self::take(&quota.bytes, cost, quota.bytes_cap).await,
             Self::take(&self.pools[p], cost, self.pool_caps[p]).await,
         ];
-        self.send(event, permits.into_iter().flatten().collect());
+        self.send(event, permits);
     }
 
     /// Queues a connection event of a `class` peer (connected, closed,
@@ -134,7 +135,7 @@ impl EventSink {
     pub(super) async fn control(&self, class: PeerClass, event: TransportEvent) {
         let p = pool(class);
         let permit = Self::take(&self.pools[p], EVENT_OVERHEAD, self.pool_caps[p]).await;
-        self.send(event, permit.into_iter().collect());
+        self.send(event, [permit, None, None]);
     }
 
     /// Queues a refusal if fewer than [`REFUSED_WAITING`] wait; returns
@@ -142,7 +143,7 @@ impl EventSink {
     pub(super) fn refused(&self, event: TransportEvent) -> bool {
         match self.refused.clone().try_acquire_owned() {
             Ok(permit) => {
-                self.send(event, vec![permit]);
+                self.send(event, [Some(permit), None, None]);
                 true
             }
             Err(_) => false,

@@ -248,7 +248,7 @@ impl Lane {
     /// The task reads `bytes`: whether the peer sends in bursts.
     pub(super) fn note_chunk(&self, side: &ReadSide, bytes: &[u8]) {
         self.burst
-            .store(!one_frame(&side.dec, bytes), Ordering::Relaxed);
+            .store(one_frame(&side.dec, bytes).is_none(), Ordering::Relaxed);
     }
 
     fn give_back(&self, mut side: MutexGuard<'_, ReadSide>, read: Read) {
@@ -259,12 +259,13 @@ impl Lane {
     }
 }
 
-/// Whether `bytes`, read at a frame boundary, are exactly one frame.
-fn one_frame(dec: &FrameDecoder, bytes: &[u8]) -> bool {
-    let Some((header, body)) = bytes.split_first_chunk::<4>() else {
-        return false;
-    };
-    dec.buffered() == 0 && u32::from_be_bytes(*header) as usize == body.len()
+/// The body of `bytes` if they are exactly one whole frame, read at a
+/// frame boundary, within the limit (a frame the decoder would take as it
+/// is; anything else is the decoder's to judge).
+fn one_frame<'a>(dec: &FrameDecoder, bytes: &'a [u8]) -> Option<&'a [u8]> {
+    let (header, body) = bytes.split_first_chunk::<4>()?;
+    let whole = dec.buffered() == 0 && u32::from_be_bytes(*header) as usize == body.len();
+    (whole && !body.is_empty() && body.len() <= dec.max_frame()).then_some(body)
 }
 
 /// The runtime reads one chunk of an idle lane that woke for it: the event
@@ -298,7 +299,7 @@ pub(super) fn read_for_runtime(
             lane.state.store(IDLE, Ordering::SeqCst);
             return None;
         }
-        Poll::Ready(Ok(Some(chunk))) if one_frame(&side.dec, &chunk.bytes) => chunk,
+        Poll::Ready(Ok(Some(chunk))) if one_frame(&side.dec, &chunk.bytes).is_some() => chunk,
         Poll::Ready(other) => {
             lane.burst.store(true, Ordering::Relaxed);
             lane.give_back(side, other);
@@ -310,25 +311,15 @@ pub(super) fn read_for_runtime(
     if side.activity.due(now) {
         shared.lock().admission.handle_activity(now, id);
     }
-    let mut input: &[u8] = &chunk.bytes;
-    let event = match side.dec.decode(&mut input) {
-        Ok(Some(frame)) => {
-            let ev = side.reader.admit(cfg, &frame, now);
-            if ev.is_none() {
-                count(&shared.counters.frames_shed);
-            }
-            ev
-        }
-        // A body split further is impossible here (the header matched
-        // the chunk), and the decoder keeps it if it were.
-        Ok(None) => None,
-        // A length over the limit (or zero): the task closes the
-        // connection, as for any framing error (the decoder stays failed).
-        Err(_) => {
-            lane.give_back(side, Ok(Some(chunk)));
-            return None;
-        }
-    };
+    // The frame is taken in place: the decoder, at a frame boundary,
+    // stays there.
+    let event = one_frame(&side.dec, &chunk.bytes).and_then(|frame| {
+        let side = &mut *side;
+        side.reader.admit(cfg, frame, now)
+    });
+    if event.is_none() {
+        count(&shared.counters.frames_shed);
+    }
     // Read on, so that quinn wakes us (or the task) for the next chunk;
     // anything already there is the task's.
     match side.poll_read(&waker) {
