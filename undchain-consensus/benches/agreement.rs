@@ -13,7 +13,13 @@
 //!   separate machines);
 //! * `crypto_floor`: the peer figure: signing and strictly verifying the 21
 //!   messages of one height once, nothing else (what `shared_verify` cannot
-//!   go below).
+//!   go below);
+//! * `strict_verify_spam10x` beside `strict_verify` (issue 13): the same
+//!   with a spam flood of 10 messages per honest delivery (10x the honest
+//!   message rate) from validator 0's key: repeats of the honest message,
+//!   its own signed votes for random values in the next eight rounds of the
+//!   height, and votes for heights far ahead. The flood is signed before
+//!   each timed height (the attacker's work is not the victims').
 //!
 //! ```text
 //! cargo bench -p undchain-consensus --bench agreement
@@ -22,14 +28,16 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use undchain_consensus::sim::SharedVerifier;
 use undchain_consensus::{
     Driver, DriverConfig, Output, SignatureVerifier, StrictVerifier, ValidatorSet, Validity, Value,
 };
 use undchain_sim::node_key;
 use undchain_types::msg::{Vote, VoteKind};
-use undchain_types::{BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, LocalTime, PublicKey};
+use undchain_types::{
+    BlockHeader, BlockNumber, BlockTime, ChainId, Hash32, LocalTime, Message, PublicKey,
+};
 
 const N: usize = 10;
 
@@ -94,8 +102,45 @@ impl<V: SignatureVerifier> Net<V> {
         }
     }
 
+    /// Validator 0's spam for the current height: signed votes for random
+    /// values in rounds 1..=8, and votes for heights far ahead.
+    fn spam(&self, seed: u64) -> Vec<Message> {
+        let k = node_key(0);
+        let mut rng = undchain_sim::SplitMix64::new(seed);
+        (0..400)
+            .map(|i| {
+                let far = i % 5 == 4;
+                let vote = Vote {
+                    chain_id: ChainId(1),
+                    height: BlockNumber(if far {
+                        self.height + 2 + rng.below(1_000)
+                    } else {
+                        self.height
+                    }),
+                    round: 1 + rng.below(8) as u32,
+                    kind: if rng.chance(500) {
+                        VoteKind::Prevote
+                    } else {
+                        VoteKind::Precommit
+                    },
+                    value: Some(Hash32([rng.below(250) as u8; 32])),
+                    validator: k.public(),
+                };
+                Message::Vote(vote.sign(&k))
+            })
+            .collect()
+    }
+
     /// Runs one height to a decision at every validator.
     fn height(&mut self) {
+        self.height_flooded(&[]);
+    }
+
+    /// Runs one height with `spam` mixed in: every honest delivery brings
+    /// 10 flood messages to its recipient (4 repeats of it, 6 from `spam`
+    /// in turn).
+    fn height_flooded(&mut self, spam: &[Message]) {
+        let mut next_spam = 0usize;
         let now = LocalTime::from_micros(self.height as i64);
         let h = BlockNumber(self.height);
         let mut work: VecDeque<(usize, Output)> = VecDeque::new();
@@ -113,6 +158,20 @@ impl<V: SignatureVerifier> Net<V> {
                             .is_ok()
                         {
                             self.drain(j, &mut work);
+                        }
+                        if spam.is_empty() {
+                            continue;
+                        }
+                        for f in 0..10 {
+                            let m = if f < 4 {
+                                msg.clone()
+                            } else {
+                                next_spam += 1;
+                                spam[next_spam % spam.len()].clone()
+                            };
+                            if self.drivers[j].handle_message(now, self.ids[0], m).is_ok() {
+                                self.drain(j, &mut work);
+                            }
                         }
                     }
                 }
@@ -184,6 +243,23 @@ fn bench(c: &mut Criterion) {
             net.height();
             black_box(net.decided)
         });
+    });
+    g.bench_function("strict_verify_spam10x", |b| {
+        let net = std::cell::RefCell::new(Net::new(|| StrictVerifier));
+        b.iter_batched(
+            || {
+                let n = net.borrow();
+                n.spam(n.height)
+            },
+            |spam| {
+                let mut n = net.borrow_mut();
+                n.height_flooded(&spam);
+                black_box(n.decided)
+            },
+            BatchSize::PerIteration,
+        );
+        let n = net.borrow();
+        assert_eq!(n.decided as u64, n.height * N as u64);
     });
     g.finish();
 }

@@ -153,6 +153,30 @@ impl VoteKeeper {
         })
     }
 
+    /// Whether [`VoteKeeper::add_vote`] would count `vote` (or take it as
+    /// evidence): not already here under any signature, and either room in
+    /// its slot or a value with more votes than the weakest one kept. The
+    /// driver asks before checking a signature, so an equivocator's spam
+    /// beyond its slot costs no signature check.
+    pub fn would_count(&self, vote: &SignedVote) -> bool {
+        let Some(r) = self.rounds.get(&vote.vote.round) else {
+            return true;
+        };
+        let kv = r.kind(vote.vote.kind);
+        let Some(votes) = kv.by_voter.get(&vote.vote.validator) else {
+            return true;
+        };
+        if votes.iter().any(|x| x.vote == vote.vote) {
+            return false;
+        }
+        if votes.len() < MAX_VOTES_PER_SLOT {
+            return true;
+        }
+        let tally = |v: &Option<Hash32>| kv.tally.get(v).copied().unwrap_or(0);
+        let weakest = votes.iter().skip(1).map(|x| tally(&x.vote.value)).min();
+        weakest.is_some_and(|w| tally(&vote.vote.value) > w)
+    }
+
     /// The first vote `validator` cast of `kind` in `round`, if any.
     pub fn vote_of(
         &self,

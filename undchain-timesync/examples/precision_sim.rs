@@ -29,11 +29,16 @@ use std::process::ExitCode;
 use undchain_timesync::Method;
 use undchain_timesync::sim::{SimConfig, run};
 
+const USAGE: &str = "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--asymmetry-us ASYM] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--no-bootstrap] [--verbose]";
+
 fn parse_args() -> Result<(SimConfig, bool), String> {
     let mut cfg = SimConfig::default();
     let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(String::new());
+        }
         if flag == "--verbose" {
             verbose = true;
             continue;
@@ -63,11 +68,13 @@ fn parse_args() -> Result<(SimConfig, bool), String> {
 fn main() -> ExitCode {
     let (cfg, verbose) = match parse_args() {
         Ok(c) => c,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("precision_sim: {e}");
-            eprintln!(
-                "usage: precision_sim --n N --f F --seed S [--delay-min-us A] [--delay-max-us B] [--asymmetry-us ASYM] [--drift-ppm RHO] [--resync-ms R] [--rounds K] [--no-bootstrap] [--verbose]"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };

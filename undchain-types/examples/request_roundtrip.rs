@@ -13,6 +13,13 @@ use undchain_types::{
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "--help" || arg == "-h" {
+            println!("usage: request_roundtrip (no flags: one fixed, printed round trip)");
+            return Ok(());
+        }
+        return Err(format!("request_roundtrip takes no flags, got {arg} (see --help)").into());
+    }
     let owner = SigningKey::from_seed([1; 32]);
     let client = SigningKey::from_seed([2; 32]);
     let partner = SigningKey::from_seed([3; 32]);

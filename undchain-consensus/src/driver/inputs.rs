@@ -278,6 +278,11 @@ impl<V: SignatureVerifier> Driver<V> {
                     height: v.height,
                 });
             }
+            if !cur.keeper.would_count(&sv) {
+                // The same vote again, or spam beyond the voter's slot:
+                // nothing to count and no signature to check.
+                return Ok(());
+            }
             if !signed_ok
                 && !self
                     .verifier

@@ -283,4 +283,22 @@ pub enum GenesisError {
     /// A parameter that cannot work.
     #[error("ledger parameter {0} must be positive")]
     BadParameter(&'static str),
+    /// The tokens held do not add up to the supply counters.
+    #[error("the state holds {held} tokens, its supply counters say {circulating}")]
+    Unbalanced {
+        /// Free balances, escrow and the fee pool.
+        held: u128,
+        /// What the supply counters give.
+        circulating: u128,
+    },
+    /// An account's escrow is not the sum of its open jobs' budgets.
+    #[error("{account:?} has {escrow} in escrow, its open jobs {jobs}")]
+    EscrowMismatch {
+        /// The account.
+        account: PublicKey,
+        /// Its escrow.
+        escrow: TokenAmount,
+        /// The sum of its open jobs' budgets.
+        jobs: u128,
+    },
 }

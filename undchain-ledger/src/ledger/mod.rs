@@ -261,8 +261,41 @@ impl Ledger {
                 .push(id);
             l.inbound.insert(id, r);
         }
+        l.check_books()?;
         l.tree = StateTree::build(l.config.hash_algorithm, l.leaves());
         Ok(l)
+    }
+
+    /// Refuses a state whose books do not balance: every account's escrow
+    /// is the sum of its open jobs' budgets, and the tokens held are what
+    /// the supply counters say.
+    fn check_books(&self) -> Result<(), GenesisError> {
+        let mut owed: HashMap<PublicKey, u128> = HashMap::new();
+        for j in self.jobs.values() {
+            *owed.entry(j.client).or_default() += u128::from(j.escrow.0);
+        }
+        for (id, a) in &self.accounts {
+            let jobs = owed.remove(id).unwrap_or(0);
+            if u128::from(a.escrow.0) != jobs {
+                return Err(GenesisError::EscrowMismatch {
+                    account: *id,
+                    escrow: a.escrow,
+                    jobs,
+                });
+            }
+        }
+        if let Some((id, jobs)) = owed.into_iter().min() {
+            return Err(GenesisError::EscrowMismatch {
+                account: id,
+                escrow: TokenAmount::ZERO,
+                jobs,
+            });
+        }
+        let (held, circulating) = (self.total_held(), self.supply.circulating());
+        if held != circulating {
+            return Err(GenesisError::Unbalanced { held, circulating });
+        }
+        Ok(())
     }
 
     /// The chain settings this ledger applies blocks under.

@@ -33,7 +33,9 @@ impl Ledger {
 
     /// Whether `op` would apply in the next block against the committed
     /// state (the same checks run again when a block carries it), and what
-    /// it would do.
+    /// it would do. A claim on a job that the block being built commits is
+    /// refused here (`UnknownJob`: not committed yet) and applies in that
+    /// block, after its jobs.
     pub fn check(&self, op: &Verified) -> Result<Applied, LedgerError> {
         Exec::new(self, self.next_block).apply_op(op)
     }

@@ -265,3 +265,35 @@ fn convergence_is_refused_off_a_boundary_or_for_another_chain() {
         Some(ConvergenceReason::HashAlgorithm { .. })
     ));
 }
+
+#[test]
+fn a_genesis_whose_books_do_not_balance_is_refused() {
+    let (l, _, carried) = history();
+    let cfg = l.config().clone();
+    // One token more than the supply counters account for.
+    let mut extra = l.state();
+    extra.accounts[0].1.balance.0 += 1;
+    assert!(matches!(
+        Ledger::from_state(cfg.clone(), extra),
+        Err(undchain_ledger::GenesisError::Unbalanced { .. })
+    ));
+    // Escrow that no open job explains (or a job without its escrow).
+    let mut free = l.state();
+    let i = free
+        .accounts
+        .iter()
+        .position(|(k, _)| *k == pk(C2))
+        .unwrap();
+    free.accounts[i].1.escrow = TokenAmount::ZERO;
+    free.accounts[i].1.balance.0 += 100;
+    assert_eq!(
+        Ledger::from_state(cfg.clone(), free).unwrap_err(),
+        undchain_ledger::GenesisError::EscrowMismatch {
+            account: pk(C2),
+            escrow: TokenAmount::ZERO,
+            jobs: 100,
+        }
+    );
+    assert!(l.job(&carried.id()).is_some());
+    assert_eq!(Ledger::from_state(cfg, l.state()).unwrap(), l);
+}
