@@ -75,9 +75,13 @@ fn args() -> Args {
         let val = |i: usize| -> usize {
             v.get(i + 1)
                 .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("{} needs a number", v[i]))
+                .unwrap_or_else(|| usage_exit(&format!("{} needs a number", v[i])))
         };
         match v[i].as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             "--main-thread" => {
                 a.main_thread = true;
                 i += 1;
@@ -86,13 +90,23 @@ fn args() -> Args {
             "--rounds" => a.rounds = val(i),
             "--burst" => a.burst = val(i),
             "--senders" => a.senders = val(i).max(1),
-            other => panic!(
-                "unknown argument {other} (use --rounds N --burst N --senders N [--main-thread])"
-            ),
+            other => usage_exit(&format!("unknown argument {other}")),
         }
         i += 2;
     }
     a
+}
+
+const USAGE: &str = "usage: transport_bench [--rounds N] [--burst N] [--senders N] [--main-thread]\n  \
+--rounds N     echoed round trips for the latency rows\n  \
+--burst N      envelopes per throughput block (0: latency only)\n  \
+--senders N    sender connections of the one-way throughput rows\n  \
+--main-thread  run the measuring loop on the main thread (block_on) instead of a runtime task";
+
+/// Prints `msg` and the usage to stderr and exits with status 2.
+fn usage_exit(msg: &str) -> ! {
+    eprintln!("transport_bench: {msg}\n{USAGE}");
+    std::process::exit(2)
 }
 
 fn envelope(key: &SigningKey, seq: u64) -> SignedEnvelope {
