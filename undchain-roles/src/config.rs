@@ -1,12 +1,15 @@
 //! What a node starts from: the chain's genesis (parameters, validators,
 //! balances) and the node's own settings (key, timing, seed).
 
-use undchain_consensus::{Seat, TimeoutConfig, ValidatorSet, ValidatorSetError};
+use undchain_consensus::{
+    Candidate, Roster, RosterConfig, RosterError, TimeoutConfig, ValidatorSet, ValidatorSetError,
+};
 use undchain_ledger::ledger::GenesisError;
 use undchain_ledger::{Ledger, LedgerConfig};
 use undchain_timesync::{ConfigError as SyncConfigError, SyncConfig};
 use undchain_types::{
-    ChainParams, Hash32, HashContext, ParamsError, PublicKey, SigningKey, TokenAmount,
+    ChainParams, Hash32, HashContext, ParamsError, PerceptionScore, PublicKey, SigningKey,
+    TokenAmount, Trust,
 };
 
 /// One validator of the genesis set.
@@ -40,16 +43,10 @@ pub enum ConfigError {
     /// The validator set cannot be formed.
     #[error("genesis validators: {0}")]
     Roster(#[from] ValidatorSetError),
-    /// More known validators than the known share allows.
-    #[error("genesis validators: {known} known of {active} active seats, at most {max} allowed")]
-    TooManyKnown {
-        /// Known validators among the active ones.
-        known: usize,
-        /// Active seats.
-        active: usize,
-        /// The most known ones allowed (44% floor).
-        max: usize,
-    },
+    /// The roster refused the genesis validators (a key listed twice, or
+    /// nobody eligible for a seat).
+    #[error("genesis validators: {0}")]
+    Rotation(#[from] RosterError),
     /// The ledger refused the genesis balances.
     #[error("genesis balances: {0}")]
     Ledger(#[from] GenesisError),
@@ -74,42 +71,42 @@ pub enum ConfigError {
 }
 
 impl Genesis {
-    /// The active validators (the first `active_seats` of the list).
-    pub fn active(&self) -> &[GenesisValidator] {
-        let n = usize::from(self.params.active_seats).min(self.validators.len());
-        &self.validators[..n]
-    }
-
-    /// Checks parameters, seats and the known share.
+    /// Checks parameters and the validator list.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.params.validate()?;
-        let set = self.validator_set()?;
-        let known = set.known_seats();
-        let max = self.params.max_known_active();
-        if known > max && set.len() > 1 {
-            return Err(ConfigError::TooManyKnown {
-                known,
-                active: set.len(),
-                max,
-            });
-        }
+        self.roster()?;
         Ok(())
     }
 
-    /// The first active validator set, in seat order.
-    pub fn validator_set(&self) -> Result<ValidatorSet, ConfigError> {
-        let seats = self
-            .active()
+    /// The roster at genesis: every listed validator (active or passive),
+    /// its score, and the active set of block 0 chosen as at a payout-period
+    /// boundary (DESIGN.md rotation rules): at most the known share of seats
+    /// go to known validators, unknown seats to unknown ones, and known
+    /// validators fill the unknown seats nobody unknown can take.
+    pub fn roster(&self) -> Result<Roster, ConfigError> {
+        let candidates: Vec<Candidate> = self
+            .validators
             .iter()
-            .map(|v| {
-                if v.known {
-                    Seat::known(v.key)
+            .map(|v| Candidate {
+                id: v.key,
+                trust: if v.known {
+                    Trust::Known
                 } else {
-                    Seat::unknown(v.key)
-                }
+                    Trust::Unknown
+                },
+                score: PerceptionScore::START,
             })
             .collect();
-        Ok(ValidatorSet::new(seats)?)
+        Ok(Roster::genesis(
+            RosterConfig::from_params(&self.params),
+            &candidates,
+            self.hash(),
+        )?)
+    }
+
+    /// The active validator set of block 0, in seat order.
+    pub fn validator_set(&self) -> Result<ValidatorSet, ConfigError> {
+        Ok(self.roster()?.validator_set().clone())
     }
 
     /// The genesis hash: the parent of block 0.

@@ -140,6 +140,7 @@ impl NodeCore {
 
     /// Starts the node's machines (time sync first).
     pub fn start(&mut self, now: LocalTime) {
+        self.validator.announce_genesis_set();
         self.validator.start_time_sync(now);
         self.validator.handle_timeout(now);
     }

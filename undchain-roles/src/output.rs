@@ -6,6 +6,7 @@ use std::sync::Arc;
 use undchain_types::{BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence};
 
 use crate::store::StoreOp;
+use undchain_consensus::roster::ReplacementReason;
 
 /// One batch of work for the host (raft-rs's `Ready`): write `persist` in
 /// one durable transaction, carry out `after_persist`, then call
@@ -75,6 +76,30 @@ pub enum NodeEvent {
         from: Option<PublicKey>,
         /// What was wrong.
         reason: String,
+    },
+    /// The active set changed after a block: a period rotation, or
+    /// replacements.
+    SetChanged {
+        /// The height the new set decides first.
+        height: BlockNumber,
+        /// A payout-period rotation ran.
+        rotated: bool,
+        /// The new set, in seat order.
+        active: Vec<PublicKey>,
+        /// Known validators holding unknown seats in it.
+        fillers: usize,
+        /// Seat changes outside a rotation: (out, taken by, why).
+        replaced: Vec<(PublicKey, Option<PublicKey>, ReplacementReason)>,
+        /// Whether this validator holds a seat in it.
+        me_active: bool,
+    },
+    /// At bootstrap, known validators fill unknown seats that no unknown
+    /// validator could take (design notes, validator story item 1).
+    KnownFillUnknownSeats {
+        /// Known validators in unknown seats.
+        fillers: usize,
+        /// Active seats.
+        active: usize,
     },
     /// A resync step reached its quorum and was applied to the agreed
     /// clock.
