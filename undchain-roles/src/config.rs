@@ -157,6 +157,12 @@ pub struct ValidatorTiming {
     /// reference (wall clock minus agreed time) for it to approve,
     /// microseconds.
     pub resync_tolerance_us: u64,
+    /// How often a passive validator runs a capacity test, microseconds.
+    pub capacity_every_us: u64,
+    /// Simulated requests in a capacity test (a quarter as many payouts).
+    pub capacity_requests: u32,
+    /// How long a candidate has to answer a capacity test, microseconds.
+    pub capacity_deadline_us: u64,
 }
 
 impl ValidatorTiming {
@@ -171,6 +177,9 @@ impl ValidatorTiming {
             sync: SyncConfig::default(),
             slew_ppm: 500,
             resync_tolerance_us: (10 * delay_us).max(50_000),
+            capacity_every_us: 5 * params.block_interval_us,
+            capacity_requests: 256,
+            capacity_deadline_us: (50 * delay_us).max(params.block_interval_us),
         }
     }
 
@@ -179,6 +188,8 @@ impl ValidatorTiming {
         for (field, v) in [
             ("gossip_every_us", self.gossip_every_us),
             ("fetch_retry_us", self.fetch_retry_us),
+            ("capacity_every_us", self.capacity_every_us),
+            ("capacity_deadline_us", self.capacity_deadline_us),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroTiming { field });

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use undchain_types::{BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence};
+use undchain_types::{
+    BlockNumber, Hash32, JobId, PayoutPeriod, PublicKey, Ready, SignedEnvelope, TokenAmount,
+    msg::Evidence,
+};
 
 use crate::store::StoreOp;
 use undchain_consensus::roster::ReplacementReason;
@@ -100,6 +103,39 @@ pub enum NodeEvent {
         fillers: usize,
         /// Active seats.
         active: usize,
+    },
+    /// Block `number` ended payout period `period` and settled it
+    /// (DESIGN.md money rules): what was paid, refunded, cancelled and
+    /// carried into the next period.
+    PeriodSettled {
+        /// The block that ended the period.
+        number: BlockNumber,
+        /// The period settled.
+        period: PayoutPeriod,
+        /// Jobs paid by full receipts.
+        completed: u64,
+        /// Jobs paid with partial claims.
+        partial: u64,
+        /// Paid from escrow to partners.
+        paid: TokenAmount,
+        /// Unused escrow returned to clients.
+        refunded: TokenAmount,
+        /// Jobs cancelled (no completion in two periods: fee only).
+        cancelled: u64,
+        /// Jobs carried into the next period.
+        carried: u64,
+    },
+    /// A candidate answered this validator's capacity test faithfully.
+    CapacityTestPassed {
+        /// The validator tested.
+        candidate: PublicKey,
+    },
+    /// A candidate failed this validator's capacity test.
+    CapacityTestFailed {
+        /// The validator tested.
+        candidate: PublicKey,
+        /// How it failed.
+        failure: crate::validator::CapacityFailure,
     },
     /// A resync step reached its quorum and was applied to the agreed
     /// clock.

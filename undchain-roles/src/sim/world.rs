@@ -86,7 +86,8 @@ pub(crate) struct Node {
     pub restart_failures: Vec<String>,
     /// The actors between a Byzantine validator and the network.
     pub byzantine: Option<byzantine::Byzantine>,
-    /// The set changes, clock steps and bootstrap notices it reported.
+    /// The set changes, clock steps, capacity tests and bootstrap notices
+    /// it reported.
     pub notices: Vec<NodeEvent>,
 }
 
@@ -362,9 +363,9 @@ impl World {
         &self.nodes[i].notices
     }
 
-    /// Whether validator `i` is Byzantine, and its behaviour.
-    pub fn byzantine(&self, i: usize) -> Option<Behaviour> {
-        self.nodes[i].byzantine.as_ref().map(|b| b.behaviour)
+    /// Whether validator `i` is Byzantine, and the name of what it runs.
+    pub fn byzantine(&self, i: usize) -> Option<&'static str> {
+        self.nodes[i].byzantine.as_ref().map(|b| b.name)
     }
 
     /// Requests at least one honest validator acknowledged (what the
@@ -776,7 +777,10 @@ impl World {
             NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,
             e @ (NodeEvent::SetChanged { .. }
             | NodeEvent::KnownFillUnknownSeats { .. }
-            | NodeEvent::TimeStepped { .. }) => self.nodes[node].notices.push(e),
+            | NodeEvent::TimeStepped { .. }
+            | NodeEvent::PeriodSettled { .. }
+            | NodeEvent::CapacityTestPassed { .. }
+            | NodeEvent::CapacityTestFailed { .. }) => self.nodes[node].notices.push(e),
             _ => {}
         }
     }

@@ -24,7 +24,21 @@ impl Validator {
         let verified = self.requests_for(&file).unwrap_or_default();
         let block = Block::new(number, &file, &verified).with_signers(&signers);
         let root = match self.ledger.apply_block(&block) {
-            Ok(o) => o.ledger_root,
+            Ok(o) => {
+                if let Some(st) = &o.settlement {
+                    self.event(NodeEvent::PeriodSettled {
+                        number,
+                        period: st.period,
+                        completed: st.completed,
+                        partial: st.partial,
+                        paid: st.paid,
+                        refunded: st.refunded,
+                        cancelled: st.cancelled.len() as u64,
+                        carried: st.carried.len() as u64,
+                    });
+                }
+                o.ledger_root
+            }
             Err(e) => {
                 self.event(NodeEvent::Refused {
                     from: None,

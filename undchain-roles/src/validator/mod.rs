@@ -12,6 +12,8 @@
 //!   building headers, checking proposals against this validator's file
 //!   (fetching what it lacks), deciding;
 //! * `resync`: quorum-approved steps of the agreed clock;
+//! * `capacity`: capacity tests run by passive validators, answered by
+//!   any validator;
 //! * `rotation`: the roster's set of each height, passive validators
 //!   following the chain;
 //! * `chain`: applying decided blocks to the ledger and the job book,
@@ -20,6 +22,7 @@
 //! All of it is one sans-IO machine driven by [`crate::NodeCore`].
 
 mod agree;
+mod capacity;
 mod chain;
 mod files;
 mod intake;
@@ -45,6 +48,9 @@ use crate::output::{NodeEvent, Output};
 use crate::signer::Signer;
 use crate::store::{StoreOp, Stored};
 
+pub use capacity::{
+    CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
+};
 pub use intake::{IntakeError, entry_of};
 pub(crate) use time::TimeHost;
 
@@ -169,6 +175,14 @@ pub struct Validator {
     pub(crate) next_follow_at: LocalTime,
     /// Which active validator it asks next.
     pub(crate) follow_turn: usize,
+    /// Capacity tests this validator has outstanding, by test id.
+    pub(crate) probes: BTreeMap<u64, capacity::Probe>,
+    /// When a passive validator runs its next capacity test.
+    pub(crate) next_capacity_at: LocalTime,
+    /// Which candidate it tests next.
+    pub(crate) capacity_turn: usize,
+    /// When this validator last answered each tester.
+    pub(crate) capacity_answered: BTreeMap<PublicKey, LocalTime>,
 }
 
 impl Validator {
@@ -243,6 +257,10 @@ impl Validator {
             session_counter: rng.next_u64() >> 16,
             next_follow_at: now,
             follow_turn: 0,
+            probes: BTreeMap::new(),
+            next_capacity_at: now.plus(cfg.timing.capacity_every_us),
+            capacity_turn: 0,
+            capacity_answered: BTreeMap::new(),
             rng,
             params,
         };
@@ -436,7 +454,9 @@ impl Validator {
             add(self.pending.values().map(|p| p.retry_at).min());
             if !self.is_active() {
                 add(Some(self.next_follow_at));
+                add(Some(self.next_capacity_at));
             }
+            add(self.probes.values().map(|p| p.deadline()).min());
             if !self.started && !self.halted {
                 add(self.time.local_at(self.agree_time(self.height)));
             }
@@ -456,6 +476,7 @@ impl Validator {
         }
         self.expire_sessions(now);
         self.follow_chain(now);
+        self.capacity_timeout(now);
         self.retry_pending(now);
         self.maybe_start_height(now);
         self.driver.handle_timeout(now);

@@ -396,3 +396,173 @@ fn known_validators_fill_unknown_seats_at_bootstrap() {
     }
     assert_same_chain(&w, 4, 6);
 }
+
+/// A validator that drops one job of every capacity-test burst it runs.
+#[derive(Debug)]
+struct DropsJobs;
+
+impl undchain_consensus::adversary::Actor for DropsJobs {
+    fn name(&self) -> &'static str {
+        "drops-jobs"
+    }
+
+    fn outgoing(
+        &mut self,
+        _: &mut undchain_consensus::adversary::ActorCtx<'_>,
+        _: &mut undchain_consensus::adversary::Coalition,
+        sends: Vec<undchain_consensus::adversary::Send>,
+    ) -> Vec<undchain_consensus::adversary::Send> {
+        use undchain_types::{HashContext, Message, hash_parts};
+        sends
+            .into_iter()
+            .map(|mut s| {
+                if let Message::CapacityTestResult(r) = &mut s.msg {
+                    r.stored_requests -= 1;
+                    r.job_root = hash_parts(HashContext::JobFileNode, &[r.job_root.as_bytes()]);
+                }
+                s
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn capacity_test_catches_validator_that_drops_jobs() {
+    use undchain_consensus::adversary::Adversary;
+    use undchain_roles::NodeEvent;
+    use undchain_roles::validator::CapacityFailure;
+    let mut cfg = SimConfig::new(4, 30, 23);
+    cfg.passive = 1;
+    cfg.requests_per_block = 0;
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(0));
+    let tester = (0..5)
+        .find(|i| !w.core(*i).unwrap().validator().is_active())
+        .unwrap();
+    let dropper = (0..5).find(|i| *i != tester).unwrap();
+    w.set_adversary(
+        dropper,
+        "drops-jobs",
+        Adversary::new(vec![Box::new(DropsJobs)]),
+    );
+    // One test every 5 blocks, round robin over the four others.
+    w.run_until(w.block_start_us(24));
+    let key = |i: usize| undchain_sim::node_key(i).public();
+    let notices = w.notices(tester);
+    let failed: Vec<_> = notices
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::CapacityTestFailed { candidate, failure } => Some((*candidate, failure)),
+            _ => None,
+        })
+        .collect();
+    assert!(!failed.is_empty(), "{notices:?}");
+    for (candidate, failure) in &failed {
+        assert_eq!(
+            *candidate,
+            key(dropper),
+            "only the dropper fails: {failure:?}"
+        );
+        assert!(matches!(
+            failure,
+            CapacityFailure::WrongResult {
+                expected_stored: 256,
+                stored: 255,
+                job_root_differs: true,
+                payout_root_differs: false
+            }
+        ));
+    }
+    for i in (0..5).filter(|i| *i != tester && *i != dropper) {
+        let passed = notices.iter().any(
+            |e| matches!(e, NodeEvent::CapacityTestPassed { candidate } if *candidate == key(i)),
+        );
+        assert!(passed, "honest validator {i} was not passed: {notices:?}");
+    }
+    // Active validators run no tests.
+    for i in (0..5).filter(|i| *i != tester) {
+        assert!(!w.notices(i).iter().any(|e| matches!(
+            e,
+            NodeEvent::CapacityTestPassed { .. } | NodeEvent::CapacityTestFailed { .. }
+        )));
+    }
+}
+
+#[test]
+fn capacity_test_without_an_answer_fails() {
+    use undchain_roles::NodeEvent;
+    use undchain_roles::validator::CapacityFailure;
+    let mut cfg = SimConfig::new(4, 30, 24);
+    cfg.passive = 1;
+    cfg.requests_per_block = 0;
+    let mut w = World::new(&cfg).unwrap();
+    w.set_filter(Box::new(|_, _, _, env| {
+        env.envelope().kind != MessageKind::CapacityTestResult
+    }));
+    w.run_until(w.block_start_us(8));
+    let tester = (0..5)
+        .find(|i| !w.core(*i).unwrap().validator().is_active())
+        .unwrap();
+    let no_answer = w.notices(tester).iter().any(|e| {
+        matches!(
+            e,
+            NodeEvent::CapacityTestFailed {
+                failure: CapacityFailure::NoAnswer,
+                ..
+            }
+        )
+    });
+    assert!(no_answer, "{:?}", w.notices(tester));
+}
+
+#[test]
+fn payout_period_end_settles_alike_everywhere() {
+    use undchain_roles::NodeEvent;
+    // 4-block payout periods; no partner ever completes a job, so the
+    // first period's jobs are carried once, then cancelled (fee only)
+    // with their budgets refunded.
+    let mut cfg = SimConfig::new(4, 14, 25);
+    cfg.blocks_per_period = 4;
+    cfg.requests_per_block = 4;
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(14));
+    let settled = |i: usize| -> Vec<NodeEvent> {
+        w.notices(i)
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::PeriodSettled { .. }))
+            .cloned()
+            .collect()
+    };
+    let first = settled(0);
+    let ends: Vec<u64> = first
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::PeriodSettled { number, .. } => Some(number.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![3, 7, 11], "{first:?}");
+    for i in 1..4 {
+        assert_eq!(settled(i), first, "validator {i}");
+    }
+    match &first[0] {
+        NodeEvent::PeriodSettled {
+            carried, cancelled, ..
+        } => {
+            assert!(*carried > 0);
+            assert_eq!(*cancelled, 0);
+        }
+        e => panic!("{e:?}"),
+    }
+    match &first[1] {
+        NodeEvent::PeriodSettled {
+            cancelled,
+            refunded,
+            ..
+        } => {
+            assert!(*cancelled > 0);
+            assert!(refunded.0 > 0);
+        }
+        e => panic!("{e:?}"),
+    }
+}
