@@ -156,6 +156,10 @@ pub struct ValidatorTiming {
     pub sync: SyncConfig,
     /// Slew rate of the block clock, parts per million.
     pub slew_ppm: u32,
+    /// How far a resync proposal's step may be from this validator's own
+    /// reference (wall clock minus agreed time) for it to approve,
+    /// microseconds.
+    pub resync_tolerance_us: u64,
 }
 
 impl ValidatorTiming {
@@ -169,6 +173,7 @@ impl ValidatorTiming {
             timeouts: TimeoutConfig::for_delay(delay_us),
             sync: SyncConfig::default(),
             slew_ppm: 500,
+            resync_tolerance_us: (10 * delay_us).max(50_000),
         }
     }
 

@@ -76,6 +76,24 @@ pub enum NodeEvent {
         /// What was wrong.
         reason: String,
     },
+    /// A resync step reached its quorum and was applied to the agreed
+    /// clock.
+    TimeStepped {
+        /// The step applied (clamped into the payout period), microseconds.
+        step_us: i64,
+        /// The step the proposal asked for, microseconds.
+        requested_us: i64,
+        /// How many active validators approved it.
+        approvers: usize,
+    },
+    /// This validator declined a resync proposal: its own reference says
+    /// another step (or none) is due.
+    ResyncDeclined {
+        /// The proposal's digest.
+        proposal: Hash32,
+        /// This validator's reference step, if it had one.
+        reference_us: Option<i64>,
+    },
     /// The decided block's ledger root differs from this node's: the node
     /// stops applying blocks (a bug or a corrupt store; never expected).
     Diverged {

@@ -43,6 +43,12 @@ pub struct SimConfig {
     pub blocks_per_period: u64,
     /// Print every node event and refusal to stderr (debugging a seed).
     pub trace: bool,
+    /// Byzantine validators (the last ones): `None` draws 0..=f per seed
+    /// when `faults` is on, none otherwise. More than f is the negative
+    /// control: safety may break.
+    pub byzantine: Option<usize>,
+    /// Their behaviour (`None`: drawn per seed).
+    pub behaviour: Option<undchain_consensus::adversary::Behaviour>,
 }
 
 impl SimConfig {
@@ -60,6 +66,8 @@ impl SimConfig {
             block_interval_us: 2_000_000,
             blocks_per_period: 30,
             trace: false,
+            byzantine: None,
+            behaviour: None,
         }
     }
 }

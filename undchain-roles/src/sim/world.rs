@@ -2,8 +2,12 @@
 //! drifting clock, timer), clients, and a seeded network, all on one
 //! virtual clock ([`EventQueue`]).
 
+mod byzantine;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+
+use undchain_consensus::adversary::{Behaviour, Coalition};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
@@ -80,6 +84,8 @@ pub(crate) struct Node {
     pub recommitted: u64,
     pub diverged: bool,
     pub restart_failures: Vec<String>,
+    /// The actors between a Byzantine validator and the network.
+    pub byzantine: Option<byzantine::Byzantine>,
 }
 
 #[derive(Debug)]
@@ -136,6 +142,8 @@ pub struct World {
     pub(crate) params: ChainParams,
     filter: Option<Filter>,
     started: bool,
+    /// What the Byzantine validators share.
+    coalition: Coalition,
 }
 
 impl std::fmt::Debug for World {
@@ -194,6 +202,7 @@ impl World {
         } else {
             (2_000, 20)
         };
+        let bad = byzantine_draw(cfg, &mut rng);
         let check = Arc::new(SharedCheck::default());
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
@@ -226,8 +235,17 @@ impl World {
                 recommitted: 0,
                 diverged: false,
                 restart_failures: Vec::new(),
+                byzantine: bad
+                    .filter(|(k, _)| i >= n - k)
+                    .map(|(_, b)| byzantine::Byzantine::new(b)),
             });
         }
+        let coalition = Coalition::new(
+            nodes
+                .iter()
+                .filter(|n| n.byzantine.is_some())
+                .map(|n| n.cfg.key.public()),
+        );
         for (i, c) in load.clients.iter().enumerate() {
             index.insert(c.key.public(), n + i);
         }
@@ -253,6 +271,7 @@ impl World {
             params,
             filter: None,
             started: false,
+            coalition,
         })
     }
 
@@ -312,6 +331,21 @@ impl World {
         })
     }
 
+    /// Whether validator `i` is Byzantine, and its behaviour.
+    pub fn byzantine(&self, i: usize) -> Option<Behaviour> {
+        self.nodes[i].byzantine.as_ref().map(|b| b.behaviour)
+    }
+
+    /// Requests at least one honest validator acknowledged (what the
+    /// network promises to commit; a Byzantine ack promises nothing).
+    pub(crate) fn honestly_acked(&self) -> impl Iterator<Item = &JobId> {
+        self.load
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.acks.iter().any(|v| self.nodes[*v].byzantine.is_none()))
+            .map(|(id, _)| id)
+    }
+
     /// Inclusion notices the clients received.
     pub fn inclusion_notices(&self) -> u64 {
         self.load.inclusion_notices
@@ -348,6 +382,17 @@ impl World {
     /// Crashes validator `i` now (an untorn crash: between two batches).
     pub fn crash_now(&mut self, i: usize) {
         self.crash(i, false);
+    }
+
+    /// Gives validator `i` a user's or operator's command now.
+    pub fn command(&mut self, i: usize, command: crate::Command) -> Result<(), crate::NodeError> {
+        let local = self.local(i);
+        let r = match self.nodes[i].core.as_mut() {
+            Some(core) => core.handle_command(local, command),
+            None => return Ok(()),
+        };
+        self.drain(i);
+        r
     }
 
     /// Restarts validator `i` now from its disk.
@@ -454,10 +499,11 @@ impl World {
         }
     }
 
-    /// Heights every validator has committed.
+    /// Heights every honest validator has committed.
     pub fn min_committed(&self) -> u64 {
         self.nodes
             .iter()
+            .filter(|n| n.byzantine.is_none())
             .map(|n| n.commits.keys().next_back().map_or(0, |h| h + 1))
             .min()
             .unwrap_or(0)
@@ -468,7 +514,7 @@ impl World {
             return false;
         }
         let committed = super::check::committed_jobs(self);
-        self.load.acked().all(|id| committed.contains_key(id))
+        self.honestly_acked().all(|id| committed.contains_key(id))
     }
 
     fn step(&mut self, ev: Ev) {
@@ -512,6 +558,7 @@ impl World {
             return;
         }
         let local = self.local(to);
+        let observed = (self.nodes[to].byzantine.is_some() && from < n).then(|| env.clone());
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
@@ -523,6 +570,9 @@ impl World {
             }
         }
         self.drain(to);
+        if let Some(env) = observed {
+            self.byzantine_observe(to, &env);
+        }
     }
 
     fn client_send(&mut self, client: usize, nonce: u64) {
@@ -575,9 +625,7 @@ impl World {
                 // The crash hits while the batch is carried out: half of
                 // what could go at once went, the write never synced.
                 let half = r.immediate.len() / 2;
-                for o in r.immediate.into_iter().take(half) {
-                    self.output(node, o);
-                }
+                self.outputs(node, r.immediate.into_iter().take(half).collect());
                 self.nodes[node].disk.lose(&r.persist);
             }
         }
@@ -616,15 +664,11 @@ impl World {
             let immediate = r.immediate;
             let after = r.after_persist;
             let persist = r.persist;
-            for o in immediate {
-                self.output(node, o);
-            }
+            self.outputs(node, immediate);
             if self.nodes[node].disk.write(&persist).is_err() {
                 return;
             }
-            for o in after {
-                self.output(node, o);
-            }
+            self.outputs(node, after);
             if let Some(core) = self.nodes[node].core.as_mut() {
                 let _ = core.advance(number);
             }
@@ -652,6 +696,16 @@ impl World {
         };
         self.nodes[node].timer = Some(deadline);
         self.push(at, Ev::Timer { node, at: deadline });
+    }
+
+    fn outputs(&mut self, node: usize, outs: Vec<Output>) {
+        if self.nodes[node].byzantine.is_some() {
+            self.byzantine_outputs(node, outs);
+        } else {
+            for o in outs {
+                self.output(node, o);
+            }
+        }
     }
 
     fn output(&mut self, node: usize, o: Output) {
@@ -712,6 +766,21 @@ impl World {
             );
         }
     }
+}
+
+/// How many validators are Byzantine (the last ones) and how: as the
+/// configuration says, else drawn per seed when faults are on (0..=f).
+fn byzantine_draw(cfg: &SimConfig, rng: &mut SplitMix64) -> Option<(usize, Behaviour)> {
+    let f = (cfg.validators.saturating_sub(1)) / 3;
+    let count = match cfg.byzantine {
+        Some(k) => k,
+        None if cfg.faults => rng.below(f as u64 + 1) as usize,
+        None => 0,
+    };
+    let behaviour = cfg
+        .behaviour
+        .unwrap_or_else(|| Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize]);
+    (count > 0).then_some((count.min(cfg.validators), behaviour))
 }
 
 /// `plan` with every time moved `by` later (faults start after genesis).

@@ -11,6 +11,7 @@
 //! * `agree`: the host of the agreement [`undchain_consensus::Driver`]:
 //!   building headers, checking proposals against this validator's file
 //!   (fetching what it lacks), deciding;
+//! * `resync`: quorum-approved steps of the agreed clock;
 //! * `chain`: applying decided blocks to the ledger and the job book,
 //!   inclusion notices, serving blocks to lagging validators.
 //!
@@ -20,6 +21,7 @@ mod agree;
 mod chain;
 mod files;
 mod intake;
+mod resync;
 mod time;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -111,6 +113,8 @@ pub struct Validator {
     pub(crate) timing: ValidatorTiming,
     pub(crate) rng: SplitMix64,
     pub(crate) time: TimeHost,
+    /// The resync machine (quorum-approved clock steps).
+    pub(crate) resync: undchain_timesync::Resync,
     pub(crate) book: JobBook,
     /// Signed requests of every job this validator holds open or was
     /// offered by reconciliation, by job.
@@ -181,10 +185,17 @@ impl Validator {
         )?;
         let mut driver_cfg = DriverConfig::from_params(&params);
         driver_cfg.timeouts = cfg.timing.timeouts;
+        let resync = undchain_timesync::Resync::new(
+            &params,
+            cfg.key.clone(),
+            set.seats().iter().map(|s| s.id).collect(),
+            cfg.timing.resync_tolerance_us,
+        );
         let mut v = Validator {
             me,
             timing: cfg.timing.clone(),
             time,
+            resync,
             book: JobBook::new(params.clone(), BlockNumber(0)),
             requests: BTreeMap::new(),
             acks: BTreeMap::new(),
@@ -253,6 +264,12 @@ impl Validator {
     /// Whether the agreed time is online.
     pub fn time_synced(&self) -> bool {
         self.time.clock.is_some()
+    }
+
+    /// The block clock's correction in use (agreed time = local time +
+    /// correction), once the agreed time is online.
+    pub fn time_correction(&self) -> Option<i64> {
+        self.time.clock.as_ref().map(|c| c.correction())
     }
 
     /// One line on where this validator stands (for debugging a run).

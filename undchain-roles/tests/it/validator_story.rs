@@ -218,3 +218,77 @@ fn restarted_validator_loses_nothing_it_committed() {
     );
     assert_same_chain(&w, 4, 7);
 }
+
+/// Every validator's block-clock correction.
+fn corrections(w: &World, n: usize) -> Vec<i64> {
+    (0..n)
+        .map(|i| w.core(i).unwrap().validator().time_correction().unwrap())
+        .collect()
+}
+
+#[test]
+fn time_resync_without_quorum_refused() {
+    use undchain_roles::Command;
+    let mut w = world(4);
+    w.run_until(w.block_start_us(3));
+    let before = corrections(&w, 4);
+    // A step no other validator's own clock calls for: declined, not applied.
+    w.command(0, Command::ProposeResync { step_us: 900_000 })
+        .unwrap();
+    w.run_until(w.block_start_us(5));
+    let after = corrections(&w, 4);
+    for i in 0..4 {
+        assert!(
+            (after[i] - before[i]).abs() < 100_000,
+            "validator {i}: {before:?} -> {after:?}"
+        );
+    }
+    // A step everyone would approve, but two of four never hear of it:
+    // the proposer and one approval are short of q = 3.
+    w.set_filter(Box::new(|_, from, to, env| {
+        let resync = matches!(
+            env.envelope().kind,
+            MessageKind::TimeResyncProposal | MessageKind::TimeResyncApproval
+        );
+        !(resync && (from >= 2 || to >= 2))
+    }));
+    w.command(0, Command::ProposeResync { step_us: 300_000 })
+        .unwrap();
+    w.run_until(w.block_start_us(7));
+    let cut = corrections(&w, 4);
+    for i in 0..4 {
+        assert!(
+            (cut[i] - after[i]).abs() < 100_000,
+            "validator {i}: {after:?} -> {cut:?}"
+        );
+    }
+    // The chain went on committing throughout.
+    assert_same_chain(&w, 4, 6);
+}
+
+#[test]
+fn time_resync_with_quorum_steps_every_clock() {
+    use undchain_roles::Command;
+    let mut w = world(4);
+    w.run_until(w.block_start_us(3));
+    let before = corrections(&w, 4);
+    w.command(1, Command::ProposeResync { step_us: 300_000 })
+        .unwrap();
+    w.run_until(w.block_start_us(3) + 500_000);
+    let after = corrections(&w, 4);
+    for i in 0..4 {
+        let moved = after[i] - before[i];
+        assert!(
+            (moved - 300_000).abs() < 100_000,
+            "validator {i}: moved {moved}"
+        );
+    }
+    // A step beyond the chain's maximum is refused at the proposer.
+    let max = w.params().max_resync_step_us as i64;
+    assert!(
+        w.command(2, Command::ProposeResync { step_us: max + 1 })
+            .is_err()
+    );
+    w.run_until(w.block_start_us(8));
+    assert_same_chain(&w, 4, 7);
+}
