@@ -314,6 +314,11 @@ impl Validator {
         self.time.clock.is_some()
     }
 
+    /// The block this validator's ack named for uncommitted job `job`.
+    pub fn acked_block(&self, job: &JobId) -> Option<BlockNumber> {
+        self.acks.get(job).map(|(_, b)| *b)
+    }
+
     /// The block clock's correction in use (agreed time = local time +
     /// correction), once the agreed time is online.
     pub fn time_correction(&self) -> Option<i64> {

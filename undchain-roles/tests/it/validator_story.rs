@@ -605,3 +605,21 @@ fn domain_overloaded_when_a_quorum_of_validators_is_loaded() {
         assert!(overload(&w, i).is_empty(), "validator {i}");
     }
 }
+
+#[test]
+fn restarted_validator_remembers_what_it_acknowledged() {
+    let mut w = world(4);
+    let b = w.params().block_interval_us;
+    w.run_until(w.block_start_us(2) + b / 10);
+    let job = w.send_request(0, &[0]);
+    w.run_until(w.block_start_us(2) + b / 2);
+    assert_eq!(w.acks(&job), vec![(0, 2)]);
+    w.crash_now(0);
+    w.restart_now(0);
+    let v = w.core(0).unwrap().validator();
+    assert_eq!(v.acked_block(&job).map(|b| b.0), Some(2));
+    w.run_until(w.block_start_us(6));
+    for i in 0..4 {
+        assert_eq!(w.committed_in(i, &job), Some(2), "validator {i}");
+    }
+}
