@@ -2,8 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p undchain-roles --example network_sim -- \
-//!     --validators N --blocks B --seed S [--requests-per-block R] [--faults] [--seeds K]
+//!     --validators N --blocks B --seed S [--requests-per-block R] [--faults] [--seeds K] \
+//!     [--byzantine K] [--behaviour NAME] [--passive P] [--blocks-per-period K] [--timing]
 //! ```
+//!
+//! With `--faults`, up to f validators are drawn Byzantine per seed, each
+//! running one of the agreement simulator's behaviours; `--byzantine K`
+//! and `--behaviour NAME` fix them (more than f is the negative control).
+//! `--passive P` adds P passive (unknown) genesis validators that follow
+//! the chain and rotate in at payout-period ends (`--blocks-per-period`,
+//! default 30).
 //!
 //! One summary line per run; with `--seeds K`, K seeds from S and a last
 //! line `seeds=<K> failed_seeds=<list or none>`. Exit status 1 on any
@@ -12,10 +20,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use undchain_consensus::adversary::Behaviour;
 use undchain_roles::sim::{SimConfig, run};
 
 const USAGE: &str = "usage: network_sim --validators N --blocks B --seed S \
-[--requests-per-block R] [--faults] [--seeds K] [--timing]";
+[--requests-per-block R] [--faults] [--seeds K] [--byzantine K] [--behaviour NAME] [--passive P] [--blocks-per-period K] [--timing]";
 
 struct Args {
     cfg: SimConfig,
@@ -31,6 +40,10 @@ fn parse() -> Result<Args, String> {
     let mut faults = false;
     let mut seeds = 1u64;
     let mut timing = false;
+    let mut byzantine = None;
+    let mut passive = 0;
+    let mut per_period = None;
+    let mut behaviour = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = |name: &str| -> Result<u64, String> {
@@ -48,6 +61,17 @@ fn parse() -> Result<Args, String> {
             }
             "--seeds" => seeds = val("--seeds")?,
             "--faults" => faults = true,
+            "--byzantine" => byzantine = Some(val("--byzantine")? as usize),
+            "--passive" => passive = val("--passive")? as usize,
+            "--blocks-per-period" => per_period = Some(val("--blocks-per-period")?),
+            "--behaviour" => {
+                let v = it.next().ok_or("--behaviour needs a value")?;
+                let names: Vec<&str> = Behaviour::ALL.iter().map(|b| b.name()).collect();
+                behaviour = Some(
+                    Behaviour::parse(&v)
+                        .ok_or(format!("--behaviour {v}: not one of {}", names.join(", ")))?,
+                );
+            }
             "--timing" => timing = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -60,6 +84,15 @@ fn parse() -> Result<Args, String> {
     );
     cfg.requests_per_block = requests;
     cfg.faults = faults;
+    cfg.byzantine = byzantine;
+    cfg.passive = passive;
+    if let Some(k) = per_period {
+        if k == 0 {
+            return Err("--blocks-per-period 0: must be positive".into());
+        }
+        cfg.blocks_per_period = k;
+    }
+    cfg.behaviour = behaviour;
     cfg.trace = std::env::var_os("UNDCHAIN_SIM_TRACE").is_some();
     if seeds == 0 {
         return Err("--seeds 0: must be positive".into());
@@ -113,6 +146,9 @@ fn main() -> ExitCode {
             );
         }
         if !report.ok() {
+            if let Some((k, b)) = report.byzantine {
+                println!("failure seed={}: byzantine={k} behaviour={b}", cfg.seed);
+            }
             for f in &report.failures {
                 println!("failure seed={}: {f}", cfg.seed);
             }

@@ -27,7 +27,7 @@ pub mod store;
 pub mod validator;
 
 pub use config::{ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
-pub use node::{EnvelopeCheck, NodeCore, NodeError, StrictCheck};
+pub use node::{Command, EnvelopeCheck, NodeCore, NodeError, StrictCheck};
 pub use output::{NodeEvent, NodeReady, Output};
 pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};
 pub use validator::Validator;

@@ -82,6 +82,22 @@ pub enum NodeError {
     /// The agreement driver refused the message.
     #[error("agreement: {0}")]
     Agreement(String),
+    /// A resync proposal, approval or command was refused.
+    #[error("resync: {0}")]
+    Resync(#[from] undchain_timesync::ResyncError),
+}
+
+/// What a user or operator asks of a node (DESIGN.md "The node core":
+/// `handle_command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Propose stepping the agreed clock by `step_us` microseconds (a
+    /// resync): it applies only once a quorum of active validators approve.
+    ProposeResync {
+        /// The step, microseconds (bounded by the chain's
+        /// `max_resync_step_us`).
+        step_us: i64,
+    },
 }
 
 /// One node: the validator role, its replay guard and its outbox.
@@ -124,6 +140,7 @@ impl NodeCore {
 
     /// Starts the node's machines (time sync first).
     pub fn start(&mut self, now: LocalTime) {
+        self.validator.announce_genesis_set();
         self.validator.start_time_sync(now);
         self.validator.handle_timeout(now);
     }
@@ -187,9 +204,18 @@ impl NodeCore {
                     | MessageKind::CommitCertificate
                     | MessageKind::BlockRequest
                     | MessageKind::BlockResponse
-                    | MessageKind::Evidence => NodeError::NotAValidator { kind, from },
+                    | MessageKind::Evidence
+                    | MessageKind::TimeResyncProposal
+                    | MessageKind::TimeResyncApproval
+                    | MessageKind::CapacityTest
+                    | MessageKind::CapacityTestResult => NodeError::NotAValidator { kind, from },
                     _ => NodeError::Unexpected { kind },
                 });
+            }
+            Message::CapacityTest(t) => v.handle_capacity_test(now, from, t),
+            Message::CapacityTestResult(r) => v.handle_capacity_result(from, r),
+            m @ (Message::TimeResyncProposal(_) | Message::TimeResyncApproval(_)) => {
+                v.handle_resync(now, from, m)?
             }
             Message::RequestBatch(b) => v.handle_batch(now, from, b),
             Message::RequestFetch(f) => v.handle_fetch(now, from, f),
@@ -209,6 +235,14 @@ impl NodeCore {
         }
         v.pump_driver(now);
         v.process_decided(now);
+        Ok(())
+    }
+
+    /// A user's or operator's command. A refused command changes nothing.
+    pub fn handle_command(&mut self, now: LocalTime, command: Command) -> Result<(), NodeError> {
+        match command {
+            Command::ProposeResync { step_us } => self.validator.propose_resync(now, step_us)?,
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! Rounds, bytes, message size and every list are bounded.
 
 mod bits;
+mod iblt;
 mod idset;
 mod policy;
 mod range;

@@ -17,11 +17,24 @@ pub(crate) enum Op {
     Ids,
     /// Send every entry of the range (a whole-range transfer).
     Entries,
+    /// Send an invertible Bloom lookup table of this many cells.
+    Iblt(u16),
 }
+
+/// An IBLT size chosen for the parts of one split: cells and the
+/// expected bytes (cells plus the odds of a failure times its cost).
+pub(crate) type IbltPlan = Option<(usize, f64)>;
 
 /// Expected differences in a part, given that `m` of `k` sibling parts
 /// differ (Poisson occupancy). Returns (estimate, saturated).
 pub(crate) fn estimate(m: usize, k: usize) -> (f64, bool) {
+    let (lambda, saturated) = poisson_mean(m, k);
+    (lambda / (1.0 - (-lambda).exp()), saturated)
+}
+
+/// The Poisson mean of differences a part, given that `m` of `k` sibling
+/// parts differ, and whether every part differs (the mean is then a floor).
+pub(crate) fn poisson_mean(m: usize, k: usize) -> (f64, bool) {
     let k = k.max(1) as f64;
     let m = m as f64;
     let (lambda, saturated) = if m >= k {
@@ -29,8 +42,79 @@ pub(crate) fn estimate(m: usize, k: usize) -> (f64, bool) {
     } else {
         (-(1.0 - m / k).ln(), false)
     };
-    let lambda = lambda.max(1e-9);
-    (lambda / (1.0 - (-lambda).exp()), saturated)
+    (lambda.max(1e-9), saturated)
+}
+
+/// The IBLT size for the parts (about `c` entries each) of a split in
+/// which `m` of `k` parts differ, for ops opened in message `stage`; none
+/// when every part differs (the estimate is only a floor) or the parts
+/// are opened too late for an IBLT's answer to end the pass in time.
+pub(crate) fn iblt_plan(m: usize, k: usize, c: u64, stage: u8) -> IbltPlan {
+    let (lambda, saturated) = poisson_mean(m, k);
+    if saturated || stage >= LAST_STAGE {
+        return None;
+    }
+    // Each table reads every entry of its range on both sides: past a
+    // budget a split (fingerprints from the index) comes first, and the
+    // tables go to its smaller parts a message later.
+    if stage <= 2 && (m as u64).saturating_mul(c) > IBLT_SCAN_MAX {
+        return None;
+    }
+    plan_for(lambda, c, stage)
+}
+
+/// The IBLT size for a range of about `c` entries whose differences are
+/// Poisson with mean `lambda` (at least one), opened in message `stage`.
+fn plan_for(lambda: f64, c: u64, stage: u8) -> IbltPlan {
+    if stage >= LAST_STAGE {
+        return None;
+    }
+    let cf = c.max(1) as f64;
+    // A table that does not peel is answered with the op the range would
+    // have had a message later: in message 2, a split whose parts are
+    // shipped whole (about 60 sqrt(c) bytes) or a short-id list; in
+    // message 3, a list, and a round trip more.
+    let fallback = if stage <= 2 {
+        (4.0 * cf).min(60.0 * cf.sqrt()) + 100.0
+    } else if c <= FALLBACK_SHIP {
+        ENTRY_BYTES * cf
+    } else {
+        4.0 * cf + 2000.0
+    };
+    super::iblt::size_for(lambda, fallback)
+}
+
+/// Most entries the IBLTs of one split's parts may read in message 2
+/// (measured: at N = 1M, d = 100, tables over the opening split's parts
+/// read 540,000 entries a side and cost more CPU than negentropy's walk).
+pub(crate) const IBLT_SCAN_MAX: u64 = 1 << 16;
+
+/// Most entries of a range whose IBLT, opened in message 3, did not peel
+/// that the answer ships whole: a list would need a delivery, and so a
+/// round trip more.
+pub(crate) const FALLBACK_SHIP: u64 = 256;
+
+/// The op a range is opened with instead when the peer's IBLT of it (with
+/// `depth` splits above it) did not peel; `e` differences are expected.
+pub(crate) fn after_iblt(cfg: &Config, c: u64, e: f64, len: u8, depth: u8, b0: u8) -> Op {
+    let stage = self::stage(b0, depth);
+    if stage >= LAST_STAGE && c <= FALLBACK_SHIP.min(u64::from(cfg.entries_max)) {
+        return Op::Entries;
+    }
+    // A larger table, sized by what the failed one suggests.
+    let iblt = plan_for(e, c, stage);
+    choose(
+        cfg,
+        c,
+        Estimate {
+            e,
+            saturated: false,
+            iblt,
+        },
+        len,
+        depth,
+        stage,
+    )
 }
 
 /// The message at which ranges must be leaves: an op opened in the 4th
@@ -81,18 +165,33 @@ fn width_for(c: u64, target: u64, max_b: u8) -> u8 {
     (b as u8).clamp(1, max_b.max(1))
 }
 
-/// The op for a mismatching range holding `c` of my entries, with `e`
-/// expected differences, at prefix length `len` bits, with `depth` splits
-/// above it (0: the whole space), opened in message `stage` of the pass.
-pub(crate) fn choose(
-    cfg: &Config,
-    c: u64,
-    e: f64,
-    saturated: bool,
-    len: u8,
-    depth: u8,
-    stage: u8,
-) -> Op {
+/// What a range's parent split says about its differences.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Estimate {
+    /// Expected differences, given that the range differs.
+    pub(crate) e: f64,
+    /// Every sibling differed: `e` is only a floor.
+    pub(crate) saturated: bool,
+    /// The IBLT size for the range, if one may be sent.
+    pub(crate) iblt: IbltPlan,
+}
+
+impl Estimate {
+    /// `e` expected differences (a floor if `saturated`), no IBLT.
+    pub(crate) fn plain(e: f64, saturated: bool) -> Self {
+        Estimate {
+            e,
+            saturated,
+            iblt: None,
+        }
+    }
+}
+
+/// The op for a mismatching range holding `c` of my entries, with the
+/// estimate `est`, at prefix length `len` bits, with `depth` splits above
+/// it (0: the whole space), opened in message `stage` of the pass.
+pub(crate) fn choose(cfg: &Config, c: u64, est: Estimate, len: u8, depth: u8, stage: u8) -> Op {
+    let Estimate { e, saturated, iblt } = est;
     if c == 0 {
         return Op::Entries;
     }
@@ -109,22 +208,39 @@ pub(crate) fn choose(
         let b = (parts.log2().round() as u8).clamp(1, max_b.min(cfg.root_bits_max));
         return Op::Split(b);
     }
-    let op = choose_below(cfg, c, e, saturated, max_b, stage);
+    let op = choose_below(cfg, c, e, saturated, max_b, stage, iblt);
     // Too many to list: split, whatever the stage.
-    if op != Op::Entries && c > u64::from(cfg.ids_max) && !matches!(op, Op::Split(_)) {
+    if op == Op::Ids && c > u64::from(cfg.ids_max) {
         return Op::Split(width_for(c, cfg.leaf_target, max_b));
     }
     op
 }
 
 /// [`choose`] for a range below the whole space.
-fn choose_below(cfg: &Config, c: u64, e: f64, saturated: bool, max_b: u8, stage: u8) -> Op {
+fn choose_below(
+    cfg: &Config,
+    c: u64,
+    e: f64,
+    saturated: bool,
+    max_b: u8,
+    stage: u8,
+    iblt: IbltPlan,
+) -> Op {
     let cf = c as f64;
     // Most of the range differs: shipping it whole costs about what the
     // short ids plus the missing entries would, and saves half a round trip.
     let mostly_different = e >= 0.75 * cf || (saturated && cf <= 4.0);
     if (mostly_different || c <= 2) && c <= u64::from(cfg.entries_max) {
         return Op::Entries;
+    }
+    // Few differences: a table of their keys ends the walk here, for less
+    // than listing (or splitting, then listing) the range.
+    if let Some((cells, cost)) = iblt
+        && stage < LAST_STAGE
+        && cost < 4.0 * cf
+        && (stage + 1 < LAST_STAGE || cost < split_leaves_bytes(cf, e, max_b))
+    {
+        return Op::Iblt(cells as u16);
     }
     if stage >= LAST_STAGE {
         return if c <= LEAF_SHIP.min(u64::from(cfg.entries_max)) {
@@ -137,16 +253,13 @@ fn choose_below(cfg: &Config, c: u64, e: f64, saturated: bool, max_b: u8, stage:
         return list(cfg, c);
     }
     if stage + 1 == LAST_STAGE {
-        // The parts will be shipped whole: about sqrt(ENTRY_BYTES / 4 * e
-        // * c) parts balances their fingerprints against the entries of
-        // the parts that differ; split if that costs less than listing the
-        // range's short ids.
-        let p = (ENTRY_BYTES / 4.0 * e.max(1.0) * cf).sqrt();
-        let b = (p.log2().round().max(1.0) as u8).clamp(1, max_b);
+        // The parts will be shipped whole: split if that costs less than
+        // listing the range's short ids.
+        let b = leaves_width(cf, e, max_b);
         let parts = f64::from(1u32 << b);
-        let differing = parts * (1.0 - (-e / parts).exp());
-        let split_bytes = 4.0 * parts + ENTRY_BYTES * differing * (cf / parts);
-        return if split_bytes < 4.0 * cf && cf / parts <= LEAF_SHIP as f64 / 4.0 {
+        return if split_leaves_bytes(cf, e, max_b) < 4.0 * cf
+            && cf / parts <= LEAF_SHIP as f64 / 4.0
+        {
             Op::Split(b)
         } else {
             Op::Ids
@@ -172,15 +285,40 @@ fn choose_below(cfg: &Config, c: u64, e: f64, saturated: bool, max_b: u8, stage:
     Op::Split(b)
 }
 
+/// The width of a split whose parts are shipped whole: about
+/// sqrt(ENTRY_BYTES / 4 * e * c) parts balances their fingerprints against
+/// the entries of the parts that differ.
+fn leaves_width(cf: f64, e: f64, max_b: u8) -> u8 {
+    let p = (ENTRY_BYTES / 4.0 * e.max(1.0) * cf).sqrt();
+    // At least enough parts to ship each whole (a quarter of a leaf).
+    let small = (cf / (LEAF_SHIP as f64 / 4.0)).log2().ceil();
+    (p.log2().round().max(small).max(1.0) as u8).clamp(1, max_b)
+}
+
+/// Expected bytes of splitting a range of `cf` entries with `e`
+/// differences into parts that are shipped whole.
+fn split_leaves_bytes(cf: f64, e: f64, max_b: u8) -> f64 {
+    let parts = f64::from(1u32 << leaves_width(cf, e, max_b));
+    let differing = parts * (1.0 - (-e / parts).exp());
+    4.0 * parts + ENTRY_BYTES * differing * (cf / parts)
+}
+
 /// The op for a part of the opening split (`m` of its `k` parts differ)
 /// holding `c` of my entries at prefix length `len`: sized by the
 /// difference the opening split shows, or, when every part differs (too
 /// many differences to count), split into parts of about
 /// [`Config::root_part`] entries, so that the next message lists them.
-pub(crate) fn choose_opened(cfg: &Config, c: u64, m: usize, k: usize, len: u8) -> Op {
+pub(crate) fn choose_opened(
+    cfg: &Config,
+    c: u64,
+    m: usize,
+    k: usize,
+    len: u8,
+    iblt: IbltPlan,
+) -> Op {
     let (e, saturated) = estimate(m, k);
     if !saturated || c <= cfg.leaf_max || len >= 64 {
-        return choose(cfg, c, e, saturated, len, 1, 2);
+        return choose(cfg, c, Estimate { e, saturated, iblt }, len, 1, 2);
     }
     let max_b = (64 - len).min(16);
     let parts = (c as f64 / cfg.root_part as f64).max(2.0);

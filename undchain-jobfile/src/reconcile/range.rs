@@ -28,6 +28,9 @@ impl Prefix {
     /// The `i`-th of the `2^b` equal parts of this prefix.
     #[inline]
     pub(crate) fn child(self, b: u8, i: u64) -> Prefix {
+        if b == 0 {
+            return self;
+        }
         let len = self.len + b;
         let shift = 64 - u32::from(len);
         Prefix {

@@ -10,7 +10,7 @@ use undchain_jobfile::testkit::{entry, fuzz_reconcile_responder};
 use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::{BlockNumber, BoundedBytes, Hash32, JobEntry, TokenAmount, wire};
 
-use crate::helpers::{ExpectErr, file};
+use crate::helpers::{ExpectErr, empty_round, file};
 
 /// An initiator of session 1 at block 2 over `f`, and its first message.
 fn initiator(f: &JobFile) -> (Session, Reconcile) {
@@ -27,20 +27,6 @@ fn round(step: u16, r: ReconcileRound) -> Reconcile {
         block: BlockNumber(2),
         step,
         body: ReconcileBody::Round(r),
-    }
-}
-
-/// A round that answers nothing and carries nothing.
-fn empty_round() -> ReconcileRound {
-    ReconcileRound {
-        answered: 0,
-        bits: Default::default(),
-        ops: Default::default(),
-        fingerprints: Default::default(),
-        counts: Default::default(),
-        short_ids: Default::default(),
-        entries: Default::default(),
-        done: None,
     }
 }
 

@@ -39,3 +39,17 @@ pub fn params(key_seed: u8, genesis: BlockTime, blocks_per_period: u64) -> Chain
 
 /// What a table-driven case expects of the error it ends with.
 pub type ExpectErr = fn(&undchain_jobfile::ReconcileError) -> bool;
+
+/// A round that answers nothing and carries nothing.
+pub fn empty_round() -> undchain_types::msg::ReconcileRound {
+    undchain_types::msg::ReconcileRound {
+        answered: 0,
+        bits: Default::default(),
+        ops: Default::default(),
+        fingerprints: Default::default(),
+        counts: Default::default(),
+        short_ids: Default::default(),
+        entries: Default::default(),
+        done: None,
+    }
+}

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use undchain_jobfile::reconcile::{Config, ReconcileError, Role, Session};
 use undchain_jobfile::testkit::{entry, range_fingerprint, run_with, unkeyed_short_id};
 use undchain_jobfile::{JobFile, Summary};
-use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody};
+use undchain_types::msg::{FinalRoot, Reconcile, ReconcileBody, ReconcileRound};
 use undchain_types::{BlockNumber, Hash32, JobEntry, JobId};
 
-use crate::helpers::{ExpectErr, apply, sorted};
+use crate::helpers::{ExpectErr, apply, empty_round, sorted};
 
 /// The default limits, with the first split of a file always cutting the
 /// id space in two halves (so that the crafted collision is in the part
@@ -222,10 +222,18 @@ fn lying_keyed_pass(lie: Lie) -> (ReconcileError, undchain_jobfile::Traffic, Con
         if matches!(to_ini.body, ReconcileBody::Start { keyed: Some(_), .. }) {
             keyed = true;
         }
-        let reply = ini
-            .handle(&fa, &to_ini)
-            .expect("the initiator runs the protocol")
-            .expect("the initiator answers until the keyed pass ends");
+        // The liar's own checks may catch what its lies did (its view and
+        // the responder's final root differ): it then aborts.
+        let reply = match ini.handle(&fa, &to_ini) {
+            Ok(r) => r.expect("the initiator answers until the keyed pass ends"),
+            Err(e) => {
+                assert!(
+                    keyed,
+                    "the initiator is honest before the keyed pass: {e:?}"
+                );
+                ini.abort_message(e.abort_reason())
+            }
+        };
         // Either side may open the keyed pass (the receiver of the first
         // final root); the initiator lies in every message after that.
         let opens_keyed = matches!(reply.body, ReconcileBody::Start { keyed: Some(_), .. });
@@ -233,6 +241,20 @@ fn lying_keyed_pass(lie: Lie) -> (ReconcileError, undchain_jobfile::Traffic, Con
         keyed |= opens_keyed;
         let bytes = if lies_now {
             match lie {
+                // A confirmation (`Match`) of the responder's final root
+                // becomes a final root of its own, another one.
+                Lie::WrongRoot if reply.body == ReconcileBody::Match => {
+                    undchain_types::wire::encode(&Reconcile {
+                        body: ReconcileBody::Round(ReconcileRound {
+                            done: Some(FinalRoot {
+                                count: fa.len(),
+                                root: Hash32([0xEE; 32]),
+                            }),
+                            ..empty_round()
+                        }),
+                        ..reply
+                    })
+                }
                 Lie::WrongRoot => undchain_types::wire::encode(&with_done(reply, |f| {
                     f.root = Hash32([0xEE; 32]);
                 })),
@@ -284,9 +306,19 @@ fn with_done(mut m: Reconcile, f: impl FnOnce(&mut FinalRoot)) -> Reconcile {
 #[test]
 fn a_peer_lying_in_the_keyed_pass_ends_with_a_typed_error_within_bounds() {
     let cases: [(Lie, ExpectErr); 5] = [
-        (Lie::WrongRoot, |e| *e == ReconcileError::Unresolved),
+        (Lie::WrongRoot, |e| {
+            matches!(
+                e,
+                ReconcileError::Unresolved | ReconcileError::Unexpected(_)
+            )
+        }),
         (Lie::DropEntries, |e| {
-            matches!(e, ReconcileError::Unresolved | ReconcileError::Malformed(_))
+            matches!(
+                e,
+                ReconcileError::Unresolved
+                    | ReconcileError::Malformed(_)
+                    | ReconcileError::PeerAborted(_)
+            )
         }),
         (Lie::FalseMatch, |e| {
             matches!(

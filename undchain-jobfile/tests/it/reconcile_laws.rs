@@ -112,3 +112,47 @@ fn a_large_file_with_a_few_differences_takes_at_most_three_round_trips() {
     assert!(ex.rounds() <= 3, "{} round trips", ex.rounds());
     assert!(ex.both_finished);
 }
+
+#[test]
+fn one_difference_in_a_large_file_is_found_by_a_table_in_two_round_trips() {
+    // The initiator's extra entry: the responder's table of the one part
+    // of the opening split that differs peels to it, the initiator ships
+    // it with its final root, and the responder's match ends the session.
+    let (a, b) = pair(100_000, 1);
+    let ex = run(&a, &b, 3).unwrap();
+    assert_eq!(ex.initiator.only_local.len(), 1);
+    assert!(ex.initiator.only_remote.is_empty());
+    assert_eq!(ex.rounds(), 2);
+    assert!(ex.both_finished);
+    // Start (128 bytes of opening split), a table of one part, the entry
+    // with the final root, the match.
+    assert!(ex.bytes < 400, "{} bytes", ex.bytes);
+}
+
+#[test]
+fn differences_crowded_into_one_part_overflow_its_table_and_still_settle() {
+    // 40 differences whose ids all fall into the first of the opening
+    // split's 16 parts: the split estimates one difference there, the
+    // responder's table is sized for that and does not peel, and the
+    // walk goes on from that part (split again, or a larger table).
+    let crowded: BTreeSet<u64> = (1_000_000u64..)
+        .filter(|&n| entry(n, 1_000 + n).id.0.0[0] >> 4 == 0)
+        .take(40)
+        .collect();
+    let common: BTreeSet<u64> = (0..20_000).collect();
+    let a: BTreeSet<u64> = common
+        .iter()
+        .copied()
+        .chain(crowded.iter().copied().take(25))
+        .collect();
+    let b: BTreeSet<u64> = common
+        .iter()
+        .copied()
+        .chain(crowded.iter().copied().skip(25))
+        .collect();
+    let ex = check(&a, &b);
+    assert_eq!(ex.initiator.only_local.len(), 25);
+    assert_eq!(ex.initiator.only_remote.len(), 15);
+    assert!(ex.rounds() <= 4, "{} round trips", ex.rounds());
+    assert!(ex.both_finished);
+}

@@ -1,6 +1,7 @@
-//! The invariants checked on every run: all validators hold identical
+//! The invariants checked on every run (over the honest validators; a
+//! Byzantine one's own state proves nothing): all of them hold identical
 //! committed blocks and state roots at each height; every acknowledged
-//! request is in exactly one committed job file; nothing committed is
+//! request (by an honest validator) is in exactly one committed job file; nothing committed is
 //! lost across a crash and restart; tokens are conserved; the network is
 //! live after the faults heal.
 
@@ -40,6 +41,8 @@ pub struct Report {
     pub simulated_us: u64,
     /// Events processed.
     pub events: u64,
+    /// The Byzantine validators' behaviour and how many ran it.
+    pub byzantine: Option<(usize, &'static str)>,
 }
 
 impl Report {
@@ -76,7 +79,12 @@ pub(crate) fn committed_jobs(w: &World) -> BTreeMap<JobId, u64> {
 }
 
 fn committed_with_duplicates(w: &World) -> (BTreeMap<JobId, u64>, u64) {
-    let Some(node) = w.nodes.iter().max_by_key(|n| n.disk.stored().blocks.len()) else {
+    let Some(node) = w
+        .nodes
+        .iter()
+        .filter(|n| n.byzantine.is_none())
+        .max_by_key(|n| n.disk.stored().blocks.len())
+    else {
         return (BTreeMap::new(), 0);
     };
     let mut jobs = BTreeMap::new();
@@ -97,14 +105,14 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     let mut failures = Vec::new();
     let mut violations = 0u64;
     let mut roots_equal = true;
-    let max_height = w
-        .nodes
+    let honest: Vec<_> = w.nodes.iter().filter(|n| n.byzantine.is_none()).collect();
+    let max_height = honest
         .iter()
         .filter_map(|n| n.commits.keys().next_back())
         .max()
         .copied();
     for h in 0..=max_height.unwrap_or(0) {
-        let seen: Vec<_> = w.nodes.iter().filter_map(|n| n.commits.get(&h)).collect();
+        let seen: Vec<_> = honest.iter().filter_map(|n| n.commits.get(&h)).collect();
         if let Some(first) = seen.first() {
             if seen.iter().any(|s| s.0 != first.0) {
                 violations += 1;
@@ -116,6 +124,9 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     }
     // Stored chains agree with what was announced, and with each other.
     for (i, n) in w.nodes.iter().enumerate() {
+        if n.byzantine.is_some() {
+            continue;
+        }
         violations += n.recommitted;
         for b in &n.disk.stored().blocks {
             let h = b.block.header.number.0;
@@ -140,14 +151,13 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     let (committed, dup) = committed_with_duplicates(w);
     violations += dup;
     let acked: Vec<&JobId> = w.load.acked().collect();
-    let lost = acked
-        .iter()
-        .filter(|id| !committed.contains_key(**id))
+    let lost = w
+        .honestly_acked()
+        .filter(|id| !committed.contains_key(*id))
         .count() as u64;
     let blocks = w.min_committed();
     if blocks < cfg.blocks {
-        let heights: Vec<String> = w
-            .nodes
+        let heights: Vec<String> = honest
             .iter()
             .map(|n| {
                 let h = n.commits.keys().next_back().map_or(0, |h| h + 1);
@@ -159,7 +169,7 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             })
             .collect();
         failures.push(format!(
-            "liveness: {blocks} of {} blocks committed by every validator (heights {})",
+            "liveness: {blocks} of {} blocks committed by every honest validator (heights {})",
             cfg.blocks,
             heights.join(",")
         ));
@@ -177,5 +187,12 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
         failures,
         simulated_us: w.finished_at_us,
         events: w.events,
+        byzantine: byzantine_of(w),
     }
+}
+
+/// How many validators of `w` are Byzantine, and their behaviour's name.
+fn byzantine_of(w: &World) -> Option<(usize, &'static str)> {
+    let bad: Vec<_> = (0..w.nodes.len()).filter_map(|i| w.byzantine(i)).collect();
+    bad.first().map(|b| (bad.len(), *b))
 }

@@ -2,8 +2,12 @@
 //! drifting clock, timer), clients, and a seeded network, all on one
 //! virtual clock ([`EventQueue`]).
 
+mod byzantine;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+
+use undchain_consensus::adversary::{Behaviour, Coalition};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
@@ -80,6 +84,11 @@ pub(crate) struct Node {
     pub recommitted: u64,
     pub diverged: bool,
     pub restart_failures: Vec<String>,
+    /// The actors between a Byzantine validator and the network.
+    pub byzantine: Option<byzantine::Byzantine>,
+    /// The set changes, clock steps, capacity tests and bootstrap notices
+    /// it reported.
+    pub notices: Vec<NodeEvent>,
 }
 
 #[derive(Debug)]
@@ -136,6 +145,8 @@ pub struct World {
     pub(crate) params: ChainParams,
     filter: Option<Filter>,
     started: bool,
+    /// What the Byzantine validators share.
+    coalition: Coalition,
 }
 
 impl std::fmt::Debug for World {
@@ -151,7 +162,8 @@ impl World {
     /// Nodes, clients and faults for `cfg`.
     pub fn new(cfg: &SimConfig) -> Result<Self, crate::ConfigError> {
         let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
-        let n = cfg.validators;
+        let active = cfg.validators;
+        let n = active + cfg.passive;
         let chain = ChainId(7);
         let load = Load::new(cfg.clients, cfg.seed, chain);
         let mut params = ChainParams::new(
@@ -159,18 +171,18 @@ impl World {
             node_key(100).public(),
             BlockTime((T0 + GENESIS_AFTER_US as i64) as u64),
         );
-        params.active_seats = n as u8;
+        params.active_seats = active as u8;
         params.block_interval_us = cfg.block_interval_us;
         params.payout_period_us = cfg.blocks_per_period * cfg.block_interval_us;
         params.retry_timeout_us = params.retry_timeout_us.max(cfg.block_interval_us);
-        params.ack_fanout = 3.min(n) as u8;
+        params.ack_fanout = 3.min(active) as u8;
         let max_known = params.max_known_active();
         let genesis = Genesis {
             params: params.clone(),
             validators: (0..n)
                 .map(|i| GenesisValidator {
                     key: node_key(i).public(),
-                    known: i < max_known,
+                    known: i < cfg.known.unwrap_or(max_known.min(active)),
                 })
                 .collect(),
             balances: load
@@ -194,6 +206,7 @@ impl World {
         } else {
             (2_000, 20)
         };
+        let bad = byzantine_draw(cfg, &mut rng);
         let check = Arc::new(SharedCheck::default());
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
@@ -226,8 +239,18 @@ impl World {
                 recommitted: 0,
                 diverged: false,
                 restart_failures: Vec::new(),
+                notices: Vec::new(),
+                byzantine: bad
+                    .filter(|(k, _)| i < active && i + k >= active)
+                    .map(|(_, b)| byzantine::Byzantine::new(b)),
             });
         }
+        let coalition = Coalition::new(
+            nodes
+                .iter()
+                .filter(|n| n.byzantine.is_some())
+                .map(|n| n.cfg.key.public()),
+        );
         for (i, c) in load.clients.iter().enumerate() {
             index.insert(c.key.public(), n + i);
         }
@@ -253,6 +276,7 @@ impl World {
             params,
             filter: None,
             started: false,
+            coalition,
         })
     }
 
@@ -312,6 +336,48 @@ impl World {
         })
     }
 
+    /// The validators of the current active set, as an honest validator
+    /// that is up sees it (what a client learns from its acks).
+    pub fn active_indices(&self) -> Vec<usize> {
+        let view = self
+            .nodes
+            .iter()
+            .filter(|n| n.byzantine.is_none())
+            .filter_map(|n| n.core.as_ref())
+            .max_by_key(|c| c.validator().height());
+        match view {
+            Some(c) => c
+                .validator()
+                .validator_set()
+                .seats()
+                .iter()
+                .filter_map(|s| self.index.get(&s.id).copied())
+                .collect(),
+            None => (0..self.cfg.validators).collect(),
+        }
+    }
+
+    /// The set changes, clock steps and bootstrap notices validator `i`
+    /// reported, in order.
+    pub fn notices(&self, i: usize) -> &[NodeEvent] {
+        &self.nodes[i].notices
+    }
+
+    /// Whether validator `i` is Byzantine, and the name of what it runs.
+    pub fn byzantine(&self, i: usize) -> Option<&'static str> {
+        self.nodes[i].byzantine.as_ref().map(|b| b.name)
+    }
+
+    /// Requests at least one honest validator acknowledged (what the
+    /// network promises to commit; a Byzantine ack promises nothing).
+    pub(crate) fn honestly_acked(&self) -> impl Iterator<Item = &JobId> {
+        self.load
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.acks.iter().any(|v| self.nodes[*v].byzantine.is_none()))
+            .map(|(id, _)| id)
+    }
+
     /// Inclusion notices the clients received.
     pub fn inclusion_notices(&self) -> u64 {
         self.load.inclusion_notices
@@ -348,6 +414,17 @@ impl World {
     /// Crashes validator `i` now (an untorn crash: between two batches).
     pub fn crash_now(&mut self, i: usize) {
         self.crash(i, false);
+    }
+
+    /// Gives validator `i` a user's or operator's command now.
+    pub fn command(&mut self, i: usize, command: crate::Command) -> Result<(), crate::NodeError> {
+        let local = self.local(i);
+        let r = match self.nodes[i].core.as_mut() {
+            Some(core) => core.handle_command(local, command),
+            None => return Ok(()),
+        };
+        self.drain(i);
+        r
     }
 
     /// Restarts validator `i` now from its disk.
@@ -454,10 +531,11 @@ impl World {
         }
     }
 
-    /// Heights every validator has committed.
+    /// Heights every honest validator has committed.
     pub fn min_committed(&self) -> u64 {
         self.nodes
             .iter()
+            .filter(|n| n.byzantine.is_none())
             .map(|n| n.commits.keys().next_back().map_or(0, |h| h + 1))
             .min()
             .unwrap_or(0)
@@ -468,7 +546,7 @@ impl World {
             return false;
         }
         let committed = super::check::committed_jobs(self);
-        self.load.acked().all(|id| committed.contains_key(id))
+        self.honestly_acked().all(|id| committed.contains_key(id))
     }
 
     fn step(&mut self, ev: Ev) {
@@ -512,6 +590,7 @@ impl World {
             return;
         }
         let local = self.local(to);
+        let observed = (self.nodes[to].byzantine.is_some() && from < n).then(|| env.clone());
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
@@ -523,16 +602,20 @@ impl World {
             }
         }
         self.drain(to);
+        if let Some(env) = observed {
+            self.byzantine_observe(to, &env);
+        }
     }
 
     fn client_send(&mut self, client: usize, nonce: u64) {
         let wall = BlockTime((T0 + self.now as i64) as u64);
         let (job, env) = self.load.request(client, wall, nonce);
         let n = self.nodes.len();
-        let fanout = usize::from(self.params.ack_fanout).min(n);
+        let active = self.active_indices();
+        let fanout = usize::from(self.params.ack_fanout).min(active.len());
         let mut targets = BTreeSet::new();
         while targets.len() < fanout {
-            targets.insert(self.rng.below(n as u64) as usize);
+            targets.insert(active[self.rng.below(active.len() as u64) as usize]);
         }
         for to in targets {
             if let Some(j) = self.load.jobs.get_mut(&job) {
@@ -547,7 +630,7 @@ impl World {
     /// Client story step 3: fewer than f+1 acks, forward to the others.
     fn client_check(&mut self, job: JobId) {
         let n = self.nodes.len();
-        let f = (n - 1) / 3;
+        let f = (self.cfg.validators.max(1) - 1) / 3;
         let Some(j) = self.load.jobs.get(&job) else {
             return;
         };
@@ -555,7 +638,11 @@ impl World {
             return;
         }
         let client = j.client;
-        let others: Vec<usize> = (0..n).filter(|v| !j.acks.contains(v)).collect();
+        let others: Vec<usize> = self
+            .active_indices()
+            .into_iter()
+            .filter(|v| !j.acks.contains(v))
+            .collect();
         let wall = BlockTime((T0 + self.now as i64) as u64);
         if let Some(env) = self.load.forward(&job, wall) {
             for to in others {
@@ -575,9 +662,7 @@ impl World {
                 // The crash hits while the batch is carried out: half of
                 // what could go at once went, the write never synced.
                 let half = r.immediate.len() / 2;
-                for o in r.immediate.into_iter().take(half) {
-                    self.output(node, o);
-                }
+                self.outputs(node, r.immediate.into_iter().take(half).collect());
                 self.nodes[node].disk.lose(&r.persist);
             }
         }
@@ -616,15 +701,11 @@ impl World {
             let immediate = r.immediate;
             let after = r.after_persist;
             let persist = r.persist;
-            for o in immediate {
-                self.output(node, o);
-            }
+            self.outputs(node, immediate);
             if self.nodes[node].disk.write(&persist).is_err() {
                 return;
             }
-            for o in after {
-                self.output(node, o);
-            }
+            self.outputs(node, after);
             if let Some(core) = self.nodes[node].core.as_mut() {
                 let _ = core.advance(number);
             }
@@ -652,6 +733,16 @@ impl World {
         };
         self.nodes[node].timer = Some(deadline);
         self.push(at, Ev::Timer { node, at: deadline });
+    }
+
+    fn outputs(&mut self, node: usize, outs: Vec<Output>) {
+        if self.nodes[node].byzantine.is_some() {
+            self.byzantine_outputs(node, outs);
+        } else {
+            for o in outs {
+                self.output(node, o);
+            }
+        }
     }
 
     fn output(&mut self, node: usize, o: Output) {
@@ -684,6 +775,12 @@ impl World {
                 }
             }
             NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,
+            e @ (NodeEvent::SetChanged { .. }
+            | NodeEvent::KnownFillUnknownSeats { .. }
+            | NodeEvent::TimeStepped { .. }
+            | NodeEvent::PeriodSettled { .. }
+            | NodeEvent::CapacityTestPassed { .. }
+            | NodeEvent::CapacityTestFailed { .. }) => self.nodes[node].notices.push(e),
             _ => {}
         }
     }
@@ -712,6 +809,21 @@ impl World {
             );
         }
     }
+}
+
+/// How many validators are Byzantine (the last ones) and how: as the
+/// configuration says, else drawn per seed when faults are on (0..=f).
+fn byzantine_draw(cfg: &SimConfig, rng: &mut SplitMix64) -> Option<(usize, Behaviour)> {
+    let f = (cfg.validators.saturating_sub(1)) / 3;
+    let count = match cfg.byzantine {
+        Some(k) => k,
+        None if cfg.faults => rng.below(f as u64 + 1) as usize,
+        None => 0,
+    };
+    let behaviour = cfg
+        .behaviour
+        .unwrap_or_else(|| Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize]);
+    (count > 0).then_some((count.min(cfg.validators), behaviour))
 }
 
 /// `plan` with every time moved `by` later (faults start after genesis).

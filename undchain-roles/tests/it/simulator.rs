@@ -1,16 +1,31 @@
 //! The simulator over many seeds with faults (loss, duplication, delay and
 //! reorder, a healing partition, crashes with torn writes, clock skew and
 //! drift): no safety violation, nothing acknowledged lost, equal state
-//! roots, tokens conserved, live after the heal.
+//! roots, tokens conserved, live after the heal. Up to f validators of a
+//! run are Byzantine, drawn per seed, running the agreement simulator's
+//! actors.
 
+use undchain_consensus::adversary::Behaviour;
 use undchain_roles::sim::{SimConfig, run};
 
 fn sweep(validators: usize, seeds: std::ops::Range<u64>) {
+    sweep_with(validators, 0, seeds);
+}
+
+/// Seeded faulty runs with `passive` passive validators (and, with any,
+/// 4-block payout periods, so the set rotates twice in a run).
+fn sweep_with(validators: usize, passive: usize, seeds: std::ops::Range<u64>) {
     let mut failed = Vec::new();
+    let mut byzantine = 0;
     for seed in seeds {
         let mut cfg = SimConfig::new(validators, 8, seed);
         cfg.requests_per_block = 8;
         cfg.faults = true;
+        if passive > 0 {
+            cfg.passive = passive;
+            cfg.blocks = 12;
+            cfg.blocks_per_period = 4;
+        }
         let r = run(&cfg).unwrap();
         assert!(
             r.acked > 0,
@@ -18,6 +33,7 @@ fn sweep(validators: usize, seeds: std::ops::Range<u64>) {
             r.line()
         );
         assert!(r.committed_jobs > 0, "seed {seed}: nothing committed");
+        byzantine += usize::from(r.byzantine.is_some());
         if !r.ok() {
             failed.push(format!(
                 "{} {:?} (reproduce with --seed {seed})",
@@ -27,6 +43,53 @@ fn sweep(validators: usize, seeds: std::ops::Range<u64>) {
         }
     }
     assert!(failed.is_empty(), "failed runs:\n{}", failed.join("\n"));
+    assert!(byzantine > 0, "no seed drew a Byzantine validator");
+}
+
+/// f validators run `behaviour` (no other faults): the honest ones stay
+/// safe, lose nothing and keep committing.
+fn byzantine(validators: usize, behaviour: Behaviour, seed: u64) -> Result<(), String> {
+    let mut cfg = SimConfig::new(validators, 6, seed);
+    cfg.requests_per_block = 6;
+    cfg.byzantine = Some((validators - 1) / 3);
+    cfg.behaviour = Some(behaviour);
+    let r = run(&cfg).map_err(|e| e.to_string())?;
+    assert_eq!(r.byzantine, Some(((validators - 1) / 3, behaviour.name())));
+    if r.ok() && r.committed_jobs > 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {} {:?}",
+            behaviour.name(),
+            r.line(),
+            r.failures
+        ))
+    }
+}
+
+#[test]
+fn f_byzantine_validators_of_every_behaviour_change_nothing() {
+    let mut failed = Vec::new();
+    for (k, b) in Behaviour::ALL.iter().enumerate() {
+        for (n, seed) in [(4, 500 + k as u64), (7, 600 + k as u64)] {
+            if let Err(e) = byzantine(n, *b, seed) {
+                failed.push(e);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failed runs:\n{}", failed.join("\n"));
+}
+
+#[test]
+fn more_than_f_silent_validators_stop_the_chain() {
+    // The negative control: the simulator's Byzantine validators are real.
+    let mut cfg = SimConfig::new(4, 6, 3);
+    cfg.requests_per_block = 4;
+    cfg.byzantine = Some(2);
+    cfg.behaviour = Some(Behaviour::Silent);
+    let r = run(&cfg).unwrap();
+    assert!(!r.ok());
+    assert_eq!(r.blocks, 0, "{}", r.line());
 }
 
 #[test]
@@ -47,6 +110,12 @@ fn faults_seven_validators_60_seeds() {
 #[test]
 fn faults_ten_validators_40_seeds() {
     sweep(10, 3000..3040);
+}
+
+#[test]
+fn faults_with_passive_validators_rotating_in_40_seeds() {
+    sweep_with(4, 2, 5000..5020);
+    sweep_with(7, 3, 6000..6020);
 }
 
 #[test]

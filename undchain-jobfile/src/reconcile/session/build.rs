@@ -13,10 +13,13 @@ use undchain_types::{BoundedBytes, BoundedVec, JobEntry};
 
 use super::super::Config;
 use super::super::bits::BitWriter;
+use super::super::iblt::{self, CELL_WORDS, Cell};
 use super::super::policy::{self, Op};
 use super::super::range::{Prefix, count_in, fp32};
-use super::pass::{OP_ENTRIES, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion, Scratch};
-use super::view::{Src, View, slice_aggs, slice_of};
+use super::pass::{
+    OP_ENTRIES, OP_IBLT, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion, Scratch,
+};
+use super::view::{Src, View, iblt_key, slice_aggs, slice_of};
 use super::{Session, State};
 use crate::codec::{MAX_ENTRY_BYTES, encode_entry};
 use crate::file::JobFile;
@@ -157,6 +160,7 @@ impl Round<'_> {
                     PeerQuestion::Ids { n, .. } => (b + n, x + n),
                     PeerQuestion::Entries { n, mine_n, .. } => (b + n, x + mine_n),
                     PeerQuestion::Deliver { n, .. } => (b, x + n),
+                    PeerQuestion::Iblt { m, .. } => (b + 2, x + m),
                     PeerQuestion::SplitRest { .. } => (b, x),
                 });
         self.w.bits.reserve(bits.min(1 << 23));
@@ -170,7 +174,8 @@ impl Round<'_> {
                 self.w.counts.push(u32::try_from(c).unwrap_or(u32::MAX));
                 if b == 0 {
                     let e = (c.abs_diff(peer_count) as f64).max(1.0);
-                    let op = policy::choose(self.cfg, c, e, false, 0, 0, 2);
+                    let est = policy::Estimate::plain(e, false);
+                    let op = policy::choose(self.cfg, c, est, 0, 0, 2);
                     let opened = self.open(Prefix::ROOT, op, 0);
                     debug_assert!(opened, "a root op always fits an empty round");
                 } else {
@@ -202,6 +207,12 @@ impl Round<'_> {
                 self.ship(&srcs);
                 self.sc.srcs = srcs;
             }
+            PeerQuestion::Iblt {
+                prefix,
+                depth,
+                at,
+                m,
+            } => self.answer_iblt(prefix, depth, at, m),
             PeerQuestion::SplitRest {
                 prefix,
                 b,
@@ -272,17 +283,25 @@ impl Round<'_> {
             }
         }
         let (m, k) = (self.sc.diff.len(), aggs.len());
-        let (e, sat) = policy::estimate(m, k);
+        let (e, saturated) = policy::estimate(m, k);
         let diff = core::mem::take(&mut self.sc.diff);
         let len = prefix.len + b;
+        let stage = if opening {
+            2
+        } else {
+            policy::stage(self.pass.b0, child_depth)
+        };
+        let part = diff.iter().map(|&i| aggs[i].count).sum::<u64>() / (m.max(1) as u64);
+        let iblt = policy::iblt_plan(m, k, part, stage);
         let mut ops = core::mem::take(&mut self.sc.ops);
         ops.clear();
         ops.extend(diff.iter().map(|&i| {
+            let c = aggs[i].count;
             if opening {
-                policy::choose_opened(self.cfg, aggs[i].count, m, k, len)
+                policy::choose_opened(self.cfg, c, m, k, len, iblt)
             } else {
-                let stage = policy::stage(self.pass.b0, child_depth);
-                policy::choose(self.cfg, aggs[i].count, e, sat, len, child_depth, stage)
+                let est = policy::Estimate { e, saturated, iblt };
+                policy::choose(self.cfg, c, est, len, child_depth, stage)
             }
         }));
         policy::settle_level(self.cfg, &mut ops, diff.iter().map(|&i| aggs[i].count));
@@ -344,6 +363,7 @@ impl Round<'_> {
                 let c = self.view.count(p) as usize;
                 self.fits(4 * c + 5, 0)
             }
+            Op::Iblt(m) => self.fits(4 * CELL_WORDS * usize::from(m) + 5, 0),
             // Checked as the entries are encoded (`open`).
             Op::Entries => true,
         }
@@ -403,6 +423,7 @@ impl Round<'_> {
                 prefix,
                 at: mine,
                 n: mine_n,
+                lookup: false,
             });
         }
         let mut srcs = core::mem::take(&mut self.sc.srcs);
@@ -418,6 +439,65 @@ impl Round<'_> {
         }
         self.ship(&srcs);
         self.sc.srcs = srcs;
+    }
+
+    /// Answers the peer's IBLT of `prefix` (`m` cells at `words[at..]`,
+    /// under `depth` splits): my table taken out of it and peeled. Peeled,
+    /// a set bit, the keys I lack (then wanted), and my entries the peer
+    /// lacks as extras; not, a clear bit and the op the range is opened
+    /// with instead (as the one part of a split of zero bits).
+    fn answer_iblt(&mut self, prefix: Prefix, depth: u8, at: usize, m: usize) {
+        let mode = self.pass.mode;
+        let mut cells = core::mem::take(&mut self.sc.peer_cells);
+        cells.clear();
+        cells.extend(
+            self.pass.words[at..at + CELL_WORDS * m]
+                .chunks_exact(CELL_WORDS)
+                .map(|w| Cell::from_words([w[0], w[1], w[2]])),
+        );
+        let mut c = 0u64;
+        self.view.for_each_key(mode, prefix, &mut |k, _| {
+            iblt::insert(&mut cells, k, false);
+            c += 1;
+        });
+        let (mut theirs, mut lacked) = (
+            core::mem::take(&mut self.sc.theirs_keys),
+            core::mem::take(&mut self.sc.mine_keys),
+        );
+        theirs.clear();
+        lacked.clear();
+        let peeled = iblt::peel(&mut cells, &mut self.sc.stack, &mut theirs, &mut lacked);
+        self.w.bits.push(peeled);
+        if peeled {
+            self.w.counts.push(theirs.len() as u32);
+            for k in &theirs {
+                self.w.fps.extend((*k as u32).to_le_bytes());
+                self.w.fps.extend(((*k >> 32) as u32).to_le_bytes());
+            }
+            if !theirs.is_empty() {
+                self.pass.outstanding.push_back(OwnQuestion::Want {
+                    prefix,
+                    at: 0,
+                    n: 0,
+                    lookup: true,
+                });
+            }
+            lacked.sort_unstable();
+            let mut srcs = core::mem::take(&mut self.sc.srcs);
+            srcs.clear();
+            self.view
+                .find_keys(mode, prefix, &lacked, &mut |src| srcs.push(src));
+            self.ship(&srcs);
+            self.sc.srcs = srcs;
+        } else {
+            let e = (theirs.len() + lacked.len()) as f64 + iblt::failed_estimate(&cells);
+            let child_depth = depth.saturating_add(1);
+            let op = policy::after_iblt(self.cfg, c, e, prefix.len, child_depth, self.pass.b0);
+            self.open_parts(prefix, 0, child_depth, &[(0, op)], false);
+        }
+        self.sc.peer_cells = cells;
+        self.sc.theirs_keys = theirs;
+        self.sc.mine_keys = lacked;
     }
 
     /// Answers a whole-range op (the peer's entries at `theirs[at..at +
@@ -487,6 +567,20 @@ impl Round<'_> {
                     n: part.len(),
                 });
             }
+            Op::Iblt(m) => {
+                let cells = &mut self.sc.cells;
+                cells.clear();
+                cells.resize(usize::from(m), Cell::default());
+                for g in part {
+                    iblt::insert(cells, iblt_key(p.len, g.top, g.fp), true);
+                }
+                write_iblt(w, cells);
+                outstanding.push_back(OwnQuestion::Iblt {
+                    prefix: p,
+                    depth,
+                    m: usize::from(m),
+                });
+            }
             Op::Entries => {
                 let before = w.op_entries.len();
                 for g in part {
@@ -547,6 +641,19 @@ impl Round<'_> {
                 pass.outstanding
                     .push_back(OwnQuestion::Ids { prefix: p, at, n });
             }
+            Op::Iblt(m) => {
+                let cells = &mut self.sc.cells;
+                cells.clear();
+                cells.resize(usize::from(m), Cell::default());
+                self.view
+                    .for_each_key(mode, p, &mut |k, _| iblt::insert(cells, k, true));
+                write_iblt(w, cells);
+                pass.outstanding.push_back(OwnQuestion::Iblt {
+                    prefix: p,
+                    depth,
+                    m: usize::from(m),
+                });
+            }
             Op::Entries => {
                 let at = pass.items.len();
                 self.view.items_in(mode, p, &mut pass.items);
@@ -568,6 +675,18 @@ impl Round<'_> {
             }
         }
         true
+    }
+}
+
+/// Writes the op, size and cells of an IBLT.
+fn write_iblt(w: &mut Writer, cells: &[Cell]) {
+    w.ops.push(OP_IBLT);
+    w.counts.push(cells.len() as u32);
+    w.fps.reserve(4 * CELL_WORDS * cells.len());
+    for c in cells {
+        for word in c.words() {
+            w.fps.extend(word.to_le_bytes());
+        }
     }
 }
 

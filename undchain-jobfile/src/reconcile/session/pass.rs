@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use undchain_types::{Hash32, JobId};
 
+use super::super::iblt::Cell;
 use super::super::policy::Op;
 use super::super::range::{Mode, Prefix};
 use super::view::{Gathered, Item, Src};
@@ -26,6 +27,9 @@ pub(super) const OP_SPLIT: u8 = 0x00;
 pub(super) const OP_IDS: u8 = 0x40;
 /// Op code of a whole-range transfer: a count, then that many entries.
 pub(super) const OP_ENTRIES: u8 = 0x80;
+/// Op code of an IBLT: a cell count, then that many cells (three words
+/// each) in the fingerprint column (`reconcile/iblt.rs`).
+pub(super) const OP_IBLT: u8 = 0xC0;
 /// Widest split a peer may ask for (`2^16` parts).
 pub(super) const MAX_SPLIT_BITS: u8 = 16;
 
@@ -44,9 +48,15 @@ pub(super) enum OwnQuestion {
     /// The whole of `prefix`, shipped: my items are `items[at..at + n]`.
     Entries { prefix: Prefix, at: usize, n: usize },
     /// More entries of `prefix` that the peer owes me: those I asked for
-    /// after its short-id list, or the rest of an answer it cut; my items
-    /// there are `items[at..at + n]`.
-    Want { prefix: Prefix, at: usize, n: usize },
+    /// after its short-id list or IBLT, or the rest of an answer it cut;
+    /// my items there are `items[at..at + n]`, or, `lookup`, none are
+    /// kept and a received entry is looked up in the view.
+    Want {
+        prefix: Prefix,
+        at: usize,
+        n: usize,
+        lookup: bool,
+    },
     /// The ops of the parts of a split of `prefix` into `2^b` parts that
     /// the peer's cut answer still owes: the parts are `rest[at..at + n]`.
     SplitRest {
@@ -56,6 +66,8 @@ pub(super) enum OwnQuestion {
         at: usize,
         n: usize,
     },
+    /// An IBLT of `m` cells of `prefix` (under `depth` splits).
+    Iblt { prefix: Prefix, depth: u8, m: usize },
 }
 
 /// A question the peer asked; this side's next rounds answer it, in order.
@@ -100,6 +112,14 @@ pub(super) enum PeerQuestion {
         depth: u8,
         at: usize,
         n: usize,
+    },
+    /// The peer's IBLT of `prefix` (under `depth` splits): `m` cells,
+    /// three words each at `words[at..]`.
+    Iblt {
+        prefix: Prefix,
+        depth: u8,
+        at: usize,
+        m: usize,
     },
 }
 
@@ -176,4 +196,9 @@ pub(super) struct Scratch {
     pub(super) keys: Vec<(JobId, Hash32)>,
     pub(super) srcs: Vec<Src>,
     pub(super) parts: Vec<(u64, Op)>,
+    pub(super) cells: Vec<Cell>,
+    pub(super) peer_cells: Vec<Cell>,
+    pub(super) theirs_keys: Vec<u64>,
+    pub(super) mine_keys: Vec<u64>,
+    pub(super) stack: Vec<usize>,
 }

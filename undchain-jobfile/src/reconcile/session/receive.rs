@@ -9,11 +9,14 @@ use undchain_types::msg::{MAX_ENTRIES, ReconcileRound};
 use undchain_types::{Hash32, JobEntry};
 
 use super::super::bits::{BitReader, U32Reader};
+use super::super::iblt::{self, CELL_WORDS};
 use super::super::idset::IdSet;
 use super::super::range::{Prefix, top64};
 use super::super::{Config, ReconcileError};
 use super::Session;
-use super::pass::{MAX_SPLIT_BITS, OP_ENTRIES, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion};
+use super::pass::{
+    MAX_SPLIT_BITS, OP_ENTRIES, OP_IBLT, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion,
+};
 use super::view::{PriorEntry, View};
 use crate::codec::{decode_entry, leaf_hash_bytes};
 use crate::file::JobFile;
@@ -103,6 +106,8 @@ struct Window {
     prefix: Prefix,
     at: usize,
     n: usize,
+    /// No items kept: a received entry is looked up in the view.
+    lookup: bool,
 }
 
 /// The context of receiving one round: the columns being read, the pass
@@ -296,6 +301,7 @@ impl Receiving<'_, '_> {
                 prefix: window.prefix,
                 at: window.at,
                 n: window.n,
+                lookup: window.lookup,
             });
         }
         Ok(())
@@ -345,7 +351,12 @@ impl Receiving<'_, '_> {
                             n: wanted,
                         });
                     }
-                    let w = Window { prefix, at, n };
+                    let w = Window {
+                        prefix,
+                        at,
+                        n,
+                        lookup: false,
+                    };
                     self.more_extras(w)?;
                     windows.push(w);
                 }
@@ -357,18 +368,91 @@ impl Receiving<'_, '_> {
                             self.local.push(e);
                         }
                     }
-                    let w = Window { prefix, at, n };
+                    let w = Window {
+                        prefix,
+                        at,
+                        n,
+                        lookup: false,
+                    };
                     self.more_extras(w)?;
                     windows.push(w);
                 }
-                OwnQuestion::Want { prefix, at, n } => {
-                    let w = Window { prefix, at, n };
+                OwnQuestion::Want {
+                    prefix,
+                    at,
+                    n,
+                    lookup,
+                } => {
+                    let w = Window {
+                        prefix,
+                        at,
+                        n,
+                        lookup,
+                    };
                     self.more_extras(w)?;
                     windows.push(w);
+                }
+                OwnQuestion::Iblt { prefix, depth, m } => {
+                    if self.rd.bits.next()? {
+                        self.iblt_wants(prefix, m)?;
+                        let w = Window {
+                            prefix,
+                            at: 0,
+                            n: 0,
+                            lookup: true,
+                        };
+                        self.more_extras(w)?;
+                        windows.push(w);
+                    } else {
+                        // Not peeled: the peer opened the range again, as
+                        // the one part of a split of zero bits.
+                        let start = self.pass.rest.len();
+                        self.pass.rest.push(0);
+                        self.split_ops(prefix, 0, depth.saturating_add(1), start, 1)?;
+                    }
                 }
             }
         }
         Ok(windows)
+    }
+
+    /// Reads the keys the peer lacks after peeling my IBLT of `prefix`
+    /// (`m` cells) and queues the delivery of my entries with those keys
+    /// (a key I do not hold, which only a wrong peel gives, is not
+    /// delivered: the roots then differ and the keyed pass follows).
+    fn iblt_wants(&mut self, prefix: Prefix, m: usize) -> Result<(), ReconcileError> {
+        let w = self.rd.count()? as usize;
+        if w > m {
+            return Err(ReconcileError::Malformed(
+                "an IBLT answer wants more keys than the table has cells",
+            ));
+        }
+        if w == 0 {
+            return Ok(());
+        }
+        let mut words = Vec::with_capacity(2 * w);
+        self.rd.fps.take_into(2 * w, &mut words)?;
+        let mut wanted: Vec<u64> = words
+            .chunks_exact(2)
+            .map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32))
+            .collect();
+        wanted.sort_unstable();
+        let start = self.pass.deliver.len();
+        let view = View {
+            file: self.file,
+            remote: self.remote,
+            prior: self.prior,
+        };
+        let deliver = &mut self.pass.deliver;
+        view.find_keys(self.pass.mode, prefix, &wanted, &mut |src| {
+            deliver.push(src)
+        });
+        let found = self.pass.deliver.len() - start;
+        self.pass.to_answer.push_back(PeerQuestion::Deliver {
+            at: start,
+            n: found,
+        });
+        Ok(())
     }
 
     /// Reads the op the peer opened `prefix` (a part of `parent`, under
@@ -414,6 +498,25 @@ impl Receiving<'_, '_> {
                 })
             }
             OP_ENTRIES => self.read_whole_range(prefix),
+            _ if op == OP_IBLT => {
+                let m = self.rd.count()? as usize;
+                if !iblt::valid_size(m) {
+                    return Err(ReconcileError::Malformed("IBLT size out of range"));
+                }
+                if self.rd.fps.remaining() < CELL_WORDS * m {
+                    return Err(ReconcileError::Malformed("fingerprint column too short"));
+                }
+                let at = self.pass.words.len();
+                self.rd
+                    .fps
+                    .take_into(CELL_WORDS * m, &mut self.pass.words)?;
+                Ok(PeerQuestion::Iblt {
+                    prefix,
+                    depth,
+                    at,
+                    m,
+                })
+            }
             _ => Err(ReconcileError::Malformed("unknown op code")),
         }
     }
@@ -475,7 +578,12 @@ impl Receiving<'_, '_> {
                 _ => windows.partition_point(|w| w.prefix.bits <= t),
             };
             last = i.saturating_sub(1);
-            let Some(&Window { prefix: w, at, n }) = i.checked_sub(1).and_then(|i| windows.get(i))
+            let Some(&Window {
+                prefix: w,
+                at,
+                n,
+                lookup,
+            }) = i.checked_sub(1).and_then(|i| windows.get(i))
             else {
                 return Err(ReconcileError::Malformed(
                     "entry outside the ranges it may answer",
@@ -486,11 +594,14 @@ impl Receiving<'_, '_> {
                     "entry outside the ranges it may answer",
                 ));
             }
-            let short = self.pass.mode.short(w.len, t, &leaf);
-            if self
-                .view()
-                .items_hold(&self.pass.items[at..at + n], short, &e.id, &leaf)
-            {
+            let held = if lookup {
+                self.view().holds(&e.id, &leaf)
+            } else {
+                let short = self.pass.mode.short(w.len, t, &leaf);
+                self.view()
+                    .items_hold(&self.pass.items[at..at + n], short, &e.id, &leaf)
+            };
+            if held {
                 return Err(ReconcileError::Malformed("entry the receiver already has"));
             }
             self.remote.push((e, leaf));

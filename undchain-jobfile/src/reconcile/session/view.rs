@@ -100,6 +100,17 @@ pub(super) fn slice_aggs(g: &[Gathered], p: Prefix, b: u8, out: &mut Vec<Summary
     }
 }
 
+/// The IBLT key of an entry (top 64 id bits `top`, 64-bit fingerprint
+/// `fp` in the pass's mode) in a range of prefix length `len`: the 32 id
+/// bits after the prefix, then the fingerprint's low 32 bits. The id bits
+/// find the entry again in the index (`View::find_keys`); two entries of
+/// one range share a key with probability about 2^-64.
+#[inline]
+pub(super) fn iblt_key(len: u8, top: u64, fp: u64) -> u64 {
+    let id_bits = if len >= 64 { 0 } else { (top << len) >> 32 };
+    (id_bits << 32) | (fp & 0xFFFF_FFFF)
+}
+
 /// Every learned entry, sorted by (id, leaf): the `prior` of the next pass.
 pub(super) fn prior_entries(remote: &[(JobEntry, Hash32)]) -> Vec<PriorEntry> {
     let mut v: Vec<PriorEntry> = remote
@@ -219,6 +230,68 @@ impl<'a> View<'a> {
         if out.len() != before {
             out[start..].sort_by_key(|it| self.key_of(it.src));
         }
+    }
+
+    /// Calls `f` with the IBLT key ([`iblt_key`]) and the place of every
+    /// entry of the view in `p`.
+    pub(super) fn for_each_key(&self, mode: Mode, p: Prefix, f: &mut impl FnMut(u64, Src)) {
+        self.keys_in(mode, p.len, p, f);
+    }
+
+    /// Calls `f` with the place of each entry of the view in `p` whose
+    /// IBLT key is one of `keys` (sorted): each is looked up by the id
+    /// bits its key carries.
+    pub(super) fn find_keys(&self, mode: Mode, p: Prefix, keys: &[u64], f: &mut impl FnMut(Src)) {
+        let mut last = None;
+        for &k in keys {
+            if last == Some(k) {
+                continue;
+            }
+            last = Some(k);
+            let len = u32::from(p.len);
+            let q = if len >= 64 {
+                p
+            } else {
+                Prefix {
+                    bits: p.bits | (((k >> 32) << 32) >> len),
+                    len: (p.len + 32).min(64),
+                }
+            };
+            self.keys_in(mode, p.len, q, &mut |key, src| {
+                if key == k {
+                    f(src)
+                }
+            });
+        }
+    }
+
+    /// [`View::for_each_key`] over `q`, a part of a range of prefix
+    /// length `len` (the keys are that range's).
+    fn keys_in(&self, mode: Mode, len: u8, q: Prefix, f: &mut impl FnMut(u64, Src)) {
+        let file = self.file;
+        match mode {
+            Mode::Unkeyed => file.for_each_prefix(q.bits, q.len, &mut |s| {
+                f(iblt_key(len, s.top, s.fp), Src::File(s.idx))
+            }),
+            Mode::Keyed(_) => file.for_each_prefix(q.bits, q.len, &mut |s| {
+                let fp = mode.derive(&file.stored(s.idx).leaf).0;
+                f(iblt_key(len, s.top, fp), Src::File(s.idx))
+            }),
+        }
+        for &((id, leaf), i) in self.prior_in(q) {
+            let top = top64(&id);
+            f(iblt_key(len, top, mode.derive(&leaf).0), Src::Remote(i));
+        }
+    }
+
+    /// Whether the view holds the entry (`id`, `leaf`) in the file or
+    /// among the entries learned in earlier passes.
+    pub(super) fn holds(&self, id: &JobId, leaf: &Hash32) -> bool {
+        self.file.leaf_of(id).as_ref() == Some(leaf)
+            || self
+                .prior
+                .binary_search_by(|((i, l), _)| (i, l).cmp(&(id, leaf)))
+                .is_ok()
     }
 
     /// Summaries of the `2^b` parts of `p` over the view, into `out`.
