@@ -144,10 +144,13 @@ fn build(bpp: u64, accounts: u64, jobs: Vec<OpenJob>, next: u64) -> Ledger {
     Ledger::from_state(config(bpp), state).unwrap()
 }
 
+/// The partners of every job of the block bench; each receipts a job once.
+const PARTNERS: u64 = 4;
+
 /// The big ledger of the block bench: a period long enough that no block
 /// of the bench settles.
 fn big_ledger() -> Ledger {
-    let p = [account(ACCOUNTS + 1)];
+    let p: Vec<PublicKey> = (1..=PARTNERS).map(|n| account(ACCOUNTS + n)).collect();
     let jobs = (0..JOBS)
         .map(|n| open_job(n, ACCOUNTS, &p, Vec::new()))
         .collect();
@@ -182,8 +185,13 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
     }
     let mut ops = Vec::new();
     for k in 0..333u64 {
-        // Injective for the first 3,000 blocks: 2654435761 is coprime to 10^6.
-        let n = ((i * 333 + k) * 2_654_435_761) % JOBS;
+        // Every receipt of the bench is a partner's first on its job: the
+        // jobs in an order that is injective over 10^6 receipts (2654435761
+        // is coprime to 10^6), then again by the next partner, so any
+        // number of iterations up to 12,000 blocks applies in full.
+        let (round, t) = ((i * 333 + k) / JOBS, (i * 333 + k) % JOBS);
+        assert!(round < PARTNERS, "the bench ran out of fresh receipts");
+        let n = (t * 2_654_435_761) % JOBS;
         let id = JobId(hash(HashContext::JobId, &n.to_le_bytes()));
         let j = l.job(&id).unwrap();
         let terms = ReceiptTerms {
@@ -191,9 +199,9 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
             job: id,
             commit_block: j.commit_block,
             client: j.client,
-            partner: j.entry.partner_pool[0],
+            partner: j.entry.partner_pool[round as usize],
             units: 1,
-            amount: TokenAmount(ESCROW / 2),
+            amount: TokenAmount(ESCROW / PARTNERS),
             finished_at: BlockTime(1),
         };
         let r = Receipt {
