@@ -245,27 +245,33 @@ fn apply(l: &mut Ledger, b: &BlockInput) {
 fn block_and_rebuild(wall: &mut Criterion, cpu: &mut Criterion<ThreadCpu>) {
     let mut l = big_ledger();
     let signer = SigningKey::from_seed([7; 32]);
-    // The requests' signer is funded by the first block's transfers.
-    let fund = TransactionBody {
-        chain_id: CHAIN,
-        sender: account(0),
-        nonce: 0,
-        fee: TokenAmount(10),
-        op: TxOp::Transfer {
-            to: signer.public(),
-            amount: TokenAmount(BALANCE / 2),
-        },
-    };
-    let fund = undchain_types::msg::Transaction {
-        body: fund,
-        signature: Signature([0; 64]),
-    };
-    let fund = l
-        .verify_with(LedgerOp::Transaction(fund), TrustAll)
-        .unwrap();
+    // The requests' signer is funded by the first block's transfers: each
+    // bench block escrows 334 x 1,010, so 16 x 500,000,000 last for 23,000
+    // blocks, more than a fast run of both groups takes.
+    let fund: Vec<Verified> = (0..16u64)
+        .map(|n| {
+            let body = TransactionBody {
+                chain_id: CHAIN,
+                sender: account(n),
+                nonce: 0,
+                fee: TokenAmount(10),
+                op: TxOp::Transfer {
+                    to: signer.public(),
+                    amount: TokenAmount(BALANCE / 2),
+                },
+            };
+            let t = undchain_types::msg::Transaction {
+                body,
+                signature: Signature([0; 64]),
+            };
+            l.verify_with(LedgerOp::Transaction(t), TrustAll).unwrap()
+        })
+        .collect();
     let empty = JobFile::new();
-    l.apply_block(&Block::new(l.next_block(), &empty, &[]).with_ops(&[fund]))
+    let out = l
+        .apply_block(&Block::new(l.next_block(), &empty, &[]).with_ops(&fund))
         .unwrap();
+    assert!(out.refused.is_empty(), "{:?}", out.refused.first());
     let mut i = 1u64;
     block_group(wall, &WallTime, "ledger", &mut l, &signer, &mut i);
     block_group(cpu, &ThreadCpu, "ledger_cpu", &mut l, &signer, &mut i);
