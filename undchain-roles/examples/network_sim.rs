@@ -3,12 +3,15 @@
 //! ```text
 //! cargo run --release -p undchain-roles --example network_sim -- \
 //!     --validators N --blocks B --seed S [--requests-per-block R] [--faults] [--seeds K] \
-//!     [--byzantine K] [--behaviour NAME] [--timing]
+//!     [--byzantine K] [--behaviour NAME] [--passive P] [--blocks-per-period K] [--timing]
 //! ```
 //!
 //! With `--faults`, up to f validators are drawn Byzantine per seed, each
 //! running one of the agreement simulator's behaviours; `--byzantine K`
 //! and `--behaviour NAME` fix them (more than f is the negative control).
+//! `--passive P` adds P passive (unknown) genesis validators that follow
+//! the chain and rotate in at payout-period ends (`--blocks-per-period`,
+//! default 30).
 //!
 //! One summary line per run; with `--seeds K`, K seeds from S and a last
 //! line `seeds=<K> failed_seeds=<list or none>`. Exit status 1 on any
@@ -21,7 +24,7 @@ use undchain_consensus::adversary::Behaviour;
 use undchain_roles::sim::{SimConfig, run};
 
 const USAGE: &str = "usage: network_sim --validators N --blocks B --seed S \
-[--requests-per-block R] [--faults] [--seeds K] [--byzantine K] [--behaviour NAME] [--timing]";
+[--requests-per-block R] [--faults] [--seeds K] [--byzantine K] [--behaviour NAME] [--passive P] [--blocks-per-period K] [--timing]";
 
 struct Args {
     cfg: SimConfig,
@@ -38,6 +41,8 @@ fn parse() -> Result<Args, String> {
     let mut seeds = 1u64;
     let mut timing = false;
     let mut byzantine = None;
+    let mut passive = 0;
+    let mut per_period = None;
     let mut behaviour = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -57,6 +62,8 @@ fn parse() -> Result<Args, String> {
             "--seeds" => seeds = val("--seeds")?,
             "--faults" => faults = true,
             "--byzantine" => byzantine = Some(val("--byzantine")? as usize),
+            "--passive" => passive = val("--passive")? as usize,
+            "--blocks-per-period" => per_period = Some(val("--blocks-per-period")?),
             "--behaviour" => {
                 let v = it.next().ok_or("--behaviour needs a value")?;
                 let names: Vec<&str> = Behaviour::ALL.iter().map(|b| b.name()).collect();
@@ -78,6 +85,13 @@ fn parse() -> Result<Args, String> {
     cfg.requests_per_block = requests;
     cfg.faults = faults;
     cfg.byzantine = byzantine;
+    cfg.passive = passive;
+    if let Some(k) = per_period {
+        if k == 0 {
+            return Err("--blocks-per-period 0: must be positive".into());
+        }
+        cfg.blocks_per_period = k;
+    }
     cfg.behaviour = behaviour;
     cfg.trace = std::env::var_os("UNDCHAIN_SIM_TRACE").is_some();
     if seeds == 0 {

@@ -1,12 +1,15 @@
 //! What a node starts from: the chain's genesis (parameters, validators,
 //! balances) and the node's own settings (key, timing, seed).
 
-use undchain_consensus::{Seat, TimeoutConfig, ValidatorSet, ValidatorSetError};
+use undchain_consensus::{
+    Candidate, Roster, RosterConfig, RosterError, TimeoutConfig, ValidatorSet, ValidatorSetError,
+};
 use undchain_ledger::ledger::GenesisError;
 use undchain_ledger::{Ledger, LedgerConfig};
 use undchain_timesync::{ConfigError as SyncConfigError, SyncConfig};
 use undchain_types::{
-    ChainParams, Hash32, HashContext, ParamsError, PublicKey, SigningKey, TokenAmount,
+    ChainParams, Hash32, HashContext, ParamsError, PerceptionScore, PublicKey, SigningKey,
+    TokenAmount, Trust,
 };
 
 /// One validator of the genesis set.
@@ -40,16 +43,10 @@ pub enum ConfigError {
     /// The validator set cannot be formed.
     #[error("genesis validators: {0}")]
     Roster(#[from] ValidatorSetError),
-    /// More known validators than the known share allows.
-    #[error("genesis validators: {known} known of {active} active seats, at most {max} allowed")]
-    TooManyKnown {
-        /// Known validators among the active ones.
-        known: usize,
-        /// Active seats.
-        active: usize,
-        /// The most known ones allowed (44% floor).
-        max: usize,
-    },
+    /// The roster refused the genesis validators (a key listed twice, or
+    /// nobody eligible for a seat).
+    #[error("genesis validators: {0}")]
+    Rotation(#[from] RosterError),
     /// The ledger refused the genesis balances.
     #[error("genesis balances: {0}")]
     Ledger(#[from] GenesisError),
@@ -74,42 +71,42 @@ pub enum ConfigError {
 }
 
 impl Genesis {
-    /// The active validators (the first `active_seats` of the list).
-    pub fn active(&self) -> &[GenesisValidator] {
-        let n = usize::from(self.params.active_seats).min(self.validators.len());
-        &self.validators[..n]
-    }
-
-    /// Checks parameters, seats and the known share.
+    /// Checks parameters and the validator list.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.params.validate()?;
-        let set = self.validator_set()?;
-        let known = set.known_seats();
-        let max = self.params.max_known_active();
-        if known > max && set.len() > 1 {
-            return Err(ConfigError::TooManyKnown {
-                known,
-                active: set.len(),
-                max,
-            });
-        }
+        self.roster()?;
         Ok(())
     }
 
-    /// The first active validator set, in seat order.
-    pub fn validator_set(&self) -> Result<ValidatorSet, ConfigError> {
-        let seats = self
-            .active()
+    /// The roster at genesis: every listed validator (active or passive),
+    /// its score, and the active set of block 0 chosen as at a payout-period
+    /// boundary (DESIGN.md rotation rules): at most the known share of seats
+    /// go to known validators, unknown seats to unknown ones, and known
+    /// validators fill the unknown seats nobody unknown can take.
+    pub fn roster(&self) -> Result<Roster, ConfigError> {
+        let candidates: Vec<Candidate> = self
+            .validators
             .iter()
-            .map(|v| {
-                if v.known {
-                    Seat::known(v.key)
+            .map(|v| Candidate {
+                id: v.key,
+                trust: if v.known {
+                    Trust::Known
                 } else {
-                    Seat::unknown(v.key)
-                }
+                    Trust::Unknown
+                },
+                score: PerceptionScore::START,
             })
             .collect();
-        Ok(ValidatorSet::new(seats)?)
+        Ok(Roster::genesis(
+            RosterConfig::from_params(&self.params),
+            &candidates,
+            self.hash(),
+        )?)
+    }
+
+    /// The active validator set of block 0, in seat order.
+    pub fn validator_set(&self) -> Result<ValidatorSet, ConfigError> {
+        Ok(self.roster()?.validator_set().clone())
     }
 
     /// The genesis hash: the parent of block 0.
@@ -160,6 +157,12 @@ pub struct ValidatorTiming {
     /// reference (wall clock minus agreed time) for it to approve,
     /// microseconds.
     pub resync_tolerance_us: u64,
+    /// How often a passive validator runs a capacity test, microseconds.
+    pub capacity_every_us: u64,
+    /// Simulated requests in a capacity test (a quarter as many payouts).
+    pub capacity_requests: u32,
+    /// How long a candidate has to answer a capacity test, microseconds.
+    pub capacity_deadline_us: u64,
 }
 
 impl ValidatorTiming {
@@ -174,6 +177,9 @@ impl ValidatorTiming {
             sync: SyncConfig::default(),
             slew_ppm: 500,
             resync_tolerance_us: (10 * delay_us).max(50_000),
+            capacity_every_us: 5 * params.block_interval_us,
+            capacity_requests: 256,
+            capacity_deadline_us: (50 * delay_us).max(params.block_interval_us),
         }
     }
 
@@ -182,6 +188,8 @@ impl ValidatorTiming {
         for (field, v) in [
             ("gossip_every_us", self.gossip_every_us),
             ("fetch_retry_us", self.fetch_retry_us),
+            ("capacity_every_us", self.capacity_every_us),
+            ("capacity_deadline_us", self.capacity_deadline_us),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroTiming { field });

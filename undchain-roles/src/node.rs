@@ -140,6 +140,7 @@ impl NodeCore {
 
     /// Starts the node's machines (time sync first).
     pub fn start(&mut self, now: LocalTime) {
+        self.validator.announce_genesis_set();
         self.validator.start_time_sync(now);
         self.validator.handle_timeout(now);
     }
@@ -205,10 +206,14 @@ impl NodeCore {
                     | MessageKind::BlockResponse
                     | MessageKind::Evidence
                     | MessageKind::TimeResyncProposal
-                    | MessageKind::TimeResyncApproval => NodeError::NotAValidator { kind, from },
+                    | MessageKind::TimeResyncApproval
+                    | MessageKind::CapacityTest
+                    | MessageKind::CapacityTestResult => NodeError::NotAValidator { kind, from },
                     _ => NodeError::Unexpected { kind },
                 });
             }
+            Message::CapacityTest(t) => v.handle_capacity_test(now, from, t),
+            Message::CapacityTestResult(r) => v.handle_capacity_result(from, r),
             m @ (Message::TimeResyncProposal(_) | Message::TimeResyncApproval(_)) => {
                 v.handle_resync(now, from, m)?
             }

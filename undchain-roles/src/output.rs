@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
-use undchain_types::{BlockNumber, Hash32, JobId, PublicKey, Ready, SignedEnvelope, msg::Evidence};
+use undchain_types::{
+    BlockNumber, Hash32, JobId, PayoutPeriod, PublicKey, Ready, SignedEnvelope, TokenAmount,
+    msg::Evidence,
+};
 
 use crate::store::StoreOp;
+use undchain_consensus::roster::ReplacementReason;
 
 /// One batch of work for the host (raft-rs's `Ready`): write `persist` in
 /// one durable transaction, carry out `after_persist`, then call
@@ -75,6 +79,63 @@ pub enum NodeEvent {
         from: Option<PublicKey>,
         /// What was wrong.
         reason: String,
+    },
+    /// The active set changed after a block: a period rotation, or
+    /// replacements.
+    SetChanged {
+        /// The height the new set decides first.
+        height: BlockNumber,
+        /// A payout-period rotation ran.
+        rotated: bool,
+        /// The new set, in seat order.
+        active: Vec<PublicKey>,
+        /// Known validators holding unknown seats in it.
+        fillers: usize,
+        /// Seat changes outside a rotation: (out, taken by, why).
+        replaced: Vec<(PublicKey, Option<PublicKey>, ReplacementReason)>,
+        /// Whether this validator holds a seat in it.
+        me_active: bool,
+    },
+    /// At bootstrap, known validators fill unknown seats that no unknown
+    /// validator could take (design notes, validator story item 1).
+    KnownFillUnknownSeats {
+        /// Known validators in unknown seats.
+        fillers: usize,
+        /// Active seats.
+        active: usize,
+    },
+    /// Block `number` ended payout period `period` and settled it
+    /// (DESIGN.md money rules): what was paid, refunded, cancelled and
+    /// carried into the next period.
+    PeriodSettled {
+        /// The block that ended the period.
+        number: BlockNumber,
+        /// The period settled.
+        period: PayoutPeriod,
+        /// Jobs paid by full receipts.
+        completed: u64,
+        /// Jobs paid with partial claims.
+        partial: u64,
+        /// Paid from escrow to partners.
+        paid: TokenAmount,
+        /// Unused escrow returned to clients.
+        refunded: TokenAmount,
+        /// Jobs cancelled (no completion in two periods: fee only).
+        cancelled: u64,
+        /// Jobs carried into the next period.
+        carried: u64,
+    },
+    /// A candidate answered this validator's capacity test faithfully.
+    CapacityTestPassed {
+        /// The validator tested.
+        candidate: PublicKey,
+    },
+    /// A candidate failed this validator's capacity test.
+    CapacityTestFailed {
+        /// The validator tested.
+        candidate: PublicKey,
+        /// How it failed.
+        failure: crate::validator::CapacityFailure,
     },
     /// A resync step reached its quorum and was applied to the agreed
     /// clock.

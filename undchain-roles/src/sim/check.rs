@@ -194,5 +194,5 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
 /// How many validators of `w` are Byzantine, and their behaviour's name.
 fn byzantine_of(w: &World) -> Option<(usize, &'static str)> {
     let bad: Vec<_> = (0..w.nodes.len()).filter_map(|i| w.byzantine(i)).collect();
-    bad.first().map(|b| (bad.len(), b.name()))
+    bad.first().map(|b| (bad.len(), *b))
 }

@@ -43,7 +43,14 @@ pub struct SimConfig {
     pub blocks_per_period: u64,
     /// Print every node event and refusal to stderr (debugging a seed).
     pub trace: bool,
-    /// Byzantine validators (the last ones): `None` draws 0..=f per seed
+    /// Passive validators beyond the active seats (genesis validators
+    /// `validators..validators + passive`, unknown): they follow the chain
+    /// and rotate in at period ends.
+    pub passive: usize,
+    /// Known (appointed) validators among them, the first ones (`None`:
+    /// the known share of the active seats).
+    pub known: Option<usize>,
+    /// Byzantine validators (the last active ones): `None` draws 0..=f per seed
     /// when `faults` is on, none otherwise. More than f is the negative
     /// control: safety may break.
     pub byzantine: Option<usize>,
@@ -66,6 +73,8 @@ impl SimConfig {
             block_interval_us: 2_000_000,
             blocks_per_period: 30,
             trace: false,
+            passive: 0,
+            known: None,
             byzantine: None,
             behaviour: None,
         }
@@ -75,8 +84,8 @@ impl SimConfig {
 /// Why a simulation could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
-    /// Validators outside 1..=10.
-    #[error("--validators {0}: must be 1..=10")]
+    /// Active validators outside 1..=10 (or more than 10 passive ones).
+    #[error("--validators {0}: must be 1..=10 (and --passive at most 10)")]
     Validators(usize),
     /// No blocks asked for.
     #[error("--blocks 0: must be positive")]
@@ -88,7 +97,7 @@ pub enum SimError {
 
 /// Runs one simulation.
 pub fn run(cfg: &SimConfig) -> Result<Report, SimError> {
-    if cfg.validators == 0 || cfg.validators > 10 {
+    if cfg.validators == 0 || cfg.validators > 10 || cfg.passive > 10 {
         return Err(SimError::Validators(cfg.validators));
     }
     if cfg.blocks == 0 {

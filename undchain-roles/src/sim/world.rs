@@ -86,6 +86,9 @@ pub(crate) struct Node {
     pub restart_failures: Vec<String>,
     /// The actors between a Byzantine validator and the network.
     pub byzantine: Option<byzantine::Byzantine>,
+    /// The set changes, clock steps, capacity tests and bootstrap notices
+    /// it reported.
+    pub notices: Vec<NodeEvent>,
 }
 
 #[derive(Debug)]
@@ -159,7 +162,8 @@ impl World {
     /// Nodes, clients and faults for `cfg`.
     pub fn new(cfg: &SimConfig) -> Result<Self, crate::ConfigError> {
         let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
-        let n = cfg.validators;
+        let active = cfg.validators;
+        let n = active + cfg.passive;
         let chain = ChainId(7);
         let load = Load::new(cfg.clients, cfg.seed, chain);
         let mut params = ChainParams::new(
@@ -167,18 +171,18 @@ impl World {
             node_key(100).public(),
             BlockTime((T0 + GENESIS_AFTER_US as i64) as u64),
         );
-        params.active_seats = n as u8;
+        params.active_seats = active as u8;
         params.block_interval_us = cfg.block_interval_us;
         params.payout_period_us = cfg.blocks_per_period * cfg.block_interval_us;
         params.retry_timeout_us = params.retry_timeout_us.max(cfg.block_interval_us);
-        params.ack_fanout = 3.min(n) as u8;
+        params.ack_fanout = 3.min(active) as u8;
         let max_known = params.max_known_active();
         let genesis = Genesis {
             params: params.clone(),
             validators: (0..n)
                 .map(|i| GenesisValidator {
                     key: node_key(i).public(),
-                    known: i < max_known,
+                    known: i < cfg.known.unwrap_or(max_known.min(active)),
                 })
                 .collect(),
             balances: load
@@ -235,8 +239,9 @@ impl World {
                 recommitted: 0,
                 diverged: false,
                 restart_failures: Vec::new(),
+                notices: Vec::new(),
                 byzantine: bad
-                    .filter(|(k, _)| i >= n - k)
+                    .filter(|(k, _)| i < active && i + k >= active)
                     .map(|(_, b)| byzantine::Byzantine::new(b)),
             });
         }
@@ -331,9 +336,36 @@ impl World {
         })
     }
 
-    /// Whether validator `i` is Byzantine, and its behaviour.
-    pub fn byzantine(&self, i: usize) -> Option<Behaviour> {
-        self.nodes[i].byzantine.as_ref().map(|b| b.behaviour)
+    /// The validators of the current active set, as an honest validator
+    /// that is up sees it (what a client learns from its acks).
+    pub fn active_indices(&self) -> Vec<usize> {
+        let view = self
+            .nodes
+            .iter()
+            .filter(|n| n.byzantine.is_none())
+            .filter_map(|n| n.core.as_ref())
+            .max_by_key(|c| c.validator().height());
+        match view {
+            Some(c) => c
+                .validator()
+                .validator_set()
+                .seats()
+                .iter()
+                .filter_map(|s| self.index.get(&s.id).copied())
+                .collect(),
+            None => (0..self.cfg.validators).collect(),
+        }
+    }
+
+    /// The set changes, clock steps and bootstrap notices validator `i`
+    /// reported, in order.
+    pub fn notices(&self, i: usize) -> &[NodeEvent] {
+        &self.nodes[i].notices
+    }
+
+    /// Whether validator `i` is Byzantine, and the name of what it runs.
+    pub fn byzantine(&self, i: usize) -> Option<&'static str> {
+        self.nodes[i].byzantine.as_ref().map(|b| b.name)
     }
 
     /// Requests at least one honest validator acknowledged (what the
@@ -579,10 +611,11 @@ impl World {
         let wall = BlockTime((T0 + self.now as i64) as u64);
         let (job, env) = self.load.request(client, wall, nonce);
         let n = self.nodes.len();
-        let fanout = usize::from(self.params.ack_fanout).min(n);
+        let active = self.active_indices();
+        let fanout = usize::from(self.params.ack_fanout).min(active.len());
         let mut targets = BTreeSet::new();
         while targets.len() < fanout {
-            targets.insert(self.rng.below(n as u64) as usize);
+            targets.insert(active[self.rng.below(active.len() as u64) as usize]);
         }
         for to in targets {
             if let Some(j) = self.load.jobs.get_mut(&job) {
@@ -597,7 +630,7 @@ impl World {
     /// Client story step 3: fewer than f+1 acks, forward to the others.
     fn client_check(&mut self, job: JobId) {
         let n = self.nodes.len();
-        let f = (n - 1) / 3;
+        let f = (self.cfg.validators.max(1) - 1) / 3;
         let Some(j) = self.load.jobs.get(&job) else {
             return;
         };
@@ -605,7 +638,11 @@ impl World {
             return;
         }
         let client = j.client;
-        let others: Vec<usize> = (0..n).filter(|v| !j.acks.contains(v)).collect();
+        let others: Vec<usize> = self
+            .active_indices()
+            .into_iter()
+            .filter(|v| !j.acks.contains(v))
+            .collect();
         let wall = BlockTime((T0 + self.now as i64) as u64);
         if let Some(env) = self.load.forward(&job, wall) {
             for to in others {
@@ -738,6 +775,12 @@ impl World {
                 }
             }
             NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,
+            e @ (NodeEvent::SetChanged { .. }
+            | NodeEvent::KnownFillUnknownSeats { .. }
+            | NodeEvent::TimeStepped { .. }
+            | NodeEvent::PeriodSettled { .. }
+            | NodeEvent::CapacityTestPassed { .. }
+            | NodeEvent::CapacityTestFailed { .. }) => self.nodes[node].notices.push(e),
             _ => {}
         }
     }

@@ -146,7 +146,7 @@ impl Validator {
             ledger_root: outcome.ledger_root,
             validator_set_hash: self.set.hash_with(self.params.hash_algorithm),
             links: BoundedVec::default(),
-            parent_signers: self.set.bitmap(signers.iter()),
+            parent_signers: self.parent_set().bitmap(signers.iter()),
         };
         Some(Value {
             header,
@@ -197,7 +197,7 @@ impl Validator {
     /// header's `parent_signers` are exactly that certificate's signers).
     fn header_fits(&self, value: &Value) -> bool {
         let h = &value.header;
-        let parent_set = (h.number.0 > 0).then_some(&self.set);
+        let parent_set = (h.number.0 > 0).then_some(self.parent_set());
         h.chain_id == self.params.chain_id
             && h.number == self.height
             && h.parent == self.last_hash
@@ -219,7 +219,7 @@ impl Validator {
         if file.merkle_root() != header.job_root || file.len() != header.job_count {
             return Validity::Invalid;
         }
-        let signers = self.set.from_bitmap(header.parent_signers);
+        let signers = self.parent_set().from_bitmap(header.parent_signers);
         match self.value_for(header.number, file, &signers, None) {
             Some(v) if v.header.ledger_root == header.ledger_root => Validity::Valid,
             _ => Validity::Invalid,

@@ -20,11 +20,25 @@ impl Validator {
     /// Applies decided block `b` with its job file.
     pub(crate) fn apply_decided(&mut self, now: LocalTime, b: CommittedBlock, file: JobFile) {
         let number = b.header.number;
-        let signers = self.set.from_bitmap(b.header.parent_signers);
+        let signers = self.parent_set().from_bitmap(b.header.parent_signers);
         let verified = self.requests_for(&file).unwrap_or_default();
         let block = Block::new(number, &file, &verified).with_signers(&signers);
         let root = match self.ledger.apply_block(&block) {
-            Ok(o) => o.ledger_root,
+            Ok(o) => {
+                if let Some(st) = &o.settlement {
+                    self.event(NodeEvent::PeriodSettled {
+                        number,
+                        period: st.period,
+                        completed: st.completed,
+                        partial: st.partial,
+                        paid: st.paid,
+                        refunded: st.refunded,
+                        cancelled: st.cancelled.len() as u64,
+                        carried: st.carried.len() as u64,
+                    });
+                }
+                o.ledger_root
+            }
             Err(e) => {
                 self.event(NodeEvent::Refused {
                     from: None,
@@ -88,6 +102,7 @@ impl Validator {
     ) {
         let number = b.header.number;
         self.last_hash = b.header.hash_with(self.params.hash_algorithm);
+        self.rotate_after(&b.header, self.last_hash);
         self.last_cert = Some(b.certificate.clone());
         self.height = number.next();
         self.started = false;
@@ -169,7 +184,7 @@ impl Validator {
                     b.header.number
                 )));
             }
-            let signers = self.set.from_bitmap(b.header.parent_signers);
+            let signers = self.parent_set().from_bitmap(b.header.parent_signers);
             let verified: Vec<_> = record
                 .requests
                 .iter()

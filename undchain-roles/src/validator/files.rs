@@ -33,7 +33,10 @@ impl Validator {
                 continue;
             };
             let now_state = (f.len(), f.root());
-            if self.last_delta.get(&block) == Some(&now_state) {
+            if self.last_delta.get(&block) == Some(&now_state)
+                || (f.is_empty() && !self.is_active())
+            {
+                // A passive validator with nothing filed has nothing to hand over.
                 continue;
             }
             self.last_delta.insert(block, now_state);
@@ -53,6 +56,10 @@ impl Validator {
     /// A peer's delta: once the block's intake has closed, a count or root
     /// that differs from ours starts a reconciliation with that peer.
     pub(crate) fn handle_delta(&mut self, now: LocalTime, from: PublicKey, d: JobFileDelta) {
+        if !self.set.contains(&from) && d.count == 0 {
+            // A passive validator's empty file: nothing to learn from it.
+            return;
+        }
         let Some(f) = self.book.open_file(d.block) else {
             return;
         };

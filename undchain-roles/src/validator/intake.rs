@@ -25,6 +25,10 @@ pub enum IntakeError {
     /// The envelope's body is not a utility request.
     #[error("not a utility request")]
     NotARequest,
+    /// This validator holds no active seat now (a passive validator files
+    /// no requests; the client sends to the active ones its acks name).
+    #[error("this validator is passive: send requests to the active validators")]
+    NotActive,
     /// The ledger refuses to commit it (committed or settled before,
     /// outside the request window, budget and fee not covered).
     #[error("{0}")]
@@ -96,7 +100,10 @@ impl Validator {
             self.ack(now, client, id, block);
             return;
         }
-        let entry = match self.affordable_entry(&env) {
+        let entry = match self
+            .active_check()
+            .and_then(|()| self.affordable_entry(&env))
+        {
             Ok(e) => e,
             Err(e) => {
                 self.event(NodeEvent::RequestRefused {
@@ -234,6 +241,15 @@ impl Validator {
             });
         }
         Ok(entry)
+    }
+
+    /// Only an active validator files requests.
+    fn active_check(&self) -> Result<(), IntakeError> {
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(IntakeError::NotActive)
+        }
     }
 
     /// Sends the ack for `job` filed in `block` (after the batch's write).

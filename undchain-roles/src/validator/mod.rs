@@ -12,22 +12,28 @@
 //!   building headers, checking proposals against this validator's file
 //!   (fetching what it lacks), deciding;
 //! * `resync`: quorum-approved steps of the agreed clock;
+//! * `capacity`: capacity tests run by passive validators, answered by
+//!   any validator;
+//! * `rotation`: the roster's set of each height, passive validators
+//!   following the chain;
 //! * `chain`: applying decided blocks to the ledger and the job book,
 //!   inclusion notices, serving blocks to lagging validators.
 //!
 //! All of it is one sans-IO machine driven by [`crate::NodeCore`].
 
 mod agree;
+mod capacity;
 mod chain;
 mod files;
 mod intake;
 mod resync;
+mod rotation;
 mod time;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use undchain_consensus::{Driver, DriverConfig, ValidatorSet};
+use undchain_consensus::{Driver, DriverConfig, Roster, ValidatorSet};
 use undchain_jobfile::{JobBook, JobFile, Session};
 use undchain_ledger::Ledger;
 use undchain_types::msg::{CommitCertificate, CommittedBlock, GossipedRequest};
@@ -42,6 +48,9 @@ use crate::output::{NodeEvent, Output};
 use crate::signer::Signer;
 use crate::store::{StoreOp, Stored};
 
+pub use capacity::{
+    CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
+};
 pub use intake::{IntakeError, entry_of};
 pub(crate) use time::TimeHost;
 
@@ -140,7 +149,14 @@ pub struct Validator {
     pub(crate) pending: BTreeMap<Hash32, PendingCheck>,
     pub(crate) candidates: BTreeMap<Hash32, Candidate>,
     pub(crate) driver: Driver,
+    /// Every registered validator, the scores, and the set of each next
+    /// height (rotation at period ends, replacement).
+    pub(crate) roster: Roster,
+    /// The active set of `height`.
     pub(crate) set: ValidatorSet,
+    /// The active set of `height - 1` (whose signers the header of
+    /// `height` names); `None` at block 0.
+    pub(crate) prev_set: Option<ValidatorSet>,
     /// The next height to decide.
     pub(crate) height: BlockNumber,
     /// Whether the driver runs `height`.
@@ -155,6 +171,18 @@ pub struct Validator {
     pub(crate) signer: Signer,
     pub(crate) outbox: Outbox<StoreOp, Output>,
     pub(crate) session_counter: u64,
+    /// When a passive validator next asks for blocks.
+    pub(crate) next_follow_at: LocalTime,
+    /// Which active validator it asks next.
+    pub(crate) follow_turn: usize,
+    /// Capacity tests this validator has outstanding, by test id.
+    pub(crate) probes: BTreeMap<u64, capacity::Probe>,
+    /// When a passive validator runs its next capacity test.
+    pub(crate) next_capacity_at: LocalTime,
+    /// Which candidate it tests next.
+    pub(crate) capacity_turn: usize,
+    /// When this validator last answered each tester.
+    pub(crate) capacity_answered: BTreeMap<PublicKey, LocalTime>,
 }
 
 impl Validator {
@@ -168,13 +196,16 @@ impl Validator {
         cfg.genesis.validate()?;
         cfg.timing.validate()?;
         let me = cfg.key.public();
-        let set = cfg.genesis.validator_set()?;
-        if !set.contains(&me) {
+        let roster = cfg.genesis.roster()?;
+        let set = roster.validator_set().clone();
+        if !cfg.genesis.validators.iter().any(|v| v.key == me) {
             return Err(ConfigError::NotAValidator { key: me });
         }
         let params = cfg.genesis.params.clone();
         let mut rng = SplitMix64::fork(cfg.seed, 0x7661_6c69);
-        let members: BTreeSet<PublicKey> = set.seats().iter().map(|s| s.id).collect();
+        // Every genesis validator keeps time, the passive ones too: a
+        // passive validator takes a seat at the next rotation on time.
+        let members: BTreeSet<PublicKey> = cfg.genesis.validators.iter().map(|v| v.key).collect();
         let time = TimeHost::new(
             me,
             members,
@@ -210,7 +241,9 @@ impl Validator {
             pending: BTreeMap::new(),
             candidates: BTreeMap::new(),
             driver: Driver::new(driver_cfg, cfg.key.clone()),
+            roster,
             set,
+            prev_set: None,
             height: BlockNumber(0),
             started: false,
             decided: VecDeque::new(),
@@ -222,6 +255,12 @@ impl Validator {
             signer: Signer::new(cfg.key.clone(), params.chain_id, stored.seq_reserved),
             outbox: Outbox::new(),
             session_counter: rng.next_u64() >> 16,
+            next_follow_at: now,
+            follow_turn: 0,
+            probes: BTreeMap::new(),
+            next_capacity_at: now.plus(cfg.timing.capacity_every_us),
+            capacity_turn: 0,
+            capacity_answered: BTreeMap::new(),
             rng,
             params,
         };
@@ -322,9 +361,33 @@ impl Validator {
             .collect()
     }
 
-    /// Whether `key` is an active validator.
+    /// Whether `key` is a registered validator, active or passive (its
+    /// block requests, job-file traffic and time are served; agreement
+    /// messages are checked against the height's active set by the
+    /// driver).
     pub(crate) fn is_validator(&self, key: &PublicKey) -> bool {
-        self.set.contains(key)
+        self.set.contains(key) || self.roster.trust(key).is_some()
+    }
+
+    /// Whether this validator holds an active seat at `height`.
+    pub fn is_active(&self) -> bool {
+        self.set.contains(&self.me)
+    }
+
+    /// The active set of the next height to decide.
+    pub fn validator_set(&self) -> &ValidatorSet {
+        &self.set
+    }
+
+    /// The roster: every registered validator and its score.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The set whose signers block `number`'s header names (the set of
+    /// `number - 1`).
+    pub(crate) fn parent_set(&self) -> &ValidatorSet {
+        self.prev_set.as_ref().unwrap_or(&self.set)
     }
 
     /// The agreed time, or the local time before the agreed time is online.
@@ -389,6 +452,11 @@ impl Validator {
             add(Some(self.next_gossip_at));
             add(self.driver.poll_timeout());
             add(self.pending.values().map(|p| p.retry_at).min());
+            if !self.is_active() {
+                add(Some(self.next_follow_at));
+                add(Some(self.next_capacity_at));
+            }
+            add(self.probes.values().map(|p| p.deadline()).min());
             if !self.started && !self.halted {
                 add(self.time.local_at(self.agree_time(self.height)));
             }
@@ -407,6 +475,8 @@ impl Validator {
             self.next_gossip_at = now.plus(self.timing.gossip_every_us);
         }
         self.expire_sessions(now);
+        self.follow_chain(now);
+        self.capacity_timeout(now);
         self.retry_pending(now);
         self.maybe_start_height(now);
         self.driver.handle_timeout(now);

@@ -9,12 +9,23 @@ use undchain_consensus::adversary::Behaviour;
 use undchain_roles::sim::{SimConfig, run};
 
 fn sweep(validators: usize, seeds: std::ops::Range<u64>) {
+    sweep_with(validators, 0, seeds);
+}
+
+/// Seeded faulty runs with `passive` passive validators (and, with any,
+/// 4-block payout periods, so the set rotates twice in a run).
+fn sweep_with(validators: usize, passive: usize, seeds: std::ops::Range<u64>) {
     let mut failed = Vec::new();
     let mut byzantine = 0;
     for seed in seeds {
         let mut cfg = SimConfig::new(validators, 8, seed);
         cfg.requests_per_block = 8;
         cfg.faults = true;
+        if passive > 0 {
+            cfg.passive = passive;
+            cfg.blocks = 12;
+            cfg.blocks_per_period = 4;
+        }
         let r = run(&cfg).unwrap();
         assert!(
             r.acked > 0,
@@ -99,6 +110,12 @@ fn faults_seven_validators_60_seeds() {
 #[test]
 fn faults_ten_validators_40_seeds() {
     sweep(10, 3000..3040);
+}
+
+#[test]
+fn faults_with_passive_validators_rotating_in_40_seeds() {
+    sweep_with(4, 2, 5000..5020);
+    sweep_with(7, 3, 6000..6020);
 }
 
 #[test]

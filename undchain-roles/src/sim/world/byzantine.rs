@@ -19,32 +19,50 @@ use undchain_types::{Envelope, PublicKey, SignedEnvelope};
 use super::World;
 use crate::output::Output;
 
-/// First sequence number of the envelopes the actors' rewrites are signed
-/// under: far above what the honest core reserves, so a rewrite never
-/// collides with an honest envelope in the receivers' replay guards.
-const REWRITE_SEQ: u64 = 1 << 48;
-
 /// A validator's Byzantine side.
 #[derive(Debug)]
 pub(crate) struct Byzantine {
-    /// The composition of actors it runs.
-    pub behaviour: Behaviour,
+    /// The name of what it runs (a [`Behaviour`]'s, or a test's own
+    /// actors).
+    pub name: &'static str,
     adversary: Adversary,
-    seq: u64,
+    /// The highest sequence number its core used so far.
+    last_seq: u64,
 }
 
 impl Byzantine {
     /// A Byzantine side running `behaviour`'s actors.
     pub fn new(behaviour: Behaviour) -> Self {
+        Self::custom(behaviour.name(), behaviour.adversary())
+    }
+
+    /// A Byzantine side running any `adversary` (a scenario's own actors).
+    pub fn custom(name: &'static str, adversary: Adversary) -> Self {
         Byzantine {
-            behaviour,
-            adversary: behaviour.adversary(),
-            seq: REWRITE_SEQ,
+            name,
+            adversary,
+            last_seq: 0,
         }
     }
 }
 
 impl World {
+    /// Makes validator `i` Byzantine from now on, running `adversary` (a
+    /// scenario's own actors, named `name` in reports); it joins the
+    /// coalition and leaves the invariants, which hold over the honest.
+    pub fn set_adversary(&mut self, i: usize, name: &'static str, adversary: Adversary) {
+        let key = self.nodes[i].cfg.key.public();
+        self.nodes[i].byzantine = Some(Byzantine::custom(name, adversary));
+        let mut members: Vec<PublicKey> = self
+            .nodes
+            .iter()
+            .filter(|n| n.byzantine.is_some())
+            .map(|n| n.cfg.key.public())
+            .collect();
+        members.push(key);
+        self.coalition = Coalition::new(members);
+    }
+
     /// Carries out Byzantine `node`'s outputs: each group of sends of one
     /// envelope goes through its actors, events are recorded as usual.
     pub(super) fn byzantine_outputs(&mut self, node: usize, outs: Vec<Output>) {
@@ -63,8 +81,12 @@ impl World {
                 outs.next();
             }
             let msg = envelope.body().clone();
+            let seq = envelope.envelope().seq;
+            if let Some(b) = self.nodes[node].byzantine.as_mut() {
+                b.last_seq = b.last_seq.max(seq);
+            }
             let sends = self.with_actor(node, |adv, ctx, c| adv.outgoing(ctx, c, &to, msg));
-            self.send_rewritten(node, &envelope, sends);
+            self.send_rewritten(node, &envelope, seq, sends);
         }
     }
 
@@ -73,13 +95,31 @@ impl World {
     pub(super) fn byzantine_observe(&mut self, node: usize, env: &Arc<SignedEnvelope>) {
         let from = *env.sender();
         let msg = env.body().clone();
+        let seq = self.nodes[node]
+            .byzantine
+            .as_ref()
+            .map_or(0, |b| b.last_seq);
         let sends = self.with_actor(node, |adv, ctx, c| adv.observe(ctx, c, from, &msg));
-        self.send_rewritten(node, env, sends);
+        self.send_rewritten(node, env, seq, sends);
     }
 
     /// Puts the actors' `sends` on the network: unchanged messages in
-    /// their original envelope, anything else signed anew by `node`.
-    fn send_rewritten(&mut self, node: usize, original: &Arc<SignedEnvelope>, sends: Vec<Send>) {
+    /// their original envelope, anything else signed anew by `node` under
+    /// sequence number `seq` (the original's: each recipient sees one
+    /// envelope per number, so two recipients may get different messages
+    /// under one number); a second message to the same recipient takes the
+    /// next numbers, which the core will use too: the receiver then drops
+    /// the core's later envelope as a duplicate, a cost the Byzantine
+    /// validator bears, while a number far ahead would move the
+    /// receiver's replay window past everything the core sends.
+    fn send_rewritten(
+        &mut self,
+        node: usize,
+        original: &Arc<SignedEnvelope>,
+        seq: u64,
+        sends: Vec<Send>,
+    ) {
+        let mut per_recipient: std::collections::BTreeMap<PublicKey, u64> = Default::default();
         for s in sends {
             let Some(&to) = self.index.get(&s.to) else {
                 continue;
@@ -89,16 +129,14 @@ impl World {
             {
                 original.clone()
             } else {
-                let n = &mut self.nodes[node];
-                let Some(b) = n.byzantine.as_mut() else {
-                    continue;
-                };
-                b.seq += 1;
-                let key = &n.cfg.key;
+                let k = per_recipient.entry(s.to).or_insert(0);
+                let seq = seq + *k;
+                *k += 1;
+                let key = &self.nodes[node].cfg.key;
                 let e = Envelope::new(
                     key.public(),
                     self.params.chain_id,
-                    b.seq,
+                    seq,
                     original.envelope().sent_at,
                     s.msg,
                 );
