@@ -19,14 +19,19 @@
 //!   message rate) from validator 0's key: repeats of the honest message,
 //!   its own signed votes for random values in the next eight rounds of the
 //!   height, and votes for heights far ahead. The flood is signed before
-//!   each timed height (the attacker's work is not the victims').
+//!   each timed height (the attacker's work is not the victims'). Before
+//!   the timed runs, the bench prints how many signatures all ten
+//!   validators check per height with and without the flood (a counting
+//!   verifier over 20 heights each).
 //!
 //! ```text
 //! cargo bench -p undchain-consensus --bench agreement
 //! ```
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::rc::Rc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use undchain_consensus::sim::SharedVerifier;
@@ -199,7 +204,46 @@ impl<V: SignatureVerifier> Net<V> {
     }
 }
 
+/// Strict verification that counts its checks.
+#[derive(Clone, Default)]
+struct Counting(Rc<Cell<u64>>);
+
+impl SignatureVerifier for Counting {
+    fn verify(
+        &mut self,
+        signer: &PublicKey,
+        digest: &Hash32,
+        signature: &undchain_types::Signature,
+    ) -> bool {
+        self.0.set(self.0.get() + 1);
+        StrictVerifier.verify(signer, digest, signature)
+    }
+}
+
+/// Signature checks per height (all ten validators), over 20 heights,
+/// without and with the flood.
+fn checks_per_height() -> (f64, f64) {
+    let count = |flood: bool| {
+        let c = Counting::default();
+        let mut net = Net::new(|| c.clone());
+        for _ in 0..20 {
+            let spam = if flood {
+                net.spam(net.height)
+            } else {
+                Vec::new()
+            };
+            net.height_flooded(&spam);
+        }
+        c.0.get() as f64 / 20.0
+    };
+    (count(false), count(true))
+}
+
 fn bench(c: &mut Criterion) {
+    let (honest, flooded) = checks_per_height();
+    println!(
+        "signature checks per height (10 validators): strict_verify {honest:.1}, strict_verify_spam10x {flooded:.1}"
+    );
     let mut g = c.benchmark_group("agreement_n10");
     g.throughput(Throughput::Elements(1));
     g.bench_function("shared_verify", |b| {

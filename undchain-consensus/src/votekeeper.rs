@@ -356,6 +356,19 @@ impl VoteKeeper {
         self.total(round, kind) >= self.set.quorum()
     }
 
+    /// How many distinct validators sent something (vote or proposal) in
+    /// `round`.
+    pub fn senders(&self, round: Round) -> usize {
+        self.rounds.get(&round).map_or(0, |r| r.senders.len())
+    }
+
+    /// Whether `validator` sent something (vote or proposal) in `round`.
+    pub fn has_sent(&self, round: Round, validator: &PublicKey) -> bool {
+        self.rounds
+            .get(&round)
+            .is_some_and(|r| r.senders.contains(validator))
+    }
+
     /// The highest round above `current` in which f+1 distinct validators
     /// sent something (line 55), if any.
     pub fn skip_to(&self, current: Round) -> Option<Round> {

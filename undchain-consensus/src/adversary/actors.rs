@@ -21,7 +21,7 @@ fn own(ctx: &ActorCtx<'_>, msg: &Message) -> bool {
 }
 
 /// `v` re-signed for `value`.
-fn revote(ctx: &ActorCtx<'_>, v: &SignedVote, value: Option<Hash32>) -> Message {
+pub(super) fn revote(ctx: &ActorCtx<'_>, v: &SignedVote, value: Option<Hash32>) -> Message {
     Message::Vote(
         Vote {
             value,
@@ -43,7 +43,7 @@ fn repropose(
 }
 
 /// The same message to everyone `sends` goes to.
-fn to_all(sends: &[Send], msg: &Message) -> Vec<Send> {
+pub(super) fn to_all(sends: &[Send], msg: &Message) -> Vec<Send> {
     sends
         .iter()
         .map(|s| Send {
@@ -56,7 +56,7 @@ fn to_all(sends: &[Send], msg: &Message) -> Vec<Send> {
 /// Applies `f` to the first of `sends` when it is the validator's own
 /// proposal or vote (an output goes to all its recipients at once, so the
 /// first tells what it is), else passes them on.
-fn on_own(
+pub(super) fn on_own(
     ctx: &mut ActorCtx<'_>,
     sends: Vec<Send>,
     f: impl FnOnce(&mut ActorCtx<'_>, Vec<Send>, Message) -> Vec<Send>,

@@ -7,7 +7,10 @@
 //! sends passes through [`Adversary::outgoing`], which may drop, rewrite
 //! (signing with the validator's real key), readdress or add to it; every
 //! message the validator receives is shown to [`Adversary::observe`],
-//! which may answer with sends of its own. An adversary is a list of
+//! which may answer with sends of its own. Until the network heals (the
+//! partially synchronous model's GST) the coalition also controls delays:
+//! a simulator asks [`Adversary::hold`] how long to hold back each message
+//! between validators. An adversary is a list of
 //! [`Actor`]s applied in order, each a small, documented misbehaviour:
 //!
 //! | actor | misbehaviour |
@@ -21,6 +24,7 @@
 //! | [`Equivocator`] | sends different proposals and votes to the two halves of the honest validators (in every step, or only following a split) and both to one, for evidence |
 //! | [`WithholdPrecommits`] | keeps its precommits for a value back, and releases them to one victim once a later round proposes another value |
 //! | [`Flood`] | junk (bad signatures, strangers, non-proposers, bogus blocks and evidence), spam (its own signed votes over many rounds, block requests) or far-future traffic (heights and rounds ahead) |
+//! | [`DelayProposal`] | the network, until it heals: holds an honest proposal back from the honest validators beyond those that lock with the coalition, in the round before a coalition member proposes |
 //!
 //! Byzantine validators collude through one [`Coalition`]: the splits a
 //! proposer made, the value each round is attacked with, the precommits
@@ -35,6 +39,7 @@
 
 mod actors;
 mod flood;
+mod network;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +49,7 @@ use undchain_types::{
     SplitMix64, hash_parts,
 };
 
+use crate::driver::TimeoutConfig;
 use crate::validator_set::ValidatorSet;
 
 pub use actors::{
@@ -51,6 +57,7 @@ pub use actors::{
     WithholdPrecommits,
 };
 pub use flood::{Flood, FloodKind};
+pub use network::DelayProposal;
 
 /// One message to one validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +87,9 @@ pub struct ActorCtx<'a> {
     pub peers: &'a [PublicKey],
     /// The run's random stream (what actors draw stays reproducible).
     pub rng: &'a mut SplitMix64,
+    /// The agreement's timeouts (attacks on the network time their delays
+    /// by them).
+    pub timeouts: TimeoutConfig,
 }
 
 /// One misbehaviour, applied to what a Byzantine validator sends and
@@ -108,6 +118,43 @@ pub trait Actor: std::fmt::Debug {
     ) -> Vec<Send> {
         let _ = (ctx, c, from, msg);
         Vec::new()
+    }
+
+    /// Whether the validator's own driver gets `msg`, which it received
+    /// from `from` (the default: yes). An actor hides what would make the
+    /// honest driver underneath do what the attack needs it not to (lock,
+    /// decide).
+    fn admits(
+        &mut self,
+        ctx: &mut ActorCtx<'_>,
+        c: &mut Coalition,
+        from: PublicKey,
+        msg: &Message,
+    ) -> bool {
+        let _ = (ctx, c, from, msg);
+        true
+    }
+
+    /// Whether this actor holds messages back ([`Actor::hold`]); a
+    /// simulator asks only adversaries with such an actor (the default:
+    /// no).
+    fn controls_network(&self) -> bool {
+        false
+    }
+
+    /// While the network is faulty (before it heals), how many extra
+    /// microseconds the coalition holds back `msg` from `from` to `to`
+    /// (the default: none).
+    fn hold(
+        &mut self,
+        ctx: &mut ActorCtx<'_>,
+        c: &mut Coalition,
+        from: PublicKey,
+        to: PublicKey,
+        msg: &Message,
+    ) -> u64 {
+        let _ = (ctx, c, from, to, msg);
+        0
     }
 }
 
@@ -260,6 +307,40 @@ impl Adversary {
         sends
     }
 
+    /// Whether the validator's own driver gets `msg` (every actor admits
+    /// it, [`Actor::admits`]).
+    pub fn admits(
+        &mut self,
+        ctx: &mut ActorCtx<'_>,
+        c: &mut Coalition,
+        from: PublicKey,
+        msg: &Message,
+    ) -> bool {
+        self.actors.iter_mut().all(|a| a.admits(ctx, c, from, msg))
+    }
+
+    /// Whether some actor holds messages back ([`Actor::hold`]).
+    pub fn controls_network(&self) -> bool {
+        self.actors.iter().any(|a| a.controls_network())
+    }
+
+    /// How long the actors hold back `msg` from `from` to `to` while the
+    /// network is faulty (the longest any of them asks for).
+    pub fn hold(
+        &mut self,
+        ctx: &mut ActorCtx<'_>,
+        c: &mut Coalition,
+        from: PublicKey,
+        to: PublicKey,
+        msg: &Message,
+    ) -> u64 {
+        self.actors
+            .iter_mut()
+            .map(|a| a.hold(ctx, c, from, to, msg))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Shows every actor a message the validator received; returns what
     /// they send in answer.
     pub fn observe(
@@ -317,7 +398,10 @@ pub enum Behaviour {
     ForkLock,
     /// The same with a fake proof-of-lock round on the fresh value
     /// ([`SplitHalves`], [`FakeValidRound`], [`Amnesia`],
-    /// [`WithholdPrecommits`]).
+    /// [`WithholdPrecommits`]); until the network heals, the round before
+    /// a coalition member proposes has its proposal held back from the
+    /// honest validators beyond those that lock ([`DelayProposal`]), so
+    /// that even one Byzantine validator meets split locks.
     ForkValidRound,
 }
 
@@ -393,6 +477,7 @@ impl Behaviour {
                 Box::new(FakeValidRound),
                 Box::new(Amnesia),
                 Box::new(SplitHalves),
+                Box::new(DelayProposal),
                 Box::new(WithholdPrecommits),
             ],
         }

@@ -308,8 +308,9 @@ pub enum InputError {
         /// The value key the verdict names.
         key: Hash32,
     },
-    /// A next-height message not kept: its signer's quota holds later
-    /// rounds, or the places for signers outside the current set are taken.
+    /// A next-height message, or a vote for a round ahead of the current
+    /// one, not kept: its signer's quota holds later rounds, or the places
+    /// for signers outside the current set are taken.
     #[error("no room for more messages of height {height} signed by {signer:?}")]
     QuotaFull {
         /// The key that signed the message.

@@ -5,6 +5,7 @@
 use undchain_types::msg::{Evidence, Round, SignedProposal, SignedVote};
 use undchain_types::{BlockNumber, ChainId, Hash32, LocalTime, Message, PublicKey};
 
+use super::ahead::Kept;
 use super::contract::{InputError, Output, PersistedState, Timeout, Validity};
 use super::{Driver, HeightState, Proposed, proposal_value};
 use crate::certificate::SignatureVerifier;
@@ -270,7 +271,7 @@ impl<V: SignatureVerifier> Driver<V> {
         let Some(cur) = self.cur.as_ref() else {
             return Ok(());
         };
-        let duplicate = cur.keeper.has_vote(&sv);
+        let duplicate = cur.keeper.has_vote(&sv) || cur.ahead.has(&sv);
         if !duplicate {
             if !cur.set.contains(&v.validator) {
                 return Err(InputError::NotInSet {
@@ -282,6 +283,9 @@ impl<V: SignatureVerifier> Driver<V> {
                 // The same vote again, or spam beyond the voter's slot:
                 // nothing to count and no signature to check.
                 return Ok(());
+            }
+            if !signed_ok && v.round > self.state.round {
+                return self.keep_ahead(now, sv);
             }
             if !signed_ok
                 && !self
@@ -303,12 +307,75 @@ impl<V: SignatureVerifier> Driver<V> {
         Ok(())
     }
 
+    /// Keeps a member's vote for a round ahead unchecked
+    /// ([`super::ahead`]); once its round has f+1 distinct voters, checks
+    /// and counts that round's kept votes and runs the rules (line 55 may
+    /// move this validator there, line 49 decide).
+    fn keep_ahead(&mut self, now: LocalTime, sv: SignedVote) -> Result<(), InputError> {
+        let (voter, round, height) = (sv.vote.validator, sv.vote.round, self.state.height);
+        let Some(cur) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        match cur.ahead.offer(sv) {
+            Kept::Duplicate => return Ok(()),
+            Kept::Full => {
+                return Err(InputError::QuotaFull {
+                    signer: voter,
+                    height,
+                });
+            }
+            Kept::Yes => {}
+        }
+        self.now = now;
+        let unseen = cur
+            .ahead
+            .voters_in(round)
+            .filter(|v| !cur.keeper.has_sent(round, v))
+            .count();
+        if cur.keeper.senders(round) + unseen > cur.set.max_faulty() {
+            self.check_ahead(|r| r == round);
+            self.process();
+        }
+        Ok(())
+    }
+
+    /// Checks the signatures of the kept votes whose round `pick` selects
+    /// and counts those that verify (a bad one is dropped); the caller
+    /// runs the rules.
+    pub(super) fn check_ahead(&mut self, pick: impl Fn(Round) -> bool) {
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        if cur.ahead.len() == 0 {
+            return;
+        }
+        for sv in cur.ahead.take(pick) {
+            let v = &sv.vote;
+            let counts = self.cur.as_ref().is_some_and(|c| c.keeper.would_count(&sv));
+            if counts
+                && self
+                    .verifier
+                    .verify(&v.validator, &v.digest(), &sv.signature)
+            {
+                self.count_vote(sv);
+            }
+        }
+    }
+
     /// Counts a checked vote of a member (evidence the first time it
     /// conflicts with an earlier one for its slot) and runs the rules it
     /// may enable.
     fn record_vote(&mut self, sv: SignedVote) {
+        if self.count_vote(sv) {
+            self.process();
+        }
+    }
+
+    /// Counts a checked vote of a member (evidence the first time it
+    /// conflicts with an earlier one for its slot); whether it counted.
+    fn count_vote(&mut self, sv: SignedVote) -> bool {
         let Some(cur) = self.cur.as_mut() else {
-            return;
+            return false;
         };
         let evidence = match cur.keeper.add_vote(sv) {
             Ok(outcome) => outcome.evidence.and_then(|ev| {
@@ -329,12 +396,12 @@ impl<V: SignatureVerifier> Driver<V> {
                 RecordVoteError::ConflictingVote { .. }
                 | RecordVoteError::UnknownValidator { .. }
                 | RecordVoteError::WrongHeight { .. },
-            ) => return,
+            ) => return false,
         };
         if let Some(ev) = evidence {
             self.emit(Output::Evidence(Box::new(ev)));
         }
-        self.process();
+        true
     }
 
     /// The host's value for `height`, `round` (answer to

@@ -121,6 +121,7 @@
 //! ([`undchain_types::msg::BlockRequest`]), which it accepts only with a
 //! certificate that verifies against its own validator set.
 
+mod ahead;
 mod buffer;
 mod contract;
 mod gossip;
@@ -145,6 +146,7 @@ use crate::certificate::{SignatureVerifier, StrictVerifier};
 use crate::round::{RoundState, Step, TimeoutKind, Value};
 use crate::validator_set::ValidatorSet;
 use crate::votekeeper::VoteKeeper;
+use ahead::AheadVotes;
 use buffer::{FutureMessages, LaterBlocks};
 use timers::Timers;
 
@@ -192,6 +194,8 @@ enum Rule {
 struct HeightState {
     set: ValidatorSet,
     keeper: VoteKeeper,
+    /// Votes for rounds ahead, signatures not yet checked.
+    ahead: AheadVotes,
     proposals: BTreeMap<Round, Vec<Proposed>>,
     /// Value key -> (block hash, value).
     values: BTreeMap<Hash32, (Hash32, Value)>,
@@ -236,6 +240,7 @@ impl HeightState {
     fn new(height: BlockNumber, set: ValidatorSet, now: LocalTime) -> Self {
         HeightState {
             keeper: VoteKeeper::new(height, set.clone()),
+            ahead: AheadVotes::default(),
             set,
             proposals: BTreeMap::new(),
             values: BTreeMap::new(),
@@ -370,6 +375,13 @@ impl<V: SignatureVerifier> Driver<V> {
     /// per-signer quotas and the block window).
     pub fn buffered(&self) -> (usize, usize) {
         (self.future.len(), self.pending_blocks.len())
+    }
+
+    /// How many votes for rounds ahead of the current one are kept with
+    /// their signatures not yet checked (bounded per voter; checked when
+    /// their round is reached or has f+1 voters).
+    pub fn unchecked_ahead(&self) -> usize {
+        self.cur.as_ref().map_or(0, |c| c.ahead.len())
     }
 
     /// The state a batch's `persist` would hold now.

@@ -119,6 +119,9 @@ impl<V: SignatureVerifier> Driver<V> {
                     cur.own_votes.clear();
                 }
                 self.apply_input(r, RoundInput::NewRound(r));
+                // Votes kept unchecked for the rounds up to this one now
+                // count (the rules run once the caller's loop goes on).
+                self.check_ahead(|x| x <= r);
                 self.persist();
             }
             RoundOutput::GetValue { round } => {

@@ -212,29 +212,34 @@ impl Simulation {
         self.send_all(i, sends);
     }
 
-    /// What Byzantine node `i`'s actors answer to a message it received.
+    /// What Byzantine node `i`'s actors answer to a message it received,
+    /// and whether its driver gets the message.
     pub(super) fn observe(
         &mut self,
         i: usize,
         from: undchain_types::PublicKey,
         msg: &Message,
-    ) -> Vec<Send> {
-        self.with_actor(i, |adv, ctx, c| adv.observe(ctx, c, from, msg))
+    ) -> (Vec<Send>, bool) {
+        self.with_actor(i, |adv, ctx, c| {
+            let answers = adv.observe(ctx, c, from, msg);
+            Some((answers, adv.admits(ctx, c, from, msg)))
+        })
+        .unwrap_or((Vec::new(), true))
     }
 
     /// Runs `f` with Byzantine node `i`'s adversary, its context and the
-    /// coalition.
-    fn with_actor(
+    /// coalition (`T::default()` if it has none).
+    fn with_actor<T: Default>(
         &mut self,
         i: usize,
         f: impl FnOnce(
             &mut crate::adversary::Adversary,
             &mut ActorCtx<'_>,
             &mut crate::adversary::Coalition,
-        ) -> Vec<Send>,
-    ) -> Vec<Send> {
+        ) -> T,
+    ) -> T {
         let Some(mut adv) = self.nodes[i].adversary.take() else {
-            return Vec::new();
+            return T::default();
         };
         let height = BlockNumber(self.nodes[i].chain.len() as u64);
         let set = self.nodes[i]
@@ -257,10 +262,11 @@ impl Simulation {
                     hash_algorithm: HashAlgorithm::Blake3,
                     peers: &peers,
                     rng: &mut self.rng,
+                    timeouts: self.driver_config.timeouts,
                 };
                 f(&mut adv, &mut ctx, &mut self.coalition)
             }
-            None => Vec::new(),
+            None => T::default(),
         };
         self.nodes[i].adversary = Some(adv);
         out
@@ -275,19 +281,20 @@ impl Simulation {
         }
     }
 
-    /// One message from `i` to `to` through partitions and the lossy
-    /// network.
+    /// One message from `i` to `to` through partitions, the coalition's
+    /// hold on the network and the lossy network.
     fn transmit(&mut self, i: usize, to: usize, m: Message) {
         if to == i || self.config.faults.partitioned(self.now, i, to) {
             return;
         }
+        let held = self.held(i, to, &m);
         let delays = self
             .config
             .faults
             .deliveries(&mut self.rng, self.now, self.config.unit_us);
         for d in delays {
             self.queue.push(
-                self.now + d,
+                self.now + held + d,
                 Event::Deliver {
                     to,
                     from: i,
@@ -295,6 +302,21 @@ impl Simulation {
                 },
             );
         }
+    }
+
+    /// How long the coalition holds back `m` from `i` to `to`: only while
+    /// the network is faulty, and only with an actor that controls it
+    /// ([`crate::adversary::Actor::hold`]; the first such Byzantine node
+    /// speaks for the coalition).
+    fn held(&mut self, i: usize, to: usize, m: &Message) -> u64 {
+        if self.now >= self.config.faults.heal_at_us {
+            return 0;
+        }
+        let Some(b) = self.network_adversary else {
+            return 0;
+        };
+        let (from, to) = (self.nodes[i].pk, self.nodes[to].pk);
+        self.with_actor(b, |adv, ctx, c| adv.hold(ctx, c, from, to, m))
     }
 
     /// Node `i` decided `block`: check it (honest nodes), store it, move

@@ -113,6 +113,8 @@ pub struct Simulation {
     pub(super) refused: u64,
     pub(super) refusals: BTreeMap<String, u64>,
     pub(super) delivered: u64,
+    /// The first Byzantine node whose actors hold messages back, if any.
+    pub(super) network_adversary: Option<usize>,
 }
 
 impl Simulation {
@@ -130,7 +132,7 @@ impl Simulation {
             .map(|(i, k)| (k.public(), i))
             .collect();
         let (static_set, roster) = genesis_sets(&config, &keys, genesis_hash);
-        let nodes = keys
+        let nodes: Vec<Node> = keys
             .into_iter()
             .enumerate()
             .map(|(i, key)| Node {
@@ -153,7 +155,13 @@ impl Simulation {
                 wake_at: None,
             })
             .collect();
+        let network_adversary = nodes.iter().position(|n| {
+            n.adversary
+                .as_ref()
+                .is_some_and(Adversary::controls_network)
+        });
         Simulation {
+            network_adversary,
             rng: SplitMix64::fork(config.seed, 2),
             coalition: Coalition::new(
                 (0..config.byzantine.min(total)).map(|i| node_key(i).public()),
@@ -329,8 +337,11 @@ impl Simulation {
         self.delivered += 1;
         let from_pk = self.nodes[from].pk;
         if self.nodes[to].adversary.is_some() {
-            let answers = self.observe(to, from_pk, &msg);
+            let (answers, admitted) = self.observe(to, from_pk, &msg);
             self.send_all(to, answers);
+            if !admitted {
+                return;
+            }
         }
         let now = self.local_now();
         let Some(d) = self.nodes[to].driver.as_mut() else {

@@ -23,8 +23,10 @@ fn double_vote_yields_evidence_naming_validator_height_and_round() {
     let (ks, _, mut d) = started(4, 1, 5);
     take(&mut d);
     let a = Some(Hash32([1; 32]));
-    let first = vote(&ks[3], 5, 2, VoteKind::Prevote, a);
-    let second = vote(&ks[3], 5, 2, VoteKind::Prevote, None);
+    // In the current round (votes of rounds ahead are checked, and their
+    // evidence found, once their round comes: `vote_flood`).
+    let first = vote(&ks[3], 5, 0, VoteKind::Prevote, a);
+    let second = vote(&ks[3], 5, 0, VoteKind::Prevote, None);
     d.handle_message(at(1), ks[3].public(), Message::Vote(first.clone()))
         .unwrap();
     assert!(evidence(&take(&mut d).outputs()).is_empty());
@@ -35,14 +37,14 @@ fn double_vote_yields_evidence_naming_validator_height_and_round() {
     let ev = &ev[0];
     assert_eq!(ev.offender(), ks[3].public());
     assert_eq!(ev.height(), BlockNumber(5));
-    assert_eq!(ev.round(), 2);
+    assert_eq!(ev.round(), 0);
     assert_eq!(ev, &Evidence::DoubleVote { first, second });
     ev.verify().unwrap();
     // The same pair again is not reported twice.
     d.handle_message(
         at(3),
         ks[3].public(),
-        Message::Vote(vote(&ks[3], 5, 2, VoteKind::Prevote, None)),
+        Message::Vote(vote(&ks[3], 5, 0, VoteKind::Prevote, None)),
     )
     .unwrap();
     assert!(evidence(&take(&mut d).outputs()).is_empty());

@@ -13,7 +13,7 @@
 //!   `rotation_boundary`, `negative_control`, `seeds` (the CI sweep).
 //! * the holes issue 13 closed, each as the attack it took:
 //!   `buffer_flood`, `later_blocks`, `parent_certificate`,
-//!   `evidence_binding`, `proposal_flood`; `net` is a small network of
+//!   `evidence_binding`, `proposal_flood`, `vote_flood`; `net` is a small network of
 //!   drivers the attacker's messages are injected into.
 
 mod net;
@@ -43,3 +43,4 @@ mod rules;
 mod seeds;
 mod timers;
 mod untrusted_input;
+mod vote_flood;

@@ -35,6 +35,23 @@ fn n4f1_fault_free_network_decides_in_three_delays() {
 }
 
 #[test]
+fn fault_free_network_decides_in_three_delays_for_n_4_to_10() {
+    // The benchmark of issue 13: the fault-free cost stays at 3.00 message
+    // delays per decision at every n (docs/BENCHMARKS.md), with the
+    // flood-resistant intake in place.
+    for n in 4..=10 {
+        let report = Simulation::new(SimConfig::fault_free(n, 0, 1)).run();
+        assert!(report.ok(), "n={n}: {}", report.reproduce_hint());
+        assert!(report.heights_decided >= report.config.heights, "n={n}");
+        assert!(
+            (report.mean_delays_to_decide() - 3.0).abs() < 1e-9,
+            "n={n}: {}",
+            report.mean_delays_to_decide()
+        );
+    }
+}
+
+#[test]
 fn n4f1_silent_validator_costs_rounds_only_when_it_proposes() {
     let cfg = SimConfig {
         faults: FaultPlan::none(),

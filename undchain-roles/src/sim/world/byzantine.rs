@@ -177,6 +177,7 @@ impl World {
             hash_algorithm: self.params.hash_algorithm,
             peers: &peers,
             rng: &mut self.rng,
+            timeouts: self.nodes[node].cfg.timing.timeouts,
         };
         let out = f(&mut b.adversary, &mut ctx, &mut self.coalition);
         self.nodes[node].byzantine = Some(b);
