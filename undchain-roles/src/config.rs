@@ -163,6 +163,12 @@ pub struct ValidatorTiming {
     pub capacity_requests: u32,
     /// How long a candidate has to answer a capacity test, microseconds.
     pub capacity_deadline_us: u64,
+    /// Requests held open at which this validator reports full load
+    /// (1000 per mille) in its network status.
+    pub load_capacity_jobs: u64,
+    /// Load (per mille) at or above which a validator counts as loaded for
+    /// the domain-overloaded signal.
+    pub overload_permille: u16,
 }
 
 impl ValidatorTiming {
@@ -180,6 +186,8 @@ impl ValidatorTiming {
             capacity_every_us: 5 * params.block_interval_us,
             capacity_requests: 256,
             capacity_deadline_us: (50 * delay_us).max(params.block_interval_us),
+            load_capacity_jobs: 10_000,
+            overload_permille: 800,
         }
     }
 

@@ -208,10 +208,12 @@ impl NodeCore {
                     | MessageKind::TimeResyncProposal
                     | MessageKind::TimeResyncApproval
                     | MessageKind::CapacityTest
-                    | MessageKind::CapacityTestResult => NodeError::NotAValidator { kind, from },
+                    | MessageKind::CapacityTestResult
+                    | MessageKind::NetworkStatus => NodeError::NotAValidator { kind, from },
                     _ => NodeError::Unexpected { kind },
                 });
             }
+            Message::NetworkStatus(s) => v.record_status(from, s),
             Message::CapacityTest(t) => v.handle_capacity_test(now, from, t),
             Message::CapacityTestResult(r) => v.handle_capacity_result(from, r),
             m @ (Message::TimeResyncProposal(_) | Message::TimeResyncApproval(_)) => {

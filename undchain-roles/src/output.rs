@@ -125,6 +125,22 @@ pub enum NodeEvent {
         /// Jobs carried into the next period.
         carried: u64,
     },
+    /// A quorum of the active validators report a load at or above the
+    /// overload threshold: the domain is overloaded (the trigger for a new
+    /// domain).
+    DomainOverloaded {
+        /// Active validators reporting that load.
+        loaded: usize,
+        /// Active validators.
+        active: usize,
+    },
+    /// The overloaded signal cleared.
+    DomainRecovered {
+        /// Active validators still reporting that load.
+        loaded: usize,
+        /// Active validators.
+        active: usize,
+    },
     /// A candidate answered this validator's capacity test faithfully.
     CapacityTestPassed {
         /// The validator tested.

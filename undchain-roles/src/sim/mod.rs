@@ -47,6 +47,9 @@ pub struct SimConfig {
     /// `validators..validators + passive`, unknown): they follow the chain
     /// and rotate in at period ends.
     pub passive: usize,
+    /// Requests held at which a validator reports full load (`None`: the
+    /// default of [`crate::ValidatorTiming`]).
+    pub load_capacity_jobs: Option<u64>,
     /// Known (appointed) validators among them, the first ones (`None`:
     /// the known share of the active seats).
     pub known: Option<usize>,
@@ -75,6 +78,7 @@ impl SimConfig {
             trace: false,
             passive: 0,
             known: None,
+            load_capacity_jobs: None,
             byzantine: None,
             behaviour: None,
         }

@@ -193,6 +193,9 @@ impl World {
         };
         let mut timing = ValidatorTiming::for_delay(&params, 4 * cfg.delay_us);
         timing.sync.bootstrap_target_spread_us = 20 * cfg.delay_us;
+        if let Some(c) = cfg.load_capacity_jobs {
+            timing.load_capacity_jobs = c;
+        }
         let plan = if cfg.faults {
             shifted(
                 FaultPlan::draw(&mut rng, n, 0, cfg.block_interval_us / 4),
@@ -779,6 +782,8 @@ impl World {
             | NodeEvent::KnownFillUnknownSeats { .. }
             | NodeEvent::TimeStepped { .. }
             | NodeEvent::PeriodSettled { .. }
+            | NodeEvent::DomainOverloaded { .. }
+            | NodeEvent::DomainRecovered { .. }
             | NodeEvent::CapacityTestPassed { .. }
             | NodeEvent::CapacityTestFailed { .. }) => self.nodes[node].notices.push(e),
             _ => {}

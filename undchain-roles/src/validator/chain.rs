@@ -208,7 +208,8 @@ impl Validator {
         Ok(())
     }
 
-    /// Files the stored, uncommitted requests again.
+    /// Files the stored, uncommitted requests again, and remembers the
+    /// acks it gave for them.
     pub(crate) fn refile_accepted(&mut self, stored: &Stored) {
         let [cur, next] = self.book.open_blocks();
         for (job, (block, request)) in &stored.accepted {
@@ -220,6 +221,9 @@ impl Validator {
             };
             let at = (*block).clamp(cur, next);
             if self.book.file_at(entry, at).is_ok() {
+                // The ack it gave names the stored block: a later commit
+                // elsewhere still sends the client an inclusion notice.
+                self.acks.insert(*job, (*request.sender(), *block));
                 let spend = super::intake::spend_of(request, self.params.transaction_fee);
                 *self.open_by_client.entry(*request.sender()).or_insert(0) += spend;
                 self.requests.insert(*job, request.clone());

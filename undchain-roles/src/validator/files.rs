@@ -40,12 +40,13 @@ impl Validator {
                 continue;
             }
             self.last_delta.insert(block, now_state);
+            let status = self.is_active().then(|| self.network_status(now));
             let delta = JobFileDelta {
                 block,
                 added: BoundedVec::default(),
                 count: now_state.0,
                 root: now_state.1,
-                status: None,
+                status,
             };
             self.broadcast(now, Message::JobFileDelta(delta), false);
         }
@@ -56,6 +57,9 @@ impl Validator {
     /// A peer's delta: once the block's intake has closed, a count or root
     /// that differs from ours starts a reconciliation with that peer.
     pub(crate) fn handle_delta(&mut self, now: LocalTime, from: PublicKey, d: JobFileDelta) {
+        if let Some(status) = d.status.clone() {
+            self.record_status(from, status);
+        }
         if !self.set.contains(&from) && d.count == 0 {
             // A passive validator's empty file: nothing to learn from it.
             return;

@@ -14,6 +14,8 @@
 //! * `resync`: quorum-approved steps of the agreed clock;
 //! * `capacity`: capacity tests run by passive validators, answered by
 //!   any validator;
+//! * `status`: network status to and from the others, the domain-overloaded
+//!   signal;
 //! * `rotation`: the roster's set of each height, passive validators
 //!   following the chain;
 //! * `chain`: applying decided blocks to the ledger and the job book,
@@ -28,6 +30,7 @@ mod files;
 mod intake;
 mod resync;
 mod rotation;
+mod status;
 mod time;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -183,6 +186,10 @@ pub struct Validator {
     pub(crate) capacity_turn: usize,
     /// When this validator last answered each tester.
     pub(crate) capacity_answered: BTreeMap<PublicKey, LocalTime>,
+    /// The others' network status and the overloaded signal.
+    pub(crate) status: status::StatusBook,
+    /// When this validator next sends its status alone.
+    pub(crate) next_status_at: LocalTime,
 }
 
 impl Validator {
@@ -261,6 +268,8 @@ impl Validator {
             next_capacity_at: now.plus(cfg.timing.capacity_every_us),
             capacity_turn: 0,
             capacity_answered: BTreeMap::new(),
+            status: status::StatusBook::default(),
+            next_status_at: now,
             rng,
             params,
         };
@@ -303,6 +312,11 @@ impl Validator {
     /// Whether the agreed time is online.
     pub fn time_synced(&self) -> bool {
         self.time.clock.is_some()
+    }
+
+    /// The block this validator's ack named for uncommitted job `job`.
+    pub fn acked_block(&self, job: &JobId) -> Option<BlockNumber> {
+        self.acks.get(job).map(|(_, b)| *b)
     }
 
     /// The block clock's correction in use (agreed time = local time +
@@ -457,6 +471,9 @@ impl Validator {
                 add(Some(self.next_capacity_at));
             }
             add(self.probes.values().map(|p| p.deadline()).min());
+            if self.is_active() {
+                add(Some(self.next_status_at));
+            }
             if !self.started && !self.halted {
                 add(self.time.local_at(self.agree_time(self.height)));
             }
@@ -477,6 +494,9 @@ impl Validator {
         self.expire_sessions(now);
         self.follow_chain(now);
         self.capacity_timeout(now);
+        if self.is_active() {
+            self.send_status(now);
+        }
         self.retry_pending(now);
         self.maybe_start_height(now);
         self.driver.handle_timeout(now);

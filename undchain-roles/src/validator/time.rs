@@ -4,7 +4,7 @@
 //! block clock slews towards each round's correction and never runs
 //! backwards.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use undchain_timesync::{BlockClock, Output as TimeOutput, TimeMsg, TimeSync};
 use undchain_types::msg::{TimeProbe, TimeReply};
@@ -23,6 +23,9 @@ pub(crate) struct TimeHost {
     params: ChainParams,
     slew_ppm: u32,
     drift_ppm: u32,
+    /// The latest round-trip delay measured to each peer by an accepted
+    /// time reply, microseconds.
+    rtt: BTreeMap<PublicKey, u64>,
 }
 
 impl TimeHost {
@@ -60,7 +63,16 @@ impl TimeHost {
             params,
             slew_ppm,
             drift_ppm,
+            rtt: BTreeMap::new(),
         })
+    }
+
+    /// The median round trip to the peers measured by time probes.
+    pub fn median_rtt_us(&self) -> Option<u32> {
+        let mut v: Vec<u64> = self.rtt.values().copied().collect();
+        v.sort_unstable();
+        v.get(v.len() / 2)
+            .map(|x| (*x).min(u64::from(u32::MAX)) as u32)
     }
 
     /// When the time machine next wants to run.
@@ -103,14 +115,23 @@ impl Validator {
                 let outs = self.time.sync.handle_probe(now, from, &p);
                 self.time_outputs(now, outs);
             }
-            Message::TimeReply(r) => {
-                if let Err(e) = self.time.sync.handle_reply(now, from, &r) {
-                    self.event(NodeEvent::Refused {
-                        from: Some(from),
-                        reason: format!("time reply: {e}"),
-                    });
+            Message::TimeReply(r) => match self.time.sync.handle_reply(now, from, &r) {
+                Ok(_) => {
+                    // Delay (t4 - t1) - (t3 - t2), the exchange's round trip.
+                    let rtt = now
+                        .micros()
+                        .saturating_sub(r.t1)
+                        .saturating_sub(r.t3.saturating_sub(r.t2));
+                    // Only members' replies are accepted: bounded by the set.
+                    if rtt >= 0 {
+                        self.time.rtt.insert(from, rtt as u64);
+                    }
                 }
-            }
+                Err(e) => self.event(NodeEvent::Refused {
+                    from: Some(from),
+                    reason: format!("time reply: {e}"),
+                }),
+            },
             _ => {}
         }
     }

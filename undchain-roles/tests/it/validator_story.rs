@@ -566,3 +566,60 @@ fn payout_period_end_settles_alike_everywhere() {
         e => panic!("{e:?}"),
     }
 }
+
+#[test]
+fn domain_overloaded_when_a_quorum_of_validators_is_loaded() {
+    use undchain_roles::NodeEvent;
+    let overload = |w: &World, i: usize| -> Vec<&'static str> {
+        w.notices(i)
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::DomainOverloaded { .. } => Some("overloaded"),
+                NodeEvent::DomainRecovered { .. } => Some("recovered"),
+                _ => None,
+            })
+            .collect()
+    };
+    // Full load at 20 held requests: 30 a block overloads every validator
+    // while the load lasts; once it stops and the jobs commit, it clears.
+    let mut cfg = SimConfig::new(4, 12, 26);
+    cfg.requests_per_block = 30;
+    cfg.load_capacity_jobs = Some(20);
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(16));
+    for i in 0..4 {
+        assert_eq!(
+            overload(&w, i),
+            ["overloaded", "recovered"],
+            "validator {i}"
+        );
+        let st = w.core(i).unwrap().validator().statuses();
+        assert_eq!(st.len(), 4, "every active validator's status is known");
+        assert!(st.values().all(|s| s.median_peer_rtt_us > 0));
+    }
+    // The same load under the default capacity raises nothing.
+    cfg.load_capacity_jobs = None;
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(16));
+    for i in 0..4 {
+        assert!(overload(&w, i).is_empty(), "validator {i}");
+    }
+}
+
+#[test]
+fn restarted_validator_remembers_what_it_acknowledged() {
+    let mut w = world(4);
+    let b = w.params().block_interval_us;
+    w.run_until(w.block_start_us(2) + b / 10);
+    let job = w.send_request(0, &[0]);
+    w.run_until(w.block_start_us(2) + b / 2);
+    assert_eq!(w.acks(&job), vec![(0, 2)]);
+    w.crash_now(0);
+    w.restart_now(0);
+    let v = w.core(0).unwrap().validator();
+    assert_eq!(v.acked_block(&job).map(|b| b.0), Some(2));
+    w.run_until(w.block_start_us(6));
+    for i in 0..4 {
+        assert_eq!(w.committed_in(i, &job), Some(2), "validator {i}");
+    }
+}
