@@ -163,13 +163,43 @@ impl Exec<'_> {
     }
 }
 
+/// A set of job ids that answers "maybe" or "certainly not" from the
+/// first 16 bits of an id (ids are hashes), so the settlement's pass over
+/// the whole payout file asks the block's overlay only about the few ids
+/// it may hold.
+struct Prefilter(Vec<u64>);
+
+impl Prefilter {
+    fn slot(id: &JobId) -> usize {
+        usize::from(u16::from_le_bytes([id.0.0[0], id.0.0[1]]))
+    }
+
+    fn new<'a>(ids: impl Iterator<Item = &'a JobId>) -> Self {
+        let mut bits = vec![0u64; (1 << 16) / 64];
+        for id in ids {
+            let s = Prefilter::slot(id);
+            bits[s / 64] |= 1 << (s % 64);
+        }
+        Prefilter(bits)
+    }
+
+    fn may_hold(&self, id: &JobId) -> bool {
+        let s = Prefilter::slot(id);
+        self.0[s / 64] & (1 << (s % 64)) != 0
+    }
+}
+
 /// Settles the period into the overlay of the block that ends it.
 pub(crate) fn settle(x: &mut Exec<'_>) -> Result<Settlement, BlockError> {
     let base = x.base;
+    let open = base.jobs.len() + x.jobs.len();
     let mut s = Settlement {
         period: base.config.period_of(x.number),
+        // Most jobs of a period settle: no regrowth of these lists.
+        settled: Vec::with_capacity(open),
         ..Settlement::default()
     };
+    x.jobs_settled.reserve(base.jobs.len());
     // Jobs new or changed in this block (an overlay entry wins over the
     // committed one), then the committed jobs nobody touched.
     let touched: Vec<(JobId, OpenJob)> = x
@@ -181,14 +211,16 @@ pub(crate) fn settle(x: &mut Exec<'_>) -> Result<Settlement, BlockError> {
         let fate = x.settle_job(job, &mut s)?;
         x.record_fate(*id, job.sent_at, fate, &mut s);
     }
+    let maybe_touched = Prefilter::new(x.jobs.keys());
     for (id, job) in &base.jobs {
         // Touched above (settled, carried or removed): the overlay has it.
-        if x.jobs.contains_key(id) {
+        if maybe_touched.may_hold(id) && x.jobs.contains_key(id) {
             continue;
         }
         let fate = x.settle_job(job, &mut s)?;
         x.record_fate(*id, job.sent_at, fate, &mut s);
     }
+    x.settled_period = true;
     s.settled.sort_unstable();
     s.cancelled.sort_unstable();
     s.carried.sort_unstable();

@@ -81,6 +81,10 @@ pub fn node_hash(algo: HashAlgorithm, left: &Digest, right: &Digest) -> Digest {
 
 const EMPTY: Digest = [0; 32];
 
+/// The most paths [`StateTree::warm`] reads ahead at once: few enough that
+/// their nodes stay in the core's cache until the walk reaches them.
+const WARM_CHUNK: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Child {
     Empty,
@@ -140,10 +144,25 @@ fn split(changes: &[Change], depth: usize) -> usize {
     changes.partition_point(|(k, _)| !bit(k, depth))
 }
 
+/// The order of key hashes (byte order), decided on the first eight bytes
+/// read as one number whenever they differ, as they nearly always do for
+/// hashes: the same order as comparing the arrays, without a byte-wise
+/// compare per step of a sort.
+pub fn key_cmp(a: &Digest, b: &Digest) -> std::cmp::Ordering {
+    let head = |k: &Digest| u64::from_be_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]]);
+    head(a).cmp(&head(b)).then_with(|| a[8..].cmp(&b[8..]))
+}
+
+/// Sorts `changes` by key ([`key_cmp`]), one change per key (no
+/// duplicates: see [`normalize`]).
+pub fn sort_changes(changes: &mut [Change]) {
+    changes.sort_unstable_by(|a, b| key_cmp(&a.0, &b.0));
+}
+
 /// Sorts `changes` by key and keeps the last change of each key.
 pub fn normalize(mut changes: Vec<Change>) -> Vec<Change> {
     changes.reverse();
-    changes.sort_by_key(|c| c.0);
+    changes.sort_by(|a, b| key_cmp(&a.0, &b.0));
     changes.dedup_by(|later, first| later.0 == first.0);
     changes
 }
@@ -225,12 +244,64 @@ impl StateTree {
         self.walk(key, |_| {}).map(|l| l.hash)
     }
 
+    /// Reads the nodes on the paths of `changes` (at most [`WARM_CHUNK`]
+    /// of them) below `from` at `depth`, one level at a time across all the
+    /// paths, before the walk that changes or hashes them. The walk goes
+    /// down one path after another, each read waiting for the one above it;
+    /// here the reads of one level are independent, so their cache misses
+    /// overlap, and the walk then finds the nodes cached. Returns a value of
+    /// what was read (only so that the reads are not optimised away).
+    fn warm(&self, from: Child, depth: usize, changes: &[Change]) -> u8 {
+        let n = changes.len().min(WARM_CHUNK);
+        let mut at = [from; WARM_CHUNK];
+        let mut seen = 0u8;
+        for depth in depth..256 {
+            let mut live = false;
+            for (c, (key, _)) in at[..n].iter_mut().zip(changes) {
+                match *c {
+                    Child::Node(i) => {
+                        let node = &self.inner[i as usize];
+                        // Both ends of the node: its child links and the
+                        // far end of its second hash.
+                        seen ^= node.right_hash[31];
+                        *c = if bit(key, depth) {
+                            node.right
+                        } else {
+                            node.left
+                        };
+                        live = true;
+                    }
+                    Child::Leaf(i) => {
+                        seen ^= self.leaves[i as usize].hash[0];
+                        *c = Child::Empty;
+                    }
+                    Child::Empty => {}
+                }
+            }
+            if !live {
+                break;
+            }
+        }
+        seen
+    }
+
+    /// Warms the subtree `c` at `depth` for `changes` ([`StateTree::warm`])
+    /// if that is not done yet (`cold`) and the changes are few enough;
+    /// whether the walk below still has to.
+    fn warm_once(&self, cold: bool, c: Child, depth: usize, changes: &[Change]) -> bool {
+        if cold && changes.len() <= WARM_CHUNK {
+            std::hint::black_box(self.warm(c, depth, changes));
+            return false;
+        }
+        cold
+    }
+
     /// The root the tree would have after `changes` (sorted by key, one
     /// change per key: see [`normalize`]), without changing it.
     pub fn root_after(&self, changes: &[Change]) -> Hash32 {
         Hash32(
             *self
-                .sub_after(self.root, &self.root_hash, 0, changes)
+                .sub_after(self.root, &self.root_hash, 0, changes, true)
                 .hash(),
         )
     }
@@ -238,7 +309,7 @@ impl StateTree {
     /// Applies `changes` (sorted by key, one change per key: see
     /// [`normalize`]) and returns the new root.
     pub fn apply(&mut self, changes: &[Change]) -> Hash32 {
-        let (root, hash) = self.update(self.root, self.root_hash, 0, changes);
+        let (root, hash) = self.update(self.root, self.root_hash, 0, changes, true);
         (self.root, self.root_hash) = (root, hash);
         self.root()
     }
@@ -276,7 +347,9 @@ impl StateTree {
     }
 
     /// What subtree `c` (whose hash is `h`) becomes after `changes`.
-    fn sub_after(&self, c: Child, h: &Digest, depth: usize, changes: &[Change]) -> Sub {
+    /// `cold`: the nodes below were not read ahead yet ([`StateTree::warm`]).
+    fn sub_after(&self, c: Child, h: &Digest, depth: usize, changes: &[Change], cold: bool) -> Sub {
+        let cold = self.warm_once(cold, c, depth, changes);
         match c {
             _ if changes.is_empty() => match c {
                 Child::Empty => Sub::Empty,
@@ -291,8 +364,9 @@ impl StateTree {
             Child::Node(n) => {
                 let node = &self.inner[n as usize];
                 let s = split(changes, depth);
-                let l = self.sub_after(node.left, &node.left_hash, depth + 1, &changes[..s]);
-                let r = self.sub_after(node.right, &node.right_hash, depth + 1, &changes[s..]);
+                let (lo, hi) = changes.split_at(s);
+                let l = self.sub_after(node.left, &node.left_hash, depth + 1, lo, cold);
+                let r = self.sub_after(node.right, &node.right_hash, depth + 1, hi, cold);
                 self.combine(l, r)
             }
         }
@@ -396,10 +470,19 @@ impl StateTree {
         }
     }
 
-    fn update(&mut self, c: Child, h: Digest, depth: usize, changes: &[Change]) -> (Child, Digest) {
+    /// `cold`: the nodes below were not read ahead yet ([`StateTree::warm`]).
+    fn update(
+        &mut self,
+        c: Child,
+        h: Digest,
+        depth: usize,
+        changes: &[Change],
+        cold: bool,
+    ) -> (Child, Digest) {
         if changes.is_empty() {
             return (c, h);
         }
+        let cold = self.warm_once(cold, c, depth, changes);
         match c {
             Child::Empty => self.build_from(depth, changes),
             Child::Leaf(i) => {
@@ -411,8 +494,8 @@ impl StateTree {
                 let node = &self.inner[n as usize];
                 let (l, r) = ((node.left, node.left_hash), (node.right, node.right_hash));
                 let s = split(changes, depth);
-                let l = self.update(l.0, l.1, depth + 1, &changes[..s]);
-                let r = self.update(r.0, r.1, depth + 1, &changes[s..]);
+                let l = self.update(l.0, l.1, depth + 1, &changes[..s], cold);
+                let r = self.update(r.0, r.1, depth + 1, &changes[s..], cold);
                 self.join(n, l, r)
             }
         }
@@ -509,5 +592,29 @@ mod tests {
         assert_eq!(t.apply(&[(key(2), None)]).0, val(1, 1));
         assert_eq!(t.apply(&[(key(1), None)]), Hash32::ZERO);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn key_order_is_byte_order() {
+        let mut rng = SplitMix64::new(3);
+        let mut keys: Vec<Digest> = (0..2_000u64).map(key).collect();
+        // Keys that share their first eight bytes, or all but the last.
+        for n in 0..50u64 {
+            let mut k = key(n);
+            k[8 + (rng.next_u64() % 24) as usize] ^= 1;
+            keys.push(k);
+            let mut k = key(n);
+            k[31] ^= 0x80;
+            keys.push(k);
+        }
+        for w in keys.windows(2) {
+            assert_eq!(key_cmp(&w[0], &w[1]), w[0].cmp(&w[1]));
+            assert_eq!(key_cmp(&w[1], &w[0]), w[1].cmp(&w[0]));
+        }
+        let mut changes: Vec<Change> = keys.iter().map(|k| (*k, None)).collect();
+        sort_changes(&mut changes);
+        keys.sort_unstable();
+        assert!(changes.iter().map(|c| c.0).eq(keys.iter().copied()));
+        assert_eq!(key_cmp(&keys[0], &keys[0]), std::cmp::Ordering::Equal);
     }
 }

@@ -187,14 +187,22 @@ impl Ledger {
                 self.accounts.insert(id, a);
             }
         }
-        for (id, j) in d.jobs {
-            match j {
-                Some(j) => self.jobs.insert(id, j),
-                None => self.jobs.remove(&id),
-            };
-        }
-        for id in d.jobs_settled {
-            self.jobs.remove(&id);
+        if d.settled_period {
+            // Every job open before the settlement was closed or carried:
+            // the open jobs are now those of the overlay (no removal one
+            // by one from a map of the whole payout file).
+            self.jobs = d
+                .jobs
+                .into_iter()
+                .filter_map(|(id, j)| j.map(|j| (id, j)))
+                .collect();
+        } else {
+            for (id, j) in d.jobs {
+                match j {
+                    Some(j) => self.jobs.insert(id, j),
+                    None => self.jobs.remove(&id),
+                };
+            }
         }
         for id in d.settled_drop {
             self.settled.remove(&id);

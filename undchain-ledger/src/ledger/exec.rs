@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use undchain_types::msg::DomainTransferTerms;
+use undchain_types::msg::{DomainTransferTerms, TxOp};
 use undchain_types::{
     BlockNumber, BlockTime, ChainId, Hash32, HashAlgorithm, HashContext, JobId, PublicKey,
     TokenAmount, wire,
@@ -18,11 +18,48 @@ use super::state::{self, Account, InboundRecord, Meta, OpenJob, StateKey, Supply
 use super::{Applied, Block, BlockError, BlockOutcome, Ledger, LedgerError, Refused};
 use crate::links::domain_link::DomainClient;
 use crate::settle;
-use crate::tree::Change;
+use crate::tree::{self, Change};
 
 /// Hash of a period's signed-block tally.
 pub(crate) fn tally_hash(algo: HashAlgorithm, tally: &BTreeMap<PublicKey, u64>) -> Hash32 {
     algo.hash(HashContext::LedgerAccount, &wire::encode_bare(tally))
+}
+
+/// Looks up, in the committed maps, every account and job the block's
+/// requests and operations name, before the block runs them one after the
+/// other: these lookups do not depend on each other, so their cache misses
+/// overlap, and the run then finds the entries cached. Returns a value of
+/// what was read (only so that the reads are not optimised away).
+fn read_ahead(base: &Ledger, block: &Block<'_>) -> u64 {
+    let account = |k: &PublicKey| base.accounts.get(k).map_or(0, |a| a.nonce);
+    // A job's map entry and the lists a claim reads or copies.
+    let first = |keys: &[PublicKey]| keys.first().map_or(0, |k| u64::from(k.as_bytes()[0]));
+    let job = |j: &JobId| {
+        base.jobs.get(j).map_or(0, |j| {
+            j.commit_block.0
+                ^ first(&j.entry.partner_pool)
+                ^ first(&j.entry.client_pool)
+                ^ j.claims.first().map_or(0, |c| c.amount.0)
+        })
+    };
+    let mut seen = 0u64;
+    for r in block.requests {
+        seen ^= account(&r.client) ^ job(&r.job);
+    }
+    for v in block.ops {
+        seen ^= match &v.op {
+            LedgerOp::Receipt(r) => job(&r.terms.job),
+            LedgerOp::Partial(p) => job(&p.last_checkpoint.checkpoint.job),
+            LedgerOp::Transaction(t) => {
+                let to = match &t.body.op {
+                    TxOp::Transfer { to, .. } | TxOp::Mint { to, .. } => account(to),
+                    _ => 0,
+                };
+                account(&t.body.sender) ^ to
+            }
+        };
+    }
+    seen
 }
 
 /// The overlay of one block's execution.
@@ -36,6 +73,10 @@ pub(crate) struct Exec<'a> {
     /// settlement closes up to the whole payout file, and nothing reads a
     /// job after it).
     pub(crate) jobs_settled: Vec<JobId>,
+    /// Whether the block's settlement ran: then every job open before it
+    /// was closed (`jobs_settled`, or `None` in `jobs`) or carried (in
+    /// `jobs`), so what stays open is exactly the `Some` entries of `jobs`.
+    pub(crate) settled_period: bool,
     /// Settled ids to remember, with the block from which they are forgotten.
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
@@ -52,7 +93,7 @@ pub(crate) struct Delta {
     pub(crate) number: BlockNumber,
     pub(crate) accounts: HashMap<PublicKey, Account>,
     pub(crate) jobs: HashMap<JobId, Option<OpenJob>>,
-    pub(crate) jobs_settled: Vec<JobId>,
+    pub(crate) settled_period: bool,
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
     pub(crate) outbound: HashMap<Hash32, Option<DomainTransferTerms>>,
@@ -67,14 +108,18 @@ pub(crate) struct Delta {
 }
 
 impl<'a> Exec<'a> {
-    pub(crate) fn new(base: &'a Ledger, number: BlockNumber) -> Self {
+    /// The empty overlay of block `number`, sized for a block of
+    /// `requests` job commits and `ops` operations (each touches about two
+    /// accounts and one job), so it does not grow while the block runs.
+    pub(crate) fn new(base: &'a Ledger, number: BlockNumber, requests: usize, ops: usize) -> Self {
         Exec {
             base,
             number,
             now: base.config.block_start(number),
-            accounts: HashMap::new(),
-            jobs: HashMap::new(),
+            accounts: HashMap::with_capacity(requests.saturating_add(ops.saturating_mul(2))),
+            jobs: HashMap::with_capacity(requests.saturating_add(ops)),
             jobs_settled: Vec::new(),
+            settled_period: false,
             settled_add: Vec::new(),
             settled_drop: Vec::new(),
             outbound: HashMap::new(),
@@ -139,7 +184,8 @@ impl<'a> Exec<'a> {
                 got: block.number,
             });
         }
-        let mut x = Exec::new(base, block.number);
+        std::hint::black_box(read_ahead(base, block));
+        let mut x = Exec::new(base, block.number, block.requests.len(), block.ops.len());
         let (fees, escrowed) = x.commit_jobs(block)?;
         let mut applied = Vec::new();
         let mut refused = Vec::new();
@@ -178,7 +224,7 @@ impl<'a> Exec<'a> {
             number: x.number,
             accounts: x.accounts,
             jobs: x.jobs,
-            jobs_settled: x.jobs_settled,
+            settled_period: x.settled_period,
             settled_add: x.settled_add,
             settled_drop: x.settled_drop,
             outbound: x.outbound,
@@ -207,7 +253,10 @@ impl<'a> Exec<'a> {
         let mut spent = Spent::new();
         let (mut fees, mut escrowed) = (0u64, 0u64);
         let mut new_jobs = Vec::with_capacity(block.requests.len());
-        for e in block.jobs.entries() {
+        // The file keeps each entry's leaf hash (`JobEntry::leaf_hash`);
+        // both lists are in id order.
+        let leaves = block.jobs.leaf_hashes();
+        for (e, leaf) in block.jobs.entries().into_iter().zip(leaves) {
             let r = by_job
                 .get(&e.id)
                 .ok_or(BlockError::MissingRequest { job: e.id })?;
@@ -222,7 +271,7 @@ impl<'a> Exec<'a> {
                 .ok_or(BlockError::Overflow)?;
             new_jobs.push(OpenJob {
                 entry: e.clone(),
-                entry_hash: e.leaf_hash(),
+                entry_hash: leaf,
                 commit_block: block.number,
                 client: r.client,
                 escrow: r.budget,
@@ -356,7 +405,7 @@ impl<'a> Exec<'a> {
         }
         // One change per key by construction (each comes from one map
         // entry or list item of its own key), so no stable sort is needed.
-        out.sort_unstable_by_key(|c| c.0);
+        tree::sort_changes(&mut out);
         debug_assert!(out.windows(2).all(|w| w[0].0 != w[1].0));
         out
     }

@@ -236,7 +236,13 @@ impl StateKey {
 
 /// The value hash of `value` under `algo`.
 pub fn value_hash<T: Serialize>(algo: HashAlgorithm, value: &T) -> Digest {
-    tree::hash(algo, HashContext::LedgerAccount, &tree::encode(value))
+    // Most values (accounts, jobs with a few claims) fit on the stack; the
+    // same canonical bytes either way.
+    let mut buf = [0u8; 256];
+    match postcard::to_slice(value, &mut buf) {
+        Ok(bytes) => tree::hash(algo, HashContext::LedgerAccount, bytes),
+        Err(_) => tree::hash(algo, HashContext::LedgerAccount, &tree::encode(value)),
+    }
 }
 
 /// The tree leaf (key hash, leaf hash) of `key` holding `value`.
@@ -260,3 +266,41 @@ pub fn verify_leaf<T: Serialize>(
 
 /// The terms of an outgoing transfer as its leaf holds them.
 pub type OutboundValue = DomainTransferTerms;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_types::SigningKey;
+
+    #[test]
+    fn value_hash_is_the_hash_of_the_canonical_encoding_short_or_long() {
+        let small = Account {
+            balance: TokenAmount(5),
+            escrow: TokenAmount(1),
+            nonce: 3,
+        };
+        // Sixteen claims do not fit the stack buffer: the long way round.
+        let claims: Vec<Claim> = (0..16u8)
+            .map(|i| Claim {
+                partner: SigningKey::from_seed([i; 32]).public(),
+                amount: TokenAmount(u64::MAX - u64::from(i)),
+                kind: ClaimKind::Partial {
+                    counter: u32::MAX,
+                    units: u64::MAX,
+                },
+                block: BlockNumber(u64::MAX),
+            })
+            .collect();
+        assert!(wire::encode_bare(&small).len() < 256);
+        assert!(wire::encode_bare(&claims).len() > 256);
+        for algo in [HashAlgorithm::Blake3, HashAlgorithm::Sha256] {
+            let expect = |b: Vec<u8>| algo.hash(HashContext::LedgerAccount, &b).0;
+            assert_eq!(value_hash(algo, &small), expect(wire::encode_bare(&small)));
+            assert_eq!(
+                value_hash(algo, &claims),
+                expect(wire::encode_bare(&claims))
+            );
+            assert_ne!(value_hash(algo, &small), value_hash(algo, &claims));
+        }
+    }
+}

@@ -37,6 +37,6 @@ impl Ledger {
     /// refused here (`UnknownJob`: not committed yet) and applies in that
     /// block, after its jobs.
     pub fn check(&self, op: &Verified) -> Result<Applied, LedgerError> {
-        Exec::new(self, self.next_block).apply_op(op)
+        Exec::new(self, self.next_block, 0, 1).apply_op(op)
     }
 }
