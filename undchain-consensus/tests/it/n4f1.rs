@@ -67,3 +67,21 @@ fn n4f1_silent_validator_costs_rounds_only_when_it_proposes() {
         assert_eq!(*r, expect, "height {h}");
     }
 }
+
+#[test]
+fn fork_valid_round_coalition_on_a_held_network_breaks_nothing() {
+    // The attack `planted::planted_unproven_valid_round_falls_to_the_held_network_alone`
+    // forks a driver that accepts an unproven proof-of-lock round with:
+    // the coalition holds proposals back until the network heals (60
+    // delays), splits the locks of the round before its own and claims a
+    // proof-of-lock round it never had. The real driver stays safe and,
+    // after the heal, live.
+    for n in [4, 7, 10] {
+        let f = (n - 1) / 3;
+        let mut cfg = SimConfig::fault_free(n, f, 0).with_behaviour(Behaviour::ForkValidRound);
+        cfg.faults.heal_at_us = 60 * cfg.unit_us;
+        let report = Simulation::new(cfg).run();
+        assert!(report.ok(), "n={n}: {}", report.reproduce_hint());
+        assert!(report.max_round > 0, "n={n}: the attack cost rounds");
+    }
+}

@@ -14,7 +14,7 @@
 //! failing seed itself is also re-run without the bug.
 
 use undchain_consensus::planted::PlantedBug;
-use undchain_consensus::sim::{SimConfig, Simulation, Violation};
+use undchain_consensus::sim::{Behaviour, SimConfig, Simulation, Violation};
 
 /// The first seed below 200 whose run over `bug` forks, if any.
 fn first_fork(n: usize, bug: PlantedBug) -> Option<u64> {
@@ -49,4 +49,28 @@ fn planted_ignore_lock_is_found() {
 #[test]
 fn planted_unproven_valid_round_is_found() {
     check(PlantedBug::AcceptUnprovenValidRound, &[4, 7, 10]);
+}
+
+/// Over a network whose only fault is the coalition's hold on it until it
+/// heals (60 delays), the fork-valid-round coalition forks the planted
+/// "accept an unproven proof-of-lock round" at n = 4, 7 and 10 on its own
+/// (the drawn faults only make it rarer); the same runs without the bug:
+/// `n4f1::fork_valid_round_coalition_on_a_held_network_breaks_nothing`.
+#[test]
+fn planted_unproven_valid_round_falls_to_the_held_network_alone() {
+    for n in [4, 7, 10] {
+        let f = (n - 1) / 3;
+        let mut cfg = SimConfig::fault_free(n, f, 0)
+            .with_behaviour(Behaviour::ForkValidRound)
+            .with_planted(PlantedBug::AcceptUnprovenValidRound);
+        cfg.faults.heal_at_us = 60 * cfg.unit_us;
+        let r = Simulation::new(cfg).run();
+        assert!(
+            r.safety_violations
+                .iter()
+                .any(|v| matches!(v, Violation::Agreement { .. })),
+            "n={n}: {:?}",
+            r.safety_violations
+        );
+    }
 }
