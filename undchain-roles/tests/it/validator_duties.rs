@@ -395,3 +395,34 @@ fn domain_overloaded_when_a_quorum_of_validators_is_loaded() {
         assert!(overload(&w, i).is_empty(), "validator {i}");
     }
 }
+
+#[test]
+fn late_validator_joins_time_and_catches_up() {
+    // Validator 3 goes down before the time bootstrap finishes and comes
+    // back five blocks into the chain with nothing on disk but its first
+    // sequence reservation: it takes the running validators' agreed time,
+    // fetches the decided blocks with their certificates and votes again.
+    let mut w = world(4);
+    w.start();
+    w.crash_now(3);
+    assert!(w.stored(3).time_correction.is_none());
+    w.run_until(w.block_start_us(5));
+    w.restart_now(3);
+    w.run_until(w.block_start_us(10));
+    let v = w.core(3).unwrap().validator();
+    assert!(v.time_synced());
+    let drift =
+        v.time_correction().unwrap() - w.core(0).unwrap().validator().time_correction().unwrap();
+    assert!(drift.abs() < 50_000, "agreed time {drift} us apart");
+    assert_same_chain(&w, 4, 8);
+    // It signs again: its key is in a later certificate.
+    let me = undchain_sim::node_key(3).public();
+    let signed = w.stored(0).blocks.iter().skip(6).any(|b| {
+        b.block
+            .certificate
+            .signatures
+            .iter()
+            .any(|s| s.validator == me)
+    });
+    assert!(signed, "validator 3 never signed after it came back");
+}
