@@ -12,8 +12,8 @@ use undchain_consensus::adversary::{Behaviour, Coalition};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
-    BlockTime, ChainId, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache,
-    LocalTime, PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+    BlockTime, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache, LocalTime,
+    PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
 };
 
 use super::SimConfig;
@@ -148,6 +148,9 @@ pub struct World {
     started: bool,
     /// What the Byzantine validators share.
     coalition: Coalition,
+    /// Envelopes for a linked co-chain's validators, waiting for the
+    /// caller to carry them to that chain's world.
+    foreign: Vec<(PublicKey, Arc<SignedEnvelope>)>,
 }
 
 impl std::fmt::Debug for World {
@@ -165,7 +168,7 @@ impl World {
         let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
         let active = cfg.validators;
         let n = active + cfg.passive;
-        let chain = ChainId(7);
+        let chain = cfg.chain_id;
         let load = Load::new(cfg.clients, cfg.seed, chain);
         let mut params = ChainParams::new(
             chain,
@@ -182,7 +185,7 @@ impl World {
             params: params.clone(),
             validators: (0..n)
                 .map(|i| GenesisValidator {
-                    key: node_key(i).public(),
+                    key: node_key(cfg.key_offset + i).public(),
                     known: i < cfg.known.unwrap_or(max_known.min(active)),
                 })
                 .collect(),
@@ -191,6 +194,7 @@ impl World {
                 .iter()
                 .map(|c| (c.key.public(), TokenAmount(CLIENT_BALANCE)))
                 .collect(),
+            co_chains: cfg.co_chains.clone(),
         };
         let mut timing = ValidatorTiming::for_delay(&params, 4 * cfg.delay_us);
         timing.sync.bootstrap_target_spread_us = 20 * cfg.delay_us;
@@ -215,7 +219,7 @@ impl World {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
         for i in 0..n {
-            let key = node_key(i);
+            let key = node_key(cfg.key_offset + i);
             index.insert(key.public(), i);
             let ncfg = NodeConfig {
                 key,
@@ -281,6 +285,7 @@ impl World {
             filter: None,
             started: false,
             coalition,
+            foreign: Vec::new(),
         })
     }
 
@@ -602,6 +607,13 @@ impl World {
             Output::Send { to, envelope } => {
                 if let Some(&to) = self.index.get(&to) {
                     self.route(node, to, envelope);
+                } else if self
+                    .cfg
+                    .co_chains
+                    .iter()
+                    .any(|c| c.validators.contains(&to))
+                {
+                    self.foreign.push((to, envelope));
                 }
             }
             Output::Event(e) => self.record(node, e),

@@ -186,6 +186,11 @@ pub struct Validator {
     pub(crate) capacity_turn: usize,
     /// When this validator last answered each tester.
     pub(crate) capacity_answered: BTreeMap<PublicKey, LocalTime>,
+    /// The co-chains' latest block hashes and what the headers anchored.
+    pub(crate) links: undchain_ledger::links::ChainLinks,
+    /// The co-chains and their validators (who may send links, and to
+    /// whom ours go).
+    pub(crate) co_chains: Vec<crate::config::CoChain>,
     /// The others' network status and the overloaded signal.
     pub(crate) status: status::StatusBook,
     /// When this validator next sends its status alone.
@@ -269,6 +274,8 @@ impl Validator {
             capacity_turn: 0,
             capacity_answered: BTreeMap::new(),
             status: status::StatusBook::default(),
+            links: cfg.genesis.chain_links()?,
+            co_chains: cfg.genesis.co_chains.clone(),
             next_status_at: now,
             rng,
             params,

@@ -426,3 +426,125 @@ fn late_validator_joins_time_and_catches_up() {
     });
     assert!(signed, "validator 3 never signed after it came back");
 }
+
+/// Two 4-validator chains, 7 and 8, linked to each other; `carry` says
+/// whether the links between them get through.
+fn linked_worlds() -> (World, World) {
+    use undchain_roles::CoChain;
+    use undchain_sim::node_key;
+    let chain = |id: u32, offset: usize, other: u32, other_offset: usize| {
+        let mut cfg = SimConfig::new(4, 12, 27 + u64::from(id));
+        cfg.requests_per_block = 2;
+        cfg.chain_id = undchain_types::ChainId(id);
+        cfg.key_offset = offset;
+        cfg.co_chains = vec![CoChain {
+            chain: undchain_types::ChainId(other),
+            validators: (0..4)
+                .map(|i| node_key(other_offset + i).public())
+                .collect(),
+        }];
+        World::new(&cfg).unwrap()
+    };
+    (chain(7, 0, 8, 200), chain(8, 200, 7, 0))
+}
+
+/// Runs both worlds to virtual time `until` in 100 ms steps, carrying the
+/// envelopes between them when `carry`.
+fn run_linked(a: &mut World, b: &mut World, until: u64, carry: bool) {
+    let mut t = a.now_us();
+    while t < until {
+        t = (t + 100_000).min(until);
+        a.run_until(t);
+        b.run_until(t);
+        for (to, env) in a.take_foreign() {
+            if carry {
+                b.deliver_foreign(&to, env);
+            }
+        }
+        for (to, env) in b.take_foreign() {
+            if carry {
+                a.deliver_foreign(&to, env);
+            }
+        }
+    }
+}
+
+/// The co-chain anchors in the headers of `w`'s committed chain:
+/// (height, co-chain block, its hash).
+fn anchors(w: &World) -> Vec<(u64, u64, undchain_types::Hash32)> {
+    w.stored(0)
+        .blocks
+        .iter()
+        .flat_map(|b| {
+            let h = b.block.header.number.0;
+            b.block
+                .header
+                .links
+                .iter()
+                .map(move |l| (h, l.block.0, l.hash))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn chain_links_anchor_each_co_chains_blocks() {
+    let (mut a, mut b) = linked_worlds();
+    let end = a.block_start_us(10);
+    run_linked(&mut a, &mut b, end, true);
+    for (w, other) in [(&a, &b), (&b, &a)] {
+        let got = anchors(w);
+        assert!(got.len() >= 5, "{got:?}");
+        for (_, block, hash) in &got {
+            // The anchored hash is the co-chain's committed block hash.
+            assert_eq!(other.commits(0).get(block).map(|c| c.0), Some(*hash));
+        }
+        // Anchors move forward.
+        assert!(got.windows(2).all(|p| p[0].1 <= p[1].1));
+        assert_same_chain(w, 4, 9);
+    }
+}
+
+#[test]
+fn silent_co_chain_is_simply_absent_until_its_link_arrives() {
+    let (mut a, mut b) = linked_worlds();
+    // Nothing crosses for five blocks: both chains go on without links.
+    let mid = a.block_start_us(5);
+    run_linked(&mut a, &mut b, mid, false);
+    assert!(anchors(&a).is_empty());
+    assert_same_chain(&a, 4, 4);
+    // Then the links get through and appear in later headers.
+    let end = a.block_start_us(10);
+    run_linked(&mut a, &mut b, end, true);
+    let got = anchors(&a);
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|(h, _, _)| *h >= 4), "{got:?}");
+}
+
+#[test]
+fn chain_link_from_outside_the_co_chains_validators_is_refused() {
+    use std::sync::Arc;
+    use undchain_types::msg::ChainLink;
+    use undchain_types::{BlockNumber, BlockTime, ChainId, Envelope, Hash32};
+    let (mut a, mut b) = linked_worlds();
+    let mid = a.block_start_us(3);
+    run_linked(&mut a, &mut b, mid, false);
+    // A stranger (not one of chain 8's validators) claims chain 8's block 50.
+    let bogus = Hash32([7; 32]);
+    let stranger = undchain_sim::node_key(999);
+    let link = ChainLink {
+        chain: ChainId(8),
+        block: BlockNumber(50),
+        block_hash: bogus,
+    };
+    let at = BlockTime(a.params().block_start(BlockNumber(3)).0);
+    let env = Envelope::new(stranger.public(), ChainId(8), 1, at, link).sign(&stranger);
+    let env = Arc::new(env);
+    for i in 0..4 {
+        assert!(a.deliver_foreign(&undchain_sim::node_key(i).public(), env.clone()));
+    }
+    let end = a.block_start_us(6);
+    run_linked(&mut a, &mut b, end, false);
+    assert!(anchors(&a).iter().all(|(_, _, h)| *h != bogus));
+    assert_same_chain(&a, 4, 5);
+}

@@ -163,4 +163,27 @@ impl World {
     pub fn restart_now(&mut self, i: usize) {
         self.restart(i);
     }
+
+    /// Takes the envelopes this chain's validators sent to a linked
+    /// co-chain's validators: (recipient, envelope).
+    pub fn take_foreign(&mut self) -> Vec<(undchain_types::PublicKey, Arc<SignedEnvelope>)> {
+        std::mem::take(&mut self.foreign)
+    }
+
+    /// Delivers an envelope from another chain's world to validator `to`
+    /// (by key) through this world's network; `false` if no validator
+    /// here holds that key.
+    pub fn deliver_foreign(
+        &mut self,
+        to: &undchain_types::PublicKey,
+        env: Arc<SignedEnvelope>,
+    ) -> bool {
+        match self.index.get(to).copied() {
+            Some(i) if i < self.nodes.len() => {
+                self.route(usize::MAX, i, env);
+                true
+            }
+            _ => false,
+        }
+    }
 }
