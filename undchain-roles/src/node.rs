@@ -206,6 +206,7 @@ impl NodeCore {
             Message::TimeProbe(_) | Message::TimeReply(_) => v.handle_time(now, from, body),
             Message::UtilityRequest(_) => v.handle_request(now, env),
             Message::ForwardedRequest(f) => v.handle_forwarded(now, f),
+            Message::JobFileRequest(r) => v.handle_job_file_request(now, from, r),
             m if !validator => {
                 return Err(match m.kind() {
                     MessageKind::RequestBatch

@@ -548,3 +548,54 @@ fn chain_link_from_outside_the_co_chains_validators_is_refused() {
     assert!(anchors(&a).iter().all(|(_, _, h)| *h != bogus));
     assert_same_chain(&a, 4, 5);
 }
+
+#[test]
+fn any_user_fetches_a_block_job_file_page_by_page() {
+    use undchain_types::JobId;
+    let mut cfg = SimConfig::new(4, 8, 28);
+    cfg.requests_per_block = 12;
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(5));
+    let header = w.stored(0).blocks[2].block.header.clone();
+    assert!(header.job_count >= 5, "{}", header.job_count);
+    // Pages of 4, each asked for after the last id of the one before.
+    let mut after: Option<JobId> = None;
+    let mut got = Vec::new();
+    let b = w.params().block_interval_us;
+    for _ in 0..10 {
+        w.request_job_file(0, 1, 2, after, 4);
+        let t = w.now_us() + b / 4;
+        w.run_until(t);
+        let (from, page) = w.job_file_replies().last().cloned().unwrap();
+        assert_eq!(from, 1);
+        assert!(page.closed);
+        assert_eq!(page.root, header.job_root);
+        assert_eq!(page.total, header.job_count);
+        assert!(page.entries.len() <= 4);
+        got.extend(page.entries.iter().cloned());
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    // The pages together are the committed file.
+    let file = undchain_jobfile::JobFile::from_entries(got).unwrap();
+    assert_eq!(file.merkle_root(), header.job_root);
+    assert_eq!(file.len(), header.job_count);
+    // An open file is served too, marked open.
+    let open = w.core(1).unwrap().validator().height().0 + 1;
+    w.request_job_file(1, 1, open, None, 100);
+    let t = w.now_us() + b / 4;
+    w.run_until(t);
+    let (_, page) = w.job_file_replies().last().cloned().unwrap();
+    assert_eq!(page.block.0, open);
+    assert!(!page.closed);
+    // A requester asking again at once is not served twice: one page per
+    // gossip interval each.
+    let before = w.job_file_replies().len();
+    w.request_job_file(2, 3, 2, None, 4);
+    w.request_job_file(2, 3, 2, None, 4);
+    let t = w.now_us() + 20_000 * 4;
+    w.run_until(t);
+    assert_eq!(w.job_file_replies().len(), before + 1);
+}

@@ -186,4 +186,30 @@ impl World {
             _ => false,
         }
     }
+
+    /// Client `client` asks validator `to` for a page of block `block`'s
+    /// job file (entries after `after`, at most `limit`).
+    pub fn request_job_file(
+        &mut self,
+        client: usize,
+        to: usize,
+        block: u64,
+        after: Option<JobId>,
+        limit: u32,
+    ) {
+        let wall = BlockTime((T0 + self.now as i64) as u64);
+        let req = undchain_types::msg::JobFileRequest {
+            block: undchain_types::BlockNumber(block),
+            after,
+            limit,
+        };
+        let env = self.load.signed(client, wall, req);
+        let n = self.nodes.len();
+        self.route(n + client, to, env);
+    }
+
+    /// Every job-file page the clients received: (validator, page).
+    pub fn job_file_replies(&self) -> &[(usize, undchain_types::msg::JobFileReply)] {
+        &self.load.job_file_replies
+    }
 }
