@@ -123,6 +123,12 @@ fn nib(key: &[u8; 32], depth: usize) -> usize {
     usize::from(if depth % 2 == 0 { b >> 4 } else { b & 15 })
 }
 
+/// [`nib`], or 0 past the last nibble (a bucket there has no groups).
+#[inline]
+fn nib_or_zero(key: &[u8; 32], depth: usize) -> usize {
+    if depth < NIBBLES { nib(key, depth) } else { 0 }
+}
+
 /// Nibble `depth` (< 16) of a 64-bit top.
 #[inline]
 fn top_nib(top: u64, depth: usize) -> usize {
@@ -341,10 +347,11 @@ impl Index {
         self.kinds[n] += 1;
         self.store.push(Stored { entry, leaf });
         self.aggs[n].add_fp(fp);
-        self.hashes.stale(n as u32);
-        for &p in path.as_slice() {
+        let depth = path.len;
+        self.hashes.stale(n as u32, nib_or_zero(&key, depth));
+        for (d, &p) in path.as_slice().iter().enumerate() {
             self.aggs[p as usize].add_fp(fp);
-            self.hashes.stale(p);
+            self.hashes.stale(p, nib(&key, d));
         }
         Ok(())
     }
@@ -359,9 +366,9 @@ impl Index {
         let slots = self.chunks[n];
         let base_n = base as usize;
         for c in base..base + FANOUT as u32 {
-            self.hashes.stale(c);
+            self.hashes.reshaped(c);
         }
-        self.hashes.stale(n as u32);
+        self.hashes.reshaped(n as u32);
         for s in &slots[..len] {
             let c = base_n + slot_nib(&self.store, s, depth);
             let at = self.kinds[c] as usize;
@@ -392,10 +399,11 @@ impl Index {
             sum: slot.fp,
         };
         self.aggs[n] = self.aggs[n].minus(sub);
-        self.hashes.stale(n as u32);
-        for &p in path.as_slice() {
+        let depth = path.len;
+        self.hashes.stale(n as u32, nib_or_zero(&key, depth));
+        for (d, &p) in path.as_slice().iter().enumerate() {
             self.aggs[p as usize] = self.aggs[p as usize].minus(sub);
-            self.hashes.stale(p);
+            self.hashes.stale(p, nib(&key, d));
         }
         // Collapse the highest inner node on the path that became small.
         if let Some(&high) = path
@@ -408,6 +416,7 @@ impl Index {
             self.drain_into(high as usize, &mut slots, &mut len);
             self.chunks[high as usize] = slots;
             self.kinds[high as usize] = len as u32;
+            self.hashes.reshaped(high);
         }
         // Keep the store dense: the last entry moves into the freed place
         // (its slot is repointed first, while the store still holds it).

@@ -144,10 +144,13 @@ fn build(bpp: u64, accounts: u64, jobs: Vec<OpenJob>, next: u64) -> Ledger {
     Ledger::from_state(config(bpp), state).unwrap()
 }
 
+/// The partners of every job of the block bench; each receipts a job once.
+const PARTNERS: u64 = 4;
+
 /// The big ledger of the block bench: a period long enough that no block
 /// of the bench settles.
 fn big_ledger() -> Ledger {
-    let p = [account(ACCOUNTS + 1)];
+    let p: Vec<PublicKey> = (1..=PARTNERS).map(|n| account(ACCOUNTS + n)).collect();
     let jobs = (0..JOBS)
         .map(|n| open_job(n, ACCOUNTS, &p, Vec::new()))
         .collect();
@@ -182,8 +185,13 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
     }
     let mut ops = Vec::new();
     for k in 0..333u64 {
-        // Injective for the first 3,000 blocks: 2654435761 is coprime to 10^6.
-        let n = ((i * 333 + k) * 2_654_435_761) % JOBS;
+        // Every receipt of the bench is a partner's first on its job: the
+        // jobs in an order that is injective over 10^6 receipts (2654435761
+        // is coprime to 10^6), then again by the next partner, so any
+        // number of iterations up to 12,000 blocks applies in full.
+        let (round, t) = ((i * 333 + k) / JOBS, (i * 333 + k) % JOBS);
+        assert!(round < PARTNERS, "the bench ran out of fresh receipts");
+        let n = (t * 2_654_435_761) % JOBS;
         let id = JobId(hash(HashContext::JobId, &n.to_le_bytes()));
         let j = l.job(&id).unwrap();
         let terms = ReceiptTerms {
@@ -191,9 +199,9 @@ fn block_input(l: &Ledger, i: u64, signer: &SigningKey) -> BlockInput {
             job: id,
             commit_block: j.commit_block,
             client: j.client,
-            partner: j.entry.partner_pool[0],
+            partner: j.entry.partner_pool[round as usize],
             units: 1,
-            amount: TokenAmount(ESCROW / 2),
+            amount: TokenAmount(ESCROW / PARTNERS),
             finished_at: BlockTime(1),
         };
         let r = Receipt {
@@ -237,27 +245,33 @@ fn apply(l: &mut Ledger, b: &BlockInput) {
 fn block_and_rebuild(wall: &mut Criterion, cpu: &mut Criterion<ThreadCpu>) {
     let mut l = big_ledger();
     let signer = SigningKey::from_seed([7; 32]);
-    // The requests' signer is funded by the first block's transfers.
-    let fund = TransactionBody {
-        chain_id: CHAIN,
-        sender: account(0),
-        nonce: 0,
-        fee: TokenAmount(10),
-        op: TxOp::Transfer {
-            to: signer.public(),
-            amount: TokenAmount(BALANCE / 2),
-        },
-    };
-    let fund = undchain_types::msg::Transaction {
-        body: fund,
-        signature: Signature([0; 64]),
-    };
-    let fund = l
-        .verify_with(LedgerOp::Transaction(fund), TrustAll)
-        .unwrap();
+    // The requests' signer is funded by the first block's transfers: each
+    // bench block escrows 334 x 1,010, so 16 x 500,000,000 last for 23,000
+    // blocks, more than a fast run of both groups takes.
+    let fund: Vec<Verified> = (0..16u64)
+        .map(|n| {
+            let body = TransactionBody {
+                chain_id: CHAIN,
+                sender: account(n),
+                nonce: 0,
+                fee: TokenAmount(10),
+                op: TxOp::Transfer {
+                    to: signer.public(),
+                    amount: TokenAmount(BALANCE / 2),
+                },
+            };
+            let t = undchain_types::msg::Transaction {
+                body,
+                signature: Signature([0; 64]),
+            };
+            l.verify_with(LedgerOp::Transaction(t), TrustAll).unwrap()
+        })
+        .collect();
     let empty = JobFile::new();
-    l.apply_block(&Block::new(l.next_block(), &empty, &[]).with_ops(&[fund]))
+    let out = l
+        .apply_block(&Block::new(l.next_block(), &empty, &[]).with_ops(&fund))
         .unwrap();
+    assert!(out.refused.is_empty(), "{:?}", out.refused.first());
     let mut i = 1u64;
     block_group(wall, &WallTime, "ledger", &mut l, &signer, &mut i);
     block_group(cpu, &ThreadCpu, "ledger_cpu", &mut l, &signer, &mut i);

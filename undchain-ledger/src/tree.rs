@@ -28,6 +28,14 @@
 //! holds both children's hashes, so a walk down a path reads one node per
 //! level and never its untouched sibling. Nothing is hashed in the order of
 //! a hash map.
+//!
+//! A walk down one path waits for each node before it can read the next,
+//! and in a tree of millions of leaves nearly every node below the shared
+//! top is a cache miss; so wherever a walk reaches a subtree with at most
+//! 64 changes (`WARM_CHUNK`), it first reads that subtree's paths one level at
+//! a time across all of them (`warm`), whose reads do not wait for each
+//! other, and then walks them as before with the nodes cached. The result
+//! is the same tree; only the order of the reads changes.
 
 use undchain_types::msg::StateProof;
 use undchain_types::{BoundedVec, Hash32, HashAlgorithm, HashContext};
@@ -81,7 +89,7 @@ pub fn node_hash(algo: HashAlgorithm, left: &Digest, right: &Digest) -> Digest {
 
 const EMPTY: Digest = [0; 32];
 
-/// The most paths [`StateTree::warm`] reads ahead at once: few enough that
+/// The most paths the tree reads ahead at once: few enough that
 /// their nodes stay in the core's cache until the walk reaches them.
 const WARM_CHUNK: usize = 64;
 

@@ -5,12 +5,23 @@ use undchain_consensus::{
     Candidate, Roster, RosterConfig, RosterError, TimeoutConfig, ValidatorSet, ValidatorSetError,
 };
 use undchain_ledger::ledger::GenesisError;
+use undchain_ledger::links::{ChainLinkError, ChainLinks};
 use undchain_ledger::{Ledger, LedgerConfig};
 use undchain_timesync::{ConfigError as SyncConfigError, SyncConfig};
 use undchain_types::{
-    ChainParams, Hash32, HashContext, ParamsError, PerceptionScore, PublicKey, SigningKey,
+    ChainId, ChainParams, Hash32, HashContext, ParamsError, PerceptionScore, PublicKey, SigningKey,
     TokenAmount, Trust,
 };
+
+/// A co-chain this chain links to (design notes, validator story item 8):
+/// its id and the validators whose end-of-block `ChainLink`s are taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoChain {
+    /// The co-chain's id.
+    pub chain: ChainId,
+    /// Its validators (a link from anyone else is refused).
+    pub validators: Vec<PublicKey>,
+}
 
 /// One validator of the genesis set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +43,9 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
     /// Opening balances.
     pub balances: Vec<(PublicKey, TokenAmount)>,
+    /// Co-chains linked to this one (at most two), whose latest block
+    /// hashes the headers anchor.
+    pub co_chains: Vec<CoChain>,
 }
 
 /// A genesis or node setting that cannot work.
@@ -43,6 +57,10 @@ pub enum ConfigError {
     /// The validator set cannot be formed.
     #[error("genesis validators: {0}")]
     Roster(#[from] ValidatorSetError),
+    /// The co-chains are not a valid link set (more than two, the chain
+    /// itself, one listed twice).
+    #[error("genesis co-chains: {0}")]
+    ChainLinks(#[from] ChainLinkError),
     /// The roster refused the genesis validators (a key listed twice, or
     /// nobody eligible for a seat).
     #[error("genesis validators: {0}")]
@@ -75,7 +93,14 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.params.validate()?;
         self.roster()?;
+        self.chain_links()?;
         Ok(())
+    }
+
+    /// The co-chain link book of this chain (empty when nothing is linked).
+    pub fn chain_links(&self) -> Result<ChainLinks, ConfigError> {
+        let linked: Vec<ChainId> = self.co_chains.iter().map(|c| c.chain).collect();
+        Ok(ChainLinks::new(self.params.chain_id, &linked)?)
     }
 
     /// The roster at genesis: every listed validator (active or passive),
@@ -119,6 +144,12 @@ impl Genesis {
         for (k, amount) in &self.balances {
             bytes.extend_from_slice(k.as_bytes());
             bytes.extend_from_slice(&amount.0.to_le_bytes());
+        }
+        for c in &self.co_chains {
+            bytes.extend_from_slice(&c.chain.0.to_le_bytes());
+            for k in &c.validators {
+                bytes.extend_from_slice(k.as_bytes());
+            }
         }
         self.params
             .hash_algorithm

@@ -26,7 +26,7 @@ pub mod sim;
 pub mod store;
 pub mod validator;
 
-pub use config::{ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
+pub use config::{CoChain, ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
 pub use node::{Command, EnvelopeCheck, NodeCore, NodeError, StrictCheck};
 pub use output::{NodeEvent, NodeReady, Output};
 pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};

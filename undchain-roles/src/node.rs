@@ -82,6 +82,10 @@ pub enum NodeError {
     /// The agreement driver refused the message.
     #[error("agreement: {0}")]
     Agreement(String),
+    /// A co-chain's link was refused (not from its validators, a conflict
+    /// or a regression).
+    #[error("chain link: {0}")]
+    ChainLink(String),
     /// A resync proposal, approval or command was refused.
     #[error("resync: {0}")]
     Resync(#[from] undchain_timesync::ResyncError),
@@ -161,6 +165,15 @@ impl NodeCore {
         let e = env.envelope();
         let v = &mut self.validator;
         if e.chain_id != v.params.chain_id {
+            // Only a linked co-chain's end-of-block link crosses chains
+            // (idempotent: a repeat changes nothing, so no replay check).
+            if let Message::ChainLink(link) = env.body() {
+                if v.co_chains.iter().any(|c| c.chain == e.chain_id) {
+                    return v
+                        .handle_chain_link(e.sender, e.chain_id, link.clone())
+                        .map_err(NodeError::ChainLink);
+                }
+            }
             return Err(NodeError::WrongChain {
                 expected: v.params.chain_id,
                 got: e.chain_id,
@@ -193,6 +206,7 @@ impl NodeCore {
             Message::TimeProbe(_) | Message::TimeReply(_) => v.handle_time(now, from, body),
             Message::UtilityRequest(_) => v.handle_request(now, env),
             Message::ForwardedRequest(f) => v.handle_forwarded(now, f),
+            Message::JobFileRequest(r) => v.handle_job_file_request(now, from, r),
             m if !validator => {
                 return Err(match m.kind() {
                     MessageKind::RequestBatch

@@ -44,6 +44,11 @@ struct Cache {
     /// the next nibble, then their 14 inner hashes (valid while fresh), so
     /// that merging an entry into a fresh bucket rehashes one group.
     groups: Vec<[Hash32; FANOUT + 14]>,
+    /// Per node: its inner hashes (`mid` of its children block, or its
+    /// `groups`) were computed for its current shape, and only the
+    /// children (or groups) whose bits are set in `dirty` changed since.
+    valid: Vec<bool>,
+    dirty: Vec<u16>,
 }
 
 /// The node-hash cache (behind a lock, so that [`Index::trie_hash`] can
@@ -59,6 +64,8 @@ impl Default for NodeHashes {
             fresh: vec![false],
             mid: Vec::new(),
             groups: vec![[EMPTY; FANOUT + 14]],
+            valid: vec![false],
+            dirty: vec![0],
         }))
     }
 }
@@ -79,11 +86,27 @@ impl NodeHashes {
         self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks node `n` stale (a node the cache does not cover yet is).
+    /// Marks node `n` stale because its child (or group) `part` changed
+    /// (a node the cache does not cover yet is stale).
     #[inline]
-    pub(crate) fn stale(&mut self, n: u32) {
-        if let Some(f) = self.cache().fresh.get_mut(n as usize) {
-            *f = false;
+    pub(crate) fn stale(&mut self, n: u32, part: usize) {
+        let c = self.cache();
+        let n = n as usize;
+        if n < c.fresh.len() {
+            c.fresh[n] = false;
+            c.dirty[n] |= 1 << (part % FANOUT);
+        }
+    }
+
+    /// Marks node `n` stale with every cached inner hash of it (its shape
+    /// changed: a leaf burst, an inner node collapsed, a block reused).
+    #[inline]
+    pub(crate) fn reshaped(&mut self, n: u32) {
+        let c = self.cache();
+        let n = n as usize;
+        if n < c.fresh.len() {
+            c.fresh[n] = false;
+            c.valid[n] = false;
         }
     }
 }
@@ -96,7 +119,13 @@ fn node(l: &Hash32, r: &Hash32) -> Hash32 {
     } else if *r == EMPTY {
         *l
     } else {
-        hash_parts(HashContext::JobFileTrie, &[&l.0, &r.0])
+        // The same value as `hash_parts(JobFileTrie, [l, r])`: blake3 keyed
+        // by the context's key over the 64 bytes, in one call that skips
+        // the streaming hasher (the trie's hot path).
+        let mut buf = [0u8; 64];
+        buf[..32].copy_from_slice(&l.0);
+        buf[32..].copy_from_slice(&r.0);
+        Hash32(*blake3::keyed_hash(HashContext::JobFileTrie.key(), &buf).as_bytes())
     }
 }
 
@@ -184,6 +213,8 @@ impl Index {
         c.fresh.resize(nodes, false);
         c.mid.resize(nodes / FANOUT, [EMPTY; 14]);
         c.groups.resize(nodes, [EMPTY; FANOUT + 14]);
+        c.valid.resize(nodes, false);
+        c.dirty.resize(nodes, 0);
         let mut list = Vec::with_capacity(64);
         self.hash_of(&mut c, &mut list, 0, 0, extra)
     }
@@ -225,9 +256,12 @@ impl Index {
                 }
                 // The block's inner hashes match its children while the
                 // node is fresh (any change below made it stale).
+                // A stale node whose shape held keeps the inner hashes
+                // of the children that did not change.
                 let block = (base - 1) / FANOUT;
                 let mut mid = [EMPTY; 14];
-                let h = if fresh {
+                let h = if fresh || c.valid[n] {
+                    let changed = if fresh { changed } else { changed | c.dirty[n] };
                     combine(&hs, changed, Some(&c.mid[block]), &mut mid)
                 } else {
                     combine(&hs, u16::MAX, None, &mut mid)
@@ -241,6 +275,8 @@ impl Index {
         if extra.is_empty() {
             c.hash[n] = h;
             c.fresh[n] = true;
+            c.valid[n] = true;
+            c.dirty[n] = 0;
         }
         h
     }
@@ -263,7 +299,10 @@ impl Index {
             self.merged(list, slots, extra);
             return crit(list, 256);
         }
-        let reuse = c.fresh[n] && !extra.is_empty();
+        // Fresh, a merge rehashes the groups `extra` falls in; stale with
+        // its shape held, also the groups changed since (`dirty`).
+        let dirty = if c.fresh[n] { 0 } else { c.dirty[n] };
+        let reuse = (c.fresh[n] && !extra.is_empty()) || (!c.fresh[n] && c.valid[n]);
         let mut hs = [EMPTY; FANOUT];
         if reuse {
             hs.copy_from_slice(&c.groups[n][..FANOUT]);
@@ -277,7 +316,7 @@ impl Index {
             let k = extra_rest.partition_point(|(id, _)| nib(&id.0.0, depth) <= g);
             let (more, tail) = extra_rest.split_at(k);
             extra_rest = tail;
-            if reuse && more.is_empty() {
+            if reuse && more.is_empty() && dirty & (1 << g) == 0 {
                 continue;
             }
             changed |= 1 << g;

@@ -94,12 +94,37 @@ pub(crate) const IBLT_SCAN_MAX: u64 = 1 << 16;
 /// round trip more.
 pub(crate) const FALLBACK_SHIP: u64 = 256;
 
+/// Id bits after a part of the opening split that all its entries must
+/// share for the part to count as crowded (no split of 16 bits separates
+/// them, so the opening split's estimate says nothing about it).
+pub(crate) const CROWDED_BITS: u8 = 16;
+
+/// The op for a crowded part of the opening split holding `c` entries:
+/// an IBLT of about sqrt(c) / 3 cells. It peels a few differences at
+/// once, and when it does not, the share of its cells left non-empty
+/// estimates the difference for the larger table that follows (a split
+/// would find every entry in one part, level after level).
+pub(crate) fn crowded(c: u64) -> Op {
+    let m = ((c as f64).sqrt() / 9.0).ceil() as usize * 3;
+    Op::Iblt(m.clamp(6, super::iblt::MAX_CELLS) as u16)
+}
+
 /// The op a range is opened with instead when the peer's IBLT of it (with
 /// `depth` splits above it) did not peel; `e` differences are expected.
 pub(crate) fn after_iblt(cfg: &Config, c: u64, e: f64, len: u8, depth: u8, b0: u8) -> Op {
     let stage = self::stage(b0, depth);
     if stage >= LAST_STAGE && c <= FALLBACK_SHIP.min(u64::from(cfg.entries_max)) {
         return Op::Entries;
+    }
+    if stage >= LAST_STAGE && c > u64::from(cfg.ids_max) {
+        // Too large to ship or list: a larger table, even a message late,
+        // beats splits that may all land in one part (crowded ids).
+        let fallback = 4.0 * c as f64 + 2000.0;
+        if let Some((m, cost)) = super::iblt::size_for(e.max(1.0), fallback)
+            && cost < 4.0 * c as f64
+        {
+            return Op::Iblt(m as u16);
+        }
     }
     // A larger table, sized by what the failed one suggests.
     let iblt = plan_for(e, c, stage);

@@ -69,6 +69,17 @@ fn ids_sharing_24_leading_bits_with_one_difference() {
 }
 
 #[test]
+fn crowded_ids_with_a_hundred_differences_settle_in_three_round_trips() {
+    // Every id shares 40 bits: the opening split sees one part differ and
+    // says nothing more. The responder's table of that crowded part is
+    // too small for 100 differences but its non-empty cells estimate
+    // them; the initiator's larger table peels.
+    let ex = check(split(100_000, 50, 50, 40));
+    assert!(ex.rounds() <= 3, "{} round trips", ex.rounds());
+    assert!(ex.bytes < 20_000, "{} bytes", ex.bytes);
+}
+
+#[test]
 fn ids_sharing_40_leading_bits_at_every_split() {
     check(split(20_000, 300, 200, 40));
     check(split(0, 30_000, 0, 40));

@@ -38,6 +38,8 @@ pub(crate) struct Load {
     pub jobs: BTreeMap<JobId, Job>,
     pub sent: u64,
     pub inclusion_notices: u64,
+    /// Job-file pages the clients received: (validator, page).
+    pub job_file_replies: Vec<(usize, undchain_types::msg::JobFileReply)>,
     chain: ChainId,
 }
 
@@ -61,6 +63,7 @@ impl Load {
             jobs: BTreeMap::new(),
             sent: 0,
             inclusion_notices: 0,
+            job_file_replies: Vec::new(),
             chain,
         }
     }
@@ -100,6 +103,18 @@ impl Load {
         (id, env)
     }
 
+    /// A signed message of `client`'s (any kind a client may send).
+    pub fn signed(
+        &mut self,
+        client: usize,
+        wall: BlockTime,
+        body: impl Into<Message>,
+    ) -> Arc<SignedEnvelope> {
+        let c = &mut self.clients[client];
+        c.seq += 1;
+        Arc::new(Envelope::new(c.key.public(), self.chain, c.seq, wall, body).sign(&c.key))
+    }
+
     /// The client's forward of `job` (step 3), signed anew.
     pub fn forward(&mut self, job: &JobId, wall: BlockTime) -> Option<Arc<SignedEnvelope>> {
         let j = self.jobs.get(job)?;
@@ -117,6 +132,7 @@ impl Load {
         match msg {
             Message::RequestAck(a) => self.ack(from, a),
             Message::InclusionNotice(_) => self.inclusion_notices += 1,
+            Message::JobFileReply(r) => self.job_file_replies.push((from, r.clone())),
             _ => {}
         }
     }

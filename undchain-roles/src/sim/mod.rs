@@ -50,6 +50,13 @@ pub struct SimConfig {
     /// Requests held at which a validator reports full load (`None`: the
     /// default of [`crate::ValidatorTiming`]).
     pub load_capacity_jobs: Option<u64>,
+    /// The chain's id (two worlds of different chains can be linked).
+    pub chain_id: undchain_types::ChainId,
+    /// Validator keys are `node_key(key_offset + i)` (linked worlds need
+    /// distinct keys).
+    pub key_offset: usize,
+    /// Co-chains linked to this one.
+    pub co_chains: Vec<crate::CoChain>,
     /// Known (appointed) validators among them, the first ones (`None`:
     /// the known share of the active seats).
     pub known: Option<usize>,
@@ -78,6 +85,9 @@ impl SimConfig {
             trace: false,
             passive: 0,
             known: None,
+            chain_id: undchain_types::ChainId(7),
+            key_offset: 0,
+            co_chains: Vec::new(),
             load_capacity_jobs: None,
             byzantine: None,
             behaviour: None,

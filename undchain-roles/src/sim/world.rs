@@ -3,6 +3,7 @@
 //! virtual clock ([`EventQueue`]).
 
 mod byzantine;
+mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,8 @@ use undchain_consensus::adversary::{Behaviour, Coalition};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
-    BlockTime, ChainId, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache,
-    LocalTime, PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+    BlockTime, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache, LocalTime,
+    PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
 };
 
 use super::SimConfig;
@@ -147,6 +148,9 @@ pub struct World {
     started: bool,
     /// What the Byzantine validators share.
     coalition: Coalition,
+    /// Envelopes for a linked co-chain's validators, waiting for the
+    /// caller to carry them to that chain's world.
+    foreign: Vec<(PublicKey, Arc<SignedEnvelope>)>,
 }
 
 impl std::fmt::Debug for World {
@@ -164,7 +168,7 @@ impl World {
         let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
         let active = cfg.validators;
         let n = active + cfg.passive;
-        let chain = ChainId(7);
+        let chain = cfg.chain_id;
         let load = Load::new(cfg.clients, cfg.seed, chain);
         let mut params = ChainParams::new(
             chain,
@@ -181,7 +185,7 @@ impl World {
             params: params.clone(),
             validators: (0..n)
                 .map(|i| GenesisValidator {
-                    key: node_key(i).public(),
+                    key: node_key(cfg.key_offset + i).public(),
                     known: i < cfg.known.unwrap_or(max_known.min(active)),
                 })
                 .collect(),
@@ -190,6 +194,7 @@ impl World {
                 .iter()
                 .map(|c| (c.key.public(), TokenAmount(CLIENT_BALANCE)))
                 .collect(),
+            co_chains: cfg.co_chains.clone(),
         };
         let mut timing = ValidatorTiming::for_delay(&params, 4 * cfg.delay_us);
         timing.sync.bootstrap_target_spread_us = 20 * cfg.delay_us;
@@ -214,7 +219,7 @@ impl World {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
         for i in 0..n {
-            let key = node_key(i);
+            let key = node_key(cfg.key_offset + i);
             index.insert(key.public(), i);
             let ncfg = NodeConfig {
                 key,
@@ -280,159 +285,8 @@ impl World {
             filter: None,
             started: false,
             coalition,
+            foreign: Vec::new(),
         })
-    }
-
-    /// Virtual time now, microseconds since the run's start.
-    pub fn now_us(&self) -> u64 {
-        self.now
-    }
-
-    /// Virtual time of block `b`'s start.
-    pub fn block_start_us(&self, b: u64) -> u64 {
-        GENESIS_AFTER_US + b * self.cfg.block_interval_us
-    }
-
-    /// The chain parameters of the run.
-    pub fn params(&self) -> &ChainParams {
-        &self.params
-    }
-
-    /// Validator `i`'s node core, while it is up.
-    pub fn core(&self, i: usize) -> Option<&NodeCore> {
-        self.nodes[i].core.as_ref()
-    }
-
-    /// What validator `i` has on disk.
-    pub fn stored(&self, i: usize) -> &crate::Stored {
-        self.nodes[i].disk.stored()
-    }
-
-    /// Heights validator `i` announced as committed: height -> (hash,
-    /// ledger root).
-    pub fn commits(&self, i: usize) -> &BTreeMap<u64, (Hash32, Hash32)> {
-        &self.nodes[i].commits
-    }
-
-    /// Sets the link filter (`true`: deliver).
-    pub fn set_filter(&mut self, f: Filter) {
-        self.filter = Some(f);
-    }
-
-    /// Every ack `job`'s client received, in order: (validator, block
-    /// named).
-    pub fn acks(&self, job: &JobId) -> Vec<(usize, u64)> {
-        self.load
-            .jobs
-            .get(job)
-            .map(|j| j.ack_log.clone())
-            .unwrap_or_default()
-    }
-
-    /// The block whose stored record at validator `i` holds `job`.
-    pub fn committed_in(&self, i: usize, job: &JobId) -> Option<u64> {
-        self.stored(i).blocks.iter().find_map(|b| {
-            b.requests
-                .iter()
-                .any(|r| JobId::from_request_digest(r.digest()) == *job)
-                .then_some(b.block.header.number.0)
-        })
-    }
-
-    /// The validators of the current active set, as an honest validator
-    /// that is up sees it (what a client learns from its acks).
-    pub fn active_indices(&self) -> Vec<usize> {
-        let view = self
-            .nodes
-            .iter()
-            .filter(|n| n.byzantine.is_none())
-            .filter_map(|n| n.core.as_ref())
-            .max_by_key(|c| c.validator().height());
-        match view {
-            Some(c) => c
-                .validator()
-                .validator_set()
-                .seats()
-                .iter()
-                .filter_map(|s| self.index.get(&s.id).copied())
-                .collect(),
-            None => (0..self.cfg.validators).collect(),
-        }
-    }
-
-    /// The set changes, clock steps and bootstrap notices validator `i`
-    /// reported, in order.
-    pub fn notices(&self, i: usize) -> &[NodeEvent] {
-        &self.nodes[i].notices
-    }
-
-    /// Whether validator `i` is Byzantine, and the name of what it runs.
-    pub fn byzantine(&self, i: usize) -> Option<&'static str> {
-        self.nodes[i].byzantine.as_ref().map(|b| b.name)
-    }
-
-    /// Requests at least one honest validator acknowledged (what the
-    /// network promises to commit; a Byzantine ack promises nothing).
-    pub(crate) fn honestly_acked(&self) -> impl Iterator<Item = &JobId> {
-        self.load
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.acks.iter().any(|v| self.nodes[*v].byzantine.is_none()))
-            .map(|(id, _)| id)
-    }
-
-    /// Inclusion notices the clients received.
-    pub fn inclusion_notices(&self) -> u64 {
-        self.load.inclusion_notices
-    }
-
-    /// Client `client` signs a new request now and sends it to validators
-    /// `to`; like every client it forwards the request to the others when
-    /// fewer than f+1 acknowledged it within the retry timeout.
-    pub fn send_request(&mut self, client: usize, to: &[usize]) -> JobId {
-        let wall = BlockTime((T0 + self.now as i64) as u64);
-        let nonce = self.rng.next_u64();
-        let (job, env) = self.load.request(client, wall, nonce);
-        self.resend(job, to, &env);
-        let retry = self.params.retry_timeout_us;
-        self.push(self.now + retry, Ev::Check { job });
-        job
-    }
-
-    /// Sends the same signed request again (a client's retry).
-    pub fn resend_request(&mut self, job: JobId, to: &[usize]) {
-        if let Some(env) = self.load.jobs.get(&job).map(|j| j.original.clone()) {
-            self.resend(job, to, &env);
-        }
-    }
-
-    fn resend(&mut self, job: JobId, to: &[usize], env: &Arc<SignedEnvelope>) {
-        let n = self.nodes.len();
-        let client = self.load.jobs.get(&job).map_or(0, |j| j.client);
-        for &v in to {
-            self.route(n + client, v, env.clone());
-        }
-    }
-
-    /// Crashes validator `i` now (an untorn crash: between two batches).
-    pub fn crash_now(&mut self, i: usize) {
-        self.crash(i, false);
-    }
-
-    /// Gives validator `i` a user's or operator's command now.
-    pub fn command(&mut self, i: usize, command: crate::Command) -> Result<(), crate::NodeError> {
-        let local = self.local(i);
-        let r = match self.nodes[i].core.as_mut() {
-            Some(core) => core.handle_command(local, command),
-            None => return Ok(()),
-        };
-        self.drain(i);
-        r
-    }
-
-    /// Restarts validator `i` now from its disk.
-    pub fn restart_now(&mut self, i: usize) {
-        self.restart(i);
     }
 
     /// Starts the nodes, the scripted load and the faults (once).
@@ -753,6 +607,13 @@ impl World {
             Output::Send { to, envelope } => {
                 if let Some(&to) = self.index.get(&to) {
                     self.route(node, to, envelope);
+                } else if self
+                    .cfg
+                    .co_chains
+                    .iter()
+                    .any(|c| c.validators.contains(&to))
+                {
+                    self.foreign.push((to, envelope));
                 }
             }
             Output::Event(e) => self.record(node, e),

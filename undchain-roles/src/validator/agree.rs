@@ -9,7 +9,7 @@ use undchain_consensus::{Output as DriverOutput, Validity, Value};
 use undchain_jobfile::JobFile;
 use undchain_ledger::Block;
 use undchain_types::msg::{CommittedBlock, Round};
-use undchain_types::{BlockHeader, BlockNumber, BoundedVec, Hash32, LocalTime, PublicKey};
+use undchain_types::{BlockHeader, BlockNumber, Hash32, LocalTime, PublicKey};
 
 use super::{Candidate, PendingCheck, Validator};
 use crate::output::NodeEvent;
@@ -145,7 +145,7 @@ impl Validator {
             job_count: file.len(),
             ledger_root: outcome.ledger_root,
             validator_set_hash: self.set.hash_with(self.params.hash_algorithm),
-            links: BoundedVec::default(),
+            links: self.links.header_links(),
             parent_signers: self.parent_set().bitmap(signers.iter()),
         };
         Some(Value {
@@ -203,7 +203,7 @@ impl Validator {
             && h.parent == self.last_hash
             && h.time == self.params.block_start(h.number)
             && h.validator_set_hash == self.set.hash_with(self.params.hash_algorithm)
-            && h.links.is_empty()
+            && self.links.check_header(&h.links).is_ok()
             && undchain_consensus::check_parent_commit(
                 h,
                 value.parent_certificate.as_ref(),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use undchain_jobfile::JobFile;
 use undchain_ledger::Block;
 use undchain_types::msg::{BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE};
-use undchain_types::{BoundedVec, JobId, LocalTime, Message, PublicKey, SignedEnvelope};
+use undchain_types::{
+    BlockNumber, BoundedVec, Hash32, JobId, LocalTime, Message, PublicKey, SignedEnvelope,
+};
 
 use super::{SERVE_BLOCKS, Served, Validator, entry_of};
 use crate::config::ConfigError;
@@ -83,6 +85,7 @@ impl Validator {
             }
         }
         let hash = b.header.hash_with(self.params.hash_algorithm);
+        self.send_chain_links(now, number, hash);
         self.event(NodeEvent::BlockCommitted {
             number,
             hash,
@@ -103,6 +106,7 @@ impl Validator {
         let number = b.header.number;
         self.last_hash = b.header.hash_with(self.params.hash_algorithm);
         self.rotate_after(&b.header, self.last_hash);
+        self.links.handle_committed(&b.header);
         self.last_cert = Some(b.certificate.clone());
         self.height = number.next();
         self.started = false;
@@ -122,6 +126,44 @@ impl Validator {
         self.pending.retain(|_, p| p.height >= h);
         self.own_proposals.retain(|(b, _)| *b >= h);
         self.candidates.clear();
+    }
+
+    /// The end-of-block message to each linked co-chain's validators
+    /// (validator story item 8).
+    fn send_chain_links(&mut self, now: LocalTime, number: BlockNumber, hash: Hash32) {
+        for (chain, link) in self.links.outgoing(number, hash) {
+            let to: Vec<PublicKey> = self
+                .co_chains
+                .iter()
+                .filter(|c| c.chain == chain)
+                .flat_map(|c| c.validators.iter().copied())
+                .collect();
+            self.send(now, &to, Message::ChainLink(link), false);
+        }
+    }
+
+    /// A co-chain validator's end-of-block link (its envelope is of chain
+    /// `chain`): kept if it moves that chain's latest known block forward.
+    pub(crate) fn handle_chain_link(
+        &mut self,
+        from: PublicKey,
+        chain: undchain_types::ChainId,
+        link: undchain_types::msg::ChainLink,
+    ) -> Result<(), String> {
+        let member = self
+            .co_chains
+            .iter()
+            .any(|c| c.chain == chain && c.validators.contains(&from));
+        if !member || link.chain != chain {
+            return Err(format!(
+                "chain link for {} from a non-validator of {chain}",
+                link.chain
+            ));
+        }
+        self.links
+            .handle_link(&link)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Clients whose job landed in a later block than acknowledged get an

@@ -14,6 +14,7 @@
 //! * `resync`: quorum-approved steps of the agreed clock;
 //! * `capacity`: capacity tests run by passive validators, answered by
 //!   any validator;
+//! * `serve`: pages of any block's job file for any user;
 //! * `status`: network status to and from the others, the domain-overloaded
 //!   signal;
 //! * `rotation`: the roster's set of each height, passive validators
@@ -30,6 +31,7 @@ mod files;
 mod intake;
 mod resync;
 mod rotation;
+mod serve;
 mod status;
 mod time;
 
@@ -55,6 +57,7 @@ pub use capacity::{
     CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
 };
 pub use intake::{IntakeError, entry_of};
+pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
 
 /// A signature verifier for envelopes this validator already checked
@@ -186,6 +189,13 @@ pub struct Validator {
     pub(crate) capacity_turn: usize,
     /// When this validator last answered each tester.
     pub(crate) capacity_answered: BTreeMap<PublicKey, LocalTime>,
+    /// The co-chains' latest block hashes and what the headers anchored.
+    pub(crate) links: undchain_ledger::links::ChainLinks,
+    /// The co-chains and their validators (who may send links, and to
+    /// whom ours go).
+    pub(crate) co_chains: Vec<crate::config::CoChain>,
+    /// How often each job-file requester was served.
+    pub(crate) serve_limits: serve::ServeLimits,
     /// The others' network status and the overloaded signal.
     pub(crate) status: status::StatusBook,
     /// When this validator next sends its status alone.
@@ -269,6 +279,9 @@ impl Validator {
             capacity_turn: 0,
             capacity_answered: BTreeMap::new(),
             status: status::StatusBook::default(),
+            serve_limits: serve::ServeLimits::default(),
+            links: cfg.genesis.chain_links()?,
+            co_chains: cfg.genesis.co_chains.clone(),
             next_status_at: now,
             rng,
             params,

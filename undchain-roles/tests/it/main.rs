@@ -2,4 +2,6 @@
 
 mod node_core;
 mod simulator;
+mod support;
+mod validator_duties;
 mod validator_story;

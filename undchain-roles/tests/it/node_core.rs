@@ -36,6 +36,7 @@ fn config() -> NodeConfig {
             known: false,
         }],
         balances: vec![(key(1).public(), TokenAmount(1_000))],
+        co_chains: Vec::new(),
     };
     NodeConfig {
         key: key(0),

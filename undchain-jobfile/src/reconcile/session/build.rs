@@ -295,9 +295,12 @@ impl Round<'_> {
         let iblt = policy::iblt_plan(m, k, part, stage);
         let mut ops = core::mem::take(&mut self.sc.ops);
         ops.clear();
+        let view = self.view;
         ops.extend(diff.iter().map(|&i| {
             let c = aggs[i].count;
-            if opening {
+            if opening && view.crowded(prefix.child(b, i as u64), c, policy::CROWDED_BITS) {
+                policy::crowded(c)
+            } else if opening {
                 policy::choose_opened(self.cfg, c, m, k, len, iblt)
             } else {
                 let est = policy::Estimate { e, saturated, iblt };

@@ -12,6 +12,10 @@ use super::pass::Pass;
 use crate::file::{JobFile, Sum256};
 use crate::index::Summary;
 
+/// Most entries a key's id bits may leave for [`View::find_keys`] to walk
+/// before it walks the whole range once instead.
+const FIND_SCAN: u64 = 256;
+
 /// Largest range whose entries are gathered once to answer questions about
 /// its parts (instead of one walk of the index per part).
 const GATHER_MAX: u64 = 4096;
@@ -243,7 +247,7 @@ impl<'a> View<'a> {
     /// bits its key carries.
     pub(super) fn find_keys(&self, mode: Mode, p: Prefix, keys: &[u64], f: &mut impl FnMut(Src)) {
         let mut last = None;
-        for &k in keys {
+        for (j, &k) in keys.iter().enumerate() {
             if last == Some(k) {
                 continue;
             }
@@ -257,6 +261,17 @@ impl<'a> View<'a> {
                     len: (p.len + 32).min(64),
                 }
             };
+            if self.count(q) > FIND_SCAN {
+                // The id bits do not narrow the range (ids sharing a long
+                // prefix): one walk of the range for the remaining keys.
+                let rest = &keys[j..];
+                self.keys_in(mode, p.len, p, &mut |key, src| {
+                    if rest.binary_search(&key).is_ok() {
+                        f(src)
+                    }
+                });
+                return;
+            }
             self.keys_in(mode, p.len, q, &mut |key, src| {
                 if key == k {
                     f(src)
@@ -310,6 +325,25 @@ impl<'a> View<'a> {
                 out[i].sum = out[i].sum.wrapping_add(f);
             }
         }
+    }
+
+    /// Whether the view's entries in `p` (`c` of them, at least two) all
+    /// share the next `bits` id bits after `p`: no split of `p` up to that
+    /// width separates them (ids sharing a long prefix).
+    pub(super) fn crowded(&self, p: Prefix, c: u64, bits: u8) -> bool {
+        if c < 2 || u32::from(p.len) + u32::from(bits) > 64 {
+            return false;
+        }
+        let mut q = p;
+        for _ in 0..bits {
+            let zero = q.child(1, 0);
+            q = match self.count(zero) {
+                n if n == c => zero,
+                0 => q.child(1, 1),
+                _ => return false,
+            };
+        }
+        true
     }
 
     /// How many entries of the view lie in `p`.
