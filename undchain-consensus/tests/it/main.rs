@@ -3,7 +3,8 @@
 //! the helpers in `support`.
 //!
 //! * the driver's contract: `ready_contract` (persistence as a type),
-//!   `refusals` (a refused input changes nothing), `timers`
+//!   `refusals` (a refused input changes nothing), `keeper_slots` (the
+//!   vote keeper's places per voter and slot), `timers`
 //!   (`poll_timeout` / `handle_timeout`), `rules` (the multiplexer's rule
 //!   table, row by row), `untrusted_input`;
 //! * scenarios at one driver: `reconciling_proposal`, `proposer_silent`,
@@ -24,6 +25,7 @@ mod certificates;
 mod crash_restart;
 mod equivocation;
 mod evidence_binding;
+mod keeper_slots;
 mod later_blocks;
 mod n4f1;
 mod negative_control;

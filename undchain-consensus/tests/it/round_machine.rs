@@ -52,6 +52,14 @@ fn at(step: Step, round: Round, locked: Option<u8>) -> RoundState {
     }
 }
 
+/// A state at `step` of `round`, locked on value `tag` since round
+/// `locked_round`.
+fn locked_at(step: Step, round: Round, tag: u8, locked_round: Round) -> RoundState {
+    let mut s = at(step, round, None);
+    s.locked = Some(round_value(locked_round, tag));
+    s
+}
+
 fn info(input_round: Round) -> Info {
     Info {
         input_round,
@@ -105,7 +113,8 @@ fn propose_rows() -> Vec<Row> {
                     timeout(2, TimeoutKind::Propose)], Step::Propose))),
         ("L19 the host's value", at(Step::Propose, 0, None), proposer(0), I::ProposeValue(a.clone(), a_id),
          Some((vec![RoundOutput::Proposal { round: 0, id: a_id, value: a.clone(), pol_round: None }], Step::Propose))),
-        ("L19 only for the proposer", at(Step::Propose, 0, None), info(0), I::ProposeValue(a, a_id), None),
+        ("L19 only for the proposer", at(Step::Propose, 0, None), info(0), I::ProposeValue(a.clone(), a_id), None),
+        ("L19 not in this round", at(Step::Propose, 1, None), proposer(0), I::ProposeValue(a, a_id), None),
         ("L24 not locked", at(Step::Propose, 0, None), info(0), I::Proposal(view(0, 1, None)),
          Some((vec![vote(0, Prevote, Some(1))], Step::Prevote))),
         ("L24 locked on it", at(Step::Propose, 1, Some(1)), info(1), I::Proposal(view(1, 1, None)),
@@ -115,9 +124,16 @@ fn propose_rows() -> Vec<Row> {
         ("L26 invalid", at(Step::Propose, 0, None), info(0), I::InvalidProposal,
          Some((vec![vote(0, Prevote, None)], Step::Prevote))),
         ("L22 not in this round", at(Step::Propose, 1, None), info(0), I::Proposal(view(0, 1, None)), None),
+        ("L26 invalid, not in this round", at(Step::Propose, 1, None), info(0), I::InvalidProposal, None),
         ("L30 locked no later than vr", at(Step::Propose, 2, Some(2)), info(2), I::ProposalAndPolkaPrevious(view(2, 1, Some(1))),
          Some((vec![vote(2, Prevote, Some(1))], Step::Prevote))),
+        ("L30 locked after vr, on it", locked_at(Step::Propose, 3, 1, 2), info(3), I::ProposalAndPolkaPrevious(view(3, 1, Some(1))),
+         Some((vec![vote(3, Prevote, Some(1))], Step::Prevote))),
+        ("L32 locked after vr, on another", locked_at(Step::Propose, 3, 2, 2), info(3), I::ProposalAndPolkaPrevious(view(3, 1, Some(1))),
+         Some((vec![vote(3, Prevote, None)], Step::Prevote))),
         ("L28 vr not below the round", at(Step::Propose, 2, None), info(2), I::ProposalAndPolkaPrevious(view(2, 1, Some(2))), None),
+        ("L28 not in this round", at(Step::Propose, 3, None), info(2), I::ProposalAndPolkaPrevious(view(2, 1, Some(1))), None),
+        ("L32 invalid, not in this round", at(Step::Propose, 3, None), info(2), I::InvalidProposalAndPolkaPrevious, None),
         ("L32 invalid", at(Step::Propose, 2, None), info(2), I::InvalidProposalAndPolkaPrevious,
          Some((vec![vote(2, Prevote, None)], Step::Prevote))),
     ]
@@ -131,6 +147,11 @@ fn vote_rows() -> Vec<Row> {
         ("L34", at(Step::Prevote, 0, None), info(0), I::PolkaAny,
          Some((vec![timeout(0, TimeoutKind::Prevote)], Step::Prevote))),
         ("L34 only at step prevote", at(Step::Precommit, 0, None), info(0), I::PolkaAny, None),
+        ("L34 not in this round", at(Step::Prevote, 1, None), info(0), I::PolkaAny, None),
+        ("L36 not in this round", at(Step::Prevote, 1, None), info(0), I::ProposalAndPolkaCurrent(view(0, 1, None)), None),
+        ("L42 not in this round", at(Step::Precommit, 1, None), info(0), I::ProposalAndPolkaCurrent(view(0, 1, None)), None),
+        ("L44 not in this round", at(Step::Prevote, 1, None), info(0), I::PolkaNil, None),
+        ("L47 not in this round", at(Step::Propose, 1, None), info(0), I::PrecommitAny, None),
         ("L36 at prevote: lock and precommit", at(Step::Prevote, 0, None), info(0), I::ProposalAndPolkaCurrent(view(0, 1, None)),
          Some((vec![vote(0, Precommit, Some(1))], Step::Precommit))),
         ("L42 at precommit: the valid value only", at(Step::Precommit, 0, None), info(0), I::ProposalAndPolkaCurrent(view(0, 1, None)),
@@ -158,6 +179,8 @@ fn timeout_rows() -> Vec<Row> {
         ("L57 after the prevote", at(Step::Prevote, 0, None), info(0), I::TimeoutPropose, None),
         ("L61", at(Step::Prevote, 0, None), info(0), I::TimeoutPrevote,
          Some((vec![vote(0, Precommit, None)], Step::Precommit))),
+        ("L61 not in this round", at(Step::Prevote, 1, None), info(0), I::TimeoutPrevote, None),
+        ("L65 not in this round", at(Step::Precommit, 2, None), info(1), I::TimeoutPrecommit, None),
         ("L65", at(Step::Precommit, 2, None), info(2), I::TimeoutPrecommit,
          Some((vec![RoundOutput::NewRound(3)], Step::Unstarted))),
         ("nothing moves a decided height", at(Step::Commit, 0, None), info(0), I::TimeoutPrecommit, None),
