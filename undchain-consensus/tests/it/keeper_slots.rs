@@ -2,7 +2,9 @@
 //! `MAX_VOTES_PER_SLOT` distinct votes): a further vote takes the place of
 //! the kept one whose value fewer validators voted for only if its own
 //! value has strictly more, and the value that gave way loses the voter's
-//! support. (Tests that `cargo mutants` showed missing, docs/BENCHMARKS.md.)
+//! support; and the accessors and thresholds a second `cargo mutants` run
+//! showed untested. (Tests that `cargo mutants` showed missing,
+//! docs/BENCHMARKS.md.)
 
 use undchain_consensus::VoteKeeper;
 use undchain_consensus::votekeeper::{MAX_VOTES_PER_SLOT, RecordVoteError};
@@ -67,4 +69,51 @@ fn a_vote_with_only_equal_support_does_not_take_a_full_slot() {
     for t in 1..=MAX_VOTES_PER_SLOT as u8 {
         assert_eq!(vk.count(0, VoteKind::Precommit, value(t)), 1, "value {t}");
     }
+}
+
+#[test]
+fn the_keeper_names_its_height() {
+    let ks = keys(4);
+    let vk = VoteKeeper::new(BlockNumber(7), set_of(&ks));
+    assert_eq!(vk.height(), BlockNumber(7));
+}
+
+#[test]
+fn a_nil_polka_needs_a_quorum_of_nil_prevotes() {
+    use undchain_consensus::Threshold;
+    let ks = keys(4);
+    let mut vk = VoteKeeper::new(BlockNumber(3), set_of(&ks));
+    // q = 3 of 4: the first two nil prevotes are no polka for nil.
+    for k in &ks[..2] {
+        let out = vk.add_vote(vote(k, 3, 0, VoteKind::Prevote, None)).unwrap();
+        assert!(
+            !out.thresholds.contains(&Threshold::PolkaNil),
+            "{:?}",
+            out.thresholds
+        );
+    }
+    let out = vk
+        .add_vote(vote(&ks[2], 3, 0, VoteKind::Prevote, None))
+        .unwrap();
+    assert!(
+        out.thresholds.contains(&Threshold::PolkaNil),
+        "{:?}",
+        out.thresholds
+    );
+}
+
+#[test]
+fn the_keeper_counts_distinct_senders_per_round() {
+    let ks = keys(4);
+    let mut vk = VoteKeeper::new(BlockNumber(3), set_of(&ks));
+    assert_eq!(vk.senders(1), 0);
+    for k in &ks[..2] {
+        vk.add_vote(vote(k, 3, 1, VoteKind::Prevote, value(5)))
+            .unwrap();
+    }
+    // A second vote from a sender who already counts adds no sender.
+    vk.add_vote(vote(&ks[0], 3, 1, VoteKind::Precommit, value(5)))
+        .unwrap();
+    assert_eq!(vk.senders(1), 2);
+    assert_eq!(vk.senders(0), 0);
 }
