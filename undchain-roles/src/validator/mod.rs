@@ -29,6 +29,7 @@ mod capacity;
 mod chain;
 mod files;
 mod intake;
+pub mod partners;
 mod resync;
 mod rotation;
 mod serve;
@@ -57,6 +58,7 @@ pub use capacity::{
     CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
 };
 pub use intake::{IntakeError, entry_of};
+pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
 pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
 
