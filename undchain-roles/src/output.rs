@@ -171,6 +171,12 @@ pub enum NodeEvent {
         /// This validator's reference step, if it had one.
         reference_us: Option<i64>,
     },
+    /// The partner desk reports something (issue 16).
+    Partner(crate::validator::DeskEvent),
+    /// A score event the partner desk found (failed challenge, vanished
+    /// partner, censorship evidence); carried into blocks by a later
+    /// change, so scores do not move yet.
+    ScoreEvidence(undchain_consensus::ScoreEvent),
     /// The decided block's ledger root differs from this node's: the node
     /// stops applying blocks (a bug or a corrupt store; never expected).
     Diverged {

@@ -202,6 +202,8 @@ pub struct Validator {
     pub(crate) status: status::StatusBook,
     /// When this validator next sends its status alone.
     pub(crate) next_status_at: LocalTime,
+    /// The partner story's desk (registry, matching, challenges).
+    pub(crate) partners: partners::PartnerDesk,
 }
 
 impl Validator {
@@ -285,6 +287,11 @@ impl Validator {
             links: cfg.genesis.chain_links()?,
             co_chains: cfg.genesis.co_chains.clone(),
             next_status_at: now,
+            partners: partners::PartnerDesk::new(
+                cfg.key.public(),
+                params.clone(),
+                cfg.seed ^ 0x5a5a,
+            ),
             rng,
             params,
         };
@@ -486,6 +493,7 @@ impl Validator {
                 add(Some(self.next_capacity_at));
             }
             add(self.probes.values().map(|p| p.deadline()).min());
+            add(self.partners.poll_timeout());
             if self.is_active() {
                 add(Some(self.next_status_at));
             }
@@ -509,6 +517,7 @@ impl Validator {
         self.expire_sessions(now);
         self.follow_chain(now);
         self.capacity_timeout(now);
+        self.partners_timeout(now);
         if self.is_active() {
             self.send_status(now);
         }

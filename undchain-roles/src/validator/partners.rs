@@ -672,3 +672,73 @@ impl PartnerDesk {
         }
     }
 }
+
+/// Whether `msg` is for the partner desk (partner-story messages and
+/// client reports, from anyone).
+pub fn takes(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::ReadyToProvide(_)
+            | Message::Subscribe(_)
+            | Message::StillActive(_)
+            | Message::AtCapacity(_)
+            | Message::SignOff(_)
+            | Message::JobResponse(_)
+            | Message::UtilityStarted(_)
+            | Message::ChallengeResponse(_)
+            | Message::WorkRequest(_)
+            | Message::ConnectionReport(_)
+            | Message::CensorshipComplaint(_)
+    )
+}
+
+impl crate::validator::Validator {
+    /// A partner-story message: to the desk, its outputs carried out.
+    pub(crate) fn handle_partner(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        msg: &Message,
+    ) -> Result<(), DeskError> {
+        let r = self.partners.handle(now, from, msg);
+        self.carry_desk(now);
+        r
+    }
+
+    /// A client request this active validator filed and acknowledged: the
+    /// matching partners are notified (the client's endpoint is the
+    /// host's to add; without it only centralised partners connect).
+    pub(crate) fn partners_filed(&mut self, now: LocalTime, env: &undchain_types::SignedEnvelope) {
+        if !self.is_active() {
+            return;
+        }
+        let Message::UtilityRequest(r) = env.body() else {
+            return;
+        };
+        let job = JobId::from_request_digest(env.digest());
+        let Some(&(client, block)) = self.acks.get(&job) else {
+            return;
+        };
+        self.partners
+            .job_filed(now, job, client, r.clone(), block, None);
+        self.carry_desk(now);
+    }
+
+    /// Heartbeat expiry and challenge deadlines.
+    pub(crate) fn partners_timeout(&mut self, now: LocalTime) {
+        if self.partners.poll_timeout().is_some_and(|t| t <= now) {
+            self.partners.handle_timeout(now);
+        }
+        self.carry_desk(now);
+    }
+
+    fn carry_desk(&mut self, now: LocalTime) {
+        for o in self.partners.take_outputs() {
+            match o {
+                DeskOutput::Send { to, msg } => self.send(now, &[to], *msg, false),
+                DeskOutput::Score(e) => self.event(crate::output::NodeEvent::ScoreEvidence(e)),
+                DeskOutput::Event(e) => self.event(crate::output::NodeEvent::Partner(e)),
+            }
+        }
+    }
+}
