@@ -66,6 +66,9 @@ pub struct SimConfig {
     pub byzantine: Option<usize>,
     /// Their behaviour (`None`: drawn per seed).
     pub behaviour: Option<undchain_consensus::adversary::Behaviour>,
+    /// The chain's convergence size threshold in bytes (`None`: the
+    /// chain default, far beyond any simulated run).
+    pub convergence_bytes: Option<u64>,
 }
 
 impl SimConfig {
@@ -91,6 +94,7 @@ impl SimConfig {
             load_capacity_jobs: None,
             byzantine: None,
             behaviour: None,
+            convergence_bytes: None,
         }
     }
 }
