@@ -15,6 +15,8 @@ use undchain_types::LocalTime;
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     origin: Instant,
+    /// The reading at the origin, microseconds.
+    base: i64,
 }
 
 impl MonotonicClock {
@@ -22,13 +24,39 @@ impl MonotonicClock {
     pub fn new() -> Self {
         MonotonicClock {
             origin: Instant::now(),
+            base: 0,
         }
     }
 
-    /// The current reading: microseconds since the origin (saturating after
-    /// some 292,000 years).
+    /// A clock whose origin reads the wall clock's Unix time at this
+    /// moment (microseconds), then runs on the monotonic clock: the clock a
+    /// node core runs on, because the agreed block time is made from the
+    /// validators' local clocks and genesis times are Unix times. The wall
+    /// clock is read once; later steps of it do not move this clock.
+    pub fn from_unix_time() -> Self {
+        let base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        MonotonicClock {
+            origin: Instant::now(),
+            base,
+        }
+    }
+
+    /// The current reading: microseconds since the origin plus the origin's
+    /// reading (saturating after some 292,000 years).
     pub fn now(&self) -> LocalTime {
-        LocalTime::from_micros(i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX))
+        let elapsed = i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX);
+        LocalTime::from_micros(self.base.saturating_add(elapsed))
+    }
+}
+
+impl MonotonicClock {
+    /// The tokio instant at which this clock reads `t` (now, if `t` is
+    /// past): how the runtime sleeps until a core's `poll_timeout`.
+    pub fn instant_at(&self, t: LocalTime) -> tokio::time::Instant {
+        let ahead = t.micros().saturating_sub(self.now().micros()).max(0) as u64;
+        tokio::time::Instant::now() + std::time::Duration::from_micros(ahead)
     }
 }
 

@@ -37,6 +37,13 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod devnet;
+pub mod duration;
+pub mod home;
+pub mod load;
+pub mod runtime;
+pub mod store;
+pub mod testnet;
 pub mod transport;
 
 pub use clock::MonotonicClock;

@@ -1,6 +1,10 @@
 //! undchain-node's integration tests, one binary (shared helpers in
 //! [`support`]).
 
+mod bad_input;
+mod e2e;
 mod flood;
+mod kill;
+mod net;
 mod quic_transport;
 mod support;

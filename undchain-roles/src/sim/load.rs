@@ -11,6 +11,33 @@ use undchain_types::{
     SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
 };
 
+/// The key of scripted client `i` of a load drawn from `seed`: the
+/// simulator's clients, and the devnet's (`undchain-node`), which funds the
+/// same keys at genesis.
+pub fn client_key(seed: u64, i: usize) -> SigningKey {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+    s[31] = 0xc1;
+    SigningKey::from_seed(s)
+}
+
+/// The body of the scripted load's request number `nonce`: storage of
+/// `1 + nonce % 64` units at price 1, any partner, the nonce as its spec
+/// (so every request is distinct). The devnet's clients sign the same
+/// bodies.
+pub fn request_body(nonce: u64) -> UtilityRequest {
+    UtilityRequest {
+        kind: UtilityKind::Storage,
+        units: 1 + nonce % 64,
+        max_price_per_unit: TokenAmount(1),
+        min_partner_score: PerceptionScore::MIN,
+        partner_threshold: 1,
+        co_clients: BoundedVec::default(),
+        spec: BoundedBytes::try_from_vec(nonce.to_le_bytes().to_vec()).unwrap_or_default(),
+    }
+}
+
 /// One client.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
@@ -47,15 +74,9 @@ impl Load {
     /// `n` clients with keys derived from `seed`.
     pub fn new(n: usize, seed: u64, chain: ChainId) -> Self {
         let clients = (0..n)
-            .map(|i| {
-                let mut s = [0u8; 32];
-                s[..8].copy_from_slice(&seed.to_le_bytes());
-                s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-                s[31] = 0xc1;
-                Client {
-                    key: SigningKey::from_seed(s),
-                    seq: 0,
-                }
+            .map(|i| Client {
+                key: client_key(seed, i),
+                seq: 0,
             })
             .collect();
         Load {
@@ -77,15 +98,7 @@ impl Load {
     ) -> (JobId, Arc<SignedEnvelope>) {
         let c = &mut self.clients[client];
         c.seq += 1;
-        let body = UtilityRequest {
-            kind: UtilityKind::Storage,
-            units: 1 + nonce % 64,
-            max_price_per_unit: TokenAmount(1),
-            min_partner_score: PerceptionScore::MIN,
-            partner_threshold: 1,
-            co_clients: BoundedVec::default(),
-            spec: BoundedBytes::try_from_vec(nonce.to_le_bytes().to_vec()).unwrap_or_default(),
-        };
+        let body = request_body(nonce);
         let env = Envelope::new(c.key.public(), self.chain, c.seq, wall, body).sign(&c.key);
         let env = Arc::new(env);
         let id = JobId::from_request_digest(env.digest());

@@ -8,7 +8,9 @@
 //!
 //! * `world`: the event loop, the network and the nodes' hosts;
 //! * `disk`: a node's simulated storage;
-//! * `load`: the clients and their requests;
+//! * `load`: the clients and their requests ([`client_key`] and
+//!   [`request_body`] are public: the node's devnet clients sign the same
+//!   requests);
 //! * `check`: the invariants checked on every run.
 
 mod check;
@@ -18,6 +20,7 @@ mod world;
 
 pub use check::Report;
 pub use disk::SimDisk;
+pub use load::{client_key, request_body};
 pub use world::{Filter, World};
 
 /// One simulated run.

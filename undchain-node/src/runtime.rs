@@ -1,0 +1,430 @@
+//! The node's runtime: one tokio task per node driving its [`NodeCore`]
+//! (DESIGN.md "The reference node": runtime). The task only moves things
+//! between the core and its effects; every decision is the core's.
+//!
+//! One turn of the loop:
+//!
+//! 1. carry out every [`NodeReady`](undchain_roles::NodeReady) the core
+//!    hands out, in order: its `immediate` sends, then its `persist` batch
+//!    as one redb write transaction (durable when the write returns), then
+//!    its `after_persist` sends (votes, acks: what promises), then
+//!    [`NodeCore::advance`];
+//! 2. wait for the first of: an envelope or connection event from the QUIC
+//!    transport (fed to [`NodeCore::handle_verified`]: the transport
+//!    verified the signature), the core's [`NodeCore::poll_timeout`]
+//!    deadline ([`NodeCore::handle_timeout`]), a redial of a validator
+//!    whose connection failed or closed, a [`NodeCommand`].
+//!
+//! `now` is read once per input from the node's clock
+//! ([`MonotonicClock::from_unix_time`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use undchain_net::{Claim, Transport, TransportConfig, TransportError, TransportEvent};
+use undchain_roles::{
+    Command, NodeConfig, NodeCore, NodeEvent, Output, Storage, StoreOp, StrictCheck,
+};
+use undchain_types::msg::Endpoint;
+use undchain_types::{BlockNumber, JobId, PublicKey};
+
+use crate::clock::MonotonicClock;
+use crate::store::RedbStore;
+use crate::transport::{QuicConfig, QuicTransport};
+
+/// How long after a failed or closed connection to a validator it is
+/// dialled again.
+pub const REDIAL_AFTER: Duration = Duration::from_millis(500);
+
+/// What a running node can be told.
+#[derive(Debug)]
+pub enum NodeCommand {
+    /// A command for the core.
+    Core(Command),
+    /// Stop the node (after the batch under way).
+    Stop,
+}
+
+/// What a node reports to whoever watches it (the devnet, tests).
+#[derive(Debug, Clone)]
+pub enum Observed {
+    /// An event of the core.
+    Event(NodeEvent),
+    /// A decided block was made durable, with the jobs of its file.
+    BlockStored {
+        /// Its height.
+        number: BlockNumber,
+        /// Its jobs.
+        jobs: Vec<JobId>,
+    },
+}
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The QUIC endpoint could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: TransportError,
+    },
+    /// The core refused its configuration or stored state.
+    #[error("node core: {0}")]
+    Core(#[from] undchain_roles::ConfigError),
+    /// The database refused a read or a write (the node stops: it may
+    /// not send what it could not make durable).
+    #[error("storage {path}: {error}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// Why.
+        error: undchain_roles::StoreError,
+    },
+    /// The core refused an acknowledgement of its batch (a host bug).
+    #[error("advance: {0}")]
+    Advance(#[from] undchain_types::AdvanceError),
+}
+
+/// Everything one node is started from.
+#[derive(Debug)]
+pub struct NodeSetup {
+    /// The core's configuration.
+    pub cfg: NodeConfig,
+    /// Where its QUIC endpoint binds.
+    pub listen: SocketAddr,
+    /// The validators it dials, with their endpoints (itself is skipped).
+    pub peers: BTreeMap<PublicKey, Endpoint>,
+    /// Its database.
+    pub store: RedbStore,
+    /// Every peer is on this host (a devnet or a local testnet): the
+    /// per-host admission limits are lifted ([`quic_config`]).
+    pub loopback: bool,
+}
+
+/// The QUIC settings of a node on a chain with `params`; `loopback` lifts
+/// the per-host limits (every client of a devnet is on 127.0.0.1).
+pub fn quic_config(params: &undchain_types::ChainParams, loopback: bool) -> QuicConfig {
+    let mut q = QuicConfig {
+        transport: TransportConfig::from_params(params),
+        ..QuicConfig::default()
+    };
+    if loopback {
+        let a = &mut q.transport.admission;
+        a.per_host = a.client_slots;
+        a.handshakes_per_host = a.handshakes;
+    }
+    q
+}
+
+/// A started node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// Its identity.
+    pub id: PublicKey,
+    /// The address its QUIC endpoint is bound to.
+    pub addr: SocketAddr,
+    /// The height it restored to (the next block it decides).
+    pub restored_height: BlockNumber,
+    commands: mpsc::UnboundedSender<NodeCommand>,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+impl NodeHandle {
+    /// Sends the node a command (ignored once it stopped).
+    pub fn command(&self, c: NodeCommand) {
+        let _ = self.commands.send(c);
+    }
+
+    /// Stops the node and waits for its task.
+    pub async fn stop(self) -> Result<(), RunError> {
+        let _ = self.commands.send(NodeCommand::Stop);
+        self.wait().await
+    }
+
+    /// Waits for the node's task to end.
+    pub async fn wait(self) -> Result<(), RunError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// How long binding waits for the address to be released (a node that
+/// stopped a moment ago still drains its connections on it).
+pub const BIND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Restores the core from the store, binds the endpoint and starts the
+/// node's task. `observer` gets the node's events.
+pub async fn start(
+    setup: NodeSetup,
+    observer: Option<mpsc::UnboundedSender<Observed>>,
+) -> Result<NodeHandle, RunError> {
+    let clock = MonotonicClock::from_unix_time();
+    let store_err = |path: &std::path::Path, error| RunError::Store {
+        path: path.display().to_string(),
+        error,
+    };
+    let stored = setup
+        .store
+        .load()
+        .map_err(|e| store_err(setup.store.path(), e))?;
+    let restored_height = stored.next_height();
+    let core = NodeCore::restore(&setup.cfg, clock.now(), &stored, Arc::new(StrictCheck))?;
+    drop(stored);
+    let qcfg = quic_config(&setup.cfg.genesis.params, setup.loopback);
+    let patience = tokio::time::Instant::now() + BIND_PATIENCE;
+    let transport = loop {
+        match QuicTransport::bind(setup.listen, setup.cfg.key.clone(), qcfg.clone()) {
+            Ok(t) => break t,
+            Err(TransportError::Io(e))
+                if e.contains("in use") && tokio::time::Instant::now() < patience =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(RunError::Bind {
+                    addr: setup.listen,
+                    error,
+                });
+            }
+        }
+    };
+    let addr = transport.local_addr().map_err(|error| RunError::Bind {
+        addr: setup.listen,
+        error,
+    })?;
+    let id = setup.cfg.key.public();
+    let mut keys: std::collections::BTreeSet<PublicKey> =
+        setup.cfg.genesis.validators.iter().map(|v| v.key).collect();
+    keys.extend(setup.peers.keys().copied());
+    transport.set_validator_keys(keys);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut peers = setup.peers;
+    peers.remove(&id);
+    let node = Node {
+        core,
+        store: setup.store,
+        transport,
+        clock,
+        peers,
+        redial: BTreeMap::new(),
+        observer,
+    };
+    let task = tokio::spawn(node.run(rx));
+    Ok(NodeHandle {
+        id,
+        addr,
+        restored_height,
+        commands: tx,
+        task,
+    })
+}
+
+struct Node {
+    core: NodeCore,
+    store: RedbStore,
+    transport: QuicTransport,
+    clock: MonotonicClock,
+    peers: BTreeMap<PublicKey, Endpoint>,
+    /// Validators to dial again, and when.
+    redial: BTreeMap<PublicKey, tokio::time::Instant>,
+    observer: Option<mpsc::UnboundedSender<Observed>>,
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<NodeCommand>,
+    ) -> Result<(), RunError> {
+        let peers: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for p in peers {
+            self.dial(p);
+        }
+        self.core.start(self.clock.now());
+        loop {
+            self.carry_out()?;
+            let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
+            let redial = self.redial.values().min().copied();
+            tokio::select! {
+                ev = self.transport.next_event() => match ev {
+                    Some(ev) => self.handle_transport(ev),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => self.core.handle_timeout(self.clock.now()),
+                _ = sleep_until(redial) => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<PublicKey> = self
+                        .redial
+                        .iter()
+                        .filter(|(_, t)| **t <= now)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in due {
+                        self.redial.remove(&k);
+                        self.dial(k);
+                    }
+                }
+                c = commands.recv() => match c {
+                    Some(NodeCommand::Core(c)) => {
+                        if let Err(e) = self.core.handle_command(self.clock.now(), c) {
+                            warn!(error = %e, "command refused");
+                        }
+                    }
+                    Some(NodeCommand::Stop) | None => break,
+                },
+            }
+        }
+        self.carry_out()?;
+        // Peers are told, and the connections drain (a local timer).
+        self.transport.shutdown().await;
+        Ok(())
+    }
+
+    fn dial(&mut self, peer: PublicKey) {
+        let Some(endpoint) = self.peers.get(&peer).cloned() else {
+            return;
+        };
+        if self.transport.is_connected(&peer) {
+            return;
+        }
+        if let Err(error) =
+            Transport::connect(&mut self.transport, peer, &endpoint, Claim::Validator)
+        {
+            warn!(peer = %peer.to_hex(), %error, "cannot dial");
+        }
+    }
+
+    fn handle_transport(&mut self, ev: TransportEvent) {
+        match ev {
+            TransportEvent::Received { peer, envelope, .. } => {
+                let kind = envelope.envelope().kind;
+                let now = self.clock.now();
+                if let Err(e) = self.core.handle_verified(now, Arc::new(*envelope)) {
+                    debug!(from = %peer.to_hex(), %kind, error = %e, "envelope refused");
+                }
+            }
+            TransportEvent::Connected {
+                peer,
+                inbound,
+                address,
+                ..
+            } => {
+                debug!(peer = %peer.to_hex(), inbound, %address, "connected");
+                self.redial.remove(&peer);
+            }
+            TransportEvent::ConnectFailed { peer, error, .. } => {
+                debug!(peer = %peer.to_hex(), %error, "connect failed");
+                self.schedule_redial(peer);
+            }
+            TransportEvent::Closed { peer, error } => {
+                debug!(peer = %peer.to_hex(), %error, "connection closed");
+                self.schedule_redial(peer);
+            }
+            TransportEvent::Dropped { peer, error } => {
+                warn!(peer = %peer.to_hex(), %error, "frame dropped");
+            }
+            TransportEvent::Refused { peer, error } => {
+                debug!(peer = %peer.to_hex(), %error, "peer refused");
+            }
+        }
+    }
+
+    fn schedule_redial(&mut self, peer: PublicKey) {
+        if self.peers.contains_key(&peer) {
+            self.redial
+                .entry(peer)
+                .or_insert_with(|| tokio::time::Instant::now() + REDIAL_AFTER);
+        }
+    }
+
+    /// Carries out every batch the core has: immediate sends, the durable
+    /// write, the promises, `advance`.
+    fn carry_out(&mut self) -> Result<(), RunError> {
+        while let Some(ready) = self.core.ready() {
+            let number = ready.number();
+            for o in ready.immediate {
+                self.output(o);
+            }
+            self.store
+                .write(&ready.persist)
+                .map_err(|error| RunError::Store {
+                    path: self.store.path().display().to_string(),
+                    error,
+                })?;
+            if let Some(obs) = &self.observer {
+                for op in &ready.persist {
+                    if let StoreOp::Block(b) = op {
+                        let jobs = b
+                            .requests
+                            .iter()
+                            .map(|r| JobId::from_request_digest(r.digest()))
+                            .collect();
+                        let _ = obs.send(Observed::BlockStored {
+                            number: b.block.header.number,
+                            jobs,
+                        });
+                    }
+                }
+            }
+            for o in ready.after_persist {
+                self.output(o);
+            }
+            self.core.advance(number)?;
+        }
+        Ok(())
+    }
+
+    fn output(&mut self, o: Output) {
+        match o {
+            Output::Send { to, envelope } => match self.transport.send(&to, &envelope) {
+                Ok(()) => {}
+                Err(TransportError::NotConnected { .. }) if self.peers.contains_key(&to) => {
+                    // The dial queues sends from its start.
+                    self.redial.remove(&to);
+                    self.dial(to);
+                    if let Err(error) = self.transport.send(&to, &envelope) {
+                        debug!(to = %to.to_hex(), %error, "send failed");
+                    }
+                }
+                Err(error) => debug!(to = %to.to_hex(), %error, "send failed"),
+            },
+            Output::Event(e) => {
+                log_event(&e);
+                if let Some(obs) = &self.observer {
+                    let _ = obs.send(Observed::Event(e));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_event(e: &NodeEvent) {
+    match e {
+        NodeEvent::BlockCommitted {
+            number, hash, jobs, ..
+        } => {
+            info!(height = number.0, %hash, jobs, "block committed")
+        }
+        NodeEvent::TimeSynced { correction } => info!(correction_us = correction, "time synced"),
+        NodeEvent::RequestAcked { .. } => {}
+        NodeEvent::Diverged { number, .. } => warn!(height = number.0, "diverged: {e:?}"),
+        NodeEvent::Evidence(_) => warn!("evidence: {e:?}"),
+        NodeEvent::PeriodSettled { .. } | NodeEvent::SetChanged { .. } => info!("{e:?}"),
+        _ => debug!("{e:?}"),
+    }
+}

@@ -1,0 +1,308 @@
+//! The node's durable storage: one redb database per node under its home
+//! (DESIGN.md "The reference node": storage), implementing the store model
+//! of `undchain-roles` ([`Storage`]: the same trait the simulator's disk
+//! implements), so a restart restores exactly what the simulator's restarts
+//! restore.
+//!
+//! Every [`StoreOp`] batch is one redb write transaction, committed with
+//! redb's default (immediate) durability before [`Storage::write`] returns;
+//! an empty batch writes nothing. Tables:
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `blocks` | height | versioned postcard of the header, certificate and request envelopes |
+//! | `accepted` | job id | open block (8 bytes, little endian) + request envelope |
+//! | `meta` | name | `consensus` (postcard), `seq_reserved`, `time_correction` (8 bytes LE) |
+//!
+//! The tables fold ops exactly as [`Stored::apply`] does (a block only at
+//! the next height, removing its jobs from `accepted`), and
+//! [`Storage::load`] reads them back into a [`Stored`]. A file that is not
+//! a redb database, is truncated, or holds a value that does not decode is
+//! an error naming the file (and the table and key).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use undchain_roles::{BlockRecord, Storage, StoreError, StoreOp, Stored};
+use undchain_types::msg::CommittedBlock;
+use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope, wire};
+
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const ACCEPTED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("accepted");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Largest stored value decoded (a block with its requests), bytes.
+const MAX_VALUE: usize = 1 << 30;
+
+/// A block as stored: the decided block and its requests' envelope bytes.
+#[derive(Serialize, Deserialize)]
+struct StoredBlock {
+    block: CommittedBlock,
+    requests: Vec<Vec<u8>>,
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// redb refused the file (corrupt, truncated, not a database, locked).
+    #[error("cannot open the node database {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        reason: String,
+    },
+    /// The file opened but its contents do not decode.
+    #[error("the node database {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What did not decode.
+        reason: String,
+    },
+}
+
+/// A node's redb database.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    writes: u64,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("writes", &self.writes)
+            .finish()
+    }
+}
+
+fn open_err(path: &Path, e: impl std::fmt::Display) -> OpenError {
+    OpenError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn write_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Write(e.to_string())
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt(what)
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path` and checks that every
+    /// stored value decodes.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        // redb treats some damage it cannot expect as unreachable and
+        // panics; a damaged file is input, so that is an error here.
+        std::panic::catch_unwind(|| Self::open_unguarded(path)).unwrap_or_else(|_| {
+            Err(OpenError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "redb could not read its own structures (the file is damaged)".into(),
+            })
+        })
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self, OpenError> {
+        let db = Database::create(path).map_err(|e| open_err(path, e))?;
+        let tx = db.begin_write().map_err(|e| open_err(path, e))?;
+        {
+            tx.open_table(BLOCKS).map_err(|e| open_err(path, e))?;
+            tx.open_table(ACCEPTED).map_err(|e| open_err(path, e))?;
+            tx.open_table(META).map_err(|e| open_err(path, e))?;
+        }
+        tx.commit().map_err(|e| open_err(path, e))?;
+        let store = RedbStore {
+            db,
+            path: path.to_path_buf(),
+            writes: 0,
+        };
+        store.load().map_err(|e| OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Batches written since it was opened.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    fn apply(tx: &redb::WriteTransaction, op: &StoreOp) -> Result<(), StoreError> {
+        match op {
+            StoreOp::Block(record) => {
+                let mut blocks = tx.open_table(BLOCKS).map_err(write_err)?;
+                let next = blocks
+                    .last()
+                    .map_err(write_err)?
+                    .map_or(0, |(k, _)| k.value() + 1);
+                if record.block.header.number.0 != next {
+                    return Ok(());
+                }
+                let value = wire::encode(&StoredBlock {
+                    block: record.block.clone(),
+                    requests: record.requests.iter().map(|r| r.to_bytes()).collect(),
+                });
+                blocks.insert(next, value.as_slice()).map_err(write_err)?;
+                let mut accepted = tx.open_table(ACCEPTED).map_err(write_err)?;
+                for r in &record.requests {
+                    let id = JobId::from_request_digest(r.digest());
+                    accepted.remove(id.0.as_bytes()).map_err(write_err)?;
+                }
+            }
+            StoreOp::Consensus(state) => {
+                let mut meta = tx.open_table(META).map_err(write_err)?;
+                let value = wire::encode(&**state);
+                meta.insert("consensus", value.as_slice())
+                    .map_err(write_err)?;
+            }
+            StoreOp::Accepted {
+                job,
+                block,
+                request,
+            } => {
+                let mut accepted = tx.open_table(ACCEPTED).map_err(write_err)?;
+                let mut value = block.0.to_le_bytes().to_vec();
+                value.extend_from_slice(&request.to_bytes());
+                accepted
+                    .insert(job.0.as_bytes(), value.as_slice())
+                    .map_err(write_err)?;
+            }
+            StoreOp::SeqReserved(s) => {
+                let mut meta = tx.open_table(META).map_err(write_err)?;
+                let old = meta
+                    .get("seq_reserved")
+                    .map_err(write_err)?
+                    .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                    .unwrap_or(0);
+                meta.insert("seq_reserved", old.max(*s).to_le_bytes().as_slice())
+                    .map_err(write_err)?;
+            }
+            StoreOp::TimeCorrection(c) => {
+                let mut meta = tx.open_table(META).map_err(write_err)?;
+                meta.insert("time_correction", c.to_le_bytes().as_slice())
+                    .map_err(write_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn envelope(bytes: &[u8], what: impl Fn() -> String) -> Result<Arc<SignedEnvelope>, StoreError> {
+    SignedEnvelope::from_bytes(bytes, MAX_VALUE)
+        .map(Arc::new)
+        .map_err(|e| corrupt(format!("{}: {e}", what())))
+}
+
+fn eight(bytes: &[u8], what: &str) -> Result<[u8; 8], StoreError> {
+    bytes
+        .get(..8)
+        .filter(|_| bytes.len() >= 8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt(format!("{what}: {} bytes, expected 8", bytes.len())))
+}
+
+impl Storage for RedbStore {
+    fn write(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(write_err)?;
+        for op in batch {
+            Self::apply(&tx, op)?;
+        }
+        tx.commit().map_err(write_err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Stored, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.load_unguarded()))
+            .unwrap_or_else(|_| {
+                Err(corrupt(format!(
+                    "{}: redb could not read its own structures (the file is damaged)",
+                    self.path.display()
+                )))
+            })
+    }
+}
+
+impl RedbStore {
+    fn load_unguarded(&self) -> Result<Stored, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+        let mut stored = Stored::default();
+        let blocks = tx.open_table(BLOCKS).map_err(|e| corrupt(e.to_string()))?;
+        for (i, row) in blocks
+            .iter()
+            .map_err(|e| corrupt(e.to_string()))?
+            .enumerate()
+        {
+            let (k, v) = row.map_err(|e| corrupt(format!("table blocks: {e}")))?;
+            let height = k.value();
+            if height != i as u64 {
+                return Err(corrupt(format!(
+                    "table blocks: height {height} where {i} was expected"
+                )));
+            }
+            let b: StoredBlock = wire::decode(v.value(), MAX_VALUE)
+                .map_err(|e| corrupt(format!("table blocks, height {height}: {e}")))?;
+            let requests = b
+                .requests
+                .iter()
+                .enumerate()
+                .map(|(j, r)| envelope(r, || format!("table blocks, height {height}, request {j}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            stored.blocks.push(BlockRecord {
+                block: b.block,
+                requests,
+            });
+        }
+        let accepted = tx
+            .open_table(ACCEPTED)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for row in accepted.iter().map_err(|e| corrupt(e.to_string()))? {
+            let (k, v) = row.map_err(|e| corrupt(format!("table accepted: {e}")))?;
+            let job = JobId(Hash32(*k.value()));
+            let v = v.value();
+            let what = || format!("table accepted, job {}", job.0);
+            let block = BlockNumber(u64::from_le_bytes(eight(v, &what())?));
+            let env = envelope(&v[8..], what)?;
+            stored.accepted.insert(job, (block, env));
+        }
+        let meta = tx.open_table(META).map_err(|e| corrupt(e.to_string()))?;
+        let get = |name: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(meta
+                .get(name)
+                .map_err(|e| corrupt(format!("table meta, {name}: {e}")))?
+                .map(|v| v.value().to_vec()))
+        };
+        if let Some(v) = get("consensus")? {
+            stored.consensus = Some(
+                wire::decode(&v, MAX_VALUE)
+                    .map_err(|e| corrupt(format!("table meta, consensus: {e}")))?,
+            );
+        }
+        if let Some(v) = get("seq_reserved")? {
+            stored.seq_reserved = u64::from_le_bytes(eight(&v, "table meta, seq_reserved")?);
+        }
+        if let Some(v) = get("time_correction")? {
+            stored.time_correction = Some(i64::from_le_bytes(eight(
+                &v,
+                "table meta, time_correction",
+            )?));
+        }
+        Ok(stored)
+    }
+}
