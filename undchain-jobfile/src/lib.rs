@@ -72,7 +72,9 @@ pub mod reconcile;
 pub use book::{BookError, Committed, Filed, JobBook, target_block};
 pub use file::{InsertError, JobFile, leaf_hash};
 pub use index::Summary;
-pub use merkle::{ClosedFile, JobFileHasher, merkle_root, verify_inclusion};
+pub use merkle::{
+    ClosedFile, JobFileHasher, merkle_root, proof_of, verify_inclusion, verify_inclusion_with,
+};
 pub use payout::{Completion, PayoutError, PayoutFile, PayoutRecord, Rollover};
 pub use reconcile::{Config, Outcome, ReconcileError, Role, Session, Traffic};
 pub mod testkit;

@@ -109,17 +109,7 @@ impl ClosedFile {
     pub fn proof(&self, id: &JobId) -> Option<(Hash32, MerkleProof)> {
         let index = self.ids.binary_search(id).ok()?;
         let leaf = self.file.leaf_of(id)?;
-        let p = self.tree.proof(&[index]);
-        let siblings =
-            BoundedVec::try_from_vec(p.proof_hashes().iter().map(|h| Hash32(*h)).collect()).ok()?;
-        Some((
-            leaf,
-            MerkleProof {
-                leaf_index: index as u64,
-                leaf_count: self.ids.len() as u64,
-                siblings,
-            },
-        ))
+        Some((leaf, proof_of(&self.tree, index)?))
     }
 
     /// A client-facing notice that job `id` was committed in this block.
@@ -138,10 +128,41 @@ impl ClosedFile {
 /// Checks that `leaf` is in the tree with root `root` according to
 /// `proof`. Never panics on a malformed proof; returns `false` instead.
 pub fn verify_inclusion(root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> bool {
+    verify_inclusion_with::<JobFileHasher>(root, leaf, proof)
+}
+
+/// The proof of leaf `index` of `tree` as a message; `None` when the
+/// index is out of range. Every rs_merkle tree of the workspace (closed job
+/// files, stored blobs' content trees) proves its leaves this way.
+pub fn proof_of<H: Hasher<Hash = [u8; 32]>>(
+    tree: &MerkleTree<H>,
+    index: usize,
+) -> Option<MerkleProof> {
+    let count = tree.leaves_len();
+    if index >= count {
+        return None;
+    }
+    let p = tree.proof(&[index]);
+    let siblings =
+        BoundedVec::try_from_vec(p.proof_hashes().iter().map(|h| Hash32(*h)).collect()).ok()?;
+    Some(MerkleProof {
+        leaf_index: index as u64,
+        leaf_count: count as u64,
+        siblings,
+    })
+}
+
+/// [`verify_inclusion`] for a tree whose inner nodes `H` hashes (a content
+/// tree's hasher, say). Never panics on a malformed proof.
+pub fn verify_inclusion_with<H: Hasher<Hash = [u8; 32]>>(
+    root: &Hash32,
+    leaf: &Hash32,
+    proof: &MerkleProof,
+) -> bool {
     let Some((index, count)) = proof.shape() else {
         return false;
     };
-    rs_merkle::MerkleProof::<JobFileHasher>::new(proof.sibling_bytes()).verify(
+    rs_merkle::MerkleProof::<H>::new(proof.sibling_bytes()).verify(
         root.0,
         &[index],
         &[leaf.0],

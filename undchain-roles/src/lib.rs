@@ -1,5 +1,5 @@
-//! `undchain-roles`: the validator role as a sans-IO state machine
-//! composing the library crates, the [`NodeCore`] every host drives, and
+//! `undchain-roles`: the validator, client and partner roles as sans-IO
+//! state machines composing the library crates, the [`NodeCore`] every host drives, and
 //! the whole-network deterministic simulator ([`sim`]) (DESIGN.md "The
 //! node core", "Simulation: one harness"; design notes, validator story
 //! items 1-10).
@@ -11,6 +11,11 @@
 //!   restart reads ([`Stored`]); [`Storage`] is implemented by the node's
 //!   database and the simulator's disk.
 //! * [`validator`]: time, intake, job files, agreement, chain.
+//! * [`client`] and [`partner`]: the client and partner stories, usable
+//!   alone by embedders (a wallet, a provider's daemon).
+//! * [`utility`]: the client-partner sessions: storage with content roots
+//!   and chunk proofs, the [`utility::Utility`] trait with a compute job
+//!   and a relay, metering by signed checkpoints.
 //! * [`sim`]: many nodes on a virtual clock, a seeded faulty network and
 //!   simulated disks, built on `undchain-sim`.
 //!
@@ -18,12 +23,15 @@
 //! are inputs.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
 pub mod node;
 pub mod output;
+pub mod partner;
 mod signer;
 pub mod sim;
 pub mod store;
+pub mod utility;
 pub mod validator;
 
 pub use config::{CoChain, ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};

@@ -155,6 +155,12 @@ contexts! {
     /// Inner nodes and the root of an open job file's canonical trie (its
     /// fingerprint root).
     JobFileTrie => "undchain 2026-12 job file trie v1",
+    /// One chunk of a stored blob (a leaf of its content tree).
+    ContentChunk => "undchain 2026-12 content chunk v1",
+    /// Inner nodes of a stored blob's content tree (its content root).
+    ContentNode => "undchain 2026-12 content node v1",
+    /// One step of the built-in deterministic compute job.
+    ComputeStep => "undchain 2026-12 compute step v1",
 }
 
 fn derived_keys() -> &'static [[u8; 32]] {

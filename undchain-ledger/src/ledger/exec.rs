@@ -4,7 +4,7 @@
 //! tree's leaf changes; the ledger commits it, or only computes the root
 //! it leads to for a preview.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use undchain_types::msg::{DomainTransferTerms, TxOp};
 use undchain_types::{
@@ -12,6 +12,7 @@ use undchain_types::{
     TokenAmount, wire,
 };
 
+use super::keyed::{self, Map};
 use super::ops::{LedgerOp, Verified};
 use super::request::Spent;
 use super::state::{self, Account, InboundRecord, Meta, OpenJob, StateKey, Supply};
@@ -67,8 +68,8 @@ pub(crate) struct Exec<'a> {
     pub(crate) base: &'a Ledger,
     pub(crate) number: BlockNumber,
     pub(crate) now: BlockTime,
-    pub(crate) accounts: HashMap<PublicKey, Account>,
-    pub(crate) jobs: HashMap<JobId, Option<OpenJob>>,
+    pub(crate) accounts: Map<PublicKey, Account>,
+    pub(crate) jobs: Map<JobId, Option<OpenJob>>,
     /// Committed jobs the block's settlement closed (kept out of `jobs`: a
     /// settlement closes up to the whole payout file, and nothing reads a
     /// job after it).
@@ -80,8 +81,8 @@ pub(crate) struct Exec<'a> {
     /// Settled ids to remember, with the block from which they are forgotten.
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
-    pub(crate) outbound: HashMap<Hash32, Option<DomainTransferTerms>>,
-    pub(crate) inbound: HashMap<Hash32, Option<InboundRecord>>,
+    pub(crate) outbound: Map<Hash32, Option<DomainTransferTerms>>,
+    pub(crate) inbound: Map<Hash32, Option<InboundRecord>>,
     pub(crate) domains: BTreeMap<ChainId, DomainClient>,
     pub(crate) fee_pool: TokenAmount,
     pub(crate) signed: BTreeMap<PublicKey, u64>,
@@ -91,13 +92,13 @@ pub(crate) struct Exec<'a> {
 /// What a block changed, ready to commit (owned: no borrow of the ledger).
 pub(crate) struct Delta {
     pub(crate) number: BlockNumber,
-    pub(crate) accounts: HashMap<PublicKey, Account>,
-    pub(crate) jobs: HashMap<JobId, Option<OpenJob>>,
+    pub(crate) accounts: Map<PublicKey, Account>,
+    pub(crate) jobs: Map<JobId, Option<OpenJob>>,
     pub(crate) settled_period: bool,
     pub(crate) settled_add: Vec<(JobId, BlockNumber)>,
     pub(crate) settled_drop: Vec<JobId>,
-    pub(crate) outbound: HashMap<Hash32, Option<DomainTransferTerms>>,
-    pub(crate) inbound: HashMap<Hash32, Option<InboundRecord>>,
+    pub(crate) outbound: Map<Hash32, Option<DomainTransferTerms>>,
+    pub(crate) inbound: Map<Hash32, Option<InboundRecord>>,
     pub(crate) domains: BTreeMap<ChainId, DomainClient>,
     pub(crate) fee_pool: TokenAmount,
     pub(crate) signed: BTreeMap<PublicKey, u64>,
@@ -116,14 +117,14 @@ impl<'a> Exec<'a> {
             base,
             number,
             now: base.config.block_start(number),
-            accounts: HashMap::with_capacity(requests.saturating_add(ops.saturating_mul(2))),
-            jobs: HashMap::with_capacity(requests.saturating_add(ops)),
+            accounts: keyed::with_capacity(requests.saturating_add(ops.saturating_mul(2))),
+            jobs: keyed::with_capacity(requests.saturating_add(ops)),
             jobs_settled: Vec::new(),
             settled_period: false,
             settled_add: Vec::new(),
             settled_drop: Vec::new(),
-            outbound: HashMap::new(),
-            inbound: HashMap::new(),
+            outbound: Map::default(),
+            inbound: Map::default(),
             domains: BTreeMap::new(),
             fee_pool: base.fee_pool,
             signed: base.signed.clone(),
@@ -242,15 +243,15 @@ impl<'a> Exec<'a> {
     /// to the pool. All or nothing.
     fn commit_jobs(&mut self, block: &Block<'_>) -> Result<(TokenAmount, TokenAmount), BlockError> {
         let base = self.base;
-        let mut by_job: HashMap<JobId, &super::VerifiedRequest> =
-            HashMap::with_capacity(block.requests.len());
+        let mut by_job: Map<JobId, &super::VerifiedRequest> =
+            keyed::with_capacity(block.requests.len());
         for r in block.requests {
             if by_job.insert(r.job, r).is_some() || !block.jobs.contains(&r.job) {
                 return Err(BlockError::StrayRequest { job: r.job });
             }
         }
         let fee = base.config.transaction_fee;
-        let mut spent = Spent::new();
+        let mut spent = Spent::default();
         let (mut fees, mut escrowed) = (0u64, 0u64);
         let mut new_jobs = Vec::with_capacity(block.requests.len());
         // The file keeps each entry's leaf hash (`JobEntry::leaf_hash`);

@@ -97,13 +97,14 @@ mod config;
 mod domain;
 mod error;
 pub(crate) mod exec;
+pub(crate) mod keyed;
 pub mod ops;
 pub mod request;
 pub mod state;
 mod submit;
 mod tx;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use undchain_jobfile::JobFile;
@@ -114,6 +115,7 @@ use undchain_types::{
 
 use crate::links::domain_link::{DomainClient, DomainRegistry};
 use crate::tree::{Digest, StateTree};
+use keyed::Map;
 
 pub use block::{Applied, Block, BlockOutcome, Refused};
 pub use config::LedgerConfig;
@@ -131,18 +133,18 @@ pub struct Ledger {
     pub(crate) config: LedgerConfig,
     config_hash: Hash32,
     next_block: BlockNumber,
-    // Hash maps for the big tables: nothing hashed, signed or sent depends
-    // on their order (the tree orders leaves by key hash; lists handed out
-    // are sorted).
-    accounts: HashMap<PublicKey, Account>,
-    pub(crate) jobs: HashMap<JobId, OpenJob>,
-    settled: HashMap<JobId, BlockNumber>,
+    // Hash maps for the big tables, keyed per process (`keyed`): nothing
+    // hashed, signed or sent depends on their order (the tree orders leaves
+    // by key hash; lists handed out are sorted).
+    accounts: Map<PublicKey, Account>,
+    pub(crate) jobs: Map<JobId, OpenJob>,
+    settled: Map<JobId, BlockNumber>,
     settled_prune: BTreeMap<BlockNumber, Vec<JobId>>,
     fee_pool: TokenAmount,
     signed: BTreeMap<PublicKey, u64>,
-    outbound: HashMap<Hash32, DomainTransferTerms>,
+    outbound: Map<Hash32, DomainTransferTerms>,
     outbound_prune: BTreeMap<BlockNumber, Vec<Hash32>>,
-    inbound: HashMap<Hash32, InboundRecord>,
+    inbound: Map<Hash32, InboundRecord>,
     inbound_prune: BTreeMap<(ChainId, BlockNumber), Vec<Hash32>>,
     domains: DomainRegistry,
     supply: Supply,
@@ -175,7 +177,7 @@ pub struct LedgerState {
     pub supply: Supply,
 }
 
-fn sorted<K: Ord + Copy, V: Clone>(m: &HashMap<K, V>) -> Vec<(K, V)> {
+fn sorted<K: Ord + Copy, V: Clone>(m: &Map<K, V>) -> Vec<(K, V)> {
     let mut v: Vec<(K, V)> = m.iter().map(|(k, v)| (*k, v.clone())).collect();
     v.sort_unstable_by_key(|(k, _)| *k);
     v
@@ -233,13 +235,13 @@ impl Ledger {
             next_block: state.next_block,
             accounts: state.accounts.into_iter().collect(),
             jobs: state.jobs.into_iter().map(|j| (j.entry.id, j)).collect(),
-            settled: HashMap::new(),
+            settled: Map::default(),
             settled_prune: BTreeMap::new(),
             fee_pool: state.fee_pool,
             signed: state.signed.into_iter().collect(),
-            outbound: HashMap::new(),
+            outbound: Map::default(),
             outbound_prune: BTreeMap::new(),
-            inbound: HashMap::new(),
+            inbound: Map::default(),
             inbound_prune: BTreeMap::new(),
             domains: state.domains.into_iter().collect(),
             supply: state.supply,
@@ -270,7 +272,7 @@ impl Ledger {
     /// is the sum of its open jobs' budgets, and the tokens held are what
     /// the supply counters say.
     fn check_books(&self) -> Result<(), GenesisError> {
-        let mut owed: HashMap<PublicKey, u128> = HashMap::new();
+        let mut owed: Map<PublicKey, u128> = Map::default();
         for j in self.jobs.values() {
             *owed.entry(j.client).or_default() += u128::from(j.escrow.0);
         }

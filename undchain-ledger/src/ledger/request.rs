@@ -13,8 +13,6 @@
 //! [`Ledger::unaffordable_jobs`] tells a proposer which jobs of a file the
 //! block could not commit.
 
-use std::collections::HashMap;
-
 use undchain_consensus::certificate::{SignatureVerifier, StrictVerifier};
 use undchain_jobfile::JobFile;
 use undchain_types::{
@@ -22,6 +20,7 @@ use undchain_types::{
     UtilityKind,
 };
 
+use super::keyed::Map;
 use super::{BlockError, Ledger, RequestError};
 
 /// A client's utility request whose envelope signature this ledger checked.
@@ -68,7 +67,7 @@ impl VerifiedRequest {
 }
 
 /// What one block's requests have taken so far, per client.
-pub(crate) type Spent = HashMap<PublicKey, u64>;
+pub(crate) type Spent = Map<PublicKey, u64>;
 
 impl Ledger {
     /// Verifies the client's signed request envelope (strictly).
@@ -122,7 +121,7 @@ impl Ledger {
     /// the request window, budget and fee covered by the free balance).
     pub fn check_request(&self, r: &VerifiedRequest) -> Result<(), RequestError> {
         let now = self.config.block_start(self.next_block);
-        self.request_fits(r, now, &Spent::new()).map(|_| ())
+        self.request_fits(r, now, &Spent::default()).map(|_| ())
     }
 
     /// The jobs of `jobs` (in file order) that a block numbered
@@ -135,10 +134,9 @@ impl Ledger {
         jobs: &JobFile,
         requests: &[VerifiedRequest],
     ) -> Vec<(JobId, BlockError)> {
-        let by_job: HashMap<JobId, &VerifiedRequest> =
-            requests.iter().map(|r| (r.job, r)).collect();
+        let by_job: Map<JobId, &VerifiedRequest> = requests.iter().map(|r| (r.job, r)).collect();
         let now = self.config.block_start(self.next_block);
-        let mut spent = Spent::new();
+        let mut spent = Spent::default();
         let mut out = Vec::new();
         for e in jobs.entries() {
             let Some(r) = by_job.get(&e.id) else {

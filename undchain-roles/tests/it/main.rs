@@ -1,7 +1,12 @@
-//! The validator role and the whole-network simulator: one test binary.
+//! The client, partner and validator roles, the utility sessions and the
+//! whole-network simulator: one test binary.
 
+mod client_story;
 mod node_core;
+mod partner_story;
 mod simulator;
 mod support;
+mod users;
+mod utility_sessions;
 mod validator_duties;
 mod validator_story;

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod links;
 pub mod partner;
 pub mod reconcile;
+pub mod session;
 pub mod sync;
 pub mod time;
 pub mod validator;
@@ -23,6 +24,7 @@ pub use ledger::*;
 pub use links::*;
 pub use partner::*;
 pub use reconcile::*;
+pub use session::*;
 pub use sync::*;
 pub use time::*;
 pub use validator::*;
@@ -174,6 +176,8 @@ messages! {
     37 => CensorshipComplaint(CensorshipComplaint),
     /// Client or partner -> validators.
     38 => ConnectionReport(ConnectionReport),
+    /// Client <-> partner, directly: the utility session's data plane.
+    39 => Session(SessionMessage),
     // --- Validator to validator ---
     /// Anyone -> anyone (scream cast).
     50 => Hello(Hello),

@@ -100,6 +100,10 @@ pub struct UtilityStarted {
     pub client: PublicKey,
     /// When it started (partner's clock).
     pub started_at: BlockTime,
+    /// For storage: the content root the client named for the blob
+    /// (DESIGN.md "Utility sessions"), which challenges are checked
+    /// against; `None` for computation and access.
+    pub content_root: Option<Hash32>,
 }
 
 /// Partner story 5: the validators confirm the job entered the payout pool.

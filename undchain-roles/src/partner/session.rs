@@ -1,0 +1,407 @@
+//! The partner's side of utility sessions (DESIGN.md "Utility
+//! sessions"; partner story steps 4, 5 and 8): the blob store, the
+//! built-in computation and relay behind [`Utility`], the meter, the
+//! receipt and the partial completion.
+
+use undchain_types::msg::{
+    ChallengeResponse, ConnectionDetails, Receipt, ReceiptTerms, SessionBody, SessionMessage,
+    StorageChallenge, UtilityStarted,
+};
+use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, PublicKey, UtilityKind, wire};
+
+use super::{Partner, PartnerError};
+use crate::client::{UserEvent, UserOutput};
+use crate::utility::{
+    Echo, HashChain, MeterTerms, PartnerMeter, Put, Relay, Utility, UtilityError,
+};
+
+#[derive(Debug)]
+enum Work {
+    Store,
+    Run(Box<dyn Utility>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Running,
+    /// The receipt was offered; the client has until then to countersign.
+    Offered(LocalTime),
+    Done,
+}
+
+/// One session of the partner with one client.
+#[derive(Debug)]
+pub struct PartnerSession {
+    client: PublicKey,
+    meter: PartnerMeter,
+    work: Work,
+    root: Option<Hash32>,
+    stage: Stage,
+    offered: Option<ReceiptTerms>,
+}
+
+impl PartnerSession {
+    /// Whether the session still takes capacity.
+    pub fn is_running(&self) -> bool {
+        self.stage != Stage::Done
+    }
+
+    /// Units delivered.
+    pub fn delivered(&self) -> u64 {
+        self.meter.delivered()
+    }
+
+    /// Units the last client checkpoint proves.
+    pub fn proven(&self) -> u64 {
+        self.meter.proven()
+    }
+
+    pub(crate) fn deadline(&self) -> Option<LocalTime> {
+        match self.stage {
+            Stage::Offered(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl Partner {
+    /// Partner story step 4: the client's connection details.
+    pub(crate) fn handle_details(
+        &mut self,
+        _now: LocalTime,
+        from: PublicKey,
+        d: &ConnectionDetails,
+    ) -> Result<(), PartnerError> {
+        let r = self
+            .responses
+            .get_mut(&d.job)
+            .ok_or(PartnerError::UnknownJob(d.job))?;
+        r.answered_by = Some(from);
+        r.client = Some(d.peer);
+        self.outbox.immediate(UserOutput::Connect {
+            job: d.job,
+            peer: d.peer,
+            endpoint: d.endpoint.clone(),
+        });
+        Ok(())
+    }
+
+    /// Opens the session on the client's first message: `UtilityStarted`
+    /// (with the content root for storage) goes to the validators.
+    fn open(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        client: PublicKey,
+        root: Option<Hash32>,
+    ) -> Result<(), PartnerError> {
+        let (block, kind, units, price) =
+            self.job_terms(&job).ok_or(PartnerError::UnknownJob(job))?;
+        if let Some(r) = self.responses.get(&job)
+            && r.client.is_some_and(|c| c != client)
+        {
+            return Err(PartnerError::NotTheClient { job, from: client });
+        }
+        let work = match kind {
+            UtilityKind::Storage => Work::Store,
+            UtilityKind::Computation => Work::Run(Box::new(HashChain::new(
+                job.0,
+                self.cfg.compute_stride,
+                u32::try_from(units).unwrap_or(u32::MAX),
+            ))),
+            UtilityKind::Access => Work::Run(Box::new(Relay::new(Echo, units))),
+        };
+        let terms = MeterTerms {
+            chain_id: self.cfg.params.chain_id,
+            job,
+            commit_block: block,
+            client,
+            partner: self.key(),
+            price_per_unit: price,
+            every: self.cfg.checkpoint_every,
+        };
+        self.sessions.insert(
+            job,
+            PartnerSession {
+                client,
+                meter: PartnerMeter::new(terms),
+                work,
+                root,
+                stage: Stage::Running,
+                offered: None,
+            },
+        );
+        let started = UtilityStarted {
+            job,
+            client,
+            started_at: self.wall(now),
+            content_root: root,
+        };
+        self.broadcast(now, started.into());
+        self.event(UserEvent::Started {
+            job,
+            client,
+            content_root: root,
+        });
+        self.check_capacity(now);
+        Ok(())
+    }
+
+    fn reply(&mut self, now: LocalTime, job: JobId, to: PublicKey, body: SessionBody) {
+        self.send(now, to, SessionMessage { job, body }.into());
+    }
+
+    /// A session message from a client.
+    pub(crate) fn handle_session(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        m: &SessionMessage,
+    ) -> Result<(), PartnerError> {
+        let job = m.job;
+        if !self.sessions.contains_key(&job) {
+            if !self.is_online() {
+                return Err(PartnerError::SignedOff);
+            }
+            let root = match &m.body {
+                SessionBody::Chunk { root, .. } => Some(*root),
+                _ => None,
+            };
+            self.open(now, job, from, root)?;
+        }
+        let Some(s) = self.sessions.get_mut(&job) else {
+            return Err(PartnerError::UnknownJob(job));
+        };
+        if s.client != from {
+            return Err(PartnerError::NotTheClient { job, from });
+        }
+        match &m.body {
+            SessionBody::Checkpoint(c) => {
+                s.meter.handle_checkpoint(c)?;
+                let units = c.checkpoint.units;
+                self.event(UserEvent::Checkpoint {
+                    job,
+                    peer: from,
+                    units,
+                });
+                Ok(())
+            }
+            SessionBody::ReceiptSigned(r) => self.receipt_signed(now, job, r),
+            SessionBody::Fetch { root, index } => {
+                let (bytes, proof) = self.store.serve(root, *index)?;
+                let bytes = BoundedBytes::try_from_slice(bytes)
+                    .map_err(|_| UtilityError::BadChunk { index: *index })?;
+                let body = SessionBody::ChunkReply {
+                    root: *root,
+                    index: *index,
+                    bytes,
+                    proof,
+                };
+                self.reply(now, job, from, body);
+                Ok(())
+            }
+            SessionBody::End => {
+                self.offer_receipt(now, job);
+                Ok(())
+            }
+            body => self.deliver(now, job, from, body),
+        }
+    }
+
+    /// A chunk to store or an input to serve, metered.
+    fn deliver(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        from: PublicKey,
+        body: &SessionBody,
+    ) -> Result<(), PartnerError> {
+        let Some(s) = self.sessions.get_mut(&job) else {
+            return Err(PartnerError::UnknownJob(job));
+        };
+        if s.stage != Stage::Running {
+            return Err(UtilityError::BadInput("the session is finished").into());
+        }
+        if !s.meter.may_deliver(1) {
+            return Err(UtilityError::CheckpointOverdue {
+                delivered: s.meter.delivered(),
+                proven: s.meter.proven(),
+            }
+            .into());
+        }
+        let (reply, done) = match (&mut s.work, body) {
+            (
+                Work::Store,
+                SessionBody::Chunk {
+                    root,
+                    index,
+                    count,
+                    size,
+                    bytes,
+                },
+            ) => {
+                if s.root != Some(*root) {
+                    return Err(UtilityError::RootInUse { root: *root }.into());
+                }
+                let put = self
+                    .store
+                    .put(job, *root, *index, *count, *size, bytes.as_bytes())?;
+                if !matches!(put, Put::Duplicate(_)) {
+                    s.meter.deliver(1)?;
+                }
+                let units = s.meter.delivered();
+                (
+                    SessionBody::Delivered { units },
+                    matches!(put, Put::Complete(_)),
+                )
+            }
+            (Work::Run(u), SessionBody::Input { seq, bytes }) => {
+                let served = u.serve(*seq, bytes.as_bytes())?;
+                // Checked with `may_deliver` before it ran: the step is
+                // done, so it counts.
+                s.meter.served(served.units);
+                let out = BoundedBytes::try_from_vec(served.output)
+                    .map_err(|_| UtilityError::BadInput("output over the chunk limit"))?;
+                let body = SessionBody::Output {
+                    seq: *seq,
+                    bytes: out,
+                    units: served.units,
+                };
+                (body, u.is_done())
+            }
+            _ => return Err(UtilityError::BadInput("message does not fit the session").into()),
+        };
+        self.reply(now, job, from, reply);
+        if done {
+            self.offer_receipt(now, job);
+        }
+        Ok(())
+    }
+
+    /// The utility is done: the partner signs the receipt terms of what it
+    /// delivered and offers them to the client.
+    fn offer_receipt(&mut self, now: LocalTime, job: JobId) {
+        let finished_at = self.wall(now);
+        let deadline = now.plus(self.cfg.receipt_wait_us);
+        let Some(s) = self.sessions.get_mut(&job) else {
+            return;
+        };
+        if s.stage != Stage::Running {
+            return;
+        }
+        let Ok(terms) = s.meter.terms().receipt(s.meter.delivered(), finished_at) else {
+            return;
+        };
+        s.stage = Stage::Offered(deadline);
+        s.offered = Some(terms.clone());
+        let client = s.client;
+        let partner_sig = self.cfg.key.sign_digest(&terms.digest());
+        self.reply(
+            now,
+            job,
+            client,
+            SessionBody::ReceiptOffer { terms, partner_sig },
+        );
+    }
+
+    /// The client countersigned: the receipt goes to the validators.
+    fn receipt_signed(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        r: &Receipt,
+    ) -> Result<(), PartnerError> {
+        let Some(s) = self.sessions.get_mut(&job) else {
+            return Err(PartnerError::UnknownJob(job));
+        };
+        if s.offered.as_ref() != Some(&r.terms) {
+            return Err(UtilityError::ReceiptMismatch {
+                claimed: r.terms.units,
+                counted: s.meter.delivered(),
+            }
+            .into());
+        }
+        r.verify().map_err(|_| UtilityError::BadSignature)?;
+        s.stage = Stage::Done;
+        let units = r.terms.units;
+        let client = s.client;
+        self.broadcast(now, r.clone().into());
+        self.start_claim(now, job, r.clone().into());
+        self.event(UserEvent::ReceiptSent {
+            job,
+            peer: client,
+            units,
+        });
+        Ok(())
+    }
+
+    /// Receipts the client did not countersign in time: the last
+    /// client-signed checkpoint is claimed as a partial completion
+    /// (partner story step 8, "client refuses to sign").
+    pub(crate) fn expire_receipts(&mut self, now: LocalTime) {
+        let due: Vec<JobId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deadline().is_some_and(|t| t <= now))
+            .map(|(j, _)| *j)
+            .collect();
+        for job in due {
+            let Some(s) = self.sessions.get_mut(&job) else {
+                continue;
+            };
+            s.stage = Stage::Done;
+            match s.meter.partial(&self.cfg.key) {
+                Some(p) => {
+                    let units = p.last_checkpoint.checkpoint.units;
+                    self.broadcast(now, p.clone().into());
+                    self.start_claim(now, job, p.into());
+                    self.event(UserEvent::PartialClaimed { job, units });
+                }
+                None => self.event(UserEvent::NothingProven { job }),
+            }
+        }
+    }
+
+    /// A client that stopped answering: the partner ends its session at
+    /// once (the host saw the connection drop) and claims what is proven.
+    pub fn client_gone(&mut self, now: LocalTime, job: JobId) -> Result<(), PartnerError> {
+        let s = self
+            .sessions
+            .get_mut(&job)
+            .ok_or(PartnerError::UnknownJob(job))?;
+        if s.stage == Stage::Done {
+            return Ok(());
+        }
+        s.stage = Stage::Offered(now);
+        self.expire_receipts(now);
+        Ok(())
+    }
+
+    /// A storage challenge: the chunk asked for, with its proof.
+    pub(crate) fn handle_challenge(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        c: &undchain_types::msg::Challenge,
+    ) -> Result<(), PartnerError> {
+        if c.kind != UtilityKind::Storage {
+            return Err(PartnerError::BadChallenge);
+        }
+        let q: StorageChallenge =
+            wire::decode_bare(c.payload.as_bytes()).map_err(|_| PartnerError::BadChallenge)?;
+        // A chunk it cannot prove is answered with nothing: the validator
+        // records the failure.
+        let answer = match self.store.answer(&q) {
+            Ok(a) => wire::encode_bare(&a),
+            Err(_) => Vec::new(),
+        };
+        let answer = BoundedBytes::try_from_vec(answer).map_err(|_| PartnerError::BadChallenge)?;
+        self.send(now, from, ChallengeResponse { id: c.id, answer }.into());
+        Ok(())
+    }
+
+    /// The session of `job`.
+    pub fn session(&self, job: &JobId) -> Option<&PartnerSession> {
+        self.sessions.get(job)
+    }
+}

@@ -1,0 +1,443 @@
+//! Utility sessions between a real client and a real partner (DESIGN.md
+//! "Utility sessions"; client story step 5, partner story steps 4-8 and
+//! their "what could go wrong"): storage with proofs, computation with
+//! spot checks, a metered relay, checkpoints, receipts, partial claims and
+//! storage challenges.
+
+use crate::users::*;
+use undchain_roles::client::UserEvent;
+use undchain_roles::utility::{CHUNK_SIZE, check_answer};
+use undchain_types::msg::{
+    Challenge, CompletionAck, SessionBody, SessionMessage, StorageAnswer, StorageChallenge,
+};
+use undchain_types::{BlockNumber, BlockTime, BoundedBytes, LocalTime, Message, UtilityKind, wire};
+
+fn blob(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+#[test]
+fn storage_upload_meters_checkpoints_and_both_sign_the_receipt() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 10, 3);
+    let data = blob(9 * CHUNK_SIZE + 5); // 10 chunks
+    let root = pair
+        .client
+        .store(pair.now, job, pair.partner.key(), data.clone())
+        .unwrap();
+    pair.run();
+    // UtilityStarted names the content root.
+    let started: Vec<_> = pair
+        .validator_bodies(false)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::UtilityStarted(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 4);
+    assert!(
+        started
+            .iter()
+            .all(|s| s.content_root == Some(root) && s.job == job)
+    );
+    // Checkpoints every K = 4 chunks, cumulative.
+    let cps: Vec<u64> = pair
+        .events
+        .iter()
+        .filter_map(|(c, e)| match e {
+            UserEvent::Checkpoint { units, .. } if *c => Some(*units),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cps, vec![4, 8]);
+    // Both sent the receipt for 10 units at the agreed price 2.
+    for by_client in [true, false] {
+        let r = pair
+            .validator_bodies(by_client)
+            .into_iter()
+            .find_map(|m| match m {
+                Message::Receipt(r) => Some(r),
+                _ => None,
+            })
+            .expect("a receipt");
+        r.verify().unwrap();
+        assert_eq!((r.terms.units, r.terms.amount.0), (10, 20));
+        assert_eq!(r.terms.commit_block, BlockNumber(3));
+    }
+    // Fetch it back: every chunk checked against the root.
+    pair.client
+        .fetch(pair.now, job, pair.partner.key(), root, data.len() as u64)
+        .unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client.take_blob(&job).unwrap(),
+        data,
+        "fetched blob equals the stored one"
+    );
+}
+
+#[test]
+fn receipt_from_partner_only_completes_job() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 2, 3);
+    pair.client
+        .store(pair.now, job, pair.partner.key(), blob(CHUNK_SIZE + 1))
+        .unwrap();
+    pair.run();
+    // The client's receipts to validators are lost; the partner's counts.
+    let from_partner: Vec<_> = pair
+        .to_validators
+        .iter()
+        .filter(|(c, _, e)| !*c && matches!(e.body(), Message::Receipt(_)))
+        .collect();
+    assert_eq!(
+        from_partner.len(),
+        4,
+        "the partner sends the receipt itself"
+    );
+    let Message::Receipt(r) = from_partner[0].2.body() else {
+        unreachable!()
+    };
+    r.verify()
+        .expect("signed by both: it completes the job on its own");
+    let ack = CompletionAck {
+        job,
+        block: BlockNumber(5),
+        first: true,
+    };
+    pair.partner
+        .handle_verified(pair.now, &signed(1, ack))
+        .unwrap();
+    pair.run();
+    assert!(pair.events.contains(&(
+        false,
+        UserEvent::Completed {
+            job,
+            block: BlockNumber(5)
+        }
+    )));
+    assert_eq!(
+        pair.partner.poll_timeout(),
+        Some(LocalTime(1_000 + 60_000_000)),
+        "only the heartbeat: nothing left to claim"
+    );
+}
+
+#[test]
+fn client_refuses_to_sign_partial_payout() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 10, 3);
+    pair.client
+        .store(pair.now, job, pair.partner.key(), blob(9 * CHUNK_SIZE + 5))
+        .unwrap();
+    // The client goes silent once the upload is done: the receipt offer
+    // is never countersigned.
+    pair.run();
+    let receipts_before = pair
+        .validator_bodies(false)
+        .iter()
+        .filter(|m| matches!(m, Message::Receipt(_)))
+        .count();
+    assert_eq!(
+        receipts_before, 4,
+        "honest run for comparison: the receipt went out"
+    );
+
+    let (mut pair, job2) = Pair::connected(UtilityKind::Storage, 10, 3);
+    pair.client
+        .store(pair.now, job2, pair.partner.key(), blob(9 * CHUNK_SIZE + 5))
+        .unwrap();
+    // Deliver the upload but drop the client's receipt signature.
+    let pk = pair.partner.key();
+    let mut guard = 0;
+    loop {
+        guard += 1;
+        assert!(guard < 1000);
+        let out = pair.client.drain();
+        let pout = pair.partner.drain();
+        if out.is_empty() && pout.is_empty() {
+            break;
+        }
+        for o in out {
+            if let undchain_roles::client::UserOutput::Send { to, envelope, .. } = o
+                && to == pk
+                && !matches!(
+                    envelope.body(),
+                    Message::Session(SessionMessage {
+                        body: SessionBody::ReceiptSigned(_),
+                        ..
+                    })
+                )
+            {
+                let _ = pair.partner.handle_verified(pair.now, &envelope);
+            }
+        }
+        for o in pout {
+            match o {
+                undchain_roles::client::UserOutput::Send { to, envelope, .. }
+                    if to == pair.client.key() =>
+                {
+                    let _ = pair.client.handle_verified(pair.now, &envelope);
+                }
+                undchain_roles::client::UserOutput::Send { to, envelope, .. } => {
+                    pair.to_validators.push((false, to, envelope))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        !pair
+            .validator_bodies(false)
+            .iter()
+            .any(|m| matches!(m, Message::Receipt(_)))
+    );
+    // The receipt wait (10 s) passes: the partner claims the last
+    // client-signed checkpoint.
+    pair.advance_to(LocalTime(pair.now.0 + 10_000_000));
+    let partials: Vec<_> = pair
+        .validator_bodies(false)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::PartialCompletion(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(partials.len(), 4);
+    partials[0].verify().unwrap();
+    let c = &partials[0].last_checkpoint.checkpoint;
+    assert_eq!(
+        (c.units, c.amount.0, c.counter),
+        (8, 16, 2),
+        "the proven part: 8 of 10 chunks"
+    );
+    assert!(pair.events.contains(&(
+        false,
+        UserEvent::PartialClaimed {
+            job: job2,
+            units: 8
+        }
+    )));
+}
+
+#[test]
+fn client_vanishes_partner_claims_its_last_checkpoint() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Computation, 20, 3);
+    pair.client
+        .compute(pair.now, job, pair.partner.key(), job.0, 16, 20, 3)
+        .unwrap();
+    // Run a few rounds, then the client is gone.
+    for _ in 0..7 {
+        let out = pair.client.drain();
+        let pk = pair.partner.key();
+        for o in out {
+            if let undchain_roles::client::UserOutput::Send { to, envelope, .. } = o
+                && to == pk
+            {
+                let _ = pair.partner.handle_verified(pair.now, &envelope);
+            }
+        }
+        let pout = pair.partner.drain();
+        for o in pout {
+            if let undchain_roles::client::UserOutput::Send { to, envelope, .. } = o
+                && to == pair.client.key()
+            {
+                let _ = pair.client.handle_verified(pair.now, &envelope);
+            }
+        }
+    }
+    let delivered = pair.partner.session(&job).unwrap().delivered();
+    assert!((4..20).contains(&delivered));
+    pair.partner.client_gone(pair.now, job).unwrap();
+    let out = pair.partner.drain();
+    let partial = bodies(&out)
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::PartialCompletion(p) => Some(p),
+            _ => None,
+        })
+        .expect("a partial completion");
+    partial.verify().unwrap();
+    let units = partial.last_checkpoint.checkpoint.units;
+    assert_eq!(units % 4, 0, "a checkpoint every K = 4 units");
+    assert!(units > 0 && units <= delivered);
+}
+
+#[test]
+fn partner_stops_serving_a_client_that_skips_checkpoints() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Computation, 40, 3);
+    // A client that never signs: raw inputs only.
+    let mut refused = None;
+    for seq in 0..12 {
+        let m = SessionMessage {
+            job,
+            body: SessionBody::Input {
+                seq,
+                bytes: BoundedBytes::default(),
+            },
+        };
+        if let Err(e) = pair.partner.handle_verified(pair.now, &signed(CLIENT, m)) {
+            refused = Some((seq, e));
+            break;
+        }
+    }
+    let (seq, e) = refused.expect("the partner stops");
+    assert_eq!(seq, 8, "two intervals of K = 4 unproven at most");
+    assert!(e.to_string().contains("waiting for a checkpoint"));
+}
+
+#[test]
+fn compute_spot_check_catches_a_lying_partner() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Computation, 6, 3);
+    pair.client
+        .compute(pair.now, job, pair.partner.key(), job.0, 16, 6, 1)
+        .unwrap();
+    pair.run();
+    let r = pair
+        .validator_bodies(true)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Receipt(r) => Some(r),
+            _ => None,
+        })
+        .expect("an honest computation ends in a receipt");
+    assert_eq!(r.terms.units, 6);
+    // A forged output from the partner is caught by the spot check.
+    let (mut pair, job) = Pair::connected(UtilityKind::Computation, 6, 3);
+    pair.client
+        .compute(pair.now, job, pair.partner.key(), job.0, 16, 6, 1)
+        .unwrap();
+    pair.client.drain();
+    let forged = SessionMessage {
+        job,
+        body: SessionBody::Output {
+            seq: 0,
+            bytes: BoundedBytes::try_from_vec(vec![0; 32]).unwrap(),
+            units: 1,
+        },
+    };
+    assert!(
+        pair.client
+            .handle_verified(pair.now, &signed(PARTNER, forged))
+            .is_err()
+    );
+    let ev = events(&pair.client.drain());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, UserEvent::SessionFailed { .. }))
+    );
+    assert_eq!(
+        pair.client
+            .session(&job, &pair.partner.key())
+            .unwrap()
+            .units(),
+        0,
+        "nothing paid for"
+    );
+}
+
+#[test]
+fn relay_session_is_metered_both_ways() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Access, 8, 3);
+    pair.client
+        .relay(
+            pair.now,
+            job,
+            pair.partner.key(),
+            vec![vec![1; 1500], vec![2; 100]],
+        )
+        .unwrap();
+    pair.run();
+    // 1500 bytes each way = 2 + 2 units, 100 bytes = 1 + 1: 6 units.
+    assert_eq!(
+        pair.client
+            .session(&job, &pair.partner.key())
+            .unwrap()
+            .units(),
+        6
+    );
+    pair.client.end(pair.now, job, pair.partner.key()).unwrap();
+    pair.run();
+    let r = pair
+        .validator_bodies(false)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Receipt(r) => Some(r),
+            _ => None,
+        })
+        .expect("ended relay: receipt");
+    assert_eq!((r.terms.units, r.terms.amount.0), (6, 12));
+}
+
+#[test]
+fn client_receipt_resent_when_no_validator_confirms() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 1, 3);
+    pair.client
+        .store(pair.now, job, pair.partner.key(), blob(10))
+        .unwrap();
+    pair.run();
+    let first: Vec<_> = pair
+        .to_validators
+        .iter()
+        .filter(|(c, _, e)| *c && matches!(e.body(), Message::Receipt(_)))
+        .map(|(_, t, _)| *t)
+        .collect();
+    assert_eq!(
+        first,
+        vec![v(0), v(1), v(2)],
+        "the acking validator first, up to the fan-out"
+    );
+    pair.advance_to(LocalTime(pair.now.0 + 6_000_000));
+    assert!(pair.events.contains(&(
+        true,
+        UserEvent::ReceiptResent {
+            job,
+            to: vec![v(3)]
+        }
+    )));
+    pair.advance_to(LocalTime(pair.now.0 + 6_000_000));
+    assert!(
+        pair.events
+            .iter()
+            .any(|(c, e)| *c && matches!(e, UserEvent::ReceiptIgnored { .. }))
+    );
+}
+
+#[test]
+fn storage_challenge_catches_dropped_chunk() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 3, 3);
+    let root = pair
+        .client
+        .store(pair.now, job, pair.partner.key(), blob(2 * CHUNK_SIZE + 9))
+        .unwrap();
+    pair.run();
+    let challenge = |id: u64, index: u32| Challenge {
+        id,
+        kind: UtilityKind::Storage,
+        nonce: [id as u8; 32],
+        payload: BoundedBytes::try_from_vec(wire::encode_bare(&StorageChallenge { root, index }))
+            .unwrap(),
+        deadline: BlockTime(0),
+    };
+    let answer_of = |pair: &mut Pair, c: Challenge| -> Option<StorageAnswer> {
+        pair.partner
+            .handle_verified(pair.now, &signed(1, c))
+            .unwrap();
+        let out = pair.partner.drain();
+        bodies(&out).into_iter().find_map(|(_, m)| match m {
+            Message::ChallengeResponse(r) => wire::decode_bare(r.answer.as_bytes()).ok(),
+            _ => None,
+        })
+    };
+    let q = StorageChallenge { root, index: 1 };
+    let a = answer_of(&mut pair, challenge(1, 1)).expect("an honest partner answers");
+    check_answer(&q, &a).unwrap();
+    // A wrong chunk under that proof fails too.
+    let mut forged = a.clone();
+    forged.bytes = BoundedBytes::try_from_vec(vec![0; CHUNK_SIZE]).unwrap();
+    assert!(check_answer(&q, &forged).is_err());
+    // The partner drops chunk 1: the next challenge of it fails.
+    assert!(pair.partner.store_mut().evict_chunk(&root, 1));
+    assert!(
+        answer_of(&mut pair, challenge(2, 1)).is_none(),
+        "no answer proves a dropped chunk"
+    );
+}
