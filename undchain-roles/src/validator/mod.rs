@@ -35,6 +35,7 @@ mod converge;
 mod evidence;
 mod files;
 mod intake;
+pub mod partners;
 mod resync;
 mod rotation;
 mod serve;
@@ -65,6 +66,7 @@ pub use capacity::{
 pub use converge::ConvergenceRefusal;
 pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
+pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
 pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
 

@@ -3,6 +3,7 @@
 
 mod client_story;
 mod node_core;
+mod partner_desk;
 mod partner_story;
 mod simulator;
 mod support;
