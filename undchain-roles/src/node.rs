@@ -86,6 +86,9 @@ pub enum NodeError {
     /// or a regression).
     #[error("chain link: {0}")]
     ChainLink(String),
+    /// A convergence signature was refused.
+    #[error("convergence: {0}")]
+    Convergence(#[from] crate::validator::ConvergenceRefusal),
     /// A resync proposal, approval or command was refused.
     #[error("resync: {0}")]
     Resync(#[from] undchain_timesync::ResyncError),
@@ -230,11 +233,13 @@ impl NodeCore {
                     | MessageKind::TimeResyncApproval
                     | MessageKind::CapacityTest
                     | MessageKind::CapacityTestResult
-                    | MessageKind::NetworkStatus => NodeError::NotAValidator { kind, from },
+                    | MessageKind::NetworkStatus
+                    | MessageKind::ConvergenceSignature => NodeError::NotAValidator { kind, from },
                     _ => NodeError::Unexpected { kind },
                 });
             }
             Message::NetworkStatus(s) => v.record_status(from, s),
+            Message::ConvergenceSignature(s) => v.handle_convergence_signature(from, s)?,
             Message::CapacityTest(t) => v.handle_capacity_test(now, from, t),
             Message::CapacityTestResult(r) => v.handle_capacity_result(from, r),
             m @ (Message::TimeResyncProposal(_) | Message::TimeResyncApproval(_)) => {

@@ -73,6 +73,38 @@ pub enum NodeEvent {
     },
     /// Conflicting signed messages were seen.
     Evidence(Box<Evidence>),
+    /// After block `first_block - 1` settled its period, the chain
+    /// converged: epoch `epoch` starts at `first_block` from genesis
+    /// `genesis_hash`.
+    Converged {
+        /// The new epoch (convergence counter).
+        epoch: u32,
+        /// Its first block.
+        first_block: BlockNumber,
+        /// The new genesis's hash (the parent of `first_block`).
+        genesis_hash: Hash32,
+        /// Why it converged.
+        reason: undchain_types::msg::ConvergenceReason,
+    },
+    /// A quorum of the new epoch's validators signed its genesis.
+    GenesisCertified {
+        /// The epoch.
+        epoch: u32,
+        /// Its genesis's hash.
+        genesis_hash: Hash32,
+        /// How many validators signed.
+        signers: usize,
+    },
+    /// Block `number` committed equivocation evidence against `offender`,
+    /// whose perception score is now `score`.
+    EvidenceCommitted {
+        /// The block that committed it.
+        number: BlockNumber,
+        /// The validator that double voted.
+        offender: PublicKey,
+        /// Its perception score after the block.
+        score: u16,
+    },
     /// An input was refused (it changed nothing).
     Refused {
         /// The sender, when an envelope was refused.

@@ -19,6 +19,10 @@
 //!   signal;
 //! * `rotation`: the roster's set of each height, passive validators
 //!   following the chain;
+//! * `converge`: convergence at a period boundary when the epoch's chain
+//!   passed the size threshold (new genesis, epoch, signatures);
+//! * `evidence`: double votes pooled, relayed, committed in headers and
+//!   turned into perception-score events;
 //! * `chain`: applying decided blocks to the ledger and the job book,
 //!   inclusion notices, serving blocks to lagging validators.
 //!
@@ -27,6 +31,8 @@
 mod agree;
 mod capacity;
 mod chain;
+mod converge;
+mod evidence;
 mod files;
 mod intake;
 pub mod partners;
@@ -57,6 +63,8 @@ use crate::store::{StoreOp, Stored};
 pub use capacity::{
     CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
 };
+pub use converge::ConvergenceRefusal;
+pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
 pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
 pub use serve::MAX_PAGE;
@@ -204,6 +212,10 @@ pub struct Validator {
     pub(crate) next_status_at: LocalTime,
     /// The partner story's desk (registry, matching, challenges).
     pub(crate) partners: partners::PartnerDesk,
+    /// Uncommitted and recently committed equivocation evidence.
+    pub(crate) evidence: EvidencePool,
+    /// The running epoch, its size and its genesis's signatures.
+    pub(crate) epoch: converge::EpochState,
 }
 
 impl Validator {
@@ -292,9 +304,12 @@ impl Validator {
                 params.clone(),
                 cfg.seed ^ 0x5a5a,
             ),
+            evidence: EvidencePool::default(),
+            epoch: converge::EpochState::default(),
             rng,
             params,
         };
+        v.evidence.note_set(BlockNumber(0), &v.set);
         v.replay_blocks(stored)?;
         v.refile_accepted(stored);
         if let Some(state) = &stored.consensus {
