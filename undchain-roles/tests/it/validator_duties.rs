@@ -751,3 +751,60 @@ fn convergence_at_period_boundary_when_chain_passes_threshold() {
         assert_eq!(r.lost, 0, "{}", r.line());
     }
 }
+
+#[test]
+fn loaded_active_validator_offloads_job_file_serving_to_passive() {
+    // Every validator reports full load from one held request on: the
+    // active ones send users of closed files to the passive validators,
+    // which serve the same committed file.
+    let mut cfg = SimConfig::new(4, 10, 44);
+    cfg.passive = 2;
+    cfg.blocks_per_period = 1_000;
+    cfg.requests_per_block = 12;
+    cfg.load_capacity_jobs = Some(1);
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(6));
+    let active = w.active_indices();
+    let header = w.stored(active[0]).blocks[2].block.header.clone();
+    assert!(header.job_count > 0);
+    let b = w.params().block_interval_us;
+    // Ask until the active validator holds requests (it is loaded).
+    let mut redirect = None;
+    for _ in 0..8 {
+        w.request_job_file(0, active[0], 2, None, 100);
+        let t = w.now_us() + b / 4;
+        w.run_until(t);
+        if let Some((from, r)) = w.job_file_elsewhere().last().cloned() {
+            redirect = Some((from, r));
+            break;
+        }
+    }
+    let (from, r) = redirect.expect("a loaded active validator never redirected");
+    assert_eq!(from, active[0]);
+    assert_eq!(r.block.0, 2);
+    let passive: Vec<usize> = (0..6).filter(|i| !active.contains(i)).collect();
+    let keys: Vec<_> = passive
+        .iter()
+        .map(|i| w.core(*i).unwrap().validator().id())
+        .collect();
+    assert!(!r.serve.is_empty() && r.serve.iter().all(|k| keys.contains(k)));
+    // The first one named serves the committed file.
+    let to = passive[keys.iter().position(|k| *k == r.serve[0]).unwrap()];
+    let before = w.job_file_replies().len();
+    w.request_job_file(1, to, 2, None, 100);
+    let t = w.now_us() + b / 4;
+    w.run_until(t);
+    assert_eq!(w.job_file_replies().len(), before + 1);
+    let (served_by, page) = w.job_file_replies().last().cloned().unwrap();
+    assert_eq!(served_by, to);
+    assert!(page.closed);
+    assert_eq!((page.root, page.total), (header.job_root, header.job_count));
+    // Open files stay with the active validators, loaded or not.
+    let open = w.core(active[0]).unwrap().validator().height().0 + 1;
+    let before = w.job_file_replies().len();
+    w.request_job_file(2, active[0], open, None, 100);
+    let t = w.now_us() + b / 4;
+    w.run_until(t);
+    let (_, page) = w.job_file_replies()[before..].last().cloned().unwrap();
+    assert!(!page.closed && page.block.0 == open);
+}
