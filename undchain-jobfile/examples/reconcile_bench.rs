@@ -25,9 +25,9 @@
 //! once). Rounds and bytes are the same in every run; `ok` is whether every
 //! run returned the true symmetric difference.
 
-use cpu_time::ThreadTime;
 use std::collections::BTreeSet;
 
+use cpu_time::ThreadTime;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use undchain_jobfile::JobFile;
 use undchain_jobfile::testkit::{Split, run};
