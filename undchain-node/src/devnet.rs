@@ -362,10 +362,14 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         .map(|n| (n.handle.id, n.handle.addr))
         .collect();
     banner.push_str(&format!(
-        "  load       {} requests/s from {} clients, each to {} validators\n  API, explorer, metrics: not built yet\n",
+        "  load       {} requests/s from {} clients, each to {} validators\n  API, explorer, metrics: not built yet\n  {}\n",
         cfg.load,
         clients.len(),
-        fanout
+        fanout,
+        match cfg.blocks {
+            Some(b) => format!("runs {b} blocks, then prints a summary"),
+            None => "runs until Ctrl-C, then prints a summary".to_owned(),
+        }
     ));
     if cfg.json {
         eprint!("{banner}");

@@ -174,3 +174,49 @@ async fn malformed_bytes_on_the_quic_port_close_that_connection_only() {
     // What it stored is intact and readable.
     assert!(stored(&net.homes[0].dir).blocks.len() as u64 >= h + 3);
 }
+
+/// The README's command, as a script runs it: `devnet --blocks N --json`
+/// ends, and its last stdout line is one JSON object with the fields the
+/// issue names.
+#[test]
+fn devnet_json_prints_one_summary_object_as_its_last_line() {
+    let dir = tmp("devnet-cli");
+    let out = std::process::Command::new(crate::kill::BIN)
+        .args([
+            "devnet",
+            "--blocks",
+            "3",
+            "--block-interval",
+            "500ms",
+            "--json",
+            "--reset",
+        ])
+        .arg("--home")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("UndChain devnet") && stderr.contains(&dir.display().to_string()));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    for field in [
+        "blocks",
+        "jobs",
+        "completed",
+        "partial",
+        "paid",
+        "lost",
+        "double_paid",
+        "safety_violations",
+        "jobs_per_s",
+        "commit_latency_ms_p50",
+        "commit_latency_ms_p99",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing in {last}");
+    }
+    assert!(v["blocks"].as_u64().unwrap() >= 3, "{last}");
+    assert_eq!(v["lost"], 0, "{last}");
+    assert_eq!(v["safety_violations"], 0, "{last}");
+}
