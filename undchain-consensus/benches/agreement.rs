@@ -87,6 +87,7 @@ impl<V: SignatureVerifier> Net<V> {
             validator_set_hash: self.set.hash(),
             links: Default::default(),
             parent_signers: 0,
+            evidence: Default::default(),
         }
     }
 

@@ -269,6 +269,12 @@ impl Roster {
         self.members.get(id).map_or(0, |m| m.missed_in_a_row)
     }
 
+    /// The next block starts a new epoch (after a convergence): it names
+    /// no parent signers, so nobody's vote counts as missed in it.
+    pub fn start_epoch(&mut self) {
+        self.previous = None;
+    }
+
     /// Applies committed block `header` (whose hash is `block_hash`) and its
     /// committed `events`; afterwards [`Roster::validator_set`] is the set of
     /// the next height.

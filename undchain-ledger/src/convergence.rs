@@ -293,7 +293,7 @@ pub fn converge(ledger: &Ledger, input: GenesisInput<'_>) -> Result<Converged, C
 }
 
 /// A quorum's signatures over one genesis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenesisCertificate {
     /// The chain the certified genesis belongs to.
     pub chain_id: ChainId,

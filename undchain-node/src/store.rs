@@ -12,7 +12,7 @@
 //! | --- | --- | --- |
 //! | `blocks` | height | versioned postcard of the header, certificate and request envelopes |
 //! | `accepted` | job id | open block (8 bytes, little endian) + request envelope |
-//! | `meta` | name | `consensus` (postcard), `seq_reserved`, `time_correction` (8 bytes LE) |
+//! | `meta` | name | `consensus` (postcard), `seq_reserved`, `time_correction` (8 bytes LE), `archived` and `genesis_certificates` (postcard lists, one entry per epoch) |
 //!
 //! The tables fold ops exactly as [`Stored::apply`] does (a block only at
 //! the next height, removing its jobs from `accepted`), and
@@ -195,9 +195,46 @@ impl RedbStore {
                 meta.insert("time_correction", c.to_le_bytes().as_slice())
                     .map_err(write_err)?;
             }
+            StoreOp::Archive {
+                epoch,
+                last_block,
+                last_hash,
+            } => push_meta(tx, "archived", (*epoch, *last_block, *last_hash), |a, b| {
+                a.0 == b.0
+            })?,
+            StoreOp::GenesisCertificate(c) => {
+                push_meta(tx, "genesis_certificates", (**c).clone(), |a, b| {
+                    a.counter == b.counter
+                })?
+            }
         }
         Ok(())
     }
+}
+
+/// Appends `item` to the postcard list under meta key `name` unless an
+/// entry `same` as it is there (ops fold as `Stored::apply` folds them).
+fn push_meta<T>(
+    tx: &redb::WriteTransaction,
+    name: &str,
+    item: T,
+    same: impl Fn(&T, &T) -> bool,
+) -> Result<(), StoreError>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let mut meta = tx.open_table(META).map_err(write_err)?;
+    let mut list: Vec<T> = match meta.get(name).map_err(write_err)? {
+        Some(v) => wire::decode(v.value(), MAX_VALUE)
+            .map_err(|e| corrupt(format!("table meta, {name}: {e}")))?,
+        None => Vec::new(),
+    };
+    if !list.iter().any(|x| same(x, &item)) {
+        list.push(item);
+    }
+    let value = wire::encode(&list);
+    meta.insert(name, value.as_slice()).map_err(write_err)?;
+    Ok(())
 }
 
 fn envelope(bytes: &[u8], what: impl Fn() -> String) -> Result<Arc<SignedEnvelope>, StoreError> {
@@ -296,6 +333,14 @@ impl RedbStore {
         }
         if let Some(v) = get("seq_reserved")? {
             stored.seq_reserved = u64::from_le_bytes(eight(&v, "table meta, seq_reserved")?);
+        }
+        if let Some(v) = get("archived")? {
+            stored.archived = wire::decode(&v, MAX_VALUE)
+                .map_err(|e| corrupt(format!("table meta, archived: {e}")))?;
+        }
+        if let Some(v) = get("genesis_certificates")? {
+            stored.genesis_certificates = wire::decode(&v, MAX_VALUE)
+                .map_err(|e| corrupt(format!("table meta, genesis_certificates: {e}")))?;
         }
         if let Some(v) = get("time_correction")? {
             stored.time_correction = Some(i64::from_le_bytes(eight(

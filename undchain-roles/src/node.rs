@@ -86,9 +86,15 @@ pub enum NodeError {
     /// or a regression).
     #[error("chain link: {0}")]
     ChainLink(String),
+    /// A convergence signature was refused.
+    #[error("convergence: {0}")]
+    Convergence(#[from] crate::validator::ConvergenceRefusal),
     /// A resync proposal, approval or command was refused.
     #[error("resync: {0}")]
     Resync(#[from] undchain_timesync::ResyncError),
+    /// A partner-story message was refused by the partner desk.
+    #[error("partner desk: {0}")]
+    Partner(#[from] crate::validator::DeskError),
 }
 
 /// What a user or operator asks of a node (DESIGN.md "The node core":
@@ -204,9 +210,13 @@ impl NodeCore {
         let body = env.body().clone();
         match body {
             Message::TimeProbe(_) | Message::TimeReply(_) => v.handle_time(now, from, body),
-            Message::UtilityRequest(_) => v.handle_request(now, env),
+            Message::UtilityRequest(_) => {
+                v.handle_request(now, env.clone());
+                v.partners_filed(now, &env);
+            }
             Message::ForwardedRequest(f) => v.handle_forwarded(now, f),
             Message::JobFileRequest(r) => v.handle_job_file_request(now, from, r),
+            m if crate::validator::partners::takes(&m) => v.handle_partner(now, from, &m)?,
             m if !validator => {
                 return Err(match m.kind() {
                     MessageKind::RequestBatch
@@ -223,11 +233,13 @@ impl NodeCore {
                     | MessageKind::TimeResyncApproval
                     | MessageKind::CapacityTest
                     | MessageKind::CapacityTestResult
-                    | MessageKind::NetworkStatus => NodeError::NotAValidator { kind, from },
+                    | MessageKind::NetworkStatus
+                    | MessageKind::ConvergenceSignature => NodeError::NotAValidator { kind, from },
                     _ => NodeError::Unexpected { kind },
                 });
             }
             Message::NetworkStatus(s) => v.record_status(from, s),
+            Message::ConvergenceSignature(s) => v.handle_convergence_signature(from, s)?,
             Message::CapacityTest(t) => v.handle_capacity_test(now, from, t),
             Message::CapacityTestResult(r) => v.handle_capacity_result(from, r),
             m @ (Message::TimeResyncProposal(_) | Message::TimeResyncApproval(_)) => {

@@ -73,6 +73,38 @@ pub enum NodeEvent {
     },
     /// Conflicting signed messages were seen.
     Evidence(Box<Evidence>),
+    /// After block `first_block - 1` settled its period, the chain
+    /// converged: epoch `epoch` starts at `first_block` from genesis
+    /// `genesis_hash`.
+    Converged {
+        /// The new epoch (convergence counter).
+        epoch: u32,
+        /// Its first block.
+        first_block: BlockNumber,
+        /// The new genesis's hash (the parent of `first_block`).
+        genesis_hash: Hash32,
+        /// Why it converged.
+        reason: undchain_types::msg::ConvergenceReason,
+    },
+    /// A quorum of the new epoch's validators signed its genesis.
+    GenesisCertified {
+        /// The epoch.
+        epoch: u32,
+        /// Its genesis's hash.
+        genesis_hash: Hash32,
+        /// How many validators signed.
+        signers: usize,
+    },
+    /// Block `number` committed equivocation evidence against `offender`,
+    /// whose perception score is now `score`.
+    EvidenceCommitted {
+        /// The block that committed it.
+        number: BlockNumber,
+        /// The validator that double voted.
+        offender: PublicKey,
+        /// Its perception score after the block.
+        score: u16,
+    },
     /// An input was refused (it changed nothing).
     Refused {
         /// The sender, when an envelope was refused.
@@ -171,6 +203,12 @@ pub enum NodeEvent {
         /// This validator's reference step, if it had one.
         reference_us: Option<i64>,
     },
+    /// The partner desk reports something (issue 16).
+    Partner(crate::validator::DeskEvent),
+    /// A score event the partner desk found (failed challenge, vanished
+    /// partner, censorship evidence); carried into blocks by a later
+    /// change, so scores do not move yet.
+    ScoreEvidence(undchain_consensus::ScoreEvent),
     /// The decided block's ledger root differs from this node's: the node
     /// stops applying blocks (a bug or a corrupt store; never expected).
     Diverged {

@@ -32,6 +32,11 @@ pub(crate) struct Signed {
 }
 
 impl Signer {
+    /// The identity's key (for signatures outside envelopes).
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// A signer whose numbers below `reserved` may have been used.
     pub fn new(key: SigningKey, chain: ChainId, reserved: u64) -> Self {
         Signer {

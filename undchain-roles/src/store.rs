@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use undchain_consensus::PersistedState;
+use undchain_ledger::convergence::GenesisCertificate;
 use undchain_types::msg::CommittedBlock;
-use undchain_types::{BlockNumber, JobId, SignedEnvelope};
+use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope};
 
 /// A decided block as stored: header and certificate, and the signed
 /// client requests behind its jobs (the job file is derived from them).
@@ -41,6 +42,19 @@ pub enum StoreOp {
     SeqReserved(u64),
     /// The agreed time correction (agreed time = local + correction).
     TimeCorrection(i64),
+    /// A convergence ended epoch `epoch` with block `last_block` (hash
+    /// `last_hash`): its blocks may move to the archive (they stay
+    /// readable: a restart replays them).
+    Archive {
+        /// The epoch that ended.
+        epoch: u32,
+        /// Its last block.
+        last_block: BlockNumber,
+        /// That block's hash.
+        last_hash: Hash32,
+    },
+    /// A quorum's signatures over a new epoch's genesis.
+    GenesisCertificate(Box<GenesisCertificate>),
 }
 
 /// Everything a node has made durable, folded from its [`StoreOp`]s.
@@ -56,6 +70,10 @@ pub struct Stored {
     pub seq_reserved: u64,
     /// The last agreed time correction.
     pub time_correction: Option<i64>,
+    /// Ended epochs: (epoch, last block, its hash), in order.
+    pub archived: Vec<(u32, BlockNumber, Hash32)>,
+    /// Certified geneses of later epochs, in order.
+    pub genesis_certificates: Vec<GenesisCertificate>,
 }
 
 impl Stored {
@@ -83,6 +101,24 @@ impl Stored {
             }
             StoreOp::SeqReserved(s) => self.seq_reserved = self.seq_reserved.max(*s),
             StoreOp::TimeCorrection(c) => self.time_correction = Some(*c),
+            StoreOp::Archive {
+                epoch,
+                last_block,
+                last_hash,
+            } => {
+                if !self.archived.iter().any(|(e, _, _)| e == epoch) {
+                    self.archived.push((*epoch, *last_block, *last_hash));
+                }
+            }
+            StoreOp::GenesisCertificate(c) => {
+                if !self
+                    .genesis_certificates
+                    .iter()
+                    .any(|x| x.counter == c.counter)
+                {
+                    self.genesis_certificates.push((**c).clone());
+                }
+            }
         }
     }
 

@@ -5,9 +5,16 @@ use serde::{Deserialize, Serialize};
 use crate::bounded::BoundedVec;
 use crate::hash::{Hash32, HashAlgorithm, HashContext};
 use crate::ids::{BlockNumber, BlockTime, ChainId};
+use crate::msg::DuplicateVote;
 
 /// Most co-chains one chain links to (DESIGN.md "Chain link").
 pub const MAX_CHAIN_LINKS: usize = 2;
+
+/// Most pieces of equivocation evidence one header commits
+/// (docs/PROTOCOL.md "Evidence in blocks"): enough for every Byzantine
+/// validator of a ten-seat set (f = 3) plus one, small enough that a header
+/// stays under 2 KiB.
+pub const MAX_BLOCK_EVIDENCE: usize = 4;
 
 /// The latest known block of a linked co-chain, anchored in a header.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -22,8 +29,9 @@ pub struct LinkRef {
 }
 
 /// A block header: block number, parent hash, job file root and count,
-/// ledger root, validator set hash, co-chain link hashes, and which
-/// validators signed the parent's commit certificate.
+/// ledger root, validator set hash, co-chain link hashes, which
+/// validators signed the parent's commit certificate, and the equivocation
+/// evidence it commits.
 ///
 /// `parent_signers` is what makes "who signed block b" committed data: each
 /// validator assembles its own certificate (any q of the precommits), so only
@@ -57,6 +65,10 @@ pub struct BlockHeader {
     /// parent's commit certificate (carried with the proposal). Zero for the
     /// first block of an epoch. Seats are at most 10, so 16 bits suffice.
     pub parent_signers: u16,
+    /// Equivocation evidence committed by this block (double votes of
+    /// validators of this or a recent height); each lowers the offender's
+    /// perception score when the block is applied.
+    pub evidence: BoundedVec<DuplicateVote, MAX_BLOCK_EVIDENCE>,
 }
 
 impl BlockHeader {

@@ -61,7 +61,7 @@ pub mod time;
 pub mod validator_list;
 pub mod wire;
 
-pub use block::{BlockHeader, LinkRef};
+pub use block::{BlockHeader, LinkRef, MAX_BLOCK_EVIDENCE};
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, TooLong};
 pub use crypto::{CryptoError, KeyCache, PreparedKey, PublicKey, Signature, SigningKey};
 pub use envelope::{Envelope, EnvelopeError, SignedEnvelope};

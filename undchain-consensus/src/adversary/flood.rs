@@ -132,6 +132,7 @@ impl Flood {
             validator_set_hash: ctx.set.hash_with(ctx.hash_algorithm),
             links: Default::default(),
             parent_signers: 0,
+            evidence: Default::default(),
         };
         let id = header.hash_with(ctx.hash_algorithm);
         let votes: Vec<SignedVote> = self

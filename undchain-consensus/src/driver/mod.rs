@@ -83,6 +83,7 @@
 //!                     validator_set_hash: set.hash(),
 //!                     links: Default::default(),
 //!                     parent_signers: 0,
+//!                     evidence: Default::default(),
 //!                 };
 //!                 let value = Value { header, parent_certificate: None };
 //!                 driver.propose_value(now, height, round, value).unwrap();

@@ -70,6 +70,7 @@ impl Simulation {
             validator_set_hash: set.hash(),
             links: BoundedVec::new(),
             parent_signers,
+            evidence: Default::default(),
         };
         Some(Value {
             header,

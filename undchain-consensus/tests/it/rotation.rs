@@ -57,6 +57,7 @@ fn block(number: u64, signers: u16, salt: u8) -> (BlockHeader, Hash32) {
         validator_set_hash: Hash32::ZERO,
         links: Default::default(),
         parent_signers: signers,
+        evidence: Default::default(),
     };
     let hash = h.hash();
     (h, hash)

@@ -60,6 +60,7 @@ pub fn header(height: u64, tag: u8, set: &ValidatorSet) -> BlockHeader {
         validator_set_hash: set.hash(),
         links: Default::default(),
         parent_signers: 0,
+        evidence: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn produce(
         validator_set_hash: Hash32::ZERO,
         links: links.header_links(),
         parent_signers: 0,
+        evidence: Default::default(),
     };
     // Every validator's check of the proposal passes whatever links it
     // lacks, and committing records the anchors.
@@ -155,6 +156,7 @@ fn chain_link_proposal_checks_refuse_only_bad_links() {
         validator_set_hash: Hash32::ZERO,
         links: undchain_types::BoundedVec::try_from_vec(vec![y5.clone()]).unwrap(),
         parent_signers: 0,
+        evidence: Default::default(),
     };
     links.handle_committed(&header);
     let y4 = LinkRef {

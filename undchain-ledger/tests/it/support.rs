@@ -324,6 +324,7 @@ pub fn signed_header(
         validator_set_hash: set_of(set_keys).hash_with(algo),
         links: Default::default(),
         parent_signers: 0,
+        evidence: Default::default(),
     };
     let certificate = certify(&header, algo, signers);
     SignedHeader {

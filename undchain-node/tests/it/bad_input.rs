@@ -211,3 +211,46 @@ fn a_second_process_on_a_home_is_refused_with_the_lock_path() {
     // Once the first is gone (killed), the home is free again.
     assert!(Home::new(home).lock().is_ok());
 }
+
+#[test]
+fn epoch_records_fold_in_redb_as_in_the_store_model() {
+    use undchain_ledger::convergence::GenesisCertificate;
+    use undchain_roles::MemoryStore;
+    use undchain_types::Hash32;
+    let dir = tmp("db-epochs");
+    let home = &homes(&dir, 1, 60_000_000)[0].dir;
+    let path = Home::new(home).db_file();
+    let key = SigningKey::from_seed([3; 32]);
+    let cert = GenesisCertificate {
+        chain_id: ChainId(1),
+        counter: 1,
+        genesis_hash: Hash32([5; 32]),
+        signatures: [(key.public(), key.sign_digest(&Hash32([6; 32])))].into(),
+    };
+    let archive = |epoch: u32| StoreOp::Archive {
+        epoch,
+        last_block: BlockNumber(u64::from(epoch) * 4 + 3),
+        last_hash: Hash32([epoch as u8; 32]),
+    };
+    let batches = vec![
+        vec![
+            archive(0),
+            StoreOp::GenesisCertificate(Box::new(cert.clone())),
+        ],
+        // A repeated record (a replay) folds to nothing new.
+        vec![archive(0), StoreOp::GenesisCertificate(Box::new(cert))],
+        vec![archive(1)],
+    ];
+    let mut model = MemoryStore::new();
+    {
+        let mut db = RedbStore::open(&path).unwrap();
+        for b in &batches {
+            db.write(b).unwrap();
+            model.write(b).unwrap();
+        }
+    }
+    let s = RedbStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(s, model.load().unwrap());
+    assert_eq!(s.archived.len(), 2);
+    assert_eq!(s.genesis_certificates.len(), 1);
+}

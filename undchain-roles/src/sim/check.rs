@@ -43,6 +43,9 @@ pub struct Report {
     pub events: u64,
     /// The Byzantine validators' behaviour and how many ran it.
     pub byzantine: Option<(usize, &'static str)>,
+    /// The lowest epoch every running honest validator reached (> 0: the
+    /// chain converged).
+    pub epoch: u32,
 }
 
 impl Report {
@@ -188,6 +191,11 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
         simulated_us: w.finished_at_us,
         events: w.events,
         byzantine: byzantine_of(w),
+        epoch: honest
+            .iter()
+            .filter_map(|n| n.core.as_ref().map(|c| c.validator().epoch().0))
+            .min()
+            .unwrap_or(0),
     }
 }
 

@@ -67,6 +67,8 @@ pub(crate) struct Load {
     pub inclusion_notices: u64,
     /// Job-file pages the clients received: (validator, page).
     pub job_file_replies: Vec<(usize, undchain_types::msg::JobFileReply)>,
+    /// Redirects of loaded validators: (validator, redirect).
+    pub job_file_elsewhere: Vec<(usize, undchain_types::msg::JobFileElsewhere)>,
     chain: ChainId,
 }
 
@@ -85,6 +87,7 @@ impl Load {
             sent: 0,
             inclusion_notices: 0,
             job_file_replies: Vec::new(),
+            job_file_elsewhere: Vec::new(),
             chain,
         }
     }
@@ -146,6 +149,7 @@ impl Load {
             Message::RequestAck(a) => self.ack(from, a),
             Message::InclusionNotice(_) => self.inclusion_notices += 1,
             Message::JobFileReply(r) => self.job_file_replies.push((from, r.clone())),
+            Message::JobFileElsewhere(r) => self.job_file_elsewhere.push((from, r.clone())),
             _ => {}
         }
     }

@@ -69,6 +69,9 @@ pub struct SimConfig {
     pub byzantine: Option<usize>,
     /// Their behaviour (`None`: drawn per seed).
     pub behaviour: Option<undchain_consensus::adversary::Behaviour>,
+    /// The chain's convergence size threshold in bytes (`None`: the
+    /// chain default, far beyond any simulated run).
+    pub convergence_bytes: Option<u64>,
 }
 
 impl SimConfig {
@@ -94,6 +97,7 @@ impl SimConfig {
             load_capacity_jobs: None,
             byzantine: None,
             behaviour: None,
+            convergence_bytes: None,
         }
     }
 }

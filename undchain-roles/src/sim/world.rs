@@ -180,6 +180,9 @@ impl World {
         params.payout_period_us = cfg.blocks_per_period * cfg.block_interval_us;
         params.retry_timeout_us = params.retry_timeout_us.max(cfg.block_interval_us);
         params.ack_fanout = 3.min(active) as u8;
+        if let Some(b) = cfg.convergence_bytes {
+            params.convergence_size_threshold = b;
+        }
         let max_known = params.max_known_active();
         let genesis = Genesis {
             params: params.clone(),
@@ -646,7 +649,11 @@ impl World {
             | NodeEvent::DomainOverloaded { .. }
             | NodeEvent::DomainRecovered { .. }
             | NodeEvent::CapacityTestPassed { .. }
-            | NodeEvent::CapacityTestFailed { .. }) => self.nodes[node].notices.push(e),
+            | NodeEvent::CapacityTestFailed { .. }
+            | NodeEvent::Evidence(_)
+            | NodeEvent::Converged { .. }
+            | NodeEvent::GenesisCertified { .. }
+            | NodeEvent::EvidenceCommitted { .. }) => self.nodes[node].notices.push(e),
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use undchain_consensus::{Output as DriverOutput, Validity, Value};
 use undchain_jobfile::JobFile;
 use undchain_ledger::Block;
 use undchain_types::msg::{CommittedBlock, Round};
-use undchain_types::{BlockHeader, BlockNumber, Hash32, LocalTime, PublicKey};
+use undchain_types::{BlockHeader, BlockNumber, Hash32, LocalTime, Message, PublicKey};
 
 use super::{Candidate, PendingCheck, Validator};
 use crate::output::NodeEvent;
@@ -66,7 +66,14 @@ impl Validator {
                 self.decided.push_back(*b);
                 self.process_decided(now);
             }
-            DriverOutput::Evidence(e) => self.event(NodeEvent::Evidence(e)),
+            DriverOutput::Evidence(e) => {
+                if let Some(dv) = e.duplicate_vote() {
+                    if self.evidence.offer(dv) {
+                        self.broadcast(now, Message::Evidence((*e).clone()), false);
+                    }
+                }
+                self.event(NodeEvent::Evidence(e));
+            }
             DriverOutput::ServeBlocks { to, request } => self.serve_blocks(now, to, request),
         }
     }
@@ -137,7 +144,7 @@ impl Validator {
         };
         let header = BlockHeader {
             chain_id: self.params.chain_id,
-            epoch: 0,
+            epoch: self.epoch.epoch,
             number: height,
             time: self.params.block_start(height),
             parent: self.last_hash,
@@ -147,6 +154,7 @@ impl Validator {
             validator_set_hash: self.set.hash_with(self.params.hash_algorithm),
             links: self.links.header_links(),
             parent_signers: self.parent_set().bitmap(signers.iter()),
+            evidence: self.evidence.for_header(height),
         };
         Some(Value {
             header,
@@ -195,10 +203,18 @@ impl Validator {
     /// Whether the header's fields other than the job file are the ones
     /// this validator expects, its parent certificate included (the
     /// header's `parent_signers` are exactly that certificate's signers).
-    fn header_fits(&self, value: &Value) -> bool {
+    fn header_fits(&mut self, value: &Value) -> bool {
         let h = &value.header;
-        let parent_set = (h.number.0 > 0).then_some(self.parent_set());
+        if let Err(e) = self.evidence.check_header(h, self.params.chain_id) {
+            self.event(NodeEvent::Refused {
+                from: None,
+                reason: format!("proposal for block {}: {e}", h.number),
+            });
+            return false;
+        }
+        let parent_set = (h.number != self.epoch.start).then_some(self.parent_set());
         h.chain_id == self.params.chain_id
+            && h.epoch == self.epoch.epoch
             && h.number == self.height
             && h.parent == self.last_hash
             && h.time == self.params.block_start(h.number)

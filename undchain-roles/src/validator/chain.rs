@@ -93,6 +93,7 @@ impl Validator {
             ledger_root: root,
         });
         self.finish_block(b, file, requests);
+        self.sign_genesis(now);
     }
 
     /// Everything after a block is applied (shared with the replay of
@@ -108,6 +109,8 @@ impl Validator {
         self.rotate_after(&b.header, self.last_hash);
         self.links.handle_committed(&b.header);
         self.last_cert = Some(b.certificate.clone());
+        self.count_block_bytes(&b.header, &requests);
+        self.converge_if_due(number);
         self.height = number.next();
         self.started = false;
         for r in requests {

@@ -19,6 +19,10 @@
 //!   signal;
 //! * `rotation`: the roster's set of each height, passive validators
 //!   following the chain;
+//! * `converge`: convergence at a period boundary when the epoch's chain
+//!   passed the size threshold (new genesis, epoch, signatures);
+//! * `evidence`: double votes pooled, relayed, committed in headers and
+//!   turned into perception-score events;
 //! * `chain`: applying decided blocks to the ledger and the job book,
 //!   inclusion notices, serving blocks to lagging validators.
 //!
@@ -27,8 +31,11 @@
 mod agree;
 mod capacity;
 mod chain;
+mod converge;
+mod evidence;
 mod files;
 mod intake;
+pub mod partners;
 mod resync;
 mod rotation;
 mod serve;
@@ -56,7 +63,10 @@ use crate::store::{StoreOp, Stored};
 pub use capacity::{
     CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
 };
+pub use converge::ConvergenceRefusal;
+pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
+pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
 pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
 
@@ -200,6 +210,12 @@ pub struct Validator {
     pub(crate) status: status::StatusBook,
     /// When this validator next sends its status alone.
     pub(crate) next_status_at: LocalTime,
+    /// The partner story's desk (registry, matching, challenges).
+    pub(crate) partners: partners::PartnerDesk,
+    /// Uncommitted and recently committed equivocation evidence.
+    pub(crate) evidence: EvidencePool,
+    /// The running epoch, its size and its genesis's signatures.
+    pub(crate) epoch: converge::EpochState,
 }
 
 impl Validator {
@@ -283,9 +299,17 @@ impl Validator {
             links: cfg.genesis.chain_links()?,
             co_chains: cfg.genesis.co_chains.clone(),
             next_status_at: now,
+            partners: partners::PartnerDesk::new(
+                cfg.key.public(),
+                params.clone(),
+                cfg.seed ^ 0x5a5a,
+            ),
+            evidence: EvidencePool::default(),
+            epoch: converge::EpochState::default(),
             rng,
             params,
         };
+        v.evidence.note_set(BlockNumber(0), &v.set);
         v.replay_blocks(stored)?;
         v.refile_accepted(stored);
         if let Some(state) = &stored.consensus {
@@ -484,6 +508,7 @@ impl Validator {
                 add(Some(self.next_capacity_at));
             }
             add(self.probes.values().map(|p| p.deadline()).min());
+            add(self.partners.poll_timeout());
             if self.is_active() {
                 add(Some(self.next_status_at));
             }
@@ -507,6 +532,7 @@ impl Validator {
         self.expire_sessions(now);
         self.follow_chain(now);
         self.capacity_timeout(now);
+        self.partners_timeout(now);
         if self.is_active() {
             self.send_status(now);
         }

@@ -25,7 +25,8 @@ impl Validator {
     /// halts this validator (never expected: a running chain keeps its set
     /// rather than stop).
     pub(crate) fn rotate_after(&mut self, header: &BlockHeader, hash: Hash32) {
-        let update = match self.roster.apply_block(header, hash, &[]) {
+        let events = self.evidence.commit(header);
+        let update = match self.roster.apply_block(header, hash, &events) {
             Ok(u) => u,
             Err(e) => {
                 self.halted = true;
@@ -36,7 +37,15 @@ impl Validator {
                 return;
             }
         };
+        for (offender, score) in super::evidence::scored(&events, &self.roster) {
+            self.event(NodeEvent::EvidenceCommitted {
+                number: header.number,
+                offender,
+                score,
+            });
+        }
         let next = self.roster.validator_set().clone();
+        self.evidence.note_set(header.number.next(), &next);
         let changed = next != self.set;
         self.prev_set = Some(std::mem::replace(&mut self.set, next));
         if changed {

@@ -4,11 +4,18 @@
 //! the ledger's open jobs of that block. Bounded: a page holds at most
 //! [`MAX_PAGE`] entries, and each requester gets at most one page per
 //! `timing.gossip_every_us` (the requesters remembered are bounded too).
+//!
+//! An active validator whose own load is at or above
+//! `timing.overload_permille` offloads closed files (DESIGN.md "Network
+//! status is used"): it answers with a [`JobFileElsewhere`] naming up to
+//! four passive validators, which follow the chain and serve the same
+//! committed file. Open files are only at the active validators, so
+//! those are always served.
 
 use std::collections::BTreeMap;
 
 use undchain_jobfile::JobFile;
-use undchain_types::msg::{JobFileReply, JobFileRequest};
+use undchain_types::msg::{JobFileElsewhere, JobFileReply, JobFileRequest, MAX_ELSEWHERE};
 use undchain_types::{BoundedVec, LocalTime, Message, PublicKey};
 
 use super::Validator;
@@ -61,6 +68,17 @@ impl Validator {
         let Some((file, closed)) = self.job_file_of(req.block) else {
             return;
         };
+        if closed && self.is_active() && self.busy(now) {
+            let serve = self.offload_to(&from);
+            if !serve.is_empty() {
+                let msg = JobFileElsewhere {
+                    block: req.block,
+                    serve: BoundedVec::truncating(serve),
+                };
+                self.send(now, &[from], Message::JobFileElsewhere(msg), false);
+                return;
+            }
+        }
         let limit = (req.limit as usize).clamp(1, MAX_PAGE);
         let entries = file.entries();
         let start = match req.after {
@@ -88,6 +106,24 @@ impl Validator {
             next,
         };
         self.send(now, &[from], Message::JobFileReply(reply), false);
+    }
+
+    /// Whether this validator's own load is at the offload threshold.
+    fn busy(&mut self, now: LocalTime) -> bool {
+        self.network_status(now).load_permille >= self.timing.overload_permille
+    }
+
+    /// Up to [`MAX_ELSEWHERE`] passive validators for `requester`, starting
+    /// at a place its key picks (requesters spread over the passive ones).
+    fn offload_to(&self, requester: &PublicKey) -> Vec<PublicKey> {
+        let passive = self.roster.passive();
+        if passive.is_empty() {
+            return Vec::new();
+        }
+        let start = requester.as_bytes()[0] as usize % passive.len();
+        (0..passive.len().min(MAX_ELSEWHERE))
+            .map(|i| passive[(start + i) % passive.len()])
+            .collect()
     }
 
     /// Block `block`'s job file and whether it is closed: an open file, a

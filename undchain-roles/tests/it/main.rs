@@ -3,6 +3,8 @@
 
 mod client_story;
 mod node_core;
+mod node_partners;
+mod partner_desk;
 mod partner_story;
 mod simulator;
 mod support;

@@ -13,9 +13,9 @@ use undchain_types::{
     LocalTime, Message, PerceptionScore, SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
 };
 
-const T0: i64 = 1_000_000_000_000;
+pub(crate) const T0: i64 = 1_000_000_000_000;
 
-fn key(n: u8) -> SigningKey {
+pub(crate) fn key(n: u8) -> SigningKey {
     SigningKey::from_seed([n; 32])
 }
 
@@ -58,7 +58,7 @@ fn node(store: &MemoryStore, now: LocalTime) -> NodeCore {
 }
 
 /// A fresh node driven to just after genesis.
-fn started() -> (MemoryStore, LocalTime, NodeCore) {
+pub(crate) fn started() -> (MemoryStore, LocalTime, NodeCore) {
     let mut store = MemoryStore::new();
     let mut now = LocalTime::from_micros(T0 + 1_500_000);
     let mut core = node(&store, now);
@@ -71,7 +71,7 @@ fn started() -> (MemoryStore, LocalTime, NodeCore) {
     (store, now, core)
 }
 
-fn request(client: &SigningKey, seq: u64, at: LocalTime) -> Arc<SignedEnvelope> {
+pub(crate) fn request(client: &SigningKey, seq: u64, at: LocalTime) -> Arc<SignedEnvelope> {
     let body = UtilityRequest {
         kind: UtilityKind::Computation,
         units: 1,
@@ -92,7 +92,7 @@ fn request(client: &SigningKey, seq: u64, at: LocalTime) -> Arc<SignedEnvelope> 
 }
 
 /// Carries out every batch (write, then promises) until `until`.
-fn drive(
+pub(crate) fn drive(
     core: &mut NodeCore,
     store: &mut MemoryStore,
     now: &mut LocalTime,

@@ -80,7 +80,7 @@ fn partner_responds_only_to_matching_jobs() {
 }
 
 #[test]
-fn partner_at_capacity_gets_no_jobs_until_cooldown() {
+fn partner_at_capacity_takes_no_jobs_and_says_so_once_per_cooldown() {
     let mut p = partner(4, &[UtilityKind::Storage], 1);
     p.start(LocalTime(0));
     p.handle_verified(

@@ -402,7 +402,7 @@ fn client_receipt_resent_when_no_validator_confirms() {
 }
 
 #[test]
-fn storage_challenge_catches_dropped_chunk() {
+fn partner_answers_a_storage_challenge_and_cannot_for_a_dropped_chunk() {
     let (mut pair, job) = Pair::connected(UtilityKind::Storage, 3, 3);
     let root = pair
         .client

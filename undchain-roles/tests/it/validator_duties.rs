@@ -599,3 +599,212 @@ fn any_user_fetches_a_block_job_file_page_by_page() {
     w.run_until(t);
     assert_eq!(w.job_file_replies().len(), before + 1);
 }
+
+#[test]
+fn double_voter_is_scored_down_and_replaced() {
+    use undchain_consensus::adversary::Behaviour;
+    use undchain_consensus::roster::ReplacementReason;
+    use undchain_roles::NodeEvent;
+    use undchain_sim::node_key;
+    // 4 active seats, the last one double votes in every step; one passive
+    // validator stands by. The evidence is committed in a block, the
+    // offender's score drops under the floor at the same height on every
+    // honest validator, and the passive validator takes its seat.
+    let mut cfg = SimConfig::new(4, 14, 5);
+    cfg.passive = 1;
+    cfg.blocks_per_period = 1_000;
+    cfg.requests_per_block = 3;
+    cfg.byzantine = Some(1);
+    cfg.behaviour = Some(Behaviour::DoubleVoter);
+    let mut w = World::new(&cfg).unwrap();
+    // The genesis set is ranked from all five: whoever is left out stands by.
+    let active = |w: &World, i: usize| w.core(i).unwrap().validator().is_active();
+    let passive: Vec<usize> = (0..5).filter(|i| !active(&w, *i)).collect();
+    assert_eq!(passive.len(), 1);
+    assert!(
+        active(&w, 3),
+        "the simulator makes an active validator Byzantine"
+    );
+    let standby = node_key(passive[0]).public();
+    w.run_until(w.block_start_us(12));
+    let offender = node_key(3).public();
+    let committed: Vec<(u64, u16)> = w
+        .notices(0)
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::EvidenceCommitted {
+                number,
+                offender: o,
+                score,
+            } if *o == offender => Some((number.0, *score)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !committed.is_empty(),
+        "no evidence committed: {:?}",
+        w.notices(0)
+    );
+    let floor = w.params().perception_floor.get();
+    assert!(committed[0].1 < floor, "{committed:?} floor {floor}");
+    // The block that committed it is in every honest validator's chain,
+    // with the same evidence in its header.
+    let first = committed[0].0;
+    for i in [1, 2, 4] {
+        // Passive validators apply the same blocks.
+        let theirs = w.notices(i).iter().any(|e| {
+            matches!(e, NodeEvent::EvidenceCommitted { number, offender: o, .. }
+                if number.0 == first && *o == offender)
+        });
+        assert!(theirs, "validator {i} did not commit evidence at {first}");
+    }
+    let replaced = w.notices(0).iter().any(|e| {
+        matches!(e, NodeEvent::SetChanged { replaced, .. }
+            if replaced.contains(&(offender, Some(standby), ReplacementReason::BelowFloor)))
+    });
+    assert!(replaced, "{:?}", w.notices(0));
+    let scores: Vec<u16> = [0, 1, 2, 4]
+        .iter()
+        .map(|i| {
+            let v = w.core(*i).unwrap().validator();
+            v.roster().scores().score(&offender).get()
+        })
+        .collect();
+    assert!(scores.iter().all(|s| *s == scores[0]), "{scores:?}");
+    let set = w.core(0).unwrap().validator().validator_set().clone();
+    assert!(!set.contains(&offender) && set.contains(&standby));
+    assert_same_chain(&w, 3, 11);
+    for h in 0..11 {
+        assert_eq!(w.commits(4).get(&h), w.commits(0).get(&h), "height {h}");
+    }
+    let r = undchain_roles::sim::run(&cfg).unwrap();
+    assert!(r.ok(), "{} {:?}", r.line(), r.failures);
+    assert_eq!(r.lost, 0);
+}
+
+#[test]
+fn convergence_at_period_boundary_when_chain_passes_threshold() {
+    use undchain_roles::NodeEvent;
+    // 4-block payout periods and a 1-byte threshold: every period end
+    // converges (blocks 3, 7, 11 end epochs 0, 1, 2).
+    let mut cfg = SimConfig::new(4, 14, 31);
+    cfg.blocks_per_period = 4;
+    cfg.requests_per_block = 4;
+    cfg.convergence_bytes = Some(1);
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(14));
+    let converged = |i: usize| -> Vec<(u32, u64, undchain_types::Hash32)> {
+        w.notices(i)
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::Converged {
+                    epoch,
+                    first_block,
+                    genesis_hash,
+                    ..
+                } => Some((*epoch, first_block.0, *genesis_hash)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mine = converged(0);
+    assert_eq!(
+        mine.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(),
+        vec![(1, 4), (2, 8), (3, 12)]
+    );
+    for i in 1..4 {
+        assert_eq!(converged(i), mine, "validator {i}: same geneses");
+        let certified = w
+            .notices(i)
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::GenesisCertified { signers, .. } if *signers >= 3))
+            .count();
+        assert!(certified >= 2, "validator {i}: {certified} certified");
+    }
+    // The first block of each epoch names the genesis as its parent and
+    // carries the new epoch; the chain goes on without a pause.
+    let blocks = &w.stored(0).blocks;
+    for (epoch, first, genesis) in &mine {
+        let h = &blocks[*first as usize].block.header;
+        assert_eq!((h.epoch, h.parent, h.parent_signers), (*epoch, *genesis, 0));
+        let before = &blocks[*first as usize - 1].block.header;
+        assert_eq!(before.epoch, epoch - 1);
+    }
+    assert_same_chain(&w, 4, 12);
+    assert_eq!(w.stored(1).archived.len(), 3);
+    assert!(!w.stored(1).genesis_certificates.is_empty());
+    // A validator restarted from its disk replays the same convergences.
+    w.crash_now(2);
+    w.restart_now(2);
+    let v = w.core(2).unwrap().validator();
+    assert_eq!(v.epoch().0, 3);
+    assert_eq!(v.last_hash(), w.core(0).unwrap().validator().last_hash());
+    // The whole run's invariants hold, with faults on other seeds too.
+    let r = undchain_roles::sim::run(&cfg).unwrap();
+    assert!(r.ok(), "{} {:?}", r.line(), r.failures);
+    for seed in 0..6 {
+        let mut c = cfg.clone();
+        c.seed = seed;
+        c.faults = true;
+        let r = undchain_roles::sim::run(&c).unwrap();
+        assert!(r.ok(), "{} {:?}", r.line(), r.failures);
+        assert_eq!(r.lost, 0, "{}", r.line());
+    }
+}
+
+#[test]
+fn loaded_active_validator_offloads_job_file_serving_to_passive() {
+    // Every validator reports full load from one held request on: the
+    // active ones send users of closed files to the passive validators,
+    // which serve the same committed file.
+    let mut cfg = SimConfig::new(4, 10, 44);
+    cfg.passive = 2;
+    cfg.blocks_per_period = 1_000;
+    cfg.requests_per_block = 12;
+    cfg.load_capacity_jobs = Some(1);
+    let mut w = World::new(&cfg).unwrap();
+    w.run_until(w.block_start_us(6));
+    let active = w.active_indices();
+    let header = w.stored(active[0]).blocks[2].block.header.clone();
+    assert!(header.job_count > 0);
+    let b = w.params().block_interval_us;
+    // Ask until the active validator holds requests (it is loaded).
+    let mut redirect = None;
+    for _ in 0..8 {
+        w.request_job_file(0, active[0], 2, None, 100);
+        let t = w.now_us() + b / 4;
+        w.run_until(t);
+        if let Some((from, r)) = w.job_file_elsewhere().last().cloned() {
+            redirect = Some((from, r));
+            break;
+        }
+    }
+    let (from, r) = redirect.expect("a loaded active validator never redirected");
+    assert_eq!(from, active[0]);
+    assert_eq!(r.block.0, 2);
+    let passive: Vec<usize> = (0..6).filter(|i| !active.contains(i)).collect();
+    let keys: Vec<_> = passive
+        .iter()
+        .map(|i| w.core(*i).unwrap().validator().id())
+        .collect();
+    assert!(!r.serve.is_empty() && r.serve.iter().all(|k| keys.contains(k)));
+    // The first one named serves the committed file.
+    let to = passive[keys.iter().position(|k| *k == r.serve[0]).unwrap()];
+    let before = w.job_file_replies().len();
+    w.request_job_file(1, to, 2, None, 100);
+    let t = w.now_us() + b / 4;
+    w.run_until(t);
+    assert_eq!(w.job_file_replies().len(), before + 1);
+    let (served_by, page) = w.job_file_replies().last().cloned().unwrap();
+    assert_eq!(served_by, to);
+    assert!(page.closed);
+    assert_eq!((page.root, page.total), (header.job_root, header.job_count));
+    // Open files stay with the active validators, loaded or not.
+    let open = w.core(active[0]).unwrap().validator().height().0 + 1;
+    let before = w.job_file_replies().len();
+    w.request_job_file(2, active[0], open, None, 100);
+    let t = w.now_us() + b / 4;
+    w.run_until(t);
+    let (_, page) = w.job_file_replies()[before..].last().cloned().unwrap();
+    assert!(!page.closed && page.block.0 == open);
+}

@@ -205,6 +205,22 @@ pub struct JobFileRequest {
 /// Most entries in one job-file page, delta or reconciliation message.
 pub const MAX_ENTRIES: usize = 32 * 1024;
 
+/// Most validators a [`JobFileElsewhere`] names.
+pub const MAX_ELSEWHERE: usize = 4;
+
+/// Reply to [`JobFileRequest`] from an active validator too loaded to
+/// serve a closed block's file (DESIGN.md "Network status is used": busy
+/// active validators offload job-file serving to passive ones): ask these
+/// validators, which follow the chain and hold the same committed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct JobFileElsewhere {
+    /// The block asked for.
+    pub block: BlockNumber,
+    /// Validators that serve it (passive ones, in the order to try).
+    pub serve: BoundedVec<PublicKey, MAX_ELSEWHERE>,
+}
+
 /// Reply to [`JobFileRequest`]: one page of the block's job file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]

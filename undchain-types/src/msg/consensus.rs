@@ -231,22 +231,7 @@ impl Evidence {
     /// content, both signatures valid.
     pub fn verify(&self) -> Result<(), EvidenceError> {
         match self {
-            Evidence::DoubleVote { first, second } => {
-                let (a, b) = (&first.vote, &second.vote);
-                if a.validator != b.validator {
-                    return Err(EvidenceError::DifferentSigners);
-                }
-                if (a.chain_id, a.height, a.round, a.kind)
-                    != (b.chain_id, b.height, b.round, b.kind)
-                {
-                    return Err(EvidenceError::DifferentSlots);
-                }
-                if a.value == b.value {
-                    return Err(EvidenceError::NotConflicting);
-                }
-                first.verify().map_err(EvidenceError::Signature)?;
-                second.verify().map_err(EvidenceError::Signature)
-            }
+            Evidence::DoubleVote { first, second } => verify_vote_pair(first, second),
             Evidence::DoubleProposal { first, second } => {
                 let (a, b) = (&first.proposal, &second.proposal);
                 if a.proposer != b.proposer {
@@ -262,6 +247,72 @@ impl Evidence {
                 second.verify().map_err(EvidenceError::Signature)
             }
         }
+    }
+
+    /// The committed form of this evidence: double votes only (a block
+    /// header carries [`DuplicateVote`]s; a double proposal is surfaced but
+    /// never committed, docs/PROTOCOL.md "Evidence in blocks").
+    pub fn duplicate_vote(&self) -> Option<DuplicateVote> {
+        match self {
+            Evidence::DoubleVote { first, second } => Some(DuplicateVote {
+                first: first.clone(),
+                second: second.clone(),
+            }),
+            Evidence::DoubleProposal { .. } => None,
+        }
+    }
+}
+
+/// Same signer, same slot, different values, both signatures valid.
+fn verify_vote_pair(first: &SignedVote, second: &SignedVote) -> Result<(), EvidenceError> {
+    let (a, b) = (&first.vote, &second.vote);
+    if a.validator != b.validator {
+        return Err(EvidenceError::DifferentSigners);
+    }
+    if (a.chain_id, a.height, a.round, a.kind) != (b.chain_id, b.height, b.round, b.kind) {
+        return Err(EvidenceError::DifferentSlots);
+    }
+    if a.value == b.value {
+        return Err(EvidenceError::NotConflicting);
+    }
+    first.verify().map_err(EvidenceError::Signature)?;
+    second.verify().map_err(EvidenceError::Signature)
+}
+
+/// Committed equivocation evidence: two conflicting signed votes of one
+/// validator in one slot (CometBFT's `DuplicateVoteEvidence`). A block
+/// header carries up to [`crate::MAX_BLOCK_EVIDENCE`] of them; every
+/// validator that applies the block lowers the offender's perception score
+/// by the same amount (docs/PROTOCOL.md "Evidence in blocks").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct DuplicateVote {
+    /// One of the two votes.
+    pub first: SignedVote,
+    /// The conflicting one.
+    pub second: SignedVote,
+}
+
+impl DuplicateVote {
+    /// The offending validator.
+    pub fn offender(&self) -> PublicKey {
+        self.first.vote.validator
+    }
+
+    /// The height both votes are for.
+    pub fn height(&self) -> BlockNumber {
+        self.first.vote.height
+    }
+
+    /// The chain both votes are for.
+    pub fn chain_id(&self) -> ChainId {
+        self.first.vote.chain_id
+    }
+
+    /// Whether the pair is real evidence (same checks as
+    /// [`Evidence::verify`]).
+    pub fn verify(&self) -> Result<(), EvidenceError> {
+        verify_vote_pair(&self.first, &self.second)
     }
 }
 

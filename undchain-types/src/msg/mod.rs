@@ -137,6 +137,8 @@ messages! {
     8 => JobFileRequest(JobFileRequest),
     /// Validator -> requester.
     9 => JobFileReply(JobFileReply),
+    /// Loaded active validator -> user: ask these validators instead.
+    10 => JobFileElsewhere(JobFileElsewhere),
     // --- Partner to validator (partner story) ---
     /// Partner -> validators (step 1).
     20 => ReadyToProvide(ReadyToProvide),

@@ -124,12 +124,15 @@ impl World {
             let Some(&to) = self.index.get(&s.to) else {
                 continue;
             };
-            let env = if original.sender() == &self.nodes[node].cfg.key.public()
-                && s.msg == *original.body()
-            {
+            let k = per_recipient.entry(s.to).or_insert(0);
+            let unchanged = original.sender() == &self.nodes[node].cfg.key.public()
+                && s.msg == *original.body();
+            let env = if unchanged && *k == 0 {
+                *k += 1;
                 original.clone()
             } else {
-                let k = per_recipient.entry(s.to).or_insert(0);
+                // A recipient's second message (the original one too)
+                // takes the next number: one number, one envelope.
                 let seq = seq + *k;
                 *k += 1;
                 let key = &self.nodes[node].cfg.key;

@@ -208,6 +208,12 @@ impl World {
         self.route(n + client, to, env);
     }
 
+    /// Every redirect of a loaded validator the clients received:
+    /// (validator, redirect).
+    pub fn job_file_elsewhere(&self) -> &[(usize, undchain_types::msg::JobFileElsewhere)] {
+        &self.load.job_file_elsewhere
+    }
+
     /// Every job-file page the clients received: (validator, page).
     pub fn job_file_replies(&self) -> &[(usize, undchain_types::msg::JobFileReply)] {
         &self.load.job_file_replies
