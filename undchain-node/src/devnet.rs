@@ -124,6 +124,15 @@ pub struct Summary {
     pub first_block_ms: f64,
     /// Seconds the run lasted.
     pub elapsed_s: f64,
+    /// The run ended because no block was committed for [`stall_after`]
+    /// (a liveness failure, reported rather than waited on forever).
+    pub stalled: bool,
+}
+
+/// How long the devnet waits for the next block before it reports a
+/// stall: 20 block intervals, at least 30 s.
+pub fn stall_after(block_interval_us: u64) -> Duration {
+    Duration::from_micros(block_interval_us.saturating_mul(20)).max(Duration::from_secs(30))
 }
 
 struct Node {
@@ -410,8 +419,18 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
     let mut last_commit_us = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let stall = stall_after(cfg.block_interval_us);
+    let mut progress = (tally.hashes.len(), tokio::time::Instant::now());
+    let mut stalled = false;
     loop {
+        if tally.hashes.len() != progress.0 {
+            progress = (tally.hashes.len(), tokio::time::Instant::now());
+        }
         tokio::select! {
+            _ = tokio::time::sleep_until(progress.1 + stall) => {
+                stalled = true;
+                break;
+            }
             Some((i, o)) = obs_rx.recv() => {
                 let name = nodes.get(i).map_or("", |n| n.name.as_str()).to_owned();
                 let before = tally.committed.len();
@@ -494,5 +513,6 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         commit_latency_ms_p99: percentile(&lat, 0.99),
         first_block_ms: first_block.map_or(0.0, |d| d.as_secs_f64() * 1e3),
         elapsed_s: start.elapsed().as_secs_f64(),
+        stalled,
     })
 }

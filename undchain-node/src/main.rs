@@ -304,6 +304,7 @@ fn run(cmd: Cmd) -> Res {
                 reset,
                 json,
             };
+            let interval = cfg.block_interval_us;
             let summary = runtime()?.block_on(devnet::run(cfg))?;
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
@@ -321,6 +322,14 @@ fn run(cmd: Cmd) -> Res {
                     summary.jobs_per_s,
                     summary.safety_violations
                 );
+            }
+            if summary.stalled {
+                return Err(format!(
+                    "the devnet stalled at height {}: no block committed for {:?}",
+                    summary.height,
+                    devnet::stall_after(interval)
+                )
+                .into());
             }
         }
     }

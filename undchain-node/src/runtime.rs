@@ -211,7 +211,7 @@ pub async fn start(
     peers.remove(&id);
     let node = Node {
         core,
-        store: setup.store,
+        store: Some(setup.store),
         transport,
         clock,
         peers,
@@ -230,7 +230,8 @@ pub async fn start(
 
 struct Node {
     core: NodeCore,
-    store: RedbStore,
+    /// `None` only while a write runs on the blocking pool.
+    store: Option<RedbStore>,
     transport: QuicTransport,
     clock: MonotonicClock,
     peers: BTreeMap<PublicKey, Endpoint>,
@@ -250,7 +251,7 @@ impl Node {
         }
         self.core.start(self.clock.now());
         loop {
-            self.carry_out()?;
+            self.carry_out().await?;
             let deadline = self.core.poll_timeout().map(|t| self.clock.instant_at(t));
             let redial = self.redial.values().min().copied();
             tokio::select! {
@@ -282,7 +283,7 @@ impl Node {
                 },
             }
         }
-        self.carry_out()?;
+        self.carry_out().await?;
         // Peers are told, and the connections drain (a local timer).
         self.transport.shutdown().await;
         Ok(())
@@ -325,7 +326,13 @@ impl Node {
                 self.schedule_redial(peer);
             }
             TransportEvent::Closed { peer, error } => {
-                debug!(peer = %peer.to_hex(), %error, "connection closed");
+                if matches!(error, TransportError::Frame(_)) {
+                    // Malformed bytes: that connection is closed, the node
+                    // goes on.
+                    warn!(peer = %peer.to_hex(), %error, "connection closed: malformed frame");
+                } else {
+                    debug!(peer = %peer.to_hex(), %error, "connection closed");
+                }
                 self.schedule_redial(peer);
             }
             TransportEvent::Dropped { peer, error } => {
@@ -347,20 +354,18 @@ impl Node {
 
     /// Carries out every batch the core has: immediate sends, the durable
     /// write, the promises, `advance`.
-    fn carry_out(&mut self) -> Result<(), RunError> {
+    async fn carry_out(&mut self) -> Result<(), RunError> {
         while let Some(ready) = self.core.ready() {
             let number = ready.number();
             for o in ready.immediate {
                 self.output(o);
             }
-            self.store
-                .write(&ready.persist)
-                .map_err(|error| RunError::Store {
-                    path: self.store.path().display().to_string(),
-                    error,
-                })?;
+            let persist = ready.persist;
+            if !persist.is_empty() {
+                self.write(&persist).await?;
+            }
             if let Some(obs) = &self.observer {
-                for op in &ready.persist {
+                for op in &persist {
                     if let StoreOp::Block(b) = op {
                         let jobs = b
                             .requests
@@ -380,6 +385,33 @@ impl Node {
             self.core.advance(number)?;
         }
         Ok(())
+    }
+
+    /// One redb transaction, on the blocking pool: an fsync must not stall
+    /// the runtime's workers (the other nodes of a devnet, the transport).
+    /// This node takes no input until it is durable.
+    async fn write(&mut self, persist: &[StoreOp]) -> Result<(), RunError> {
+        let Some(mut store) = self.store.take() else {
+            return Err(RunError::Store {
+                path: String::new(),
+                error: undchain_roles::StoreError::Write(
+                    "the store was lost by a failed write".into(),
+                ),
+            });
+        };
+        let batch = persist.to_vec();
+        let (store, result) = tokio::task::spawn_blocking(move || {
+            let r = store.write(&batch);
+            (store, r)
+        })
+        .await
+        .map_err(|e| RunError::Store {
+            path: String::new(),
+            error: undchain_roles::StoreError::Write(format!("write task: {e}")),
+        })?;
+        let path = store.path().display().to_string();
+        self.store = Some(store);
+        result.map_err(|error| RunError::Store { path, error })
     }
 
     fn output(&mut self, o: Output) {
