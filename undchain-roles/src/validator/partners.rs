@@ -312,10 +312,14 @@ impl PartnerDesk {
                 r.kinds = s.kinds.iter().copied().collect();
                 Ok(())
             }
-            Message::StillActive(_) => {
-                if !self.partners.contains_key(&from) {
-                    return Err(DeskError::NotRegistered(from));
-                }
+            Message::StillActive(s) => {
+                let r = self
+                    .partners
+                    .get_mut(&from)
+                    .ok_or(DeskError::NotRegistered(from))?;
+                // The partner's own count of free slots replaces the
+                // desk's (which only sees starts, not completions).
+                r.running = r.offer.capacity.saturating_sub(s.free_capacity);
                 self.liveness.heartbeat(from, now);
                 Ok(())
             }

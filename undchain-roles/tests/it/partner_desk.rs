@@ -532,3 +532,50 @@ fn work_status_says_why_no_work() {
     d.set_score(p, PerceptionScore::new(100).unwrap());
     assert!(matches!(ask(&mut d), WorkStatusReason::UnderFloor { .. }));
 }
+
+#[test]
+fn started_jobs_fill_a_partner_until_its_heartbeat_frees_them() {
+    let mut d = PartnerDesk::new(v(0), params(), 1);
+    let p = v(70);
+    d.handle(LocalTime(0), p, &ready(UtilityKind::Storage))
+        .unwrap();
+    d.handle(LocalTime(0), p, &subscribe(UtilityKind::Storage))
+        .unwrap();
+    let req = || request(UtilityKind::Storage, 4, 1, 0);
+    // Capacity 2: two jobs started fill it.
+    for i in 1..=2u8 {
+        let job = JobId(Hash32([i; 32]));
+        d.job_filed(LocalTime(1), job, v(CLIENT), req(), BlockNumber(1), None);
+        assert!(notified(&mut d, &p));
+        d.handle(LocalTime(2), p, &response(job)).unwrap();
+        let started = undchain_types::msg::UtilityStarted {
+            job,
+            client: v(CLIENT),
+            started_at: undchain_types::BlockTime(0),
+            content_root: None,
+        };
+        d.handle(LocalTime(2), p, &started.into()).unwrap();
+        d.take_outputs();
+    }
+    d.job_filed(
+        LocalTime(3),
+        JobId(Hash32([3; 32])),
+        v(CLIENT),
+        req(),
+        BlockNumber(2),
+        None,
+    );
+    assert!(!notified(&mut d, &p), "full: no notification");
+    // Its heartbeat says both slots are free again.
+    d.handle(LocalTime(4), p, &StillActive { free_capacity: 2 }.into())
+        .unwrap();
+    d.job_filed(
+        LocalTime(5),
+        JobId(Hash32([4; 32])),
+        v(CLIENT),
+        req(),
+        BlockNumber(2),
+        None,
+    );
+    assert!(notified(&mut d, &p));
+}
