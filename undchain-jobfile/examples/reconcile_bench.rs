@@ -15,8 +15,10 @@
 //!
 //! Every method ships the same encoded `JobEntry` (32-byte id, 8-byte
 //! initiation time, empty pools: 45 bytes) and counts every message byte in
-//! both directions; `rounds` is messages / 2 rounded up; `cpu_ms` times the
-//! reconciliation alone on files built beforehand (their roots read once,
+//! both directions; `rounds` is messages / 2 rounded up; `cpu_ms` is the
+//! CPU time of the bench's thread (`CLOCK_THREAD_CPUTIME_ID`, so other work
+//! on a shared machine does not count, only its effect on the caches) of
+//! the reconciliation alone on files built beforehand (their roots read once,
 //! as a file kept current would have them): the median of `--runs R`
 //! runs (default 5; this crate's method and negentropy's alternate, so
 //! that neither pays alone for a cold process; the whole-file transfer runs
@@ -24,8 +26,8 @@
 //! run returned the true symmetric difference.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
+use cpu_time::ThreadTime;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use undchain_jobfile::JobFile;
 use undchain_jobfile::testkit::{Split, run};
@@ -186,7 +188,7 @@ fn entries_bytes(entries: &[JobEntry]) -> u64 {
 }
 
 fn undchain(a: &JobFile, b: &JobFile, t: &Truth) -> Measure {
-    let start = Instant::now();
+    let start = ThreadTime::now();
     let ex = run(a, b, 0x5EED_0000_0000_0001);
     let ms = start.elapsed().as_secs_f64() * 1e3;
     match ex {
@@ -231,7 +233,7 @@ fn negentropy_run(
     sb: &NegentropyStorageVector,
     t: &Truth,
 ) -> Measure {
-    let start = Instant::now();
+    let start = ThreadTime::now();
     let mut client = Negentropy::borrowed(sa, 0).expect("client");
     let mut relay = Negentropy::borrowed(sb, 0).expect("relay");
     let mut msg = client.initiate().expect("initiate");
@@ -295,7 +297,7 @@ fn negentropy_run(
 }
 
 fn full(a: &JobFile, b: &JobFile, t: &Truth) -> Measure {
-    let start = Instant::now();
+    let start = ThreadTime::now();
     // The initiator ships its whole file; the responder answers with what
     // the initiator lacks.
     let all: Vec<JobEntry> = a.entries().into_iter().cloned().collect();

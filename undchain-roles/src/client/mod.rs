@@ -250,6 +250,12 @@ pub type UserReady = Ready<StoreOp, UserOutput>;
 /// Why a client input was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The bytes are not an envelope.
+    #[error("envelope does not decode: {0}")]
+    Wire(#[from] undchain_types::WireError),
+    /// The envelope's signature does not verify.
+    #[error("envelope refused: {0}")]
+    Envelope(#[from] undchain_types::EnvelopeError),
     /// The peer book names no validator to send to.
     #[error("the peer book names no validator")]
     NoValidators,
@@ -526,15 +532,16 @@ impl Client {
                     ..
                 } => {
                     job.reaches[i].in_flight.clear();
-                    if validator != target || !job.acks.contains_key(&validator) {
+                    // Reached by its ack: nothing to send. Reached through
+                    // the scream cast: the validator that answered the
+                    // hello gets the request.
+                    if !job.acks.contains_key(&validator) {
                         let env = job.envelope.clone();
-                        if !job.acks.contains_key(&validator) {
-                            self.outbox.immediate(UserOutput::Send {
-                                to: validator,
-                                endpoint: Some(endpoint),
-                                envelope: env,
-                            });
-                        }
+                        self.outbox.immediate(UserOutput::Send {
+                            to: validator,
+                            endpoint: Some(endpoint),
+                            envelope: env,
+                        });
                     }
                 }
                 OutreachAction::GaveUp { .. } => {
@@ -595,10 +602,8 @@ impl Client {
 
     /// An envelope from the wire: decoded, verified, then handled.
     pub fn handle_envelope(&mut self, now: LocalTime, bytes: &[u8]) -> Result<(), ClientError> {
-        let env = SignedEnvelope::from_bytes(bytes, self.cfg.params.max_frame_bytes as usize)
-            .map_err(|_| ClientError::Unexpected(undchain_types::MessageKind::Hello))?;
-        env.verify()
-            .map_err(|_| ClientError::NotAValidator(*env.sender()))?;
+        let env = SignedEnvelope::from_bytes(bytes, self.cfg.params.max_frame_bytes as usize)?;
+        env.verify()?;
         self.handle_verified(now, &env)
     }
 

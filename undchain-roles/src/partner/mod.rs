@@ -46,6 +46,12 @@ pub use session::PartnerSession;
 /// Why a partner input was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartnerError {
+    /// The bytes are not an envelope.
+    #[error("envelope does not decode: {0}")]
+    Wire(#[from] undchain_types::WireError),
+    /// The envelope's signature does not verify.
+    #[error("envelope refused: {0}")]
+    Envelope(#[from] undchain_types::EnvelopeError),
     /// A validator-only message from someone who is not one of its
     /// validators.
     #[error("{0:?} is not one of this partner's validators")]
@@ -239,10 +245,8 @@ impl Partner {
 
     /// An envelope from the wire: decoded, verified, then handled.
     pub fn handle_envelope(&mut self, now: LocalTime, bytes: &[u8]) -> Result<(), PartnerError> {
-        let env = SignedEnvelope::from_bytes(bytes, self.cfg.params.max_frame_bytes as usize)
-            .map_err(|_| PartnerError::BadChallenge)?;
-        env.verify()
-            .map_err(|_| PartnerError::NotAValidator(*env.sender()))?;
+        let env = SignedEnvelope::from_bytes(bytes, self.cfg.params.max_frame_bytes as usize)?;
+        env.verify()?;
         self.handle_verified(now, &env)
     }
 

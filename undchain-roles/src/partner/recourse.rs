@@ -21,6 +21,7 @@ use crate::client::UserEvent;
 pub(crate) struct Claim {
     msg: Message,
     tried: BTreeSet<PublicKey>,
+    resent: bool,
     pub(crate) deadline: LocalTime,
 }
 
@@ -42,6 +43,7 @@ impl Partner {
             Claim {
                 msg,
                 tried,
+                resent: false,
                 deadline: now.plus(self.cfg.params.retry_timeout_us),
             },
         );
@@ -63,13 +65,12 @@ impl Partner {
             };
             let msg = c.msg.clone();
             let tried: Vec<PublicKey> = c.tried.iter().copied().collect();
-            if c.tried.len() > self.cfg.validators.len() {
+            if c.resent {
                 self.claims.remove(&job);
                 self.event(UserEvent::ReceiptIgnored { job, tried });
                 continue;
             }
-            // A marker entry: the second round went out.
-            c.tried.insert(self.cfg.key.public());
+            c.resent = true;
             c.deadline = now.plus(self.cfg.params.retry_timeout_us);
             self.broadcast(now, msg);
             self.event(UserEvent::ReceiptResent { job, to: tried });

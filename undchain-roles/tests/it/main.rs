@@ -9,6 +9,7 @@ mod partner_story;
 mod simulator;
 mod support;
 mod users;
+mod utility_laws;
 mod utility_sessions;
 mod validator_duties;
 mod validator_story;
