@@ -301,7 +301,9 @@ fn choose_below(
         .max(1.0);
     let b = (b_min.max(b_opt) as u8).clamp(1, max_b);
     // Listing the whole range costs 4c bytes; splitting costs the parts'
-    // fingerprints plus the short ids of the parts that differ.
+    // fingerprints plus the short ids of the parts that differ. (The model
+    // counts 4 bytes a short id; the Rice code sends about 3.5, but
+    // counting that here chose ops that sent more: `docs/BENCHMARKS.md`.)
     let parts = f64::from(1u32 << b);
     let split_bytes = 4.0 * parts + 4.0 * cf * (1.0 - (-e / parts).exp());
     if 4.0 * cf <= DENSE_IDS_FACTOR * split_bytes {

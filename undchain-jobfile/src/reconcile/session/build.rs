@@ -374,7 +374,7 @@ impl Round<'_> {
     }
 
     /// Answers a short-id list of `prefix` (a part of `parent`; ids at
-    /// `words[at..at + n]`): one bit an id, set for those I lack, then my
+    /// `words[at..at + n]`): the want bits (those I lack), then my
     /// entries the list lacks as extras.
     fn answer_ids(&mut self, prefix: Prefix, parent: Prefix, at: usize, n: usize) {
         let mode = self.pass.mode;
