@@ -380,11 +380,6 @@ fn run_node(home: Home, api: Option<String>) -> Res {
             api,
         };
         let handle = runtime::start(setup, None).await?;
-        if let Some(a) = handle.api_addr {
-            eprintln!(
-                "explorer http://{a}/  (API: http://{a}/openapi.json, metrics: http://{a}/metrics)"
-            );
-        }
         eprintln!(
             "undchain-node {} {} listening on {} (home {}, lock {}, from height {})",
             loaded.role.as_str(),
@@ -394,6 +389,11 @@ fn run_node(home: Home, api: Option<String>) -> Res {
             lock.path().display(),
             handle.restored_height.0
         );
+        if let Some(a) = handle.api_addr {
+            eprintln!(
+                "explorer http://{a}/  (API: http://{a}/openapi.json, metrics: http://{a}/metrics)"
+            );
+        }
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r?; handle.stop().await?; }
         }

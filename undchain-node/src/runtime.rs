@@ -165,7 +165,9 @@ impl NodeHandle {
     pub async fn wait(self) -> Result<(), RunError> {
         let r = self.task.await;
         if let Some(api) = self.api_task {
+            // The listener is closed once the aborted task is gone.
             api.abort();
+            let _ = api.await;
         }
         match r {
             Ok(r) => r,
@@ -232,7 +234,7 @@ pub async fn start(
         Some(a) => {
             let (mut feed, shared) = feed::channel(Some(store_reader));
             feed.refresh(&core, clock.now());
-            let (bound, task) = crate::api::start(a, shared)
+            let (bound, task) = crate::api::start(a, shared, BIND_PATIENCE)
                 .await
                 .map_err(|e| RunError::Api {
                     addr: a,

@@ -135,10 +135,12 @@ impl RedbStore {
         &self.path
     }
 
-    /// A reader of its decided blocks, usable while the node writes.
+    /// A reader of its decided blocks, usable while the node writes. It
+    /// does not keep the database open: once this store is dropped, its
+    /// reads answer an error.
     pub fn reader(&self) -> BlockReader {
         BlockReader {
-            db: self.db.clone(),
+            db: Arc::downgrade(&self.db),
         }
     }
 
@@ -248,7 +250,7 @@ where
 /// read is its own redb read transaction, beside the node's writes.
 #[derive(Clone)]
 pub struct BlockReader {
-    db: Arc<Database>,
+    db: std::sync::Weak<Database>,
 }
 
 impl std::fmt::Debug for BlockReader {
@@ -259,12 +261,17 @@ impl std::fmt::Debug for BlockReader {
 
 impl BlockReader {
     /// Block `n` with the job ids of its file, or `None` when it is not
-    /// decided (stored) yet.
+    /// decided (stored) yet; an error once the node's store is dropped.
     pub fn block(
         &self,
         n: BlockNumber,
     ) -> Result<Option<(CommittedBlock, Vec<JobId>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+        let Some(db) = self.db.upgrade() else {
+            return Err(StoreError::Write(
+                "the node stopped: its database is closed".into(),
+            ));
+        };
+        let tx = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
         let blocks = tx.open_table(BLOCKS).map_err(|e| corrupt(e.to_string()))?;
         let Some(v) = blocks
             .get(n.0)

@@ -43,8 +43,9 @@ pub enum Query {
 pub struct ApiShared {
     /// The latest snapshot.
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
-    /// Events, one JSON object each (`{"type": ..., ...}`).
-    pub events: broadcast::Sender<Arc<str>>,
+    /// Events, one JSON object each (`{"type": ..., ...}`); weak, so the
+    /// streams end when the node task drops its feed.
+    pub events: broadcast::WeakSender<Arc<str>>,
     /// Lookups into the node task.
     pub queries: mpsc::Sender<Query>,
     /// The node's metrics.
@@ -92,7 +93,7 @@ pub fn channel(blocks: Option<crate::store::BlockReader>) -> (Feed, ApiShared) {
     };
     let shared = ApiShared {
         snapshot: srx,
-        events: etx,
+        events: etx.downgrade(),
         queries: qtx,
         metrics,
         blocks,

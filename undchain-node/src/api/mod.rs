@@ -140,12 +140,27 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: ApiShared) {
     }
 }
 
-/// Binds `addr` and starts serving; returns the bound address and the task.
+/// Binds `addr` and starts serving; returns the bound address and the
+/// task. An address in use is tried again for `patience` (a node that
+/// stopped a moment ago may still hold it).
 pub async fn start(
     addr: SocketAddr,
     shared: ApiShared,
+    patience: Duration,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let until = tokio::time::Instant::now() + patience;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let bound = listener.local_addr()?;
     Ok((bound, tokio::spawn(serve(listener, shared))))
 }
@@ -293,11 +308,15 @@ async fn submit(State(s): State<ApiShared>, body: Bytes) -> Answer {
     }
 }
 
-async fn events(State(s): State<ApiShared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // A reader too slow for the buffer skips what it missed.
-    let stream = BroadcastStream::new(s.events.subscribe())
-        .filter_map(|r| r.ok().map(|j| Ok(Event::default().data(&*j))));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+async fn events(
+    State(s): State<ApiShared>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let rx = s.events.upgrade().ok_or_else(ApiError::busy)?.subscribe();
+    // A reader too slow for the buffer skips what it missed; the stream
+    // ends when the node stops.
+    let stream =
+        BroadcastStream::new(rx).filter_map(|r| r.ok().map(|j| Ok(Event::default().data(&*j))));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[cfg(test)]

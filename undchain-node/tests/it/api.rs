@@ -360,6 +360,12 @@ async fn every_endpoint_answers_from_a_running_validator_and_matches_its_documen
     })
     .await;
     net.stop_all().await;
+    // A stopped node's event streams end (they hold nothing open).
+    tokio::time::timeout(GUARD, async {
+        while lines.next_line().await.ok().flatten().is_some() {}
+    })
+    .await
+    .expect("the event stream ends when the node stops");
 }
 
 /// The explorer in headless chromium, against running validators under
