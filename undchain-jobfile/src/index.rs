@@ -349,6 +349,7 @@ impl Index {
         self.aggs[n].add_fp(fp);
         let depth = path.len;
         self.hashes.stale(n as u32, nib_or_zero(&key, depth));
+        self.hashes.inserted(n as u32, pos);
         for (d, &p) in path.as_slice().iter().enumerate() {
             self.aggs[p as usize].add_fp(fp);
             self.hashes.stale(p, nib(&key, d));
@@ -401,6 +402,7 @@ impl Index {
         self.aggs[n] = self.aggs[n].minus(sub);
         let depth = path.len;
         self.hashes.stale(n as u32, nib_or_zero(&key, depth));
+        self.hashes.removed(n as u32, nib_or_zero(&key, depth), pos);
         for (d, &p) in path.as_slice().iter().enumerate() {
             self.aggs[p as usize] = self.aggs[p as usize].minus(sub);
             self.hashes.stale(p, nib(&key, d));

@@ -19,6 +19,7 @@ mod iblt;
 mod idset;
 mod policy;
 mod range;
+mod rice;
 mod session;
 
 pub use session::{Role, Session};

@@ -26,7 +26,8 @@ pub const MAX_COLUMN: usize = 16 * 1024 * 1024;
 pub const MAX_RANGES: usize = 1024 * 1024;
 /// Bytes of one range fingerprint in [`ReconcileRound::fingerprints`].
 pub const FINGERPRINT_BYTES: usize = 4;
-/// Bytes of one short id in [`ReconcileRound::short_ids`].
+/// Bytes of one short id's value (the column [`ReconcileRound::short_ids`]
+/// carries each sorted list Rice-coded, fewer bytes than this an id).
 pub const SHORT_ID_BYTES: usize = 4;
 /// Largest opening split of a `Start` (fingerprints of at most 2^12 parts).
 pub const MAX_START_PARTS: usize = FINGERPRINT_BYTES << 12;
@@ -86,7 +87,9 @@ pub struct ReconcileRound {
     /// Per short-id op and per entries op, in op order: how many ids or
     /// entries it carries.
     pub counts: BoundedVec<u32, MAX_RANGES>,
-    /// Short ids of short-id ops, [`SHORT_ID_BYTES`] little-endian each.
+    /// Short ids of short-id ops: each op's sorted list as the Rice code
+    /// of its gaps, byte-aligned (`docs/PROTOCOL.md`, "Job files and
+    /// reconciliation").
     pub short_ids: BoundedBytes<MAX_COLUMN>,
     /// First the entries of whole-range ops (in op order), then the entries
     /// the receiver lacks (answers and wanted deliveries), as one column:

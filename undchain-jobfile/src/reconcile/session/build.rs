@@ -12,10 +12,11 @@ use undchain_types::msg::{
 use undchain_types::{BoundedBytes, BoundedVec, JobEntry};
 
 use super::super::Config;
-use super::super::bits::BitWriter;
+use super::super::bits::{BitWriter, write_wants};
 use super::super::iblt::{self, CELL_WORDS, Cell};
 use super::super::policy::{self, Op};
 use super::super::range::{Prefix, count_in, fp32};
+use super::super::rice::write_sorted;
 use super::pass::{
     OP_ENTRIES, OP_IBLT, OP_IDS, OP_SPLIT, OwnQuestion, Pass, PeerQuestion, Scratch,
 };
@@ -409,6 +410,8 @@ impl Round<'_> {
         let my_items = &pass.items[mine..mine + mine_n];
         let mut wants = false;
         let mut j = 0;
+        let mut bits = core::mem::take(&mut self.sc.wants);
+        bits.clear();
         for s in theirs {
             let want = if sorted {
                 while j < my_items.len() && my_items[j].short < *s {
@@ -419,8 +422,10 @@ impl Round<'_> {
                 my_items.binary_search_by_key(s, |it| it.short).is_err()
             };
             wants |= want;
-            self.w.bits.push(want);
+            bits.push(want);
         }
+        write_wants(&mut self.w.bits, &bits);
+        self.sc.wants = bits;
         if wants {
             pass.outstanding.push_back(OwnQuestion::Want {
                 prefix,
@@ -561,9 +566,11 @@ impl Round<'_> {
                 items[at..].sort_unstable_by_key(|it| it.short);
                 w.ops.push(OP_IDS);
                 w.counts.push(part.len() as u32);
-                for it in &items[at..] {
-                    w.shorts.extend(it.short.to_le_bytes());
-                }
+                write_sorted(
+                    &mut w.shorts,
+                    part.len(),
+                    items[at..].iter().map(|it| it.short),
+                );
                 outstanding.push_back(OwnQuestion::Ids {
                     prefix: p,
                     at,
@@ -638,9 +645,7 @@ impl Round<'_> {
                 let n = pass.items.len() - at;
                 w.ops.push(OP_IDS);
                 w.counts.push(n as u32);
-                for it in &pass.items[at..] {
-                    w.shorts.extend(it.short.to_le_bytes());
-                }
+                write_sorted(&mut w.shorts, n, pass.items[at..].iter().map(|it| it.short));
                 pass.outstanding
                     .push_back(OwnQuestion::Ids { prefix: p, at, n });
             }

@@ -201,4 +201,5 @@ pub(super) struct Scratch {
     pub(super) theirs_keys: Vec<u64>,
     pub(super) mine_keys: Vec<u64>,
     pub(super) stack: Vec<usize>,
+    pub(super) wants: Vec<bool>,
 }

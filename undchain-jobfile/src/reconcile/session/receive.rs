@@ -8,10 +8,11 @@
 use undchain_types::msg::{MAX_ENTRIES, ReconcileRound};
 use undchain_types::{Hash32, JobEntry};
 
-use super::super::bits::{BitReader, U32Reader};
+use super::super::bits::{BitReader, U32Reader, read_wants};
 use super::super::iblt::{self, CELL_WORDS};
 use super::super::idset::IdSet;
 use super::super::range::{Prefix, top64};
+use super::super::rice::RiceReader;
 use super::super::{Config, ReconcileError};
 use super::Session;
 use super::pass::{
@@ -29,7 +30,7 @@ struct Reader<'m> {
     fps: U32Reader<'m>,
     counts: &'m [u32],
     count_pos: usize,
-    shorts: U32Reader<'m>,
+    shorts: RiceReader<'m>,
     /// The entry column, the read position in it and the entries read.
     entries: &'m [u8],
     entry_pos: usize,
@@ -45,7 +46,7 @@ impl<'m> Reader<'m> {
             fps: U32Reader::new(&r.fingerprints, "fingerprint column too short"),
             counts: &r.counts,
             count_pos: 0,
-            shorts: U32Reader::new(&r.short_ids, "short-id column too short"),
+            shorts: RiceReader::new(&r.short_ids),
             entries: &r.entries,
             entry_pos: 0,
             entry_count: 0,
@@ -336,14 +337,12 @@ impl Receiving<'_, '_> {
                 } => self.split_ops(prefix, b, depth, at, n)?,
                 OwnQuestion::Ids { prefix, at, n } => {
                     let start = self.pass.deliver.len();
-                    for k in at..at + n {
-                        let it = self.pass.items[k];
-                        if self.rd.bits.next()? {
-                            // Recorded as local when delivered (one read of
-                            // the entry for both).
-                            self.pass.deliver.push(it.src);
-                        }
-                    }
+                    let (items, deliver) = (&self.pass.items, &mut self.pass.deliver);
+                    // Recorded as local when delivered (one read of the
+                    // entry for both).
+                    read_wants(&mut self.rd.bits, n, &mut |i| {
+                        deliver.push(items[at + i].src)
+                    })?;
                     let wanted = self.pass.deliver.len() - start;
                     if wanted > 0 {
                         self.pass.to_answer.push_back(PeerQuestion::Deliver {
@@ -485,9 +484,6 @@ impl Receiving<'_, '_> {
             }
             OP_IDS => {
                 let n = self.rd.count()? as usize;
-                if self.rd.shorts.remaining() < n {
-                    return Err(ReconcileError::Malformed("short-id list too long"));
-                }
                 let at = self.pass.words.len();
                 self.rd.shorts.take_into(n, &mut self.pass.words)?;
                 Ok(PeerQuestion::Ids {
