@@ -378,13 +378,16 @@ impl Feed {
             .partner_desk()
             .registered()
             .into_iter()
-            .map(|(id, kinds, running, _cap, failed, score)| PartnerView {
-                id: id.to_hex(),
-                kinds: kinds.iter().map(|k| k.to_string()).collect(),
-                running,
-                failed,
-                score: score.get(),
-            })
+            .map(
+                |(id, kinds, running, capacity, failed, score)| PartnerView {
+                    id: id.to_hex(),
+                    kinds: kinds.iter().map(|k| k.to_string()).collect(),
+                    running,
+                    capacity,
+                    failed,
+                    score: score.get(),
+                },
+            )
             .collect();
         let snap = Snapshot {
             status,
@@ -505,4 +508,78 @@ fn submit(core: &mut NodeCore, now: LocalTime, bytes: &[u8]) -> Result<SubmitVie
         kind: kind.name().to_owned(),
         job,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_types::{BlockNumber, PayoutPeriod, TokenAmount};
+
+    fn settled(period: u64, paid: u64) -> NodeEvent {
+        NodeEvent::PeriodSettled {
+            number: BlockNumber(period * 10 + 9),
+            period: PayoutPeriod(period),
+            completed: 2,
+            partial: 1,
+            paid: TokenAmount(paid),
+            refunded: TokenAmount(5),
+            cancelled: 0,
+            carried: 3,
+        }
+    }
+
+    #[test]
+    fn settlements_feed_the_payouts_the_metrics_and_the_stream() {
+        let (mut feed, shared) = channel(None);
+        let mut rx = shared.events.upgrade().unwrap().subscribe();
+        feed.on_event(&settled(0, 40));
+        feed.on_event(&settled(1, 60));
+        let ev: serde_json::Value = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            (ev["type"].as_str(), ev["paid"].as_u64()),
+            (Some("payout"), Some(40))
+        );
+        assert_eq!(feed.payouts[&1].paid, 60);
+        let text = feed.metrics.encode();
+        assert!(
+            text.contains("undchain_payouts_paid_tokens_total 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("undchain_payouts_periods_settled_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("undchain_payouts_jobs_total{outcome=\"carried\"} 6"),
+            "{text}"
+        );
+        // Only the latest periods are kept.
+        for p in 2..(view::KEPT_PERIODS as u64 + 10) {
+            feed.on_event(&settled(p, 1));
+        }
+        assert_eq!(feed.payouts.len(), view::KEPT_PERIODS);
+        assert_eq!(feed.payouts.keys().next(), Some(&10));
+    }
+
+    #[test]
+    fn the_stream_ends_when_the_feed_is_dropped() {
+        let (feed, shared) = channel(None);
+        let mut rx = shared.events.upgrade().unwrap().subscribe();
+        drop(feed);
+        assert!(shared.events.upgrade().is_none());
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
+    }
+
+    #[test]
+    fn only_user_messages_are_taken_from_the_api() {
+        assert!(user_kind(MessageKind::UtilityRequest));
+        assert!(user_kind(MessageKind::Transaction));
+        assert!(!user_kind(MessageKind::Vote));
+        assert!(!user_kind(MessageKind::Proposal));
+        assert!(!user_kind(MessageKind::Hello));
+        assert!(!user_kind(MessageKind::RequestBatch));
+    }
 }
