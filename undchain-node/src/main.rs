@@ -273,11 +273,12 @@ fn run(cmd: Cmd) -> Res {
             };
             for h in testnet::write(&out, &spec)? {
                 println!(
-                    "{:<4} {:<9} {}  {}  {}",
+                    "{:<4} {:<9} {}  {}  api {}  {}",
                     h.name,
                     h.role.as_str(),
                     h.key.public().to_hex(),
                     h.listen,
+                    h.api.map_or("none".to_owned(), |a| a.to_string()),
                     h.dir.display()
                 );
             }
@@ -450,5 +451,9 @@ fn status(home: Home) -> Res {
         loaded.book.len(),
         home.validators_file().display()
     );
+    match loaded.api {
+        Some(a) => println!("api         http://{a}/ (when running)"),
+        None => println!("api         none (node.toml names no `api`)"),
+    }
     Ok(())
 }

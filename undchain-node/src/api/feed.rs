@@ -26,6 +26,11 @@ use super::view::{
 pub const QUERY_QUEUE: usize = 64;
 /// Events buffered for a slow `/events` reader before it skips some.
 pub const EVENT_BUFFER: usize = 1024;
+/// The snapshot is rebuilt after a batch that changed the height, or
+/// when this long passed since the last one (batches come per input: at a
+/// few thousand inputs a second, rebuilding each time would cost the node
+/// more than it serves), microseconds.
+pub const REFRESH_EVERY_US: u64 = 100_000;
 
 /// A lookup the node task answers.
 #[derive(Debug)]
@@ -70,6 +75,11 @@ pub struct Feed {
     /// The envelope sent last and its size: one envelope goes to several
     /// peers in a row, and is measured once.
     last_sent: Option<(Arc<SignedEnvelope>, u64)>,
+    /// The byte counters by message tag (looked up once per kind).
+    received: BTreeMap<u16, prometheus_client::metrics::counter::Counter>,
+    sent: BTreeMap<u16, prometheus_client::metrics::counter::Counter>,
+    /// The height of the last snapshot, and when the next is due anyway.
+    published: Option<(u64, LocalTime)>,
 }
 
 /// A feed and the handles the HTTP side reads it with.
@@ -90,6 +100,9 @@ pub fn channel(blocks: Option<crate::store::BlockReader>) -> (Feed, ApiShared) {
         last_signers: Vec::new(),
         last_time: None,
         last_sent: None,
+        received: BTreeMap::new(),
+        sent: BTreeMap::new(),
+        published: None,
     };
     let shared = ApiShared {
         snapshot: srx,
@@ -136,7 +149,10 @@ impl Feed {
             TransportEvent::Received { envelope, .. } => {
                 let kind = envelope.envelope().kind;
                 let bytes = envelope.to_bytes().len() as u64;
-                Metrics::labelled(&m.received_bytes, "kind", kind.name()).inc_by(bytes);
+                self.received
+                    .entry(kind.tag())
+                    .or_insert_with(|| Metrics::labelled(&m.received_bytes, "kind", kind.name()))
+                    .inc_by(bytes);
                 if kind == MessageKind::Vote && core.validator().time_synced() {
                     let sent = envelope.envelope().sent_at.0 as i64;
                     let late = agreed_us(core, now).saturating_sub(sent).max(0);
@@ -178,7 +194,11 @@ impl Feed {
             }
         };
         let kind = envelope.envelope().kind;
-        Metrics::labelled(&self.metrics.sent_bytes, "kind", kind.name()).inc_by(bytes);
+        let m = &self.metrics;
+        self.sent
+            .entry(kind.tag())
+            .or_insert_with(|| Metrics::labelled(&m.sent_bytes, "kind", kind.name()))
+            .inc_by(bytes);
     }
 
     /// A batch was made durable.
@@ -250,6 +270,10 @@ impl Feed {
         match e {
             NodeEvent::RequestAcked { job, block } => {
                 m.acked.inc();
+                // One per request: built only when someone listens.
+                if self.events.receiver_count() == 0 {
+                    return;
+                }
                 self.emit(serde_json::json!({
                     "type": "job", "job": job.0.to_hex(), "state": "accepted", "block": block.0,
                 }));
@@ -334,8 +358,20 @@ impl Feed {
         }
     }
 
-    /// Publishes the snapshot of `core` now.
+    /// Publishes the snapshot of `core` after a batch: at once when the
+    /// height changed, otherwise at most every [`REFRESH_EVERY_US`].
     pub fn refresh(&mut self, core: &NodeCore, now: LocalTime) {
+        let height = core.validator().height().0;
+        if let Some((h, due)) = self.published {
+            if h == height && now < due {
+                return;
+            }
+        }
+        self.published = Some((height, now.plus(REFRESH_EVERY_US)));
+        self.publish(core, now);
+    }
+
+    fn publish(&mut self, core: &NodeCore, now: LocalTime) {
         let v = core.validator();
         let ledger = v.ledger();
         let params = ledger.config();
@@ -378,13 +414,16 @@ impl Feed {
             .partner_desk()
             .registered()
             .into_iter()
-            .map(|(id, kinds, running, _cap, failed, score)| PartnerView {
-                id: id.to_hex(),
-                kinds: kinds.iter().map(|k| k.to_string()).collect(),
-                running,
-                failed,
-                score: score.get(),
-            })
+            .map(
+                |(id, kinds, running, capacity, failed, score)| PartnerView {
+                    id: id.to_hex(),
+                    kinds: kinds.iter().map(|k| k.to_string()).collect(),
+                    running,
+                    capacity,
+                    failed,
+                    score: score.get(),
+                },
+            )
             .collect();
         let snap = Snapshot {
             status,
@@ -505,4 +544,78 @@ fn submit(core: &mut NodeCore, now: LocalTime, bytes: &[u8]) -> Result<SubmitVie
         kind: kind.name().to_owned(),
         job,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_types::{BlockNumber, PayoutPeriod, TokenAmount};
+
+    fn settled(period: u64, paid: u64) -> NodeEvent {
+        NodeEvent::PeriodSettled {
+            number: BlockNumber(period * 10 + 9),
+            period: PayoutPeriod(period),
+            completed: 2,
+            partial: 1,
+            paid: TokenAmount(paid),
+            refunded: TokenAmount(5),
+            cancelled: 0,
+            carried: 3,
+        }
+    }
+
+    #[test]
+    fn settlements_feed_the_payouts_the_metrics_and_the_stream() {
+        let (mut feed, shared) = channel(None);
+        let mut rx = shared.events.upgrade().unwrap().subscribe();
+        feed.on_event(&settled(0, 40));
+        feed.on_event(&settled(1, 60));
+        let ev: serde_json::Value = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            (ev["type"].as_str(), ev["paid"].as_u64()),
+            (Some("payout"), Some(40))
+        );
+        assert_eq!(feed.payouts[&1].paid, 60);
+        let text = feed.metrics.encode();
+        assert!(
+            text.contains("undchain_payouts_paid_tokens_total 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("undchain_payouts_periods_settled_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("undchain_payouts_jobs_total{outcome=\"carried\"} 6"),
+            "{text}"
+        );
+        // Only the latest periods are kept.
+        for p in 2..(view::KEPT_PERIODS as u64 + 10) {
+            feed.on_event(&settled(p, 1));
+        }
+        assert_eq!(feed.payouts.len(), view::KEPT_PERIODS);
+        assert_eq!(feed.payouts.keys().next(), Some(&10));
+    }
+
+    #[test]
+    fn the_stream_ends_when_the_feed_is_dropped() {
+        let (feed, shared) = channel(None);
+        let mut rx = shared.events.upgrade().unwrap().subscribe();
+        drop(feed);
+        assert!(shared.events.upgrade().is_none());
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
+    }
+
+    #[test]
+    fn only_user_messages_are_taken_from_the_api() {
+        assert!(user_kind(MessageKind::UtilityRequest));
+        assert!(user_kind(MessageKind::Transaction));
+        assert!(!user_kind(MessageKind::Vote));
+        assert!(!user_kind(MessageKind::Proposal));
+        assert!(!user_kind(MessageKind::Hello));
+        assert!(!user_kind(MessageKind::RequestBatch));
+    }
 }

@@ -96,6 +96,8 @@ pub struct PartnerView {
     pub kinds: Vec<String>,
     /// Jobs it runs now (its load).
     pub running: u32,
+    /// Jobs it offered to run at once.
+    pub capacity: u32,
     /// Whether it failed a requirement check.
     pub failed: bool,
     /// Its perception score at this desk.
