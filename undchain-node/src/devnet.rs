@@ -303,6 +303,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
     let mut banner = format!("UndChain devnet\n  data dir   {}\n", cfg.home.display());
     let mut chain = None;
     let mut fanout = 3;
+    let mut explorer = None;
     for (name, home) in &homes {
         let loaded = home.load()?;
         chain = Some(loaded.genesis.params.chain_id);
@@ -318,6 +319,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                     peers: testnet::endpoints(&loaded.book),
                     store,
                     loopback: true,
+                    api: loaded.api,
                 };
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let handle = runtime::start(setup, Some(tx)).await?;
@@ -331,12 +333,18 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                     }
                 });
                 banner.push_str(&format!(
-                    "  {name:<4} {:<9} {}  quic {}  (from height {})\n",
+                    "  {name:<4} {:<9} {}  quic {}  api {}  (from height {})\n",
                     role.as_str(),
                     handle.id.to_hex(),
                     handle.addr,
+                    handle
+                        .api_addr
+                        .map_or("none".to_owned(), |a| format!("http://{a}/")),
                     handle.restored_height.0
                 ));
+                if explorer.is_none() {
+                    explorer = handle.api_addr;
+                }
                 nodes.push(Node {
                     name: name.clone(),
                     handle,
@@ -371,10 +379,14 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         .map(|n| (n.handle.id, n.handle.addr))
         .collect();
     banner.push_str(&format!(
-        "  load       {} requests/s from {} clients, each to {} validators\n  API, explorer, metrics: not built yet\n  {}\n",
+        "  load       {} requests/s from {} clients, each to {} validators\n  explorer   {}\n  {}\n",
         cfg.load,
         clients.len(),
         fanout,
+        match explorer {
+            Some(a) => format!("http://{a}/  (API http://{a}/openapi.json, metrics http://{a}/metrics; every validator serves its own, see above)"),
+            None => "none (these homes name no API address: pass --reset for a devnet with one)".to_owned(),
+        },
         match cfg.blocks {
             Some(b) => format!("runs {b} blocks, then prints a summary"),
             None => "runs until Ctrl-C, then prints a summary".to_owned(),

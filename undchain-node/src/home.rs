@@ -64,6 +64,10 @@ pub struct NodeFile {
     /// Seed of the node's randomness.
     #[serde(default)]
     pub seed: u64,
+    /// The TCP address the HTTP API, metrics and explorer bind
+    /// (`127.0.0.1:26657`); none: no API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// One genesis validator, in seat order.
@@ -198,6 +202,8 @@ pub struct Loaded {
     pub key: SigningKey,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Where the HTTP API binds, if it runs.
+    pub api: Option<SocketAddr>,
     /// The randomness seed.
     pub seed: u64,
     /// The genesis.
@@ -384,6 +390,13 @@ impl Home {
                 format!("{:?}: {e} (expected ip:port)", node.listen),
             )
         })?;
+        let api = match &node.api {
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|e| field(&nf, "api", format!("{a:?}: {e} (expected ip:port)")))?,
+            ),
+            None => None,
+        };
         let vf = self.validators_file();
         let book = ValidatorBook::parse(&self.read(&vf)?)
             .map_err(|error| HomeError::ValidatorList { path: vf, error })?;
@@ -392,6 +405,7 @@ impl Home {
             role: node.role,
             key,
             listen,
+            api,
             seed: node.seed,
             genesis,
             book,

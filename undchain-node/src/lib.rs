@@ -1,7 +1,8 @@
-//! `undchain-node`: the reference node's shell around the pure crates. So
-//! far it holds the QUIC transport ([`transport`]) and the monotonic clock
-//! the shell reads `now` from ([`clock`]); the runtime, storage, CLI and
-//! devnet build on them.
+//! `undchain-node`: the reference node's shell around the pure crates: the
+//! QUIC transport ([`transport`]), the monotonic clock the shell reads
+//! `now` from ([`clock`]), the runtime ([`runtime`]), storage ([`store`]),
+//! homes, testnet and devnet, and the HTTP API with its metrics and live
+//! explorer ([`api`]).
 //!
 //! ```
 //! use undchain_net::{Claim, TransportEvent};
@@ -33,9 +34,18 @@
 //! Dependencies and why: `tokio` (runtime), `quinn` 0.11 and `rustls` 0.23
 //! with the `ring` provider (QUIC with TLS 1.3 raw public keys, as DESIGN.md
 //! names them), `ed25519-dalek` (signs the TLS handshake with the identity
-//! key itself), `thiserror`, `tracing` (logs).
+//! key itself), `thiserror`, `tracing` (logs), `redb` (storage), `clap`
+//! (CLI), `serde_json` and `toml` (files, JSON). The API: `axum` 0.8
+//! (tokio's own HTTP layer over hyper: the API runs on the node's runtime,
+//! with no second executor, and gives JSON, typed routes and server-sent
+//! events; the API is REST plus an event stream, which curl, Prometheus,
+//! browsers and schemathesis all speak, so JSON-RPC (jsonrpsee) would buy
+//! nothing), `tokio-stream` (the SSE stream over a broadcast channel),
+//! `prometheus-client` (the metrics registry, the Prometheus project's own
+//! Rust client), `undchain-ledger` (state keys for the proofs).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod clock;
 pub mod devnet;
 pub mod duration;

@@ -60,12 +60,19 @@ enum Cmd {
         /// Use this secret seed (64 hex digits) instead of a fresh key.
         #[arg(long)]
         key: Option<String>,
+        /// The TCP address of the HTTP API, metrics and explorer (e.g. 127.0.0.1:26657).
+        #[arg(long)]
+        api: Option<String>,
     },
     /// Run the node of a home until Ctrl-C.
     Run {
         /// The node's home (written by `init` or `testnet`).
         #[arg(long)]
         home: PathBuf,
+        /// Serve the HTTP API, metrics and explorer here (ip:port), instead
+        /// of node.toml's `api`; `off` serves none.
+        #[arg(long)]
+        api: Option<String>,
     },
     /// Show a stopped node's stored state: height, last block time, round,
     /// open jobs, payout period.
@@ -191,6 +198,7 @@ fn run(cmd: Cmd) -> Res {
             genesis,
             listen,
             key,
+            api,
         } => {
             let seed = match key {
                 Some(k) => seed_from_hex(&k).ok_or("--key: expected 64 hex digits")?,
@@ -199,6 +207,10 @@ fn run(cmd: Cmd) -> Res {
             listen
                 .parse::<std::net::SocketAddr>()
                 .map_err(|e| format!("--listen {listen:?}: {e} (expected ip:port)"))?;
+            if let Some(a) = &api {
+                a.parse::<std::net::SocketAddr>()
+                    .map_err(|e| format!("--api {a:?}: {e} (expected ip:port)"))?;
+            }
             let h = Home::new(&home);
             std::fs::create_dir_all(home.join("data"))
                 .map_err(|e| format!("--home {}: {e}", home.display()))?;
@@ -214,6 +226,7 @@ fn run(cmd: Cmd) -> Res {
                 key: seed_to_hex(&seed),
                 listen,
                 seed: u64::from_le_bytes(seed[..8].try_into()?),
+                api,
             };
             std::fs::write(h.node_file(), toml::to_string(&node)?)?;
             if let Some(v) = validators {
@@ -232,7 +245,7 @@ fn run(cmd: Cmd) -> Res {
                 SigningKey::from_seed(seed).public().to_hex()
             );
         }
-        Cmd::Run { home } => run_node(Home::new(home))?,
+        Cmd::Run { home, api } => run_node(Home::new(home), api)?,
         Cmd::Status { home } => status(Home::new(home))?,
         Cmd::Testnet {
             validators,
@@ -260,11 +273,12 @@ fn run(cmd: Cmd) -> Res {
             };
             for h in testnet::write(&out, &spec)? {
                 println!(
-                    "{:<4} {:<9} {}  {}  {}",
+                    "{:<4} {:<9} {}  {}  api {}  {}",
                     h.name,
                     h.role.as_str(),
                     h.key.public().to_hex(),
                     h.listen,
+                    h.api.map_or("none".to_owned(), |a| a.to_string()),
                     h.dir.display()
                 );
             }
@@ -336,8 +350,16 @@ fn run(cmd: Cmd) -> Res {
     Ok(())
 }
 
-fn run_node(home: Home) -> Res {
+fn run_node(home: Home, api: Option<String>) -> Res {
     let loaded = home.load()?;
+    let api = match api.as_deref() {
+        None => loaded.api,
+        Some("off") => None,
+        Some(a) => Some(
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("--api {a:?}: {e} (expected ip:port or off)"))?,
+        ),
+    };
     if !matches!(loaded.role, RoleName::Validator | RoleName::Passive) {
         return Err(format!(
             "{}: role {} has no machine to run yet (the client and partner machines come with issue 16)",
@@ -356,6 +378,7 @@ fn run_node(home: Home) -> Res {
             peers: testnet::endpoints(&loaded.book),
             store,
             loopback: loaded.listen.ip().is_loopback(),
+            api,
         };
         let handle = runtime::start(setup, None).await?;
         eprintln!(
@@ -367,6 +390,11 @@ fn run_node(home: Home) -> Res {
             lock.path().display(),
             handle.restored_height.0
         );
+        if let Some(a) = handle.api_addr {
+            eprintln!(
+                "explorer http://{a}/  (API: http://{a}/openapi.json, metrics: http://{a}/metrics)"
+            );
+        }
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r?; handle.stop().await?; }
         }
@@ -423,5 +451,9 @@ fn status(home: Home) -> Res {
         loaded.book.len(),
         home.validators_file().display()
     );
+    match loaded.api {
+        Some(a) => println!("api         http://{a}/ (when running)"),
+        None => println!("api         none (node.toml names no `api`)"),
+    }
     Ok(())
 }

@@ -32,6 +32,7 @@ use undchain_roles::{
 use undchain_types::msg::Endpoint;
 use undchain_types::{BlockNumber, JobId, PublicKey};
 
+use crate::api::feed::{self, Feed, Query};
 use crate::clock::MonotonicClock;
 use crate::store::RedbStore;
 use crate::transport::{QuicConfig, QuicTransport};
@@ -66,6 +67,14 @@ pub enum Observed {
 /// Why a node stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The HTTP API could not be bound.
+    #[error("cannot serve the API on {addr}: {error}")]
+    Api {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: String,
+    },
     /// The QUIC endpoint could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -105,6 +114,8 @@ pub struct NodeSetup {
     /// Every peer is on this host (a devnet or a local testnet): the
     /// per-host admission limits are lifted ([`quic_config`]).
     pub loopback: bool,
+    /// Where the HTTP API ([`crate::api`]) binds, if it runs.
+    pub api: Option<SocketAddr>,
 }
 
 /// The QUIC settings of a node on a chain with `params`; `loopback` lifts
@@ -131,8 +142,11 @@ pub struct NodeHandle {
     pub addr: SocketAddr,
     /// The height it restored to (the next block it decides).
     pub restored_height: BlockNumber,
+    /// The address the HTTP API is bound to, if it runs.
+    pub api_addr: Option<SocketAddr>,
     commands: mpsc::UnboundedSender<NodeCommand>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NodeHandle {
@@ -147,9 +161,15 @@ impl NodeHandle {
         self.wait().await
     }
 
-    /// Waits for the node's task to end.
+    /// Waits for the node's task to end (the API stops with it).
     pub async fn wait(self) -> Result<(), RunError> {
-        match self.task.await {
+        let r = self.task.await;
+        if let Some(api) = self.api_task {
+            // The listener is closed once the aborted task is gone.
+            api.abort();
+            let _ = api.await;
+        }
+        match r {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Ok(()),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -177,6 +197,7 @@ pub async fn start(
         .load()
         .map_err(|e| store_err(setup.store.path(), e))?;
     let restored_height = stored.next_height();
+    let store_reader = setup.store.reader();
     let core = NodeCore::restore(&setup.cfg, clock.now(), &stored, Arc::new(StrictCheck))?;
     drop(stored);
     let qcfg = quic_config(&setup.cfg.genesis.params, setup.loopback);
@@ -209,7 +230,22 @@ pub async fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let mut peers = setup.peers;
     peers.remove(&id);
+    let (feed, api_addr, api_task) = match setup.api {
+        Some(a) => {
+            let (mut feed, shared) = feed::channel(Some(store_reader));
+            feed.refresh(&core, clock.now());
+            let (bound, task) = crate::api::start(a, shared, BIND_PATIENCE)
+                .await
+                .map_err(|e| RunError::Api {
+                    addr: a,
+                    error: e.to_string(),
+                })?;
+            (Some(feed), Some(bound), Some(task))
+        }
+        None => (None, None, None),
+    };
     let node = Node {
+        feed,
         core,
         store: Some(setup.store),
         transport,
@@ -223,13 +259,17 @@ pub async fn start(
         id,
         addr,
         restored_height,
+        api_addr,
         commands: tx,
         task,
+        api_task,
     })
 }
 
 struct Node {
     core: NodeCore,
+    /// The API's view of this node, when the API runs.
+    feed: Option<Feed>,
     /// `None` only while a write runs on the blocking pool.
     store: Option<RedbStore>,
     transport: QuicTransport,
@@ -273,6 +313,12 @@ impl Node {
                         self.dial(k);
                     }
                 }
+                q = next_query(&mut self.feed) => {
+                    let now = self.clock.now();
+                    if let Some(f) = self.feed.as_mut() {
+                        f.answer(&mut self.core, now, q);
+                    }
+                }
                 c = commands.recv() => match c {
                     Some(NodeCommand::Core(c)) => {
                         if let Err(e) = self.core.handle_command(self.clock.now(), c) {
@@ -304,6 +350,9 @@ impl Node {
     }
 
     fn handle_transport(&mut self, ev: TransportEvent) {
+        if let Some(f) = self.feed.as_mut() {
+            f.on_transport(&self.core, self.clock.now(), &ev);
+        }
         match ev {
             TransportEvent::Received { peer, envelope, .. } => {
                 let kind = envelope.envelope().kind;
@@ -364,6 +413,9 @@ impl Node {
             if !persist.is_empty() {
                 self.write(&persist).await?;
             }
+            if let Some(f) = self.feed.as_mut() {
+                f.on_persist(&self.core, self.clock.now(), &persist);
+            }
             if let Some(obs) = &self.observer {
                 for op in &persist {
                     if let StoreOp::Block(b) = op {
@@ -383,6 +435,9 @@ impl Node {
                 self.output(o);
             }
             self.core.advance(number)?;
+            if let Some(f) = self.feed.as_mut() {
+                f.refresh(&self.core, self.clock.now());
+            }
         }
         Ok(())
     }
@@ -416,25 +471,44 @@ impl Node {
 
     fn output(&mut self, o: Output) {
         match o {
-            Output::Send { to, envelope } => match self.transport.send(&to, &envelope) {
-                Ok(()) => {}
-                Err(TransportError::NotConnected { .. }) if self.peers.contains_key(&to) => {
-                    // The dial queues sends from its start.
-                    self.redial.remove(&to);
-                    self.dial(to);
-                    if let Err(error) = self.transport.send(&to, &envelope) {
-                        debug!(to = %to.to_hex(), %error, "send failed");
-                    }
+            Output::Send { to, envelope } => {
+                if let Some(f) = self.feed.as_mut() {
+                    f.on_send(&envelope);
                 }
-                Err(error) => debug!(to = %to.to_hex(), %error, "send failed"),
-            },
+                self.send(to, envelope)
+            }
             Output::Event(e) => {
                 log_event(&e);
+                if let Some(f) = self.feed.as_mut() {
+                    f.on_event(&e);
+                }
                 if let Some(obs) = &self.observer {
                     let _ = obs.send(Observed::Event(e));
                 }
             }
         }
+    }
+
+    fn send(&mut self, to: PublicKey, envelope: Arc<undchain_types::SignedEnvelope>) {
+        match self.transport.send(&to, &envelope) {
+            Ok(()) => {}
+            Err(TransportError::NotConnected { .. }) if self.peers.contains_key(&to) => {
+                // The dial queues sends from its start.
+                self.redial.remove(&to);
+                self.dial(to);
+                if let Err(error) = self.transport.send(&to, &envelope) {
+                    debug!(to = %to.to_hex(), %error, "send failed");
+                }
+            }
+            Err(error) => debug!(to = %to.to_hex(), %error, "send failed"),
+        }
+    }
+}
+
+async fn next_query(feed: &mut Option<Feed>) -> Query {
+    match feed {
+        Some(f) => f.next_query().await,
+        None => std::future::pending().await,
     }
 }
 

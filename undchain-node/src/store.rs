@@ -67,7 +67,7 @@ pub enum OpenError {
 
 /// A node's redb database.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     writes: u64,
 }
@@ -120,7 +120,7 @@ impl RedbStore {
         }
         tx.commit().map_err(|e| open_err(path, e))?;
         let store = RedbStore {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             writes: 0,
         };
@@ -134,6 +134,15 @@ impl RedbStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A reader of its decided blocks, usable while the node writes. It
+    /// does not keep the database open: once this store is dropped, its
+    /// reads answer an error.
+    pub fn reader(&self) -> BlockReader {
+        BlockReader {
+            db: Arc::downgrade(&self.db),
+        }
     }
 
     /// Batches written since it was opened.
@@ -237,6 +246,53 @@ where
     let value = wire::encode(&list);
     meta.insert(name, value.as_slice()).map_err(write_err)?;
     Ok(())
+}
+
+/// Reads decided blocks from a node's database while the node runs: each
+/// read is its own redb read transaction, beside the node's writes.
+#[derive(Clone)]
+pub struct BlockReader {
+    db: std::sync::Weak<Database>,
+}
+
+impl std::fmt::Debug for BlockReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockReader")
+    }
+}
+
+impl BlockReader {
+    /// Block `n` with the job ids of its file, or `None` when it is not
+    /// decided (stored) yet; an error once the node's store is dropped.
+    pub fn block(
+        &self,
+        n: BlockNumber,
+    ) -> Result<Option<(CommittedBlock, Vec<JobId>)>, StoreError> {
+        let Some(db) = self.db.upgrade() else {
+            return Err(StoreError::Write(
+                "the node stopped: its database is closed".into(),
+            ));
+        };
+        let tx = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+        let blocks = tx.open_table(BLOCKS).map_err(|e| corrupt(e.to_string()))?;
+        let Some(v) = blocks
+            .get(n.0)
+            .map_err(|e| corrupt(format!("table blocks: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let b: StoredBlock = wire::decode(v.value(), MAX_VALUE)
+            .map_err(|e| corrupt(format!("table blocks, height {}: {e}", n.0)))?;
+        let jobs = b
+            .requests
+            .iter()
+            .map(|r| {
+                envelope(r, || format!("table blocks, height {}", n.0))
+                    .map(|e| JobId::from_request_digest(e.digest()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((b.block, jobs)))
+    }
 }
 
 fn envelope(bytes: &[u8], what: impl Fn() -> String) -> Result<Arc<SignedEnvelope>, StoreError> {

@@ -53,6 +53,8 @@ pub struct Written {
     pub key: SigningKey,
     /// Its listen address.
     pub listen: SocketAddr,
+    /// Its HTTP API address (validators only).
+    pub api: Option<SocketAddr>,
 }
 
 /// A fresh secret seed from the OS (`/dev/urandom`).
@@ -71,13 +73,25 @@ pub fn random_seed() -> Result<[u8; 32], HomeError> {
 
 /// A UDP port on `host` that is free now (bound and released).
 pub fn free_port(host: std::net::IpAddr) -> Result<u16, HomeError> {
-    std::net::UdpSocket::bind((host, 0))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| HomeError::Io {
-            path: PathBuf::from(format!("udp {host}:0")),
-            error: e.to_string(),
-        })
+    let r = std::net::UdpSocket::bind((host, 0)).and_then(|s| s.local_addr());
+    port_of(r, "udp", host)
+}
+
+/// A TCP port free on `host` now (for an API address).
+pub fn free_tcp_port(host: std::net::IpAddr) -> Result<u16, HomeError> {
+    let r = std::net::TcpListener::bind((host, 0)).and_then(|s| s.local_addr());
+    port_of(r, "tcp", host)
+}
+
+fn port_of(
+    r: std::io::Result<SocketAddr>,
+    proto: &str,
+    host: std::net::IpAddr,
+) -> Result<u16, HomeError> {
+    r.map(|a| a.port()).map_err(|e| HomeError::Io {
+        path: PathBuf::from(format!("{proto} {host}:0")),
+        error: e.to_string(),
+    })
 }
 
 /// Writes the homes of `spec` under `out` (`v0..`: active validators,
@@ -93,7 +107,14 @@ pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> 
     for (prefix, role, count) in groups {
         for i in 0..count {
             let name = format!("{prefix}{i}");
+            let api = match role {
+                RoleName::Validator | RoleName::Passive => {
+                    Some(SocketAddr::new(spec.host, free_tcp_port(spec.host)?))
+                }
+                _ => None,
+            };
             homes.push(Written {
+                api,
                 dir: out.join(&name),
                 name,
                 role,
@@ -138,6 +159,7 @@ pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> 
             key: seed_to_hex(&h.key.to_seed()),
             listen: h.listen.to_string(),
             seed: i as u64 + 1,
+            api: h.api.map(|a| a.to_string()),
         };
         Home::new(&h.dir).write(&node, &genesis, &book)?;
     }

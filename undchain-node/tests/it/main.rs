@@ -1,6 +1,7 @@
 //! undchain-node's integration tests, one binary (shared helpers in
 //! [`support`]).
 
+mod api;
 mod bad_input;
 mod e2e;
 mod flood;

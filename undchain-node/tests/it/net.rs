@@ -107,6 +107,7 @@ impl Net {
         let loaded = home.load().unwrap();
         let lock = home.lock().unwrap();
         let setup = NodeSetup {
+            api: loaded.api,
             cfg: loaded.node_config(),
             listen: loaded.listen,
             peers: testnet::endpoints(&loaded.book),

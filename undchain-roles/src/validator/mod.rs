@@ -444,6 +444,11 @@ impl Validator {
         &self.roster
     }
 
+    /// The partner desk (read only; for the node's API).
+    pub fn partner_desk(&self) -> &PartnerDesk {
+        &self.partners
+    }
+
     /// The set whose signers block `number`'s header names (the set of
     /// `number - 1`).
     pub(crate) fn parent_set(&self) -> &ValidatorSet {

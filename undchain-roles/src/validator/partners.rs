@@ -210,6 +210,28 @@ impl PartnerDesk {
             .unwrap_or(PerceptionScore::START)
     }
 
+    /// The registered partners, by key: (key, utility kinds, jobs
+    /// running, capacity, failed a requirement check, score at this desk).
+    /// A read accessor for the node's API.
+    pub fn registered(
+        &self,
+    ) -> Vec<(PublicKey, Vec<UtilityKind>, u32, u32, bool, PerceptionScore)> {
+        self.partners
+            .iter()
+            .map(|(k, r)| {
+                let kinds = r.kinds.iter().copied().collect();
+                (
+                    *k,
+                    kinds,
+                    r.running,
+                    r.offer.capacity,
+                    r.failed.is_some(),
+                    self.score(k),
+                )
+            })
+            .collect()
+    }
+
     /// Connection reports counted against `validator`.
     pub fn reports_against(&self, validator: &PublicKey) -> u32 {
         self.reports.get(validator).copied().unwrap_or(0)
