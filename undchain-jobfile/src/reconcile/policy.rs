@@ -110,8 +110,36 @@ pub(crate) fn crowded(c: u64) -> Op {
 }
 
 /// The op a range is opened with instead when the peer's IBLT of it (with
-/// `depth` splits above it) did not peel; `e` differences are expected.
-pub(crate) fn after_iblt(cfg: &Config, c: u64, e: f64, len: u8, depth: u8, b0: u8) -> Op {
+/// `depth` splits above it, `failed` cells) did not peel; `e` differences
+/// are expected. A table is only tried again larger than the one that
+/// failed: the cells a key lands in depend on the key and the table size
+/// alone, so a table of the same size over the same keys fails the same
+/// way (with ids sharing a long prefix the estimate can suggest the same
+/// size again and again); past the largest size, the range is split or
+/// listed, which always moves on.
+pub(crate) fn after_iblt(cfg: &Config, c: u64, e: f64, at: (u8, u8), b0: u8, failed: usize) -> Op {
+    let (len, depth) = at;
+    match next_after_iblt(cfg, c, e, len, depth, b0) {
+        Op::Iblt(m) if usize::from(m) <= failed => {
+            let largest = super::iblt::MAX_CELLS / 3 * 3;
+            let grown = ((failed + failed / 2).max(6).div_ceil(3) * 3).min(largest);
+            if grown > failed {
+                Op::Iblt(grown as u16)
+            } else {
+                let est = Estimate {
+                    e,
+                    saturated: false,
+                    iblt: None,
+                };
+                choose(cfg, c, est, len, depth, stage(b0, depth))
+            }
+        }
+        op => op,
+    }
+}
+
+/// [`after_iblt`] before the rule that a table must grow.
+fn next_after_iblt(cfg: &Config, c: u64, e: f64, len: u8, depth: u8, b0: u8) -> Op {
     let stage = self::stage(b0, depth);
     if stage >= LAST_STAGE && c <= FALLBACK_SHIP.min(u64::from(cfg.entries_max)) {
         return Op::Entries;
@@ -301,7 +329,9 @@ fn choose_below(
         .max(1.0);
     let b = (b_min.max(b_opt) as u8).clamp(1, max_b);
     // Listing the whole range costs 4c bytes; splitting costs the parts'
-    // fingerprints plus the short ids of the parts that differ.
+    // fingerprints plus the short ids of the parts that differ. (The model
+    // counts 4 bytes a short id; the Rice code sends about 3.5, but
+    // counting that here chose ops that sent more: `docs/BENCHMARKS.md`.)
     let parts = f64::from(1u32 << b);
     let split_bytes = 4.0 * parts + 4.0 * cf * (1.0 - (-e / parts).exp());
     if 4.0 * cf <= DENSE_IDS_FACTOR * split_bytes {

@@ -374,7 +374,7 @@ impl Round<'_> {
     }
 
     /// Answers a short-id list of `prefix` (a part of `parent`; ids at
-    /// `words[at..at + n]`): one bit an id, set for those I lack, then my
+    /// `words[at..at + n]`): the want bits (those I lack), then my
     /// entries the list lacks as extras.
     fn answer_ids(&mut self, prefix: Prefix, parent: Prefix, at: usize, n: usize) {
         let mode = self.pass.mode;
@@ -500,7 +500,8 @@ impl Round<'_> {
         } else {
             let e = (theirs.len() + lacked.len()) as f64 + iblt::failed_estimate(&cells);
             let child_depth = depth.saturating_add(1);
-            let op = policy::after_iblt(self.cfg, c, e, prefix.len, child_depth, self.pass.b0);
+            let at = (prefix.len, child_depth);
+            let op = policy::after_iblt(self.cfg, c, e, at, self.pass.b0, cells.len());
             self.open_parts(prefix, 0, child_depth, &[(0, op)], false);
         }
         self.sc.peer_cells = cells;

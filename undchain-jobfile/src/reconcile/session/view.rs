@@ -265,8 +265,16 @@ impl<'a> View<'a> {
                 // The id bits do not narrow the range (ids sharing a long
                 // prefix): one walk of the range for the remaining keys.
                 let rest = &keys[j..];
+                // A bit a key's low 12 bits (fingerprint bits) first: most
+                // entries of the walk are not looked up at all.
+                let mut filter = [0u64; 64];
+                for &k in rest {
+                    filter[(k as usize >> 6) & 63] |= 1 << (k & 63);
+                }
                 self.keys_in(mode, p.len, p, &mut |key, src| {
-                    if rest.binary_search(&key).is_ok() {
+                    if filter[(key as usize >> 6) & 63] >> (key & 63) & 1 == 1
+                        && rest.binary_search(&key).is_ok()
+                    {
                         f(src)
                     }
                 });
