@@ -52,6 +52,8 @@ pub struct DevnetConfig {
     pub reset: bool,
     /// The banner goes to stderr and the summary is one JSON line.
     pub json: bool,
+    /// Serve each validator's HTTP API (at its home's `api` address).
+    pub api: bool,
 }
 
 /// Why the devnet could not run.
@@ -319,7 +321,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                     peers: testnet::endpoints(&loaded.book),
                     store,
                     loopback: true,
-                    api: loaded.api,
+                    api: loaded.api.filter(|_| cfg.api),
                 };
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let handle = runtime::start(setup, Some(tx)).await?;
@@ -385,6 +387,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         fanout,
         match explorer {
             Some(a) => format!("http://{a}/  (API http://{a}/openapi.json, metrics http://{a}/metrics; every validator serves its own, see above)"),
+            None if !cfg.api => "none (--no-api)".to_owned(),
             None => "none (these homes name no API address: pass --reset for a devnet with one)".to_owned(),
         },
         match cfg.blocks {

@@ -143,6 +143,9 @@ enum Cmd {
         /// The banner goes to stderr; the last stdout line is one JSON object.
         #[arg(long)]
         json: bool,
+        /// Serve no HTTP API, metrics or explorer.
+        #[arg(long)]
+        no_api: bool,
     },
 }
 
@@ -295,6 +298,7 @@ fn run(cmd: Cmd) -> Res {
             home,
             reset,
             json,
+            no_api,
         } => {
             if validators == 0 || validators > 10 {
                 return Err(format!("--validators {validators}: must be 1..=10").into());
@@ -317,6 +321,7 @@ fn run(cmd: Cmd) -> Res {
                 home,
                 reset,
                 json,
+                api: !no_api,
             };
             let interval = cfg.block_interval_us;
             let summary = runtime()?.block_on(devnet::run(cfg))?;

@@ -30,6 +30,7 @@ async fn devnet_commits_every_acknowledged_request_and_resumes_at_its_height() {
         home: dir.clone(),
         reset: true,
         json: true,
+        api: true,
     };
     let first = devnet::run(cfg.clone()).await.unwrap();
     assert!(first.blocks >= 5, "{first:?}");
