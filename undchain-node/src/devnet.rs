@@ -7,8 +7,10 @@
 //! What the summary reports is what happened: jobs sent, acknowledged and
 //! committed (from the blocks the validators stored), `lost` (acknowledged,
 //! never committed), the period settlements the validators reported
-//! (completions and payouts need partners: 0 until they exist), safety
-//! (two validators committing different blocks at one height).
+//! (completions and payouts: each load client plays a scripted partner that
+//! countersigns its jobs' receipts, which blocks commit; no partner node
+//! runs yet), safety (two validators committing different blocks at one
+//! height).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -420,6 +422,8 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                 rate: cfg.load / stride as f64,
                 first_nonce: base_nonce.wrapping_mul(stride) + i as u64,
                 stride,
+                // Each client's jobs are served by one scripted partner.
+                partner: Some(undchain_roles::sim::partner_key(base_nonce, i)),
             };
             client_tasks.push(tokio::spawn(c.run(stop_rx.clone(), load_tx.clone())));
         }
@@ -463,6 +467,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                     tally.sent.insert(job, at_us);
                 }
                 LoadEvent::Acked { job, .. } => { tally.acked.insert(job); }
+                LoadEvent::Confirmed { .. } => {}
             },
             _ = &mut ctrl_c => break,
         }

@@ -4,10 +4,17 @@
 //! (`undchain_roles::sim::request_body`; client story steps 1-2). A client
 //! reports what it sent and which validators acknowledged it.
 //!
-//! Until the client machine exists (issue 16) this is the one client the
-//! node runs; it does not forward unacknowledged requests (step 3), so a
-//! request no validator acknowledged is counted as unacknowledged, never as
-//! lost.
+//! With a `partner` key it also plays the scripted partner: once a request
+//! is acknowledged it submits the receipt both sign (client story step 5),
+//! naming the acknowledged block, and again with the block an
+//! `InclusionNotice` names when the job landed later; validators pool a
+//! receipt whose block they have not applied yet, commit it in a block and
+//! confirm it with a `CompletionAck`; the period's settlement pays the
+//! partner.
+//!
+//! This is not the client machine ([`undchain_roles::client::Client`]); it
+//! does not forward unacknowledged requests (step 3), so a request no
+//! validator acknowledged is counted as unacknowledged, never as lost.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,12 +22,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use undchain_net::{Claim, Transport, TransportEvent};
-use undchain_types::msg::{Endpoint, MediumKind};
+use undchain_types::msg::{Endpoint, MediumKind, Receipt, ReceiptTerms, UtilityRequest};
 use undchain_types::{
-    BlockTime, BoundedString, ChainId, Envelope, JobId, Message, PublicKey, SigningKey,
+    BlockNumber, BlockTime, BoundedString, ChainId, Envelope, JobId, Message, PublicKey,
+    SigningKey, TokenAmount,
 };
 
 use crate::transport::{QuicConfig, QuicTransport};
+
+/// Most jobs a load client keeps waiting for their receipt's confirmation.
+const MAX_OPEN_RECEIPTS: usize = 65_536;
 
 /// What a client reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +49,13 @@ pub enum LoadEvent {
         job: JobId,
         /// The validator.
         by: PublicKey,
+    },
+    /// A validator confirmed its receipt was committed.
+    Confirmed {
+        /// The job.
+        job: JobId,
+        /// The block that committed the receipt.
+        block: BlockNumber,
     },
 }
 
@@ -59,6 +77,37 @@ pub struct LoadClient {
     pub first_nonce: u64,
     /// See `first_nonce`.
     pub stride: u64,
+    /// The scripted partner that serves every job and countersigns its
+    /// receipts (`None`: no receipts are sent).
+    pub partner: Option<SigningKey>,
+}
+
+/// The receipt of `job` (request body `body`, committed in `block`) for its
+/// whole budget, signed by `client` and `partner`.
+fn receipt(
+    chain: ChainId,
+    job: JobId,
+    block: BlockNumber,
+    body: &UtilityRequest,
+    client: &SigningKey,
+    partner: &SigningKey,
+) -> Receipt {
+    let terms = ReceiptTerms {
+        chain_id: chain,
+        job,
+        commit_block: block,
+        client: client.public(),
+        partner: partner.public(),
+        units: body.units,
+        amount: TokenAmount(body.units.saturating_mul(body.max_price_per_unit.0)),
+        finished_at: BlockTime(unix_us()),
+    };
+    let d = terms.digest();
+    Receipt {
+        client_sig: client.sign_digest(&d),
+        partner_sig: partner.sign_digest(&d),
+        terms,
+    }
 }
 
 /// The Unix time now, microseconds.
@@ -90,6 +139,10 @@ impl LoadClient {
         let mut k = 0u64;
         let mut seq = 0u64;
         let n = self.validators.len().max(1);
+        // Jobs waiting for a receipt: the request body and the block last
+        // named for it (bounded: a confirmed or re-named job is replaced).
+        let mut open: std::collections::BTreeMap<JobId, (UtilityRequest, Option<BlockNumber>)> =
+            Default::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {
@@ -98,9 +151,12 @@ impl LoadClient {
                     let at_us = unix_us();
                     seq = seq.max(at_us).saturating_add(1);
                     let body = undchain_roles::sim::request_body(nonce);
-                    let env = Envelope::new(self.key.public(), self.chain, seq, BlockTime(at_us), body)
+                    let env = Envelope::new(self.key.public(), self.chain, seq, BlockTime(at_us), body.clone())
                         .sign(&self.key);
                     let job = JobId::from_request_digest(env.digest());
+                    if self.partner.is_some() && open.len() < MAX_OPEN_RECEIPTS {
+                        open.insert(job, (body, None));
+                    }
                     let _ = events.send(LoadEvent::Sent { job, at_us });
                     for i in 0..self.fanout.min(n) {
                         let (v, a) = &self.validators[(nonce as usize + i) % n];
@@ -113,8 +169,35 @@ impl LoadClient {
                 }
                 ev = t.next_event() => match ev {
                     Some(TransportEvent::Received { peer, envelope, .. }) => {
-                        if let Message::RequestAck(a) = envelope.body() {
-                            let _ = events.send(LoadEvent::Acked { job: a.job, by: peer });
+                        let named = match envelope.body() {
+                            Message::RequestAck(a) => {
+                                let _ = events.send(LoadEvent::Acked { job: a.job, by: peer });
+                                Some((a.job, a.block))
+                            }
+                            Message::InclusionNotice(i) => Some((i.job, i.block)),
+                            Message::CompletionAck(c) => {
+                                if open.remove(&c.job).is_some() {
+                                    let _ = events.send(LoadEvent::Confirmed { job: c.job, block: c.block });
+                                }
+                                None
+                            }
+                            _ => None,
+                        };
+                        let Some((job, block)) = named else { continue };
+                        let (Some(partner), Some((body, last))) = (&self.partner, open.get_mut(&job)) else {
+                            continue;
+                        };
+                        if *last == Some(block) {
+                            continue;
+                        }
+                        *last = Some(block);
+                        let r = receipt(self.chain, job, block, body, &self.key, partner);
+                        seq = seq.max(unix_us()).saturating_add(1);
+                        let env = Envelope::new(self.key.public(), self.chain, seq, BlockTime(unix_us()), r)
+                            .sign(&self.key);
+                        for i in 0..self.fanout.min(n) {
+                            let (v, _) = &self.validators[(seq as usize + i) % n];
+                            let _ = t.send(v, &env);
                         }
                     }
                     Some(TransportEvent::ConnectFailed { peer, error, .. }) => {

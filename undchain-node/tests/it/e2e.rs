@@ -13,8 +13,10 @@ use crate::net::{Net, homes, stored, stored_jobs, tmp};
 const GUARD: Duration = Duration::from_secs(90);
 
 /// The devnet, as the README runs it: 4 validators commit blocks of
-/// acknowledged requests, none lost; started again on its data directory
-/// it resumes at its height; every validator's database holds one chain.
+/// acknowledged requests, none lost, and the receipts of their jobs (the
+/// load's scripted partners countersign), paid at the period's settlement;
+/// started again on its data directory it resumes at its height; every
+/// validator's database holds one chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_commits_every_acknowledged_request_and_resumes_at_its_height() {
     let dir = tmp("devnet");
@@ -25,7 +27,8 @@ async fn devnet_commits_every_acknowledged_request_and_resumes_at_its_height() {
         clients: 2,
         blocks: Some(5),
         block_interval_us: 500_000,
-        payout_period_us: 60_000_000,
+        // Four blocks: the first period ends at block 3.
+        payout_period_us: 2_000_000,
         load: 20.0,
         home: dir.clone(),
         reset: true,
@@ -39,7 +42,7 @@ async fn devnet_commits_every_acknowledged_request_and_resumes_at_its_height() {
     assert!(first.committed >= first.acked, "{first:?}");
     assert_eq!(first.safety_violations, 0, "{first:?}");
     assert_eq!(first.double_paid, 0, "{first:?}");
-    assert_eq!((first.completed, first.paid), (0, 0), "no partners yet");
+    assert!(first.completed > 0 && first.paid > 0, "{first:?}");
 
     let again = devnet::run(DevnetConfig {
         reset: false,

@@ -93,6 +93,7 @@ fn a_validator_killed_with_sigkill_restarts_with_run_catches_up_and_loses_no_ack
         fanout: 3,
         rate: 20.0,
         first_nonce: unix_us(),
+        partner: None,
         stride: 1,
     };
     let task = rt.spawn(load.run(stop_rx, load_tx));

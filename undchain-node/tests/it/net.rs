@@ -149,6 +149,7 @@ impl Net {
                 fanout: 3,
                 rate,
                 first_nonce: unix_us(),
+                partner: None,
                 stride: 1,
             };
             tokio::spawn(c.run(rx.clone(), self.load_tx.clone()));
