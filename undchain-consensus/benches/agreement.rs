@@ -83,6 +83,8 @@ impl<V: SignatureVerifier> Net<V> {
             parent: self.parent,
             job_root: Hash32([round as u8; 32]),
             job_count: 1,
+            ops_root: Hash32::ZERO,
+            ops_count: 0,
             ledger_root: Hash32::ZERO,
             validator_set_hash: self.set.hash(),
             links: Default::default(),

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use undchain_roles::{BlockRecord, Storage, StoreError, StoreOp, Stored};
-use undchain_types::msg::CommittedBlock;
+use undchain_types::msg::{CommittedBlock, Operation};
 use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope, wire};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -41,6 +41,7 @@ const MAX_VALUE: usize = 1 << 30;
 struct StoredBlock {
     block: CommittedBlock,
     requests: Vec<Vec<u8>>,
+    ops: Vec<Operation>,
 }
 
 /// Why the database could not be opened.
@@ -163,6 +164,7 @@ impl RedbStore {
                 let value = wire::encode(&StoredBlock {
                     block: record.block.clone(),
                     requests: record.requests.iter().map(|r| r.to_bytes()).collect(),
+                    ops: record.ops.clone(),
                 });
                 blocks.insert(next, value.as_slice()).map_err(write_err)?;
                 let mut accepted = tx.open_table(ACCEPTED).map_err(write_err)?;
@@ -360,6 +362,7 @@ impl RedbStore {
             stored.blocks.push(BlockRecord {
                 block: b.block,
                 requests,
+                ops: b.ops,
             });
         }
         let accepted = tx

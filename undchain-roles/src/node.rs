@@ -95,6 +95,10 @@ pub enum NodeError {
     /// A partner-story message was refused by the partner desk.
     #[error("partner desk: {0}")]
     Partner(#[from] crate::validator::DeskError),
+    /// A receipt, partial completion, transaction or operations message
+    /// was refused.
+    #[error("operation: {0}")]
+    Operation(#[from] crate::validator::OpError),
 }
 
 /// What a user or operator asks of a node (DESIGN.md "The node core":
@@ -215,12 +219,19 @@ impl NodeCore {
                 v.partners_filed(now, &env);
             }
             Message::ForwardedRequest(f) => v.handle_forwarded(now, f),
+            m @ (Message::Receipt(_) | Message::PartialCompletion(_) | Message::Transaction(_)) => {
+                if let Some(op) = undchain_types::msg::Operation::from_message(&m) {
+                    v.handle_user_op(now, from, op)?;
+                }
+            }
             Message::JobFileRequest(r) => v.handle_job_file_request(now, from, r),
             m if crate::validator::partners::takes(&m) => v.handle_partner(now, from, &m)?,
             m if !validator => {
                 return Err(match m.kind() {
                     MessageKind::RequestBatch
                     | MessageKind::RequestFetch
+                    | MessageKind::OpsBatch
+                    | MessageKind::OpsFetch
                     | MessageKind::JobFileDelta
                     | MessageKind::Reconcile
                     | MessageKind::Proposal
@@ -247,6 +258,8 @@ impl NodeCore {
             }
             Message::RequestBatch(b) => v.handle_batch(now, from, b),
             Message::RequestFetch(f) => v.handle_fetch(now, from, f),
+            Message::OpsBatch(b) => v.handle_ops_batch(now, b)?,
+            Message::OpsFetch(f) => v.handle_ops_fetch(now, from, f),
             Message::JobFileDelta(d) => v.handle_delta(now, from, d),
             Message::Reconcile(r) => v.handle_reconcile(now, from, r),
             m @ (Message::Proposal(_)

@@ -60,6 +60,8 @@ pub enum NodeEvent {
         hash: Hash32,
         /// Jobs in its file.
         jobs: u64,
+        /// Operations it committed (receipts, partials, transactions).
+        ops: u64,
         /// The ledger root after it.
         ledger_root: Hash32,
     },

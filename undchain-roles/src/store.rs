@@ -8,17 +8,20 @@ use std::sync::Arc;
 
 use undchain_consensus::PersistedState;
 use undchain_ledger::convergence::GenesisCertificate;
-use undchain_types::msg::CommittedBlock;
+use undchain_types::msg::{CommittedBlock, Operation};
 use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope};
 
-/// A decided block as stored: header and certificate, and the signed
-/// client requests behind its jobs (the job file is derived from them).
+/// A decided block as stored: header and certificate, the signed client
+/// requests behind its jobs (the job file is derived from them) and its
+/// operations (receipts, partial completions, transactions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRecord {
     /// The decided header with its commit certificate.
     pub block: CommittedBlock,
     /// The signed request of every job of the block, in job-id order.
     pub requests: Vec<Arc<SignedEnvelope>>,
+    /// The block's operations, in block order (the header's `ops_root`).
+    pub ops: Vec<Operation>,
 }
 
 /// One durable write of a [`crate::NodeReady`] batch.

@@ -29,7 +29,7 @@ pub struct LinkRef {
 }
 
 /// A block header: block number, parent hash, job file root and count,
-/// ledger root, validator set hash, co-chain link hashes, which
+/// operations root and count, ledger root, validator set hash, co-chain link hashes, which
 /// validators signed the parent's commit certificate, and the equivocation
 /// evidence it commits.
 ///
@@ -55,6 +55,12 @@ pub struct BlockHeader {
     pub job_root: Hash32,
     /// Number of jobs in the block's job file.
     pub job_count: u64,
+    /// The block's operations (receipts, partial completions,
+    /// transactions), committed by [`crate::msg::ops_root`].
+    pub ops_root: Hash32,
+    /// Number of operations the block commits (at most
+    /// [`crate::msg::MAX_BLOCK_OPS`]).
+    pub ops_count: u32,
     /// Ledger state root after applying the block.
     pub ledger_root: Hash32,
     /// Hash of the validator set that signs this block.

@@ -161,6 +161,8 @@ contexts! {
     ContentNode => "undchain 2026-12 content node v1",
     /// One step of the built-in deterministic compute job.
     ComputeStep => "undchain 2026-12 compute step v1",
+    /// A block's operations (the header's `ops_root`).
+    BlockOps => "undchain 2026-12 block ops v1",
 }
 
 fn derived_keys() -> &'static [[u8; 32]] {

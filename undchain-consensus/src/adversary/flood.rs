@@ -128,6 +128,8 @@ impl Flood {
             parent: random_hash(ctx),
             job_root: random_hash(ctx),
             job_count: 0,
+            ops_root: Hash32::ZERO,
+            ops_count: 0,
             ledger_root: Hash32::ZERO,
             validator_set_hash: ctx.set.hash_with(ctx.hash_algorithm),
             links: Default::default(),

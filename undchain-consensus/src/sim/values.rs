@@ -66,6 +66,8 @@ impl Simulation {
                 ],
             ),
             job_count: (height.0 + u64::from(round)) % 7,
+            ops_root: Hash32::ZERO,
+            ops_count: 0,
             ledger_root: Hash32::ZERO,
             validator_set_hash: set.hash(),
             links: BoundedVec::new(),

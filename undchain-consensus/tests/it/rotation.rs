@@ -53,6 +53,8 @@ fn block(number: u64, signers: u16, salt: u8) -> (BlockHeader, Hash32) {
         parent: Hash32([salt; 32]),
         job_root: Hash32::ZERO,
         job_count: 0,
+        ops_root: Hash32::ZERO,
+        ops_count: 0,
         ledger_root: Hash32::ZERO,
         validator_set_hash: Hash32::ZERO,
         links: Default::default(),

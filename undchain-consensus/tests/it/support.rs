@@ -56,6 +56,8 @@ pub fn header(height: u64, tag: u8, set: &ValidatorSet) -> BlockHeader {
         parent: Hash32::ZERO,
         job_root: Hash32([tag; 32]),
         job_count: u64::from(tag),
+        ops_root: Hash32::ZERO,
+        ops_count: 0,
         ledger_root: Hash32::ZERO,
         validator_set_hash: set.hash(),
         links: Default::default(),

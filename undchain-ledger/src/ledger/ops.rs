@@ -4,51 +4,17 @@
 //! light-client updates, domain locks and proofs), each verified once when
 //! it is submitted ([`crate::Ledger::verify`]).
 
-use serde::{Deserialize, Serialize};
 use undchain_consensus::certificate::SignatureVerifier;
-use undchain_types::msg::{PartialCompletion, Receipt, Transaction, TxOp};
-use undchain_types::{Hash32, HashAlgorithm, HashContext, JobId};
+use undchain_types::Hash32;
+use undchain_types::msg::TxOp;
 
 use super::LedgerError;
 use crate::links::domain_link::verify_signatures;
 
-/// A user operation, as submitted (unverified).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LedgerOp {
-    /// Client story step 5 / partner story "utility complete": the receipt
-    /// signed by both; either side may submit it.
-    Receipt(Receipt),
-    /// Partner story "client refuses to sign": the last client-signed usage
-    /// checkpoint, claimed by the partner's signature.
-    Partial(PartialCompletion),
-    /// A signed transaction (fee and nonce).
-    Transaction(Transaction),
-}
-
-impl LedgerOp {
-    /// The operation's id: what makes a repeated submission recognisable
-    /// (the digest its signers signed; a partial's is set apart from the
-    /// checkpoint's own).
-    pub fn id(&self) -> Hash32 {
-        match self {
-            LedgerOp::Receipt(r) => r.terms.digest(),
-            LedgerOp::Partial(p) => HashAlgorithm::Blake3.hash_parts(
-                HashContext::UsageCheckpoint,
-                &[b"partial", p.last_checkpoint.checkpoint.digest().as_bytes()],
-            ),
-            LedgerOp::Transaction(t) => t.id(),
-        }
-    }
-
-    /// The job this operation claims on, if it is a receipt or a partial.
-    pub fn job(&self) -> Option<JobId> {
-        match self {
-            LedgerOp::Receipt(r) => Some(r.terms.job),
-            LedgerOp::Partial(p) => Some(p.last_checkpoint.checkpoint.job),
-            LedgerOp::Transaction(_) => None,
-        }
-    }
-}
+/// A user operation, as submitted (unverified): the block operation of
+/// `undchain-types` ([`undchain_types::msg::Operation`]), named for what
+/// the ledger does with it.
+pub use undchain_types::msg::Operation as LedgerOp;
 
 /// An operation whose signatures this ledger has checked. Only
 /// [`crate::Ledger::verify`] makes one, so a block carries only verified

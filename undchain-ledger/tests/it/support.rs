@@ -320,6 +320,8 @@ pub fn signed_header(
         parent: Hash32::ZERO,
         job_root: Hash32::ZERO,
         job_count: 0,
+        ops_root: Hash32::ZERO,
+        ops_count: 0,
         ledger_root,
         validator_set_hash: set_of(set_keys).hash_with(algo),
         links: Default::default(),

@@ -12,6 +12,10 @@ use undchain_types::JobId;
 use super::SimConfig;
 use super::world::World;
 
+/// Blocks before the end whose receipts need not be confirmed when the
+/// run stops (their receipts go out after the block commits).
+pub(crate) const RECEIPT_SLACK: u64 = 4;
+
 /// The outcome of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -82,12 +86,7 @@ pub(crate) fn committed_jobs(w: &World) -> BTreeMap<JobId, u64> {
 }
 
 fn committed_with_duplicates(w: &World) -> (BTreeMap<JobId, u64>, u64) {
-    let Some(node) = w
-        .nodes
-        .iter()
-        .filter(|n| n.byzantine.is_none())
-        .max_by_key(|n| n.disk.stored().blocks.len())
-    else {
+    let Some(node) = longest_honest(w) else {
         return (BTreeMap::new(), 0);
     };
     let mut jobs = BTreeMap::new();
@@ -101,6 +100,37 @@ fn committed_with_duplicates(w: &World) -> (BTreeMap<JobId, u64>, u64) {
         }
     }
     (jobs, dup)
+}
+
+/// The honest validator that stored the most blocks.
+fn longest_honest(w: &World) -> Option<&super::world::Node> {
+    w.nodes
+        .iter()
+        .filter(|n| n.byzantine.is_none())
+        .max_by_key(|n| n.disk.stored().blocks.len())
+}
+
+/// The jobs whose receipt a committed block holds, and the receipts
+/// committed more than once.
+pub(crate) fn committed_receipts(w: &World) -> (BTreeMap<JobId, u64>, u64) {
+    let mut claims = BTreeMap::new();
+    let mut dup = 0;
+    let Some(node) = longest_honest(w) else {
+        return (claims, 0);
+    };
+    for b in &node.disk.stored().blocks {
+        for op in &b.ops {
+            if let undchain_types::msg::Operation::Receipt(r) = op {
+                if claims
+                    .insert(r.terms.job, b.block.header.number.0)
+                    .is_some()
+                {
+                    dup += 1;
+                }
+            }
+        }
+    }
+    (claims, dup)
 }
 
 /// Checks `w` after its run.
@@ -153,11 +183,22 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     }
     let (committed, dup) = committed_with_duplicates(w);
     violations += dup;
+    let (receipts, dup) = committed_receipts(w);
+    violations += dup;
     let acked: Vec<&JobId> = w.load.acked().collect();
     let lost = w
         .honestly_acked()
         .filter(|id| !committed.contains_key(*id))
-        .count() as u64;
+        .count() as u64
+        + w.honestly_confirmed()
+            .filter(|id| !receipts.contains_key(*id))
+            .count() as u64;
+    let missing = w.receipts_due(&committed, &receipts).count();
+    if missing > 0 {
+        failures.push(format!(
+            "liveness: {missing} receipts of jobs committed {RECEIPT_SLACK} blocks before the end never committed"
+        ));
+    }
     let blocks = w.min_committed();
     if blocks < cfg.blocks {
         let heights: Vec<String> = honest

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use undchain_types::msg::{ForwardedRequest, RequestAck, UtilityRequest};
+use undchain_types::msg::{ForwardedRequest, Receipt, ReceiptTerms, RequestAck, UtilityRequest};
 use undchain_types::{
-    BlockTime, BoundedBytes, BoundedVec, ChainId, Envelope, JobId, Message, PerceptionScore,
-    SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
+    BlockNumber, BlockTime, BoundedBytes, BoundedVec, ChainId, Envelope, JobId, Message,
+    PerceptionScore, SignedEnvelope, SigningKey, TokenAmount, UtilityKind,
 };
 
 /// The key of scripted client `i` of a load drawn from `seed`: the
@@ -21,6 +21,19 @@ pub fn client_key(seed: u64, i: usize) -> SigningKey {
     s[31] = 0xc1;
     SigningKey::from_seed(s)
 }
+
+/// The key of scripted partner `i` of a load drawn from `seed` (the
+/// partner that serves, and signs the receipts of, the simulator's jobs).
+pub fn partner_key(seed: u64, i: usize) -> SigningKey {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+    s[31] = 0xa1;
+    SigningKey::from_seed(s)
+}
+
+/// Partners of the scripted load.
+pub(crate) const PARTNERS: usize = 4;
 
 /// The body of the scripted load's request number `nonce`: storage of
 /// `1 + nonce % 64` units at price 1, any partner, the nonce as its spec
@@ -58,11 +71,28 @@ pub(crate) struct Job {
     pub sent_to: BTreeSet<usize>,
 }
 
+/// A receipt the load submitted for a committed job (client story step 5).
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub client: usize,
+    /// The receipt (each resend is a newly signed envelope of it, as a
+    /// real client's: the validators' replay guard drops a copy).
+    pub receipt: Receipt,
+    /// Validators that confirmed it (a [`CompletionAck`]) and the block
+    /// each named.
+    pub acks: BTreeMap<usize, u64>,
+    /// Every ack: (validator, block named, first).
+    pub ack_log: Vec<(usize, u64, bool)>,
+}
+
 /// All clients and their requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Load {
     pub clients: Vec<Client>,
+    pub partners: Vec<SigningKey>,
     pub jobs: BTreeMap<JobId, Job>,
+    /// Receipts submitted, by job.
+    pub claims: BTreeMap<JobId, Claim>,
     pub sent: u64,
     pub inclusion_notices: u64,
     /// Job-file pages the clients received: (validator, page).
@@ -83,7 +113,9 @@ impl Load {
             .collect();
         Load {
             clients,
+            partners: (0..PARTNERS).map(|i| partner_key(seed, i)).collect(),
             jobs: BTreeMap::new(),
+            claims: BTreeMap::new(),
             sent: 0,
             inclusion_notices: 0,
             job_file_replies: Vec::new(),
@@ -131,6 +163,55 @@ impl Load {
         Arc::new(Envelope::new(c.key.public(), self.chain, c.seq, wall, body).sign(&c.key))
     }
 
+    /// The receipt of `job`, committed in block `commit_block`, for its
+    /// whole budget: the terms signed by a scripted partner and the
+    /// client, the envelope by the client (signed anew for a resend).
+    pub fn receipt(
+        &mut self,
+        job: JobId,
+        commit_block: u64,
+        wall: BlockTime,
+    ) -> Option<Arc<SignedEnvelope>> {
+        if let Some(c) = self.claims.get(&job) {
+            let (client, receipt) = (c.client, c.receipt.clone());
+            return Some(self.signed(client, wall, receipt));
+        }
+        let j = self.jobs.get(&job)?;
+        let Message::UtilityRequest(req) = j.original.body() else {
+            return None;
+        };
+        let client = j.client;
+        let partner = &self.partners[job.0.as_bytes()[0] as usize % self.partners.len()];
+        let units = req.units;
+        let terms = ReceiptTerms {
+            chain_id: self.chain,
+            job,
+            commit_block: BlockNumber(commit_block),
+            client: self.clients[client].key.public(),
+            partner: partner.public(),
+            units,
+            amount: TokenAmount(units.saturating_mul(req.max_price_per_unit.0)),
+            finished_at: wall,
+        };
+        let d = terms.digest();
+        let receipt = Receipt {
+            client_sig: self.clients[client].key.sign_digest(&d),
+            partner_sig: partner.sign_digest(&d),
+            terms,
+        };
+        let env = self.signed(client, wall, receipt.clone());
+        self.claims.insert(
+            job,
+            Claim {
+                client,
+                receipt,
+                acks: BTreeMap::new(),
+                ack_log: Vec::new(),
+            },
+        );
+        Some(env)
+    }
+
     /// The client's forward of `job` (step 3), signed anew.
     pub fn forward(&mut self, job: &JobId, wall: BlockTime) -> Option<Arc<SignedEnvelope>> {
         let j = self.jobs.get(job)?;
@@ -150,6 +231,12 @@ impl Load {
             Message::InclusionNotice(_) => self.inclusion_notices += 1,
             Message::JobFileReply(r) => self.job_file_replies.push((from, r.clone())),
             Message::JobFileElsewhere(r) => self.job_file_elsewhere.push((from, r.clone())),
+            Message::CompletionAck(a) => {
+                if let Some(c) = self.claims.get_mut(&a.job) {
+                    c.acks.insert(from, a.block.0);
+                    c.ack_log.push((from, a.block.0, a.first));
+                }
+            }
             _ => {}
         }
     }

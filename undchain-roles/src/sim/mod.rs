@@ -20,7 +20,7 @@ mod world;
 
 pub use check::Report;
 pub use disk::SimDisk;
-pub use load::{client_key, request_body};
+pub use load::{client_key, partner_key, request_body};
 pub use world::{Filter, World};
 
 /// One simulated run.
@@ -72,6 +72,9 @@ pub struct SimConfig {
     /// The chain's convergence size threshold in bytes (`None`: the
     /// chain default, far beyond any simulated run).
     pub convergence_bytes: Option<u64>,
+    /// The clients submit a partner-countersigned receipt for every
+    /// committed job (client story step 5), which the blocks commit.
+    pub receipts: bool,
 }
 
 impl SimConfig {
@@ -98,6 +101,7 @@ impl SimConfig {
             byzantine: None,
             behaviour: None,
             convergence_bytes: None,
+            receipts: true,
         }
     }
 }

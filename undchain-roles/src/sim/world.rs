@@ -3,6 +3,7 @@
 //! virtual clock ([`EventQueue`]).
 
 mod byzantine;
+mod claims;
 mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,6 +111,14 @@ enum Ev {
     Check {
         job: JobId,
     },
+    /// A committed block's receipts go out.
+    Receipts {
+        node: usize,
+        height: u64,
+    },
+    ReceiptCheck {
+        job: JobId,
+    },
     Crash {
         node: usize,
         torn: bool,
@@ -151,6 +160,8 @@ pub struct World {
     /// Envelopes for a linked co-chain's validators, waiting for the
     /// caller to carry them to that chain's world.
     foreign: Vec<(PublicKey, Arc<SignedEnvelope>)>,
+    /// The lowest height whose receipts have not gone out yet.
+    receipts_from: u64,
 }
 
 impl std::fmt::Debug for World {
@@ -289,6 +300,7 @@ impl World {
             started: false,
             coalition,
             foreign: Vec::new(),
+            receipts_from: 0,
         })
     }
 
@@ -406,7 +418,14 @@ impl World {
             return false;
         }
         let committed = super::check::committed_jobs(self);
-        self.honestly_acked().all(|id| committed.contains_key(id))
+        if !self.honestly_acked().all(|id| committed.contains_key(id)) {
+            return false;
+        }
+        let (receipts, _) = super::check::committed_receipts(self);
+        self.receipts_due(&committed, &receipts).next().is_none()
+            && self
+                .honestly_confirmed()
+                .all(|id| receipts.contains_key(id))
     }
 
     fn step(&mut self, ev: Ev) {
@@ -424,6 +443,8 @@ impl World {
             }
             Ev::Send { client, nonce } => self.client_send(client, nonce),
             Ev::Check { job } => self.client_check(job),
+            Ev::Receipts { node, height } => self.receipts_for(node, height),
+            Ev::ReceiptCheck { job } => self.receipt_check(job),
             Ev::Crash { node, torn } => {
                 if self.cfg.trace {
                     eprintln!("t={} node={node} crash torn={torn}", self.now);
@@ -639,6 +660,11 @@ impl World {
                     if prev.0 != hash {
                         n.recommitted += 1;
                     }
+                }
+                if number.0 >= self.receipts_from && n.byzantine.is_none() {
+                    // After the block's write (this event comes before it).
+                    let height = number.0;
+                    self.push(self.now + 1_000, Ev::Receipts { node, height });
                 }
             }
             NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,

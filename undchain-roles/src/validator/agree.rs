@@ -7,8 +7,8 @@
 
 use undchain_consensus::{Output as DriverOutput, Validity, Value};
 use undchain_jobfile::JobFile;
-use undchain_ledger::Block;
-use undchain_types::msg::{CommittedBlock, Round};
+use undchain_ledger::{Block, Refused, Verified};
+use undchain_types::msg::{CommittedBlock, Round, ops_root};
 use undchain_types::{BlockHeader, BlockNumber, Hash32, LocalTime, Message, PublicKey};
 
 use super::{Candidate, PendingCheck, Validator};
@@ -78,7 +78,8 @@ impl Validator {
         }
     }
 
-    /// Builds this validator's value for `height` from its open file.
+    /// Builds this validator's value for `height` from its open file and
+    /// its pooled operations, and pushes the operations to the others.
     fn propose(&mut self, now: LocalTime, height: BlockNumber, round: Round) {
         let mut file = self.book.open_file(height).cloned().unwrap_or_default();
         // Jobs the ledger could not commit (no request here, or not covered
@@ -99,11 +100,34 @@ impl Validator {
         }
         let signers = self.parent_signers();
         let cert = self.last_cert.clone();
-        let Some(value) = self.value_for(height, &file, &signers, cert) else {
+        let mut ops = self.select_ops();
+        let Some((mut value, refused)) =
+            self.value_for(height, &file, &ops, &signers, cert.clone())
+        else {
             return;
         };
+        if !refused.is_empty() {
+            // A refused operation changes nothing, so the others apply
+            // the same without it: one more preview builds the header.
+            for r in refused.iter().rev() {
+                let op = ops.remove(r.index);
+                self.drop_refused(&op, &r.error);
+            }
+            let Some((v, _)) = self.value_for(height, &file, &ops, &signers, cert) else {
+                return;
+            };
+            value = v;
+        }
         let id = value.header.hash_with(self.params.hash_algorithm);
-        self.candidates.insert(id, Candidate { file });
+        if !ops.is_empty() {
+            let list: Vec<_> = ops.iter().map(|v| v.op().clone()).collect();
+            let batch = undchain_types::msg::OpsBatch {
+                block: Some(id),
+                ops: undchain_types::BoundedVec::try_from(list).unwrap_or_default(),
+            };
+            self.broadcast(now, Message::OpsBatch(batch), false);
+        }
+        self.candidates.insert(id, Candidate { file, ops });
         self.own_proposals.push((height, id));
         if let Err(e) = self.driver.propose_value(now, height, round, value) {
             self.event(NodeEvent::Refused {
@@ -121,17 +145,21 @@ impl Validator {
         }
     }
 
-    /// The header for `height` over `file`, with the parent block's
-    /// `signers` (from certificate `cert`) sharing its fees.
+    /// The header for `height` over `file` and `ops`, with the parent
+    /// block's `signers` (from certificate `cert`) sharing its fees, and
+    /// the operations the ledger refused.
     fn value_for(
         &mut self,
         height: BlockNumber,
         file: &JobFile,
+        ops: &[Verified],
         signers: &[PublicKey],
         cert: Option<undchain_types::msg::CommitCertificate>,
-    ) -> Option<Value> {
+    ) -> Option<(Value, Vec<Refused>)> {
         let requests = self.requests_for(file).ok()?;
-        let block = Block::new(height, file, &requests).with_signers(signers);
+        let block = Block::new(height, file, &requests)
+            .with_ops(ops)
+            .with_signers(signers);
         let outcome = match self.ledger.preview(&block) {
             Ok(o) => o,
             Err(e) => {
@@ -142,6 +170,7 @@ impl Validator {
                 return None;
             }
         };
+        let list: Vec<_> = ops.iter().map(|v| v.op().clone()).collect();
         let header = BlockHeader {
             chain_id: self.params.chain_id,
             epoch: self.epoch.epoch,
@@ -150,16 +179,19 @@ impl Validator {
             parent: self.last_hash,
             job_root: file.merkle_root(),
             job_count: file.len(),
+            ops_root: ops_root(self.params.hash_algorithm, &list),
+            ops_count: ops.len() as u32,
             ledger_root: outcome.ledger_root,
             validator_set_hash: self.set.hash_with(self.params.hash_algorithm),
             links: self.links.header_links(),
             parent_signers: self.parent_set().bitmap(signers.iter()),
             evidence: self.evidence.for_header(height),
         };
-        Some(Value {
+        let value = Value {
             header,
             parent_certificate: cert,
-        })
+        };
+        Some((value, outcome.refused))
     }
 
     /// The driver asks whether `value` (block hash `id`, whole-value key
@@ -179,16 +211,18 @@ impl Validator {
             return;
         }
         if let Some(c) = self.candidates.get(&id) {
-            let file = c.file.clone();
-            let v = self.validity(&value.header, &file);
+            let (file, ops) = (c.file.clone(), c.ops.clone());
+            let v = self.validity(&value.header, &file, &ops);
             let _ = self.driver.handle_validity(now, height, key, v);
             return;
         }
-        let mine = self.book.open_file(height).cloned().unwrap_or_default();
-        if mine.merkle_root() == value.header.job_root && mine.len() == value.header.job_count {
-            let v = self.validity(&value.header, &mine);
+        if let (Some(file), Some(ops)) = (
+            self.matching_open_file(&value.header),
+            self.ops_of(&id, &value.header),
+        ) {
+            let v = self.validity(&value.header, &file, &ops);
             if v == Validity::Valid {
-                self.candidates.insert(id, Candidate { file: mine });
+                self.candidates.insert(id, Candidate { file, ops });
             }
             let _ = self.driver.handle_validity(now, height, key, v);
             return;
@@ -229,15 +263,29 @@ impl Validator {
             .is_ok()
     }
 
+    /// This validator's open file of `h`'s block, if it is `h`'s job file.
+    fn matching_open_file(&self, h: &BlockHeader) -> Option<JobFile> {
+        let mine = self.book.open_file(h.number)?;
+        (mine.merkle_root() == h.job_root && mine.len() == h.job_count).then(|| mine.clone())
+    }
+
     /// Valid when `file` is the header's job file, every request behind it
-    /// is held, and the ledger reaches the header's root with it.
-    fn validity(&mut self, header: &BlockHeader, file: &JobFile) -> Validity {
+    /// is held, `ops` are its operations, the ledger refuses none of them
+    /// and reaches the header's root.
+    fn validity(&mut self, header: &BlockHeader, file: &JobFile, ops: &[Verified]) -> Validity {
         if file.merkle_root() != header.job_root || file.len() != header.job_count {
             return Validity::Invalid;
         }
         let signers = self.parent_set().from_bitmap(header.parent_signers);
-        match self.value_for(header.number, file, &signers, None) {
-            Some(v) if v.header.ledger_root == header.ledger_root => Validity::Valid,
+        match self.value_for(header.number, file, ops, &signers, None) {
+            Some((v, refused))
+                if refused.is_empty()
+                    && v.header.ledger_root == header.ledger_root
+                    && v.header.ops_root == header.ops_root
+                    && v.header.ops_count == header.ops_count =>
+            {
+                Validity::Valid
+            }
             _ => Validity::Invalid,
         }
     }
@@ -263,13 +311,17 @@ impl Validator {
         }
         let height = header.number;
         let peer = from.first().copied();
+        let file = self.matching_open_file(&header);
+        let ops = self.ops_of(&id, &header);
+        let (need_file, need_ops) = (file.is_none(), ops.is_none());
         self.pending.insert(
             id,
             PendingCheck {
                 height,
                 header,
                 from,
-                file: None,
+                file,
+                ops,
                 decided,
                 key: answer.unwrap_or(id),
                 retry_at: now.plus(self.timing.fetch_retry_us),
@@ -277,7 +329,15 @@ impl Validator {
             },
         );
         if let Some(peer) = peer.filter(|p| *p != self.me) {
-            self.start_reconcile(now, peer, height, Some(id));
+            if need_file {
+                self.start_reconcile(now, peer, height, Some(id));
+            }
+            if need_ops {
+                self.fetch_ops(now, peer, id);
+            }
+        }
+        if !need_file && !need_ops {
+            self.resolve_pending(now);
         }
     }
 
@@ -290,19 +350,33 @@ impl Validator {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
+            let file_done = self.pending.get(&id).is_some_and(|p| {
+                p.file.as_ref().is_some_and(|f| {
+                    f.merkle_root() == p.header.job_root
+                        && f.entries().iter().all(|e| self.request_of(&e.id).is_some())
+                })
+            });
             let Some(p) = self.pending.get_mut(&id) else {
                 continue;
             };
             p.attempts += 1;
             p.retry_at = now.plus(self.timing.fetch_retry_us);
-            p.file = None;
+            if !file_done {
+                p.file = None;
+            }
+            let need_ops = p.ops.is_none();
             let peers: Vec<PublicKey> = p.from.iter().copied().filter(|k| *k != self.me).collect();
             if peers.is_empty() {
                 continue;
             }
             let peer = peers[p.attempts as usize % peers.len()];
             let height = p.height;
-            self.start_reconcile(now, peer, height, Some(id));
+            if !file_done {
+                self.start_reconcile(now, peer, height, Some(id));
+            }
+            if need_ops {
+                self.fetch_ops(now, peer, id);
+            }
         }
     }
 
@@ -313,9 +387,10 @@ impl Validator {
             .pending
             .iter()
             .filter(|(_, p)| {
-                p.file
-                    .as_ref()
-                    .is_some_and(|f| f.entries().iter().all(|e| self.request_of(&e.id).is_some()))
+                p.ops.is_some()
+                    && p.file.as_ref().is_some_and(|f| {
+                        f.entries().iter().all(|e| self.request_of(&e.id).is_some())
+                    })
             })
             .map(|(id, _)| *id)
             .collect();
@@ -323,19 +398,21 @@ impl Validator {
             let Some(p) = self.pending.remove(&id) else {
                 continue;
             };
-            let Some(file) = p.file else { continue };
+            let (Some(file), Some(ops)) = (p.file, p.ops) else {
+                continue;
+            };
             if p.decided {
                 if file.merkle_root() == p.header.job_root {
-                    self.candidates.insert(id, Candidate { file });
+                    self.candidates.insert(id, Candidate { file, ops });
                 } else {
                     // Wrong file from that peer: ask the next one.
                     self.open_pending(now, id, p.header, p.from, None);
                 }
                 continue;
             }
-            let v = self.validity(&p.header, &file);
+            let v = self.validity(&p.header, &file, &ops);
             if v == Validity::Valid {
-                self.candidates.insert(id, Candidate { file });
+                self.candidates.insert(id, Candidate { file, ops });
             }
             let _ = self.driver.handle_validity(now, p.height, p.key, v);
         }
@@ -351,9 +428,8 @@ impl Validator {
                 continue;
             }
             let id = b.certificate.block_hash;
-            let file = self.decided_file(&b);
-            match file {
-                Some(file)
+            match self.decided_body(&b) {
+                Some((file, ops))
                     if file
                         .entries()
                         .iter()
@@ -361,7 +437,7 @@ impl Validator {
                 {
                     self.decided.pop_front();
                     self.pending.remove(&id);
-                    self.apply_decided(now, b, file);
+                    self.apply_decided(now, b, file, ops);
                     if self.halted {
                         return;
                     }
@@ -381,14 +457,16 @@ impl Validator {
         self.maybe_start_height(now);
     }
 
-    /// The job file of decided block `b`, if this validator holds it.
-    fn decided_file(&self, b: &CommittedBlock) -> Option<JobFile> {
+    /// The job file and operations of decided block `b`, if this
+    /// validator holds them.
+    fn decided_body(&self, b: &CommittedBlock) -> Option<(JobFile, Vec<Verified>)> {
         let id = b.certificate.block_hash;
         if let Some(c) = self.candidates.get(&id) {
-            return Some(c.file.clone());
+            return Some((c.file.clone(), c.ops.clone()));
         }
-        let mine = self.book.open_file(b.header.number)?;
-        (mine.merkle_root() == b.header.job_root && mine.len() == b.header.job_count)
-            .then(|| mine.clone())
+        Some((
+            self.matching_open_file(&b.header)?,
+            self.ops_of(&id, &b.header)?,
+        ))
     }
 }

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use undchain_jobfile::JobFile;
-use undchain_ledger::Block;
-use undchain_types::msg::{BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE};
+use undchain_ledger::{Block, Verified};
+use undchain_types::msg::{
+    BlockRequest, BlockResponse, CommittedBlock, MAX_BLOCKS_PER_RESPONSE, Operation,
+};
 use undchain_types::{
     BlockNumber, BoundedVec, Hash32, JobId, LocalTime, Message, PublicKey, SignedEnvelope,
 };
@@ -19,14 +21,24 @@ use crate::output::NodeEvent;
 use crate::store::{BlockRecord, StoreOp, Stored};
 
 impl Validator {
-    /// Applies decided block `b` with its job file.
-    pub(crate) fn apply_decided(&mut self, now: LocalTime, b: CommittedBlock, file: JobFile) {
+    /// Applies decided block `b` with its job file and operations.
+    pub(crate) fn apply_decided(
+        &mut self,
+        now: LocalTime,
+        b: CommittedBlock,
+        file: JobFile,
+        ops: Vec<Verified>,
+    ) {
         let number = b.header.number;
         let signers = self.parent_set().from_bitmap(b.header.parent_signers);
         let verified = self.requests_for(&file).unwrap_or_default();
-        let block = Block::new(number, &file, &verified).with_signers(&signers);
+        let block = Block::new(number, &file, &verified)
+            .with_ops(&ops)
+            .with_signers(&signers);
+        let mut refused = Vec::new();
         let root = match self.ledger.apply_block(&block) {
             Ok(o) => {
+                refused = o.refused.iter().map(|r| r.index).collect();
                 if let Some(st) = &o.settlement {
                     self.event(NodeEvent::PeriodSettled {
                         number,
@@ -70,11 +82,14 @@ impl Validator {
                 to: number.next(),
             });
         }
+        let list: Vec<Operation> = ops.iter().map(|v| v.op().clone()).collect();
         self.outbox.persist(StoreOp::Block(Box::new(BlockRecord {
             block: b.clone(),
             requests: requests.clone(),
+            ops: list.clone(),
         })));
         self.notify_inclusions(now, &committed.file);
+        self.ops_committed(now, number, &ops, &refused);
         for r in &requests {
             let id = JobId::from_request_digest(r.digest());
             self.requests.remove(&id);
@@ -90,9 +105,10 @@ impl Validator {
             number,
             hash,
             jobs: file.len(),
+            ops: list.len() as u64,
             ledger_root: root,
         });
-        self.finish_block(b, file, requests);
+        self.finish_block(b, file, requests, list);
         self.sign_genesis(now);
     }
 
@@ -103,13 +119,14 @@ impl Validator {
         b: CommittedBlock,
         file: JobFile,
         requests: Vec<Arc<SignedEnvelope>>,
+        ops: Vec<Operation>,
     ) {
         let number = b.header.number;
         self.last_hash = b.header.hash_with(self.params.hash_algorithm);
         self.rotate_after(&b.header, self.last_hash);
         self.links.handle_committed(&b.header);
         self.last_cert = Some(b.certificate.clone());
-        self.count_block_bytes(&b.header, &requests);
+        self.count_block_bytes(&b.header, &requests, &ops);
         self.converge_if_due(number);
         self.height = number.next();
         self.started = false;
@@ -117,7 +134,11 @@ impl Validator {
             self.served_requests
                 .insert(JobId::from_request_digest(r.digest()), r);
         }
-        self.served.push_back(Served { block: b, file });
+        self.served.push_back(Served {
+            block: b,
+            file,
+            ops,
+        });
         while self.served.len() > SERVE_BLOCKS {
             if let Some(old) = self.served.pop_front() {
                 for e in old.file.entries() {
@@ -236,7 +257,15 @@ impl Validator {
                 .map(|r| self.ledger.verify_request_with(r, super::AlreadyChecked))
                 .collect::<Result<_, _>>()
                 .map_err(|e| ConfigError::Restore(e.to_string()))?;
-            let block = Block::new(b.header.number, &file, &verified).with_signers(&signers);
+            let ops: Vec<Verified> = record
+                .ops
+                .iter()
+                .map(|o| self.ledger.verify_with(o.clone(), super::AlreadyChecked))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::Restore(e.to_string()))?;
+            let block = Block::new(b.header.number, &file, &verified)
+                .with_ops(&ops)
+                .with_signers(&signers);
             let out = self
                 .ledger
                 .apply_block(&block)
@@ -248,7 +277,7 @@ impl Validator {
                 )));
             }
             self.book.commit_current(file.clone());
-            self.finish_block(b.clone(), file, record.requests.clone());
+            self.finish_block(b.clone(), file, record.requests.clone(), record.ops.clone());
         }
         Ok(())
     }

@@ -87,9 +87,14 @@ impl Validator {
         &mut self,
         header: &BlockHeader,
         requests: &[std::sync::Arc<SignedEnvelope>],
+        ops: &[undchain_types::msg::Operation],
     ) {
         let head = undchain_types::wire::encode_bare(header).len() as u64;
-        let body: u64 = requests.iter().map(|r| r.to_bytes().len() as u64).sum();
+        let body: u64 = requests
+            .iter()
+            .map(|r| r.to_bytes().len() as u64)
+            .sum::<u64>()
+            + undchain_types::wire::encode_bare(&ops).len() as u64;
         self.epoch.chain_bytes = self.epoch.chain_bytes.saturating_add(head + body);
     }
 

@@ -263,6 +263,8 @@ mod tests {
             parent: Hash32::ZERO,
             job_root: Hash32::ZERO,
             job_count: 0,
+            ops_root: Hash32::ZERO,
+            ops_count: 0,
             ledger_root: Hash32::ZERO,
             validator_set_hash: Hash32::ZERO,
             links: BoundedVec::new(),

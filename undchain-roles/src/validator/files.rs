@@ -28,6 +28,7 @@ impl Validator {
             };
             self.broadcast(now, Message::RequestBatch(batch), false);
         }
+        self.relay_ops(now);
         for block in self.book.open_blocks() {
             let Some(f) = self.book.open_file(block) else {
                 continue;

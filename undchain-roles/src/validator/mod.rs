@@ -35,6 +35,7 @@ mod converge;
 mod evidence;
 mod files;
 mod intake;
+mod ops;
 pub mod partners;
 mod resync;
 mod rotation;
@@ -66,6 +67,7 @@ pub use capacity::{
 pub use converge::ConvergenceRefusal;
 pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
+pub use ops::{MAX_POOL_OPS, OpError, POOL_BLOCKS};
 pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
 pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
@@ -85,11 +87,12 @@ impl undchain_consensus::SignatureVerifier for AlreadyChecked {
 /// Most decided blocks kept in memory to serve lagging validators.
 pub const SERVE_BLOCKS: usize = 256;
 
-/// A proposal value this validator checked or built: the job file it
-/// stands for.
+/// A proposal value this validator checked or built: the job file and
+/// the operations it stands for.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
     pub file: JobFile,
+    pub ops: Vec<undchain_ledger::Verified>,
 }
 
 /// A validity check waiting for entries or requests.
@@ -101,6 +104,8 @@ pub(crate) struct PendingCheck {
     pub from: Vec<PublicKey>,
     /// The file assembled so far (after reconciliation).
     pub file: Option<JobFile>,
+    /// The block's operations, once held (pushed, fetched or pooled).
+    pub ops: Option<Vec<undchain_ledger::Verified>>,
     /// A decided block waiting for its body (no validity answer owed).
     pub decided: bool,
     /// The whole-value key the validity answer names.
@@ -128,6 +133,7 @@ pub(crate) struct SessionSlot {
 pub(crate) struct Served {
     pub block: CommittedBlock,
     pub file: JobFile,
+    pub ops: Vec<undchain_types::msg::Operation>,
 }
 
 /// One validator.
@@ -216,6 +222,8 @@ pub struct Validator {
     pub(crate) evidence: EvidencePool,
     /// The running epoch, its size and its genesis's signatures.
     pub(crate) epoch: converge::EpochState,
+    /// Submitted operations waiting for a block, and blocks' lists.
+    pub(crate) ops: ops::OpsPool,
 }
 
 impl Validator {
@@ -306,6 +314,7 @@ impl Validator {
             ),
             evidence: EvidencePool::default(),
             epoch: converge::EpochState::default(),
+            ops: ops::OpsPool::default(),
             rng,
             params,
         };

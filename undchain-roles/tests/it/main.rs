@@ -1,6 +1,7 @@
 //! The client, partner and validator roles, the utility sessions and the
 //! whole-network simulator: one test binary.
 
+mod block_ops;
 mod client_story;
 mod node_core;
 mod node_partners;

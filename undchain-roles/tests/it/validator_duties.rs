@@ -314,6 +314,7 @@ fn payout_period_end_settles_alike_everywhere() {
     let mut cfg = SimConfig::new(4, 14, 25);
     cfg.blocks_per_period = 4;
     cfg.requests_per_block = 4;
+    cfg.receipts = false;
     let mut w = World::new(&cfg).unwrap();
     w.run_until(w.block_start_us(14));
     let settled = |i: usize| -> Vec<NodeEvent> {

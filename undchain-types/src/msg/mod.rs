@@ -10,6 +10,7 @@ pub mod common;
 pub mod consensus;
 pub mod ledger;
 pub mod links;
+pub mod ops;
 pub mod partner;
 pub mod reconcile;
 pub mod session;
@@ -22,6 +23,7 @@ pub use common::*;
 pub use consensus::*;
 pub use ledger::*;
 pub use links::*;
+pub use ops::*;
 pub use partner::*;
 pub use reconcile::*;
 pub use session::*;
@@ -237,6 +239,11 @@ messages! {
     77 => RequestBatch(RequestBatch),
     /// Validator -> validator: the requests of these job ids (item 4).
     78 => RequestFetch(RequestFetch),
+    /// Validator -> validators: operations (relay of user submissions, or
+    /// a block's complete list).
+    79 => OpsBatch(OpsBatch),
+    /// Validator -> validator: the operations of this block.
+    80 => OpsFetch(OpsFetch),
 }
 
 impl MessageKind {
