@@ -131,6 +131,8 @@ pub struct Partner {
     pub(crate) responses: BTreeMap<JobId, Response>,
     pub(crate) sessions: BTreeMap<JobId, PartnerSession>,
     pub(crate) store: BlobStore,
+    /// Storage challenges waiting for their blob's upload to complete.
+    pub(crate) deferred: Vec<(PublicKey, undchain_types::msg::Challenge)>,
     pub(crate) claims: BTreeMap<JobId, recourse::Claim>,
     pub(crate) complaint: recourse::Complaint,
 }
@@ -149,6 +151,7 @@ impl Partner {
             responses: BTreeMap::new(),
             sessions: BTreeMap::new(),
             store: BlobStore::new(cfg.store_bytes),
+            deferred: Vec::new(),
             claims: BTreeMap::new(),
             complaint: recourse::Complaint::default(),
             cfg,

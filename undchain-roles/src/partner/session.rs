@@ -29,6 +29,9 @@ enum Stage {
     Done,
 }
 
+/// Most storage challenges a partner holds until their upload completes.
+const MAX_DEFERRED: usize = 64;
+
 /// One session of the partner with one client.
 #[derive(Debug)]
 pub struct PartnerSession {
@@ -274,8 +277,28 @@ impl Partner {
         self.reply(now, job, from, reply);
         if done {
             self.offer_receipt(now, job);
+            if let Some(root) = self.sessions.get(&job).and_then(|s| s.root) {
+                self.answer_deferred(now, root);
+            }
         }
         Ok(())
+    }
+
+    /// The upload of `root` completed: the challenges that waited for it
+    /// are answered.
+    fn answer_deferred(&mut self, now: LocalTime, root: Hash32) {
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(_, c)| {
+                wire::decode_bare::<StorageChallenge>(c.payload.as_bytes())
+                    .is_ok_and(|q| q.root == root)
+            });
+        self.deferred = rest;
+        for (from, c) in due {
+            if let Ok(q) = wire::decode_bare::<StorageChallenge>(c.payload.as_bytes()) {
+                let _ = self.answer_challenge(now, from, &c, &q);
+            }
+        }
     }
 
     /// The utility is done: the partner signs the receipt terms of what it
@@ -389,9 +412,39 @@ impl Partner {
         }
         let q: StorageChallenge =
             wire::decode_bare(c.payload.as_bytes()).map_err(|_| PartnerError::BadChallenge)?;
-        // A chunk it cannot prove is answered with nothing: the validator
-        // records the failure.
-        let answer = match self.store.answer(&q) {
+        // A challenge of a blob still being uploaded waits for its last
+        // chunk (the validator challenges on `UtilityStarted`).
+        let uploading = self
+            .sessions
+            .values()
+            .any(|s| s.stage == Stage::Running && s.root == Some(q.root));
+        if uploading && self.store.answer(&q).is_err() {
+            let sessions = &self.sessions;
+            self.deferred.retain(|(_, d)| {
+                wire::decode_bare::<StorageChallenge>(d.payload.as_bytes()).is_ok_and(|d| {
+                    sessions
+                        .values()
+                        .any(|s| s.is_running() && s.root == Some(d.root))
+                })
+            });
+            if self.deferred.len() < MAX_DEFERRED {
+                self.deferred.push((from, c.clone()));
+                return Ok(());
+            }
+        }
+        self.answer_challenge(now, from, c, &q)
+    }
+
+    /// Answers challenge `c` (question `q`) from `from`; a chunk it cannot
+    /// prove is answered with nothing: the validator records the failure.
+    fn answer_challenge(
+        &mut self,
+        now: LocalTime,
+        from: PublicKey,
+        c: &undchain_types::msg::Challenge,
+        q: &StorageChallenge,
+    ) -> Result<(), PartnerError> {
+        let answer = match self.store.answer(q) {
             Ok(a) => wire::encode_bare(&a),
             Err(_) => Vec::new(),
         };

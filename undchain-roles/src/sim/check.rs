@@ -50,13 +50,38 @@ pub struct Report {
     /// The lowest epoch every running honest validator reached (> 0: the
     /// chain converged).
     pub epoch: u32,
+    /// What the real clients and partners did (all zero without them).
+    pub lifecycle: Lifecycle,
+}
+
+/// The utility lifecycle of a run with real clients and partners.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Jobs settled as completed (a full receipt), over the run's periods.
+    pub completed: u64,
+    /// Jobs settled on partial completions only.
+    pub partial: u64,
+    /// Tokens paid to partners at settlements.
+    pub paid: u64,
+    /// Jobs a partner was paid twice for (two committed receipts of one
+    /// partner).
+    pub double_paid: u64,
+    /// Blobs the real clients stored with a partner.
+    pub stored: u64,
+    /// Of them, fetched back and checked.
+    pub fetched: u64,
+    /// Fetched blobs that differ from the stored one.
+    pub bad_fetches: u64,
 }
 
 impl Report {
-    /// Whether the run found no violation and lost nothing.
+    /// Whether the run found no violation, lost nothing and paid nothing
+    /// twice.
     pub fn ok(&self) -> bool {
         self.safety_violations == 0
             && self.lost == 0
+            && self.lifecycle.double_paid == 0
+            && self.lifecycle.bad_fetches == 0
             && self.state_roots_equal
             && self.failures.is_empty()
     }
@@ -76,6 +101,66 @@ impl Report {
             self.state_roots_equal
         )
     }
+}
+
+impl Report {
+    /// The summary line of `lifecycle_sim`.
+    pub fn lifecycle_line(&self) -> String {
+        let l = &self.lifecycle;
+        format!(
+            "seed={} validators={} blocks={} requests={} acked={} committed_jobs={} completed={} partial={} paid={} lost={} double_paid={} safety_violations={}",
+            self.seed,
+            self.validators,
+            self.blocks,
+            self.requests,
+            self.acked,
+            self.committed_jobs,
+            l.completed,
+            l.partial,
+            l.paid,
+            self.lost,
+            l.double_paid,
+            self.safety_violations
+        )
+    }
+}
+
+/// The lifecycle of `w`'s real users, from the longest honest chain's
+/// settlements and operations.
+fn lifecycle(w: &World) -> Lifecycle {
+    let mut l = Lifecycle::default();
+    let Some(node) = longest_honest(w) else {
+        return l;
+    };
+    for e in &node.notices {
+        if let crate::NodeEvent::PeriodSettled {
+            completed,
+            partial,
+            paid,
+            ..
+        } = e
+        {
+            l.completed += completed;
+            l.partial += partial;
+            l.paid += paid.0;
+        }
+    }
+    let mut receipts = std::collections::BTreeSet::new();
+    for b in &node.disk.stored().blocks {
+        for op in &b.ops {
+            if let undchain_types::msg::Operation::Receipt(r) = op {
+                if !receipts.insert((r.terms.job, r.terms.partner)) {
+                    l.double_paid += 1;
+                }
+            }
+        }
+    }
+    for u in &w.users {
+        l.stored += u.stored.values().filter(|s| s.partner.is_some()).count() as u64;
+        l.fetched += u.stored.values().filter(|s| s.fetched).count() as u64;
+        l.bad_fetches += u.bad_fetches;
+    }
+    l
 }
 
 /// Every committed job and the block it is in, from the stored blocks of
@@ -185,15 +270,27 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
     violations += dup;
     let (receipts, dup) = committed_receipts(w);
     violations += dup;
-    let acked: Vec<&JobId> = w.load.acked().collect();
+    let users = w.user_jobs();
+    let acked = w.load.acked().count() as u64 + users.iter().filter(|j| j.1).count() as u64;
     let lost = w
         .honestly_acked()
         .filter(|id| !committed.contains_key(*id))
         .count() as u64
+        + users
+            .iter()
+            .filter(|(id, acked)| *acked && !committed.contains_key(id))
+            .count() as u64
         + w.honestly_confirmed()
             .filter(|id| !receipts.contains_key(*id))
             .count() as u64;
     let missing = w.receipts_due(&committed, &receipts).count();
+    let l = lifecycle(w);
+    if l.bad_fetches > 0 {
+        failures.push(format!(
+            "{} fetched blobs differ from the stored ones",
+            l.bad_fetches
+        ));
+    }
     if missing > 0 {
         failures.push(format!(
             "liveness: {missing} receipts of jobs committed {RECEIPT_SLACK} blocks before the end never committed"
@@ -222,8 +319,8 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
         seed: cfg.seed,
         validators: cfg.validators,
         blocks,
-        requests: w.load.sent,
-        acked: acked.len() as u64,
+        requests: w.load.sent + users.len() as u64,
+        acked,
         committed_jobs: committed.len() as u64,
         lost,
         safety_violations: violations,
@@ -237,6 +334,7 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .filter_map(|n| n.core.as_ref().map(|c| c.validator().epoch().0))
             .min()
             .unwrap_or(0),
+        lifecycle: lifecycle(w),
     }
 }
 

@@ -18,10 +18,10 @@ mod disk;
 mod load;
 mod world;
 
-pub use check::Report;
+pub use check::{Lifecycle, Report};
 pub use disk::SimDisk;
 pub use load::{client_key, partner_key, request_body};
-pub use world::{Filter, World};
+pub use world::{Conduct, Filter, World};
 
 /// One simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,14 @@ pub struct SimConfig {
     /// The clients submit a partner-countersigned receipt for every
     /// committed job (client story step 5), which the blocks commit.
     pub receipts: bool,
+    /// Real client machines ([`crate::client::Client`], funded at
+    /// genesis), each storing blobs with the partners it is offered.
+    pub users: usize,
+    /// Real storage partner machines ([`crate::partner::Partner`]).
+    pub partners: usize,
+    /// How the first real client behaves (`None`: honest, or drawn per
+    /// seed when `faults` is on).
+    pub first_client: Option<Conduct>,
 }
 
 impl SimConfig {
@@ -102,6 +110,9 @@ impl SimConfig {
             behaviour: None,
             convergence_bytes: None,
             receipts: true,
+            users: 0,
+            partners: 0,
+            first_client: None,
         }
     }
 }
@@ -112,6 +123,14 @@ pub enum SimError {
     /// Active validators outside 1..=10 (or more than 10 passive ones).
     #[error("--validators {0}: must be 1..=10 (and --passive at most 10)")]
     Validators(usize),
+    /// More than 64 real clients or partners.
+    #[error("--clients {clients} / --partners {partners}: at most 64 each")]
+    Users {
+        /// Clients asked for.
+        clients: usize,
+        /// Partners asked for.
+        partners: usize,
+    },
     /// No blocks asked for.
     #[error("--blocks 0: must be positive")]
     Blocks,
@@ -124,6 +143,12 @@ pub enum SimError {
 pub fn run(cfg: &SimConfig) -> Result<Report, SimError> {
     if cfg.validators == 0 || cfg.validators > 10 || cfg.passive > 10 {
         return Err(SimError::Validators(cfg.validators));
+    }
+    if cfg.users > 64 || cfg.partners > 64 {
+        return Err(SimError::Users {
+            clients: cfg.users,
+            partners: cfg.partners,
+        });
     }
     if cfg.blocks == 0 {
         return Err(SimError::Blocks);

@@ -5,6 +5,8 @@
 mod byzantine;
 mod claims;
 mod script;
+mod users;
+pub use users::Conduct;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use undchain_types::{
 
 use super::SimConfig;
 use super::disk::SimDisk;
-use super::load::Load;
+use super::load::{Load, client_key};
 use crate::config::{Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
 use crate::node::{EnvelopeCheck, NodeCore};
 use crate::output::{NodeEvent, Output};
@@ -119,6 +121,15 @@ enum Ev {
     ReceiptCheck {
         job: JobId,
     },
+    /// A real client requests its next blob's storage.
+    UserRequest {
+        user: usize,
+        nonce: u64,
+    },
+    UserTimer {
+        user: usize,
+        at: LocalTime,
+    },
     Crash {
         node: usize,
         torn: bool,
@@ -162,6 +173,8 @@ pub struct World {
     foreign: Vec<(PublicKey, Arc<SignedEnvelope>)>,
     /// The lowest height whose receipts have not gone out yet.
     receipts_from: u64,
+    /// Real clients and partners (after the scripted load's clients).
+    pub(crate) users: Vec<users::User>,
 }
 
 impl std::fmt::Debug for World {
@@ -206,7 +219,9 @@ impl World {
             balances: load
                 .clients
                 .iter()
-                .map(|c| (c.key.public(), TokenAmount(CLIENT_BALANCE)))
+                .map(|c| c.key.public())
+                .chain((0..cfg.users).map(|i| client_key(cfg.seed, cfg.clients + i).public()))
+                .map(|k| (k, TokenAmount(CLIENT_BALANCE)))
                 .collect(),
             co_chains: cfg.co_chains.clone(),
         };
@@ -280,7 +295,7 @@ impl World {
         let load_blocks = cfg.blocks.saturating_sub(2).max(1);
         let load_end_us = GENESIS_AFTER_US + load_blocks * b;
         let deadline_us = GENESIS_AFTER_US + (cfg.blocks + 30) * b + plan.heal_at_us;
-        Ok(World {
+        let mut w = World {
             cfg: cfg.clone(),
             nodes,
             load,
@@ -301,7 +316,10 @@ impl World {
             coalition,
             foreign: Vec::new(),
             receipts_from: 0,
-        })
+            users: Vec::new(),
+        };
+        w.make_users();
+        Ok(w)
     }
 
     /// Starts the nodes, the scripted load and the faults (once).
@@ -311,6 +329,7 @@ impl World {
         }
         self.started = true;
         self.schedule_load();
+        self.start_users();
         for c in self.plan.crashes.clone() {
             self.push(
                 c.at_us,
@@ -445,6 +464,8 @@ impl World {
             Ev::Check { job } => self.client_check(job),
             Ev::Receipts { node, height } => self.receipts_for(node, height),
             Ev::ReceiptCheck { job } => self.receipt_check(job),
+            Ev::UserRequest { user, nonce } => self.user_request(user, nonce),
+            Ev::UserTimer { user, at } => self.user_timer(user, at),
             Ev::Crash { node, torn } => {
                 if self.cfg.trace {
                     eprintln!("t={} node={node} crash torn={torn}", self.now);
@@ -462,12 +483,17 @@ impl World {
 
     fn deliver(&mut self, to: usize, from: usize, env: Arc<SignedEnvelope>) {
         let n = self.nodes.len();
-        if to >= n {
+        let scripted = self.load.clients.len();
+        if to >= n && to < n + scripted {
             self.load.deliver(from, env.body());
             return;
         }
         if self.check.check(&env).is_err() {
             self.refused += 1;
+            return;
+        }
+        if to >= n {
+            self.deliver_user(to - n - scripted, &env);
             return;
         }
         let local = self.local(to);
