@@ -18,8 +18,9 @@
 use std::sync::Arc;
 
 use undchain_types::{
-    AdvanceError, ChainId, ClockDomain, EnvelopeError, LocalTime, Message, MessageKind, PublicKey,
-    ReadyNumber, ReplayConfig, ReplayError, ReplayGuard, SignedEnvelope, Verdict, WireError,
+    AdvanceError, ChainId, ClockDomain, EnvelopeError, Hash32, LocalTime, Message, MessageKind,
+    PublicKey, ReadyNumber, ReplayConfig, ReplayError, ReplayGuard, Signature, SignedEnvelope,
+    Verdict, WireError,
 };
 
 use crate::config::{ConfigError, NodeConfig};
@@ -32,6 +33,23 @@ use crate::validator::Validator;
 pub trait EnvelopeCheck: std::fmt::Debug + Send + Sync {
     /// `Ok` when `env` is signed by its sender.
     fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError>;
+
+    /// Whether `sig` is `key`'s strict signature over `digest` (the
+    /// signatures inside block operations). A host that shares verified
+    /// results among its nodes (the simulator) may answer from a cache.
+    fn check_signature(&self, key: &PublicKey, digest: &Hash32, sig: &Signature) -> bool {
+        key.verify_digest(digest, sig).is_ok()
+    }
+}
+
+/// An [`EnvelopeCheck`] as the ledger's signature verifier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ViaCheck<'a>(pub &'a dyn EnvelopeCheck);
+
+impl undchain_consensus::SignatureVerifier for ViaCheck<'_> {
+    fn verify(&mut self, signer: &PublicKey, digest: &Hash32, signature: &Signature) -> bool {
+        self.0.check_signature(signer, digest, signature)
+    }
 }
 
 /// Verifies every envelope with `verify_strict`.

@@ -16,7 +16,7 @@ use undchain_consensus::adversary::{Behaviour, Coalition};
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
     BlockTime, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache, LocalTime,
-    PublicKey, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+    PublicKey, Signature, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
 };
 
 use super::SimConfig;
@@ -71,6 +71,26 @@ impl EnvelopeCheck for SharedCheck {
             good.insert(key);
         }
         Ok(())
+    }
+
+    fn check_signature(&self, key: &PublicKey, digest: &Hash32, sig: &Signature) -> bool {
+        let id = hash_parts(
+            HashContext::Envelope,
+            &[b"op", key.as_bytes(), digest.as_bytes(), &sig.to_bytes()],
+        );
+        if self.good.lock().is_ok_and(|g| g.contains(&id)) {
+            return true;
+        }
+        let ok = match self.keys.lock() {
+            Ok(mut keys) => keys
+                .prepare(key)
+                .is_ok_and(|k| k.verify_digest(digest, sig).is_ok()),
+            Err(_) => key.verify_digest(digest, sig).is_ok(),
+        };
+        if ok && let Ok(mut good) = self.good.lock() {
+            good.insert(id);
+        }
+        ok
     }
 }
 

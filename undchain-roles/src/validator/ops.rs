@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use undchain_consensus::StrictVerifier;
 use undchain_ledger::{LedgerError, Verified};
 use undchain_types::msg::{
     CompletionAck, MAX_BLOCK_OPS, MAX_BLOCK_OPS_BYTES, Operation, OpsBatch, OpsFetch, ops_root,
@@ -206,7 +205,7 @@ impl Validator {
         }
         let id = op.id();
         self.ledger
-            .verify_with(op, StrictVerifier)
+            .verify_with(op, crate::node::ViaCheck(self.check.as_ref()))
             .map_err(|error| OpError::Ledger {
                 id,
                 error: Box::new(error),

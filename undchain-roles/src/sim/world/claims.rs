@@ -89,7 +89,8 @@ impl World {
             .map(|(id, _)| id)
     }
 
-    /// Jobs committed at least [`super::super::check::RECEIPT_SLACK`]
+    /// The scripted load's jobs committed at least
+    /// [`super::super::check::RECEIPT_SLACK`]
     /// blocks before the last one every honest validator committed whose
     /// receipt no committed block holds although the job is still open
     /// (`committed`: job -> block; `receipts`: job -> block of its
@@ -114,6 +115,7 @@ impl World {
             .iter()
             .filter(move |(id, b)| {
                 self.cfg.receipts
+                    && self.load.jobs.contains_key(*id)
                     && **b < through
                     && !receipts.contains_key(*id)
                     && ledger.is_none_or(|l| l.job(id).is_some())
