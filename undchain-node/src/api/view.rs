@@ -232,6 +232,8 @@ pub fn block_json(block: &CommittedBlock, jobs: &[JobId]) -> serde_json::Value {
         "parent": h.parent.to_hex(),
         "job_root": h.job_root.to_hex(),
         "job_count": h.job_count,
+        "ops_root": h.ops_root.to_hex(),
+        "ops_count": h.ops_count,
         "ledger_root": h.ledger_root.to_hex(),
         "validator_set_hash": h.validator_set_hash.to_hex(),
         "parent_signers": h.parent_signers,

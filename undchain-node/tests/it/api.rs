@@ -219,6 +219,7 @@ async fn every_endpoint_answers_from_a_running_validator_and_matches_its_documen
     // holds a quorum of precommits for its hash.
     let b = get_json(a, &format!("/blocks/{in_block}")).await;
     assert_eq!(b["number"].as_u64(), Some(in_block));
+    assert_eq!(b["ops_count"].as_u64(), Some(0), "{b}");
     let listed = b["jobs"].as_array().unwrap();
     assert_eq!(listed.iter().filter(|j| *j == &job).count(), 1, "{b}");
     assert_eq!(b["certificate"]["block_hash"], b["hash"]);
