@@ -6,7 +6,7 @@
 //! bench `insert` measures the same by wall time.
 //!
 //! `cargo run --release -p undchain-jobfile --example insert_cpu -- [N] [EVERY]`
-//! (defaults 100000 and 1000). Prints
+//! (defaults 100000 and 1000; `--help` says so). Prints
 //! `n=<N> every=<EVERY> insert_ms=<ms> insert_mps=<M/s> rooted_ms=<ms> rooted_mps=<M/s>`.
 
 use cpu_time::ThreadTime;
@@ -39,15 +39,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    let arg = |i: usize, default: u64| {
-        std::env::args()
-            .nth(i)
-            .and_then(|a| a.replace('_', "").parse().ok())
-            .unwrap_or(default)
-    };
-    let n = arg(1, 100_000);
-    let every = arg(2, 1000) as usize;
+const USAGE: &str = "usage: insert_cpu [N] [EVERY]  (entries inserted, default 100000; \
+the root is read after every EVERY inserts, default 1000, 0 never)";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    if args.len() > 2 {
+        eprintln!("insert_cpu: at most two arguments\n{USAGE}");
+        return std::process::ExitCode::from(2);
+    }
+    let mut nums = [100_000u64, 1000];
+    for (i, a) in args.iter().enumerate() {
+        match a.replace('_', "").parse() {
+            Ok(v) => nums[i] = v,
+            Err(_) => {
+                eprintln!("insert_cpu: {a}: not a number\n{USAGE}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let [n, every] = nums;
+    let every = every as usize;
     let entries: Vec<_> = (0..n).map(bench_entry).collect();
     let (mut plain, mut rooted) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
@@ -61,4 +77,5 @@ fn main() {
         mps(p),
         mps(r)
     );
+    std::process::ExitCode::SUCCESS
 }
