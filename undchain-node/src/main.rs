@@ -116,7 +116,7 @@ enum Cmd {
         /// Passive validators.
         #[arg(long, default_value_t = 0)]
         passive: usize,
-        /// Partners (their homes are written; the partner machine is not built yet).
+        /// Partner homes (written; no partner node runs yet: the load clients countersign receipts as scripted partners).
         #[arg(long, default_value_t = 0)]
         partners: usize,
         /// Clients sending the load.
@@ -329,13 +329,16 @@ fn run(cmd: Cmd) -> Res {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 println!(
-                    "devnet: {} blocks (height {}), {} requests sent, {} acknowledged, {} committed, {} lost; commit latency p50 {:.0} ms, p99 {:.0} ms; {:.1} jobs/s; safety violations {}",
+                    "devnet: {} blocks (height {}), {} requests sent, {} acknowledged, {} committed, {} lost; settled {} completed, {} partial, {} tokens paid; commit latency p50 {:.0} ms, p99 {:.0} ms; {:.1} jobs/s; safety violations {}",
                     summary.blocks,
                     summary.height,
                     summary.jobs,
                     summary.acked,
                     summary.committed,
                     summary.lost,
+                    summary.completed,
+                    summary.partial,
+                    summary.paid,
                     summary.commit_latency_ms_p50,
                     summary.commit_latency_ms_p99,
                     summary.jobs_per_s,
