@@ -22,7 +22,7 @@
 
 use std::process::ExitCode;
 
-use undchain_roles::sim::{SimConfig, run};
+use undchain_roles::sim::{SimConfig, run, seeds_line};
 
 const USAGE: &str = "usage: lifecycle_sim --validators N --partners P --clients C --blocks B --seed S \
 [--payout-period D] [--faults] [--seeds K]";
@@ -126,20 +126,14 @@ fn main() -> ExitCode {
         };
         println!("{}", report.lifecycle_line());
         if !report.ok() {
-            for f in &report.failures {
-                println!("failure seed={}: {f}", cfg.seed);
+            for l in report.failure_lines() {
+                println!("{l}");
             }
-            println!("reproduce with --seed {}", cfg.seed);
-            failed.push(cfg.seed.to_string());
+            failed.push(cfg.seed);
         }
     }
     if seeds > 1 {
-        let list = if failed.is_empty() {
-            "none".to_string()
-        } else {
-            failed.join(",")
-        };
-        println!("seeds={seeds} failed_seeds={list}");
+        println!("{}", seeds_line(seeds, &failed));
     }
     if failed.is_empty() {
         ExitCode::SUCCESS

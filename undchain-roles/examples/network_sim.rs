@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use undchain_consensus::adversary::Behaviour;
-use undchain_roles::sim::{SimConfig, run};
+use undchain_roles::sim::{SimConfig, run, seeds_line};
 
 const USAGE: &str = "usage: network_sim --validators N --blocks B --seed S \
 [--requests-per-block R] [--faults] [--seeds K] [--byzantine K] [--behaviour NAME] [--passive P] [--blocks-per-period K] [--timing]";
@@ -146,23 +146,14 @@ fn main() -> ExitCode {
             );
         }
         if !report.ok() {
-            if let Some((k, b)) = report.byzantine {
-                println!("failure seed={}: byzantine={k} behaviour={b}", cfg.seed);
+            for l in report.failure_lines() {
+                println!("{l}");
             }
-            for f in &report.failures {
-                println!("failure seed={}: {f}", cfg.seed);
-            }
-            println!("reproduce with --seed {}", cfg.seed);
-            failed.push(cfg.seed.to_string());
+            failed.push(cfg.seed);
         }
     }
     if args.seeds > 1 {
-        let list = if failed.is_empty() {
-            "none".to_string()
-        } else {
-            failed.join(",")
-        };
-        println!("seeds={} failed_seeds={list}", args.seeds);
+        println!("{}", seeds_line(args.seeds, &failed));
     }
     if failed.is_empty() {
         ExitCode::SUCCESS

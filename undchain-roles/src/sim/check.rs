@@ -104,6 +104,27 @@ impl Report {
 }
 
 impl Report {
+    /// What a failed run prints after its summary line (the Byzantine
+    /// behaviour drawn, each failure, how to reproduce it); nothing for a
+    /// clean run.
+    pub fn failure_lines(&self) -> Vec<String> {
+        if self.ok() {
+            return Vec::new();
+        }
+        let seed = self.seed;
+        let mut out = Vec::new();
+        if let Some((k, b)) = self.byzantine {
+            out.push(format!("failure seed={seed}: byzantine={k} behaviour={b}"));
+        }
+        out.extend(
+            self.failures
+                .iter()
+                .map(|f| format!("failure seed={seed}: {f}")),
+        );
+        out.push(format!("reproduce with --seed {seed}"));
+        out
+    }
+
     /// The summary line of `lifecycle_sim`.
     pub fn lifecycle_line(&self) -> String {
         let l = &self.lifecycle;
@@ -123,6 +144,21 @@ impl Report {
             self.safety_violations
         )
     }
+}
+
+/// The last line of a run over `seeds` seeds of which `failed` failed:
+/// `seeds=<K> failed_seeds=<comma list or none>`.
+pub fn seeds_line(seeds: u64, failed: &[u64]) -> String {
+    let list = if failed.is_empty() {
+        "none".to_string()
+    } else {
+        failed
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!("seeds={seeds} failed_seeds={list}")
 }
 
 /// The lifecycle of `w`'s real users, from the longest honest chain's

@@ -18,7 +18,7 @@ mod disk;
 mod load;
 mod world;
 
-pub use check::{Lifecycle, Report};
+pub use check::{Lifecycle, Report, seeds_line};
 pub use disk::SimDisk;
 pub use load::{client_key, partner_key, request_body};
 pub use world::{Conduct, Filter, World};
