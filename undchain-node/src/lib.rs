@@ -52,6 +52,7 @@ pub mod duration;
 pub mod home;
 pub mod load;
 pub mod runtime;
+pub mod sim;
 pub mod store;
 pub mod testnet;
 pub mod transport;

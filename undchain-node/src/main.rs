@@ -147,6 +147,10 @@ enum Cmd {
         #[arg(long)]
         no_api: bool,
     },
+    /// The seeded fault campaign: the whole network simulated over many
+    /// seeds under faults and Byzantine validators; the last line sums up,
+    /// and any failing seed makes the exit status non-zero.
+    Sim(undchain_node::sim::SimArgs),
 }
 
 fn init_logs(format: LogFormat) {
@@ -188,6 +192,9 @@ fn copy_into(from: &PathBuf, to: PathBuf, flag: &str) -> Res {
 
 fn run(cmd: Cmd) -> Res {
     match cmd {
+        Cmd::Sim(args) => {
+            undchain_node::sim::run(&args, &mut std::io::stdout().lock())?;
+        }
         Cmd::Keygen => {
             let seed = testnet::random_seed()?;
             let key = SigningKey::from_seed(seed);

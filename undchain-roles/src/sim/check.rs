@@ -1,6 +1,9 @@
 //! The invariants checked on every run (over the honest validators; a
 //! Byzantine one's own state proves nothing): all of them hold identical
-//! committed blocks and state roots at each height; every acknowledged
+//! committed blocks and state roots at each height, and every one that
+//! stored a height stored the same bytes (header, requests, operations;
+//! the certificates may differ: each holds the precommits it collected);
+//! every acknowledged
 //! request (by an honest validator) is in exactly one committed job file; nothing committed is
 //! lost across a crash and restart; tokens are conserved; the network is
 //! live after the faults heal.
@@ -52,6 +55,10 @@ pub struct Report {
     pub epoch: u32,
     /// What the real clients and partners did (all zero without them).
     pub lifecycle: Lifecycle,
+    /// The Byzantine validators also censored a partner's receipts.
+    pub censoring: bool,
+    /// The campaign's faults drawn, in one line (empty in other runs).
+    pub faults: String,
 }
 
 /// The utility lifecycle of a run with real clients and partners.
@@ -114,7 +121,17 @@ impl Report {
         let seed = self.seed;
         let mut out = Vec::new();
         if let Some((k, b)) = self.byzantine {
-            out.push(format!("failure seed={seed}: byzantine={k} behaviour={b}"));
+            let censor = if self.censoring {
+                " censoring-receipts"
+            } else {
+                ""
+            };
+            out.push(format!(
+                "failure seed={seed}: byzantine={k} behaviour={b}{censor}"
+            ));
+        }
+        if !self.faults.is_empty() {
+            out.push(format!("failure seed={seed}: {}", self.faults));
         }
         out.extend(
             self.failures
@@ -149,16 +166,57 @@ impl Report {
 /// The last line of a run over `seeds` seeds of which `failed` failed:
 /// `seeds=<K> failed_seeds=<comma list or none>`.
 pub fn seeds_line(seeds: u64, failed: &[u64]) -> String {
-    let list = if failed.is_empty() {
-        "none".to_string()
-    } else {
-        failed
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!("seeds={seeds} failed_seeds={list}")
+    format!("seeds={seeds} failed_seeds={}", seed_list(failed))
+}
+
+/// `failed` as a comma list, or `none`.
+pub(crate) fn seed_list(failed: &[u64]) -> String {
+    if failed.is_empty() {
+        return "none".to_string();
+    }
+    failed
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The committed bytes of a stored block: its header, its requests and
+/// its operations (not its certificate, which each validator assembles
+/// from the precommits it received).
+fn committed_bytes(b: &crate::BlockRecord) -> Vec<u8> {
+    let mut out = undchain_types::wire::encode_bare(&b.block.header);
+    for r in &b.requests {
+        out.extend_from_slice(&r.to_bytes());
+    }
+    out.extend_from_slice(&undchain_types::wire::encode_bare(&b.ops));
+    out
+}
+
+/// Heights at which two honest validators stored different bytes, each
+/// with the first two validators that differ.
+fn byte_mismatches(w: &World) -> Vec<(u64, usize, usize)> {
+    let mut first: BTreeMap<u64, (usize, Vec<u8>)> = BTreeMap::new();
+    let mut out: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    for (i, n) in w.nodes.iter().enumerate() {
+        if n.byzantine.is_some() {
+            continue;
+        }
+        for b in &n.disk.stored().blocks {
+            let h = b.block.header.number.0;
+            let bytes = committed_bytes(b);
+            match first.get(&h) {
+                None => {
+                    first.insert(h, (i, bytes));
+                }
+                Some((j, seen)) if *seen != bytes => {
+                    out.entry(h).or_insert((*j, i));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    out.into_iter().map(|(h, (a, b))| (h, a, b)).collect()
 }
 
 /// The lifecycle of `w`'s real users, from the longest honest chain's
@@ -270,6 +328,11 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
         if let Some(first) = seen.first() {
             if seen.iter().any(|s| s.0 != first.0) {
                 violations += 1;
+                if violations <= 3 {
+                    failures.push(format!(
+                        "safety: honest validators committed different blocks at height {h}"
+                    ));
+                }
             }
             if seen.iter().any(|s| s.1 != first.1) {
                 roots_equal = false;
@@ -301,6 +364,13 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
                 failures.push(format!("validator {i}: tokens not conserved"));
             }
         }
+    }
+    let mismatches = byte_mismatches(w);
+    violations += mismatches.len() as u64;
+    for (h, a, b) in mismatches.iter().take(3) {
+        failures.push(format!(
+            "safety: validators {a} and {b} stored different committed bytes at height {h}"
+        ));
     }
     let (committed, dup) = committed_with_duplicates(w);
     violations += dup;
@@ -371,6 +441,13 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .min()
             .unwrap_or(0),
         lifecycle: lifecycle(w),
+        censoring: w.nodes.iter().any(|n| n.byzantine.as_ref().is_some_and(|b| b.censoring())),
+        faults: match cfg.profile {
+            super::FaultProfile::Campaign if cfg.faults => {
+                super::campaign::describe(&w.plan, &w.chaos)
+            }
+            _ => String::new(),
+        },
     }
 }
 

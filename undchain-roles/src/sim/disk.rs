@@ -1,13 +1,15 @@
-//! A node's simulated disk: every batch is one atomic write
-//! ([`MemoryStore`] underneath); a crash that tears a batch loses that
-//! write (it was never synced), and nothing that depended on it went out.
+//! A node's simulated disk: every batch is one atomic write (folded into a
+//! [`Stored`] as [`crate::MemoryStore`] does); a crash that tears a batch
+//! loses that write (it was never synced), and nothing that depended on it
+//! went out.
 
-use crate::store::{MemoryStore, Storage, StoreError, StoreOp, Stored};
+use crate::store::{BlockRecord, Storage, StoreError, StoreOp, Stored};
 
 /// The simulated storage of one node.
 #[derive(Debug, Clone, Default)]
 pub struct SimDisk {
-    store: MemoryStore,
+    stored: Stored,
+    writes: u64,
     lost: u64,
 }
 
@@ -24,7 +26,7 @@ impl SimDisk {
 
     /// Batches written.
     pub fn writes(&self) -> u64 {
-        self.store.writes()
+        self.writes
     }
 
     /// Batches lost to crashes.
@@ -34,16 +36,30 @@ impl SimDisk {
 
     /// What is durable.
     pub fn stored(&self) -> &Stored {
-        self.store.stored()
+        &self.stored
+    }
+
+    /// The stored block at `height`, to rewrite in place: only the
+    /// campaign's negative control uses it (an injected fork, which the
+    /// checker must catch).
+    pub(crate) fn block_mut(&mut self, height: u64) -> Option<&mut BlockRecord> {
+        self.stored
+            .blocks
+            .iter_mut()
+            .find(|b| b.block.header.number.0 == height)
     }
 }
 
 impl Storage for SimDisk {
     fn write(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {
-        self.store.write(batch)
+        for op in batch {
+            self.stored.apply(op);
+        }
+        self.writes += 1;
+        Ok(())
     }
 
     fn load(&self) -> Result<Stored, StoreError> {
-        self.store.load()
+        Ok(self.stored.clone())
     }
 }

@@ -11,13 +11,17 @@
 //! * `load`: the clients and their requests ([`client_key`] and
 //!   [`request_body`] are public: the node's devnet clients sign the same
 //!   requests);
-//! * `check`: the invariants checked on every run.
+//! * `check`: the invariants checked on every run;
+//! * [`campaign`]: the seeded fault campaign (its harsher fault profile,
+//!   the per-seed draw of sizes, the summary over many seeds).
 
+pub mod campaign;
 mod check;
 mod disk;
 mod load;
 mod world;
 
+pub use campaign::FaultProfile;
 pub use check::{Lifecycle, Report, seeds_line};
 pub use disk::SimDisk;
 pub use load::{client_key, partner_key, request_body};
@@ -83,6 +87,36 @@ pub struct SimConfig {
     /// How the first real client behaves (`None`: honest, or drawn per
     /// seed when `faults` is on).
     pub first_client: Option<Conduct>,
+    /// Which faults `faults` draws.
+    pub profile: FaultProfile,
+    /// The negative control of the checker: one honest validator's commit
+    /// of one height is replaced by another block ([`InjectedFork`]).
+    pub inject_fork: Option<InjectedFork>,
+}
+
+/// A fork injected into one honest validator (the negative control: the
+/// checker must report it). When `validator` commits `height`, what it
+/// announced and what it stored become another block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InjectedFork {
+    /// The honest validator that commits the other block.
+    pub validator: usize,
+    /// The height.
+    pub height: u64,
+    /// What differs.
+    pub kind: ForkKind,
+}
+
+/// What an [`InjectedFork`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkKind {
+    /// Another header (another job root): the block hash differs.
+    Header,
+    /// The same header over other contents: the block's last request (or,
+    /// without requests, its last operation) is dropped from the stored
+    /// block, so only the committed bytes differ. A block with neither is
+    /// forged in its header instead.
+    Body,
 }
 
 impl SimConfig {
@@ -113,6 +147,8 @@ impl SimConfig {
             users: 0,
             partners: 0,
             first_client: None,
+            profile: FaultProfile::Standard,
+            inject_fork: None,
         }
     }
 }

@@ -4,21 +4,24 @@
 
 mod byzantine;
 mod claims;
+mod chaos;
 mod script;
 mod users;
+mod verify;
 pub use users::Conduct;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use undchain_consensus::adversary::{Behaviour, Coalition};
 
 use undchain_sim::{DriftingClock, EventQueue, FaultPlan, node_key};
 use undchain_types::{
-    BlockTime, ChainParams, EnvelopeError, Hash32, HashContext, JobId, KeyCache, LocalTime,
-    PublicKey, Signature, SignedEnvelope, SplitMix64, TokenAmount, hash_parts,
+    BlockTime, ChainParams, Hash32, JobId, LocalTime, PublicKey, SignedEnvelope, SplitMix64,
+    TokenAmount,
 };
 
+use super::campaign::{self, Chaos, FaultProfile};
 use super::SimConfig;
 use super::disk::SimDisk;
 use super::load::{Load, client_key};
@@ -26,6 +29,8 @@ use crate::config::{Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
 use crate::node::{EnvelopeCheck, NodeCore};
 use crate::output::{NodeEvent, Output};
 use crate::store::Storage;
+use chaos::victims;
+use verify::SharedCheck;
 
 /// Local clocks read about this at virtual time 0 (microseconds).
 pub(crate) const T0: i64 = 1_700_000_000_000_000;
@@ -33,66 +38,6 @@ pub(crate) const T0: i64 = 1_700_000_000_000_000;
 pub(crate) const GENESIS_AFTER_US: u64 = 15_000_000;
 /// Each client starts with this balance.
 const CLIENT_BALANCE: u64 = 1_000_000_000;
-
-/// Verifies each distinct envelope once for the whole world (the node's
-/// transport verifies once per envelope too), with the senders' points
-/// decompressed once ([`KeyCache`], as the transport's readers keep one).
-#[derive(Debug)]
-pub(crate) struct SharedCheck {
-    good: Mutex<BTreeSet<Hash32>>,
-    keys: Mutex<KeyCache>,
-}
-
-impl Default for SharedCheck {
-    fn default() -> Self {
-        SharedCheck {
-            good: Mutex::new(BTreeSet::new()),
-            keys: Mutex::new(KeyCache::new(4096)),
-        }
-    }
-}
-
-impl EnvelopeCheck for SharedCheck {
-    fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError> {
-        let key = hash_parts(
-            HashContext::Envelope,
-            &[env.digest().as_bytes(), &env.signature().to_bytes()],
-        );
-        if let Ok(good) = self.good.lock() {
-            if good.contains(&key) {
-                return Ok(());
-            }
-        }
-        match self.keys.lock() {
-            Ok(mut keys) => env.verify_with(&mut keys)?,
-            Err(_) => env.verify()?,
-        }
-        if let Ok(mut good) = self.good.lock() {
-            good.insert(key);
-        }
-        Ok(())
-    }
-
-    fn check_signature(&self, key: &PublicKey, digest: &Hash32, sig: &Signature) -> bool {
-        let id = hash_parts(
-            HashContext::Envelope,
-            &[b"op", key.as_bytes(), digest.as_bytes(), &sig.to_bytes()],
-        );
-        if self.good.lock().is_ok_and(|g| g.contains(&id)) {
-            return true;
-        }
-        let ok = match self.keys.lock() {
-            Ok(mut keys) => keys
-                .prepare(key)
-                .is_ok_and(|k| k.verify_digest(digest, sig).is_ok()),
-            Err(_) => key.verify_digest(digest, sig).is_ok(),
-        };
-        if ok && let Ok(mut good) = self.good.lock() {
-            good.insert(id);
-        }
-        ok
-    }
-}
 
 /// One simulated validator and its host.
 #[derive(Debug)]
@@ -157,6 +102,11 @@ enum Ev {
     Restart {
         node: usize,
     },
+    /// The node's clock jumps forward (the campaign's chaos).
+    ClockJump {
+        node: usize,
+        by_us: i64,
+    },
 }
 
 /// Decides whether a message sent at virtual time `now` from `from` to
@@ -173,6 +123,10 @@ pub struct World {
     pub(crate) nodes: Vec<Node>,
     pub(crate) load: Load,
     pub(crate) plan: FaultPlan,
+    /// The campaign's faults beyond the plan.
+    pub(crate) chaos: Chaos,
+    /// The injected fork went in ([`SimConfig::inject_fork`]).
+    forged: bool,
     queue: EventQueue<Ev>,
     rng: SplitMix64,
     index: BTreeMap<PublicKey, usize>,
@@ -250,20 +204,18 @@ impl World {
         if let Some(c) = cfg.load_capacity_jobs {
             timing.load_capacity_jobs = c;
         }
-        let plan = if cfg.faults {
-            shifted(
-                FaultPlan::draw(&mut rng, n, 0, cfg.block_interval_us / 4),
-                GENESIS_AFTER_US,
-            )
-        } else {
-            FaultPlan::none()
+        let unit = cfg.block_interval_us / 4;
+        let (plan, chaos) = match (cfg.faults, cfg.profile) {
+            (false, _) => (FaultPlan::none(), Chaos::calm(2_000, 20)),
+            (true, FaultProfile::Standard) => {
+                (FaultPlan::draw(&mut rng, n, 0, unit), Chaos::calm(20_000, 80))
+            }
+            (true, FaultProfile::Campaign) => campaign::draw(&mut rng, n, unit),
         };
-        let (skew, drift) = if cfg.faults {
-            (20_000, 80)
-        } else {
-            (2_000, 20)
-        };
+        let (plan, chaos) = (shifted(plan, GENESIS_AFTER_US), chaos.shifted(GENESIS_AFTER_US));
+        let (skew, drift) = (chaos.max_skew_us, chaos.max_drift_ppm);
         let bad = byzantine_draw(cfg, &mut rng);
+        let censor = bad.is_some() && chaos.censor_permille > 0 && rng.chance(chaos.censor_permille);
         let check = Arc::new(SharedCheck::default());
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
@@ -299,7 +251,7 @@ impl World {
                 notices: Vec::new(),
                 byzantine: bad
                     .filter(|(k, _)| i < active && i + k >= active)
-                    .map(|(_, b)| byzantine::Byzantine::new(b)),
+                    .map(|(_, b)| byzantine::Byzantine::new(b, censor.then(|| victims(cfg)))),
             });
         }
         let coalition = Coalition::new(
@@ -320,6 +272,8 @@ impl World {
             nodes,
             load,
             plan,
+            chaos,
+            forged: false,
             queue: EventQueue::new(),
             rng,
             index,
@@ -359,6 +313,10 @@ impl World {
                 },
             );
             self.push(c.at_us + c.down_us, Ev::Restart { node: c.node });
+        }
+        for j in self.chaos.jumps.clone() {
+            let (node, by_us) = (j.node, j.by_us);
+            self.push(j.at_us, Ev::ClockJump { node, by_us });
         }
         for i in 0..self.nodes.len() {
             let local = self.local(i);
@@ -498,6 +456,7 @@ impl World {
                 }
                 self.restart(node)
             }
+            Ev::ClockJump { node, by_us } => self.clock_jump(node, by_us),
         }
     }
 
@@ -518,6 +477,13 @@ impl World {
         }
         let local = self.local(to);
         let observed = (self.nodes[to].byzantine.is_some() && from < n).then(|| env.clone());
+        if self.nodes[to]
+            .byzantine
+            .as_ref()
+            .is_some_and(|b| b.censors(env.body()))
+        {
+            return;
+        }
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
@@ -588,7 +554,12 @@ impl World {
             if let Some(r) = core.ready() {
                 // The crash hits while the batch is carried out: half of
                 // what could go at once went, the write never synced.
-                let half = r.immediate.len() / 2;
+                let len = r.immediate.len();
+                let half = if self.chaos.torn_at_random {
+                    self.rng.range(0, len as u64) as usize
+                } else {
+                    len / 2
+                };
                 self.outputs(node, r.immediate.into_iter().take(half).collect());
                 self.nodes[node].disk.lose(&r.persist);
             }
@@ -632,6 +603,7 @@ impl World {
             if self.nodes[node].disk.write(&persist).is_err() {
                 return;
             }
+            self.forge_injected(node);
             self.outputs(node, after);
             if let Some(core) = self.nodes[node].core.as_mut() {
                 let _ = core.advance(number);
@@ -737,6 +709,9 @@ impl World {
         if from < n && to < n && self.plan.partitioned(self.now, a, b) {
             return;
         }
+        if from < n && to < n && self.chaos.clogged(self.now, from, to) {
+            return;
+        }
         if let Some(f) = self.filter.as_mut() {
             if !f(self.now, from, to, &env) {
                 return;
@@ -753,6 +728,7 @@ impl World {
                 },
             );
         }
+        self.replay(from, to, env);
     }
 }
 

@@ -2,6 +2,7 @@
 //! whole-network simulator: one test binary.
 
 mod block_ops;
+mod campaign;
 mod client_story;
 mod lifecycle;
 mod node_core;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use undchain_consensus::adversary::{ActorCtx, Adversary, Behaviour, Coalition, Send};
-use undchain_types::{Envelope, PublicKey, SignedEnvelope};
+use undchain_types::{Envelope, Message, PublicKey, SignedEnvelope};
 
 use super::World;
 use crate::output::Output;
@@ -28,12 +28,35 @@ pub(crate) struct Byzantine {
     adversary: Adversary,
     /// The highest sequence number its core used so far.
     last_seq: u64,
+    /// Partners whose receipts and partial completions it censors: it
+    /// drops them on arrival, so it never confirms nor proposes them (the
+    /// campaign draws it; clients then turn to the other validators).
+    censored: Vec<PublicKey>,
 }
 
 impl Byzantine {
-    /// A Byzantine side running `behaviour`'s actors.
-    pub fn new(behaviour: Behaviour) -> Self {
-        Self::custom(behaviour.name(), behaviour.adversary())
+    /// A Byzantine side running `behaviour`'s actors, censoring the
+    /// partners `censored` (if any).
+    pub fn new(behaviour: Behaviour, censored: Option<Vec<PublicKey>>) -> Self {
+        let mut b = Self::custom(behaviour.name(), behaviour.adversary());
+        b.censored = censored.unwrap_or_default();
+        b
+    }
+
+    /// Whether it drops `msg`: a receipt or partial completion of a
+    /// censored partner.
+    pub fn censors(&self, msg: &Message) -> bool {
+        let partner = match msg {
+            Message::Receipt(r) => r.terms.partner,
+            Message::PartialCompletion(p) => p.last_checkpoint.checkpoint.partner,
+            _ => return false,
+        };
+        self.censored.contains(&partner)
+    }
+
+    /// Whether it censors a partner.
+    pub fn censoring(&self) -> bool {
+        !self.censored.is_empty()
     }
 
     /// A Byzantine side running any `adversary` (a scenario's own actors).
@@ -42,6 +65,7 @@ impl Byzantine {
             name,
             adversary,
             last_seq: 0,
+            censored: Vec::new(),
         }
     }
 }
