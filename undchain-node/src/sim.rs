@@ -108,12 +108,7 @@ pub fn run(args: &SimArgs, out: &mut impl Write) -> Result<Summary, SimRunError>
 
 fn write_report(out: &mut impl Write, r: &Report, always: bool) -> std::io::Result<()> {
     if always || !r.ok() {
-        writeln!(
-            out,
-            "{} double_paid={}",
-            r.line(),
-            r.lifecycle.double_paid
-        )?;
+        writeln!(out, "{} double_paid={}", r.line(), r.lifecycle.double_paid)?;
     }
     for l in r.failure_lines() {
         writeln!(out, "{l}")?;
@@ -164,7 +159,16 @@ mod tests {
         a.inject_fork = true;
         let mut out = Vec::new();
         let e = run(&a, &mut out).unwrap_err();
-        assert!(matches!(e, SimRunError::Failed { failed: 2, seeds: 2 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SimRunError::Failed {
+                    failed: 2,
+                    seeds: 2
+                }
+            ),
+            "{e}"
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("reproduce with --seed 7"), "{text}");
         let last = text.lines().last().unwrap();

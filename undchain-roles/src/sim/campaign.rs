@@ -62,7 +62,8 @@ impl Clog {
     pub fn cuts(&self, t: u64, from: usize, to: usize) -> bool {
         t >= self.start_us
             && t < self.end_us
-            && ((from, to) == (self.a, self.b) || (self.both_ways && (from, to) == (self.b, self.a)))
+            && ((from, to) == (self.a, self.b)
+                || (self.both_ways && (from, to) == (self.b, self.a)))
     }
 }
 
@@ -165,7 +166,8 @@ pub fn draw(rng: &mut SplitMix64, nodes: usize, unit_us: u64) -> (FaultPlan, Cha
         ..Chaos::calm(0, 0)
     };
     for _ in 0..rng.below(3) {
-        plan.partitions.push(partition(rng, nodes, heal_at_us, unit_us));
+        plan.partitions
+            .push(partition(rng, nodes, heal_at_us, unit_us));
     }
     if nodes >= 2 && rng.chance(600) {
         chaos.clogs = clogs(rng, nodes, heal_at_us, unit_us);
@@ -178,7 +180,8 @@ pub fn draw(rng: &mut SplitMix64, nodes: usize, unit_us: u64) -> (FaultPlan, Cha
         if at_us >= latest {
             continue;
         }
-        let down_us = (unit_us * rng.range(2, 15)).min(heal_at_us.saturating_sub(at_us).max(unit_us));
+        let down_us =
+            (unit_us * rng.range(2, 15)).min(heal_at_us.saturating_sub(at_us).max(unit_us));
         free_from[node] = at_us + down_us + unit_us;
         plan.crashes.push(Crash {
             node,
@@ -231,7 +234,11 @@ fn clogs(rng: &mut SplitMix64, nodes: usize, heal_at_us: u64, unit_us: u64) -> V
         let a = rng.below(nodes as u64) as usize;
         let b = rng.below(nodes as u64) as usize;
         let both_ways = rng.chance(500);
-        if a == b || out.iter().any(|c| (c.a, c.b) == (a, b) || (c.a, c.b) == (b, a)) {
+        if a == b
+            || out
+                .iter()
+                .any(|c| (c.a, c.b) == (a, b) || (c.a, c.b) == (b, a))
+        {
             continue;
         }
         let i = out.len() as u64;
@@ -372,7 +379,10 @@ mod tests {
             let heal = plan.heal_at_us;
             assert!(plan.drop_permille <= 300 && plan.duplicate_permille <= 500);
             assert!(chaos.replay_permille <= 500);
-            (drop, dup) = (drop.max(plan.drop_permille), dup.max(plan.duplicate_permille));
+            (drop, dup) = (
+                drop.max(plan.drop_permille),
+                dup.max(plan.duplicate_permille),
+            );
             replay = replay.max(chaos.replay_permille);
             for w in chaos.clogs.windows(2) {
                 assert!(w[0].start_us < w[1].start_us, "clogs one by one");
@@ -381,16 +391,31 @@ mod tests {
             assert!(chaos.clogs.iter().all(|c| c.a != c.b && c.end_us <= heal));
             assert!(plan.partitions.iter().all(|p| p.end_us <= heal));
             for c in &plan.crashes {
-                assert!(c.at_us + c.down_us <= heal, "seed {seed}: restarts before the heal");
-                let mut later = plan.crashes.iter().filter(|d| d.node == c.node && d.at_us > c.at_us);
-                assert!(later.all(|d| d.at_us > c.at_us + c.down_us), "one crash at a time");
+                assert!(
+                    c.at_us + c.down_us <= heal,
+                    "seed {seed}: restarts before the heal"
+                );
+                let mut later = plan
+                    .crashes
+                    .iter()
+                    .filter(|d| d.node == c.node && d.at_us > c.at_us);
+                assert!(
+                    later.all(|d| d.at_us > c.at_us + c.down_us),
+                    "one crash at a time"
+                );
             }
             clogged += usize::from(!chaos.clogs.is_empty());
             jumps += chaos.jumps.len();
             torn += plan.crashes.iter().filter(|c| c.torn).count();
         }
-        assert!(drop >= 290 && dup >= 490 && replay >= 490, "{drop} {dup} {replay}");
-        assert!(clogged > 200 && jumps > 100 && torn > 100, "{clogged} {jumps} {torn}");
+        assert!(
+            drop >= 290 && dup >= 490 && replay >= 490,
+            "{drop} {dup} {replay}"
+        );
+        assert!(
+            clogged > 200 && jumps > 100 && torn > 100,
+            "{clogged} {jumps} {torn}"
+        );
     }
 
     #[test]

@@ -441,7 +441,10 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .min()
             .unwrap_or(0),
         lifecycle: lifecycle(w),
-        censoring: w.nodes.iter().any(|n| n.byzantine.as_ref().is_some_and(|b| b.censoring())),
+        censoring: w
+            .nodes
+            .iter()
+            .any(|n| n.byzantine.as_ref().is_some_and(|b| b.censoring())),
         faults: match cfg.profile {
             super::FaultProfile::Campaign if cfg.faults => {
                 super::campaign::describe(&w.plan, &w.chaos)

@@ -3,8 +3,8 @@
 //! virtual clock ([`EventQueue`]).
 
 mod byzantine;
-mod claims;
 mod chaos;
+mod claims;
 mod script;
 mod users;
 mod verify;
@@ -21,8 +21,8 @@ use undchain_types::{
     TokenAmount,
 };
 
-use super::campaign::{self, Chaos, FaultProfile};
 use super::SimConfig;
+use super::campaign::{self, Chaos, FaultProfile};
 use super::disk::SimDisk;
 use super::load::{Load, client_key};
 use crate::config::{Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
@@ -207,15 +207,20 @@ impl World {
         let unit = cfg.block_interval_us / 4;
         let (plan, chaos) = match (cfg.faults, cfg.profile) {
             (false, _) => (FaultPlan::none(), Chaos::calm(2_000, 20)),
-            (true, FaultProfile::Standard) => {
-                (FaultPlan::draw(&mut rng, n, 0, unit), Chaos::calm(20_000, 80))
-            }
+            (true, FaultProfile::Standard) => (
+                FaultPlan::draw(&mut rng, n, 0, unit),
+                Chaos::calm(20_000, 80),
+            ),
             (true, FaultProfile::Campaign) => campaign::draw(&mut rng, n, unit),
         };
-        let (plan, chaos) = (shifted(plan, GENESIS_AFTER_US), chaos.shifted(GENESIS_AFTER_US));
+        let (plan, chaos) = (
+            shifted(plan, GENESIS_AFTER_US),
+            chaos.shifted(GENESIS_AFTER_US),
+        );
         let (skew, drift) = (chaos.max_skew_us, chaos.max_drift_ppm);
         let bad = byzantine_draw(cfg, &mut rng);
-        let censor = bad.is_some() && chaos.censor_permille > 0 && rng.chance(chaos.censor_permille);
+        let censor =
+            bad.is_some() && chaos.censor_permille > 0 && rng.chance(chaos.censor_permille);
         let check = Arc::new(SharedCheck::default());
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();

@@ -349,7 +349,7 @@ impl Validator {
             .filter(|(_, p)| p.retry_at <= now)
             .map(|(id, _)| *id)
             .collect();
-        for id in due {
+        for &id in &due {
             let file_done = self.pending.get(&id).is_some_and(|p| {
                 p.file.as_ref().is_some_and(|f| {
                     f.merkle_root() == p.header.job_root
@@ -377,6 +377,12 @@ impl Validator {
             if need_ops {
                 self.fetch_ops(now, peer, id);
             }
+        }
+        // A check may have completed without a resolve (its last request
+        // or operation arrived by a path that does not resolve): with
+        // nothing left to fetch, only this resolves it.
+        if !due.is_empty() {
+            self.resolve_pending(now);
         }
     }
 

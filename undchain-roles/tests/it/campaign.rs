@@ -91,7 +91,10 @@ fn injected_fork_of_a_header_is_caught() {
         "{:?}",
         r.failures
     );
-    assert!(r.failure_lines().contains(&"reproduce with --seed 11".to_string()));
+    assert!(
+        r.failure_lines()
+            .contains(&"reproduce with --seed 11".to_string())
+    );
 }
 
 #[test]
@@ -116,4 +119,18 @@ fn injected_fork_in_a_campaign_seed_is_caught() {
     assert!(!s.ok());
     assert_eq!(s.failed_seeds, vec![0, 1, 2, 3], "{}", s.line());
     assert!(s.safety_violations >= 4);
+}
+
+#[test]
+fn pending_decided_block_completed_between_retries_is_applied() {
+    // Found by the campaign (seeds 172 and 263): an honest validator
+    // decided a height whose body it lacked; its pending check's file and
+    // operations became complete without a resolve, and each retry saw
+    // nothing left to fetch, so the block was never applied and the
+    // validator stopped for good. A retry now resolves complete checks.
+    for (seed, blocks) in [(172, 8), (263, 6)] {
+        let r = run(&campaign::config(seed, blocks)).unwrap();
+        assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
+        assert_eq!(r.blocks, blocks, "{}", r.line());
+    }
 }

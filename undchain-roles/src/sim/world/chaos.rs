@@ -59,8 +59,7 @@ impl World {
             return;
         };
         let body = matches!(fork.kind, ForkKind::Body);
-        let header_too =
-            !body || (record.requests.pop().is_none() && record.ops.pop().is_none());
+        let header_too = !body || (record.requests.pop().is_none() && record.ops.pop().is_none());
         if header_too {
             let header = fresh_header(&record.block.header, b"injected fork");
             record.block.header = header;
