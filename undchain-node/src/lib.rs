@@ -47,6 +47,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod compose;
 pub mod devnet;
 pub mod duration;
 pub mod home;
