@@ -126,8 +126,8 @@ pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> 
     })
 }
 
-/// [`write`] with each node's addresses from `place(index, role)`, index
-/// counting the homes in the order of [`write`]'s groups (`spec.host` is
+/// [`write()`] with each node's addresses from `place(index, role)`, index
+/// counting the homes in the order of [`write()`]'s groups (`spec.host` is
 /// not used).
 pub fn write_placed(
     out: &Path,
