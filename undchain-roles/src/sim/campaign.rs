@@ -249,7 +249,8 @@ fn clogs(rng: &mut SplitMix64, nodes: usize, heal_at_us: u64, unit_us: u64) -> V
             b,
             both_ways,
             start_us,
-            end_us: end_us.max(start_us + 1),
+            // A link whose turn comes after the heal never clogs.
+            end_us,
         });
     }
     out
