@@ -1,8 +1,8 @@
 //! `undchain-node`: the reference node's shell around the pure crates: the
 //! QUIC transport ([`transport`]), the monotonic clock the shell reads
 //! `now` from ([`clock`]), the runtime ([`runtime`]), storage ([`store`]),
-//! homes, testnet and devnet, and the HTTP API with its metrics and live
-//! explorer ([`api`]).
+//! homes, testnet (also of containers: [`compose`]) and devnet, and the
+//! HTTP API with its metrics and live explorer ([`api`]).
 //!
 //! ```
 //! use undchain_net::{Claim, TransportEvent};
@@ -47,6 +47,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod compose;
 pub mod devnet;
 pub mod duration;
 pub mod home;

@@ -124,7 +124,15 @@ impl LoadClient {
         mut stop: watch::Receiver<bool>,
         events: mpsc::UnboundedSender<LoadEvent>,
     ) -> Result<(), undchain_net::TransportError> {
-        let any: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+        // Loopback for validators on loopback (a devnet); otherwise every
+        // interface, so validators elsewhere (containers) are reachable.
+        let local = self.validators.iter().all(|(_, a)| a.ip().is_loopback());
+        let ip = if local {
+            std::net::Ipv4Addr::LOCALHOST
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED
+        };
+        let any: SocketAddr = (ip, 0).into();
         let mut t = QuicTransport::bind(any, self.key.clone(), QuicConfig::default())?;
         let endpoint = |a: &SocketAddr| Endpoint {
             medium: MediumKind::Quic,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use undchain_node::compose;
 use undchain_node::devnet::{self, DevnetConfig};
 use undchain_node::home::{Home, HomeError, NodeFile, RoleName, seed_from_hex, seed_to_hex};
 use undchain_node::runtime::{self, NodeSetup};
@@ -107,6 +108,12 @@ enum Cmd {
         /// Block 0 starts this long after now (the nodes must be started by then to agree on the clock).
         #[arg(long, default_value = "10s", value_parser = duration_us)]
         genesis_in: u64,
+        /// Also write DIR/docker-compose.yml running the validators as containers of the node image, each node at a fixed address of `--subnet`.
+        #[arg(long)]
+        compose: bool,
+        /// The private IPv4 subnet of `--compose` (node i at host 10 + i).
+        #[arg(long, default_value = undchain_node::compose::DEFAULT_SUBNET)]
+        subnet: String,
     },
     /// Run a whole local network in this process: validators, clients, load.
     Devnet {
@@ -259,6 +266,8 @@ fn run(cmd: Cmd) -> Res {
             block_interval,
             payout_period,
             genesis_in,
+            compose,
+            subnet,
         } => {
             if validators == 0 || validators > 10 {
                 return Err(format!("--v {validators}: must be 1..=10").into());
@@ -274,7 +283,13 @@ fn run(cmd: Cmd) -> Res {
                 chain_id: 1,
                 host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             };
-            for h in testnet::write(&out, &spec)? {
+            let written = if compose {
+                let net = compose::ContainerNet::new(subnet.parse()?);
+                compose::write(&out, &spec, &net)?
+            } else {
+                testnet::write(&out, &spec)?
+            };
+            for h in written {
                 println!(
                     "{:<4} {:<9} {}  {}  api {}  {}",
                     h.name,
@@ -284,6 +299,9 @@ fn run(cmd: Cmd) -> Res {
                     h.api.map_or("none".to_owned(), |a| a.to_string()),
                     h.dir.display()
                 );
+            }
+            if compose {
+                println!("{}", compose::next_steps(&out, genesis_in));
             }
         }
         Cmd::Devnet {

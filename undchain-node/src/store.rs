@@ -25,9 +25,11 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use undchain_jobfile::{ClosedFile, JobFile};
+use undchain_roles::validator::entry_of;
 use undchain_roles::{BlockRecord, Storage, StoreError, StoreOp, Stored};
-use undchain_types::msg::{CommittedBlock, Operation};
-use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope, wire};
+use undchain_types::msg::{CommittedBlock, MerkleProof, Operation};
+use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope, TokenAmount, wire};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const ACCEPTED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("accepted");
@@ -292,6 +294,51 @@ impl BlockReader {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some((b.block, jobs)))
+    }
+
+    /// Job `id`'s inclusion proof in block `n`'s job file, rebuilt from
+    /// the stored requests (each entry at the chain's `fee`, as every
+    /// validator derives it): the header's `job_root`, the job's leaf and
+    /// the proof; `None` when block `n` is not stored or its file holds no
+    /// job `id`. A file whose root is not its header's is corrupt.
+    pub fn inclusion(
+        &self,
+        n: BlockNumber,
+        id: &JobId,
+        fee: TokenAmount,
+    ) -> Result<Option<(Hash32, Hash32, MerkleProof)>, StoreError> {
+        let Some(db) = self.db.upgrade() else {
+            return Err(StoreError::Write(
+                "the node stopped: its database is closed".into(),
+            ));
+        };
+        let tx = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+        let blocks = tx.open_table(BLOCKS).map_err(|e| corrupt(e.to_string()))?;
+        let Some(v) = blocks
+            .get(n.0)
+            .map_err(|e| corrupt(format!("table blocks: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let what = || format!("table blocks, height {}", n.0);
+        let b: StoredBlock =
+            wire::decode(v.value(), MAX_VALUE).map_err(|e| corrupt(format!("{}: {e}", what())))?;
+        let mut entries = Vec::with_capacity(b.requests.len());
+        for r in &b.requests {
+            let env = envelope(r, what)?;
+            entries.push(entry_of(&env, fee).map_err(|e| corrupt(format!("{}: {e}", what())))?);
+        }
+        let file =
+            JobFile::from_entries(entries).map_err(|e| corrupt(format!("{}: {e}", what())))?;
+        let closed = ClosedFile::new(n, file);
+        let root = b.block.header.job_root;
+        if closed.merkle_root() != root {
+            return Err(corrupt(format!(
+                "{}: its requests' job file does not have the header's job_root",
+                what()
+            )));
+        }
+        Ok(closed.proof(id).map(|(leaf, proof)| (root, leaf, proof)))
     }
 }
 

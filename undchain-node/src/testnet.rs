@@ -94,10 +94,48 @@ fn port_of(
     })
 }
 
+/// Where one node of a testnet is reached, and what its `node.toml` binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// The UDP address the others dial (its validator-list medium).
+    pub listen: SocketAddr,
+    /// Its HTTP API as reached by others (validators only).
+    pub api: Option<SocketAddr>,
+    /// Bind the ports of `listen` and `api` on every interface rather than
+    /// on their addresses: a container's address sits on an interface the
+    /// engine removes on a disconnect and adds again on a reconnect.
+    pub bind_any: bool,
+}
+
 /// Writes the homes of `spec` under `out` (`v0..`: active validators,
-/// `s0..`: passive ones, `p0..`: partners, `c0..`: clients).
+/// `s0..`: passive ones, `p0..`: partners, `c0..`: clients), every node
+/// on `spec.host` at ports free now.
 pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> {
+    write_placed(out, spec, |_, role| {
+        let api = match role {
+            RoleName::Validator | RoleName::Passive => {
+                Some(SocketAddr::new(spec.host, free_tcp_port(spec.host)?))
+            }
+            _ => None,
+        };
+        Ok(Place {
+            listen: SocketAddr::new(spec.host, free_port(spec.host)?),
+            api,
+            bind_any: false,
+        })
+    })
+}
+
+/// [`write()`] with each node's addresses from `place(index, role)`, index
+/// counting the homes in the order of [`write()`]'s groups (`spec.host` is
+/// not used).
+pub fn write_placed(
+    out: &Path,
+    spec: &TestnetSpec,
+    mut place: impl FnMut(usize, RoleName) -> Result<Place, HomeError>,
+) -> Result<Vec<Written>, HomeError> {
     let mut homes = Vec::new();
+    let mut binds = Vec::new();
     let groups = [
         ("v", RoleName::Validator, spec.validators),
         ("s", RoleName::Passive, spec.passive),
@@ -107,19 +145,15 @@ pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> 
     for (prefix, role, count) in groups {
         for i in 0..count {
             let name = format!("{prefix}{i}");
-            let api = match role {
-                RoleName::Validator | RoleName::Passive => {
-                    Some(SocketAddr::new(spec.host, free_tcp_port(spec.host)?))
-                }
-                _ => None,
-            };
+            let p = place(homes.len(), role)?;
+            binds.push(p.bind_any);
             homes.push(Written {
-                api,
+                api: p.api,
                 dir: out.join(&name),
                 name,
                 role,
                 key: SigningKey::from_seed(random_seed()?),
-                listen: SocketAddr::new(spec.host, free_port(spec.host)?),
+                listen: p.listen,
             });
         }
     }
@@ -153,13 +187,20 @@ pub fn write(out: &Path, spec: &TestnetSpec) -> Result<Vec<Written>, HomeError> 
             })
             .collect(),
     };
+    let any = |a: SocketAddr, bind_any: bool| {
+        if bind_any {
+            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), a.port())
+        } else {
+            a
+        }
+    };
     for (i, h) in homes.iter().enumerate() {
         let node = NodeFile {
             role: h.role,
             key: seed_to_hex(&h.key.to_seed()),
-            listen: h.listen.to_string(),
+            listen: any(h.listen, binds[i]).to_string(),
             seed: i as u64 + 1,
-            api: h.api.map(|a| a.to_string()),
+            api: h.api.map(|a| any(a, binds[i]).to_string()),
         };
         Home::new(&h.dir).write(&node, &genesis, &book)?;
     }

@@ -15,7 +15,9 @@ use undchain_ledger::StateKey;
 use undchain_net::{PeerClass, TransportEvent};
 use undchain_roles::{NodeCore, NodeEvent, StoreOp};
 use undchain_types::msg::Evidence;
-use undchain_types::{JobId, LocalTime, Message, MessageKind, PublicKey, SignedEnvelope};
+use undchain_types::{
+    JobId, LocalTime, Message, MessageKind, PublicKey, SignedEnvelope, TokenAmount,
+};
 
 use super::metrics::Metrics;
 use super::view::{
@@ -37,8 +39,9 @@ pub const REFRESH_EVERY_US: u64 = 100_000;
 pub enum Query {
     /// An account, with its state proof.
     Account(PublicKey, oneshot::Sender<AccountView>),
-    /// A job.
-    Job(JobId, oneshot::Sender<Option<JobView>>),
+    /// A job, with the chain's transaction fee (its job entry's `fee`, to
+    /// rebuild its block's job file for the inclusion proof).
+    Job(JobId, oneshot::Sender<Option<(JobView, TokenAmount)>>),
     /// A signed envelope (wire bytes) for the core, as from the network.
     Submit(Vec<u8>, oneshot::Sender<Result<SubmitView, String>>),
 }
@@ -466,7 +469,8 @@ impl Feed {
                 });
             }
             Query::Job(id, reply) => {
-                let _ = reply.send(job_view(core, &id));
+                let fee = core.validator().ledger().config().transaction_fee;
+                let _ = reply.send(job_view(core, &id).map(|v| (v, fee)));
             }
             Query::Submit(bytes, reply) => {
                 let _ = reply.send(submit(core, now, &bytes));
@@ -491,6 +495,7 @@ fn job_view(core: &NodeCore, id: &JobId) -> Option<JobView> {
             proof: ledger
                 .prove(&StateKey::Job(*id))
                 .map(|p| view::proof_hex(&p)),
+            inclusion: None,
         });
     }
     if ledger.is_settled(id) {
@@ -505,6 +510,7 @@ fn job_view(core: &NodeCore, id: &JobId) -> Option<JobView> {
             proof: ledger
                 .prove(&StateKey::Settled(*id))
                 .map(|p| view::proof_hex(&p)),
+            inclusion: None,
         });
     }
     v.acked_block(id).map(|b| JobView {
@@ -516,6 +522,7 @@ fn job_view(core: &NodeCore, id: &JobId) -> Option<JobView> {
         claims: 0,
         ledger_root: root,
         proof: None,
+        inclusion: None,
     })
 }
 

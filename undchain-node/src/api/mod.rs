@@ -9,7 +9,7 @@
 //! | `GET /status` | chain, node, height, latest block hash, agreed time, round, peers |
 //! | `GET /blocks` | the last 32 blocks this node stored (summaries) |
 //! | `GET /blocks/{height}` | a decided block: header fields, `hash`, certificate, job ids |
-//! | `GET /jobs/{id}` | a job: state, block, its ledger proof |
+//! | `GET /jobs/{id}` | a job: state, block, its ledger proof, its inclusion proof in the block's job file |
 //! | `GET /accounts/{key}` | balance, escrow, nonce, the account's ledger proof |
 //! | `GET /validators` | every registered validator: seat, trust, score, last vote |
 //! | `GET /partners` | partners at this validator's desk and their load |
@@ -255,13 +255,24 @@ async fn ask<T>(s: &ApiShared, q: impl FnOnce(oneshot::Sender<T>) -> Query) -> R
 
 async fn job(State(s): State<ApiShared>, Path(id): Path<String>) -> Answer {
     let id = JobId(hash("job id", &id)?);
-    match ask(&s, |tx| Query::Job(id, tx)).await? {
-        Some(v) => json(&v),
-        None => Err(ApiError::not_found(format!(
+    let Some((mut v, fee)) = ask(&s, |tx| Query::Job(id, tx)).await? else {
+        return Err(ApiError::not_found(format!(
             "job {}: not known to this node (not filed here, not committed, not remembered as settled)",
             id.0
-        ))),
+        )));
+    };
+    if let (true, Some(block), Some(reader)) = (v.state == "committed", v.block, s.blocks.clone()) {
+        let found =
+            tokio::task::spawn_blocking(move || reader.inclusion(BlockNumber(block), &id, fee))
+                .await
+                .map_err(|_| ApiError::busy())?
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("database: {e}"))
+                })?;
+        v.inclusion =
+            found.map(|(root, leaf, proof)| view::InclusionView::new(block, &root, &leaf, &proof));
     }
+    json(&v)
 }
 
 async fn account(State(s): State<ApiShared>, Path(k): Path<String>) -> Answer {

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 use undchain_roles::NodeCore;
-use undchain_types::msg::CommittedBlock;
-use undchain_types::{JobId, PublicKey};
+use undchain_types::msg::{CommittedBlock, MerkleProof};
+use undchain_types::{Hash32, JobId, PublicKey};
 
 /// Blocks kept in the snapshot's recent list.
 pub const RECENT_BLOCKS: usize = 32;
@@ -205,6 +205,44 @@ pub struct JobView {
     /// Sibling hashes of the job's ledger leaf (open or settled), root
     /// side first; `null` for an accepted job.
     pub proof: Option<Vec<String>>,
+    /// A committed job's inclusion proof in its block's job file; `null`
+    /// for an accepted or settled job, or a block this node no longer
+    /// stores.
+    pub inclusion: Option<InclusionView>,
+}
+
+/// A job's inclusion proof in its block's job file (DESIGN.md "Two roots,
+/// two jobs"): `leaf` is under the block header's `job_root` by
+/// `siblings`, as `undchain_jobfile::verify_inclusion` checks it (the
+/// proof an `InclusionNotice` carries to the client).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InclusionView {
+    /// The block whose job file holds the job.
+    pub block: u64,
+    /// That block header's `job_root`: the Merkle root of its job file.
+    pub job_root: String,
+    /// The job entry's leaf hash.
+    pub leaf: String,
+    /// The leaf's index among the file's entries (sorted by job id).
+    pub leaf_index: u64,
+    /// Entries in the file (the header's `job_count`).
+    pub leaf_count: u64,
+    /// Sibling hashes, bottom-up.
+    pub siblings: Vec<String>,
+}
+
+impl InclusionView {
+    /// The view of `leaf`'s `proof` under `job_root` in block `block`.
+    pub fn new(block: u64, job_root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> Self {
+        InclusionView {
+            block,
+            job_root: job_root.to_hex(),
+            leaf: leaf.to_hex(),
+            leaf_index: proof.leaf_index,
+            leaf_count: proof.leaf_count,
+            siblings: proof.siblings.iter().map(|h| h.to_hex()).collect(),
+        }
+    }
 }
 
 /// `POST /requests`: what the core did with the envelope.

@@ -13,12 +13,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use undchain_jobfile::{JobFile, verify_inclusion};
 use undchain_ledger::ledger::state::verify_leaf;
 use undchain_ledger::{Account, StateKey};
 use undchain_node::home::RoleName;
 use undchain_node::load::unix_us;
 use undchain_node::testnet::CLIENT_BALANCE;
-use undchain_types::msg::{Hello, StateProof};
+use undchain_types::msg::{Hello, MerkleProof, StateProof};
 use undchain_types::{
     BlockTime, BoundedVec, ChainId, Envelope, Hash32, HashAlgorithm, Role, SigningKey, TokenAmount,
 };
@@ -82,6 +83,22 @@ fn proof_of(v: &Value) -> StateProof {
     StateProof {
         siblings: BoundedVec::try_from(siblings).unwrap(),
     }
+}
+
+/// The root, leaf and Merkle proof of a job's `inclusion` view.
+fn inclusion_of(v: &Value) -> (Hash32, Hash32, MerkleProof) {
+    let h = |v: &Value| Hash32::from_hex(v.as_str().unwrap()).unwrap();
+    let siblings: Vec<Hash32> = v["siblings"].as_array().unwrap().iter().map(h).collect();
+    let proof = MerkleProof {
+        leaf_index: v["leaf_index"].as_u64().unwrap(),
+        leaf_count: v["leaf_count"].as_u64().unwrap(),
+        siblings: BoundedVec::try_from(siblings).unwrap(),
+    };
+    (h(&v["job_root"]), h(&v["leaf"]), proof)
+}
+
+fn entry_id(env: &undchain_types::SignedEnvelope) -> undchain_types::JobId {
+    undchain_types::JobId::from_request_digest(env.digest())
 }
 
 /// A signed utility request of `key`, as a client sends it.
@@ -207,6 +224,10 @@ async fn every_endpoint_answers_from_a_running_validator_and_matches_its_documen
             break v;
         }
         assert_eq!(v["state"], "accepted", "{v}");
+        assert!(
+            v["inclusion"].is_null(),
+            "an accepted job is in no file yet: {v}"
+        );
         let h = net.min_height();
         net.until("the next block", GUARD, move |n| n.min_height() > h)
             .await;
@@ -223,6 +244,28 @@ async fn every_endpoint_answers_from_a_running_validator_and_matches_its_documen
     let listed = b["jobs"].as_array().unwrap();
     assert_eq!(listed.iter().filter(|j| *j == &job).count(), 1, "{b}");
     assert_eq!(b["certificate"]["block_hash"], b["hash"]);
+
+    // The job's inclusion proof: its entry's leaf (as every validator
+    // derives it from the request) is under the block header's job_root.
+    let inc = &job_view["inclusion"];
+    assert_eq!(inc["block"].as_u64(), Some(in_block), "{job_view}");
+    assert_eq!(inc["job_root"], b["job_root"], "{job_view} {b}");
+    assert_eq!(inc["leaf_count"], b["job_count"], "{job_view} {b}");
+    let (root, leaf, proof) = inclusion_of(inc);
+    let genesis = undchain_node::home::Home::new(&net.homes[0].dir)
+        .load()
+        .unwrap()
+        .genesis;
+    let fee = genesis.params.transaction_fee;
+    let entry = undchain_roles::validator::entry_of(&env, fee).unwrap();
+    let expected = JobFile::from_entries([entry])
+        .unwrap()
+        .leaf_of(&entry_id(&env));
+    assert_eq!(Some(leaf), expected);
+    assert!(verify_inclusion(&root, &leaf, &proof), "{inc}");
+    let other = Hash32::from_hex(b["hash"].as_str().unwrap()).unwrap();
+    assert!(!verify_inclusion(&root, &other, &proof));
+    assert!(!verify_inclusion(&other, &leaf, &proof));
     assert!(b["certificate"]["signatures"].as_array().unwrap().len() >= 3);
     let b0 = get_json(a, "/blocks/0").await;
     let b1 = get_json(a, "/blocks/1").await;
