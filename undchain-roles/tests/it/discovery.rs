@@ -389,3 +389,36 @@ fn hello_flood_from_unregistered_keys_is_bounded() {
         .unwrap_err();
     assert!(matches!(err, NodeError::Discovery(_)), "{err}");
 }
+
+#[test]
+fn restarted_newcomer_keeps_its_registration_and_takes_its_seat() {
+    // The newcomer registers, goes down before the period end, and comes
+    // back from its disk after it: its stored blocks hold its
+    // registration and its time correction, so it neither says hello nor
+    // registers again, and it votes in the seat the rotation gave it.
+    let mut w = world_with_newcomer(67, None);
+    let late = w.newcomer(0);
+    let me = node_key(late).public();
+    let sent = |w: &World| {
+        w.notices(late)
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::RegistrationSent { .. }))
+            .count()
+    };
+    w.run_until(w.block_start_us(0));
+    w.start_late(late);
+    w.run_until(w.block_start_us(6));
+    assert!(registered_at(&w, late, &me).is_some());
+    let before = sent(&w);
+    w.crash_now(late);
+    w.run_until(w.block_start_us(9));
+    w.restart_now(late);
+    w.run_until(w.block_start_us(14));
+    let v = w.core(late).unwrap().validator();
+    assert_eq!(v.roster().trust(&me), Some(Trust::Unknown));
+    assert!(!v.is_joining() && v.time_synced());
+    assert_eq!(sent(&w), before, "registered once");
+    assert!(v.is_active(), "the rotation at height 8 gave it a seat");
+    let signed = (11..13).any(|h| signers(&w, 0, h).contains(&me));
+    assert!(signed, "it never signed after coming back");
+}
