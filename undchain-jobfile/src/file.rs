@@ -219,6 +219,11 @@ impl JobFile {
         self.index.child_aggs(bits, len, b, out)
     }
 
+    /// The top 64 id bits of the first and of the last entry, if any.
+    pub(crate) fn edge_tops(&self) -> Option<(u64, u64)> {
+        self.index.edge_tops()
+    }
+
     /// Summary of the id prefix (`bits`, `len`).
     pub(crate) fn prefix_summary(&self, bits: u64, len: u8) -> Summary {
         self.index.prefix_summary(bits, len)

@@ -663,6 +663,27 @@ impl Index {
         }
     }
 
+    /// The top 64 id bits of the first and of the last entry (`None` when
+    /// empty): O(depth).
+    pub(crate) fn edge_tops(&self) -> Option<(u64, u64)> {
+        Some((self.edge_top(false)?, self.edge_top(true)?))
+    }
+
+    fn edge_top(&self, last: bool) -> Option<u64> {
+        let mut n = 0;
+        while let Some(base) = self.inner(n) {
+            let mut children = (base..base + FANOUT).filter(|&c| self.aggs[c].count != 0);
+            n = if last {
+                children.next_back()
+            } else {
+                children.next()
+            }?;
+        }
+        let slots = self.leaf(n);
+        let s = if last { slots.last() } else { slots.first() }?;
+        Some(s.top)
+    }
+
     /// Calls `f` on every slot, in id order.
     pub(crate) fn for_each<'a>(&'a self, f: &mut impl FnMut(&'a Slot)) {
         self.visit_all(0, f);

@@ -2,6 +2,7 @@
 //! of their contents, unkeyed (from the file's incremental index) or keyed
 //! (recomputed from the entries with a session key).
 
+use undchain_types::msg::{MAX_SHARED_BITS, SharedPrefix};
 use undchain_types::{Hash32, HashContext, JobId, hash_parts};
 
 use crate::file::{JobFile, Sum256};
@@ -24,6 +25,67 @@ pub(crate) fn top64(id: &JobId) -> u64 {
 impl Prefix {
     /// The whole id space.
     pub(crate) const ROOT: Prefix = Prefix { bits: 0, len: 0 };
+
+    /// The first `len` bits of this prefix (`len` at most its own).
+    #[inline]
+    pub(crate) fn truncate(self, len: u8) -> Prefix {
+        let len = len.min(self.len);
+        Prefix {
+            bits: self.bits & !u64::MAX.checked_shr(u32::from(len)).unwrap_or(0),
+            len,
+        }
+    }
+
+    /// The longest prefix (at most [`MAX_SHARED_BITS`]) that every id of
+    /// `file` has; the whole space for an empty file.
+    pub(crate) fn shared_by(file: &JobFile) -> Prefix {
+        match file.edge_tops() {
+            None => Prefix::ROOT,
+            Some((lo, hi)) => {
+                let len = ((lo ^ hi).leading_zeros() as u8).min(MAX_SHARED_BITS);
+                Prefix { bits: lo, len }.truncate(len)
+            }
+        }
+    }
+
+    /// The longest start of this prefix that every id of `file` has too
+    /// (this prefix itself for an empty file).
+    pub(crate) fn narrowed_to(self, file: &JobFile) -> Prefix {
+        match file.edge_tops() {
+            None => self,
+            Some((lo, hi)) => {
+                let lo_len = (lo ^ self.bits).leading_zeros() as u8;
+                let hi_len = (hi ^ self.bits).leading_zeros() as u8;
+                self.truncate(lo_len.min(hi_len))
+            }
+        }
+    }
+
+    /// The wire form (`None` for the whole space).
+    pub(crate) fn to_shared(self) -> Option<SharedPrefix> {
+        (self.len > 0).then(|| SharedPrefix {
+            len: self.len,
+            bits: self.bits >> (64 - u32::from(self.len)),
+        })
+    }
+
+    /// The prefix a `Start` announced, refused when its length is out of
+    /// range or its bits do not fit it.
+    pub(crate) fn from_shared(s: Option<SharedPrefix>) -> Result<Prefix, &'static str> {
+        let Some(s) = s else {
+            return Ok(Prefix::ROOT);
+        };
+        if s.len == 0 || s.len > MAX_SHARED_BITS {
+            return Err("shared prefix length out of range");
+        }
+        if s.bits >> s.len != 0 {
+            return Err("shared prefix bits longer than its length");
+        }
+        Ok(Prefix {
+            bits: s.bits << (64 - u32::from(s.len)),
+            len: s.len,
+        })
+    }
 
     /// The `i`-th of the `2^b` equal parts of this prefix.
     #[inline]

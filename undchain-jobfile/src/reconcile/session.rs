@@ -254,10 +254,16 @@ impl Session {
         let mut pass = Pass::new(mode, mode.file_sum(file));
         let (count, root) = self.view_root(file, &pass);
         let b = policy::opening_bits(&self.cfg, count);
+        // Only an unkeyed pass (the first: nothing learned yet, so the view
+        // is the file) walks under the file's shared prefix.
+        let base = match mode {
+            Mode::Unkeyed if self.remote.is_empty() => Prefix::shared_by(file),
+            _ => Prefix::ROOT,
+        };
         let mut parts = Vec::new();
         if b > 0 {
             let mut aggs = core::mem::take(&mut self.scratch.aggs);
-            self.view(file).aggs(mode, Prefix::ROOT, b, &mut aggs);
+            self.view(file).aggs(mode, base, b, &mut aggs);
             parts.reserve(4 * aggs.len());
             for a in &aggs {
                 parts.extend(fp32(*a).to_le_bytes());
@@ -265,12 +271,13 @@ impl Session {
             self.scratch.aggs = aggs;
         }
         pass.b0 = b;
-        pass.outstanding.push_back(OwnQuestion::Root { b });
+        pass.outstanding.push_back(OwnQuestion::Root { b, base });
         self.pass = Some(pass);
         self.envelope(ReconcileBody::Start {
             count,
             root,
             keyed: nonce,
+            shared: base.to_shared(),
             parts: undchain_types::BoundedBytes::try_from_vec(parts).unwrap_or_default(),
         })
     }
@@ -445,8 +452,21 @@ impl Session {
                 count,
                 root,
                 keyed,
+                shared,
                 parts,
-            } => self.on_start(file, count, root, keyed, &parts),
+            } => {
+                let base = Prefix::from_shared(shared).map_err(ReconcileError::Malformed)?;
+                self.on_start(
+                    file,
+                    Opening {
+                        count,
+                        root,
+                        keyed,
+                        base,
+                    },
+                    &parts,
+                )
+            }
             ReconcileBody::Match => self.on_match(),
             ReconcileBody::Abort(r) => Err(ReconcileError::PeerAborted(r)),
             ReconcileBody::Round(r) => self.on_round(file, &r),
@@ -458,11 +478,20 @@ impl Session {
     fn on_start(
         &mut self,
         file: &JobFile,
-        count: u64,
-        root: Hash32,
-        keyed: Option<Hash32>,
+        start: Opening,
         parts: &[u8],
     ) -> Result<Option<Reconcile>, ReconcileError> {
+        let Opening {
+            count,
+            root,
+            keyed,
+            base,
+        } = start;
+        if keyed.is_some() && base != Prefix::ROOT {
+            return Err(ReconcileError::Malformed(
+                "a keyed pass announces a shared prefix",
+            ));
+        }
         let b = match parts.len() / 4 {
             0 if parts.is_empty() => 0,
             k if k.is_power_of_two() && parts.len() % 4 == 0 && k >= 2 => k.trailing_zeros() as u8,
@@ -509,10 +538,16 @@ impl Session {
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         );
+        // The ranges of the pass lie under the part of the peer's prefix
+        // that this side's ids share too (a fresh responder's view is its
+        // file; a keyed pass announces none).
+        let narrowed = base.narrowed_to(file);
         pass.to_answer.push_back(PeerQuestion::Root {
             peer_count: count,
             b,
             at,
+            base,
+            narrowed,
         });
         self.pass = Some(pass);
         Ok(Some(self.build(file)))
@@ -585,6 +620,15 @@ impl Session {
     fn pass_idle(&self) -> bool {
         self.pass.as_ref().is_none_or(Pass::is_idle)
     }
+}
+
+/// What a `Start` opens a pass with.
+struct Opening {
+    count: u64,
+    root: Hash32,
+    keyed: Option<Hash32>,
+    /// The prefix the peer's ids share ([`Prefix::ROOT`] for none).
+    base: Prefix,
 }
 
 /// Bytes a session allows for each entry either side announced: the

@@ -377,3 +377,71 @@ proptest! {
         fuzz_reconcile_responder(&data);
     }
 }
+
+/// A start whose shared prefix is out of range (no bits, more than 48,
+/// bits longer than the length, or on a keyed pass) is refused with a
+/// typed error, before anything is answered.
+#[test]
+fn a_malformed_shared_prefix_in_a_start_is_refused() {
+    use undchain_types::msg::SharedPrefix;
+    let f = file(100);
+    let bad = [
+        (Some(SharedPrefix { len: 0, bits: 0 }), None),
+        (Some(SharedPrefix { len: 49, bits: 1 }), None),
+        (Some(SharedPrefix { len: 8, bits: 256 }), None),
+        (
+            Some(SharedPrefix { len: 8, bits: 3 }),
+            Some(Hash32([1; 32])),
+        ),
+    ];
+    for (shared, keyed) in bad {
+        let cfg = Config::for_entries(f.len());
+        let mut resp = Session::new(Role::Responder, 1, BlockNumber(2), cfg, Hash32([6; 32]));
+        let start = Reconcile {
+            session: 1,
+            block: BlockNumber(2),
+            step: 0,
+            body: ReconcileBody::Start {
+                count: 100,
+                root: Hash32([9; 32]),
+                keyed,
+                shared,
+                parts: BoundedBytes::default(),
+            },
+        };
+        let got = resp.handle(&f, &start);
+        assert!(
+            matches!(
+                got,
+                Err(ReconcileError::Malformed(_)) | Err(ReconcileError::Unexpected(_))
+            ),
+            "{shared:?} keyed={}: {got:?}",
+            keyed.is_some()
+        );
+        assert!(resp.is_failed() || got.is_err());
+    }
+}
+
+/// The initiator's ids share 40 bits; a responder that answers with a
+/// longer shared part than announced is refused (it would move the pass
+/// to ranges the initiator never offered).
+#[test]
+fn a_responder_claiming_a_longer_shared_prefix_is_refused() {
+    use undchain_jobfile::testkit::with_prefix;
+    let f = JobFile::from_entries((0..200).map(|i| with_prefix(entry(i, 1), 40))).unwrap();
+    let (mut ini, start) = initiator(&f);
+    let ReconcileBody::Start { shared, .. } = &start.body else {
+        panic!("not a start: {start:?}");
+    };
+    assert_eq!(
+        shared.map(|s| s.len),
+        Some(40),
+        "the start announces the shared bits"
+    );
+    let mut r = empty_round();
+    r.answered = 1;
+    r.counts = vec![200, 41].try_into().unwrap();
+    let got = ini.handle(&f, &round(1, r));
+    assert!(matches!(got, Err(ReconcileError::Malformed(_))), "{got:?}");
+    assert!(ini.is_failed());
+}

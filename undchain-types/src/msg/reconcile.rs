@@ -114,6 +114,21 @@ pub struct FinalRoot {
     pub root: Hash32,
 }
 
+/// The first `len` bits that every id of a job file shares (most
+/// significant first), right-aligned in `bits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct SharedPrefix {
+    /// How many leading id bits are shared (1 to [`MAX_SHARED_BITS`]).
+    pub len: u8,
+    /// Those bits, right-aligned (below `2^len`).
+    pub bits: u64,
+}
+
+/// The longest shared prefix a `Start` may announce: the ranges under it
+/// keep at least 16 of the ids' top 64 bits to split.
+pub const MAX_SHARED_BITS: u8 = 48;
+
 /// The body of a reconciliation message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
@@ -129,9 +144,16 @@ pub enum ReconcileBody {
         root: Hash32,
         /// The keyed pass's nonce; `None` for the fast unkeyed pass.
         keyed: Option<Hash32>,
+        /// The prefix every id of the sender's file shares, when there is
+        /// one (an unkeyed pass only): the pass then walks the ranges
+        /// under it (or under the part of it that the receiver's ids share
+        /// too, which the receiver's answer names), so ids that share a
+        /// long prefix cost no splits of the bits they share.
+        shared: Option<SharedPrefix>,
         /// The opening split: fingerprints of the `2^b` equal parts of the
-        /// id space ([`FINGERPRINT_BYTES`] each; `b` from the length, empty
-        /// for none). The receiver compares them with its own, which both
+        /// id space under `shared` (the whole space without it)
+        /// ([`FINGERPRINT_BYTES`] each; `b` from the length, empty for
+        /// none). The receiver compares them with its own, which both
         /// estimates the difference and is the first level of the walk.
         parts: BoundedBytes<MAX_START_PARTS>,
     },

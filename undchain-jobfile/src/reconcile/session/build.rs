@@ -170,17 +170,25 @@ impl Round<'_> {
 
     fn answer(&mut self, q: PeerQuestion) {
         match q {
-            PeerQuestion::Root { peer_count, b, at } => {
+            PeerQuestion::Root {
+                peer_count,
+                b,
+                at,
+                base,
+                narrowed,
+            } => {
                 let c = self.view.count(Prefix::ROOT);
                 self.w.counts.push(u32::try_from(c).unwrap_or(u32::MAX));
-                if b == 0 {
-                    let e = (c.abs_diff(peer_count) as f64).max(1.0);
-                    let est = policy::Estimate::plain(e, false);
-                    let op = policy::choose(self.cfg, c, est, 0, 0, 2);
-                    let opened = self.open(Prefix::ROOT, op, 0);
+                if base.len > 0 {
+                    self.w.counts.push(u32::from(narrowed.len));
+                }
+                if b == 0 || narrowed != base {
+                    let est = self.root_estimate(c, peer_count, b, at, base);
+                    let op = policy::choose(self.cfg, c, est, narrowed.len, 0, 2);
+                    let opened = self.open(narrowed, op, 0);
                     debug_assert!(opened, "a root op always fits an empty round");
                 } else {
-                    self.answer_split(Prefix::ROOT, b, at, 0, true);
+                    self.answer_split(base, b, at, 0, true);
                 }
             }
             PeerQuestion::Split {
@@ -318,6 +326,38 @@ impl Round<'_> {
         self.sc.diff = diff;
         self.sc.aggs = aggs;
         self.sc.ops = ops;
+    }
+
+    /// The difference estimate for a root op over the whole pass when the
+    /// peer's opening split is not answered: from the split of `base`
+    /// into `2^b` parts (`b > 0`) where the peer sent one, plus this
+    /// side's entries outside `base` (all new to the peer); else the
+    /// difference of the counts.
+    fn root_estimate(
+        &mut self,
+        c: u64,
+        peer_count: u64,
+        b: u8,
+        at: usize,
+        base: Prefix,
+    ) -> policy::Estimate {
+        if b == 0 {
+            let e = (c.abs_diff(peer_count) as f64).max(1.0);
+            return policy::Estimate::plain(e, false);
+        }
+        let mut aggs = core::mem::take(&mut self.sc.aggs);
+        self.view.aggs(self.pass.mode, base, b, &mut aggs);
+        let fps = &self.pass.words[at..at + aggs.len()];
+        let m = aggs
+            .iter()
+            .zip(fps)
+            .filter(|(a, f)| fp32(**a) != **f)
+            .count();
+        let inside: u64 = aggs.iter().map(|a| a.count).sum();
+        let (lambda, saturated) = policy::poisson_mean(m, aggs.len());
+        let e = aggs.len() as f64 * lambda + c.saturating_sub(inside) as f64;
+        self.sc.aggs = aggs;
+        policy::Estimate::plain(e.max(1.0), saturated)
     }
 
     /// Opens the parts `parts` (index, op) of the split of `prefix` into

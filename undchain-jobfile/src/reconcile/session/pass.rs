@@ -38,8 +38,9 @@ pub(super) const MAX_SPLIT_BITS: u8 = 16;
 #[derive(Debug)]
 pub(super) enum OwnQuestion {
     /// The count and root of this side's first message, with its opening
-    /// split into `2^b` parts (`b = 0`: none).
-    Root { b: u8 },
+    /// split into `2^b` parts (`b = 0`: none) of `base`, the prefix its
+    /// ids share.
+    Root { b: u8, base: Prefix },
     /// A split of `prefix` into `2^b` parts; `depth` counts the splits
     /// above `prefix` (0 for the whole space).
     Split { prefix: Prefix, b: u8, depth: u8 },
@@ -75,7 +76,15 @@ pub(super) enum OwnQuestion {
 pub(super) enum PeerQuestion {
     /// The peer's first message, with the count of its view and its
     /// opening split into `2^b` parts (fingerprints `words[at..]`).
-    Root { peer_count: u64, b: u8, at: usize },
+    /// `base` is the prefix the peer's ids share, `narrowed` the part of it
+    /// this side's ids share too (the root range of the pass).
+    Root {
+        peer_count: u64,
+        b: u8,
+        at: usize,
+        base: Prefix,
+        narrowed: Prefix,
+    },
     /// A split of `prefix` into `2^b` parts whose fingerprints are
     /// `words[at..at + 2^b]`; `depth` counts the splits above `prefix`.
     Split {

@@ -317,14 +317,25 @@ impl Receiving<'_, '_> {
                 break;
             };
             match asked {
-                OwnQuestion::Root { b } => {
+                OwnQuestion::Root { b, base } => {
                     let c = self.rd.count()?;
                     self.announce(u64::from(c))?;
-                    if b == 0 {
-                        let q = self.read_op(Prefix::ROOT, Prefix::ROOT, 0)?;
+                    let narrowed = if base.len > 0 {
+                        let len = self.rd.count()?;
+                        if len > u32::from(base.len) {
+                            return Err(ReconcileError::Malformed(
+                                "shared prefix answered longer than announced",
+                            ));
+                        }
+                        base.truncate(len as u8)
+                    } else {
+                        base
+                    };
+                    if b == 0 || narrowed != base {
+                        let q = self.read_op(narrowed, narrowed, 0)?;
                         self.pass.to_answer.push_back(q);
                     } else {
-                        self.split_answer(Prefix::ROOT, b, 0)?;
+                        self.split_answer(base, b, 0)?;
                     }
                 }
                 OwnQuestion::Split { prefix, b, depth } => self.split_answer(prefix, b, depth)?,
