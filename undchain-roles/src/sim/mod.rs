@@ -83,6 +83,11 @@ pub struct SimConfig {
     /// How the first real client behaves (`None`: honest, or drawn per
     /// seed when `faults` is on).
     pub first_client: Option<Conduct>,
+    /// Validators that are not in the genesis (funded at genesis, with the
+    /// genesis validators as their bootstrap list), one per entry with its
+    /// class: nodes after the genesis ones, down until
+    /// [`World::start_late`] starts them (validator story item 1).
+    pub newcomers: Vec<undchain_types::Trust>,
 }
 
 impl SimConfig {
@@ -113,6 +118,7 @@ impl SimConfig {
             users: 0,
             partners: 0,
             first_client: None,
+            newcomers: Vec::new(),
         }
     }
 }

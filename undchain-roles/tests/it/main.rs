@@ -3,6 +3,7 @@
 
 mod block_ops;
 mod client_story;
+mod discovery;
 mod lifecycle;
 mod node_core;
 mod node_partners;
