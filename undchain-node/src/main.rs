@@ -184,6 +184,23 @@ enum ClientCmd {
         #[arg(long, default_value = "10s", value_parser = duration_us)]
         wait: u64,
     },
+    /// Where a job was committed, checked: each block's closed job file from
+    /// every active validator, counted when its entries' Merkle root is the
+    /// root it names, settled by f + 1 equal roots; prints
+    /// `job=<id> block=<n> state=<state> fee=<tokens> job_root=<hex> checked=<k>/<f+1>`.
+    Status {
+        /// The job id (64 hex digits, as `request` prints it).
+        job: String,
+        /// The first block to look in (the block `request` printed).
+        #[arg(long)]
+        block: u64,
+        /// How many blocks from `--block` to look in.
+        #[arg(long, default_value_t = 4)]
+        blocks: u64,
+        /// How long to wait for each block's file.
+        #[arg(long, default_value = "10s", value_parser = duration_us)]
+        wait: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -549,6 +566,33 @@ fn client_cmd(home: Home, action: ClientCmd) -> Res {
                 acked.job.0.to_hex(),
                 acked.acks.len(),
                 acked.needed
+            );
+        }
+        ClientCmd::Status {
+            job,
+            block,
+            blocks,
+            wait,
+        } => {
+            let id = undchain_types::Hash32::from_hex(&job)
+                .map(undchain_types::JobId)
+                .ok_or_else(|| format!("JOB {job:?}: expected 64 hex digits"))?;
+            let s = runtime()?.block_on(client::status(
+                &loaded,
+                id,
+                undchain_types::BlockNumber(block),
+                blocks,
+                std::time::Duration::from_micros(wait),
+            ))?;
+            println!(
+                "job={} block={} state={:?} fee={} job_root={} checked={}/{}",
+                s.entry.id.0.to_hex(),
+                s.block.0,
+                s.entry.state,
+                s.entry.fee.0,
+                s.root.to_hex(),
+                s.agreeing,
+                s.needed
             );
         }
     }

@@ -30,6 +30,13 @@ fn client_request(home: &std::path::Path, args: &[&str]) -> (bool, String, Strin
     )
 }
 
+/// The `key=value` fields of an output line.
+fn key_values(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
 #[test]
 fn a_client_request_is_acknowledged_by_f_plus_one_and_committed() {
     let dir = tmp("client-cmd");
@@ -63,10 +70,7 @@ fn a_client_request_is_acknowledged_by_f_plus_one_and_committed() {
     assert!(ok, "stdout {out} stderr {err}");
     // job=<64 hex> block=<n> acks=<k>/<f+1>
     let line = out.lines().last().unwrap_or_default();
-    let fields: BTreeMap<&str, &str> = line
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
+    let fields = key_values(line);
     let job = fields["job"];
     assert_eq!(job.len(), 64, "{line}");
     let block: u64 = fields["block"].parse().unwrap();
@@ -77,6 +81,46 @@ fn a_client_request_is_acknowledged_by_f_plus_one_and_committed() {
     // The job lands in a committed block (the acked one, or a later one).
     let end = block + 4;
     until(&rx, &mut heights, "blocks past the acked one", all(end));
+    // Its status, checked against f + 1 validators' files.
+    let status = |job: &str| {
+        let out = Command::new(BIN)
+            .args(["client", "--home"])
+            .arg(&client.dir)
+            .args([
+                "status",
+                job,
+                "--block",
+                &block.to_string(),
+                "--blocks",
+                "3",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = status(job);
+    assert!(ok, "stdout {out} stderr {err}");
+    let line = out.lines().last().unwrap_or_default();
+    let st = key_values(line);
+    assert_eq!(st["job"], job, "{line}");
+    let at: u64 = st["block"].parse().unwrap();
+    assert!((block..block + 3).contains(&at), "{line}");
+    let (k, needed) = st["checked"].split_once('/').unwrap();
+    assert!(
+        k.parse::<usize>().unwrap() >= needed.parse::<usize>().unwrap(),
+        "{line}"
+    );
+    // A job nobody requested is in none of those files.
+    let (ok, _, err) = status(&"ab".repeat(32));
+    assert!(!ok);
+    assert!(
+        err.contains("is in none of the committed job files"),
+        "{err}"
+    );
     for c in &mut children {
         c.kill().unwrap();
         c.wait().unwrap();
