@@ -140,6 +140,7 @@ fn build(bpp: u64, accounts: u64, jobs: Vec<OpenJob>, next: u64) -> Ledger {
             genesis: total,
             ..Supply::default()
         },
+        validators: Vec::new(),
     };
     Ledger::from_state(config(bpp), state).unwrap()
 }

@@ -49,7 +49,7 @@ pub mod tree;
 
 pub use ledger::{
     Account, Applied, Block, BlockError, BlockOutcome, Claim, ClaimKind, GenesisError, Ledger,
-    LedgerConfig, LedgerError, LedgerOp, LedgerState, OpenJob, Refused, RequestError, StateKey,
-    Verified, VerifiedRequest,
+    LedgerConfig, LedgerError, LedgerOp, LedgerState, MAX_VALIDATORS, OpenJob, Refused,
+    RequestError, StateKey, ValidatorRecord, Verified, VerifiedRequest,
 };
 pub use settle::Settlement;

@@ -223,6 +223,7 @@ impl Loaded {
             genesis: self.genesis.clone(),
             timing,
             seed: self.seed,
+            joining: None,
         }
     }
 }

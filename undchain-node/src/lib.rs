@@ -46,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod compose;
 pub mod devnet;

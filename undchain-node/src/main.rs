@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use undchain_node::compose;
 use undchain_node::devnet::{self, DevnetConfig};
 use undchain_node::home::{Home, HomeError, NodeFile, RoleName, seed_from_hex, seed_to_hex};
 use undchain_node::runtime::{self, NodeSetup};
 use undchain_node::store::RedbStore;
 use undchain_node::testnet::{self, TestnetSpec};
+use undchain_node::{client, compose};
 use undchain_node::{duration, load::unix_us};
 use undchain_roles::Storage;
 use undchain_types::SigningKey;
@@ -115,6 +115,14 @@ enum Cmd {
         #[arg(long, default_value = undchain_node::compose::DEFAULT_SUBNET)]
         subnet: String,
     },
+    /// Act as the client of a client home (client story) against its chain.
+    Client {
+        /// The client's home (written by `init --role client` or `testnet`).
+        #[arg(long)]
+        home: PathBuf,
+        #[command(subcommand)]
+        action: ClientCmd,
+    },
     /// Run a whole local network in this process: validators, clients, load.
     Devnet {
         /// Active validators.
@@ -158,6 +166,52 @@ enum Cmd {
     /// seeds under faults and Byzantine validators; the last line sums up,
     /// and any failing seed makes the exit status non-zero.
     Sim(undchain_node::sim::SimArgs),
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Ask for utility: the signed request goes to the three lowest-latency
+    /// active validators (then to the rest, if fewer than f + 1 acknowledge
+    /// it in half the wait); prints `job=<id> block=<n> acks=<k>/<f+1>`
+    /// once f + 1 acknowledged it.
+    Request {
+        /// The utility.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Units wanted (bytes stored, compute seconds, access minutes).
+        #[arg(long)]
+        units: u64,
+        /// Most paid per unit, in tokens (the escrow is units x price plus the fee).
+        #[arg(long, default_value_t = 1)]
+        price: u64,
+        /// How long to wait for f + 1 acknowledgements.
+        #[arg(long, default_value = "10s", value_parser = duration_us)]
+        wait: u64,
+    },
+    /// Where a job was committed, checked: each block's closed job file from
+    /// every active validator, counted when its entries' Merkle root is the
+    /// root it names, settled by f + 1 equal roots; prints
+    /// `job=<id> block=<n> state=<state> fee=<tokens> job_root=<hex> checked=<k>/<f+1>`.
+    Status {
+        /// The job id (64 hex digits, as `request` prints it).
+        job: String,
+        /// The first block to look in (the block `request` printed).
+        #[arg(long)]
+        block: u64,
+        /// How many blocks from `--block` to look in.
+        #[arg(long, default_value_t = 4)]
+        blocks: u64,
+        /// How long to wait for each block's file.
+        #[arg(long, default_value = "10s", value_parser = duration_us)]
+        wait: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Storage,
+    Computation,
+    Access,
 }
 
 fn init_logs(format: LogFormat) {
@@ -263,6 +317,7 @@ fn run(cmd: Cmd) -> Res {
             );
         }
         Cmd::Run { home, api } => run_node(Home::new(home), api)?,
+        Cmd::Client { home, action } => client_cmd(Home::new(home), action)?,
         Cmd::Status { home } => status(Home::new(home))?,
         Cmd::Testnet {
             validators,
@@ -487,6 +542,66 @@ fn status(home: Home) -> Res {
     match loaded.api {
         Some(a) => println!("api         http://{a}/ (when running)"),
         None => println!("api         none (node.toml names no `api`)"),
+    }
+    Ok(())
+}
+
+fn client_cmd(home: Home, action: ClientCmd) -> Res {
+    let loaded = home.load()?;
+    match action {
+        ClientCmd::Request {
+            kind,
+            units,
+            price,
+            wait,
+        } => {
+            let kind = match kind {
+                KindArg::Storage => undchain_types::UtilityKind::Storage,
+                KindArg::Computation => undchain_types::UtilityKind::Computation,
+                KindArg::Access => undchain_types::UtilityKind::Access,
+            };
+            let spec = client::RequestSpec {
+                kind,
+                units,
+                max_price_per_unit: undchain_types::TokenAmount(price),
+                wait: std::time::Duration::from_micros(wait),
+            };
+            let acked = runtime()?.block_on(client::request(&loaded, &spec))?;
+            let block = acked.block().map_or(0, |b| b.0);
+            println!(
+                "job={} block={block} acks={}/{}",
+                acked.job.0.to_hex(),
+                acked.acks.len(),
+                acked.needed
+            );
+        }
+        ClientCmd::Status {
+            job,
+            block,
+            blocks,
+            wait,
+        } => {
+            let id = undchain_types::Hash32::from_hex(&job)
+                .map(undchain_types::JobId)
+                .ok_or_else(|| format!("JOB {job:?}: expected 64 hex digits"))?;
+            let s = runtime()?.block_on(client::status(
+                &loaded,
+                id,
+                undchain_types::BlockNumber(block),
+                blocks,
+                std::time::Duration::from_micros(wait),
+            ))?;
+            println!(
+                "job={} block={} state={:?} fee={} job_root={} checked={}/{}",
+                s.entry.id.0.to_hex(),
+                s.block.0,
+                s.entry.state,
+                s.entry.fee.0,
+                s.root.to_hex(),
+                s.agreeing,
+                s.needed
+            );
+        }
     }
     Ok(())
 }

@@ -478,6 +478,9 @@ impl Node {
                 self.send(to, envelope)
             }
             Output::Event(e) => {
+                if let NodeEvent::ValidatorRegistered { validator, .. } = &e {
+                    self.admit_registered(*validator);
+                }
                 log_event(&e);
                 if let Some(f) = self.feed.as_mut() {
                     f.on_event(&e);
@@ -487,6 +490,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// A committed registration (docs/PROTOCOL.md "Discovery and
+    /// registration"): the key is accepted as a validator's from now on,
+    /// and reached at the first QUIC endpoint it registered.
+    fn admit_registered(&mut self, key: PublicKey) {
+        let ledger = self.core.validator().ledger();
+        let endpoint = ledger
+            .validator(&key)
+            .and_then(|r| {
+                r.media
+                    .iter()
+                    .find(|m| m.medium == undchain_types::msg::MediumKind::Quic)
+            })
+            .cloned();
+        let mut keys: std::collections::BTreeSet<PublicKey> =
+            ledger.validators().map(|(k, _)| *k).collect();
+        if let Some(ep) = endpoint {
+            if key != self.core.validator().id() {
+                self.peers.entry(key).or_insert(ep);
+            }
+        }
+        keys.extend(self.peers.keys().copied());
+        self.transport.set_validator_keys(keys);
     }
 
     fn send(&mut self, to: PublicKey, envelope: Arc<undchain_types::SignedEnvelope>) {

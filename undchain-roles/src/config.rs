@@ -77,8 +77,9 @@ pub enum ConfigError {
         /// The field.
         field: &'static str,
     },
-    /// This node's key is not a validator of the genesis.
-    #[error("the node key {key:?} is not a genesis validator")]
+    /// This node's key is not a validator of the genesis (and the node
+    /// is not configured to join).
+    #[error("the node key {key:?} is not a genesis validator and has no joining settings")]
     NotAValidator {
         /// The node's key.
         key: PublicKey,
@@ -156,12 +157,20 @@ impl Genesis {
             .hash(HashContext::Genesis, &bytes)
     }
 
-    /// The ledger at genesis.
+    /// The ledger at genesis, the genesis validators in its registry.
     pub fn ledger(&self) -> Result<Ledger, ConfigError> {
-        Ok(Ledger::genesis(
+        Ok(Ledger::genesis_with_validators(
             LedgerConfig::from_params(&self.params),
             undchain_types::BlockNumber(0),
             self.balances.iter().copied(),
+            self.validators.iter().map(|v| {
+                let trust = if v.known {
+                    Trust::Known
+                } else {
+                    Trust::Unknown
+                };
+                (v.key, trust)
+            }),
         )?)
     }
 }
@@ -239,6 +248,23 @@ impl ValidatorTiming {
     }
 }
 
+/// How a validator that is not in the genesis joins the running network
+/// (design notes, validator story item 1; docs/PROTOCOL.md "Discovery and
+/// registration").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joining {
+    /// The validators of the bootstrap list it says hello to (in list
+    /// order); only their discovery replies are taken.
+    pub bootstrap: Vec<PublicKey>,
+    /// Its class: an unknown validator registers itself once it caught up;
+    /// a known one waits for the chain owner's registration.
+    pub trust: Trust,
+    /// Its alias (in its registration).
+    pub alias: String,
+    /// How others reach it (in its hello and its registration).
+    pub media: Vec<undchain_types::msg::Endpoint>,
+}
+
 /// Everything one node starts from.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -250,4 +276,7 @@ pub struct NodeConfig {
     pub timing: ValidatorTiming,
     /// Seed of the node's randomness (nonces, session ids).
     pub seed: u64,
+    /// Set for a validator that is not in the genesis: how it discovers
+    /// the network and registers (`None`: a genesis validator).
+    pub joining: Option<Joining>,
 }

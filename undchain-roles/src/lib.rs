@@ -34,7 +34,9 @@ pub mod store;
 pub mod utility;
 pub mod validator;
 
-pub use config::{CoChain, ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
+pub use config::{
+    CoChain, ConfigError, Genesis, GenesisValidator, Joining, NodeConfig, ValidatorTiming,
+};
 pub use node::{Command, EnvelopeCheck, NodeCore, NodeError, StrictCheck};
 pub use output::{NodeEvent, NodeReady, Output};
 pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};

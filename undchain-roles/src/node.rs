@@ -117,6 +117,10 @@ pub enum NodeError {
     /// was refused.
     #[error("operation: {0}")]
     Operation(#[from] crate::validator::OpError),
+    /// A discovery reply was refused (not joining, or not from the
+    /// bootstrap list).
+    #[error("discovery: {0}")]
+    Discovery(#[from] crate::validator::DiscoveryError),
 }
 
 /// What a user or operator asks of a node (DESIGN.md "The node core":
@@ -210,6 +214,11 @@ impl NodeCore {
         let from = e.sender;
         let validator = v.is_validator(&from);
         let kind = e.kind;
+        // A validator that said hello and is not registered yet catches
+        // up like a passive one (docs/PROTOCOL.md "Discovery and
+        // registration"); the driver rate-limits its block requests as a
+        // stranger's.
+        let catching_up = catch_up(kind) && v.greeted(&from);
         if !kind.replay_exempt() {
             let (domain, clock) = if validator {
                 (ClockDomain::Block, v.block_time(now))
@@ -243,8 +252,10 @@ impl NodeCore {
                 }
             }
             Message::JobFileRequest(r) => v.handle_job_file_request(now, from, r),
+            Message::ValidatorHello(h) => v.handle_hello(now, from, h),
+            Message::DiscoveryReply(r) => v.handle_discovery_reply(now, from, r)?,
             m if crate::validator::partners::takes(&m) => v.handle_partner(now, from, &m)?,
-            m if !validator => {
+            m if !(validator || catching_up) => {
                 return Err(match m.kind() {
                     MessageKind::RequestBatch
                     | MessageKind::RequestFetch
@@ -326,4 +337,16 @@ impl NodeCore {
     pub fn advance(&mut self, number: ReadyNumber) -> Result<(), AdvanceError> {
         self.validator.outbox.advance(number)
     }
+}
+
+/// The kinds a greeted, unregistered validator may send to catch up:
+/// decided blocks, their job files and operations.
+fn catch_up(kind: MessageKind) -> bool {
+    matches!(
+        kind,
+        MessageKind::BlockRequest
+            | MessageKind::RequestFetch
+            | MessageKind::OpsFetch
+            | MessageKind::Reconcile
+    )
 }

@@ -138,6 +138,37 @@ pub enum NodeEvent {
         /// Active seats.
         active: usize,
     },
+    /// A joining validator's discovery reply came from a bootstrap-list
+    /// validator (design notes, validator story item 1).
+    Discovered {
+        /// The bootstrap validator that replied.
+        from: PublicKey,
+        /// Validators the reply named.
+        validators: usize,
+        /// The active set it named.
+        active: Vec<PublicKey>,
+        /// Known validators fill unknown seats there, for now.
+        known_filling_unknown: bool,
+        /// How that validator's roster has this one (`None`: not
+        /// registered yet).
+        registered: Option<undchain_types::Trust>,
+    },
+    /// A joining validator sent its own registration (a transaction with
+    /// this nonce) to the active validators.
+    RegistrationSent {
+        /// The transaction's nonce.
+        nonce: u64,
+    },
+    /// A committed block registered a validator: it is passive from the
+    /// next height and may rotate in at the next period end.
+    ValidatorRegistered {
+        /// The validator.
+        validator: PublicKey,
+        /// Known or unknown.
+        trust: undchain_types::Trust,
+        /// The block that registered it.
+        block: BlockNumber,
+    },
     /// Block `number` ended payout period `period` and settled it
     /// (DESIGN.md money rules): what was paid, refunded, cancelled and
     /// carried into the next period.

@@ -163,6 +163,8 @@ contexts! {
     ComputeStep => "undchain 2026-12 compute step v1",
     /// A block's operations (the header's `ops_root`).
     BlockOps => "undchain 2026-12 block ops v1",
+    /// A validator's consent to its registration (the key signs it).
+    ValidatorRegistration => "undchain 2026-12 validator registration v1",
 }
 
 fn derived_keys() -> &'static [[u8; 32]] {

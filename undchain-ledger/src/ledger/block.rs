@@ -129,6 +129,16 @@ pub enum Applied {
         /// The transfer's id.
         id: Hash32,
     },
+    /// A validator was registered: it starts passive (the roster's
+    /// `Registered` event).
+    ValidatorRegistered {
+        /// The validator.
+        validator: PublicKey,
+        /// Its class.
+        trust: undchain_types::Trust,
+        /// The block that registered it.
+        block: BlockNumber,
+    },
 }
 
 /// An operation of the block that was refused (and changed nothing).
@@ -252,6 +262,7 @@ impl Ledger {
             }
             self.domains.insert(chain, c);
         }
+        self.validators.extend(d.validators);
         self.fee_pool = d.fee_pool;
         self.signed = d.signed;
         self.supply = d.supply;

@@ -208,6 +208,21 @@ pub enum LedgerError {
     /// A domain-link step was refused.
     #[error("domain link: {0}")]
     Domain(#[from] DomainLinkError),
+    /// The validator is registered already (a genesis validator, or an
+    /// earlier registration).
+    #[error("validator {validator:?} is registered since block {since}")]
+    AlreadyRegistered {
+        /// The validator.
+        validator: PublicKey,
+        /// The block its registration was committed in.
+        since: BlockNumber,
+    },
+    /// The registry holds its most validators.
+    #[error("the validator registry is full ({max} validators)")]
+    ValidatorRegistryFull {
+        /// The registry's bound.
+        max: usize,
+    },
 }
 
 /// Why a whole block was refused. A refused block changes nothing.
@@ -276,6 +291,12 @@ pub enum GenesisError {
     Duplicate {
         /// The account.
         account: PublicKey,
+    },
+    /// A genesis validator listed twice, or more than the registry holds.
+    #[error("genesis validator {validator:?} listed twice or beyond the registry's bound")]
+    BadValidator {
+        /// The validator.
+        validator: PublicKey,
     },
     /// The allocations overflow the supply.
     #[error("allocations overflow the token supply")]

@@ -16,6 +16,7 @@ use super::keyed::{self, Map};
 use super::ops::{LedgerOp, Verified};
 use super::request::Spent;
 use super::state::{self, Account, InboundRecord, Meta, OpenJob, StateKey, Supply};
+use super::validators::ValidatorRecord;
 use super::{Applied, Block, BlockError, BlockOutcome, Ledger, LedgerError, Refused};
 use crate::links::domain_link::DomainClient;
 use crate::settle;
@@ -84,6 +85,8 @@ pub(crate) struct Exec<'a> {
     pub(crate) outbound: Map<Hash32, Option<DomainTransferTerms>>,
     pub(crate) inbound: Map<Hash32, Option<InboundRecord>>,
     pub(crate) domains: BTreeMap<ChainId, DomainClient>,
+    /// Validators the block registered.
+    pub(crate) validators: BTreeMap<PublicKey, ValidatorRecord>,
     pub(crate) fee_pool: TokenAmount,
     pub(crate) signed: BTreeMap<PublicKey, u64>,
     pub(crate) supply: Supply,
@@ -100,6 +103,7 @@ pub(crate) struct Delta {
     pub(crate) outbound: Map<Hash32, Option<DomainTransferTerms>>,
     pub(crate) inbound: Map<Hash32, Option<InboundRecord>>,
     pub(crate) domains: BTreeMap<ChainId, DomainClient>,
+    pub(crate) validators: BTreeMap<PublicKey, ValidatorRecord>,
     pub(crate) fee_pool: TokenAmount,
     pub(crate) signed: BTreeMap<PublicKey, u64>,
     pub(crate) supply: Supply,
@@ -126,6 +130,7 @@ impl<'a> Exec<'a> {
             outbound: Map::default(),
             inbound: Map::default(),
             domains: BTreeMap::new(),
+            validators: BTreeMap::new(),
             fee_pool: base.fee_pool,
             signed: base.signed.clone(),
             supply: base.supply,
@@ -231,6 +236,7 @@ impl<'a> Exec<'a> {
             outbound: x.outbound,
             inbound: x.inbound,
             domains: x.domains,
+            validators: x.validators,
             fee_pool: x.fee_pool,
             signed: x.signed,
             supply: x.supply,
@@ -403,6 +409,9 @@ impl<'a> Exec<'a> {
         for (chain, c) in &self.domains {
             let k = StateKey::Domain(*chain);
             out.push(state::leaf(algo, &k, &c.hash_with(algo)));
+        }
+        for (id, r) in &self.validators {
+            out.push(state::leaf(algo, &StateKey::Validator(*id), r));
         }
         // One change per key by construction (each comes from one map
         // entry or list item of its own key), so no stable sort is needed.

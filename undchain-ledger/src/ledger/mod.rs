@@ -103,6 +103,7 @@ pub mod request;
 pub mod state;
 mod submit;
 mod tx;
+pub mod validators;
 
 use std::collections::BTreeMap;
 
@@ -126,6 +127,7 @@ pub use state::{
     Account, Claim, ClaimKind, InboundRecord, InboundState, JobLeaf, Meta, OpenJob, StateKey,
     Supply,
 };
+pub use validators::{MAX_VALIDATORS, ValidatorRecord};
 
 /// The ledger of one chain.
 #[derive(Debug, Clone)]
@@ -147,6 +149,8 @@ pub struct Ledger {
     inbound: Map<Hash32, InboundRecord>,
     inbound_prune: BTreeMap<(ChainId, BlockNumber), Vec<Hash32>>,
     domains: DomainRegistry,
+    /// Every registered validator (genesis and committed registrations).
+    validators: BTreeMap<PublicKey, ValidatorRecord>,
     supply: Supply,
     tree: StateTree,
 }
@@ -175,6 +179,8 @@ pub struct LedgerState {
     pub domains: Vec<(ChainId, DomainClient)>,
     /// The supply counters.
     pub supply: Supply,
+    /// Registered validators, by key.
+    pub validators: Vec<(PublicKey, ValidatorRecord)>,
 }
 
 fn sorted<K: Ord + Copy, V: Clone>(m: &Map<K, V>) -> Vec<(K, V)> {
@@ -220,8 +226,30 @@ impl Ledger {
                 genesis: total,
                 ..Supply::default()
             },
+            validators: Vec::new(),
         };
         Ledger::from_state(config, state)
+    }
+
+    /// [`Ledger::genesis`] with the genesis validators in the registry
+    /// (a registration of one of them is then `AlreadyRegistered`).
+    pub fn genesis_with_validators(
+        config: LedgerConfig,
+        start: BlockNumber,
+        allocations: impl IntoIterator<Item = (PublicKey, TokenAmount)>,
+        validators: impl IntoIterator<Item = (PublicKey, undchain_types::Trust)>,
+    ) -> Result<Self, GenesisError> {
+        let l = Ledger::genesis(config, start, allocations)?;
+        let mut state = l.state();
+        let mut registry = BTreeMap::new();
+        for (id, trust) in validators {
+            let record = ValidatorRecord::genesis(trust, start);
+            if registry.insert(id, record).is_some() || registry.len() > MAX_VALIDATORS {
+                return Err(GenesisError::BadValidator { validator: id });
+            }
+        }
+        state.validators = registry.into_iter().collect();
+        Ledger::from_state(l.config, state)
     }
 
     /// The ledger holding `state` under `config` (a convergence genesis);
@@ -244,6 +272,7 @@ impl Ledger {
             inbound: Map::default(),
             inbound_prune: BTreeMap::new(),
             domains: state.domains.into_iter().collect(),
+            validators: state.validators.into_iter().collect(),
             supply: state.supply,
             tree: StateTree::new(algo),
         };
@@ -463,6 +492,9 @@ impl Ledger {
                 &c.hash_with(algo),
             ));
         }
+        for (id, r) in &self.validators {
+            push(state::leaf(algo, &StateKey::Validator(*id), r));
+        }
         out
     }
 
@@ -489,6 +521,11 @@ impl Ledger {
             inbound: sorted(&self.inbound),
             domains: self.domains.iter().map(|(c, d)| (*c, d.clone())).collect(),
             supply: self.supply,
+            validators: self
+                .validators
+                .iter()
+                .map(|(k, r)| (*k, r.clone()))
+                .collect(),
         }
     }
 

@@ -97,6 +97,13 @@ pub(crate) fn verify_op(
                     verify_signatures(&m.first.certificate, &mut verifier)?;
                     verify_signatures(&m.second.certificate, &mut verifier)?;
                 }
+                TxOp::RegisterValidator(r) => {
+                    if !verifier.verify(&r.validator, &r.digest(b.chain_id), &r.consent) {
+                        return Err(LedgerError::BadSignature {
+                            signer: r.validator,
+                        });
+                    }
+                }
                 TxOp::Transfer { .. }
                 | TxOp::Mint { .. }
                 | TxOp::RegisterDomain(_)

@@ -220,6 +220,8 @@ pub enum StateKey {
     /// A registered domain's light client (value: its hash,
     /// [`crate::links::domain_link::DomainClient::hash_with`]).
     Domain(ChainId),
+    /// A registered validator ([`super::validators::ValidatorRecord`]).
+    Validator(PublicKey),
 }
 
 impl StateKey {

@@ -30,6 +30,7 @@ impl Exec<'_> {
             } => self.lock(b, *target, *to, *amount, *expires_at),
             TxOp::DomainProof(p) => self.domain_proof(b, p),
             TxOp::DomainMisbehaviour(m) => self.misbehaviour(b, m),
+            TxOp::RegisterValidator(r) => self.register_validator(b, r),
         }
     }
 

@@ -10,3 +10,4 @@ mod domain_link;
 mod money;
 mod network_link;
 mod property;
+mod registration;

@@ -47,7 +47,7 @@ pub fn spawn_run(home: &Path, i: usize, heights: mpsc::Sender<(usize, u64)>) -> 
 
 /// Waits until `done(heights)`, reading the processes' reports; panics
 /// after a guard (not a timing assertion).
-fn until(
+pub fn until(
     rx: &mpsc::Receiver<(usize, u64)>,
     heights: &mut BTreeMap<usize, u64>,
     what: &str,

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod client_cmd;
 mod containers;
 mod e2e;
 mod flood;

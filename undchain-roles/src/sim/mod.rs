@@ -87,6 +87,11 @@ pub struct SimConfig {
     /// How the first real client behaves (`None`: honest, or drawn per
     /// seed when `faults` is on).
     pub first_client: Option<Conduct>,
+    /// Validators that are not in the genesis (funded at genesis, with the
+    /// genesis validators as their bootstrap list), one per entry with its
+    /// class: nodes after the genesis ones, down until
+    /// [`World::start_late`] starts them (validator story item 1).
+    pub newcomers: Vec<undchain_types::Trust>,
     /// Which faults `faults` draws.
     pub profile: FaultProfile,
     /// The negative control of the checker: one honest validator's commit
@@ -149,6 +154,7 @@ impl SimConfig {
             first_client: None,
             profile: FaultProfile::Standard,
             inject_fork: None,
+            newcomers: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod byzantine;
 mod chaos;
 mod claims;
+mod late;
 mod script;
 mod users;
 mod verify;
@@ -165,7 +166,8 @@ impl World {
     pub fn new(cfg: &SimConfig) -> Result<Self, crate::ConfigError> {
         let mut rng = SplitMix64::fork(cfg.seed, 0x776f_726c);
         let active = cfg.validators;
-        let n = active + cfg.passive;
+        let genesis_n = active + cfg.passive;
+        let n = genesis_n + cfg.newcomers.len();
         let chain = cfg.chain_id;
         let load = Load::new(cfg.clients, cfg.seed, chain);
         let mut params = ChainParams::new(
@@ -184,7 +186,7 @@ impl World {
         let max_known = params.max_known_active();
         let genesis = Genesis {
             params: params.clone(),
-            validators: (0..n)
+            validators: (0..genesis_n)
                 .map(|i| GenesisValidator {
                     key: node_key(cfg.key_offset + i).public(),
                     known: i < cfg.known.unwrap_or(max_known.min(active)),
@@ -195,6 +197,7 @@ impl World {
                 .iter()
                 .map(|c| c.key.public())
                 .chain((0..cfg.users).map(|i| client_key(cfg.seed, cfg.clients + i).public()))
+                .chain((genesis_n..n).map(|i| node_key(cfg.key_offset + i).public()))
                 .map(|k| (k, TokenAmount(CLIENT_BALANCE)))
                 .collect(),
             co_chains: cfg.co_chains.clone(),
@@ -208,10 +211,10 @@ impl World {
         let (plan, chaos) = match (cfg.faults, cfg.profile) {
             (false, _) => (FaultPlan::none(), Chaos::calm(2_000, 20)),
             (true, FaultProfile::Standard) => (
-                FaultPlan::draw(&mut rng, n, 0, unit),
+                FaultPlan::draw(&mut rng, genesis_n, 0, unit),
                 Chaos::calm(20_000, 80),
             ),
-            (true, FaultProfile::Campaign) => campaign::draw(&mut rng, n, unit),
+            (true, FaultProfile::Campaign) => campaign::draw(&mut rng, genesis_n, unit),
         };
         let (plan, chaos) = (
             shifted(plan, GENESIS_AFTER_US),
@@ -232,19 +235,24 @@ impl World {
                 genesis: genesis.clone(),
                 timing: timing.clone(),
                 seed: cfg.seed ^ ((i as u64 + 1) << 32),
+                joining: late::joining(cfg, &genesis, i),
             };
             let clock = DriftingClock {
                 base: T0 + rng.range_i64(-skew, skew),
                 drift_ppm: rng.range_i64(-drift, drift),
             };
-            let core = NodeCore::restore(
-                &ncfg,
-                LocalTime::from_micros(clock.at(0)),
-                &crate::Stored::default(),
-                check.clone(),
-            )?;
+            let core = match ncfg.joining {
+                // A newcomer is down until the script starts it.
+                Some(_) => None,
+                None => Some(NodeCore::restore(
+                    &ncfg,
+                    LocalTime::from_micros(clock.at(0)),
+                    &crate::Stored::default(),
+                    check.clone(),
+                )?),
+            };
             nodes.push(Node {
-                core: Some(core),
+                core,
                 cfg: ncfg,
                 clock,
                 disk: SimDisk::new(),
@@ -702,7 +710,10 @@ impl World {
             | NodeEvent::Evidence(_)
             | NodeEvent::Converged { .. }
             | NodeEvent::GenesisCertified { .. }
-            | NodeEvent::EvidenceCommitted { .. }) => self.nodes[node].notices.push(e),
+            | NodeEvent::EvidenceCommitted { .. }
+            | NodeEvent::Discovered { .. }
+            | NodeEvent::RegistrationSent { .. }
+            | NodeEvent::ValidatorRegistered { .. }) => self.nodes[node].notices.push(e),
             _ => {}
         }
     }

@@ -156,7 +156,9 @@ impl Validator {
                 });
             }
         }
-        if self.is_active() || now < self.next_capacity_at {
+        // A joining validator tests nobody until it is registered (the
+        // candidates would refuse it as a stranger).
+        if self.is_active() || !self.registered() || now < self.next_capacity_at {
             return;
         }
         self.next_capacity_at = now.plus(self.timing.capacity_every_us);

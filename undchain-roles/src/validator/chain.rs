@@ -36,9 +36,11 @@ impl Validator {
             .with_ops(&ops)
             .with_signers(&signers);
         let mut refused = Vec::new();
+        let mut registered = Vec::new();
         let root = match self.ledger.apply_block(&block) {
             Ok(o) => {
                 refused = o.refused.iter().map(|r| r.index).collect();
+                registered = registrations(&o);
                 if let Some(st) = &o.settlement {
                     self.event(NodeEvent::PeriodSettled {
                         number,
@@ -108,7 +110,16 @@ impl Validator {
             ops: list.len() as u64,
             ledger_root: root,
         });
-        self.finish_block(b, file, requests, list);
+        for e in &registered {
+            if let undchain_consensus::RosterEvent::Registered { id, trust } = e {
+                self.event(NodeEvent::ValidatorRegistered {
+                    validator: *id,
+                    trust: *trust,
+                    block: number,
+                });
+            }
+        }
+        self.finish_block(b, file, requests, list, &registered);
         self.sign_genesis(now);
     }
 
@@ -120,10 +131,11 @@ impl Validator {
         file: JobFile,
         requests: Vec<Arc<SignedEnvelope>>,
         ops: Vec<Operation>,
+        registered: &[undchain_consensus::RosterEvent],
     ) {
         let number = b.header.number;
         self.last_hash = b.header.hash_with(self.params.hash_algorithm);
-        self.rotate_after(&b.header, self.last_hash);
+        self.rotate_after(&b.header, self.last_hash, registered);
         self.links.handle_committed(&b.header);
         self.last_cert = Some(b.certificate.clone());
         self.count_block_bytes(&b.header, &requests, &ops);
@@ -277,7 +289,14 @@ impl Validator {
                 )));
             }
             self.book.commit_current(file.clone());
-            self.finish_block(b.clone(), file, record.requests.clone(), record.ops.clone());
+            let registered = registrations(&out);
+            self.finish_block(
+                b.clone(),
+                file,
+                record.requests.clone(),
+                record.ops.clone(),
+                &registered,
+            );
         }
         Ok(())
     }
@@ -304,4 +323,21 @@ impl Validator {
             }
         }
     }
+}
+
+/// The roster events of the registrations a block committed, in block
+/// order (docs/PROTOCOL.md "Discovery and registration").
+fn registrations(o: &undchain_ledger::BlockOutcome) -> Vec<undchain_consensus::RosterEvent> {
+    o.applied
+        .iter()
+        .filter_map(|a| match a {
+            undchain_ledger::Applied::ValidatorRegistered {
+                validator, trust, ..
+            } => Some(undchain_consensus::RosterEvent::Registered {
+                id: *validator,
+                trust: *trust,
+            }),
+            _ => None,
+        })
+        .collect()
 }

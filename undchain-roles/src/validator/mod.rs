@@ -2,7 +2,11 @@
 //! "Validator to validator"), composing the library crates:
 //!
 //! * `time`: the time machine ([`undchain_timesync::TimeSync`]: bootstrap,
-//!   then running rounds) feeding the [`undchain_timesync::BlockClock`];
+//!   or a joining validator's [`undchain_timesync::Join`], then running
+//!   rounds) feeding the [`undchain_timesync::BlockClock`];
+//! * `discovery`: hellos and discovery replies, a joining validator's
+//!   time join and its own registration, the bounded book of hello
+//!   senders;
 //! * `intake`: client requests (verify, replay, escrow check, file by the
 //!   cutoff rule, ack, gossip) and gossiped requests from other validators;
 //! * `files`: job-file deltas, reconciliation with
@@ -32,6 +36,7 @@ mod agree;
 mod capacity;
 mod chain;
 mod converge;
+mod discovery;
 mod evidence;
 mod files;
 mod intake;
@@ -65,6 +70,9 @@ pub use capacity::{
     CapacityError, CapacityFailure, MAX_OUTSTANDING, MAX_TEST_REQUESTS, run_capacity_test,
 };
 pub use converge::ConvergenceRefusal;
+pub use discovery::{
+    DiscoveryError, Greeted, MAX_GREETED, MAX_REPLIES_PER_BLOCK, REGISTER_RETRY_BLOCKS,
+};
 pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
 pub use ops::{MAX_POOL_OPS, OpError, POOL_BLOCKS};
@@ -224,6 +232,11 @@ pub struct Validator {
     pub(crate) epoch: converge::EpochState,
     /// Submitted operations waiting for a block, and blocks' lists.
     pub(crate) ops: ops::OpsPool,
+    /// Hello senders remembered (served catch-up before registration).
+    pub(crate) greeted: Greeted,
+    /// A validator that is not in the genesis: its discovery and
+    /// registration.
+    pub(crate) joining: Option<discovery::Newcomer>,
 }
 
 impl Validator {
@@ -239,13 +252,19 @@ impl Validator {
         let me = cfg.key.public();
         let roster = cfg.genesis.roster()?;
         let set = roster.validator_set().clone();
-        if !cfg.genesis.validators.iter().any(|v| v.key == me) {
+        let in_genesis = cfg.genesis.validators.iter().any(|v| v.key == me);
+        if !in_genesis && cfg.joining.is_none() {
             return Err(ConfigError::NotAValidator { key: me });
         }
+        let joining = (!in_genesis)
+            .then(|| cfg.joining.clone())
+            .flatten()
+            .map(|j| discovery::Newcomer::new(j, cfg.key.clone(), now));
         let params = cfg.genesis.params.clone();
         let mut rng = SplitMix64::fork(cfg.seed, 0x7661_6c69);
         // Every genesis validator keeps time, the passive ones too: a
-        // passive validator takes a seat at the next rotation on time.
+        // passive validator takes a seat at the next rotation on time. A
+        // joining validator inherits the running network's time first.
         let members: BTreeSet<PublicKey> = cfg.genesis.validators.iter().map(|v| v.key).collect();
         let time = TimeHost::new(
             me,
@@ -254,6 +273,7 @@ impl Validator {
             now,
             stored.time_correction,
             rng.next_u64(),
+            joining.is_some(),
         )?;
         let mut driver_cfg = DriverConfig::from_params(&params);
         driver_cfg.timeouts = cfg.timing.timeouts;
@@ -315,6 +335,8 @@ impl Validator {
             evidence: EvidencePool::default(),
             epoch: converge::EpochState::default(),
             ops: ops::OpsPool::default(),
+            greeted: Greeted::default(),
+            joining,
             rng,
             params,
         };
@@ -444,6 +466,18 @@ impl Validator {
         &self.roster
     }
 
+    /// How many hello senders this validator remembers (bounded by
+    /// [`MAX_GREETED`]).
+    pub fn greeted_count(&self) -> usize {
+        self.greeted.len()
+    }
+
+    /// Whether this validator is one that joined after the genesis and is
+    /// not registered yet.
+    pub fn is_joining(&self) -> bool {
+        self.joining.is_some() && !self.registered()
+    }
+
     /// The partner desk (read only; for the node's API).
     pub fn partner_desk(&self) -> &PartnerDesk {
         &self.partners
@@ -513,6 +547,7 @@ impl Validator {
                 t = Some(t.map_or(x, |t: LocalTime| t.min(x)));
             }
         };
+        add(self.hello_deadline());
         if self.time.clock.is_some() {
             add(Some(self.next_gossip_at));
             add(self.driver.poll_timeout());
@@ -536,9 +571,11 @@ impl Validator {
     /// Runs everything due at local time `now`.
     pub fn handle_timeout(&mut self, now: LocalTime) {
         self.time_timeout(now);
+        self.hello_timeout(now);
         if self.time.clock.is_none() {
             return;
         }
+        self.maybe_register(now);
         if now >= self.next_gossip_at {
             self.gossip(now);
             self.next_gossip_at = now.plus(self.timing.gossip_every_us);

@@ -24,8 +24,14 @@ impl Validator {
     /// switches to the next height's set. A roster that cannot name a set
     /// halts this validator (never expected: a running chain keeps its set
     /// rather than stop).
-    pub(crate) fn rotate_after(&mut self, header: &BlockHeader, hash: Hash32) {
-        let events = self.evidence.commit(header);
+    pub(crate) fn rotate_after(
+        &mut self,
+        header: &BlockHeader,
+        hash: Hash32,
+        registered: &[undchain_consensus::RosterEvent],
+    ) {
+        let mut events = self.evidence.commit(header);
+        events.extend_from_slice(registered);
         let update = match self.roster.apply_block(header, hash, &events) {
             Ok(u) => u,
             Err(e) => {
@@ -51,6 +57,8 @@ impl Validator {
         if changed {
             self.resync
                 .set_active(self.set.seats().iter().map(|s| s.id).collect());
+            let active: Vec<_> = self.set.seats().iter().map(|s| s.id).collect();
+            self.time.set_members(active);
             self.set_changed(update);
         }
     }

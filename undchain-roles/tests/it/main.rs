@@ -4,6 +4,7 @@
 mod block_ops;
 mod campaign;
 mod client_story;
+mod discovery;
 mod lifecycle;
 mod node_core;
 mod node_partners;

@@ -43,6 +43,7 @@ fn config() -> NodeConfig {
         genesis,
         timing: ValidatorTiming::for_delay(&params, 10_000),
         seed: 1,
+        joining: None,
     }
 }
 

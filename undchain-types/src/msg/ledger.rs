@@ -10,11 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::MAX_ACTIVE;
+use super::common::{Endpoint, MAX_ACTIVE, MAX_MEDIA};
 use super::consensus::CommitCertificate;
 use super::links::DomainTransferProof;
 use crate::block::BlockHeader;
-use crate::bounded::BoundedVec;
+use crate::bounded::{BoundedString, BoundedVec};
 use crate::crypto::{PublicKey, Signature, SigningKey};
 use crate::hash::{Hash32, HashAlgorithm, HashContext, hash};
 use crate::ids::{BlockNumber, ChainId, TokenAmount};
@@ -138,6 +138,76 @@ pub enum TxOp {
     DomainProof(Box<DomainTransferProof>),
     /// Evidence that a registered domain signed two headers for one height.
     DomainMisbehaviour(Box<DomainMisbehaviour>),
+    /// Registers a validator (design notes, validator story item 1): it
+    /// starts passive and may rotate into a seat of its class at the next
+    /// payout-period end. A known validator is registered by the chain
+    /// owner only; an unknown one by anyone (itself, or a sponsor paying
+    /// the fee). Either way the validator's own consent signature is
+    /// carried.
+    RegisterValidator(Box<ValidatorRegistration>),
+}
+
+/// Longest alias of a registered validator.
+pub const MAX_ALIAS: usize = 64;
+
+/// What a validator consents to when it registers: the chain, its key, its
+/// class and how it is reached ([`ValidatorRegistration::consent_digest`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "proptest", derive(proptest_derive::Arbitrary))]
+pub struct ValidatorRegistration {
+    /// The validator's identity key (who consents).
+    pub validator: PublicKey,
+    /// Known (appointed by the chain owner) or unknown.
+    pub trust: Trust,
+    /// Its alias (as in the validator list).
+    pub alias: BoundedString<MAX_ALIAS>,
+    /// How to reach it (discovery replies hand these on).
+    pub media: BoundedVec<Endpoint, MAX_MEDIA>,
+    /// The validator's signature over [`Self::consent_digest`] for the
+    /// transaction's chain: a key is never registered without its holder.
+    pub consent: Signature,
+}
+
+impl ValidatorRegistration {
+    /// The digest the validator signs to consent to being registered on
+    /// `chain` with these fields.
+    pub fn consent_digest(
+        chain: ChainId,
+        validator: &PublicKey,
+        trust: Trust,
+        alias: &BoundedString<MAX_ALIAS>,
+        media: &BoundedVec<Endpoint, MAX_MEDIA>,
+    ) -> Hash32 {
+        hash(
+            HashContext::ValidatorRegistration,
+            &crate::wire::encode_bare(&(chain, validator, trust, alias, media)),
+        )
+    }
+
+    /// The registration of `key`'s validator on `chain`, consented by
+    /// `key`.
+    pub fn consented(
+        chain: ChainId,
+        key: &SigningKey,
+        trust: Trust,
+        alias: BoundedString<MAX_ALIAS>,
+        media: BoundedVec<Endpoint, MAX_MEDIA>,
+    ) -> Self {
+        let validator = key.public();
+        let digest = Self::consent_digest(chain, &validator, trust, &alias, &media);
+        ValidatorRegistration {
+            validator,
+            trust,
+            alias,
+            media,
+            consent: key.sign_digest(&digest),
+        }
+    }
+
+    /// This registration's consent digest on `chain`.
+    pub fn digest(&self, chain: ChainId) -> Hash32 {
+        Self::consent_digest(chain, &self.validator, self.trust, &self.alias, &self.media)
+    }
 }
 
 /// What the sender of a transaction signs.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{Endpoint, MAX_MEDIA};
+use super::common::{Endpoint, MAX_ACTIVE, MAX_MEDIA};
 use crate::bounded::{BoundedString, BoundedVec};
 use crate::crypto::{PublicKey, Signature};
 use crate::hash::{Hash32, HashAlgorithm};
@@ -45,6 +45,8 @@ pub struct ValidatorHello {
 pub struct ValidatorContact {
     /// The validator's identity key.
     pub id: PublicKey,
+    /// Known or unknown, as registered.
+    pub trust: Trust,
     /// The validator's alias from its list entry.
     pub alias: BoundedString<64>,
     /// How to reach it.
@@ -60,6 +62,16 @@ pub struct DiscoveryReply {
     pub validators: BoundedVec<ValidatorContact, MAX_DISCOVERY>,
     /// Known validators currently fill unknown seats (too few unknown ones).
     pub known_filling_unknown: bool,
+    /// The active set of the responder's next height, in seat order (a
+    /// newcomer inherits the time of this set once two bootstrap
+    /// validators name the same one).
+    pub active: BoundedVec<PublicKey, MAX_ACTIVE>,
+    /// The responder's next height to decide (how far the newcomer has to
+    /// catch up).
+    pub height: BlockNumber,
+    /// The hello's sender as the responder's committed roster has it:
+    /// `None` while it is not registered.
+    pub registered: Option<Trust>,
 }
 
 /// Validator story 3: a capacity test: a passive validator runs a burst of
