@@ -264,12 +264,9 @@ impl std::fmt::Debug for BlockReader {
 }
 
 impl BlockReader {
-    /// Block `n` with the job ids of its file, or `None` when it is not
-    /// decided (stored) yet; an error once the node's store is dropped.
-    pub fn block(
-        &self,
-        n: BlockNumber,
-    ) -> Result<Option<(CommittedBlock, Vec<JobId>)>, StoreError> {
+    /// Block `n` as stored, or `None` when it is not decided (stored) yet;
+    /// an error once the node's store is dropped.
+    fn stored(&self, n: BlockNumber) -> Result<Option<StoredBlock>, StoreError> {
         let Some(db) = self.db.upgrade() else {
             return Err(StoreError::Write(
                 "the node stopped: its database is closed".into(),
@@ -283,8 +280,20 @@ impl BlockReader {
         else {
             return Ok(None);
         };
-        let b: StoredBlock = wire::decode(v.value(), MAX_VALUE)
-            .map_err(|e| corrupt(format!("table blocks, height {}: {e}", n.0)))?;
+        wire::decode(v.value(), MAX_VALUE)
+            .map(Some)
+            .map_err(|e| corrupt(format!("table blocks, height {}: {e}", n.0)))
+    }
+
+    /// Block `n` with the job ids of its file, or `None` when it is not
+    /// decided (stored) yet; an error once the node's store is dropped.
+    pub fn block(
+        &self,
+        n: BlockNumber,
+    ) -> Result<Option<(CommittedBlock, Vec<JobId>)>, StoreError> {
+        let Some(b) = self.stored(n)? else {
+            return Ok(None);
+        };
         let jobs = b
             .requests
             .iter()
@@ -307,22 +316,10 @@ impl BlockReader {
         id: &JobId,
         fee: TokenAmount,
     ) -> Result<Option<(Hash32, Hash32, MerkleProof)>, StoreError> {
-        let Some(db) = self.db.upgrade() else {
-            return Err(StoreError::Write(
-                "the node stopped: its database is closed".into(),
-            ));
-        };
-        let tx = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
-        let blocks = tx.open_table(BLOCKS).map_err(|e| corrupt(e.to_string()))?;
-        let Some(v) = blocks
-            .get(n.0)
-            .map_err(|e| corrupt(format!("table blocks: {e}")))?
-        else {
+        let Some(b) = self.stored(n)? else {
             return Ok(None);
         };
         let what = || format!("table blocks, height {}", n.0);
-        let b: StoredBlock =
-            wire::decode(v.value(), MAX_VALUE).map_err(|e| corrupt(format!("{}: {e}", what())))?;
         let mut entries = Vec::with_capacity(b.requests.len());
         for r in &b.requests {
             let env = envelope(r, what)?;
