@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -297,6 +297,20 @@ fn homes(cfg: &DevnetConfig) -> Result<Vec<(String, Home)>, DevnetError> {
 /// Runs the devnet until `--blocks` more blocks are committed (then until
 /// every acknowledged request is committed, at most 10 more blocks) or
 /// Ctrl-C; returns the summary.
+/// `addr`, or the same IP with a port the OS picks when another process
+/// holds `addr` now (a resumed devnet's API port, taken meanwhile by some
+/// other program's connection): the API only observes, and the banner
+/// prints the address it got.
+fn free_or_any_port(addr: SocketAddr) -> SocketAddr {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => addr,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "devnet: API address taken; serving on another port");
+            SocketAddr::new(addr.ip(), 0)
+        }
+    }
+}
+
 pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
     let start = Instant::now();
     prepare(&cfg)?;
@@ -323,7 +337,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
                     peers: testnet::endpoints(&loaded.book),
                     store,
                     loopback: true,
-                    api: loaded.api.filter(|_| cfg.api),
+                    api: loaded.api.filter(|_| cfg.api).map(free_or_any_port),
                 };
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let handle = runtime::start(setup, Some(tx)).await?;
