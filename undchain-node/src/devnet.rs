@@ -294,9 +294,6 @@ fn homes(cfg: &DevnetConfig) -> Result<Vec<(String, Home)>, DevnetError> {
     Ok(out)
 }
 
-/// Runs the devnet until `--blocks` more blocks are committed (then until
-/// every acknowledged request is committed, at most 10 more blocks) or
-/// Ctrl-C; returns the summary.
 /// `addr`, or the same IP with a port the OS picks when another process
 /// holds `addr` now (a resumed devnet's API port, taken meanwhile by some
 /// other program's connection): the API only observes, and the banner
@@ -311,6 +308,9 @@ fn free_or_any_port(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Runs the devnet until `--blocks` more blocks are committed (then until
+/// every acknowledged request is committed, at most 10 more blocks) or
+/// Ctrl-C; returns the summary.
 pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
     let start = Instant::now();
     prepare(&cfg)?;
