@@ -550,3 +550,19 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         stalled,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_api_address_falls_back_to_a_port_the_os_picks() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = held.local_addr().unwrap();
+        let got = free_or_any_port(taken);
+        assert_eq!(got, SocketAddr::new(taken.ip(), 0));
+        drop(held);
+        // Free again: kept.
+        assert_eq!(free_or_any_port(taken), taken);
+    }
+}
