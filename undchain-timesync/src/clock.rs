@@ -2,11 +2,15 @@
 //! cutoff instant and payout period (DESIGN.md "Vocabulary", "Job files";
 //! docs/PROTOCOL.md "Time consensus", *Block clock*).
 //!
-//! The clock reads `local + correction`. Round results only move a target
+//! The clock reads `local + correction`. Round results move a target
 //! correction; the clock slews towards it at a bounded rate, so it never
-//! runs backwards and never jumps. Only a quorum-approved resync steps it
-//! ([`BlockClock::step`]); a backward step holds the clock still until the
-//! stepped time catches up, so even then it never runs backwards.
+//! runs backwards and never jumps. Two things step it: a quorum-approved
+//! resync ([`BlockClock::step`]), and a round result further than
+//! [`STEP_THRESHOLD_US`] from the correction in use (this host's own clock
+//! jumped, e.g. a suspended host: the agreed time did not move, so slewing
+//! back at 500 ppm would keep this validator hours off it). A backward
+//! step holds the clock still until the stepped time catches up, so even
+//! then it never runs backwards.
 
 use undchain_types::{BlockNumber, BlockTime, ChainParams, LocalTime, PayoutPeriod};
 
@@ -14,6 +18,14 @@ use crate::sample::PPM;
 
 /// Most slew rate a block clock accepts, ppm (10%).
 pub const MAX_SLEW_PPM: u32 = 100_000;
+
+/// A round result further than this from the correction in use steps the
+/// clock instead of slewing it, microseconds (NTP's step threshold is
+/// 128 ms). Far above what honest rounds move (the agreement's precision
+/// bound, a few milliseconds to tens of them) and well below the replay
+/// window's 2 s future bound, past which a validator's envelopes are
+/// refused.
+pub const STEP_THRESHOLD_US: u64 = 250_000;
 
 /// Where a block-clock reading falls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +165,20 @@ impl BlockClock {
         BlockTime(t)
     }
 
-    /// A round moved the logical clock: slew towards `correction`.
-    pub fn set_target(&mut self, now: LocalTime, correction: i64) {
+    /// A round moved the logical clock: slew towards `correction`, or
+    /// step to it when it is more than [`STEP_THRESHOLD_US`] from the
+    /// correction in use (a backward step holds the clock still until the
+    /// agreed time catches up). Returns whether it stepped.
+    pub fn set_target(&mut self, now: LocalTime, correction: i64) -> bool {
         self.advance(now);
         self.target = correction;
+        let gap = i128::from(correction) - i128::from(self.effective);
+        if gap.unsigned_abs() > u128::from(STEP_THRESHOLD_US) {
+            self.effective = correction;
+            self.credit = 0;
+            return true;
+        }
+        false
     }
 
     /// A quorum-approved resync: step by `step_us` at local time `now`.
@@ -258,6 +280,26 @@ mod tests {
         let a = c.now(t(3_000_001));
         let b = c.now(t(3_000_002));
         assert!(b >= a);
+    }
+
+    #[test]
+    fn a_round_far_from_the_clock_steps_it_and_backwards_holds() {
+        let t = LocalTime::from_micros;
+        let mut c = BlockClock::new(&params(), t(0), 5_000_000, 500, 100).unwrap();
+        // the host's clock jumped 3 s ahead: the round says 3 s less
+        assert_eq!(c.now(t(3_000_000)), BlockTime(8_000_000));
+        assert!(c.set_target(t(3_000_000), 2_000_000));
+        assert_eq!(c.correction(), 2_000_000);
+        for (local, block) in [
+            (3_000_001, 8_000_000),
+            (5_999_999, 8_000_000),
+            (6_500_000, 8_500_000),
+        ] {
+            assert_eq!(c.now(t(local)), BlockTime(block), "at local {local}");
+        }
+        // just inside the threshold it slews
+        assert!(!c.set_target(t(7_000_000), 2_000_000 + STEP_THRESHOLD_US as i64));
+        assert_eq!(c.correction(), 2_000_000);
     }
 
     #[test]

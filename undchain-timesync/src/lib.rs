@@ -51,7 +51,9 @@ pub mod sample;
 pub mod sim;
 
 pub use agree::{AgreeError, Agreement, Method, Reading, agree, agree_among, span_with_errors_us};
-pub use clock::{BlockClock, BlockPosition, ClockError, period_bounds, position_of};
+pub use clock::{
+    BlockClock, BlockPosition, ClockError, STEP_THRESHOLD_US, period_bounds, position_of,
+};
 pub use exchange::{
     ConfigError, ExchangeError, Output, RoundResult, SyncConfig, SyncEvent, TimeMsg, reply_to,
 };

@@ -134,11 +134,14 @@ impl Chaos {
 }
 
 /// The forward clock jumps a campaign draws, microseconds. At most 1 s:
-/// a validator whose clock jumps further ahead than the replay window's
-/// future bound (2 s, [`undchain_types::ReplayGuard`]) less the skew has
-/// every envelope it sends refused, its time probes included, so it never
-/// learns it is ahead and stays cut off (seeds 56, 72, 79 and 82 of the
-/// first draw found it with 3 s jumps; docs/BENCHMARKS.md, the campaign).
+/// the first draw found that a validator whose clock jumped 3 s (beyond
+/// the replay window's 2 s future bound) stayed cut off, its block clock
+/// slewing back at 500 ppm (seeds 56, 72, 79 and 82). The block clock now
+/// steps back onto a round result beyond `STEP_THRESHOLD_US`
+/// (docs/PROTOCOL.md "Block clock"; scenario test
+/// `forward_clock_jump_beyond_replay_window_rejoins_agreed_time`); the
+/// campaign's draws widen to multi-second jumps once a campaign run over
+/// them has been made.
 pub const JUMPS_US: [i64; 3] = [50_000, 250_000, 1_000_000];
 
 /// The campaign's faults for `nodes` validators, `unit_us` the fault

@@ -287,8 +287,18 @@ impl Validator {
                     self.send(now, &[to], body, false);
                 }
                 TimeOutput::Adjusted(r) => {
-                    if let Some(c) = self.time.clock.as_mut() {
-                        c.set_target(now, r.correction);
+                    // A round far from this clock (its host's clock jumped)
+                    // steps it back onto the agreed time: slewing would keep
+                    // its envelopes outside everyone's replay window.
+                    let stepped = self
+                        .time
+                        .clock
+                        .as_mut()
+                        .is_some_and(|c| c.set_target(now, r.correction));
+                    if stepped {
+                        self.event(NodeEvent::TimeSynced {
+                            correction: r.correction,
+                        });
                     }
                     self.outbox.persist(StoreOp::TimeCorrection(r.correction));
                 }

@@ -809,3 +809,36 @@ fn loaded_active_validator_offloads_job_file_serving_to_passive() {
     let (_, page) = w.job_file_replies()[before..].last().cloned().unwrap();
     assert!(!page.closed && page.block.0 == open);
 }
+
+#[test]
+fn forward_clock_jump_beyond_replay_window_rejoins_agreed_time() {
+    // Validator 3's host is suspended: its local clock jumps 5 s ahead,
+    // far past the replay window's 2 s future bound, so whatever it dates
+    // with its block clock is refused until that clock rejoins the agreed
+    // time. Then validator 0 crashes: the three left need validator 3's
+    // votes to commit.
+    let mut w = world(4);
+    w.run_until(w.block_start_us(3));
+    let before = corrections(&w, 4);
+    w.clock_jump_now(3, 5_000_000);
+    w.run_until(w.block_start_us(8));
+    let after = corrections(&w, 4);
+    let moved = after[3] - before[3];
+    assert!(
+        (moved + 5_000_000).abs() < 100_000,
+        "validator 3's correction moved {moved} us, not about -5 s"
+    );
+    let height = w.commits(1).len() as u64;
+    w.crash_now(0);
+    w.run_until(w.block_start_us(16));
+    for i in 1..4 {
+        assert!(
+            w.commits(i).len() as u64 >= height + 5,
+            "validator {i} committed {} blocks after the crash",
+            w.commits(i).len() as u64 - height
+        );
+        for h in 0..height + 5 {
+            assert_eq!(w.commits(i).get(&h), w.commits(1).get(&h), "{i} at {h}");
+        }
+    }
+}

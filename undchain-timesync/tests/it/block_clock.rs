@@ -4,7 +4,7 @@
 //! slew rate that could not follow the drifting correction is refused.
 
 use proptest::prelude::*;
-use undchain_timesync::{BlockClock, ClockError, position_of};
+use undchain_timesync::{BlockClock, ClockError, STEP_THRESHOLD_US, position_of};
 use undchain_types::LocalTime;
 
 use crate::support::params;
@@ -95,7 +95,9 @@ proptest! {
             local += dt; // the local clock may even glitch backwards
             match op {
                 Op::Read => {}
-                Op::Target(d) => c.set_target(LocalTime(local), base + d),
+                Op::Target(d) => {
+                    c.set_target(LocalTime(local), base + d);
+                }
                 Op::Step(s) => {
                     c.step(LocalTime(local), s);
                     base += s;
@@ -113,12 +115,12 @@ proptest! {
 
     #[test]
     fn slewing_never_moves_faster_than_the_rate(
-        gap in -1_000_000i64..1_000_000,
+        gap in -(STEP_THRESHOLD_US as i64)..=STEP_THRESHOLD_US as i64,
         slew in 1u32..=1_000,
         reads in prop::collection::vec(1i64..100_000, 1..100),
     ) {
         let mut c = BlockClock::new(&params(), LocalTime(0), 0, slew, 0).unwrap();
-        c.set_target(LocalTime(0), gap);
+        prop_assert!(!c.set_target(LocalTime(0), gap), "inside the threshold: no step");
         let mut local = 0;
         for dt in reads {
             local += dt;
@@ -126,6 +128,33 @@ proptest! {
             let allowed = i128::from(local) * i128::from(slew) / 1_000_000;
             prop_assert!(i128::from(c.correction().abs()) <= allowed);
             prop_assert!(c.correction().abs() <= gap.abs());
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_round_beyond_the_step_threshold_steps_and_never_runs_backwards(
+        gap in prop_oneof![
+            -100_000_000i64..-(STEP_THRESHOLD_US as i64) - 1,
+            STEP_THRESHOLD_US as i64 + 1..100_000_000
+        ],
+        reads in prop::collection::vec(1i64..1_000_000, 1..50),
+    ) {
+        let mut c = BlockClock::new(&params(), LocalTime(0), 0, 500, 0).unwrap();
+        let before = c.now(LocalTime(0));
+        prop_assert!(c.set_target(LocalTime(0), gap));
+        prop_assert_eq!(c.correction(), gap);
+        let mut local = 0;
+        let mut last = before;
+        for dt in reads {
+            local += dt;
+            let t = c.now(LocalTime(local));
+            prop_assert!(t >= last);
+            // stepped: the agreed time, or held still at the reading before
+            let stepped = (local + gap).max(0) as u64;
+            prop_assert_eq!(t.0, stepped.max(before.0));
+            last = t;
         }
     }
 }

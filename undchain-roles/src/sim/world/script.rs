@@ -148,6 +148,12 @@ impl World {
         self.crash(i, false);
     }
 
+    /// Validator `i`'s local clock jumps `by_us` forward now (its host was
+    /// suspended, or an operator stepped the system clock).
+    pub fn clock_jump_now(&mut self, i: usize, by_us: i64) {
+        self.clock_jump(i, by_us);
+    }
+
     /// Gives validator `i` a user's or operator's command now.
     pub fn command(&mut self, i: usize, command: crate::Command) -> Result<(), crate::NodeError> {
         let local = self.local(i);
