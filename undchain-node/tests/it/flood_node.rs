@@ -105,7 +105,12 @@ fn a_60_second_flood_keeps_a_validator_under_256_mib_and_blocks_committing() {
     let stop = Arc::new(AtomicBool::new(false));
     let (attempts, junk) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let load_task = rt.spawn(load.run(stop_rx, load_tx));
-    let flood_task = rt.spawn(client_flood(v0_addr, v0_key, attempts.clone(), stop.clone()));
+    let flood_task = rt.spawn(client_flood(
+        v0_addr,
+        v0_key,
+        attempts.clone(),
+        stop.clone(),
+    ));
     let junk_task = rt.spawn(junk_frames(v0_key, v0_addr, stop.clone(), junk.clone()));
 
     // The flood: sample v0's memory and note the heights each quarter.

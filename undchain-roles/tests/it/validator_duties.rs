@@ -882,7 +882,11 @@ fn far_off_validators_do_not_move_block_time(n: usize, far: &[(usize, i64)]) {
             w.commits(i).len() as u64 - height
         );
         for h in 0..height + 6 {
-            assert_eq!(w.commits(i).get(&h), w.commits(honest[0]).get(&h), "{i} at {h}");
+            assert_eq!(
+                w.commits(i).get(&h),
+                w.commits(honest[0]).get(&h),
+                "{i} at {h}"
+            );
         }
     }
 }
