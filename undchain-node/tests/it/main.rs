@@ -8,6 +8,7 @@ mod containers;
 mod e2e;
 mod flood;
 mod flood_node;
+mod fuzz_seeds;
 mod kill;
 mod net;
 mod quic_transport;
