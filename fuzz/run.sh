@@ -24,7 +24,9 @@ if [ $# -gt 0 ]; then
 else
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-nice cargo +nightly fuzz build "${targets[@]}" >/dev/null 2>&1 || nice cargo +nightly fuzz build
+for t in "${targets[@]}"; do
+    nice cargo +nightly fuzz build "$t"
+done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
