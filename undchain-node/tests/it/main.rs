@@ -9,5 +9,6 @@ mod e2e;
 mod flood;
 mod kill;
 mod net;
+mod partner_store;
 mod quic_transport;
 mod support;
