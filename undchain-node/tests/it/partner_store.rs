@@ -111,8 +111,12 @@ fn batches() -> Vec<Vec<StoreOp>> {
         // A replay folds to nothing new; a chunk is kept once.
         vec![responded(1), opened(1), chunk(1, 0, 7)],
         vec![
-            op(PartnerOp::Closed { job: job(1) }),
+            op(PartnerOp::Closed {
+                job: job(1),
+                claim: None,
+            }),
             op(PartnerOp::Dropped { job: job(2) }),
+            op(PartnerOp::Confirmed { job: job(1) }),
         ],
     ]
 }

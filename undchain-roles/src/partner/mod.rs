@@ -317,7 +317,9 @@ impl Partner {
                 Ok(())
             }
             Message::CompletionAck(a) => {
-                self.claims.remove(&a.job);
+                if self.claims.remove(&a.job).is_some() {
+                    self.persist(stored::PartnerOp::Confirmed { job: a.job });
+                }
                 self.event(UserEvent::Completed {
                     job: a.job,
                     block: a.block,

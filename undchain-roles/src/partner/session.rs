@@ -9,7 +9,7 @@ use undchain_types::msg::{
 };
 use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, PublicKey, UtilityKind, wire};
 
-use super::stored::{PartnerOp, SessionRecord, StoredChunk};
+use super::stored::{PartnerOp, SessionRecord, StoredChunk, StoredClaim};
 use super::{Partner, PartnerError};
 use crate::client::{UserEvent, UserOutput};
 use crate::store::StoreOp;
@@ -245,7 +245,7 @@ impl Partner {
             return Err(PartnerError::UnknownJob(job));
         };
         if s.stage != Stage::Running {
-            return Err(UtilityError::BadInput("the session is finished").into());
+            return self.deliver_again(now, job, from, body);
         }
         if !s.meter.may_deliver(1) {
             return Err(UtilityError::CheckpointOverdue {
@@ -329,6 +329,54 @@ impl Partner {
         Ok(())
     }
 
+    /// A chunk of a finished upload sent again while the receipt waits
+    /// for the client's countersignature (its `Delivered` or the offer was
+    /// lost, or the partner restarted before sending them): a chunk held is
+    /// answered as kept, the last one with the offer again.
+    fn deliver_again(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        from: PublicKey,
+        body: &SessionBody,
+    ) -> Result<(), PartnerError> {
+        let finished = UtilityError::BadInput("the session is finished");
+        let (
+            Some(s),
+            SessionBody::Chunk {
+                root, index, count, ..
+            },
+        ) = (self.sessions.get(&job), body)
+        else {
+            return Err(finished.into());
+        };
+        if !matches!((&s.work, s.stage), (Work::Store, Stage::Offered(_)))
+            || s.root != Some(*root)
+            || self.store.serve(root, *index).is_err()
+        {
+            return Err(finished.into());
+        }
+        let units = s.meter.delivered();
+        let offer = s
+            .offered
+            .clone()
+            .filter(|_| index.saturating_add(1) == *count);
+        let body = SessionBody::Delivered { units };
+        self.promise(now, from, SessionMessage { job, body }.into());
+        if let Some(terms) = offer {
+            self.offer_again(now, job, from, terms);
+        }
+        Ok(())
+    }
+
+    /// Sends the receipt terms already offered (and persisted) again: the
+    /// same terms, the same signature.
+    fn offer_again(&mut self, now: LocalTime, job: JobId, client: PublicKey, terms: ReceiptTerms) {
+        let partner_sig = self.cfg.key.sign_digest(&terms.digest());
+        let body = SessionBody::ReceiptOffer { terms, partner_sig };
+        self.promise(now, client, SessionMessage { job, body }.into());
+    }
+
     /// The upload of `root` completed: the challenges that waited for it
     /// are answered.
     fn answer_deferred(&mut self, now: LocalTime, root: Hash32) {
@@ -393,7 +441,10 @@ impl Partner {
         s.stage = Stage::Done;
         let units = r.terms.units;
         let client = s.client;
-        self.persist(PartnerOp::Closed { job });
+        self.persist(PartnerOp::Closed {
+            job,
+            claim: Some(StoredClaim::Receipt(r.clone())),
+        });
         self.broadcast_promise(now, r.clone().into());
         self.start_claim(now, job, r.clone().into());
         self.event(UserEvent::ReceiptSent {
@@ -420,7 +471,8 @@ impl Partner {
             };
             s.stage = Stage::Done;
             let partial = s.meter.partial(&self.cfg.key);
-            self.persist(PartnerOp::Closed { job });
+            let claim = partial.clone().map(StoredClaim::Partial);
+            self.persist(PartnerOp::Closed { job, claim });
             match partial {
                 Some(p) => {
                     let units = p.last_checkpoint.checkpoint.units;
@@ -529,10 +581,10 @@ impl Partner {
         if storage {
             s.meter.served(chunks.saturating_sub(proven));
         }
+        s.offered = rec.offered.clone();
         s.stage = if rec.closed {
             Stage::Done
-        } else if let Some(t) = &rec.offered {
-            s.offered = Some(t.clone());
+        } else if rec.offered.is_some() {
             Stage::Offered(now.plus(self.cfg.receipt_wait_us))
         } else if storage {
             Stage::Running
@@ -546,9 +598,13 @@ impl Partner {
         if let Some(terms) = offer {
             // The offer may not have reached the client before the
             // restart: it is made again (the same signed terms).
-            let partner_sig = self.cfg.key.sign_digest(&terms.digest());
-            let body = SessionBody::ReceiptOffer { terms, partner_sig };
-            self.promise(now, rec.client, SessionMessage { job, body }.into());
+            self.offer_again(now, job, rec.client, terms);
+        }
+        if let Some(c) = &rec.claim {
+            // The claim may not have gone out before the restart: sent
+            // again, and re-sent until a validator confirms it.
+            self.broadcast_promise(now, c.message());
+            self.start_claim(now, job, c.message());
         }
         Ok(())
     }

@@ -15,8 +15,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use undchain_types::msg::{JobNotification, MAX_CHUNK, ReceiptTerms, SignedCheckpoint};
-use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, PublicKey};
+use undchain_types::msg::{
+    JobNotification, MAX_CHUNK, PartialCompletion, Receipt, ReceiptTerms, SignedCheckpoint,
+};
+use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, Message, PublicKey};
 
 use super::{Partner, PartnerConfig, PartnerError, Response};
 use crate::store::Stored;
@@ -32,6 +34,25 @@ pub struct StoredChunk {
     pub size: u64,
     /// The chunk (bounded like a session chunk).
     pub bytes: BoundedBytes<MAX_CHUNK>,
+}
+
+/// A claim the partner sent to the validators for a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredClaim {
+    /// The receipt both signed.
+    Receipt(Receipt),
+    /// The partial completion of the last checkpoint.
+    Partial(PartialCompletion),
+}
+
+impl StoredClaim {
+    /// The claim as the message sent.
+    pub fn message(&self) -> Message {
+        match self {
+            StoredClaim::Receipt(r) => r.clone().into(),
+            StoredClaim::Partial(p) => p.clone().into(),
+        }
+    }
 }
 
 /// One durable write of a partner.
@@ -93,8 +114,16 @@ pub enum PartnerOp {
         /// The terms the partner signed.
         terms: ReceiptTerms,
     },
-    /// The session ended (receipt sent, partial claimed or nothing proven).
+    /// The session ended (receipt sent, partial claimed or nothing
+    /// proven); the claim goes to the validators once this is durable.
     Closed {
+        /// The job.
+        job: JobId,
+        /// The claim sent, if any.
+        claim: Option<StoredClaim>,
+    },
+    /// A validator confirmed the session's claim.
+    Confirmed {
         /// The job.
         job: JobId,
     },
@@ -111,7 +140,8 @@ impl PartnerOp {
             | PartnerOp::Dropped { job }
             | PartnerOp::Checkpoint { job, .. }
             | PartnerOp::Offered { job, .. }
-            | PartnerOp::Closed { job } => *job,
+            | PartnerOp::Closed { job, .. }
+            | PartnerOp::Confirmed { job } => *job,
         }
     }
 }
@@ -129,6 +159,8 @@ pub struct SessionRecord {
     pub offered: Option<ReceiptTerms>,
     /// Whether the session ended.
     pub closed: bool,
+    /// Its claim while no validator confirmed it.
+    pub claim: Option<StoredClaim>,
 }
 
 /// A job the partner responded to, as stored.
@@ -173,6 +205,7 @@ impl PartnerJob {
                 checkpoint: None,
                 offered: None,
                 closed: false,
+                claim: None,
             });
             return;
         }
@@ -190,7 +223,13 @@ impl PartnerJob {
             PartnerOp::Offered { terms, .. } => {
                 s.offered.get_or_insert_with(|| terms.clone());
             }
-            PartnerOp::Closed { .. } => s.closed = true,
+            PartnerOp::Closed { claim, .. } => {
+                s.closed = true;
+                if claim.is_some() {
+                    s.claim = claim.clone();
+                }
+            }
+            PartnerOp::Confirmed { .. } => s.claim = None,
             _ => {}
         }
     }
@@ -239,7 +278,8 @@ impl Partner {
     /// sequence reservation) at local time `now`; the host then calls
     /// [`Partner::start`]. Its blobs are back and served with their
     /// proofs; a session with offered receipt terms waits for the client's
-    /// countersignature again; a computation or relay session (its state is
+    /// countersignature again (the offer made again); an unconfirmed claim
+    /// is sent again; a computation or relay session (its state is
     /// not kept) is ended at the next timeout with a partial claim of its
     /// last checkpoint. Refused (typed) when a stored chunk does not fit
     /// the configured store any more.
@@ -367,7 +407,10 @@ mod tests {
             chunk(1, 1, 5),
             responded(2, 9),
             chunk(2, 0, 5),
-            PartnerOp::Closed { job: job(1) },
+            PartnerOp::Closed {
+                job: job(1),
+                claim: None,
+            },
         ] {
             s.apply(&op);
         }

@@ -5,7 +5,9 @@
 //! immediate outputs went, its write is lost). Rebuilt from the disk only,
 //! it still holds every chunk it acknowledged, finishes the upload when
 //! the client's messages arrive again, and serves the blob back with
-//! valid proofs.
+//! valid proofs. A crash after a write but before its `after_persist`
+//! outputs went is survived too: the chunk sent again is answered as kept
+//! and the receipt offered again.
 
 use undchain_roles::Storage;
 use undchain_roles::client::{Client, UserOutput};
@@ -54,6 +56,15 @@ fn durable(d: &PartnerStored, body: &Message) -> bool {
     }
 }
 
+/// How a crash hits a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// Half of the immediate outputs went, the write was lost.
+    Torn,
+    /// The write is durable, the `after_persist` outputs never went.
+    AfterWrite,
+}
+
 /// A client and a partner hosted on a simulated disk.
 struct Host {
     client: Client,
@@ -66,8 +77,8 @@ struct Host {
     log: Vec<SignedEnvelope>,
     /// Partner batches carried out or torn so far.
     batches: usize,
-    /// The batch a crash tears.
-    crash_at: Option<usize>,
+    /// The batch a crash hits, and how.
+    crash_at: Option<(usize, Crash)>,
     /// Highest `Delivered` units the client was told.
     told: u64,
     /// Receipts the partner sent to validators.
@@ -75,7 +86,7 @@ struct Host {
 }
 
 impl Host {
-    fn new(crash_at: Option<usize>) -> Host {
+    fn new(crash_at: Option<(usize, Crash)>) -> Host {
         let cfg = partner_config(4, &[UtilityKind::Storage], 4);
         Host {
             client: client(4),
@@ -135,14 +146,25 @@ impl Host {
                     );
                 }
             }
-            if self.crash_at == Some(self.batches - 1) {
-                let half = r.immediate.len() / 2;
-                for o in r.immediate.into_iter().take(half) {
-                    self.send_client(o);
+            match self.crash_at {
+                Some((b, Crash::Torn)) if b + 1 == self.batches => {
+                    let half = r.immediate.len() / 2;
+                    for o in r.immediate.into_iter().take(half) {
+                        self.send_client(o);
+                    }
+                    self.disk.lose(&r.persist);
+                    self.partner = None;
+                    return true;
                 }
-                self.disk.lose(&r.persist);
-                self.partner = None;
-                return true;
+                Some((b, Crash::AfterWrite)) if b + 1 == self.batches => {
+                    for o in r.immediate {
+                        self.send_client(o);
+                    }
+                    self.disk.write(&r.persist).unwrap();
+                    self.partner = None;
+                    return true;
+                }
+                _ => {}
             }
             for o in r.immediate {
                 self.send_client(o);
@@ -215,7 +237,7 @@ fn blob(n: usize) -> Vec<u8> {
 /// The whole story with the partner's batch `crash_at` torn: request,
 /// upload of 10 chunks (K = 4), receipt, fetch. Returns the host, the
 /// units the restarted partner held and the fetched blob.
-fn story(crash_at: Option<usize>) -> (Host, Option<u64>, bool) {
+fn story(crash_at: Option<(usize, Crash)>) -> (Host, Option<u64>, bool) {
     let mut h = Host::new(crash_at);
     let (job, data) = (
         h.client
@@ -264,18 +286,20 @@ fn a_partner_torn_at_any_batch_keeps_every_chunk_it_acknowledged_and_serves_the_
     let batches = honest.batches;
     assert!(batches > 12, "{batches} partner batches");
     eprintln!("{batches} partner batches");
-    for crash_at in 0..batches {
-        let (h, held, ok) = story(Some(crash_at));
-        assert!(held.is_some(), "crash at batch {crash_at}: it crashed");
-        assert!(
-            ok,
-            "crash at batch {crash_at}: the restarted partner served the blob back with valid proofs"
-        );
-        assert!(
-            h.receipts > 0,
-            "crash at batch {crash_at}: the receipt still went to the validators"
-        );
-        assert!(h.disk.lost() == 1);
+    for crash in [Crash::Torn, Crash::AfterWrite] {
+        for at in 0..batches {
+            let (h, held, ok) = story(Some((at, crash)));
+            assert!(held.is_some(), "{crash:?} at batch {at}: it crashed");
+            assert!(
+                ok,
+                "{crash:?} at batch {at}: the restarted partner served the blob back with valid proofs"
+            );
+            assert!(
+                h.receipts > 0,
+                "{crash:?} at batch {at}: the receipt still went to the validators"
+            );
+            assert_eq!(h.disk.lost(), u64::from(crash == Crash::Torn));
+        }
     }
 }
 
