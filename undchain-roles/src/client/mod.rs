@@ -12,7 +12,8 @@
 //!   the client's own entry) before the commit block is believed.
 //! * Step 3: once every outreach ended, or one retry timeout after the
 //!   first ack, the request is forwarded to the listed validators that did
-//!   not ack, only if fewer than f+1 acks came.
+//!   not ack, only if fewer than f+1 acks came; again every retry timeout
+//!   while that holds, at most [`MAX_FORWARDS`] times.
 //! * Step 4: partner offers are taken in stream order up to the client's
 //!   threshold (capped by the chain), at or above its minimum score and at
 //!   or under its price; a centralised partner's endpoint becomes a
@@ -312,6 +313,11 @@ struct Reach {
     in_flight: BTreeMap<PublicKey, AttemptId>,
 }
 
+/// Most times a request is forwarded to the validators that did not ack
+/// it, one retry timeout apart, while fewer than f+1 acks came (as many as
+/// an outreach's attempts).
+pub const MAX_FORWARDS: u8 = 4;
+
 /// What the client knows of one request.
 #[derive(Debug)]
 pub(crate) struct Job {
@@ -321,7 +327,11 @@ pub(crate) struct Job {
     pub(crate) acks: BTreeMap<PublicKey, BlockNumber>,
     first_ack: Option<LocalTime>,
     pub(crate) active: Vec<ValidatorInfo>,
+    /// No more forwards: f+1 acks came, or [`MAX_FORWARDS`] went out.
     forwarded: bool,
+    /// Forwards sent so far and when the last went out.
+    forwards: u8,
+    last_forward: Option<LocalTime>,
     pub(crate) committed: Option<BlockNumber>,
     pub(crate) offers: offers::Offers,
 }
@@ -481,6 +491,8 @@ impl Client {
                 first_ack: None,
                 active: Vec::new(),
                 forwarded: false,
+                forwards: 0,
+                last_forward: None,
                 committed: None,
             },
         );
@@ -678,7 +690,8 @@ impl Client {
     }
 
     /// Client story step 3: forward only while fewer than f+1 acks came,
-    /// once the outreaches ended or a retry timeout after the first ack.
+    /// once the outreaches ended or a retry timeout after the first ack,
+    /// then again every retry timeout, at most [`MAX_FORWARDS`] times.
     fn maybe_forward(&mut self, now: LocalTime, id: JobId) {
         let timeout = self.cfg.params.retry_timeout_us;
         let Some(job) = self.jobs.get(&id) else {
@@ -687,9 +700,18 @@ impl Client {
         if job.forwarded || job.active.is_empty() {
             return;
         }
-        let done = job.reaches.iter().all(|r| r.outreach.is_done());
-        let waited = job.first_ack.is_some_and(|t| now >= t.plus(timeout));
-        if !(done || waited) {
+        let due = match job.last_forward {
+            // The first forward: once every outreach ended, or one retry
+            // timeout after the first ack.
+            None => {
+                job.reaches.iter().all(|r| r.outreach.is_done())
+                    || job.first_ack.is_some_and(|t| now >= t.plus(timeout))
+            }
+            // Again one retry timeout after the last, while too few acks
+            // came (a forward, or the acks it drew, may be lost).
+            Some(t) => now >= t.plus(timeout),
+        };
+        if !due {
             return;
         }
         let f = max_faulty(job.active.len());
@@ -709,7 +731,9 @@ impl Client {
             .map(|v| (v.id, v.media.as_slice().first().cloned()))
             .collect();
         if let Some(j) = self.jobs.get_mut(&id) {
-            j.forwarded = true;
+            j.forwards = j.forwards.saturating_add(1);
+            j.last_forward = Some(now);
+            j.forwarded = j.forwards >= MAX_FORWARDS;
         }
         for (v, ep) in &to {
             let body = ForwardedRequest {
@@ -757,7 +781,7 @@ impl Client {
             .jobs
             .values()
             .filter(|j| !j.forwarded)
-            .filter_map(|j| j.first_ack.map(|t| t.plus(timeout)));
+            .filter_map(|j| j.last_forward.or(j.first_ack).map(|t| t.plus(timeout)));
         let confirms = self.confirm.values().map(|c| c.deadline);
         reaches.chain(forwards).chain(confirms).min()
     }

@@ -320,3 +320,66 @@ fn offers_from_strangers_are_refused_and_change_nothing() {
     );
     assert!(c.partners(&job).is_empty());
 }
+
+#[test]
+fn client_forwards_again_while_the_forwards_draw_too_few_acks() {
+    // n = 7: f = 2. One ack, then the forwards (or their acks) are lost:
+    // the client forwards again every retry timeout, at most
+    // MAX_FORWARDS times, and stops once f+1 acks came. (Campaign seed
+    // 1897: the one validator that acked was cut off by a clock jump and
+    // the only forward was lost, so the job waited on it alone.)
+    let forwards = |out: &[UserOutput]| {
+        bodies(out)
+            .into_iter()
+            .filter(|(_, m)| m.kind() == MessageKind::ForwardedRequest)
+            .count()
+    };
+    let mut c = client(7);
+    let job = c
+        .request(LocalTime(0), request(UtilityKind::Storage, 8, 1, 0))
+        .unwrap();
+    c.drain();
+    c.handle_verified(LocalTime(100), &ack(0, job, 3, 7))
+        .unwrap();
+    let retry = 6_000_000;
+    let mut t = 100;
+    for k in 0..undchain_roles::client::MAX_FORWARDS as i64 {
+        t += retry;
+        // Early: nothing more goes out.
+        c.handle_timeout(LocalTime(t - 1));
+        assert_eq!(forwards(&c.drain()), 0, "forward {k} went early");
+        assert!(
+            c.poll_timeout().is_some_and(|p| p <= LocalTime(t)),
+            "forward {k}"
+        );
+        c.handle_timeout(LocalTime(t));
+        assert_eq!(
+            forwards(&c.drain()),
+            6,
+            "forward {k} to the six that did not ack"
+        );
+    }
+    c.handle_timeout(LocalTime(t + retry));
+    assert_eq!(forwards(&c.drain()), 0, "no more than MAX_FORWARDS");
+
+    // With f+1 acks after the first forward, no second one.
+    let mut c = client(7);
+    let job = c
+        .request(LocalTime(0), request(UtilityKind::Storage, 8, 1, 0))
+        .unwrap();
+    c.drain();
+    c.handle_verified(LocalTime(100), &ack(0, job, 3, 7))
+        .unwrap();
+    c.handle_timeout(LocalTime(100 + retry));
+    assert_eq!(forwards(&c.drain()), 6);
+    for i in 1..3 {
+        c.handle_verified(LocalTime(200 + retry), &ack(i, job, 3, 7))
+            .unwrap();
+    }
+    c.handle_timeout(LocalTime(100 + 2 * retry));
+    assert_eq!(
+        forwards(&c.drain()),
+        0,
+        "f+1 acks: an honest validator has it"
+    );
+}
