@@ -208,7 +208,11 @@ fn storage_rechallenge_catches_chunks_dropped_after_the_first_challenge() {
         .unwrap();
     t.run();
     let pk = t.partner.key();
-    assert_eq!(t.count(&DeskEvent::ChallengePassed(pk)), 1, "at UtilityStarted");
+    assert_eq!(
+        t.count(&DeskEvent::ChallengePassed(pk)),
+        1,
+        "at UtilityStarted"
+    );
     // The first challenge passed; the partner drops its chunks afterwards,
     // and nothing but the desk's own timer asks again.
     for i in 0..3 {

@@ -135,6 +135,7 @@ impl World {
                     seed: self.cfg.seed ^ (i as u64) << 20,
                     wall_at_zero: T0 as u64,
                     checkpoint_every: 1,
+                    session_idle_us: 3 * self.params.retry_timeout_us,
                 },
                 0,
             );

@@ -11,8 +11,8 @@ use undchain_types::msg::{
     Challenge, ChallengeResponse, Requirement, RequirementFailed, StorageAnswer, StorageChallenge,
 };
 use undchain_types::{
-    BlockTime, BoundedBytes, BoundedString, Hash32, JobId, LocalTime, PublicKey, Role,
-    UtilityKind, wire,
+    BlockTime, BoundedBytes, BoundedString, Hash32, JobId, LocalTime, PublicKey, Role, UtilityKind,
+    wire,
 };
 
 use super::{DeskError, DeskEvent, DeskOutput, MAX_JOBS, PartnerDesk};
