@@ -360,11 +360,7 @@ impl Home {
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T, HomeError> {
-        let text = self.read(path)?;
-        toml::from_str(&text).map_err(|e| HomeError::Toml {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_owned(),
-        })
+        parse_text(path, &self.read(path)?)
     }
 
     /// Reads `node.toml` as written.
@@ -379,8 +375,23 @@ impl Home {
 
     /// Reads and checks every file of the home.
     pub fn load(&self) -> Result<Loaded, HomeError> {
+        let node = self.read(&self.node_file())?;
+        let validators = self.read(&self.validators_file())?;
+        let genesis = self.read(&self.genesis_file())?;
+        self.load_texts(&node, &genesis, &validators)
+    }
+
+    /// Checks the texts of the home's three files (`node.toml`,
+    /// `genesis.toml`, `validators.toml`) as [`Self::load`] does after
+    /// reading them; touches no file (errors name this home's paths).
+    pub fn load_texts(
+        &self,
+        node: &str,
+        genesis: &str,
+        validators: &str,
+    ) -> Result<Loaded, HomeError> {
         let nf = self.node_file();
-        let node = self.node_file_contents()?;
+        let node: NodeFile = parse_text(&nf, node)?;
         let key = seed_from_hex(&node.key)
             .map(SigningKey::from_seed)
             .ok_or_else(|| field(&nf, "key", "expected 64 hex digits (a 32-byte secret seed)"))?;
@@ -399,9 +410,9 @@ impl Home {
             None => None,
         };
         let vf = self.validators_file();
-        let book = ValidatorBook::parse(&self.read(&vf)?)
+        let book = ValidatorBook::parse(validators)
             .map_err(|error| HomeError::ValidatorList { path: vf, error })?;
-        let genesis = self.genesis(&book)?;
+        let genesis = self.genesis(genesis, &book)?;
         Ok(Loaded {
             role: node.role,
             key,
@@ -413,9 +424,9 @@ impl Home {
         })
     }
 
-    fn genesis(&self, book: &ValidatorBook) -> Result<Genesis, HomeError> {
+    fn genesis(&self, text: &str, book: &ValidatorBook) -> Result<Genesis, HomeError> {
         let gf = self.genesis_file();
-        let g: GenesisFile = self.parse(&gf)?;
+        let g: GenesisFile = parse_text(&gf, text)?;
         let key = |f: String, hex: &str| {
             PublicKey::from_hex(hex).map_err(|e| field(&gf, f, format!("{hex:?}: {e}")))
         };
@@ -461,6 +472,63 @@ impl Home {
             .map_err(|error| HomeError::Genesis { path: gf, error })?;
         Ok(genesis)
     }
+}
+
+/// `text`, the contents of `path`, as TOML of `T`.
+fn parse_text<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, HomeError> {
+    toml::from_str(text).map_err(|e| HomeError::Toml {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// The fuzz entry point of `fuzz/fuzz_targets/home_files.rs` (and of its
+/// seed-corpus test): `data` split at `0xff` bytes (never part of UTF-8)
+/// into the texts of `node.toml`, `genesis.toml` and `validators.toml`
+/// (lossily made UTF-8), checked by [`Home::load_texts`]. Never panics on
+/// any input; it panics only on a bug: a `node.toml` or `genesis.toml` that
+/// parses but does not survive being written back (as `init` writes it)
+/// and parsed again unchanged, or a home that loads but whose files,
+/// written back, load into another node.
+pub fn fuzz_home_files(data: &[u8]) {
+    let mut parts = data.splitn(3, |b| *b == 0xff).map(String::from_utf8_lossy);
+    let mut next = || parts.next().unwrap_or_default();
+    let (node, genesis, validators) = (next(), next(), next());
+    let home = Home::new("fuzz-home");
+    fn again<T>(text: &str) -> Option<(T, String)>
+    where
+        T: serde::de::DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
+    {
+        let v: T = toml::from_str(text).ok()?;
+        let written = toml::to_string(&v).expect("a parsed file renders as TOML");
+        let back: T = toml::from_str(&written)
+            .unwrap_or_else(|e| panic!("written file is refused: {e}\n{written}"));
+        assert_eq!(back, v, "write then parse changes the file");
+        Some((v, written))
+    }
+    let node_again = again::<NodeFile>(&node);
+    let genesis_again = again::<GenesisFile>(&genesis);
+    let loaded = match home.load_texts(&node, &genesis, &validators) {
+        Ok(l) => l,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let (Some((_, n)), Some((_, g))) = (node_again, genesis_again) else {
+        panic!("a home loaded from files that do not parse");
+    };
+    let back = home
+        .load_texts(&n, &g, &loaded.book.to_toml())
+        .unwrap_or_else(|e| panic!("the written home does not load: {e}"));
+    assert_eq!(back.role, loaded.role);
+    assert_eq!(back.key.public(), loaded.key.public());
+    assert_eq!(
+        (back.listen, back.api, back.seed),
+        (loaded.listen, loaded.api, loaded.seed)
+    );
+    assert_eq!(back.genesis, loaded.genesis);
+    assert_eq!(back.book, loaded.book);
 }
 
 /// TOML rendering of the home's files without naming each type.

@@ -18,7 +18,7 @@
 //! * [`BlockClock`]: agreed time to block, cutoff and payout period; never
 //!   runs backwards.
 //! * [`sim`]: the seeded precision simulator behind the `precision_sim`
-//!   example.
+//!   example; [`fuzz`]: the `time_sync` fuzz target's body.
 //!
 //! Pure: no sockets, clocks, files, threads or ambient randomness; all
 //! arithmetic is integer.
@@ -44,6 +44,7 @@
 pub mod agree;
 pub mod clock;
 pub mod exchange;
+pub mod fuzz;
 pub mod join;
 pub mod resync;
 pub mod rounds;

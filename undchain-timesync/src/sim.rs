@@ -240,6 +240,9 @@ struct Honest {
 struct World {
     cfg: SimConfig,
     rng: SplitMix64,
+    /// Steered by a fuzz input ([`run_steered`]): honest messages may be
+    /// lost and the liars answer anything.
+    steered: bool,
     links: LinkDelays,
     honest: Vec<Honest>,
     /// Events by virtual time (microseconds from the run's start).
@@ -323,8 +326,21 @@ fn checked_sync_config(cfg: &SimConfig, method: Method) -> Result<SyncConfig, Si
 
 /// Runs the simulation for one method.
 pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
+    run_with(cfg, method, None)
+}
+
+/// Runs the simulation for one method with every draw steered by `bytes`
+/// ([`SplitMix64::scripted`]; the `time_sync` fuzz target): the clocks,
+/// the delays, which honest messages are lost (one in twenty, drawn) and
+/// what each liar answers a probe, the two-faced lie or anything at all
+/// (no answer, any reading, any timestamps, any delay, two answers).
+pub fn run_steered(cfg: &SimConfig, method: Method, bytes: &[u8]) -> Result<SimReport, SimError> {
+    run_with(cfg, method, Some(bytes))
+}
+
+fn run_with(cfg: &SimConfig, method: Method, bytes: Option<&[u8]>) -> Result<SimReport, SimError> {
     let sync = checked_sync_config(cfg, method)?;
-    let mut w = World::new(cfg, &sync)?;
+    let mut w = World::new(cfg, &sync, bytes)?;
     for i in 0..w.honest.len() {
         let local = LocalTime(w.honest[i].clock.at(0));
         let out = w.honest[i].machine.start(local);
@@ -361,8 +377,11 @@ pub fn run(cfg: &SimConfig, method: Method) -> Result<SimReport, SimError> {
 
 impl World {
     /// The honest validators' clocks and machines, drawn from the seed.
-    fn new(cfg: &SimConfig, sync: &SyncConfig) -> Result<World, SimError> {
-        let mut rng = SplitMix64::new(cfg.seed);
+    fn new(cfg: &SimConfig, sync: &SyncConfig, bytes: Option<&[u8]>) -> Result<World, SimError> {
+        let mut rng = match bytes {
+            Some(b) => SplitMix64::scripted(cfg.seed, b),
+            None => SplitMix64::new(cfg.seed),
+        };
         let h = cfg.n - cfg.f;
         let members: BTreeSet<usize> = (0..cfg.n).collect();
         let epoch: i64 = 1_700_000_000_000_000;
@@ -402,6 +421,7 @@ impl World {
         let drift_span = i128::from(sync.collect_us) + 4 * longest;
         let tol = reading_error + (2 * i128::from(cfg.drift_ppm) * drift_span + PPM - 1) / PPM + 2;
         Ok(World {
+            steered: bytes.is_some(),
             cfg: cfg.clone(),
             rng,
             links,
@@ -509,10 +529,19 @@ impl World {
         }
     }
 
-    /// Liar `liar` answers honest `to`'s probe with a two-faced reading.
+    /// Liar `liar` answers honest `to`'s probe: with the two-faced
+    /// reading, or when steered with whatever the stream draws.
     fn lie(&mut self, liar: usize, to: usize, probe: &TimeProbe) {
         if to >= self.honest.len() {
             return;
+        }
+        if self.steered {
+            match self.rng.below(4) {
+                0 => return,
+                1 => {}
+                2 => return self.lie_anything(liar, to, probe),
+                _ => self.lie_anything(liar, to, probe),
+            }
         }
         let mut rels: Vec<(i128, usize)> = (0..self.honest.len())
             .map(|i| (self.rel(i, None), i))
@@ -541,6 +570,37 @@ impl World {
         );
     }
 
+    /// A steered liar's answer: any reading (near the honest clocks or
+    /// anywhere), any timestamps around the prober's clock, any phase, any
+    /// delay up to twice the delay limit.
+    fn lie_anything(&mut self, liar: usize, to: usize, probe: &TimeProbe) {
+        let local_to = self.honest[to].clock.at(self.now);
+        let reading = match self.rng.below(3) {
+            0 => self.rng.next_u64() as i64,
+            1 => self.rng.range_i64(-2_000_000, 2_000_000),
+            _ => self.rng.range_i64(-10_000, 10_000) + self.honest[0].machine.correction(),
+        };
+        let max_delay = 2 * i64::try_from(self.cfg.delay_max_us).unwrap_or(i64::MAX / 8);
+        let mut stamp =
+            || LocalTime(local_to.saturating_add(self.rng.range_i64(-max_delay, max_delay)));
+        let (t2, t3) = (stamp(), stamp());
+        let phase = if self.rng.chance(500) {
+            TimePhase::Synced
+        } else {
+            TimePhase::Bootstrap
+        };
+        let reply = reply_to(probe, t2, t3, reading, phase);
+        let d = self.rng.range_i64(0, 2 * max_delay);
+        self.queue.push(
+            self.now + d,
+            Ev::Deliver {
+                to,
+                from: liar,
+                msg: TimeMsg::Reply(reply),
+            },
+        );
+    }
+
     fn handle_outputs(&mut self, i: usize, out: Vec<Output<usize>>) {
         // By the time a batch arrives the correction already moved: the
         // state before is the one after the previous batch.
@@ -548,6 +608,9 @@ impl World {
         for o in out {
             match o {
                 Output::Send { to, msg } => {
+                    if self.steered && self.rng.chance(50) {
+                        continue;
+                    }
                     let d = self.delay(i, to);
                     self.queue
                         .push(self.now + d, Ev::Deliver { to, from: i, msg });

@@ -6,17 +6,49 @@
 //! SplitMix64 (Steele, Lea, Flood 2014) is tiny, fast and has no
 //! dependency; it is for reproducibility, not for secrets (keys come from
 //! seeds the host draws from the OS).
+//!
+//! A stream can also be steered by bytes ([`SplitMix64::scripted`]): that
+//! is how the fuzz targets drive the simulators, which take their every
+//! draw (drops, delays, reorderings, crashes, what a Byzantine actor does)
+//! from one stream, so one fuzz input is one run, replayed exactly.
+
+use std::sync::Arc;
 
 /// A deterministic 64-bit random stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitMix64 {
     state: u64,
+    /// The bytes steering the stream, if any, and the next one to use.
+    script: Option<(Arc<[u8]>, usize)>,
 }
 
 impl SplitMix64 {
     /// The stream of `seed`.
     pub const fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
+        SplitMix64 {
+            state: seed,
+            script: None,
+        }
+    }
+
+    /// The stream of `seed` steered by `bytes` (a fuzz target's input):
+    /// each of the first `bytes.len()` draws has the next byte as its top
+    /// 8 bits (the low 56 still come from the seed's stream), so a
+    /// [`Self::below`] of up to 256, a [`Self::chance`] or a [`Self::pick`]
+    /// is that byte's choice; once the bytes are used up the stream goes on
+    /// as the seed's would.
+    pub fn scripted(seed: u64, bytes: &[u8]) -> Self {
+        SplitMix64 {
+            state: seed,
+            script: Some((Arc::from(bytes), 0)),
+        }
+    }
+
+    /// Whether bytes still steer the next draw ([`Self::scripted`]).
+    pub fn is_steered(&self) -> bool {
+        self.script
+            .as_ref()
+            .is_some_and(|(bytes, at)| *at < bytes.len())
     }
 
     /// An independent stream derived from `seed` and a `label`, so that
@@ -33,7 +65,14 @@ impl SplitMix64 {
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        z ^= z >> 31;
+        if let Some((bytes, at)) = self.script.as_mut()
+            && let Some(b) = bytes.get(*at)
+        {
+            *at += 1;
+            z = (u64::from(*b) << 56) | (z & ((1 << 56) - 1));
+        }
+        z
     }
 
     /// Uniform in `0..n` (0, drawing nothing, when `n` is 0).
@@ -112,6 +151,22 @@ mod tests {
         let _ = a.range(0, u64::MAX);
         let hits = (0..10_000).filter(|_| a.chance(100)).count();
         assert!((700..1300).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn bytes_steer_the_stream_then_the_seed_goes_on() {
+        let mut steered = SplitMix64::scripted(9, &[0, 255, 128]);
+        let mut plain = SplitMix64::new(9);
+        assert!(steered.is_steered());
+        assert_eq!(steered.below(256), 0);
+        assert_eq!(steered.below(256), 255);
+        assert_eq!(steered.below(2), 1);
+        assert!(!steered.is_steered());
+        for _ in 0..3 {
+            plain.next_u64();
+        }
+        assert_eq!(steered.next_u64(), plain.next_u64());
+        assert!(!SplitMix64::new(9).is_steered());
     }
 
     #[test]

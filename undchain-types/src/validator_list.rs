@@ -226,7 +226,7 @@ impl ValidatorBook {
         let mut s = String::from("# UndChain validator list\n");
         for r in self.by_id.values() {
             s.push_str("\n[[validator]]\n");
-            s.push_str(&format!("alias = {:?}\n", r.alias));
+            s.push_str(&format!("alias = {}\n", toml_string(&r.alias)));
             s.push_str(&format!("id = \"{}\"\n", r.id.to_hex()));
             if r.known {
                 s.push_str("known = true\n");
@@ -234,7 +234,10 @@ impl ValidatorBook {
             for m in &r.media {
                 s.push_str("\n  [[validator.media]]\n");
                 s.push_str(&format!("  type = \"{}\"\n", m.endpoint.medium.as_str()));
-                s.push_str(&format!("  address = {:?}\n", m.endpoint.address.as_str()));
+                s.push_str(&format!(
+                    "  address = {}\n",
+                    toml_string(m.endpoint.address.as_str())
+                ));
                 s.push_str(&format!(
                     "  latency_ms = {}.{:03}\n",
                     m.latency_us / 1000,
@@ -248,6 +251,49 @@ impl ValidatorBook {
             }
         }
         s
+    }
+}
+
+/// `s` as a TOML basic string: quotes, backslashes and control characters
+/// escaped (Rust's `{:?}` is not TOML: it writes `\u{1}` and escapes
+/// some printable characters TOML has no escape for).
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The fuzz entry point of `fuzz/fuzz_targets/validator_list.rs` (and of
+/// its seed-corpus test): parses `data` (lossily made UTF-8) as a validator
+/// list. Never panics on any input; it panics only if a parsed book does
+/// not survive [`ValidatorBook::to_toml`] and parsing again unchanged, or
+/// if its rendering is not stable, which would be a bug (`init` and
+/// `testnet` write the list with `to_toml`).
+pub fn fuzz_validator_list(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match ValidatorBook::parse(&text) {
+        Ok(book) => {
+            assert!(!book.is_empty() && book.len() <= MAX_VALIDATORS);
+            let rendered = book.to_toml();
+            let again = ValidatorBook::parse(&rendered)
+                .unwrap_or_else(|e| panic!("to_toml output is refused: {e}\n{rendered}"));
+            assert_eq!(again, book, "to_toml then parse changes the book");
+            assert_eq!(again.to_toml(), rendered, "to_toml is not stable");
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
     }
 }
 

@@ -298,13 +298,17 @@ pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-async fn submit(State(s): State<ApiShared>, body: Bytes) -> Answer {
+/// The body of `POST /requests`: `{"envelope": "<hex>"}` (no other field)
+/// read into the envelope's bytes (not empty); a `400` saying what is
+/// wrong otherwise. The bytes are not decoded here: the core takes them as
+/// bytes from the network.
+pub fn parse_submit_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
         envelope: String,
     }
-    let b: Body = serde_json::from_slice(&body).map_err(|e| {
+    let b: Body = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad(format!(
             "body: {e} (expected {{\"envelope\": \"<hex of a signed envelope>\"}})"
         ))
@@ -313,6 +317,40 @@ async fn submit(State(s): State<ApiShared>, body: Bytes) -> Answer {
     if bytes.is_empty() {
         return Err(ApiError::bad("envelope: empty"));
     }
+    Ok(bytes)
+}
+
+/// The fuzz entry point of `fuzz/fuzz_targets/api_inputs.rs` (and of its
+/// seed-corpus test): `data` as the body of `POST /requests`
+/// ([`parse_submit_body`]) and, lossily made UTF-8, as each path parameter
+/// (`/blocks/{height}`, `/payouts/{period}`, `/jobs/{id}`,
+/// `/accounts/{key}`). Never panics on any input; it panics only on a bug:
+/// a refusal that is not a `400`, or an accepted body whose envelope, as
+/// lowercase hex in a fresh body, does not read back to the same bytes.
+pub fn fuzz_api_inputs(data: &[u8]) {
+    match parse_submit_body(data) {
+        Ok(bytes) => {
+            assert!(!bytes.is_empty());
+            let hex = undchain_types::hash::to_hex(&bytes);
+            let body = serde_json::json!({ "envelope": hex }).to_string();
+            assert_eq!(parse_submit_body(body.as_bytes()), Ok(bytes));
+        }
+        Err(e) => assert_eq!(e.status, StatusCode::BAD_REQUEST, "{e}"),
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(n) = number("height", &text) {
+        assert_eq!(n.to_string().parse::<u64>(), Ok(n));
+    }
+    if let Ok(h) = hash("job id", &text) {
+        assert_eq!(hash("job id", &h.to_hex()), Ok(h));
+    }
+    if let Ok(k) = PublicKey::from_hex(&text) {
+        assert_eq!(PublicKey::from_hex(&k.to_hex()), Ok(k));
+    }
+}
+
+async fn submit(State(s): State<ApiShared>, body: Bytes) -> Answer {
+    let bytes = parse_submit_body(&body)?;
     match ask(&s, |tx| Query::Submit(bytes, tx)).await? {
         Ok(v) => Ok((StatusCode::ACCEPTED, axum::Json(v)).into_response()),
         Err(e) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e)),

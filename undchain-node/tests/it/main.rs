@@ -7,6 +7,7 @@ mod client_cmd;
 mod containers;
 mod e2e;
 mod flood;
+mod fuzz_seeds;
 mod kill;
 mod net;
 mod quic_transport;

@@ -10,6 +10,7 @@ mod block_clock;
 mod bootstrap_join;
 mod bootstrap_stop_rule;
 mod estimator;
+mod fuzz_seeds;
 mod precision_sim;
 mod resync_quorum;
 mod support;

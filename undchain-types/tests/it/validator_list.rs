@@ -197,3 +197,15 @@ fn errors_read_well() {
     let err = ValidatorBook::parse(&one("", "")).unwrap_err().to_string();
     assert!(err.contains("validator #1 (\"alpha\")"), "{err}");
 }
+
+/// `to_toml` wrote aliases with Rust's `{:?}`, which is not TOML for a
+/// control character (`"\u{1}"`): `init` could write a list it then
+/// refused to read. Found writing the `validator_list` fuzz target's
+/// round-trip check (its seed `escaped_alias`).
+#[test]
+fn to_toml_escapes_aliases_as_toml() {
+    let text = one("", MEDIUM).replace("\"alpha\"", r#""a\u0001\"b\\\u007F""#);
+    let book = ValidatorBook::parse(&text).unwrap();
+    assert_eq!(book.iter().next().unwrap().alias, "a\u{1}\"b\\\u{7f}");
+    assert_eq!(ValidatorBook::parse(&book.to_toml()).unwrap(), book);
+}
