@@ -125,7 +125,7 @@ pub enum UserEvent {
         /// What was wrong.
         reason: SessionFailure,
     },
-    /// A fetched blob is complete and checked ([`Client::take_blob`]).
+    /// A fetched blob is complete and checked ([`super::Client::take_blob`]).
     Fetched {
         /// The job.
         job: JobId,

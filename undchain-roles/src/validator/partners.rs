@@ -21,7 +21,7 @@
 //!   partners are challenged for a random chunk of it and must answer
 //!   with a proof (`RequirementFailed` and a `FailedChallenge` score event
 //!   otherwise), at once and again about every `rechallenge_us` while the
-//!   job is open ([`challenge`]).
+//!   job is open (`partners/challenge.rs`).
 //! * Recourse: `WorkRequest` gets a `WorkStatus`; `ConnectionReport`s are
 //!   counted per relaying validator; a `CensorshipComplaint` whose
 //!   evidence names jobs this validator knew yields `CensorshipEvidence`
