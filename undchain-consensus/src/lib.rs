@@ -25,6 +25,8 @@
 //!   `undchain-sim` kit), with Byzantine actors and invariant checks; the
 //!   simulator carries out the drivers' batches as a node would; failing
 //!   runs print their seed.
+//! * [`fuzz`]: the `driver` fuzz target's body, the simulator steered by
+//!   the input's bytes.
 //!
 //! The ledger, settlement, convergence and links that act on agreed blocks
 //! live in `undchain-ledger`, which depends on this crate; this crate
@@ -58,6 +60,7 @@ compile_error!(
 pub mod adversary;
 pub mod certificate;
 pub mod driver;
+pub mod fuzz;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
 pub mod roster;

@@ -60,14 +60,19 @@ impl SimConfig {
     /// Behaviour and faults drawn from `seed` (the seed-sweep tests and the
     /// `sim` example).
     pub fn drawn(n: usize, byzantine: usize, seed: u64) -> Self {
+        Self::drawn_from(n, byzantine, seed, &mut SplitMix64::fork(seed, 1))
+    }
+
+    /// Behaviour and faults drawn from `rng` (for [`Self::drawn`], a fork
+    /// of `seed`; for the `driver` fuzz target, the input's stream).
+    pub fn drawn_from(n: usize, byzantine: usize, seed: u64, rng: &mut SplitMix64) -> Self {
         let unit_us = 1_000;
-        let mut rng = SplitMix64::fork(seed, 1);
         let behaviour = if byzantine > 0 {
             rng.pick(&Behaviour::ALL)
         } else {
             None
         };
-        let faults = FaultPlan::draw(&mut rng, n, byzantine, unit_us);
+        let faults = FaultPlan::draw(rng, n, byzantine, unit_us);
         SimConfig {
             n,
             byzantine,

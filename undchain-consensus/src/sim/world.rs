@@ -186,6 +186,16 @@ impl Simulation {
         }
     }
 
+    /// Sets up a run whose network, crashes and Byzantine actors draw from
+    /// `rng` instead of the seed's stream (the `driver` fuzz target hands
+    /// it the input's [`SplitMix64::scripted`] stream).
+    pub fn with_rng(config: SimConfig, rng: SplitMix64) -> Self {
+        Simulation {
+            rng,
+            ..Simulation::new(config)
+        }
+    }
+
     /// Runs to the end and reports.
     pub fn run(mut self) -> SimReport {
         for c in self.config.faults.crashes.clone() {

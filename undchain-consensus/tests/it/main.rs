@@ -25,6 +25,7 @@ mod certificates;
 mod crash_restart;
 mod equivocation;
 mod evidence_binding;
+mod fuzz_seeds;
 mod keeper_slots;
 mod later_blocks;
 mod n4f1;
