@@ -182,7 +182,7 @@ impl Drop for ValidatorProcess {
 /// Connects as many clients, each under a new key, as it can until `stop`,
 /// 32 handshakes at a time from one UDP socket, holding every connection
 /// it gets; `attempts` counts finished attempts.
-async fn client_flood(
+pub(crate) async fn client_flood(
     target: SocketAddr,
     target_key: PublicKey,
     attempts: Arc<AtomicU64>,
@@ -461,4 +461,55 @@ async fn quic_idle_client_is_closed_validator_is_not() {
     // The validator, connected longer, is still there.
     assert!(v.is_connected(&pk(2)));
     assert_eq!(v.admission_counts().validators, 1);
+}
+
+/// A slow-drip frame: a client announces a 500-byte frame and sends it a
+/// byte every 20 ms. Bytes that end no frame are not traffic, so the
+/// validator closes the client as idle while the drip is still running,
+/// instead of holding its slot and its partial frame for as long as the
+/// client keeps dripping.
+#[tokio::test]
+async fn quic_slow_drip_frame_keeps_no_client_slot() {
+    let cfg = QuicConfig {
+        transport: TransportConfig {
+            admission: AdmissionConfig {
+                client_idle_us: 300_000,
+                ..AdmissionConfig::default()
+            },
+            ..TransportConfig::default()
+        },
+        ..QuicConfig::default()
+    };
+    let mut v = node_with(1, &[1], cfg);
+    let addr = v.local_addr().unwrap();
+    let c = node(7, &[1]);
+    c.connect(pk(1), addr, Claim::ClientOrPartner)
+        .await
+        .unwrap();
+    const BODY: usize = 500;
+    const DRIP: usize = 400;
+    c.send_raw(&pk(1), (BODY as u32).to_be_bytes().to_vec())
+        .unwrap();
+    let drip = tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < DRIP && c.is_connected(&pk(1)) {
+            if c.send_raw(&pk(1), vec![0x42]).is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sent
+    });
+    let ev = wait_for(&mut v, |e| matches!(e, TransportEvent::Closed { .. })).await;
+    assert!(
+        matches!(ev, TransportEvent::Closed { peer, .. } if peer == pk(7)),
+        "{ev:?}"
+    );
+    assert_eq!(v.stats().idle_closed, 1);
+    let sent = drip.await.unwrap();
+    assert!(
+        sent < DRIP,
+        "the dripping client kept its slot for the whole drip ({sent} bytes)"
+    );
 }

@@ -1,5 +1,6 @@
 //! Crash safety with real processes: `testnet` homes, each validator a
-//! `run` process; one is killed with SIGKILL and started again with `run`.
+//! `run` process; one is killed with SIGKILL, three times at random points
+//! of the commit path, and started again with `run` each time.
 //! It catches up, its chain is the others' chain, and no request any
 //! validator acknowledged is lost.
 
@@ -102,17 +103,37 @@ fn a_validator_killed_with_sigkill_restarts_with_run_catches_up_and_loses_no_ack
         move |h: &BTreeMap<usize, u64>| (0..4).all(|i| h.get(&i).copied().unwrap_or(0) >= n)
     };
     until(&rx, &mut heights, "3 blocks everywhere", all(3));
-    // SIGKILL, mid-block: no shutdown of any kind.
-    children.get_mut(&1).unwrap().kill().unwrap();
-    children.get_mut(&1).unwrap().wait().unwrap();
-    let at = heights[&0];
-    until(&rx, &mut heights, "2 more blocks without v1", |h| {
-        h[&0] >= at + 2
-    });
-    heights.insert(1, 0);
-    children.insert(1, spawn_run(&homes[1].dir, 1, tx.clone()));
-    let target = heights[&0] + 2;
-    until(&rx, &mut heights, "v1 catches up", |h| h[&1] >= target);
+    // Three SIGKILLs, each at a random point of a block's commit path (a
+    // random delay within the 500 ms block after v1 reported a commit):
+    // no shutdown of any kind. The seed is printed; `UNDCHAIN_KILL_SEED`
+    // replays it.
+    let seed = std::env::var("UNDCHAIN_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(unix_us);
+    eprintln!("kill points seed {seed} (UNDCHAIN_KILL_SEED)");
+    let mut rng = undchain_sim::SplitMix64::new(seed);
+    let mut target = 0;
+    for round in 0..3 {
+        let next = heights[&1] + 1;
+        until(&rx, &mut heights, "v1 commits", |h| h[&1] >= next);
+        let delay = rng.below(500);
+        std::thread::sleep(Duration::from_millis(delay));
+        children.get_mut(&1).unwrap().kill().unwrap();
+        children.get_mut(&1).unwrap().wait().unwrap();
+        eprintln!(
+            "kill {round}: v1 killed {delay} ms after committing height {}",
+            next - 1
+        );
+        let at = heights[&0];
+        until(&rx, &mut heights, "2 more blocks without v1", |h| {
+            h[&0] >= at + 2
+        });
+        heights.insert(1, 0);
+        children.insert(1, spawn_run(&homes[1].dir, 1, tx.clone()));
+        target = heights[&0] + 2;
+        until(&rx, &mut heights, "v1 catches up", |h| h[&1] >= target);
+    }
     let _ = stop.send(true);
     rt.block_on(async {
         let _ = task.await;

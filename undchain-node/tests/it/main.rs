@@ -7,6 +7,7 @@ mod client_cmd;
 mod containers;
 mod e2e;
 mod flood;
+mod flood_node;
 mod fuzz_seeds;
 mod kill;
 mod net;

@@ -842,3 +842,57 @@ fn forward_clock_jump_beyond_replay_window_rejoins_agreed_time() {
         }
     }
 }
+
+/// Time attack: the f validators of `n` whose clocks jump far ahead (an
+/// hour, half an hour) do not move the honest validators' block clocks
+/// beyond 20 ms, and the honest ones go on committing one chain without
+/// them.
+fn far_off_validators_do_not_move_block_time(n: usize, far: &[(usize, i64)]) {
+    let mut w = world(n);
+    w.run_until(w.block_start_us(3));
+    let before = corrections(&w, n);
+    for &(i, by_us) in far {
+        w.clock_jump_now(i, by_us);
+    }
+    let height = w.commits(0).len() as u64;
+    w.run_until(w.block_start_us(12));
+    let after = corrections(&w, n);
+    // The far-off ones learn how far ahead they are (their correction
+    // steps back by the jump); their block clocks then hold still until
+    // the agreed time catches up (it never runs backwards), so they stay
+    // out of agreement meanwhile.
+    for &(i, by_us) in far {
+        let moved = after[i] - before[i];
+        assert!(
+            (moved + by_us).abs() < 100_000,
+            "far-off validator {i}'s correction moved {moved} us, not about {}",
+            -by_us
+        );
+    }
+    let honest: Vec<usize> = (0..n).filter(|i| far.iter().all(|f| f.0 != *i)).collect();
+    for &i in &honest {
+        let moved = after[i] - before[i];
+        assert!(
+            moved.abs() < 20_000,
+            "honest validator {i}'s correction moved {moved} us: {before:?} -> {after:?}"
+        );
+        assert!(
+            w.commits(i).len() as u64 >= height + 6,
+            "honest validator {i} committed {} blocks after the jumps",
+            w.commits(i).len() as u64 - height
+        );
+        for h in 0..height + 6 {
+            assert_eq!(
+                w.commits(i).get(&h),
+                w.commits(honest[0]).get(&h),
+                "{i} at {h}"
+            );
+        }
+    }
+}
+
+#[test]
+fn f_validators_far_off_in_time_do_not_move_block_time() {
+    far_off_validators_do_not_move_block_time(4, &[(3, 3_600_000_000)]);
+    far_off_validators_do_not_move_block_time(7, &[(5, 3_600_000_000), (6, 1_800_000_000)]);
+}

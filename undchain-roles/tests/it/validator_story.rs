@@ -213,3 +213,69 @@ fn restarted_validator_remembers_what_it_acknowledged() {
         assert_eq!(w.committed_in(i, &job), Some(2), "validator {i}");
     }
 }
+
+/// Replay attack: a client's request replayed long after the replay
+/// window is answered with its identical ack and is committed once; the same
+/// client's request signed for another chain is never acknowledged nor
+/// filed, though it is fresh and well signed; the chain goes on.
+#[test]
+fn replayed_old_and_cross_chain_envelopes_are_refused() {
+    use std::sync::Arc;
+    use undchain_roles::sim::{client_key, request_body};
+    use undchain_types::{ChainId, Envelope, JobId};
+
+    let mut w = world(4);
+    w.run_until(w.block_start_us(2));
+    let job = w.send_request(0, &[0, 1, 2, 3]);
+    w.run_until(w.block_start_us(5));
+    let block = w.committed_in(0, &job).expect("the request is committed");
+    let acks = w.acks(&job).len();
+    // Old: the identical envelope, 20 s later (the window is 4 s).
+    let later = w.now_us() + 20_000_000;
+    w.run_until(later);
+    w.resend_request(job, &[0, 1, 2, 3]);
+    // Cross-chain: client 0's key, dated now, for chain 8 (this one is 7).
+    let key = client_key(9, 0);
+    let foreign = Envelope::new(
+        key.public(),
+        ChainId(8),
+        w.wall_now().0,
+        w.wall_now(),
+        request_body(0x0c0ffee),
+    )
+    .sign(&key);
+    let foreign_job = JobId::from_request_digest(foreign.digest());
+    let foreign = Arc::new(foreign);
+    for i in 0..4 {
+        assert!(w.deliver_foreign(&undchain_sim::node_key(i).public(), foreign.clone()));
+    }
+    let h = w.commits(0).len() as u64;
+    let end = w.now_us() + 6 * w.params().block_interval_us;
+    w.run_until(end);
+    // A known request replayed is answered with its identical ack (a
+    // client's retry looks the same), naming the block it is in; nothing
+    // is filed again.
+    let replayed = &w.acks(&job)[acks..];
+    assert!(
+        replayed.iter().all(|(_, b)| *b == block),
+        "the replay was acknowledged for another block: {replayed:?} (committed in {block:?})"
+    );
+    for i in 0..4 {
+        assert_eq!(w.committed_in(i, &job), Some(block), "validator {i}");
+        let s = w.stored(i);
+        let mut times = 0;
+        for b in &s.blocks {
+            for r in &b.requests {
+                let id = JobId::from_request_digest(r.digest());
+                assert_ne!(
+                    id, foreign_job,
+                    "validator {i} filed the other chain's request"
+                );
+                times += usize::from(id == job);
+            }
+        }
+        assert_eq!(times, 1, "validator {i} holds the job {times} times");
+        assert!(w.commits(i).len() as u64 >= h + 4, "validator {i} stopped");
+    }
+    assert_same_chain(&w, 4, h + 4);
+}

@@ -326,28 +326,32 @@ impl ConnReader {
                     return StreamEnd::Next;
                 }
             };
-            let now = shared.now();
-            let report = {
-                let mut side = self.lane.lock();
-                self.lane.note_chunk(&side, &chunk.bytes);
-                side.activity.due(now)
+            self.lane.note_chunk(&self.lane.lock(), &chunk.bytes);
+            let Some(frames) = self.frames(&chunk.bytes).await else {
+                return StreamEnd::Closed;
             };
+            // Only whole frames are traffic: a peer dripping the bytes of
+            // one frame slowly keeps no slot of ours (an idle client).
+            if frames == 0 {
+                continue;
+            }
+            let now = shared.now();
+            let report = self.lane.lock().activity.due(now);
             if let Some(id) = self.id
                 && report
             {
                 shared.lock().admission.handle_activity(now, id);
             }
-            if let StreamEnd::Closed = self.frames(&chunk.bytes).await {
-                return StreamEnd::Closed;
-            }
         }
     }
 
     /// Sheds, decodes and verifies the frames of one chunk, queueing their
-    /// events.
-    async fn frames(&self, mut input: &[u8]) -> StreamEnd {
+    /// events; how many frames the chunk ended, `None` once the connection
+    /// is closed (a framing error).
+    async fn frames(&self, mut input: &[u8]) -> Option<usize> {
         let shared = &self.shared;
         let cfg = &shared.cfg.transport;
+        let mut frames = 0;
         while !input.is_empty() {
             let now = shared.now();
             let step = {
@@ -360,9 +364,13 @@ impl ConnReader {
             match step {
                 Ok(None) => break,
                 Ok(Some((Some(ev), len))) => {
+                    frames += 1;
                     shared.events.frame(self.class, &self.quota, ev, len).await;
                 }
-                Ok(Some((None, _))) => count(&shared.counters.frames_shed),
+                Ok(Some((None, _))) => {
+                    frames += 1;
+                    count(&shared.counters.frames_shed);
+                }
                 Err(e) => {
                     self.conn.close(
                         VarInt::from_u32(close_code::FRAME),
@@ -373,14 +381,14 @@ impl ConnReader {
                             .conn_closed(self.peer, id, TransportError::Frame(e))
                             .await;
                     }
-                    return StreamEnd::Closed;
+                    return None;
                 }
             }
             // Verification takes tens of microseconds: let the other
             // connections' tasks run between frames when due.
             tokio::task::coop::consume_budget().await;
         }
-        StreamEnd::Next
+        Some(frames)
     }
 
     /// The peer finished its stream: a frame cut short is reported; a

@@ -17,6 +17,12 @@ impl World {
         self.now
     }
 
+    /// The true wall-clock time now (what an honest client dates its
+    /// envelopes with).
+    pub fn wall_now(&self) -> BlockTime {
+        BlockTime((T0 + self.now as i64) as u64)
+    }
+
     /// Virtual time of block `b`'s start.
     pub fn block_start_us(&self, b: u64) -> u64 {
         GENESIS_AFTER_US + b * self.cfg.block_interval_us
