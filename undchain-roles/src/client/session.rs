@@ -73,8 +73,9 @@ impl ClientSession {
         self.failed
     }
 
-    /// Whether the session waits on the partner now.
-    fn waiting(&self) -> bool {
+    /// Whether the session waits on the partner now (its idle deadline
+    /// runs).
+    pub fn waiting(&self) -> bool {
         if self.failed || self.done {
             return false;
         }
