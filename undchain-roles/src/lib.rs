@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod config;
+pub mod fuzz;
 pub mod node;
 pub mod output;
 pub mod partner;
