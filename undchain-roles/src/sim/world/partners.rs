@@ -119,9 +119,10 @@ impl World {
             .collect()
     }
 
-    /// The partner invariants of a run: a lying or chunk-dropping partner
-    /// is caught by an honest validator's challenge (once it misbehaved
-    /// early enough to be challenged before the end); every client
+    /// The partner invariants of a run: a lying, chunk-dropping or silent
+    /// partner is caught by an honest validator's challenge (once it
+    /// misbehaved early enough to be challenged before the end, and with
+    /// faults after the network healed); every client
     /// session waiting on a silent partner failed by its idle deadline and
     /// no receipt of such a session was committed; an honest partner is
     /// never scored down (with faults, not for what lost messages caused
@@ -150,15 +151,20 @@ impl World {
                 .evidence_against(&key)
                 .iter()
                 .any(|(_, e)| matches!(e, ScoreEvent::FailedChallenge { .. }));
-            let due = match u.partner {
-                PartnerConduct::LiesAboutResources => u.log.first_started.map(|t| t + deadline),
-                PartnerConduct::DropsChunks => {
-                    u.log.dropped_at.map(|t| t + rechallenge * 3 / 2 + deadline)
-                }
-                PartnerConduct::GoesSilent => u.log.silent_since.map(|t| t + deadline),
-                PartnerConduct::Honest => None,
+            // When it misbehaved first, and by when a challenge must have
+            // caught it. With faults, only misbehaviour after the heal is
+            // held to this: before it, the `UtilityStarted` a challenge
+            // follows may have been lost.
+            let (began, wait) = match u.partner {
+                PartnerConduct::LiesAboutResources => (u.log.first_started, deadline),
+                PartnerConduct::DropsChunks => (u.log.dropped_at, rechallenge * 3 / 2 + deadline),
+                PartnerConduct::GoesSilent => (u.log.silent_since, deadline),
+                PartnerConduct::Honest => (None, 0),
             };
-            if due.is_some_and(|t| t + SLACK_US <= end) && !caught {
+            let held = began.is_some_and(|t| {
+                t + wait + SLACK_US <= end && (!self.cfg.faults || t >= self.plan.heal_at_us)
+            });
+            if held && !caught {
                 out.push(format!(
                     "partner {i} ({:?}) was never caught by a challenge",
                     u.partner
