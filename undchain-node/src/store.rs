@@ -13,9 +13,13 @@
 //! | `blocks` | height | versioned postcard of the header, certificate and request envelopes |
 //! | `accepted` | job id | open block (8 bytes, little endian) + request envelope |
 //! | `meta` | name | `consensus` (postcard), `seq_reserved`, `time_correction` (8 bytes LE), `archived` and `genesis_certificates` (postcard lists, one entry per epoch) |
+//! | `partner_jobs` | job id | versioned postcard of the partner's record of the job ([`PartnerJob`]: the notification, its response's digest, the relayed client, the session) |
+//! | `partner_chunks` | job id + chunk index (4 bytes, big endian) | versioned postcard of the kept chunk ([`StoredChunk`], at most [`MAX_CHUNK_VALUE`] bytes) |
 //!
 //! The tables fold ops exactly as [`Stored::apply`] does (a block only at
-//! the next height, removing its jobs from `accepted`), and
+//! the next height, removing its jobs from `accepted`; a partner's job op
+//! through [`PartnerJob::fold`], a chunk kept once, a dropped blob's chunks
+//! removed), and
 //! [`Storage::load`] reads them back into a [`Stored`]. A file that is not
 //! a redb database, is truncated, or holds a value that does not decode is
 //! an error naming the file (and the table and key).
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use undchain_jobfile::{ClosedFile, JobFile};
+use undchain_roles::partner::stored::{PartnerJob, PartnerOp, StoredChunk};
 use undchain_roles::validator::entry_of;
 use undchain_roles::{BlockRecord, Storage, StoreError, StoreOp, Stored};
 use undchain_types::msg::{CommittedBlock, MerkleProof, Operation};
@@ -34,6 +39,14 @@ use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope, TokenAmount, wi
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const ACCEPTED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("accepted");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const PARTNER_JOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("partner_jobs");
+const PARTNER_CHUNKS: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("partner_chunks");
+
+/// Largest stored partner chunk value decoded (a chunk of at most
+/// `MAX_CHUNK` bytes with its blob's root, count and size), bytes.
+pub const MAX_CHUNK_VALUE: usize = undchain_types::msg::MAX_CHUNK + 64;
+/// Largest stored partner job record decoded, bytes.
+const MAX_JOB_VALUE: usize = 1 << 16;
 
 /// Largest stored value decoded (a block with its requests), bytes.
 const MAX_VALUE: usize = 1 << 30;
@@ -119,6 +132,9 @@ impl RedbStore {
             tx.open_table(BLOCKS).map_err(|e| open_err(path, e))?;
             tx.open_table(ACCEPTED).map_err(|e| open_err(path, e))?;
             tx.open_table(META).map_err(|e| open_err(path, e))?;
+            tx.open_table(PARTNER_JOBS).map_err(|e| open_err(path, e))?;
+            tx.open_table(PARTNER_CHUNKS)
+                .map_err(|e| open_err(path, e))?;
         }
         tx.commit().map_err(|e| open_err(path, e))?;
         let store = RedbStore {
@@ -220,9 +236,58 @@ impl RedbStore {
                     a.counter == b.counter
                 })?
             }
+            StoreOp::Partner(op) => apply_partner(tx, op)?,
         }
         Ok(())
     }
+}
+
+/// The `partner_chunks` key of chunk `index` of `job` (job, then index in
+/// order).
+fn chunk_key(job: &JobId, index: u32) -> [u8; 36] {
+    let mut k = [0; 36];
+    k[..32].copy_from_slice(job.0.as_bytes());
+    k[32..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Folds a partner op into its tables as `PartnerStored::apply` does.
+fn apply_partner(tx: &redb::WriteTransaction, op: &PartnerOp) -> Result<(), StoreError> {
+    match op {
+        PartnerOp::Chunk { job, index, chunk } => {
+            let mut chunks = tx.open_table(PARTNER_CHUNKS).map_err(write_err)?;
+            let key = chunk_key(job, *index);
+            if chunks.get(&key).map_err(write_err)?.is_none() {
+                let value = wire::encode(chunk);
+                chunks.insert(&key, value.as_slice()).map_err(write_err)?;
+            }
+        }
+        PartnerOp::Dropped { job } => {
+            let mut chunks = tx.open_table(PARTNER_CHUNKS).map_err(write_err)?;
+            let (lo, hi) = (chunk_key(job, 0), chunk_key(job, u32::MAX));
+            chunks
+                .retain_in::<&[u8; 36], _>(&lo..=&hi, |_, _| false)
+                .map_err(write_err)?;
+        }
+        op => {
+            let mut jobs = tx.open_table(PARTNER_JOBS).map_err(write_err)?;
+            let job = op.job();
+            let key = job.0.as_bytes();
+            let mut slot: Option<PartnerJob> = match jobs.get(key).map_err(write_err)? {
+                Some(v) => Some(
+                    wire::decode(v.value(), MAX_JOB_VALUE)
+                        .map_err(|e| corrupt(format!("table partner_jobs, job {}: {e}", job.0)))?,
+                ),
+                None => None,
+            };
+            PartnerJob::fold(&mut slot, op);
+            if let Some(j) = slot {
+                let value = wire::encode(&j);
+                jobs.insert(key, value.as_slice()).map_err(write_err)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Appends `item` to the postcard list under meta key `name` unless an
@@ -445,6 +510,7 @@ impl RedbStore {
             stored.genesis_certificates = wire::decode(&v, MAX_VALUE)
                 .map_err(|e| corrupt(format!("table meta, genesis_certificates: {e}")))?;
         }
+        Self::load_partner(&tx, &mut stored)?;
         if let Some(v) = get("time_correction")? {
             stored.time_correction = Some(i64::from_le_bytes(eight(
                 &v,
@@ -452,5 +518,43 @@ impl RedbStore {
             )?));
         }
         Ok(stored)
+    }
+}
+
+impl RedbStore {
+    fn load_partner(tx: &redb::ReadTransaction, stored: &mut Stored) -> Result<(), StoreError> {
+        let jobs = tx
+            .open_table(PARTNER_JOBS)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for row in jobs.iter().map_err(|e| corrupt(e.to_string()))? {
+            let (k, v) = row.map_err(|e| corrupt(format!("table partner_jobs: {e}")))?;
+            let job = JobId(Hash32(*k.value()));
+            let j: PartnerJob = wire::decode(v.value(), MAX_JOB_VALUE)
+                .map_err(|e| corrupt(format!("table partner_jobs, job {}: {e}", job.0)))?;
+            if j.notification.job != job {
+                return Err(corrupt(format!(
+                    "table partner_jobs, job {}: the record is of job {}",
+                    job.0, j.notification.job.0
+                )));
+            }
+            stored.partner.jobs.insert(job, j);
+        }
+        let chunks = tx
+            .open_table(PARTNER_CHUNKS)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for row in chunks.iter().map_err(|e| corrupt(e.to_string()))? {
+            let (k, v) = row.map_err(|e| corrupt(format!("table partner_chunks: {e}")))?;
+            let k = k.value();
+            let mut id = [0; 32];
+            id.copy_from_slice(&k[..32]);
+            let job = JobId(Hash32(id));
+            let index = u32::from_be_bytes([k[32], k[33], k[34], k[35]]);
+            let what = || format!("table partner_chunks, job {} chunk {index}", job.0);
+            // Bounded: a value over one chunk is refused before decoding.
+            let c: StoredChunk = wire::decode(v.value(), MAX_CHUNK_VALUE)
+                .map_err(|e| corrupt(format!("{}: {e}", what())))?;
+            stored.partner.chunks.insert((job, index), c);
+        }
+        Ok(())
     }
 }

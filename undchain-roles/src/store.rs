@@ -11,6 +11,8 @@ use undchain_ledger::convergence::GenesisCertificate;
 use undchain_types::msg::{CommittedBlock, Operation};
 use undchain_types::{BlockNumber, Hash32, JobId, SignedEnvelope};
 
+use crate::partner::stored::{PartnerOp, PartnerStored};
+
 /// A decided block as stored: header and certificate, the signed client
 /// requests behind its jobs (the job file is derived from them) and its
 /// operations (receipts, partial completions, transactions).
@@ -58,6 +60,8 @@ pub enum StoreOp {
     },
     /// A quorum's signatures over a new epoch's genesis.
     GenesisCertificate(Box<GenesisCertificate>),
+    /// A partner's job, session or kept chunk ([`crate::partner::stored`]).
+    Partner(Box<PartnerOp>),
 }
 
 /// Everything a node has made durable, folded from its [`StoreOp`]s.
@@ -77,6 +81,8 @@ pub struct Stored {
     pub archived: Vec<(u32, BlockNumber, Hash32)>,
     /// Certified geneses of later epochs, in order.
     pub genesis_certificates: Vec<GenesisCertificate>,
+    /// A partner's jobs, sessions and kept chunks.
+    pub partner: PartnerStored,
 }
 
 impl Stored {
@@ -122,6 +128,7 @@ impl Stored {
                     self.genesis_certificates.push((**c).clone());
                 }
             }
+            StoreOp::Partner(op) => self.partner.apply(op),
         }
     }
 

@@ -11,5 +11,6 @@ mod flood_node;
 mod fuzz_seeds;
 mod kill;
 mod net;
+mod partner_store;
 mod quic_transport;
 mod support;

@@ -24,6 +24,7 @@
 
 pub mod recourse;
 pub mod session;
+pub mod stored;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -163,7 +164,8 @@ impl Partner {
         self.cfg.key.public()
     }
 
-    /// The blob store (an operator evicts chunks through it).
+    /// The blob store in memory (an operator evicts chunks through it; an
+    /// eviction is not persisted, so a restart brings the chunk back).
     pub fn store_mut(&mut self) -> &mut BlobStore {
         &mut self.store
     }
@@ -188,6 +190,27 @@ impl Partner {
         to: PublicKey,
         body: Message,
     ) -> Arc<SignedEnvelope> {
+        self.send_as(now, to, body, false)
+    }
+
+    /// Signs `body` and sends it to `to` once the batch's write is durable
+    /// (it acknowledges what the batch persists); returns the envelope.
+    pub(crate) fn promise(
+        &mut self,
+        now: LocalTime,
+        to: PublicKey,
+        body: Message,
+    ) -> Arc<SignedEnvelope> {
+        self.send_as(now, to, body, true)
+    }
+
+    fn send_as(
+        &mut self,
+        now: LocalTime,
+        to: PublicKey,
+        body: Message,
+        promise: bool,
+    ) -> Arc<SignedEnvelope> {
         let mut persist = Vec::new();
         let s = self.signer.sign(self.wall(now), body, &mut persist);
         for p in persist {
@@ -198,7 +221,7 @@ impl Partner {
             endpoint: None,
             envelope: s.envelope.clone(),
         };
-        if s.immediate_ok {
+        if s.immediate_ok && !promise {
             self.outbox.immediate(o);
         } else {
             self.outbox.after_persist(o);
@@ -209,13 +232,27 @@ impl Partner {
     /// Signs `body` once per validator and sends it to each; returns the
     /// first envelope's digest.
     pub(crate) fn broadcast(&mut self, now: LocalTime, body: Message) -> Option<Hash32> {
+        self.broadcast_as(now, body, false)
+    }
+
+    /// [`Partner::broadcast`] once the batch's write is durable.
+    pub(crate) fn broadcast_promise(&mut self, now: LocalTime, body: Message) -> Option<Hash32> {
+        self.broadcast_as(now, body, true)
+    }
+
+    fn broadcast_as(&mut self, now: LocalTime, body: Message, promise: bool) -> Option<Hash32> {
         let vs = self.cfg.validators.clone();
         let mut first = None;
         for v in vs {
-            let e = self.send(now, v, body.clone());
+            let e = self.send_as(now, v, body.clone(), promise);
             first.get_or_insert(*e.digest());
         }
         first
+    }
+
+    /// Records `op` for the next batch's durable write.
+    pub(crate) fn persist(&mut self, op: stored::PartnerOp) {
+        self.outbox.persist(StoreOp::Partner(Box::new(op)));
     }
 
     pub(crate) fn event(&mut self, e: UserEvent) {
@@ -280,7 +317,9 @@ impl Partner {
                 Ok(())
             }
             Message::CompletionAck(a) => {
-                self.claims.remove(&a.job);
+                if self.claims.remove(&a.job).is_some() {
+                    self.persist(stored::PartnerOp::Confirmed { job: a.job });
+                }
                 self.event(UserEvent::Completed {
                     job: a.job,
                     block: a.block,
@@ -328,7 +367,11 @@ impl Partner {
             units: n.units,
         };
         let to = self.cfg.validators.clone();
-        if let Some(digest) = self.broadcast(now, body.into()) {
+        if let Some(digest) = self.broadcast_promise(now, body.into()) {
+            self.persist(stored::PartnerOp::Responded {
+                notification: n.clone(),
+                digest,
+            });
             self.responses.insert(
                 n.job,
                 Response {

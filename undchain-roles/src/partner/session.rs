@@ -9,8 +9,10 @@ use undchain_types::msg::{
 };
 use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, PublicKey, UtilityKind, wire};
 
+use super::stored::{PartnerOp, SessionRecord, StoredChunk, StoredClaim};
 use super::{Partner, PartnerError};
 use crate::client::{UserEvent, UserOutput};
+use crate::store::StoreOp;
 use crate::utility::{
     Echo, HashChain, MeterTerms, PartnerMeter, Put, Relay, Utility, UtilityError,
 };
@@ -81,6 +83,11 @@ impl Partner {
             .ok_or(PartnerError::UnknownJob(d.job))?;
         r.answered_by = Some(from);
         r.client = Some(d.peer);
+        self.persist(PartnerOp::Answered {
+            job: d.job,
+            by: from,
+            client: d.peer,
+        });
         self.outbox.immediate(UserOutput::Connect {
             job: d.job,
             peer: d.peer,
@@ -89,22 +96,16 @@ impl Partner {
         Ok(())
     }
 
-    /// Opens the session on the client's first message: `UtilityStarted`
-    /// (with the content root for storage) goes to the validators.
-    fn open(
-        &mut self,
-        now: LocalTime,
+    /// A new session of `job` with `client` (`root`: a storage session's
+    /// content root) under the terms the partner responded with.
+    fn new_session(
+        &self,
         job: JobId,
         client: PublicKey,
         root: Option<Hash32>,
-    ) -> Result<(), PartnerError> {
+    ) -> Result<PartnerSession, PartnerError> {
         let (block, kind, units, price) =
             self.job_terms(&job).ok_or(PartnerError::UnknownJob(job))?;
-        if let Some(r) = self.responses.get(&job)
-            && r.client.is_some_and(|c| c != client)
-        {
-            return Err(PartnerError::NotTheClient { job, from: client });
-        }
         let work = match kind {
             UtilityKind::Storage => Work::Store,
             UtilityKind::Computation => Work::Run(Box::new(HashChain::new(
@@ -123,24 +124,41 @@ impl Partner {
             price_per_unit: price,
             every: self.cfg.checkpoint_every,
         };
-        self.sessions.insert(
-            job,
-            PartnerSession {
-                client,
-                meter: PartnerMeter::new(terms),
-                work,
-                root,
-                stage: Stage::Running,
-                offered: None,
-            },
-        );
+        Ok(PartnerSession {
+            client,
+            meter: PartnerMeter::new(terms),
+            work,
+            root,
+            stage: Stage::Running,
+            offered: None,
+        })
+    }
+
+    /// Opens the session on the client's first message: `UtilityStarted`
+    /// (with the content root for storage) goes to the validators once the
+    /// session is durable.
+    fn open(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        client: PublicKey,
+        root: Option<Hash32>,
+    ) -> Result<(), PartnerError> {
+        if let Some(r) = self.responses.get(&job)
+            && r.client.is_some_and(|c| c != client)
+        {
+            return Err(PartnerError::NotTheClient { job, from: client });
+        }
+        let session = self.new_session(job, client, root)?;
+        self.sessions.insert(job, session);
+        self.persist(PartnerOp::Opened { job, client, root });
         let started = UtilityStarted {
             job,
             client,
             started_at: self.wall(now),
             content_root: root,
         };
-        self.broadcast(now, started.into());
+        self.broadcast_promise(now, started.into());
         self.event(UserEvent::Started {
             job,
             client,
@@ -182,6 +200,10 @@ impl Partner {
             SessionBody::Checkpoint(c) => {
                 s.meter.handle_checkpoint(c)?;
                 let units = c.checkpoint.units;
+                self.persist(PartnerOp::Checkpoint {
+                    job,
+                    checkpoint: c.clone(),
+                });
                 self.event(UserEvent::Checkpoint {
                     job,
                     peer: from,
@@ -223,7 +245,7 @@ impl Partner {
             return Err(PartnerError::UnknownJob(job));
         };
         if s.stage != Stage::Running {
-            return Err(UtilityError::BadInput("the session is finished").into());
+            return self.deliver_again(now, job, from, body);
         }
         if !s.meter.may_deliver(1) {
             return Err(UtilityError::CheckpointOverdue {
@@ -246,11 +268,32 @@ impl Partner {
                 if s.root != Some(*root) {
                     return Err(UtilityError::RootInUse { root: *root }.into());
                 }
-                let put = self
+                let put = match self
                     .store
-                    .put(job, *root, *index, *count, *size, bytes.as_bytes())?;
+                    .put(job, *root, *index, *count, *size, bytes.as_bytes())
+                {
+                    Ok(put) => put,
+                    Err(e) => {
+                        if matches!(e, UtilityError::RootMismatch { .. }) {
+                            // The blob was dropped whole: so are its
+                            // persisted chunks.
+                            let op = PartnerOp::Dropped { job };
+                            self.outbox.persist(StoreOp::Partner(Box::new(op)));
+                        }
+                        return Err(e.into());
+                    }
+                };
                 if !matches!(put, Put::Duplicate(_)) {
                     s.meter.deliver(1)?;
+                    let chunk = StoredChunk {
+                        root: *root,
+                        count: *count,
+                        size: *size,
+                        bytes: bytes.clone(),
+                    };
+                    let index = *index;
+                    let op = PartnerOp::Chunk { job, index, chunk };
+                    self.outbox.persist(StoreOp::Partner(Box::new(op)));
                 }
                 let units = s.meter.delivered();
                 (
@@ -274,7 +317,9 @@ impl Partner {
             }
             _ => return Err(UtilityError::BadInput("message does not fit the session").into()),
         };
-        self.reply(now, job, from, reply);
+        // `Delivered` acknowledges the chunk: it goes out once the chunk
+        // is durable.
+        self.promise(now, from, SessionMessage { job, body: reply }.into());
         if done {
             self.offer_receipt(now, job);
             if let Some(root) = self.sessions.get(&job).and_then(|s| s.root) {
@@ -282,6 +327,54 @@ impl Partner {
             }
         }
         Ok(())
+    }
+
+    /// A chunk of a finished upload sent again while the receipt waits
+    /// for the client's countersignature (its `Delivered` or the offer was
+    /// lost, or the partner restarted before sending them): a chunk held is
+    /// answered as kept, the last one with the offer again.
+    fn deliver_again(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        from: PublicKey,
+        body: &SessionBody,
+    ) -> Result<(), PartnerError> {
+        let finished = UtilityError::BadInput("the session is finished");
+        let (
+            Some(s),
+            SessionBody::Chunk {
+                root, index, count, ..
+            },
+        ) = (self.sessions.get(&job), body)
+        else {
+            return Err(finished.into());
+        };
+        if !matches!((&s.work, s.stage), (Work::Store, Stage::Offered(_)))
+            || s.root != Some(*root)
+            || self.store.serve(root, *index).is_err()
+        {
+            return Err(finished.into());
+        }
+        let units = s.meter.delivered();
+        let offer = s
+            .offered
+            .clone()
+            .filter(|_| index.saturating_add(1) == *count);
+        let body = SessionBody::Delivered { units };
+        self.promise(now, from, SessionMessage { job, body }.into());
+        if let Some(terms) = offer {
+            self.offer_again(now, job, from, terms);
+        }
+        Ok(())
+    }
+
+    /// Sends the receipt terms already offered (and persisted) again: the
+    /// same terms, the same signature.
+    fn offer_again(&mut self, now: LocalTime, job: JobId, client: PublicKey, terms: ReceiptTerms) {
+        let partner_sig = self.cfg.key.sign_digest(&terms.digest());
+        let body = SessionBody::ReceiptOffer { terms, partner_sig };
+        self.promise(now, client, SessionMessage { job, body }.into());
     }
 
     /// The upload of `root` completed: the challenges that waited for it
@@ -319,12 +412,12 @@ impl Partner {
         s.offered = Some(terms.clone());
         let client = s.client;
         let partner_sig = self.cfg.key.sign_digest(&terms.digest());
-        self.reply(
-            now,
+        self.persist(PartnerOp::Offered {
             job,
-            client,
-            SessionBody::ReceiptOffer { terms, partner_sig },
-        );
+            terms: terms.clone(),
+        });
+        let body = SessionBody::ReceiptOffer { terms, partner_sig };
+        self.promise(now, client, SessionMessage { job, body }.into());
     }
 
     /// The client countersigned: the receipt goes to the validators.
@@ -348,7 +441,11 @@ impl Partner {
         s.stage = Stage::Done;
         let units = r.terms.units;
         let client = s.client;
-        self.broadcast(now, r.clone().into());
+        self.persist(PartnerOp::Closed {
+            job,
+            claim: Some(StoredClaim::Receipt(r.clone())),
+        });
+        self.broadcast_promise(now, r.clone().into());
         self.start_claim(now, job, r.clone().into());
         self.event(UserEvent::ReceiptSent {
             job,
@@ -373,10 +470,13 @@ impl Partner {
                 continue;
             };
             s.stage = Stage::Done;
-            match s.meter.partial(&self.cfg.key) {
+            let partial = s.meter.partial(&self.cfg.key);
+            let claim = partial.clone().map(StoredClaim::Partial);
+            self.persist(PartnerOp::Closed { job, claim });
+            match partial {
                 Some(p) => {
                     let units = p.last_checkpoint.checkpoint.units;
-                    self.broadcast(now, p.clone().into());
+                    self.broadcast_promise(now, p.clone().into());
                     self.start_claim(now, job, p.into());
                     self.event(UserEvent::PartialClaimed { job, units });
                 }
@@ -456,5 +556,56 @@ impl Partner {
     /// The session of `job`.
     pub fn session(&self, job: &JobId) -> Option<&PartnerSession> {
         self.sessions.get(job)
+    }
+}
+
+impl Partner {
+    /// Rebuilds the session of `job` from its record; `chunks` of it are
+    /// back in the blob store (storage: the units delivered).
+    pub(crate) fn restore_session(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        rec: &SessionRecord,
+        chunks: u64,
+    ) -> Result<(), PartnerError> {
+        let mut s = self.new_session(job, rec.client, rec.root)?;
+        let proven = rec.checkpoint.as_ref().map_or(0, |c| c.checkpoint.units);
+        // The meter as it was: what the checkpoint proves was delivered
+        // before the checkpoint came, the rest of the chunks after it.
+        s.meter.served(proven);
+        if let Some(c) = &rec.checkpoint {
+            s.meter.handle_checkpoint(c)?;
+        }
+        let storage = matches!(s.work, Work::Store);
+        if storage {
+            s.meter.served(chunks.saturating_sub(proven));
+        }
+        s.offered = rec.offered.clone();
+        s.stage = if rec.closed {
+            Stage::Done
+        } else if rec.offered.is_some() {
+            Stage::Offered(now.plus(self.cfg.receipt_wait_us))
+        } else if storage {
+            Stage::Running
+        } else {
+            // A computation's or relay's state is not kept: the session
+            // ends at the next timeout with its last checkpoint claimed.
+            Stage::Offered(now)
+        };
+        let offer = s.offered.clone().filter(|_| !rec.closed);
+        self.sessions.insert(job, s);
+        if let Some(terms) = offer {
+            // The offer may not have reached the client before the
+            // restart: it is made again (the same signed terms).
+            self.offer_again(now, job, rec.client, terms);
+        }
+        if let Some(c) = &rec.claim {
+            // The claim may not have gone out before the restart: sent
+            // again, and re-sent until a validator confirms it.
+            self.broadcast_promise(now, c.message());
+            self.start_claim(now, job, c.message());
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! A node's simulated disk: every batch is one atomic write (folded into a
 //! [`Stored`] as [`crate::MemoryStore`] does); a crash that tears a batch
 //! loses that write (it was never synced), and nothing that depended on it
-//! went out.
+//! went out. A partner's writes (`StoreOp::Partner`) fold the same way, so
+//! a partner hosted on it restarts ([`crate::partner::Partner::restore`])
+//! with what the node's redb store would give it.
 
 use crate::store::{BlockRecord, Storage, StoreError, StoreOp, Stored};
 

@@ -9,6 +9,7 @@ mod lifecycle;
 mod node_core;
 mod node_partners;
 mod partner_desk;
+mod partner_restart;
 mod partner_story;
 mod simulator;
 mod support;

@@ -86,27 +86,29 @@ pub fn client(n: usize) -> Client {
 
 /// A partner of `kinds` with `capacity`, price 2, validators `0..n`, K = 4.
 pub fn partner(n: usize, kinds: &[UtilityKind], capacity: u32) -> Partner {
-    Partner::new(
-        PartnerConfig {
-            key: node_key(PARTNER),
-            params: params(),
-            validators: (0..n).map(v).collect(),
-            offer: ReadyToProvide {
-                kinds: BoundedVec::try_from_vec(kinds.to_vec()).unwrap(),
-                capacity,
-                price_per_unit: TokenAmount(2),
-                centralized: None,
-                media: BoundedVec::try_from_vec(vec![ep(7600)]).unwrap(),
-            },
-            store_bytes: 1 << 22,
-            wall_at_zero: 1_700_000_000_000_000,
-            checkpoint_every: 4,
-            receipt_wait_us: 10_000_000,
-            response_wait_us: 4_000_000,
-            compute_stride: 16,
+    Partner::new(partner_config(n, kinds, capacity), 0)
+}
+
+/// The settings of [`partner`].
+pub fn partner_config(n: usize, kinds: &[UtilityKind], capacity: u32) -> PartnerConfig {
+    PartnerConfig {
+        key: node_key(PARTNER),
+        params: params(),
+        validators: (0..n).map(v).collect(),
+        offer: ReadyToProvide {
+            kinds: BoundedVec::try_from_vec(kinds.to_vec()).unwrap(),
+            capacity,
+            price_per_unit: TokenAmount(2),
+            centralized: None,
+            media: BoundedVec::try_from_vec(vec![ep(7600)]).unwrap(),
         },
-        0,
-    )
+        store_bytes: 1 << 22,
+        wall_at_zero: 1_700_000_000_000_000,
+        checkpoint_every: 4,
+        receipt_wait_us: 10_000_000,
+        response_wait_us: 4_000_000,
+        compute_stride: 16,
+    }
 }
 
 /// A utility request.
