@@ -168,7 +168,7 @@ impl Tally {
             .unwrap_or(0)
     }
 
-    fn observe(&mut self, node: usize, o: Observed, live: bool, name: &str) {
+    fn observe(&mut self, node: usize, o: Observed, live: Option<&Live>, name: &str) {
         match o {
             Observed::BlockStored { number, jobs } => {
                 let now = unix_us();
@@ -196,13 +196,8 @@ impl Tally {
                     Some(_) => {}
                     None => {
                         self.hashes.insert(number.0, hash);
-                        if live {
-                            eprintln!(
-                                "block {:>5}  by {name:<4} jobs {jobs:>5}  committed {:>7}  lost so far {}",
-                                number.0,
-                                self.committed.len(),
-                                self.lost()
-                            );
+                        if let Some(live) = live {
+                            live.block(number.0, name, jobs, self);
                         }
                     }
                 }
@@ -216,6 +211,9 @@ impl Tally {
                 self.completed += completed;
                 self.partial += partial;
                 self.paid += paid.0;
+                if let Some(live) = live {
+                    live.totals(self);
+                }
             }
             Observed::Event(_) => {}
         }
@@ -227,6 +225,77 @@ impl Tally {
             .filter(|j| !self.committed.contains_key(j))
             .count() as u64
     }
+}
+
+/// The live view on a terminal (indicatif): a line per committed block
+/// (height, block time, proposer's node, jobs, committed so far, lost so
+/// far) above a status line of the totals (completions, partials and
+/// payouts at the settled periods).
+struct Live {
+    bar: indicatif::ProgressBar,
+    genesis_us: u64,
+    interval_us: u64,
+}
+
+impl Live {
+    fn new(genesis_us: u64, interval_us: u64) -> Self {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.set_message("waiting for block 0");
+        Live {
+            bar,
+            genesis_us,
+            interval_us,
+        }
+    }
+
+    /// Block `number`, first seen from node `name`, committed `jobs`.
+    fn block(&self, number: u64, name: &str, jobs: u64, t: &Tally) {
+        let at_us = self
+            .genesis_us
+            .saturating_add(number.saturating_mul(self.interval_us));
+        self.bar.println(format!(
+            "block {number:>5}  time {}  by {name:<4} jobs {jobs:>5}  committed {:>7}  lost so far {}",
+            block_time_text(at_us),
+            t.committed.len(),
+            t.lost()
+        ));
+        self.totals(t);
+    }
+
+    fn totals(&self, t: &Tally) {
+        self.bar.set_message(format!(
+            "height {}  jobs committed {}  completions {}  partial {}  paid {}",
+            t.hashes.len(),
+            t.committed.len(),
+            t.completed,
+            t.partial,
+            t.paid
+        ));
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A block time (Unix microseconds) as `HH:MM:SS.mmm` UTC.
+fn block_time_text(us: u64) -> String {
+    let ms = us / 1_000;
+    let s = ms / 1_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3_600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1_000
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -442,7 +511,14 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
             client_tasks.push(tokio::spawn(c.run(stop_rx.clone(), load_tx.clone())));
         }
     }
-    let live = std::io::stderr().is_terminal() && !cfg.json;
+    let live = (std::io::stderr().is_terminal() && !cfg.json).then(|| {
+        let g = Home::new(cfg.home.join("v0")).genesis_file_contents().ok();
+        let interval = g
+            .as_ref()
+            .and_then(|g| crate::duration::parse_us(&g.block_interval).ok())
+            .unwrap_or(cfg.block_interval_us);
+        Live::new(g.map_or(0, |g| g.genesis_time_us), interval)
+    });
     let mut tally = Tally::default();
     let n = nodes.len();
     let target = cfg.blocks.map(|b| resumed_at + b);
@@ -467,7 +543,7 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
             Some((i, o)) = obs_rx.recv() => {
                 let name = nodes.get(i).map_or("", |n| n.name.as_str()).to_owned();
                 let before = tally.committed.len();
-                tally.observe(i, o, live, &name);
+                tally.observe(i, o, live.as_ref(), &name);
                 if tally.committed.len() != before {
                     last_commit_us = unix_us();
                 }
@@ -509,8 +585,9 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
         node.handle.wait().await?;
     }
     while let Ok((i, o)) = obs_rx.try_recv() {
-        tally.observe(i, o, false, "");
+        tally.observe(i, o, None, "");
     }
+    drop(live);
     let mut lat: Vec<f64> = tally
         .committed
         .iter()
@@ -554,6 +631,13 @@ pub async fn run(cfg: DevnetConfig) -> Result<Summary, DevnetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_times_print_as_utc_time_of_day() {
+        // 2023-11-14T22:13:20.123Z
+        assert_eq!(block_time_text(1_700_000_000_123_456), "22:13:20.123");
+        assert_eq!(block_time_text(0), "00:00:00.000");
+    }
 
     #[test]
     fn a_taken_api_address_falls_back_to_a_port_the_os_picks() {
