@@ -209,6 +209,10 @@ pub struct ValidatorTiming {
     /// Load (per mille) at or above which a validator counts as loaded for
     /// the domain-overloaded signal.
     pub overload_permille: u16,
+    /// About how often the partner desk challenges a live storage job's
+    /// partner again for a random chunk, microseconds (each time jittered
+    /// to 1/2..3/2 of it; default 10 blocks).
+    pub rechallenge_us: u64,
 }
 
 impl ValidatorTiming {
@@ -228,6 +232,7 @@ impl ValidatorTiming {
             capacity_deadline_us: (50 * delay_us).max(params.block_interval_us),
             load_capacity_jobs: 10_000,
             overload_permille: 800,
+            rechallenge_us: crate::validator::RECHALLENGE_BLOCKS * params.block_interval_us,
         }
     }
 
@@ -238,6 +243,7 @@ impl ValidatorTiming {
             ("fetch_retry_us", self.fetch_retry_us),
             ("capacity_every_us", self.capacity_every_us),
             ("capacity_deadline_us", self.capacity_deadline_us),
+            ("rechallenge_us", self.rechallenge_us),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroTiming { field });

@@ -20,7 +20,9 @@
 //!   [`UserOutput::Connect`] at once and is never stored.
 //! * Step 5 and the sessions ([`session`]): usage checkpoints every K
 //!   units, the receipt signed after the partner's, sent to validators;
-//!   recourse when none confirms (re-send to the others, then report).
+//!   recourse when none confirms (re-send to the others, then report); a
+//!   session whose partner stays silent past `session_idle_us` fails
+//!   ([`SessionFailure::Silent`]) and is never countersigned.
 //!
 //! Machine vocabulary (docs/ARCHITECTURE.md): `now: LocalTime` on every
 //! input, [`Client::poll_timeout`] / [`Client::handle_timeout`], outputs in
@@ -28,6 +30,7 @@
 //! `persist` holds the envelope sequence reservations; a refused input is a
 //! typed [`ClientError`] and changes nothing.
 
+mod event;
 mod offers;
 pub mod session;
 
@@ -45,6 +48,7 @@ use undchain_types::{
 
 use crate::signer::Signer;
 use crate::store::StoreOp;
+pub use event::{SessionFailure, UserEvent};
 pub use session::ClientSession;
 
 /// What a client or partner asks its host to do.
@@ -72,177 +76,6 @@ pub enum UserOutput {
     },
     /// Something the user or an embedding application sees.
     Event(UserEvent),
-}
-
-/// What happened, for the user (a wallet's screen, a daemon's log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserEvent {
-    /// A validator acknowledged the request.
-    Acked {
-        /// The job.
-        job: JobId,
-        /// The validator.
-        validator: PublicKey,
-        /// The block its ack names.
-        block: BlockNumber,
-        /// Distinct validators that acked so far.
-        acks: usize,
-    },
-    /// Every retry to `validator` failed: the scream cast started.
-    ScreamCast {
-        /// The job.
-        job: JobId,
-        /// The validator that never answered.
-        validator: PublicKey,
-    },
-    /// Nobody answered, neither the validator nor the scream cast.
-    GaveUp {
-        /// The job.
-        job: JobId,
-        /// The validator tried.
-        validator: PublicKey,
-    },
-    /// Fewer than f+1 acks came: the request went to these validators too.
-    Forwarded {
-        /// The job.
-        job: JobId,
-        /// The validators it was forwarded to.
-        to: Vec<PublicKey>,
-    },
-    /// An inclusion proof checked: the job is in this block.
-    Committed {
-        /// The job.
-        job: JobId,
-        /// The block.
-        block: BlockNumber,
-    },
-    /// A partner offer was taken.
-    OfferTaken {
-        /// The job.
-        job: JobId,
-        /// The partner.
-        partner: PublicKey,
-    },
-    /// A partner offer was declined.
-    OfferDeclined {
-        /// The job.
-        job: JobId,
-        /// The partner.
-        partner: PublicKey,
-        /// Why.
-        reason: offers::Decline,
-    },
-    /// A usage checkpoint was signed (client) or kept (partner).
-    Checkpoint {
-        /// The job.
-        job: JobId,
-        /// The other side.
-        peer: PublicKey,
-        /// Cumulative units it proves.
-        units: u64,
-    },
-    /// The receipt was signed by both and sent to validators.
-    ReceiptSent {
-        /// The job.
-        job: JobId,
-        /// The other side.
-        peer: PublicKey,
-        /// Units it pays.
-        units: u64,
-    },
-    /// A validator confirmed completion.
-    Completed {
-        /// The job.
-        job: JobId,
-        /// The block of completion.
-        block: BlockNumber,
-    },
-    /// No validator confirmed the receipt in time: it went to others.
-    ReceiptResent {
-        /// The job.
-        job: JobId,
-        /// The validators it went to now.
-        to: Vec<PublicKey>,
-    },
-    /// Every active validator was sent the receipt and none confirmed: the
-    /// evidence (the signed receipt and who got it) is the user's to report.
-    ReceiptIgnored {
-        /// The job.
-        job: JobId,
-        /// The validators that got it.
-        tried: Vec<PublicKey>,
-    },
-    /// A session was stopped: the other side broke its terms.
-    SessionFailed {
-        /// The job.
-        job: JobId,
-        /// The other side.
-        peer: PublicKey,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A fetched blob is complete and checked ([`Client::take_blob`]).
-    Fetched {
-        /// The job.
-        job: JobId,
-        /// Its size.
-        size: u64,
-    },
-    /// Connection details were reported as bad.
-    ConnectionReported {
-        /// The job.
-        job: JobId,
-        /// The validator that relayed them.
-        relayed_by: PublicKey,
-    },
-    /// A validator said this identity is under the floor for a role.
-    LowPerception {
-        /// The role.
-        role: Role,
-    },
-    /// Partner: a session started and `UtilityStarted` went out.
-    Started {
-        /// The job.
-        job: JobId,
-        /// The client.
-        client: PublicKey,
-        /// The content root, for storage.
-        content_root: Option<undchain_types::Hash32>,
-    },
-    /// Partner: a validator confirmed the job entered the payout pool.
-    InPayoutPool {
-        /// The job.
-        job: JobId,
-        /// The block.
-        block: BlockNumber,
-    },
-    /// Partner: no receipt came; the last client-signed checkpoint was
-    /// claimed as a partial completion.
-    PartialClaimed {
-        /// The job.
-        job: JobId,
-        /// Units it proves.
-        units: u64,
-    },
-    /// Partner: no receipt came and no checkpoint proves anything.
-    NothingProven {
-        /// The job.
-        job: JobId,
-    },
-    /// Partner: at capacity, announced to the validators.
-    AtCapacity {
-        /// Jobs running.
-        running: u32,
-    },
-    /// Partner: a validator said a requirement failed.
-    RequirementFailed(undchain_types::msg::Requirement),
-    /// Partner: a censorship complaint went to the chain owner's key.
-    ComplaintSent {
-        /// The validators accused.
-        accused: Vec<PublicKey>,
-        /// Jobs in the evidence.
-        jobs: usize,
-    },
 }
 
 /// One batch of a client's or partner's outputs.
@@ -286,6 +119,15 @@ pub enum ClientError {
     /// The job is not yet acknowledged, so its commit block is unknown.
     #[error("job {0} has no ack yet")]
     NotAcked(JobId),
+    /// The session failed (the partner broke its terms or went silent):
+    /// nothing more is taken or countersigned in it.
+    #[error("the session with {partner:?} for job {job} was stopped")]
+    SessionStopped {
+        /// The job.
+        job: JobId,
+        /// The partner.
+        partner: PublicKey,
+    },
 }
 
 /// A client's settings.
@@ -304,6 +146,9 @@ pub struct ClientConfig {
     pub wall_at_zero: u64,
     /// K: units between two checkpoints.
     pub checkpoint_every: u64,
+    /// How long a session waits on a silent partner before it fails
+    /// ([`SessionFailure::Silent`]), microseconds.
+    pub session_idle_us: u64,
 }
 
 /// One outreach of a job, with the try under way.
@@ -783,11 +628,12 @@ impl Client {
             .filter(|j| !j.forwarded)
             .filter_map(|j| j.last_forward.or(j.first_ack).map(|t| t.plus(timeout)));
         let confirms = self.confirm.values().map(|c| c.deadline);
-        reaches.chain(forwards).chain(confirms).min()
+        let idle = self.idle_timeout();
+        reaches.chain(forwards).chain(confirms).chain(idle).min()
     }
 
-    /// Time passed: retries, scream casts, forwards and receipt recourse
-    /// that are due. Early or twice is harmless.
+    /// Time passed: retries, scream casts, forwards, receipt recourse and
+    /// idle sessions that are due. Early or twice is harmless.
     pub fn handle_timeout(&mut self, now: LocalTime) {
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
@@ -807,6 +653,7 @@ impl Client {
             self.maybe_forward(now, id);
         }
         self.recourse(now);
+        self.fail_idle(now);
     }
 
     /// The next batch of outputs (at most one outstanding).

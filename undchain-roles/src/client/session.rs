@@ -2,7 +2,12 @@
 //! client story step 5): upload and fetch with checked chunks, compute
 //! with spot checks, a metered relay; checkpoints every K units; the
 //! receipt countersigned and sent to validators, re-sent to others when
-//! none confirms.
+//! none confirms. A session waiting on its partner (an upload or
+//! computation until the receipt offer, a fetch until the blob is whole, a
+//! relay while an input or its `End` is unanswered) fails when nothing
+//! came for `session_idle_us`; a failed session takes nothing more and is
+//! never countersigned (docs/PROTOCOL.md "The client and partner
+//! machines", "Idle sessions").
 
 use std::collections::VecDeque;
 
@@ -11,7 +16,7 @@ use undchain_types::msg::{
 };
 use undchain_types::{BoundedBytes, Hash32, JobId, LocalTime, PublicKey, Signature};
 
-use super::{Client, ClientError, UserEvent};
+use super::{Client, ClientError, SessionFailure, UserEvent};
 use crate::utility::relay::units_of;
 use crate::utility::{ClientMeter, ComputeCheck, Fetch, MeterTerms, Upload, UtilityError};
 
@@ -37,6 +42,7 @@ enum Work {
     Relay {
         inputs: VecDeque<Vec<u8>>,
         next: u32,
+        sent: u32,
         last_in: usize,
     },
 }
@@ -47,12 +53,41 @@ pub struct ClientSession {
     meter: ClientMeter,
     work: Work,
     failed: bool,
+    /// Since when the session waits on the partner: its last message, or
+    /// the client's send that started a wait.
+    since: LocalTime,
+    /// Nothing more is awaited (the receipt countersigned, the fetch whole).
+    done: bool,
+    /// The client sent `End` (it waits for the receipt offer).
+    ended: bool,
 }
 
 impl ClientSession {
     /// Units the client counted.
     pub fn units(&self) -> u64 {
         self.meter.units()
+    }
+
+    /// Whether the session failed (broken terms or a silent partner).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether the session waits on the partner now (its idle deadline
+    /// runs).
+    pub fn waiting(&self) -> bool {
+        if self.failed || self.done {
+            return false;
+        }
+        match &self.work {
+            Work::Relay { next, sent, .. } => self.ended || sent > next,
+            _ => true,
+        }
+    }
+
+    /// When the session fails if the partner stays silent.
+    fn idle_deadline(&self, idle_us: u64) -> Option<LocalTime> {
+        self.waiting().then(|| self.since.plus(idle_us))
     }
 }
 
@@ -83,7 +118,13 @@ impl Client {
         })
     }
 
-    fn open(&mut self, job: JobId, partner: PublicKey, work: Work) -> Result<(), ClientError> {
+    fn open(
+        &mut self,
+        now: LocalTime,
+        job: JobId,
+        partner: PublicKey,
+        work: Work,
+    ) -> Result<(), ClientError> {
         let terms = self.terms(job, partner)?;
         self.sessions.insert(
             (job, partner),
@@ -91,9 +132,46 @@ impl Client {
                 meter: ClientMeter::new(terms),
                 work,
                 failed: false,
+                since: now,
+                done: false,
+                ended: false,
             },
         );
         Ok(())
+    }
+
+    /// The earliest idle deadline of a waiting session.
+    pub(crate) fn idle_timeout(&self) -> Option<LocalTime> {
+        let idle_us = self.cfg.session_idle_us;
+        self.sessions
+            .values()
+            .filter_map(|s| s.idle_deadline(idle_us))
+            .min()
+    }
+
+    /// Sessions whose partner stayed silent past the idle deadline fail
+    /// ([`SessionFailure::Silent`]). The client signs nothing more in
+    /// them: the partner can claim at most the last checkpoint the client
+    /// signed, and the settlement refunds the rest of the escrow; asking
+    /// again (a new request) is the user's recourse.
+    pub(crate) fn fail_idle(&mut self, now: LocalTime) {
+        let idle_us = self.cfg.session_idle_us;
+        let due: Vec<(JobId, PublicKey)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.idle_deadline(idle_us).is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for (job, peer) in due {
+            if let Some(s) = self.sessions.get_mut(&(job, peer)) {
+                s.failed = true;
+            }
+            self.event(UserEvent::SessionFailed {
+                job,
+                peer,
+                reason: SessionFailure::Silent { idle_us },
+            });
+        }
     }
 
     fn session_send(&mut self, now: LocalTime, job: JobId, to: PublicKey, body: SessionBody) {
@@ -112,6 +190,7 @@ impl Client {
         let upload = Upload::new(blob)?;
         let root = upload.tree().root();
         self.open(
+            now,
             job,
             partner,
             Work::Store {
@@ -134,7 +213,7 @@ impl Client {
         size: u64,
     ) -> Result<(), ClientError> {
         let fetch = Fetch::new(root, size)?;
-        self.open(job, partner, Work::Fetch { fetch, asked: 0 })?;
+        self.open(now, job, partner, Work::Fetch { fetch, asked: 0 })?;
         self.pump(now, job, partner);
         Ok(())
     }
@@ -154,6 +233,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let check = ComputeCheck::new(seed, stride, one_in, self.cfg.seed ^ seed.0[0] as u64);
         self.open(
+            now,
             job,
             partner,
             Work::Compute {
@@ -178,11 +258,13 @@ impl Client {
             return Err(UtilityError::BadInput("a relay input is over the chunk limit").into());
         }
         self.open(
+            now,
             job,
             partner,
             Work::Relay {
                 inputs: inputs.into(),
                 next: 0,
+                sent: 0,
                 last_in: 0,
             },
         )?;
@@ -247,11 +329,17 @@ impl Client {
                 Work::Relay {
                     inputs,
                     next,
+                    sent,
                     last_in,
                 } => {
                     if let Some(i) = inputs.pop_front() {
                         *last_in = i.len();
                         if let Ok(bytes) = BoundedBytes::try_from_vec(i) {
+                            if *sent <= *next {
+                                // Nothing was awaited: the wait starts now.
+                                s.since = now;
+                            }
+                            *sent = (*sent).max(*next + 1);
                             out.push(SessionBody::Input { seq: *next, bytes });
                         }
                     }
@@ -271,12 +359,19 @@ impl Client {
         m: &SessionMessage,
     ) -> Result<(), ClientError> {
         let key = (m.job, from);
-        if !self.sessions.contains_key(&key) {
+        let Some(s) = self.sessions.get_mut(&key) else {
             return Err(ClientError::NoSession {
                 job: m.job,
                 partner: from,
             });
+        };
+        if s.failed {
+            return Err(ClientError::SessionStopped {
+                job: m.job,
+                partner: from,
+            });
         }
+        s.since = now;
         if let SessionBody::ReceiptOffer { terms, partner_sig } = &m.body {
             return self.countersign(now, from, terms, partner_sig);
         }
@@ -295,7 +390,7 @@ impl Client {
                 self.event(UserEvent::SessionFailed {
                     job: m.job,
                     peer: from,
-                    reason: e.to_string(),
+                    reason: SessionFailure::Broken(e.to_string()),
                 });
                 Err(e.into())
             }
@@ -346,6 +441,7 @@ impl Client {
                     let f = fetch.clone();
                     if let Some(blob) = f.into_blob() {
                         let size = blob.len() as u64;
+                        s.done = true;
                         self.blobs.insert(key.0, blob);
                         self.event(UserEvent::Fetched { job: key.0, size });
                     }
@@ -415,6 +511,12 @@ impl Client {
             job: terms.job,
             partner: from,
         })?;
+        if s.failed {
+            return Err(ClientError::SessionStopped {
+                job: terms.job,
+                partner: from,
+            });
+        }
         if terms.partner != from {
             return Err(UtilityError::ForeignCheckpoint.into());
         }
@@ -426,6 +528,9 @@ impl Client {
             partner_sig: *partner_sig,
             terms: terms.clone(),
         };
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.done = true;
+        }
         self.session_send(
             now,
             terms.job,
@@ -517,9 +622,14 @@ impl Client {
         job: JobId,
         partner: PublicKey,
     ) -> Result<(), ClientError> {
-        if !self.sessions.contains_key(&(job, partner)) {
-            return Err(ClientError::NoSession { job, partner });
+        let s = self
+            .sessions
+            .get_mut(&(job, partner))
+            .ok_or(ClientError::NoSession { job, partner })?;
+        if !s.waiting() {
+            s.since = now;
         }
+        s.ended = true;
         self.session_send(now, job, partner, SessionBody::End);
         Ok(())
     }

@@ -79,6 +79,10 @@ pub struct Lifecycle {
     pub fetched: u64,
     /// Fetched blobs that differ from the stored one.
     pub bad_fetches: u64,
+    /// Misbehaving partners an honest validator's challenge caught.
+    pub caught: u64,
+    /// Client sessions that failed on a silent partner's idle deadline.
+    pub silent_failed: u64,
 }
 
 impl Report {
@@ -254,6 +258,7 @@ fn lifecycle(w: &World) -> Lifecycle {
         l.fetched += u.stored.values().filter(|s| s.fetched).count() as u64;
         l.bad_fetches += u.bad_fetches;
     }
+    (l.caught, l.silent_failed) = w.partner_counts();
     l
 }
 
@@ -390,6 +395,7 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .filter(|id| !receipts.contains_key(*id))
             .count() as u64;
     let missing = w.receipts_due(&committed, &receipts).count();
+    failures.extend(w.partner_failures());
     let l = lifecycle(w);
     if l.bad_fetches > 0 {
         failures.push(format!(

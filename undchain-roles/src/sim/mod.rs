@@ -25,7 +25,7 @@ pub use campaign::FaultProfile;
 pub use check::{Lifecycle, Report, seeds_line};
 pub use disk::SimDisk;
 pub use load::{client_key, partner_key, request_body};
-pub use world::{Conduct, Filter, World};
+pub use world::{Conduct, Filter, PartnerConduct, World};
 
 /// One simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,9 @@ pub struct SimConfig {
     /// How the first real client behaves (`None`: honest, or drawn per
     /// seed when `faults` is on).
     pub first_client: Option<Conduct>,
+    /// How the first real partner behaves (`None`: honest, or drawn per
+    /// seed when `faults` is on: [`PartnerConduct::ALL`] by `seed / 3`).
+    pub first_partner: Option<PartnerConduct>,
     /// Validators that are not in the genesis (funded at genesis, with the
     /// genesis validators as their bootstrap list), one per entry with its
     /// class: nodes after the genesis ones, down until
@@ -152,6 +155,7 @@ impl SimConfig {
             users: 0,
             partners: 0,
             first_client: None,
+            first_partner: None,
             profile: FaultProfile::Standard,
             inject_fork: None,
             newcomers: Vec::new(),

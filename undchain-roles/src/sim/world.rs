@@ -6,9 +6,11 @@ mod byzantine;
 mod chaos;
 mod claims;
 mod late;
+mod partners;
 mod script;
 mod users;
 mod verify;
+pub use partners::PartnerConduct;
 pub use users::Conduct;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +61,8 @@ pub(crate) struct Node {
     /// The set changes, clock steps, capacity tests and bootstrap notices
     /// it reported.
     pub notices: Vec<NodeEvent>,
+    /// The score evidence its partner desk emitted, with the virtual time.
+    pub scored: Vec<(u64, undchain_consensus::ScoreEvent)>,
 }
 
 #[derive(Debug)]
@@ -262,6 +266,7 @@ impl World {
                 diverged: false,
                 restart_failures: Vec::new(),
                 notices: Vec::new(),
+                scored: Vec::new(),
                 byzantine: bad
                     .filter(|(k, _)| i < active && i + k >= active)
                     .map(|(_, b)| byzantine::Byzantine::new(b, censor.then(|| victims(cfg)))),
@@ -699,6 +704,7 @@ impl World {
                 }
             }
             NodeEvent::Diverged { .. } => self.nodes[node].diverged = true,
+            NodeEvent::ScoreEvidence(s) => self.nodes[node].scored.push((self.now, s)),
             e @ (NodeEvent::SetChanged { .. }
             | NodeEvent::KnownFillUnknownSeats { .. }
             | NodeEvent::TimeStepped { .. }

@@ -76,7 +76,9 @@ pub use discovery::{
 pub use evidence::{EVIDENCE_WINDOW, EvidencePool, EvidenceRefusal};
 pub use intake::{IntakeError, entry_of};
 pub use ops::{MAX_POOL_OPS, OpError, POOL_BLOCKS};
-pub use partners::{DeskError, DeskEvent, DeskOutput, PartnerDesk};
+pub use partners::{
+    DeskError, DeskEvent, DeskOutput, MAX_RECHECKS, PartnerDesk, RECHALLENGE_BLOCKS,
+};
 pub use serve::MAX_PAGE;
 pub(crate) use time::TimeHost;
 
@@ -340,6 +342,7 @@ impl Validator {
             rng,
             params,
         };
+        v.partners.rechallenge_us = cfg.timing.rechallenge_us;
         v.evidence.note_set(BlockNumber(0), &v.set);
         v.replay_blocks(stored)?;
         v.refile_accepted(stored);

@@ -20,7 +20,8 @@
 //!   (`PayoutPoolConfirmation`) and keeps the content root; storage
 //!   partners are challenged for a random chunk of it and must answer
 //!   with a proof (`RequirementFailed` and a `FailedChallenge` score event
-//!   otherwise).
+//!   otherwise), at once and again about every `rechallenge_us` while the
+//!   job is open (`partners/challenge.rs`).
 //! * Recourse: `WorkRequest` gets a `WorkStatus`; `ConnectionReport`s are
 //!   counted per relaying validator; a `CensorshipComplaint` whose
 //!   evidence names jobs this validator knew yields `CensorshipEvidence`
@@ -35,17 +36,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use undchain_consensus::ScoreEvent;
 use undchain_net::{CapacityCooldown, Liveness};
 use undchain_types::msg::{
-    CensorshipComplaint, Challenge, ChallengeResponse, ConnectionDetails, ConnectionReport,
-    Endpoint, JobNotification, JobResponse, LowPerception, PartnerOffer, PayoutPoolConfirmation,
-    ReadyToProvide, Requirement, RequirementFailed, StorageAnswer, StorageChallenge,
+    CensorshipComplaint, ConnectionDetails, ConnectionReport, Endpoint, JobNotification,
+    JobResponse, LowPerception, PartnerOffer, PayoutPoolConfirmation, ReadyToProvide, Requirement,
     UtilityRequest, UtilityStarted, WorkStatus, WorkStatusReason,
 };
 use undchain_types::{
-    BlockNumber, BlockTime, BoundedBytes, BoundedString, ChainParams, Hash32, JobId, LocalTime,
-    Message, PerceptionScore, PublicKey, Role, SplitMix64, UtilityKind, wire,
+    BlockNumber, ChainParams, Hash32, JobId, LocalTime, Message, PerceptionScore, PublicKey, Role,
+    SplitMix64, UtilityKind,
 };
 
-use crate::utility::check_answer;
+mod challenge;
+pub use challenge::{MAX_RECHECKS, RECHALLENGE_BLOCKS};
 
 /// Connection reports against one relaying validator that make a pattern
 /// ([`DeskEvent::BadDetailsPattern`]).
@@ -142,14 +143,6 @@ struct OpenJob {
     started: BTreeMap<PublicKey, Option<Hash32>>,
 }
 
-#[derive(Debug, Clone)]
-struct Outstanding {
-    partner: PublicKey,
-    question: StorageChallenge,
-    chunks: u64,
-    deadline: LocalTime,
-}
-
 /// The desk.
 #[derive(Debug)]
 pub struct PartnerDesk {
@@ -163,11 +156,15 @@ pub struct PartnerDesk {
     reports: BTreeMap<PublicKey, u32>,
     reported: BTreeSet<(PublicKey, JobId)>,
     complained: BTreeSet<(PublicKey, PublicKey)>,
-    challenges: BTreeMap<u64, Outstanding>,
+    challenges: BTreeMap<u64, challenge::Outstanding>,
+    rechecks: BTreeMap<(LocalTime, JobId, PublicKey), challenge::Recheck>,
     next_challenge: u64,
     rng: SplitMix64,
     /// How long a challenged partner has to answer.
     pub challenge_deadline_us: u64,
+    /// About how often a live storage job's partner is challenged again
+    /// (each time jittered to 1/2..3/2 of it).
+    pub rechallenge_us: u64,
     out: Vec<DeskOutput>,
 }
 
@@ -179,6 +176,7 @@ impl PartnerDesk {
             liveness: Liveness::from_params(&params),
             cooldown: CapacityCooldown::from_params(&params),
             challenge_deadline_us: params.retry_timeout_us,
+            rechallenge_us: RECHALLENGE_BLOCKS * params.block_interval_us,
             params,
             partners: BTreeMap::new(),
             scores: BTreeMap::new(),
@@ -187,6 +185,7 @@ impl PartnerDesk {
             reported: BTreeSet::new(),
             complained: BTreeSet::new(),
             challenges: BTreeMap::new(),
+            rechecks: BTreeMap::new(),
             next_challenge: 1,
             rng: SplitMix64::new(seed),
             out: Vec::new(),
@@ -489,83 +488,9 @@ impl PartnerDesk {
             && let Some(root) = s.content_root
         {
             self.challenge(now, from, root, units);
+            self.schedule_recheck(now, s.job, from, root, units);
         }
         Ok(())
-    }
-
-    /// Challenges `partner` for a random chunk of `root` (of `chunks`).
-    pub fn challenge(&mut self, now: LocalTime, partner: PublicKey, root: Hash32, chunks: u64) {
-        let index = self.rng.below(chunks.max(1)) as u32;
-        let id = self.next_challenge;
-        self.next_challenge += 1;
-        let question = StorageChallenge { root, index };
-        let mut nonce = [0u8; 32];
-        nonce[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-        let Ok(payload) = BoundedBytes::try_from_vec(wire::encode_bare(&question)) else {
-            return;
-        };
-        self.challenges.insert(
-            id,
-            Outstanding {
-                partner,
-                question,
-                chunks,
-                deadline: now.plus(self.challenge_deadline_us),
-            },
-        );
-        self.send(
-            partner,
-            Challenge {
-                id,
-                kind: UtilityKind::Storage,
-                nonce,
-                payload,
-                deadline: BlockTime(now.0.max(0) as u64 + self.challenge_deadline_us),
-            },
-        );
-    }
-
-    fn answered(&mut self, from: PublicKey, r: &ChallengeResponse) -> Result<(), DeskError> {
-        let o = self
-            .challenges
-            .get(&r.id)
-            .ok_or(DeskError::UnknownChallenge(r.id))?;
-        if o.partner != from {
-            return Err(DeskError::UnknownChallenge(r.id));
-        }
-        let ok = wire::decode_bare::<StorageAnswer>(r.answer.as_bytes())
-            .ok()
-            .filter(|a| a.proof.leaf_count == o.chunks)
-            .is_some_and(|a| check_answer(&o.question, &a).is_ok());
-        self.challenges.remove(&r.id);
-        if ok {
-            self.out
-                .push(DeskOutput::Event(DeskEvent::ChallengePassed(from)));
-        } else {
-            self.fail_challenge(from, r.id);
-        }
-        Ok(())
-    }
-
-    fn fail_challenge(&mut self, partner: PublicKey, id: u64) {
-        let requirement = Requirement::Challenge { id };
-        if let Some(p) = self.partners.get_mut(&partner) {
-            p.failed = Some(requirement.clone());
-        }
-        self.send(
-            partner,
-            RequirementFailed {
-                requirement,
-                detail: BoundedString::truncating("no valid proof of the challenged chunk"),
-            },
-        );
-        self.out
-            .push(DeskOutput::Score(ScoreEvent::FailedChallenge {
-                identity: partner,
-                role: Role::Partner,
-            }));
-        self.out
-            .push(DeskOutput::Event(DeskEvent::ChallengeFailed(partner)));
     }
 
     /// DESIGN.md "Why no work?".
@@ -667,15 +592,15 @@ impl PartnerDesk {
 
     /// When [`PartnerDesk::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<LocalTime> {
-        let c = self.challenges.values().map(|o| o.deadline).min();
-        [self.liveness.poll_timeout(), c]
+        [self.liveness.poll_timeout(), self.challenge_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
     /// Heartbeat expiry (vanishing costs a `ReceiptRefused` event; an
-    /// announced sign-off costs nothing) and unanswered challenges.
+    /// announced sign-off costs nothing), unanswered challenges and due
+    /// re-challenges.
     pub fn handle_timeout(&mut self, now: LocalTime) {
         for p in self.liveness.handle_timeout(now) {
             if self.partners.remove(&p).is_some() {
@@ -686,16 +611,7 @@ impl PartnerDesk {
                 self.out.push(DeskOutput::Event(DeskEvent::PartnerGone(p)));
             }
         }
-        let due: Vec<(u64, PublicKey)> = self
-            .challenges
-            .iter()
-            .filter(|(_, o)| o.deadline <= now)
-            .map(|(id, o)| (*id, o.partner))
-            .collect();
-        for (id, p) in due {
-            self.challenges.remove(&id);
-            self.fail_challenge(p, id);
-        }
+        self.challenges_timeout(now);
     }
 }
 

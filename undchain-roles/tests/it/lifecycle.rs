@@ -6,7 +6,7 @@
 //! period's settlement pays the partner, and the client fetches the blob
 //! back and checks it.
 
-use undchain_roles::sim::{Conduct, Report, SimConfig, run};
+use undchain_roles::sim::{Conduct, PartnerConduct, Report, SimConfig, run};
 
 fn lifecycle(seed: u64, blocks: u64) -> SimConfig {
     let mut cfg = SimConfig::new(4, blocks, seed);
@@ -75,4 +75,49 @@ fn lifecycle_with_faults_24_seeds_loses_nothing_and_pays_nothing_twice() {
     }
     assert!(failed.is_empty(), "failed runs:\n{}", failed.join("\n"));
     assert!(partial > 0, "no seed drew a partial payout");
+}
+
+fn with_partner(seed: u64, blocks: u64, conduct: PartnerConduct) -> Report {
+    let mut cfg = lifecycle(seed, blocks);
+    cfg.first_partner = Some(conduct);
+    let r = run(&cfg).unwrap();
+    assert_clean(&r);
+    r
+}
+
+#[test]
+fn lying_partner_is_caught_by_its_challenge_and_the_client_asks_again() {
+    let r = with_partner(44, 20, PartnerConduct::LiesAboutResources);
+    let l = &r.lifecycle;
+    assert_eq!(l.caught, 1, "{l:?}");
+    assert!(l.silent_failed > 0, "its uploads went unanswered: {l:?}");
+    assert!(
+        l.completed > 0 && l.paid > 0,
+        "the honest partner worked: {l:?}"
+    );
+}
+
+#[test]
+fn partner_dropping_chunks_after_its_first_challenge_is_caught_by_a_rechallenge() {
+    let r = with_partner(45, 30, PartnerConduct::DropsChunks);
+    assert_eq!(r.lifecycle.caught, 1, "{:?}", r.lifecycle);
+}
+
+#[test]
+fn silent_partner_fails_its_client_sessions_by_the_idle_deadline() {
+    let r = with_partner(46, 20, PartnerConduct::GoesSilent);
+    let l = &r.lifecycle;
+    assert!(l.silent_failed > 0, "{l:?}");
+    assert_eq!(l.caught, 1, "its unanswered challenge: {l:?}");
+}
+
+#[test]
+fn honest_partners_are_never_penalised() {
+    for seed in 47..51 {
+        let r = run(&lifecycle(seed, 16)).unwrap();
+        // An honest partner scored down is a failure of the run.
+        assert_clean(&r);
+        assert_eq!((r.lifecycle.caught, r.lifecycle.silent_failed), (0, 0));
+        assert!(r.lifecycle.completed > 0, "{}", r.lifecycle_line());
+    }
 }

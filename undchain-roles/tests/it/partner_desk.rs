@@ -111,6 +111,27 @@ impl Three {
     }
 }
 
+impl Three {
+    /// Lets `us` pass at the desk: its due timers fire, the outputs flow.
+    fn wait(&mut self, us: u64) {
+        let end = self.now.plus(us);
+        for _ in 0..1_000 {
+            let Some(t) = self.desk.poll_timeout().filter(|t| *t <= end) else {
+                self.now = end;
+                return;
+            };
+            self.now = self.now.max(t);
+            self.desk.handle_timeout(self.now);
+            self.run();
+        }
+        panic!("the desk's timer does not move on");
+    }
+
+    fn count(&self, e: &DeskEvent) -> usize {
+        self.desk_events.iter().filter(|d| *d == e).count()
+    }
+}
+
 fn blob(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 241) as u8).collect()
 }
@@ -175,6 +196,74 @@ fn storage_challenge_catches_dropped_chunk() {
     // A failed partner is not notified of new jobs.
     let job2 = t.request(3, 1);
     assert!(t.client.partners(&job2).is_empty());
+}
+
+#[test]
+fn storage_rechallenge_catches_chunks_dropped_after_the_first_challenge() {
+    let mut t = Three::new(4);
+    let job = t.request(3, 1);
+    let root = t
+        .client
+        .store(t.now, job, t.partner.key(), blob(2 * CHUNK_SIZE + 1))
+        .unwrap();
+    t.run();
+    let pk = t.partner.key();
+    assert_eq!(
+        t.count(&DeskEvent::ChallengePassed(pk)),
+        1,
+        "at UtilityStarted"
+    );
+    // The first challenge passed; the partner drops its chunks afterwards,
+    // and nothing but the desk's own timer asks again.
+    for i in 0..3 {
+        t.partner.store_mut().evict_chunk(&root, i);
+    }
+    let period = t.desk.rechallenge_us;
+    t.wait(2 * period);
+    assert!(
+        t.desk_events.contains(&DeskEvent::ChallengeFailed(pk)),
+        "{:?}",
+        t.desk_events
+    );
+    assert!(t.scores.contains(&ScoreEvent::FailedChallenge {
+        identity: pk,
+        role: undchain_types::Role::Partner
+    }));
+    assert!(
+        t.user_events
+            .iter()
+            .any(|e| matches!(e, UserEvent::RequirementFailed(_)))
+    );
+    // Caught once: a failed partner is not challenged (nor scored) again.
+    t.wait(4 * period);
+    assert_eq!(t.scores.len(), 1, "{:?}", t.scores);
+    let job2 = t.request(3, 1);
+    assert!(t.client.partners(&job2).is_empty());
+}
+
+#[test]
+fn honest_storage_partner_passes_every_rechallenge() {
+    let mut t = Three::new(4);
+    let job = t.request(3, 1);
+    t.client
+        .store(t.now, job, t.partner.key(), blob(2 * CHUNK_SIZE + 1))
+        .unwrap();
+    t.run();
+    let pk = t.partner.key();
+    let period = t.desk.rechallenge_us;
+    // Heartbeats keep it registered over many periods.
+    for _ in 0..6 {
+        t.wait(period);
+        t.partner.handle_timeout(t.now);
+        t.run();
+    }
+    assert!(
+        t.count(&DeskEvent::ChallengePassed(pk)) >= 4,
+        "challenged again and again: {:?}",
+        t.desk_events
+    );
+    assert!(t.scores.is_empty(), "{:?}", t.scores);
+    assert!(!t.desk_events.contains(&DeskEvent::ChallengeFailed(pk)));
 }
 
 #[test]

@@ -70,10 +70,14 @@ pub fn client_with(n: usize, params: ChainParams) -> Client {
             seed: 7,
             wall_at_zero: 1_700_000_000_000_000,
             checkpoint_every: 4,
+            session_idle_us: SESSION_IDLE_US,
         },
         0,
     )
 }
+
+/// How long the test clients wait on a silent partner.
+pub const SESSION_IDLE_US: u64 = 30_000_000;
 
 /// A client knowing validators `0..n` under the default parameters.
 pub fn client(n: usize) -> Client {

@@ -441,3 +441,114 @@ fn partner_answers_a_storage_challenge_and_cannot_for_a_dropped_chunk() {
         "no answer proves a dropped chunk"
     );
 }
+
+use crate::users::sent_to as sent;
+
+#[test]
+fn silent_partner_fails_the_upload_by_its_idle_deadline_and_a_late_receipt_is_refused() {
+    use undchain_roles::client::{ClientError, SessionFailure};
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 3, 3);
+    let (ck, pk) = (pair.client.key(), pair.partner.key());
+    pair.client
+        .store(pair.now, job, pk, blob(2 * CHUNK_SIZE + 1))
+        .unwrap();
+    // The chunks reach the partner, whose answers (the deliveries and the
+    // receipt offer) are held back: the partner is silent to the client.
+    let chunks = sent(&pair.client.drain(), &pk);
+    let mut held = Vec::new();
+    for env in &chunks {
+        pair.partner.handle_verified(pair.now, env).unwrap();
+        held.extend(sent(&pair.partner.drain(), &ck));
+    }
+    assert!(
+        held.iter().any(|e| matches!(
+            e.body(),
+            Message::Session(SessionMessage {
+                body: SessionBody::ReceiptOffer { .. },
+                ..
+            })
+        )),
+        "the partner offered its receipt"
+    );
+    let deadline = pair.now.plus(SESSION_IDLE_US);
+    pair.client.handle_timeout(LocalTime(deadline.0 - 1));
+    let failed = |e: &UserEvent| matches!(e, UserEvent::SessionFailed { .. });
+    assert!(!events(&pair.client.drain()).iter().any(failed), "not yet");
+    assert!(pair.client.poll_timeout().is_some_and(|t| t <= deadline));
+    pair.client.handle_timeout(deadline);
+    let ev: Vec<UserEvent> = events(&pair.client.drain())
+        .into_iter()
+        .filter(failed)
+        .collect();
+    assert_eq!(
+        ev,
+        vec![UserEvent::SessionFailed {
+            job,
+            peer: pk,
+            reason: SessionFailure::Silent {
+                idle_us: SESSION_IDLE_US
+            },
+        }]
+    );
+    assert!(pair.client.session(&job, &pk).unwrap().failed());
+    // The partner's late answers: nothing taken, the receipt never
+    // countersigned, no second failure reported.
+    for env in &held {
+        assert!(matches!(
+            pair.client.handle_verified(deadline, env),
+            Err(ClientError::SessionStopped { .. })
+        ));
+    }
+    let out = pair.client.drain();
+    assert!(bodies(&out).is_empty(), "{:?}", bodies(&out));
+    assert!(events(&out).is_empty());
+}
+
+#[test]
+fn silent_partner_fails_the_fetch_by_its_idle_deadline() {
+    use undchain_roles::client::SessionFailure;
+    let (mut pair, job) = Pair::connected(UtilityKind::Storage, 2, 3);
+    let pk = pair.partner.key();
+    let data = blob(CHUNK_SIZE + 1);
+    let root = pair.client.store(pair.now, job, pk, data.clone()).unwrap();
+    pair.run();
+    assert!(
+        pair.events
+            .iter()
+            .any(|(c, e)| *c && matches!(e, UserEvent::ReceiptSent { .. })),
+        "stored and countersigned"
+    );
+    // The partner goes silent: the fetch's requests are never answered.
+    pair.client
+        .fetch(pair.now, job, pk, root, data.len() as u64)
+        .unwrap();
+    assert!(!sent(&pair.client.drain(), &pk).is_empty());
+    let t = pair.now.plus(SESSION_IDLE_US);
+    pair.client.handle_timeout(t);
+    let ev = events(&pair.client.drain());
+    assert!(
+        ev.contains(&UserEvent::SessionFailed {
+            job,
+            peer: pk,
+            reason: SessionFailure::Silent {
+                idle_us: SESSION_IDLE_US
+            },
+        }),
+        "{ev:?}"
+    );
+    assert!(pair.client.take_blob(&job).is_none());
+}
+
+#[test]
+fn idle_relay_with_nothing_in_flight_does_not_fail() {
+    let (mut pair, job) = Pair::connected(UtilityKind::Access, 64, 3);
+    let pk = pair.partner.key();
+    pair.client
+        .relay(pair.now, job, pk, vec![b"ping".to_vec()])
+        .unwrap();
+    pair.run();
+    // The one input was answered: the client is not waiting on anything,
+    // so its own pause is no partner's silence.
+    pair.advance_to(pair.now.plus(10 * SESSION_IDLE_US));
+    assert!(!pair.client.session(&job, &pk).unwrap().failed());
+}

@@ -15,8 +15,9 @@ use undchain_types::{
     ValidatorBook,
 };
 
+use super::partners::{PartnerConduct, PartnerLog};
 use super::{Ev, T0, World};
-use crate::client::{Client, ClientConfig, UserEvent, UserOutput};
+use crate::client::{Client, ClientConfig, SessionFailure, UserEvent, UserOutput};
 use crate::partner::{Partner, PartnerConfig};
 use crate::utility::CHUNK_SIZE;
 
@@ -67,10 +68,16 @@ pub(crate) struct User {
     pub stored: BTreeMap<JobId, Stored>,
     /// Fetched blobs that differ from the stored one.
     pub bad_fetches: u64,
+    /// How a partner behaves (honest for a client).
+    pub partner: PartnerConduct,
+    /// What a partner's wrapper did.
+    pub log: PartnerLog,
+    /// Requests a client made again after a silent session.
+    pub retries: u64,
 }
 
 /// Most chunks a simulated client stores per job.
-const MAX_CHUNKS: u64 = 3;
+pub(super) const MAX_CHUNKS: u64 = 3;
 
 impl User {
     fn ready(&mut self) -> Option<crate::client::UserReady> {
@@ -135,6 +142,7 @@ impl World {
                     seed: self.cfg.seed ^ (i as u64) << 20,
                     wall_at_zero: T0 as u64,
                     checkpoint_every: 1,
+                    session_idle_us: 3 * self.params.retry_timeout_us,
                 },
                 0,
             );
@@ -153,6 +161,12 @@ impl World {
         }
         for i in 0..self.cfg.partners {
             let key = super::super::load::partner_key(self.cfg.seed, 100 + i);
+            let conduct = self.partner_conduct(i);
+            // A partner lying about its resources offers storage it has not.
+            let store_bytes = match conduct {
+                PartnerConduct::LiesAboutResources => 0,
+                _ => 1 << 24,
+            };
             let partner = Partner::new(
                 PartnerConfig {
                     key,
@@ -166,7 +180,7 @@ impl World {
                         centralized: None,
                         media: BoundedVec::default(),
                     },
-                    store_bytes: 1 << 24,
+                    store_bytes,
                     wall_at_zero: T0 as u64,
                     checkpoint_every: 1,
                     receipt_wait_us: 4 * self.cfg.block_interval_us,
@@ -176,7 +190,9 @@ impl World {
                 0,
             );
             self.index.insert(partner.key(), base + self.users.len());
-            self.users.push(user(Machine::Partner(Box::new(partner))));
+            let mut u = user(Machine::Partner(Box::new(partner)));
+            u.partner = conduct;
+            self.users.push(u);
         }
     }
 
@@ -290,7 +306,9 @@ impl World {
                 match o {
                     UserOutput::Send { to, envelope, .. } => {
                         let u = &mut self.users[user];
-                        if !lets_out(u.conduct, &mut u.vanished, envelope.body()) {
+                        if !lets_out(u.conduct, &mut u.vanished, envelope.body())
+                            || u.log.silent_since.is_some()
+                        {
                             continue;
                         }
                         if let Some(&i) = self.index.get(&to) {
@@ -323,11 +341,16 @@ impl World {
             eprintln!("t={} user={user} {e:?}", self.now);
         }
         let now = LocalTime::from_micros(self.now as i64);
+        self.users[user].events.push(e.clone());
+        if matches!(self.users[user].machine, Machine::Partner(_)) {
+            self.partner_event(user, &e);
+            return;
+        }
         let u = &mut self.users[user];
-        u.events.push(e.clone());
         let Machine::Client(c) = &mut u.machine else {
             return;
         };
+        let mut again = false;
         match e {
             UserEvent::OfferTaken { job, partner } => {
                 let Some(s) = u.stored.get_mut(&job) else {
@@ -355,7 +378,21 @@ impl World {
                     }
                 }
             }
+            UserEvent::SessionFailed {
+                job,
+                reason: SessionFailure::Silent { .. },
+                ..
+            } => {
+                // The client's recourse: it asks again (the desks do not
+                // offer a partner that failed its challenge).
+                again = u.stored.get(&job).is_some_and(|s| !s.fetching);
+                u.retries += u64::from(again);
+            }
             _ => return,
+        }
+        if again && self.now < self.load_end_us {
+            let nonce = (1 << 32) + self.users[user].retries;
+            self.push(self.now + 1_000, Ev::UserRequest { user, nonce });
         }
         self.drain_user(user);
     }
@@ -408,5 +445,8 @@ fn user(machine: Machine) -> User {
         events: Vec::new(),
         stored: BTreeMap::new(),
         bad_fetches: 0,
+        partner: PartnerConduct::Honest,
+        log: PartnerLog::default(),
+        retries: 0,
     }
 }
