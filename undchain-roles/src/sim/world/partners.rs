@@ -200,11 +200,16 @@ impl World {
     }
 
     /// Whether `partner` stored a blob for a client that does not follow
-    /// the protocol.
+    /// the protocol, or whose upload to it failed (a chunk lost before the heal: sessions
+    /// do not retransmit, so the blob is never complete).
     fn served_misbehaving_client(&self, partner: &PublicKey) -> bool {
         self.users.iter().any(|u| {
-            u.conduct != super::users::Conduct::Honest
-                && u.stored.values().any(|s| s.partner == Some(*partner))
+            let failed = u.events.iter().any(|e| {
+                matches!(e, crate::client::UserEvent::SessionFailed { peer, .. } if peer == partner)
+            });
+            failed
+                || (u.conduct != super::users::Conduct::Honest
+                    && u.stored.values().any(|s| s.partner == Some(*partner)))
         })
     }
 
