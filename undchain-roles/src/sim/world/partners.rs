@@ -173,7 +173,16 @@ impl World {
             // A client that vanishes mid-upload leaves its partner a
             // challenge of a blob it can never complete (left open in
             // docs/PROTOCOL.md): such a partner is not held to this.
-            if u.partner == PartnerConduct::Honest && !self.served_misbehaving_client(&key) {
+            // Likewise a partner left with an upload that never completed
+            // (it claimed a partial): its blob stays open to re-challenges.
+            let partial = u
+                .events
+                .iter()
+                .any(|e| matches!(e, crate::client::UserEvent::PartialClaimed { .. }));
+            if u.partner == PartnerConduct::Honest
+                && !partial
+                && !self.served_misbehaving_client(&key)
+            {
                 let unfair: Vec<_> = self
                     .evidence_against(&key)
                     .into_iter()
@@ -191,11 +200,16 @@ impl World {
     }
 
     /// Whether `partner` stored a blob for a client that does not follow
-    /// the protocol.
+    /// the protocol, or whose upload to it failed (a chunk lost before the heal: sessions
+    /// do not retransmit, so the blob is never complete).
     fn served_misbehaving_client(&self, partner: &PublicKey) -> bool {
         self.users.iter().any(|u| {
-            u.conduct != super::users::Conduct::Honest
-                && u.stored.values().any(|s| s.partner == Some(*partner))
+            let failed = u.events.iter().any(|e| {
+                matches!(e, crate::client::UserEvent::SessionFailed { peer, .. } if peer == partner)
+            });
+            failed
+                || (u.conduct != super::users::Conduct::Honest
+                    && u.stored.values().any(|s| s.partner == Some(*partner)))
         })
     }
 
@@ -223,7 +237,16 @@ impl World {
                         "a client session of job {job} still waits on a partner silent since t={since}"
                     ));
                 }
-                if s.failed() && receipts.contains_key(job) && silent_failed(u, job) {
+                // Only an upload that failed silent (never countersigned);
+                // a later fetch of the same job may fail silent too.
+                let countersigned = u.events.iter().any(|e| {
+                    matches!(e, crate::client::UserEvent::ReceiptSent { job: j, .. } if j == job)
+                });
+                if s.failed()
+                    && receipts.contains_key(job)
+                    && silent_failed(u, job)
+                    && !countersigned
+                {
                     out.push(format!(
                         "job {job}: a receipt committed for a session that failed silent"
                     ));
