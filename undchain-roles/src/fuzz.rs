@@ -125,20 +125,9 @@ mod tests {
     /// and so do a few inputs drawn from a seed.
     #[test]
     fn node_core_fuzz_seeds_and_drawn_inputs_keep_agreement() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/node_core");
-        let mut paths: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
-            .map(|e| e.expect("readable entry").path())
-            .collect();
-        paths.sort();
-        for path in &paths {
-            fuzz_node_core(&std::fs::read(path).expect("readable seed"));
-        }
-        assert!(paths.len() >= 3, "expected the node_core seeds");
-        let mut rng = SplitMix64::new(19);
-        for _ in 0..2 {
-            let len = rng.below(200) as usize;
-            let data: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        let n = undchain_types::testkit::for_each_seed("node_core", fuzz_node_core);
+        assert!(n >= 3, "expected the node_core seeds, found {n}");
+        for data in undchain_types::testkit::drawn_inputs(19, 2, 200) {
             fuzz_node_core(&data);
         }
     }

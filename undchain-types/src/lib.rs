@@ -57,6 +57,8 @@ pub mod params;
 pub mod replay;
 pub mod rng;
 pub mod roles;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 pub mod validator_list;
 pub mod wire;

@@ -4,33 +4,17 @@
 //! (feature `planted-bugs`), the same steered runs find a fork: the target
 //! has teeth.
 
-use std::path::Path;
-
 use undchain_consensus::fuzz::fuzz_driver;
-use undchain_types::SplitMix64;
+use undchain_types::testkit::for_each_seed;
 
 fn drawn_inputs(count: usize) -> Vec<Vec<u8>> {
-    let mut rng = SplitMix64::new(19);
-    (0..count)
-        .map(|_| {
-            let len = rng.below(400) as usize;
-            (0..len).map(|_| rng.below(256) as u8).collect()
-        })
-        .collect()
+    undchain_types::testkit::drawn_inputs(19, count, 400)
 }
 
 #[test]
 fn driver_fuzz_seeds_keep_agreement_and_liveness() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/driver");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
-        .map(|e| e.expect("readable entry").path())
-        .collect();
-    paths.sort();
-    for path in &paths {
-        fuzz_driver(&std::fs::read(path).expect("readable seed"));
-    }
-    assert!(paths.len() >= 3, "expected the driver seeds");
+    let n = for_each_seed("driver", fuzz_driver);
+    assert!(n >= 3, "expected the driver seeds, found {n}");
 }
 
 #[test]

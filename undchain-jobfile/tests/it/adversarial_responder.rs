@@ -263,17 +263,8 @@ proptest! {
 /// The fuzz target's seed corpus runs as an ordinary test.
 #[test]
 fn fuzz_seeds_run() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fuzz/seeds/reconcile_responder"
-    );
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).expect("seed dir") {
-        let data = std::fs::read(e.unwrap().path()).unwrap();
-        fuzz_reconcile_responder(&data);
-        n += 1;
-    }
-    assert!(n >= 3, "expected seed files in {dir}");
+    let n = undchain_types::testkit::for_each_seed("reconcile_responder", fuzz_reconcile_responder);
+    assert!(n >= 3, "expected the reconcile_responder seeds, found {n}");
 }
 
 /// The canonical encodings of `entries`, back to back (an entry column).

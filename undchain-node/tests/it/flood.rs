@@ -426,18 +426,23 @@ async fn quic_simultaneous_dial_keeps_exactly_one_connection() {
     assert!(a.is_connected(&pk(2)) && b.is_connected(&pk(1)));
 }
 
-#[tokio::test]
-async fn quic_idle_client_is_closed_validator_is_not() {
-    let cfg = QuicConfig {
+/// A transport that closes a client after `client_idle_us` without a frame.
+fn idle_client_config(client_idle_us: u64) -> QuicConfig {
+    QuicConfig {
         transport: TransportConfig {
             admission: AdmissionConfig {
-                client_idle_us: 300_000,
+                client_idle_us,
                 ..AdmissionConfig::default()
             },
             ..TransportConfig::default()
         },
         ..QuicConfig::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn quic_idle_client_is_closed_validator_is_not() {
+    let cfg = idle_client_config(300_000);
     let mut v = node_with(1, &[1, 2], cfg);
     let addr = v.local_addr().unwrap();
     let w = node(2, &[1, 2]);
@@ -470,16 +475,7 @@ async fn quic_idle_client_is_closed_validator_is_not() {
 /// client keeps dripping.
 #[tokio::test]
 async fn quic_slow_drip_frame_keeps_no_client_slot() {
-    let cfg = QuicConfig {
-        transport: TransportConfig {
-            admission: AdmissionConfig {
-                client_idle_us: 300_000,
-                ..AdmissionConfig::default()
-            },
-            ..TransportConfig::default()
-        },
-        ..QuicConfig::default()
-    };
+    let cfg = idle_client_config(300_000);
     let mut v = node_with(1, &[1], cfg);
     let addr = v.local_addr().unwrap();
     let c = node(7, &[1]);

@@ -2,33 +2,17 @@
 //! `fuzz/fuzz_targets/api_inputs.rs` run as ordinary tests (CI has no
 //! nightly).
 
-use std::path::Path;
-
-/// Runs `body` on every seed of `fuzz/seeds/<target>/`; returns how many.
-fn run_seeds(target: &str, body: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(target);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
-        .map(|e| e.expect("readable entry").path())
-        .collect();
-    paths.sort();
-    for path in &paths {
-        body(&std::fs::read(path).expect("readable seed"));
-    }
-    paths.len()
-}
+use undchain_types::testkit::for_each_seed;
 
 #[test]
 fn home_files_fuzz_seeds_load_or_refuse_without_panicking() {
-    let n = run_seeds("home_files", undchain_node::home::fuzz_home_files);
+    let n = for_each_seed("home_files", undchain_node::home::fuzz_home_files);
     assert!(n >= 4, "expected the home_files seeds, found {n}");
 }
 
 #[test]
 fn api_inputs_fuzz_seeds_parse_or_refuse_with_400() {
-    let n = run_seeds("api_inputs", undchain_node::api::fuzz_api_inputs);
+    let n = for_each_seed("api_inputs", undchain_node::api::fuzz_api_inputs);
     assert!(n >= 5, "expected the api_inputs seeds, found {n}");
 }
 
@@ -36,7 +20,7 @@ fn api_inputs_fuzz_seeds_parse_or_refuse_with_400() {
 /// the parsers into the checks of a whole home.
 #[test]
 fn valid_home_seeds_load() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/home_files");
+    let dir = undchain_types::testkit::seed_dir("home_files");
     for (name, role) in [
         ("valid_validator", undchain_node::home::RoleName::Validator),
         ("valid_client", undchain_node::home::RoleName::Client),
