@@ -91,6 +91,8 @@ pub struct Session {
     role: Role,
     session: u64,
     block: BlockNumber,
+    /// The block id whose file the initiator wants, named in its messages.
+    file_of: Option<Hash32>,
     cfg: Config,
     nonce: Hash32,
     step: u16,
@@ -128,6 +130,7 @@ impl Session {
             role,
             session,
             block,
+            file_of: None,
             cfg,
             nonce,
             step: 0,
@@ -148,6 +151,21 @@ impl Session {
             traffic: Traffic::default(),
             reply_hint: 0,
         }
+    }
+
+    /// The same session naming block id `id` as the file it wants
+    /// ([`Reconcile::file_of`]): a responder holding a different file of
+    /// the same block number (another proposal, its open file) then does
+    /// not answer instead of reconciling against the wrong value.
+    #[must_use]
+    pub fn wanting(mut self, id: Hash32) -> Self {
+        self.file_of = Some(id);
+        self
+    }
+
+    /// The block id this session's messages name ([`Session::wanting`]).
+    pub fn file_of(&self) -> Option<Hash32> {
+        self.file_of
     }
 
     /// Which side of the session this is.
@@ -220,6 +238,7 @@ impl Session {
         let m = Reconcile {
             session: self.session,
             block: self.block,
+            file_of: self.file_of,
             step: self.step,
             body,
         };

@@ -25,6 +25,7 @@ fn round(step: u16, r: ReconcileRound) -> Reconcile {
     Reconcile {
         session: 1,
         block: BlockNumber(2),
+        file_of: None,
         step,
         body: ReconcileBody::Round(r),
     }
@@ -125,7 +126,7 @@ fn replayed_and_out_of_order_messages_are_refused_without_a_change() {
 /// What a bad input to a fresh initiator is.
 enum Input {
     Bytes(Vec<u8>),
-    Message(Reconcile),
+    Message(Box<Reconcile>),
 }
 
 #[test]
@@ -149,12 +150,14 @@ fn oversize_and_garbage_messages_are_typed_errors() {
         }),
         (
             "mismatched columns",
-            Input::Message(round(1, mismatch)),
+            Input::Message(Box::new(round(1, mismatch))),
             |e| matches!(e, ReconcileError::Malformed(_)),
         ),
-        ("unasked answers", Input::Message(round(1, unasked)), |e| {
-            matches!(e, ReconcileError::Malformed(_))
-        }),
+        (
+            "unasked answers",
+            Input::Message(Box::new(round(1, unasked))),
+            |e| matches!(e, ReconcileError::Malformed(_)),
+        ),
     ];
     for (what, input, expected) in cases {
         let (mut ini, _) = initiator(&f);
@@ -391,6 +394,7 @@ fn a_malformed_shared_prefix_in_a_start_is_refused() {
         let start = Reconcile {
             session: 1,
             block: BlockNumber(2),
+            file_of: None,
             step: 0,
             body: ReconcileBody::Start {
                 count: 100,

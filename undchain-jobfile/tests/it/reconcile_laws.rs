@@ -96,12 +96,13 @@ fn empty_against_empty_and_against_full() {
 fn equal_files_settle_in_one_round_trip_of_start_and_match() {
     // The start carries the count, the root, the shared prefix (none: a
     // byte) and the opening split (16 parts of 4 bytes at 20k entries);
-    // the match ends the session.
+    // the match ends the session. Each message names no block id (a
+    // byte each).
     let (a, b) = pair(20_000, 0);
     let ex = run(&a, &b, u64::MAX).unwrap();
     assert_eq!(ex.rounds(), 1);
     assert!(ex.both_finished);
-    assert!(ex.bytes <= 61 + 1 + 64 + 4, "{} bytes", ex.bytes);
+    assert!(ex.bytes <= 61 + 1 + 64 + 4 + 2, "{} bytes", ex.bytes);
 }
 
 #[test]

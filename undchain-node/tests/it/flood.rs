@@ -274,12 +274,15 @@ async fn quic_client_flood_cannot_keep_two_validators_from_exchanging_envelopes(
         "the flood must have been running during the exchange"
     );
 
-    // Thousands more attempts against full slots.
+    // Thousands more attempts against full slots, counted where they are
+    // refused: the flooder's own count runs ahead of the validator's by the
+    // attempts still in flight.
     let target = at_full + 2000;
     wait_until("2,000 more flood attempts", || {
         attempts.load(Ordering::Relaxed) >= target
     })
     .await;
+    wait_until("2,000 refusals", || v1.count("refused") >= 2000).await;
     let (rss_end, peak) = v1.memory();
     stop.store(true, Ordering::Relaxed);
     let held = flood.await.unwrap();

@@ -484,7 +484,7 @@ impl Client {
             Message::PartnerOffer(o) => self.handle_offer(now, from, o),
             Message::ConnectionDetails(d) => self.handle_details(from, d),
             Message::CompletionAck(a) => self.handle_completion(from, a),
-            Message::Session(s) => self.handle_session(now, from, s),
+            Message::Session(s) => self.handle_session(now, from, env.envelope().seq, s),
             Message::LowPerception(l) => {
                 self.event(UserEvent::LowPerception { role: l.role });
                 Ok(())

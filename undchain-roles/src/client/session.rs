@@ -56,6 +56,10 @@ pub struct ClientSession {
     /// Since when the session waits on the partner: its last message, or
     /// the client's send that started a wait.
     since: LocalTime,
+    /// The newest envelope number taken from the partner: only a newer
+    /// one moves `since` (a replayed or duplicated old message of a
+    /// partner that went silent is no sign of life).
+    newest_seq: Option<u64>,
     /// Nothing more is awaited (the receipt countersigned, the fetch whole).
     done: bool,
     /// The client sent `End` (it waits for the receipt offer).
@@ -83,6 +87,12 @@ impl ClientSession {
             Work::Relay { next, sent, .. } => self.ended || sent > next,
             _ => true,
         }
+    }
+
+    /// Since when the session waits: the partner's last message it took,
+    /// or the client's send that started the wait.
+    pub fn waiting_since(&self) -> LocalTime {
+        self.since
     }
 
     /// When the session fails if the partner stays silent.
@@ -133,6 +143,7 @@ impl Client {
                 work,
                 failed: false,
                 since: now,
+                newest_seq: None,
                 done: false,
                 ended: false,
             },
@@ -351,11 +362,15 @@ impl Client {
         }
     }
 
-    /// A session message from a partner.
+    /// A session message from a partner, in its envelope number `seq`:
+    /// only one it takes, numbered above the newest taken, restarts the
+    /// idle wait (a replayed, duplicated or refused message is no sign of
+    /// life).
     pub(crate) fn handle_session(
         &mut self,
         now: LocalTime,
         from: PublicKey,
+        seq: u64,
         m: &SessionMessage,
     ) -> Result<(), ClientError> {
         let key = (m.job, from);
@@ -371,7 +386,25 @@ impl Client {
                 partner: from,
             });
         }
-        s.since = now;
+        let fresh = s.newest_seq.is_none_or(|n| seq > n);
+        let r = self.session_step(now, key, m);
+        if r.is_ok() && fresh {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.newest_seq = Some(seq);
+                s.since = now;
+            }
+        }
+        r
+    }
+
+    /// Applies a session message of a live session.
+    fn session_step(
+        &mut self,
+        now: LocalTime,
+        key: (JobId, PublicKey),
+        m: &SessionMessage,
+    ) -> Result<(), ClientError> {
+        let from = key.1;
         if let SessionBody::ReceiptOffer { terms, partner_sig } = &m.body {
             return self.countersign(now, from, terms, partner_sig);
         }

@@ -372,7 +372,8 @@ impl World {
     }
 
     /// Runs until every validator committed the blocks and every
-    /// acknowledged request, or the deadline.
+    /// acknowledged request (the scripted load's and the lifecycle
+    /// clients'), or the deadline.
     pub fn run(&mut self) {
         self.start();
         let mut last_min = 0;
@@ -434,6 +435,14 @@ impl World {
         }
         let committed = super::check::committed_jobs(self);
         if !self.honestly_acked().all(|id| committed.contains_key(id)) {
+            return false;
+        }
+        // The lifecycle clients' acknowledged jobs too: `lost` counts them.
+        if self
+            .user_jobs()
+            .iter()
+            .any(|(id, acked)| *acked && !committed.contains_key(id))
+        {
             return false;
         }
         let (receipts, _) = super::check::committed_receipts(self);

@@ -230,8 +230,19 @@ impl Validator {
         let _ = self
             .driver
             .handle_validity(now, height, key, Validity::Pending);
+        // The proposer first, then every other member: a proposer that
+        // restarted may have lost the body, while the members that
+        // prevoted for it hold it.
         let proposer = self.set.proposer(height, round);
-        self.open_pending(now, id, value.header, vec![proposer], Some(key));
+        let mut from = vec![proposer];
+        from.extend(
+            self.set
+                .seats()
+                .iter()
+                .map(|s| s.id)
+                .filter(|k| *k != proposer),
+        );
+        self.open_pending(now, id, value.header, from, Some(key));
     }
 
     /// Whether the header's fields other than the job file are the ones
@@ -310,7 +321,7 @@ impl Validator {
             return;
         }
         let height = header.number;
-        let peer = from.first().copied();
+        let peer = from.iter().copied().find(|p| *p != self.me);
         let file = self.matching_open_file(&header);
         let ops = self.ops_of(&id, &header);
         let (need_file, need_ops) = (file.is_none(), ops.is_none());
@@ -328,7 +339,7 @@ impl Validator {
                 attempts: 0,
             },
         );
-        if let Some(peer) = peer.filter(|p| *p != self.me) {
+        if let Some(peer) = peer {
             if need_file {
                 self.start_reconcile(now, peer, height, Some(id));
             }
@@ -414,6 +425,20 @@ impl Validator {
                     // Wrong file from that peer: ask the next one.
                     self.open_pending(now, id, p.header, p.from, None);
                 }
+                continue;
+            }
+            if file.merkle_root() != p.header.job_root || file.len() != p.header.job_count {
+                // That peer's file is not this value's (a lying or
+                // mistaken peer): not a verdict on the value. The check
+                // stays pending and its next retry asks the next peer.
+                self.pending.insert(
+                    id,
+                    PendingCheck {
+                        file: None,
+                        ops: Some(ops),
+                        ..p
+                    },
+                );
                 continue;
             }
             let v = self.validity(&p.header, &file, &ops);

@@ -100,6 +100,18 @@ impl Validator {
         self.book.open_file(block).cloned().unwrap_or_default()
     }
 
+    /// The job file of block id `id`: a candidate (this validator's
+    /// proposal or a value it checked) or a served block.
+    pub(crate) fn file_of_id(&self, id: &Hash32) -> Option<JobFile> {
+        if let Some(c) = self.candidates.get(id) {
+            return Some(c.file.clone());
+        }
+        self.served
+            .iter()
+            .find(|s| s.block.certificate.block_hash == *id)
+            .map(|s| s.file.clone())
+    }
+
     /// Starts reconciling `block` with `peer`; `for_check` names the
     /// pending check the outcome serves.
     pub(crate) fn start_reconcile(
@@ -114,6 +126,9 @@ impl Validator {
         let nonce = Hash32(self.rng_bytes());
         let cfg = ReconcileConfig::for_entries(file.len().max(1) * 4);
         let mut session = Session::new(Role::Initiator, sid, block, cfg, nonce);
+        if let Some(id) = for_check {
+            session = session.wanting(id);
+        }
         match session.start(&file) {
             Ok(msg) => {
                 self.make_room(peer);
@@ -150,7 +165,16 @@ impl Validator {
             if msg.step != 0 {
                 return;
             }
-            let file = self.file_for(msg.block);
+            let file = match msg.file_of {
+                Some(id) => match self.file_of_id(&id) {
+                    Some(f) => f,
+                    // Not the value asked for: silence sends the asker to
+                    // its next peer; another file of this number would
+                    // pass for that value's and fail its root.
+                    None => return,
+                },
+                None => self.file_for(msg.block),
+            };
             let nonce = Hash32(self.rng_bytes());
             let cfg = ReconcileConfig::for_entries(file.len().max(1) * 4);
             let session = Session::new(Role::Responder, msg.session, msg.block, cfg, nonce);

@@ -10,7 +10,9 @@ use undchain_roles::utility::{CHUNK_SIZE, check_answer};
 use undchain_types::msg::{
     Challenge, CompletionAck, SessionBody, SessionMessage, StorageAnswer, StorageChallenge,
 };
-use undchain_types::{BlockNumber, BlockTime, BoundedBytes, LocalTime, Message, UtilityKind, wire};
+use undchain_types::{
+    BlockNumber, BlockTime, BoundedBytes, JobId, LocalTime, Message, UtilityKind, wire,
+};
 
 fn blob(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 % 253) as u8).collect()
@@ -444,22 +446,46 @@ fn partner_answers_a_storage_challenge_and_cannot_for_a_dropped_chunk() {
 
 use crate::users::sent_to as sent;
 
-#[test]
-fn silent_partner_fails_the_upload_by_its_idle_deadline_and_a_late_receipt_is_refused() {
-    use undchain_roles::client::{ClientError, SessionFailure};
+/// `ev` holds the failure of `job`'s session with `pk` for silence.
+fn assert_failed_silent(ev: &[UserEvent], job: JobId, pk: undchain_types::PublicKey) {
+    use undchain_roles::client::SessionFailure;
+    let failed = UserEvent::SessionFailed {
+        job,
+        peer: pk,
+        reason: SessionFailure::Silent {
+            idle_us: SESSION_IDLE_US,
+        },
+    };
+    assert!(ev.contains(&failed), "{ev:?}");
+}
+
+/// A storage upload of three chunks that reach the partner, with the
+/// partner's answers to the client held back (returned, undelivered).
+fn upload_with_answers_held() -> (
+    Pair,
+    JobId,
+    Vec<std::sync::Arc<undchain_types::SignedEnvelope>>,
+) {
     let (mut pair, job) = Pair::connected(UtilityKind::Storage, 3, 3);
     let (ck, pk) = (pair.client.key(), pair.partner.key());
     pair.client
         .store(pair.now, job, pk, blob(2 * CHUNK_SIZE + 1))
         .unwrap();
-    // The chunks reach the partner, whose answers (the deliveries and the
-    // receipt offer) are held back: the partner is silent to the client.
-    let chunks = sent(&pair.client.drain(), &pk);
     let mut held = Vec::new();
-    for env in &chunks {
+    for env in &sent(&pair.client.drain(), &pk) {
         pair.partner.handle_verified(pair.now, env).unwrap();
         held.extend(sent(&pair.partner.drain(), &ck));
     }
+    (pair, job, held)
+}
+
+#[test]
+fn silent_partner_fails_the_upload_by_its_idle_deadline_and_a_late_receipt_is_refused() {
+    use undchain_roles::client::{ClientError, SessionFailure};
+    // The chunks reach the partner, whose answers (the deliveries and the
+    // receipt offer) are held back: the partner is silent to the client.
+    let (mut pair, job, held) = upload_with_answers_held();
+    let pk = pair.partner.key();
     assert!(
         held.iter().any(|e| matches!(
             e.body(),
@@ -505,8 +531,41 @@ fn silent_partner_fails_the_upload_by_its_idle_deadline_and_a_late_receipt_is_re
 }
 
 #[test]
+fn a_replayed_message_of_a_silent_partner_does_not_keep_the_session_waiting() {
+    // Found by campaign seed 6490: the network replayed an old session
+    // message of a partner that had gone silent, and every replay moved
+    // the client's idle deadline, so the session waited to the end.
+    let (mut pair, job, held) = upload_with_answers_held();
+    let pk = pair.partner.key();
+    let first = held[0].clone();
+    assert!(
+        !matches!(
+            first.body(),
+            Message::Session(SessionMessage {
+                body: SessionBody::ReceiptOffer { .. },
+                ..
+            })
+        ),
+        "the first answer is a delivery"
+    );
+    // The first answer arrives; then the partner falls silent, and its
+    // answer is replayed twice inside the idle window.
+    let heard = pair.now.plus(1_000);
+    pair.client.handle_verified(heard, &first).unwrap();
+    pair.client.drain();
+    for k in 1..=2 {
+        let t = heard.plus(k * SESSION_IDLE_US / 3);
+        let _ = pair.client.handle_verified(t, &first);
+        pair.client.drain();
+    }
+    let deadline = heard.plus(SESSION_IDLE_US);
+    assert!(pair.client.poll_timeout().is_some_and(|t| t <= deadline));
+    pair.client.handle_timeout(deadline);
+    assert_failed_silent(&events(&pair.client.drain()), job, pk);
+}
+
+#[test]
 fn silent_partner_fails_the_fetch_by_its_idle_deadline() {
-    use undchain_roles::client::SessionFailure;
     let (mut pair, job) = Pair::connected(UtilityKind::Storage, 2, 3);
     let pk = pair.partner.key();
     let data = blob(CHUNK_SIZE + 1);
@@ -525,17 +584,7 @@ fn silent_partner_fails_the_fetch_by_its_idle_deadline() {
     assert!(!sent(&pair.client.drain(), &pk).is_empty());
     let t = pair.now.plus(SESSION_IDLE_US);
     pair.client.handle_timeout(t);
-    let ev = events(&pair.client.drain());
-    assert!(
-        ev.contains(&UserEvent::SessionFailed {
-            job,
-            peer: pk,
-            reason: SessionFailure::Silent {
-                idle_us: SESSION_IDLE_US
-            },
-        }),
-        "{ev:?}"
-    );
+    assert_failed_silent(&events(&pair.client.drain()), job, pk);
     assert!(pair.client.take_blob(&job).is_none());
 }
 

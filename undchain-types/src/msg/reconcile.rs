@@ -174,6 +174,13 @@ pub struct Reconcile {
     pub session: u64,
     /// The block whose job file is reconciled.
     pub block: BlockNumber,
+    /// The block id (header hash) whose job file the initiator wants: a
+    /// proposal or a decided block it checks. A responder that holds no
+    /// job file for that id does not answer, so a file of another value
+    /// of the same number (its own proposal, its open file) is never
+    /// taken for this one. `None`: the responder's current file of
+    /// `block`.
+    pub file_of: Option<Hash32>,
     /// Message number within the session (0 = the initiator's first).
     pub step: u16,
     /// What the message says.

@@ -232,9 +232,13 @@ impl World {
                 let Some(s) = c.session(job, &partner) else {
                     continue;
                 };
-                if s.waiting() && since + idle + SLACK_US <= self.finished_at_us {
+                // A message the partner sent before it fell silent may
+                // reach the client later (held back before the heal) and
+                // rightly restart its wait.
+                let heard = since.max(s.waiting_since().micros().max(0) as u64);
+                if s.waiting() && heard + idle + SLACK_US <= self.finished_at_us {
                     out.push(format!(
-                        "a client session of job {job} still waits on a partner silent since t={since}"
+                        "a client session of job {job} still waits on a partner silent since t={since} (last heard at t={heard})"
                     ));
                 }
                 // Only an upload that failed silent (never countersigned);
