@@ -116,17 +116,15 @@ impl<V: SignatureVerifier> Driver<V> {
             return;
         };
         let stuck = self.now >= started_at.plus(every.saturating_mul(4));
-        if stuck && self.block_request_allowed() {
+        let allowed = self
+            .last_stuck_request
+            .is_none_or(|t| self.now >= t.plus(every));
+        if stuck && allowed {
             self.last_block_request = Some(self.now);
+            self.last_stuck_request = Some(self.now);
             let msg = Message::BlockRequest(self.block_request());
             self.emit(Output::Broadcast { msg });
         }
-    }
-
-    /// Whether a rebroadcast interval has passed since the last block
-    /// request.
-    fn block_request_allowed(&self) -> bool {
-        self.block_request_allowed_at(self.now)
     }
 
     /// Whether a rebroadcast interval has passed at `now` since the last

@@ -272,6 +272,11 @@ pub struct Driver<V = StrictVerifier> {
     future: FutureMessages,
     pending_blocks: LaterBlocks,
     last_block_request: Option<LocalTime>,
+    /// When a stuck height last asked everyone (`ask_if_stuck`):
+    /// its own clock, so that requests sent to the sender of a later
+    /// message (a Byzantine one may flood them and answer with nothing)
+    /// never hold back the broadcast to the others.
+    last_stuck_request: Option<LocalTime>,
     /// When each member's block request was last served.
     served: BTreeMap<PublicKey, LocalTime>,
     /// Block requests of non-members served in the current interval
@@ -310,6 +315,7 @@ impl<V: SignatureVerifier> Driver<V> {
             future: FutureMessages::default(),
             pending_blocks: LaterBlocks::default(),
             last_block_request: None,
+            last_stuck_request: None,
             served: BTreeMap::new(),
             served_others: (LocalTime::ZERO, 0),
             now: LocalTime::ZERO,
