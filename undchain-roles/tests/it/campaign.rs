@@ -121,6 +121,15 @@ fn injected_fork_in_a_campaign_seed_is_caught() {
     assert!(s.safety_violations >= 4);
 }
 
+/// Campaign seed `seed` at `blocks` blocks passes every invariant and
+/// commits all its blocks.
+fn replay_passes(seed: u64, blocks: u64) -> Report {
+    let r = run(&campaign::config(seed, blocks)).unwrap();
+    assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
+    assert!(r.blocks >= blocks, "{}", r.line());
+    r
+}
+
 #[test]
 fn pending_decided_block_completed_between_retries_is_applied() {
     // Found by the campaign (seeds 172 and 263): an honest validator
@@ -129,9 +138,7 @@ fn pending_decided_block_completed_between_retries_is_applied() {
     // nothing left to fetch, so the block was never applied and the
     // validator stopped for good. A retry now resolves complete checks.
     for (seed, blocks) in [(172, 8), (263, 6)] {
-        let r = run(&campaign::config(seed, blocks)).unwrap();
-        assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
-        assert!(r.blocks >= blocks, "{}", r.line());
+        replay_passes(seed, blocks);
     }
 }
 
@@ -145,9 +152,7 @@ fn a_value_whose_proposer_lost_its_body_is_checked_with_the_other_members() {
     // failed the root: two validators locked, two answering `Pending`, and
     // no round broke the split (every validator stopped at height 3).
     // A check now asks the other members in turn, by block id.
-    let r = run(&campaign::config(5613, 8)).unwrap();
-    assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
-    assert!(r.blocks >= 8, "{}", r.line());
+    replay_passes(5613, 8);
 }
 
 #[test]
@@ -158,8 +163,7 @@ fn seeds_6490_and_8228_of_the_10000_seed_run_pass() {
     // 8228 (`lost=1`, partitions and clogged links): passes since file
     // requests name the block id.
     for seed in [6490, 8228] {
-        let r = run(&campaign::config(seed, 8)).unwrap();
-        assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
+        replay_passes(seed, 8);
     }
 }
 
@@ -172,9 +176,7 @@ fn a_flooding_byzantine_validator_cannot_starve_a_lagging_ones_catch_up() {
     // honest others, so it never caught up and the two honest validators
     // ahead of it lacked a third voter for 90 s. A stuck height now asks
     // everyone on its own interval.
-    let r = run(&campaign::config(9117, 8)).unwrap();
-    assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
-    assert!(r.blocks >= 8, "{}", r.line());
+    replay_passes(9117, 8);
 }
 
 #[test]
@@ -188,7 +190,6 @@ fn request_acked_by_one_cut_off_validator_is_committed() {
     // load's jobs only, not for the lifecycle clients' acknowledged ones
     // that `lost` counts. It now runs on until those are committed too,
     // and the job is.
-    let r = run(&campaign::config(1897, 8)).unwrap();
-    assert!(r.ok(), "{} {:?}", r.line(), r.failure_lines());
+    let r = replay_passes(1897, 8);
     assert_eq!(r.lost, 0, "{}", r.line());
 }
