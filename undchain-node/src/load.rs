@@ -33,6 +33,10 @@ use crate::transport::{QuicConfig, QuicTransport};
 /// Most jobs a load client keeps waiting for their receipt's confirmation.
 const MAX_OPEN_RECEIPTS: usize = 65_536;
 
+/// The shortest interval between the client's ticks (tokio's timers are
+/// millisecond-grained; a faster rate sends several requests a tick).
+const MIN_TICK: Duration = Duration::from_millis(1);
+
 /// What a client reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadEvent {
@@ -110,6 +114,14 @@ fn receipt(
     }
 }
 
+/// A QUIC endpoint at `a`.
+fn endpoint_of(a: &SocketAddr) -> Endpoint {
+    Endpoint {
+        medium: MediumKind::Quic,
+        address: BoundedString::truncating(&a.to_string()),
+    }
+}
+
 /// The Unix time now, microseconds.
 pub fn unix_us() -> u64 {
     std::time::SystemTime::now()
@@ -118,6 +130,45 @@ pub fn unix_us() -> u64 {
 }
 
 impl LoadClient {
+    /// Signs and sends the request of `nonce` to its `fanout` validators,
+    /// reconnecting one that is not connected; returns the sequence number
+    /// used.
+    fn send_request(
+        &self,
+        t: &mut QuicTransport,
+        nonce: u64,
+        seq: u64,
+        open: &mut std::collections::BTreeMap<JobId, (UtilityRequest, Option<BlockNumber>)>,
+        events: &mpsc::UnboundedSender<LoadEvent>,
+    ) -> u64 {
+        let at_us = unix_us();
+        let seq = seq.max(at_us).saturating_add(1);
+        let body = undchain_roles::sim::request_body(nonce);
+        let env = Envelope::new(
+            self.key.public(),
+            self.chain,
+            seq,
+            BlockTime(at_us),
+            body.clone(),
+        )
+        .sign(&self.key);
+        let job = JobId::from_request_digest(env.digest());
+        if self.partner.is_some() && open.len() < MAX_OPEN_RECEIPTS {
+            open.insert(job, (body, None));
+        }
+        let _ = events.send(LoadEvent::Sent { job, at_us });
+        let n = self.validators.len().max(1);
+        for i in 0..self.fanout.min(n) {
+            let (v, a) = &self.validators[(nonce as usize + i) % n];
+            if t.send(v, &env).is_err() {
+                // Reconnect; the dial queues what is sent meanwhile.
+                let _ = Transport::connect(t, *v, &endpoint_of(a), Claim::ClientOrPartner);
+                let _ = t.send(v, &env);
+            }
+        }
+        seq
+    }
+
     /// Runs until `stop` turns true, reporting to `events`.
     pub async fn run(
         self,
@@ -134,16 +185,20 @@ impl LoadClient {
         };
         let any: SocketAddr = (ip, 0).into();
         let mut t = QuicTransport::bind(any, self.key.clone(), QuicConfig::default())?;
-        let endpoint = |a: &SocketAddr| Endpoint {
-            medium: MediumKind::Quic,
-            address: BoundedString::truncating(&a.to_string()),
-        };
         for (k, a) in &self.validators {
-            Transport::connect(&mut t, *k, &endpoint(a), Claim::ClientOrPartner)?;
+            Transport::connect(&mut t, *k, &endpoint_of(a), Claim::ClientOrPartner)?;
         }
-        let every = Duration::from_secs_f64(1.0 / self.rate.max(1e-3));
+        // Open loop: the requests due by now are sent, whatever the
+        // scheduler did to the ticks (a starved tick sends what it missed,
+        // at most one second's worth: the rest of a longer stall is not
+        // sent).
+        let rate = self.rate.max(1e-3);
+        let every = Duration::from_secs_f64(1.0 / rate).max(MIN_TICK);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let began = tokio::time::Instant::now();
+        let backlog = rate.ceil().max(1.0) as u64;
+        let mut due_from = 0u64;
         let mut k = 0u64;
         let mut seq = 0u64;
         let n = self.validators.len().max(1);
@@ -154,25 +209,14 @@ impl LoadClient {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let nonce = self.first_nonce + k * self.stride;
-                    k += 1;
-                    let at_us = unix_us();
-                    seq = seq.max(at_us).saturating_add(1);
-                    let body = undchain_roles::sim::request_body(nonce);
-                    let env = Envelope::new(self.key.public(), self.chain, seq, BlockTime(at_us), body.clone())
-                        .sign(&self.key);
-                    let job = JobId::from_request_digest(env.digest());
-                    if self.partner.is_some() && open.len() < MAX_OPEN_RECEIPTS {
-                        open.insert(job, (body, None));
+                    let due = (began.elapsed().as_secs_f64() * rate) as u64 + 1;
+                    if due.saturating_sub(due_from + k) > backlog {
+                        due_from = due - backlog - k;
                     }
-                    let _ = events.send(LoadEvent::Sent { job, at_us });
-                    for i in 0..self.fanout.min(n) {
-                        let (v, a) = &self.validators[(nonce as usize + i) % n];
-                        if t.send(v, &env).is_err() {
-                            // Reconnect; the dial queues what is sent meanwhile.
-                            let _ = Transport::connect(&mut t, *v, &endpoint(a), Claim::ClientOrPartner);
-                            let _ = t.send(v, &env);
-                        }
+                    while due_from + k < due {
+                        let nonce = self.first_nonce + k * self.stride;
+                        k += 1;
+                        seq = self.send_request(&mut t, nonce, seq, &mut open, &events);
                     }
                 }
                 ev = t.next_event() => match ev {

@@ -206,6 +206,9 @@ pub struct ValidatorTiming {
     /// Requests held open at which this validator reports full load
     /// (1000 per mille) in its network status.
     pub load_capacity_jobs: u64,
+    /// Filed, uncommitted requests at which this validator refuses new
+    /// client requests (`IntakeError::AtCapacity`) until blocks take some.
+    pub intake_limit_jobs: u64,
     /// Load (per mille) at or above which a validator counts as loaded for
     /// the domain-overloaded signal.
     pub overload_permille: u16,
@@ -231,6 +234,7 @@ impl ValidatorTiming {
             capacity_requests: 256,
             capacity_deadline_us: (50 * delay_us).max(params.block_interval_us),
             load_capacity_jobs: 10_000,
+            intake_limit_jobs: 10_000,
             overload_permille: 800,
             rechallenge_us: crate::validator::RECHALLENGE_BLOCKS * params.block_interval_us,
         }
@@ -244,6 +248,7 @@ impl ValidatorTiming {
             ("capacity_every_us", self.capacity_every_us),
             ("capacity_deadline_us", self.capacity_deadline_us),
             ("rechallenge_us", self.rechallenge_us),
+            ("intake_limit_jobs", self.intake_limit_jobs),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroTiming { field });

@@ -38,7 +38,7 @@ pub mod validator;
 pub use config::{
     CoChain, ConfigError, Genesis, GenesisValidator, Joining, NodeConfig, ValidatorTiming,
 };
-pub use node::{Command, EnvelopeCheck, NodeCore, NodeError, StrictCheck};
+pub use node::{CachedCheck, Command, EnvelopeCheck, NodeCore, NodeError, StrictCheck};
 pub use output::{NodeEvent, NodeReady, Output};
 pub use store::{BlockRecord, MemoryStore, Storage, StoreError, StoreOp, Stored};
 pub use validator::Validator;

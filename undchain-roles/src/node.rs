@@ -62,6 +62,43 @@ impl EnvelopeCheck for StrictCheck {
     }
 }
 
+/// Verifies every envelope and block-operation signature with
+/// `verify_strict`, like [`StrictCheck`], keeping up to `cap` senders'
+/// decompressed, subgroup-checked keys ([`undchain_types::KeyCache`]):
+/// for a host that verifies the same clients' requests and receipts again
+/// and again (gossip, relays), where preparing the key costs about as much
+/// as the signature check itself.
+#[derive(Debug)]
+pub struct CachedCheck {
+    keys: std::sync::Mutex<undchain_types::KeyCache>,
+}
+
+impl CachedCheck {
+    /// A check remembering at most `cap` keys.
+    pub fn new(cap: usize) -> Self {
+        CachedCheck {
+            keys: std::sync::Mutex::new(undchain_types::KeyCache::new(cap)),
+        }
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, undchain_types::KeyCache> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl EnvelopeCheck for CachedCheck {
+    fn check(&self, env: &SignedEnvelope) -> Result<(), EnvelopeError> {
+        env.verify_with(&mut self.keys())
+    }
+
+    fn check_signature(&self, key: &PublicKey, digest: &Hash32, sig: &Signature) -> bool {
+        let prepared = self.keys().prepare(key);
+        prepared.is_ok_and(|k| k.verify_digest(digest, sig).is_ok())
+    }
+}
+
 /// Why an input was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {

@@ -29,6 +29,16 @@ pub enum IntakeError {
     /// no requests; the client sends to the active ones its acks name).
     #[error("this validator is passive: send requests to the active validators")]
     NotActive,
+    /// This validator already holds `timing.intake_limit_jobs` filed,
+    /// uncommitted requests: it sheds new ones until blocks take some (the
+    /// client retries, with other validators too; client story step 3).
+    #[error("at capacity: {held} requests held, capacity {capacity}; retry later")]
+    AtCapacity {
+        /// Requests held.
+        held: u64,
+        /// The capacity.
+        capacity: u64,
+    },
     /// The ledger refuses to commit it (committed or settled before,
     /// outside the request window, budget and fee not covered).
     #[error("{0}")]
@@ -102,6 +112,7 @@ impl Validator {
         }
         let entry = match self
             .active_check()
+            .and_then(|()| self.capacity_check())
             .and_then(|()| self.affordable_entry(&env))
         {
             Ok(e) => e,
@@ -143,8 +154,19 @@ impl Validator {
     pub(crate) fn handle_batch(&mut self, now: LocalTime, from: PublicKey, batch: RequestBatch) {
         let mut learned = false;
         for g in batch.requests.iter() {
-            match self.open_inner(g.original.as_bytes()) {
-                Some(env) => learned |= self.learn_request(now, env, g.block),
+            // Most gossip repeats a request already held (each is gossiped
+            // by every validator that filed it): a repeat is recognised by
+            // its id before its signature is checked, which is the intake's
+            // dearest step. Skipping it is safe whatever its signature:
+            // the request of that id is held, verified, already.
+            let inner = self.decode_inner(g.original.as_bytes());
+            if let Some(env) = &inner {
+                if self.knows_request(&JobId::from_request_digest(env.digest())) {
+                    continue;
+                }
+            }
+            match inner.filter(|env| self.check.check(env).is_ok()) {
+                Some(env) => learned |= self.learn_request(now, Arc::new(env), g.block),
                 None => self.event(NodeEvent::Refused {
                     from: Some(from),
                     reason: "gossiped request does not verify".into(),
@@ -165,10 +187,7 @@ impl Validator {
         block: BlockNumber,
     ) -> bool {
         let id = JobId::from_request_digest(env.digest());
-        if self.requests.contains_key(&id)
-            || self.committed_block_of(&id).is_some()
-            || self.ledger.is_settled(&id)
-        {
+        if self.knows_request(&id) {
             return false;
         }
         let Ok(entry) = entry_of(&env, self.params.transaction_fee) else {
@@ -207,8 +226,30 @@ impl Validator {
         });
     }
 
-    /// Decodes and checks an inner request envelope.
-    pub(crate) fn open_inner(&self, bytes: &[u8]) -> Option<Arc<SignedEnvelope>> {
+    /// Refuses a new request while `timing.intake_limit_jobs` are held
+    /// (load shedding: a request not taken is not acknowledged, and the
+    /// blocks stay a size the validators agree on within their interval).
+    /// Requests learned from other validators are still filed: they are
+    /// acknowledged already, by the validator that took them.
+    fn capacity_check(&self) -> Result<(), IntakeError> {
+        let held = self.requests.len() as u64;
+        let capacity = self.timing.intake_limit_jobs;
+        if held >= capacity {
+            return Err(IntakeError::AtCapacity { held, capacity });
+        }
+        Ok(())
+    }
+
+    /// Whether request `id` is held, committed or settled here.
+    fn knows_request(&self, id: &JobId) -> bool {
+        self.requests.contains_key(id)
+            || self.committed_block_of(id).is_some()
+            || self.ledger.is_settled(id)
+    }
+
+    /// Decodes an inner request envelope of this chain, without checking
+    /// its signature.
+    fn decode_inner(&self, bytes: &[u8]) -> Option<SignedEnvelope> {
         let env = SignedEnvelope::from_bytes(bytes, self.params.max_frame_bytes as usize).ok()?;
         if env.envelope().chain_id != self.params.chain_id {
             return None;
@@ -216,6 +257,12 @@ impl Validator {
         if !matches!(env.body(), Message::UtilityRequest(_)) {
             return None;
         }
+        Some(env)
+    }
+
+    /// Decodes and checks an inner request envelope.
+    pub(crate) fn open_inner(&self, bytes: &[u8]) -> Option<Arc<SignedEnvelope>> {
+        let env = self.decode_inner(bytes)?;
         self.check.check(&env).ok()?;
         Some(Arc::new(env))
     }

@@ -31,6 +31,11 @@ const MAX_SUBMITTERS: usize = 4;
 /// Most complete block lists kept for proposals not yet checked.
 const MAX_BLOCK_LISTS: usize = 8;
 
+/// Most ids of operations a committed block carried that are remembered,
+/// so that their late relays are dropped before their signatures are
+/// checked (a relay of an operation already applied can never be pooled).
+const MAX_SETTLED_IDS: usize = 65_536;
+
 /// Why an operation or an operations message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpError {
@@ -76,6 +81,10 @@ pub(crate) struct OpsPool {
     next_seq: u64,
     relay: Vec<Operation>,
     lists: VecDeque<(Hash32, Vec<Verified>)>,
+    /// Ids of operations committed blocks carried, oldest first (at most
+    /// [`MAX_SETTLED_IDS`]).
+    settled: std::collections::BTreeSet<Hash32>,
+    settled_order: VecDeque<Hash32>,
 }
 
 impl OpsPool {
@@ -110,6 +119,25 @@ impl OpsPool {
         let p = self.by_id.remove(id)?;
         self.order.remove(&p.seq);
         Some(p)
+    }
+
+    /// Remembers that a committed block carried operation `id`.
+    fn settle(&mut self, id: Hash32) {
+        if !self.settled.insert(id) {
+            return;
+        }
+        self.settled_order.push_back(id);
+        if self.settled_order.len() > MAX_SETTLED_IDS {
+            if let Some(old) = self.settled_order.pop_front() {
+                self.settled.remove(&old);
+            }
+        }
+    }
+
+    /// Whether the operation of `id` is pooled or was carried by a
+    /// committed block not long ago.
+    fn seen(&self, id: &Hash32) -> bool {
+        self.by_id.contains_key(id) || self.settled.contains(id)
     }
 
     /// Number of pooled operations.
@@ -230,7 +258,7 @@ impl Validator {
     ) -> Result<(), OpError> {
         let Some(block) = batch.block else {
             for op in batch.ops.into_vec() {
-                if self.ops.by_id.contains_key(&op.id()) {
+                if self.ops.seen(&op.id()) {
                     continue;
                 }
                 // One bad relay does not spoil the rest of the batch.
@@ -406,6 +434,7 @@ impl Validator {
         refused: &[usize],
     ) {
         for (i, v) in ops.iter().enumerate() {
+            self.ops.settle(v.id());
             let Some(p) = self.ops.remove(&v.id()) else {
                 continue;
             };

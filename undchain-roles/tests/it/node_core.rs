@@ -166,6 +166,84 @@ fn request_from_client_that_cannot_pay_is_refused_at_intake() {
     }
 }
 
+/// How many request acks `out` sends, and whether it refused `client`'s
+/// request for being at capacity.
+fn acked_and_shed(out: &[Output], client: &SigningKey) -> (usize, bool) {
+    let acks = out
+        .iter()
+        .filter(|o| matches!(o, Output::Send { envelope, .. } if matches!(envelope.body(), Message::RequestAck(_))))
+        .count();
+    let shed = out.iter().any(|o| {
+        matches!(o, Output::Event(NodeEvent::RequestRefused { client: c, reason })
+            if *c == client.public() && reason.contains("at capacity"))
+    });
+    (acks, shed)
+}
+
+#[test]
+fn a_validator_at_its_intake_limit_sheds_new_requests_until_a_block_takes_them() {
+    let mut cfg = config();
+    cfg.timing.intake_limit_jobs = 2;
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut stored = store.load().unwrap();
+    stored.time_correction = Some(0);
+    let mut core = NodeCore::restore(&cfg, now, &stored, Arc::new(StrictCheck)).unwrap();
+    core.start(now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    let client = key(1);
+    let mut out = Vec::new();
+    for seq in 1..=3 {
+        core.handle_verified(now, request(&client, seq, now))
+            .unwrap();
+        let r = core.ready().unwrap();
+        let number = r.number();
+        store.write(&r.persist).unwrap();
+        out.push((
+            r.persist
+                .iter()
+                .filter(|op| matches!(op, StoreOp::Accepted { .. }))
+                .count(),
+            [r.immediate, r.after_persist].concat(),
+        ));
+        core.advance(number).unwrap();
+    }
+    for (i, (filed, o)) in out.iter().enumerate().take(2) {
+        assert_eq!(*filed, 1, "request {} filed", i + 1);
+        assert_eq!(acked_and_shed(o, &client), (1, false), "request {}", i + 1);
+    }
+    assert_eq!(out[2].0, 0, "the third request is not filed");
+    assert_eq!(
+        acked_and_shed(&out[2].1, &client),
+        (0, true),
+        "shed, not acked"
+    );
+    // Once blocks commit the two, intake takes requests again.
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 6_000_000),
+    );
+    let committed: usize = store
+        .load()
+        .unwrap()
+        .blocks
+        .iter()
+        .map(|b| b.requests.len())
+        .sum();
+    assert_eq!(committed, 2, "the two acked jobs are committed");
+    core.handle_verified(now, request(&client, 4, now)).unwrap();
+    let r = core.ready().unwrap();
+    let o = [r.immediate.clone(), r.after_persist.clone()].concat();
+    assert_eq!(acked_and_shed(&o, &client), (1, false), "taken again");
+}
+
 #[test]
 fn ack_goes_out_only_after_its_write() {
     let (_store, now, mut core) = started();

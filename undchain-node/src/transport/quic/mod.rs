@@ -62,7 +62,6 @@ use std::time::Duration;
 
 use quinn::VarInt;
 use quinn::crypto::rustls::QuicServerConfig;
-use tokio::sync::mpsc;
 use undchain_net::admission::{Admission, AdmissionCounts};
 use undchain_net::frame::frame_envelope;
 use undchain_net::{
@@ -71,7 +70,7 @@ use undchain_net::{
 use undchain_types::msg::{Endpoint, MediumKind};
 use undchain_types::{PublicKey, SignedEnvelope, SigningKey};
 
-use self::events::{EventSink, Queued};
+use self::events::{EventSink, Inbox};
 use self::shared::{Counters, Dialed, Shared, State};
 use super::tls;
 use crate::clock::MonotonicClock;
@@ -144,7 +143,7 @@ impl Default for QuicConfig {
 /// A node's QUIC transport. Create it inside a tokio runtime.
 pub struct QuicTransport {
     shared: Arc<Shared>,
-    events: mpsc::UnboundedReceiver<Queued>,
+    events: Inbox,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
