@@ -227,8 +227,8 @@ impl Validator {
     }
 
     /// Refuses a new request while `timing.intake_limit_jobs` are held
-    /// (load shedding: a request not taken is not acknowledged, and the
-    /// blocks stay a size the validators agree on within their interval).
+    /// (load shedding: a request not taken is not acknowledged). This
+    /// bounds what one validator holds, not the jobs one block carries.
     /// Requests learned from other validators are still filed: they are
     /// acknowledged already, by the validator that took them.
     fn capacity_check(&self) -> Result<(), IntakeError> {
