@@ -109,6 +109,10 @@ pub struct JobFile {
     index: Index,
     sum: Sum256,
     version: u64,
+    /// The Merkle root, once read, until the next change: a validator
+    /// compares its open file with every decided header while it waits for
+    /// a block's body, and a tree of thousands of leaves costs milliseconds.
+    merkle: std::sync::OnceLock<Hash32>,
 }
 
 impl JobFile {
@@ -158,6 +162,7 @@ impl JobFile {
             Ok(()) => {
                 self.sum.add(&leaf);
                 self.version += 1;
+                self.merkle.take();
                 Ok(leaf)
             }
             Err(Refused::Duplicate(e)) => Err(InsertError::Duplicate { id: e.id }),
@@ -170,6 +175,7 @@ impl JobFile {
         let stored = self.index.remove(id)?;
         self.sum.sub(&stored.leaf);
         self.version += 1;
+        self.merkle.take();
         Some(stored.entry)
     }
 
@@ -277,9 +283,10 @@ impl JobFile {
     }
 
     /// The Merkle root over the sorted entries' leaf hashes (what a block
-    /// header carries); O(n). [`Hash32::ZERO`] for an empty file.
+    /// header carries); O(n) on the first read after a change, then kept.
+    /// [`Hash32::ZERO`] for an empty file.
     pub fn merkle_root(&self) -> Hash32 {
-        merkle_root(&self.leaf_hashes())
+        *self.merkle.get_or_init(|| merkle_root(&self.leaf_hashes()))
     }
 
     /// Freezes the file: builds its Merkle tree once so that inclusion

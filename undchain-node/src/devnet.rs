@@ -46,6 +46,8 @@ pub struct DevnetConfig {
     pub block_interval_us: u64,
     /// Payout period, microseconds.
     pub payout_period_us: u64,
+    /// Most jobs one block may carry (the protocol's default when `None`).
+    pub max_block_jobs: Option<u32>,
     /// Client requests per second, all clients together.
     pub load: f64,
     /// The data directory.
@@ -338,6 +340,7 @@ fn prepare(cfg: &DevnetConfig) -> Result<(), DevnetError> {
         genesis_time_us: unix_us() + 1_500_000,
         chain_id: 1,
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        max_block_jobs: cfg.max_block_jobs,
     };
     testnet::write(&cfg.home, &spec)?;
     Ok(())

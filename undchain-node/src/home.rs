@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use undchain_consensus::TimeoutConfig;
 use undchain_roles::{ConfigError, Genesis, GenesisValidator, NodeConfig, ValidatorTiming};
 use undchain_types::{
     BlockTime, ChainId, ChainParams, PublicKey, SigningKey, TokenAmount, ValidatorBook,
@@ -113,6 +114,10 @@ pub struct GenesisFile {
     /// Opening balances.
     #[serde(default)]
     pub balances: Vec<BalanceEntry>,
+    /// Most jobs one block may carry (the protocol's default, 4,096, when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_block_jobs: Option<u32>,
 }
 
 /// What is wrong with a home.
@@ -218,6 +223,15 @@ impl Loaded {
     pub fn node_config(&self) -> NodeConfig {
         let mut timing = ValidatorTiming::for_delay(&self.genesis.params, ONE_WAY_DELAY_US);
         timing.sync.bootstrap_target_spread_us = 20 * ONE_WAY_DELAY_US;
+        // Agreement waits and re-sends follow the block interval: under
+        // load a node's own queue, not the loopback, is its delay.
+        let block_us = self.genesis.params.block_interval_us;
+        timing.timeouts = timing
+            .timeouts
+            .max(TimeoutConfig::for_block_interval(block_us));
+        // A reconciliation or fetch waits a quarter block before it asks
+        // again (a session is dropped after two quiet waits).
+        timing.fetch_retry_us = timing.fetch_retry_us.max(block_us / 4);
         NodeConfig {
             key: self.key.clone(),
             genesis: self.genesis.clone(),
@@ -437,6 +451,9 @@ impl Home {
         params.payout_period_us =
             duration::parse_us(&g.payout_period).map_err(|e| field(&gf, "payout_period", e))?;
         params.active_seats = g.active_seats;
+        if let Some(n) = g.max_block_jobs {
+            params.max_block_jobs = n;
+        }
         params.retry_timeout_us = params.retry_timeout_us.max(params.block_interval_us);
         params.ack_fanout = params.ack_fanout.min(g.active_seats.max(1));
         let mut validators = Vec::new();

@@ -105,6 +105,9 @@ enum Cmd {
         /// Payout period.
         #[arg(long, default_value = "4h", value_parser = duration_us)]
         payout_period: u64,
+        /// Most jobs one block may carry (default: the protocol's 4096).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_block_jobs: Option<u32>,
         /// Block 0 starts this long after now (the nodes must be started by then to agree on the clock).
         #[arg(long, default_value = "10s", value_parser = duration_us)]
         genesis_in: u64,
@@ -146,6 +149,9 @@ enum Cmd {
         /// Payout period (short for demos).
         #[arg(long, default_value = "1m", value_parser = duration_us)]
         payout_period: u64,
+        /// Most jobs one block may carry (default: the protocol's 4096).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_block_jobs: Option<u32>,
         /// Client requests per second, all clients together.
         #[arg(long, default_value_t = 20.0)]
         load: f64,
@@ -327,6 +333,7 @@ fn run(cmd: Cmd) -> Res {
             out,
             block_interval,
             payout_period,
+            max_block_jobs,
             genesis_in,
             compose,
             subnet,
@@ -344,6 +351,7 @@ fn run(cmd: Cmd) -> Res {
                 genesis_time_us: unix_us() + genesis_in,
                 chain_id: 1,
                 host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                max_block_jobs,
             };
             let written = if compose {
                 let net = compose::ContainerNet::new(subnet.parse()?);
@@ -374,6 +382,7 @@ fn run(cmd: Cmd) -> Res {
             blocks,
             block_interval,
             payout_period,
+            max_block_jobs,
             load,
             home,
             reset,
@@ -397,6 +406,7 @@ fn run(cmd: Cmd) -> Res {
                 blocks,
                 block_interval_us: block_interval,
                 payout_period_us: payout_period,
+                max_block_jobs,
                 load,
                 home,
                 reset,

@@ -38,6 +38,8 @@ pub struct TestnetSpec {
     pub chain_id: u32,
     /// The IP every node listens on.
     pub host: std::net::IpAddr,
+    /// Most jobs one block may carry (the protocol's default when `None`).
+    pub max_block_jobs: Option<u32>,
 }
 
 /// One home written.
@@ -186,6 +188,7 @@ pub fn write_placed(
                 amount: CLIENT_BALANCE,
             })
             .collect(),
+        max_block_jobs: spec.max_block_jobs,
     };
     let any = |a: SocketAddr, bind_any: bool| {
         if bind_any {

@@ -21,6 +21,8 @@ pub const MIN_FRAME_BYTES: u32 = 4 * 1024;
 pub const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 /// Most offers a chain may allow a client to ask for.
 pub const MAX_PARTNER_LIST_CAP: u16 = 256;
+/// The default bound on the jobs of one block.
+pub const DEFAULT_MAX_BLOCK_JOBS: u32 = 4_096;
 
 /// Every setting a chain owner chooses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,12 @@ pub struct ChainParams {
     pub convergence_size_threshold: u64,
     /// Hash algorithm in force (a change forces a convergence).
     pub hash_algorithm: HashAlgorithm,
+    /// Most jobs one block may carry (default 4,096). A proposal with more
+    /// is invalid; a proposer over it takes the oldest jobs and the rest
+    /// wait for the next block; intake files into the next open block when
+    /// one is full, and refuses when both are (docs/PROTOCOL.md "Block
+    /// size"). It bounds the work of agreeing on one block.
+    pub max_block_jobs: u32,
 }
 
 /// A chain parameter that cannot work, and why.
@@ -196,6 +204,7 @@ impl ChainParams {
             max_resync_step_us: 1_000_000,
             convergence_size_threshold: 16 * 1024 * 1024 * 1024,
             hash_algorithm: HashAlgorithm::Blake3,
+            max_block_jobs: DEFAULT_MAX_BLOCK_JOBS,
         }
     }
 
@@ -220,6 +229,7 @@ impl ChainParams {
             ("heartbeat_misses", u64::from(self.heartbeat_misses)),
             ("replay_past_blocks", u64::from(self.replay_past_blocks)),
             ("replay_ahead_blocks", u64::from(self.replay_ahead_blocks)),
+            ("max_block_jobs", u64::from(self.max_block_jobs)),
             (
                 "convergence_size_threshold",
                 self.convergence_size_threshold,
@@ -346,6 +356,19 @@ mod tests {
         assert_eq!(p.max_known_active(), 3); // floor(7 * 0.44)
         assert_eq!(p.cutoff_us(), 500_000);
         assert_eq!(p.blocks_per_period(), 7200);
+        assert_eq!(p.max_block_jobs, DEFAULT_MAX_BLOCK_JOBS);
+    }
+
+    #[test]
+    fn a_block_bound_of_zero_jobs_is_refused() {
+        let mut p = params();
+        p.max_block_jobs = 0;
+        assert_eq!(
+            p.validate(),
+            Err(ParamsError::Zero {
+                field: "max_block_jobs"
+            })
+        );
     }
 
     #[test]

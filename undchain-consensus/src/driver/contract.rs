@@ -53,6 +53,42 @@ impl TimeoutConfig {
         }
     }
 
+    /// Timeouts sized by the block interval `block_us` rather than by the
+    /// wire delay, for hosts whose delay is mostly their own queueing (a
+    /// loaded node answers in hundreds of milliseconds over a loopback
+    /// that takes microseconds): propose B/5 + B/10 per round, prevote and
+    /// precommit B/10 + B/20 per round, re-send every B/2. A round that
+    /// goes well waits on none of them; one that times out costs a share
+    /// of a block, not a burst of re-sends. The devnet at 7 validators and
+    /// 200 req/s stalled with `for_delay(5 ms)`: a re-send every 40 ms
+    /// from every validator was most of its signatures (docs/BENCHMARKS.md
+    /// "Agreement timeouts under load").
+    pub fn for_block_interval(block_us: u64) -> Self {
+        let b = block_us.max(1);
+        TimeoutConfig {
+            propose_us: b / 5,
+            propose_delta_us: b / 10,
+            prevote_us: b / 10,
+            prevote_delta_us: b / 20,
+            precommit_us: b / 10,
+            precommit_delta_us: b / 20,
+            rebroadcast_us: (b / 2).max(1),
+        }
+    }
+
+    /// The longer of each timeout of `self` and `other`.
+    pub fn max(self, other: TimeoutConfig) -> Self {
+        TimeoutConfig {
+            propose_us: self.propose_us.max(other.propose_us),
+            propose_delta_us: self.propose_delta_us.max(other.propose_delta_us),
+            prevote_us: self.prevote_us.max(other.prevote_us),
+            prevote_delta_us: self.prevote_delta_us.max(other.prevote_delta_us),
+            precommit_us: self.precommit_us.max(other.precommit_us),
+            precommit_delta_us: self.precommit_delta_us.max(other.precommit_delta_us),
+            rebroadcast_us: self.rebroadcast_us.max(other.rebroadcast_us),
+        }
+    }
+
     /// How long `kind` waits in `round`.
     pub fn duration(&self, kind: TimeoutKind, round: Round) -> u64 {
         let r = u64::from(round);

@@ -195,3 +195,27 @@ proptest! {
         prop_assert_eq!(f.clone().root(), f.root());
     }
 }
+
+#[test]
+fn the_kept_merkle_root_follows_every_insert_and_remove() {
+    let mut f = JobFile::new();
+    assert_eq!(f.merkle_root(), Hash32::ZERO);
+    for n in 0..50u64 {
+        f.insert(entry(n, n)).unwrap();
+        // Read after each change: the kept root must be the fresh one.
+        assert_eq!(
+            f.merkle_root(),
+            file(n + 1).merkle_root(),
+            "after insert {n}"
+        );
+    }
+    let mut copy = f.clone();
+    for n in (0..50u64).rev() {
+        f.remove(&entry(n, n).id).unwrap();
+        assert_eq!(f.merkle_root(), file(n).merkle_root(), "after remove {n}");
+    }
+    // A clone keeps its own root, untouched by the original's changes.
+    assert_eq!(copy.merkle_root(), file(50).merkle_root());
+    copy.remove(&entry(0, 0).id).unwrap();
+    assert_ne!(copy.merkle_root(), file(50).merkle_root());
+}

@@ -169,6 +169,7 @@ impl Testnet {
             genesis_time_us: unix_us() + 8_000_000,
             chain_id: 1,
             host: t.subnet.node(0).unwrap().into(),
+            max_block_jobs: None,
         };
         let net = ContainerNet {
             subnet: t.subnet,

@@ -34,6 +34,7 @@ async fn devnet_commits_every_acknowledged_request_and_resumes_at_its_height() {
         reset: true,
         json: true,
         api: true,
+        max_block_jobs: None,
     };
     let first = devnet::run(cfg.clone()).await.unwrap();
     assert!(first.blocks >= 5, "{first:?}");

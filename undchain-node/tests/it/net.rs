@@ -38,6 +38,7 @@ pub fn homes(dir: &Path, validators: usize, genesis_in_us: u64) -> Vec<Written> 
         genesis_time_us: unix_us() + genesis_in_us,
         chain_id: 1,
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        max_block_jobs: None,
     };
     testnet::write(dir, &spec).unwrap()
 }

@@ -98,6 +98,7 @@ impl Validator {
                 file.remove(&id);
             }
         }
+        cap_jobs(&mut file, self.params.max_block_jobs);
         let signers = self.parent_signers();
         let cert = self.last_cert.clone();
         let mut ops = self.select_ops();
@@ -250,6 +251,16 @@ impl Validator {
     /// header's `parent_signers` are exactly that certificate's signers).
     fn header_fits(&mut self, value: &Value) -> bool {
         let h = &value.header;
+        if h.job_count > u64::from(self.params.max_block_jobs) {
+            self.event(NodeEvent::Refused {
+                from: None,
+                reason: format!(
+                    "proposal for block {}: {} jobs, more than max_block_jobs = {}",
+                    h.number, h.job_count, self.params.max_block_jobs
+                ),
+            });
+            return false;
+        }
         if let Err(e) = self.evidence.check_header(h, self.params.chain_id) {
             self.event(NodeEvent::Refused {
                 from: None,
@@ -277,7 +288,7 @@ impl Validator {
     /// This validator's open file of `h`'s block, if it is `h`'s job file.
     fn matching_open_file(&self, h: &BlockHeader) -> Option<JobFile> {
         let mine = self.book.open_file(h.number)?;
-        (mine.merkle_root() == h.job_root && mine.len() == h.job_count).then(|| mine.clone())
+        (mine.len() == h.job_count && mine.merkle_root() == h.job_root).then(|| mine.clone())
     }
 
     /// Valid when `file` is the header's job file, every request behind it
@@ -499,5 +510,25 @@ impl Validator {
             self.matching_open_file(&b.header)?,
             self.ops_of(&id, &b.header)?,
         ))
+    }
+}
+
+/// Keeps the `max` oldest jobs of `file` (by the client's signed send
+/// time, then id: every validator orders them alike) and drops the rest
+/// from this proposal; they stay in the book and go to the next file when
+/// the block commits (docs/PROTOCOL.md "Block size").
+pub(crate) fn cap_jobs(file: &mut JobFile, max: u32) {
+    let max = max as usize;
+    if file.len() as usize <= max {
+        return;
+    }
+    let mut order: Vec<(undchain_types::BlockTime, undchain_types::JobId)> = file
+        .entries()
+        .iter()
+        .map(|e| (e.initiated_at, e.id))
+        .collect();
+    order.sort_unstable();
+    for (_, id) in order.into_iter().skip(max) {
+        file.remove(&id);
     }
 }

@@ -138,7 +138,7 @@ impl Validator {
                         session,
                         file,
                         check: for_check,
-                        started: now,
+                        active_at: now,
                     },
                 );
                 self.send(now, &[peer], Message::Reconcile(msg), false);
@@ -185,13 +185,14 @@ impl Validator {
                     session,
                     file,
                     check: None,
-                    started: now,
+                    active_at: now,
                 },
             );
         }
         let Some(slot) = self.sessions.get_mut(&key) else {
             return;
         };
+        slot.active_at = now;
         let result = slot.session.handle(&slot.file, &msg);
         let finished = slot.session.is_finished();
         let failed = slot.session.is_failed();
@@ -235,7 +236,7 @@ impl Validator {
             };
             let oldest = pool
                 .into_iter()
-                .min_by_key(|k| self.sessions.get(k).map(|s| s.started));
+                .min_by_key(|k| self.sessions.get(k).map(|s| s.active_at));
             match oldest {
                 Some(k) => {
                     self.sessions.remove(&k);
@@ -245,10 +246,11 @@ impl Validator {
         }
     }
 
-    /// Drops sessions that went quiet (a lost message ends them).
+    /// Drops sessions that went quiet (a lost message ends them): none
+    /// came or went for twice `timing.fetch_retry_us`.
     pub(crate) fn expire_sessions(&mut self, now: LocalTime) {
         let ttl = self.timing.fetch_retry_us.saturating_mul(2);
-        self.sessions.retain(|_, s| now < s.started.plus(ttl));
+        self.sessions.retain(|_, s| now < s.active_at.plus(ttl));
     }
 
     /// What a finished session found: entries `from` has and we lack are

@@ -39,6 +39,14 @@ pub enum IntakeError {
         /// The capacity.
         capacity: u64,
     },
+    /// Both open job files already hold `max_block_jobs` jobs: no block
+    /// this validator could still name would carry this one (the client
+    /// retries, with other validators too).
+    #[error("blocks full: both open job files hold max_block_jobs = {max} jobs; retry later")]
+    BlocksFull {
+        /// The chain's `max_block_jobs`.
+        max: u32,
+    },
     /// The ledger refuses to commit it (committed or settled before,
     /// outside the request window, budget and fee not covered).
     #[error("{0}")]
@@ -124,10 +132,15 @@ impl Validator {
                 return;
             }
         };
-        let bt = self.block_time(now);
-        let block = match self.book.file(entry, bt) {
-            undchain_jobfile::Filed::Filed { block, .. } => block,
-            undchain_jobfile::Filed::Duplicate { block } => block,
+        let block = match self.file_new(now, entry) {
+            Ok(b) => b,
+            Err(e) => {
+                self.event(NodeEvent::RequestRefused {
+                    client,
+                    reason: e.to_string(),
+                });
+                return;
+            }
         };
         self.accepted(id, block, env.clone());
         self.acks.insert(id, (client, block));
@@ -137,6 +150,35 @@ impl Validator {
         });
         self.ack(now, client, id, block);
         self.event(NodeEvent::RequestAcked { job: id, block });
+    }
+
+    /// Files a client's new request by the cutoff rule, or in the next
+    /// open block when the rule's file already holds `max_block_jobs`
+    /// (docs/PROTOCOL.md "Block size").
+    fn file_new(&mut self, now: LocalTime, entry: JobEntry) -> Result<BlockNumber, IntakeError> {
+        let max = self.params.max_block_jobs;
+        let [cur, next] = self.book.open_blocks();
+        let bt = self.block_time(now);
+        let wanted = undchain_jobfile::target_block(&self.params, bt);
+        let first = wanted.clamp(cur, next);
+        let room = |b: BlockNumber| {
+            self.book
+                .open_file(b)
+                .is_some_and(|f| f.len() < u64::from(max))
+        };
+        let block = if room(first) {
+            first
+        } else if first == cur && room(next) {
+            next
+        } else {
+            return Err(IntakeError::BlocksFull { max });
+        };
+        match self.book.file_at(entry, block) {
+            Ok(undchain_jobfile::Filed::Filed { block, .. })
+            | Ok(undchain_jobfile::Filed::Duplicate { block }) => Ok(block),
+            // Both blocks are open, so this is not reached.
+            Err(_) => Err(IntakeError::BlocksFull { max }),
+        }
     }
 
     /// A client forwarded its request (step 3).

@@ -134,8 +134,10 @@ pub(crate) struct SessionSlot {
     pub file: JobFile,
     /// The pending check its outcome serves.
     pub check: Option<Hash32>,
-    /// When it started (sessions that go quiet are dropped).
-    pub started: LocalTime,
+    /// When its last message came or went (sessions quiet for twice
+    /// `timing.fetch_retry_us` are dropped; a long session that keeps
+    /// moving is not).
+    pub active_at: LocalTime,
 }
 
 /// A decided block kept to serve others.
