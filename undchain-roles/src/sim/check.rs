@@ -34,6 +34,9 @@ pub struct Report {
     pub acked: u64,
     /// Jobs in committed blocks.
     pub committed_jobs: u64,
+    /// Jobs of the largest committed block (at most the chain's
+    /// `max_block_jobs`: a larger one fails the run).
+    pub largest_block_jobs: u64,
     /// Acknowledged requests never committed.
     pub lost: u64,
     /// Heights at which two validators committed different blocks, plus
@@ -286,6 +289,20 @@ fn committed_with_duplicates(w: &World) -> (BTreeMap<JobId, u64>, u64) {
     (jobs, dup)
 }
 
+/// Jobs in the largest block the longest honest validator stored.
+fn largest_block(w: &World) -> u64 {
+    longest_honest(w)
+        .and_then(|n| {
+            n.disk
+                .stored()
+                .blocks
+                .iter()
+                .map(|b| b.requests.len())
+                .max()
+        })
+        .unwrap_or(0) as u64
+}
+
 /// The honest validator that stored the most blocks.
 fn longest_honest(w: &World) -> Option<&super::world::Node> {
     w.nodes
@@ -396,6 +413,15 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
             .count() as u64;
     let missing = w.receipts_due(&committed, &receipts).count();
     failures.extend(w.partner_failures());
+    let largest_block_jobs = largest_block(w);
+    let max_jobs = cfg
+        .max_block_jobs
+        .unwrap_or(undchain_types::params::DEFAULT_MAX_BLOCK_JOBS);
+    if largest_block_jobs > u64::from(max_jobs) {
+        failures.push(format!(
+            "a committed block carries {largest_block_jobs} jobs, more than max_block_jobs = {max_jobs}"
+        ));
+    }
     let l = lifecycle(w);
     if l.bad_fetches > 0 {
         failures.push(format!(
@@ -434,6 +460,7 @@ pub(crate) fn report(cfg: &SimConfig, w: &World) -> Report {
         requests: w.load.sent + users.len() as u64,
         acked,
         committed_jobs: committed.len() as u64,
+        largest_block_jobs,
         lost,
         safety_violations: violations,
         state_roots_equal: roots_equal,

@@ -76,6 +76,8 @@ pub struct SimConfig {
     /// The chain's convergence size threshold in bytes (`None`: the
     /// chain default, far beyond any simulated run).
     pub convergence_bytes: Option<u64>,
+    /// The chain's `max_block_jobs` (`None`: the chain default).
+    pub max_block_jobs: Option<u32>,
     /// The clients submit a partner-countersigned receipt for every
     /// committed job (client story step 5), which the blocks commit.
     pub receipts: bool,
@@ -151,6 +153,7 @@ impl SimConfig {
             byzantine: None,
             behaviour: None,
             convergence_bytes: None,
+            max_block_jobs: None,
             receipts: true,
             users: 0,
             partners: 0,

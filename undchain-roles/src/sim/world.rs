@@ -187,6 +187,9 @@ impl World {
         if let Some(b) = cfg.convergence_bytes {
             params.convergence_size_threshold = b;
         }
+        if let Some(m) = cfg.max_block_jobs {
+            params.max_block_jobs = m;
+        }
         let max_known = params.max_known_active();
         let genesis = Genesis {
             params: params.clone(),

@@ -285,10 +285,27 @@ impl Validator {
             .is_ok()
     }
 
-    /// This validator's open file of `h`'s block, if it is `h`'s job file.
-    fn matching_open_file(&self, h: &BlockHeader) -> Option<JobFile> {
+    /// This validator's open file of `h`'s block, if it is `h`'s job file:
+    /// the whole file, or, when it holds more than `max_block_jobs` and the
+    /// header is full, its oldest `max_block_jobs` (what a proposer with
+    /// the same file proposes; "Block size" in docs/PROTOCOL.md).
+    fn matching_open_file(&mut self, h: &BlockHeader) -> Option<JobFile> {
         let mine = self.book.open_file(h.number)?;
-        (mine.len() == h.job_count && mine.merkle_root() == h.job_root).then(|| mine.clone())
+        if mine.len() == h.job_count && mine.merkle_root() == h.job_root {
+            return Some(mine.clone());
+        }
+        let max = self.params.max_block_jobs;
+        if mine.len() <= u64::from(max) || h.job_count != u64::from(max) {
+            return None;
+        }
+        let key = (h.number, mine.version());
+        if self.capped.as_ref().map(|(k, _)| *k) != Some(key) {
+            let mut f = mine.clone();
+            cap_jobs(&mut f, max);
+            self.capped = Some((key, f));
+        }
+        let (_, f) = self.capped.as_ref()?;
+        (f.merkle_root() == h.job_root).then(|| f.clone())
     }
 
     /// Valid when `file` is the header's job file, every request behind it
@@ -501,7 +518,7 @@ impl Validator {
 
     /// The job file and operations of decided block `b`, if this
     /// validator holds them.
-    fn decided_body(&self, b: &CommittedBlock) -> Option<(JobFile, Vec<Verified>)> {
+    fn decided_body(&mut self, b: &CommittedBlock) -> Option<(JobFile, Vec<Verified>)> {
         let id = b.certificate.block_hash;
         if let Some(c) = self.candidates.get(&id) {
             return Some((c.file.clone(), c.ops.clone()));
@@ -530,5 +547,40 @@ pub(crate) fn cap_jobs(file: &mut JobFile, max: u32) {
     order.sort_unstable();
     for (_, id) in order.into_iter().skip(max) {
         file.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use undchain_jobfile::testkit::entry;
+
+    #[test]
+    fn a_capped_file_keeps_the_oldest_jobs_whatever_the_insertion_order() {
+        // Send times 100 - n: the highest n is the oldest.
+        let all: Vec<_> = (0..10u64).map(|n| entry(n, 100 - n)).collect();
+        let mut a = JobFile::from_entries(all.clone()).unwrap();
+        let mut b = JobFile::from_entries(all.into_iter().rev()).unwrap();
+        cap_jobs(&mut a, 4);
+        cap_jobs(&mut b, 4);
+        assert_eq!(a.len(), 4);
+        assert_eq!(a.merkle_root(), b.merkle_root());
+        for n in 6..10u64 {
+            assert!(
+                a.contains(&entry(n, 100 - n).id),
+                "job {n} is among the oldest"
+            );
+        }
+        // Equal send times fall back to the id: still one answer.
+        let mut c = JobFile::from_entries((0..10u64).map(|n| entry(n, 7))).unwrap();
+        let mut d = JobFile::from_entries((0..10u64).rev().map(|n| entry(n, 7))).unwrap();
+        cap_jobs(&mut c, 3);
+        cap_jobs(&mut d, 3);
+        assert_eq!(c, d);
+        // At or under the bound nothing changes.
+        let mut e = JobFile::from_entries((0..3u64).map(|n| entry(n, n))).unwrap();
+        let before = e.merkle_root();
+        cap_jobs(&mut e, 3);
+        assert_eq!(e.merkle_root(), before);
     }
 }

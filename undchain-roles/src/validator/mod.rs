@@ -182,6 +182,10 @@ pub struct Validator {
     /// Checks and decided blocks waiting for a job file, by block hash.
     pub(crate) pending: BTreeMap<Hash32, PendingCheck>,
     pub(crate) candidates: BTreeMap<Hash32, Candidate>,
+    /// The oldest `max_block_jobs` of an open file that holds more, keyed
+    /// by block and file version: what a proposer holding the same file
+    /// proposes, so a checker compares without reconciling.
+    pub(crate) capped: Option<((BlockNumber, u64), JobFile)>,
     pub(crate) driver: Driver,
     /// Every registered validator, the scores, and the set of each next
     /// height (rotation at period ends, replacement).
@@ -305,6 +309,7 @@ impl Validator {
             served_requests: BTreeMap::new(),
             pending: BTreeMap::new(),
             candidates: BTreeMap::new(),
+            capped: None,
             driver: Driver::new(driver_cfg, cfg.key.clone()),
             roster,
             set,

@@ -244,6 +244,75 @@ fn a_validator_at_its_intake_limit_sheds_new_requests_until_a_block_takes_them()
     assert_eq!(acked_and_shed(&o, &client), (1, false), "taken again");
 }
 
+/// The block each ack names, and whether a `BlocksFull` refusal came.
+fn acked_block_and_full(out: &[Output]) -> (Option<BlockNumber>, bool) {
+    let block = out.iter().find_map(|o| match o {
+        Output::Send { envelope, .. } => match envelope.body() {
+            Message::RequestAck(a) => Some(a.block),
+            _ => None,
+        },
+        _ => None,
+    });
+    let full = out.iter().any(|o| {
+        matches!(o, Output::Event(NodeEvent::RequestRefused { reason, .. })
+            if reason.contains("blocks full"))
+    });
+    (block, full)
+}
+
+#[test]
+fn a_full_block_sends_intake_to_the_next_and_both_full_refuse() {
+    let mut cfg = config();
+    cfg.genesis.params.max_block_jobs = 2;
+    let mut store = MemoryStore::new();
+    let mut now = LocalTime::from_micros(T0 + 1_500_000);
+    let mut stored = store.load().unwrap();
+    stored.time_correction = Some(0);
+    let mut core = NodeCore::restore(&cfg, now, &stored, Arc::new(StrictCheck)).unwrap();
+    core.start(now);
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 1_600_000),
+    );
+    let client = key(1);
+    let mut seen = Vec::new();
+    for seq in 1..=5 {
+        core.handle_verified(now, request(&client, seq, now))
+            .unwrap();
+        let r = core.ready().unwrap();
+        let number = r.number();
+        store.write(&r.persist).unwrap();
+        seen.push(acked_block_and_full(
+            &[r.immediate, r.after_persist].concat(),
+        ));
+        core.advance(number).unwrap();
+    }
+    let (b0, b1) = (Some(BlockNumber(0)), Some(BlockNumber(1)));
+    assert_eq!(
+        seen,
+        vec![
+            (b0, false),
+            (b0, false),
+            (b1, false),
+            (b1, false),
+            (None, true)
+        ],
+        "two in block 0, two in block 1, the fifth refused"
+    );
+    drive(
+        &mut core,
+        &mut store,
+        &mut now,
+        LocalTime::from_micros(T0 + 8_000_000),
+    );
+    let blocks = store.load().unwrap().blocks;
+    let sizes: Vec<usize> = blocks.iter().take(2).map(|b| b.requests.len()).collect();
+    assert_eq!(sizes, vec![2, 2], "each block takes its two");
+    assert!(blocks.iter().all(|b| b.requests.len() <= 2));
+}
+
 #[test]
 fn ack_goes_out_only_after_its_write() {
     let (_store, now, mut core) = started();

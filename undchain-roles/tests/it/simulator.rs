@@ -151,3 +151,40 @@ fn fault_free_run_commits_every_request() {
     assert_eq!(r.committed_jobs, r.requests);
     assert!(r.blocks >= 10);
 }
+
+/// Arrivals above what a block may carry: every block stays within
+/// `max_block_jobs` (the run fails otherwise), the intake files the
+/// overflow into the next block or refuses it, and every acknowledged job
+/// still commits once the load stops.
+#[test]
+fn blocks_stay_within_max_block_jobs_and_the_backlog_commits_later() {
+    let mut cfg = SimConfig::new(4, 12, 41);
+    cfg.requests_per_block = 40;
+    cfg.max_block_jobs = Some(12);
+    let r = run(&cfg).unwrap();
+    assert!(r.ok(), "{} {:?}", r.line(), r.failures);
+    assert_eq!(r.largest_block_jobs, 12, "full blocks: {}", r.line());
+    assert!(
+        r.acked < r.requests,
+        "the overflow is refused: {}",
+        r.line()
+    );
+    assert!(r.committed_jobs >= r.acked, "{}", r.line());
+    assert_eq!(r.lost, 0);
+}
+
+/// The same bound under the campaign's faults (loss, crashes, partitions,
+/// Byzantine validators): nothing acknowledged is lost and no block is
+/// over the bound.
+#[test]
+fn faults_with_full_blocks_20_seeds() {
+    for seed in 7000..7020 {
+        let mut cfg = SimConfig::new(4, 10, seed);
+        cfg.faults = true;
+        cfg.requests_per_block = 40;
+        cfg.max_block_jobs = Some(16);
+        let r = run(&cfg).unwrap();
+        assert!(r.ok(), "{} {:?}", r.line(), r.failures);
+        assert!(r.largest_block_jobs <= 16, "{}", r.line());
+    }
+}
