@@ -118,21 +118,12 @@ impl Validator {
             self.ack(now, client, id, block);
             return;
         }
-        let entry = match self
+        let filed = self
             .active_check()
             .and_then(|()| self.capacity_check())
             .and_then(|()| self.affordable_entry(&env))
-        {
-            Ok(e) => e,
-            Err(e) => {
-                self.event(NodeEvent::RequestRefused {
-                    client,
-                    reason: e.to_string(),
-                });
-                return;
-            }
-        };
-        let block = match self.file_new(now, entry) {
+            .and_then(|entry| self.file_new(now, entry));
+        let block = match filed {
             Ok(b) => b,
             Err(e) => {
                 self.event(NodeEvent::RequestRefused {
