@@ -49,20 +49,30 @@ fn config() -> NodeConfig {
 
 /// A node whose agreed time is already online (correction 0).
 fn node(store: &MemoryStore, now: LocalTime) -> NodeCore {
+    node_with(&config(), store, now)
+}
+
+/// [`node`] with configuration `cfg`.
+fn node_with(cfg: &NodeConfig, store: &MemoryStore, now: LocalTime) -> NodeCore {
     let mut stored = store.load().unwrap();
     if stored.time_correction.is_none() {
         stored.time_correction = Some(0);
     }
-    let mut core = NodeCore::restore(&config(), now, &stored, Arc::new(StrictCheck)).unwrap();
+    let mut core = NodeCore::restore(cfg, now, &stored, Arc::new(StrictCheck)).unwrap();
     core.start(now);
     core
 }
 
 /// A fresh node driven to just after genesis.
 pub(crate) fn started() -> (MemoryStore, LocalTime, NodeCore) {
+    started_with(&config())
+}
+
+/// [`started`] with configuration `cfg`.
+fn started_with(cfg: &NodeConfig) -> (MemoryStore, LocalTime, NodeCore) {
     let mut store = MemoryStore::new();
     let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut core = node(&store, now);
+    let mut core = node_with(cfg, &store, now);
     drive(
         &mut core,
         &mut store,
@@ -184,18 +194,7 @@ fn acked_and_shed(out: &[Output], client: &SigningKey) -> (usize, bool) {
 fn a_validator_at_its_intake_limit_sheds_new_requests_until_a_block_takes_them() {
     let mut cfg = config();
     cfg.timing.intake_limit_jobs = 2;
-    let mut store = MemoryStore::new();
-    let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut stored = store.load().unwrap();
-    stored.time_correction = Some(0);
-    let mut core = NodeCore::restore(&cfg, now, &stored, Arc::new(StrictCheck)).unwrap();
-    core.start(now);
-    drive(
-        &mut core,
-        &mut store,
-        &mut now,
-        LocalTime::from_micros(T0 + 1_600_000),
-    );
+    let (mut store, mut now, mut core) = started_with(&cfg);
     let client = key(1);
     let mut out = Vec::new();
     for seq in 1..=3 {
@@ -264,18 +263,7 @@ fn acked_block_and_full(out: &[Output]) -> (Option<BlockNumber>, bool) {
 fn a_full_block_sends_intake_to_the_next_and_both_full_refuse() {
     let mut cfg = config();
     cfg.genesis.params.max_block_jobs = 2;
-    let mut store = MemoryStore::new();
-    let mut now = LocalTime::from_micros(T0 + 1_500_000);
-    let mut stored = store.load().unwrap();
-    stored.time_correction = Some(0);
-    let mut core = NodeCore::restore(&cfg, now, &stored, Arc::new(StrictCheck)).unwrap();
-    core.start(now);
-    drive(
-        &mut core,
-        &mut store,
-        &mut now,
-        LocalTime::from_micros(T0 + 1_600_000),
-    );
+    let (mut store, mut now, mut core) = started_with(&cfg);
     let client = key(1);
     let mut seen = Vec::new();
     for seq in 1..=5 {
